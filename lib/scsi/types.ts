@@ -1,0 +1,105 @@
+// The two small interfaces the SCSI core stands between (design.md, "Interfaces to keep
+// small"): fabrics (iSCSI over TCP or iSER, SRP) submit commands with a FabricIO that
+// moves data; backstores store blocks. The core never sees a socket or a QP.
+
+/** Where a LUN's blocks live. Offsets and counts are in blocks of `blockSize`. */
+export interface Backstore {
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly readOnly: boolean;
+  /** Fills `into` (exactly blocks*blockSize bytes) from `lba`. */
+  read(lba: number, blocks: number, into: Uint8Array): Promise<void>;
+  /** Stores `from` (exactly blocks*blockSize bytes) at `lba`; `fua` returns only once on stable storage. */
+  write(lba: number, blocks: number, from: Uint8Array, opts?: { fua?: boolean }): Promise<void>;
+  flush(): Promise<void>;
+  /** Deallocates ranges; later reads return zeroes. */
+  unmap(ranges: ReadonlyArray<{ lba: number; blocks: number }>): Promise<void>;
+  /** Whether `lba` is mapped and how many blocks from it share that state (GET LBA STATUS). */
+  lbaStatus?(lba: number): Promise<{ mapped: boolean; blocks: number }>;
+  /**
+   * Zero-copy access for fabrics (design.md, memory model): the RAM backstore returns
+   * the byte view of its (registered) memory for these blocks, so Data-In can be an RDMA
+   * WRITE straight from it and Data-Out an RDMA READ straight into it. Undefined where the
+   * data must pass through a buffer (file, block).
+   */
+  view?(lba: number, blocks: number): Uint8Array | undefined;
+  close(): Promise<void>;
+}
+
+export const enum DataDirection {
+  None = 0,
+  Write = 1, // initiator → target (Data-Out)
+  Read = 2, // target → initiator (Data-In)
+  Bidi = 3,
+}
+
+export const enum TaskAttribute {
+  Simple = 0,
+  Ordered = 1,
+  HeadOfQueue = 2,
+  Aca = 3,
+}
+
+/** One SCSI command as a fabric hands it to the core. */
+export interface ScsiCommand {
+  /** 8-byte LUN field as the fabric received it (SAM-5 4.6); the core decodes it. */
+  lun: bigint;
+  cdb: Uint8Array;
+  /** Initiator task tag; unique per I_T nexus while the task lives. */
+  tag: number;
+  attribute: TaskAttribute;
+  /** Expected data transfer length from the fabric (iSCSI EDTL, SRP descriptors). */
+  expectedLength: number;
+  direction: DataDirection;
+}
+
+/** Who sent a command: the I_T nexus. Transport IDs are what PR uses (SPC-4 7.6.4). */
+export interface Nexus {
+  /** Initiator port name, e.g. "iqn.1994-05.com.redhat:host,i,0x23d000000001" for iSCSI. */
+  initiatorPort: string;
+  /** Target port name. */
+  targetPort: string;
+  /** Relative target port identifier (VPD 0x83, REPORT TARGET PORT GROUPS). */
+  relativePortId: number;
+  /** TransportID for PERSISTENT RESERVE (SPC-4 7.6.4), built by the fabric. */
+  transportId: Uint8Array;
+}
+
+/** How the core moves data through the fabric for one command. */
+export interface FabricIO {
+  /**
+   * Obtain `into.length` bytes of Data-Out starting at byte `offset` of the command's
+   * data. Called only for write-direction commands, after the CDB is validated. `into`
+   * may be the LUN's own memory (zero copy).
+   */
+  dataOut(into: Uint8Array, offset: number): Promise<void>;
+  /** Deliver Data-In bytes at byte `offset`; called with ascending offsets. */
+  dataIn(from: Uint8Array, offset: number): Promise<void>;
+}
+
+export interface ScsiCompletion {
+  status: number; // SAM status: 0x00 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, 0x18 RESERVATION CONFLICT, 0x28 TASK SET FULL
+  sense?: Uint8Array;
+  /** Bytes actually moved; the fabric derives over/underflow residuals from expectedLength. */
+  transferred: number;
+}
+
+export const enum TmfFunction {
+  AbortTask = 1,
+  AbortTaskSet = 2,
+  ClearAca = 3,
+  ClearTaskSet = 4,
+  LogicalUnitReset = 5,
+  TargetWarmReset = 6,
+  TargetColdReset = 7,
+  QueryTask = 8,
+}
+
+export const enum TmfResponse {
+  Complete = 0,
+  TaskDoesNotExist = 1,
+  LunDoesNotExist = 2,
+  TaskStillAllegiant = 3,
+  NotSupported = 5,
+  Rejected = 255,
+}
