@@ -799,11 +799,10 @@ function isWildcard(a: string): boolean {
   return a === '0.0.0.0' || a === '::';
 }
 
-/** Parses JSON text and validates it; JSON syntax errors carry line and column. */
-export function parseConfig(text: string, opts: ValidateOptions = {}): ValidationResult {
-  let doc: unknown;
+/** Parses JSON text; syntax errors carry line and column where V8 reports a position. */
+export function parseJsonText(text: string): { doc?: unknown; error?: string } {
   try {
-    doc = JSON.parse(text);
+    return { doc: JSON.parse(text) as unknown };
   } catch (e) {
     const msg = (e as Error).message;
     const m = /position (\d+)/.exec(msg);
@@ -812,10 +811,16 @@ export function parseConfig(text: string, opts: ValidateOptions = {}): Validatio
       const before = text.slice(0, pos);
       const line = before.split('\n').length;
       const col = pos - before.lastIndexOf('\n');
-      return { errors: [`invalid JSON at line ${line}, column ${col}: ${msg.replace(/ in JSON at position \d+.*$/, '')}`], warnings: [] };
+      return { error: `invalid JSON at line ${line}, column ${col}: ${msg.replace(/ in JSON at position \d+.*$/s, '')}` };
     }
-    return { errors: [`invalid JSON: ${msg}`], warnings: [] };
+    return { error: `invalid JSON: ${msg}` };
   }
+}
+
+/** Parses JSON text and validates it. */
+export function parseConfig(text: string, opts: ValidateOptions = {}): ValidationResult {
+  const { doc, error } = parseJsonText(text);
+  if (error) return { errors: [error], warnings: [] };
   return validateConfig(doc, opts);
 }
 

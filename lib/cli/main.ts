@@ -1,0 +1,315 @@
+#!/usr/bin/env node
+// The `rdma-target` command. It parses arguments, loads and validates the configuration,
+// and runs the daemon; everything it prints on failure is one line an operator can act on
+// (the config field or flag at fault), with the stack trace kept for --debug.
+
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  defaultConfigJson,
+  fmtAddr,
+  overrideListen,
+  parseConfig,
+  parseJsonText,
+  validateConfig,
+  type ValidationResult,
+} from '../target/config.js';
+import { Daemon, StartError, type Logger } from '../target/daemon.js';
+import { controlRequest } from '../target/control.js';
+import type { Engine } from '../target/engine.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+const USAGE = `Usage:
+  rdma-target [--config FILE] [--listen ADDR:PORT] [--debug]
+  rdma-target check-config FILE
+  rdma-target status [--socket PATH]
+  rdma-target --help | --version
+
+Serves iSCSI LUNs (iSCSI/TCP now; iSER and SRP when RDMA devices are present).
+With no --config it serves the embedded default: target
+iqn.2025-01.org.rdma-target:default, LUN 0 = 1 GiB thin RAM disk, on 127.0.0.1:3260,
+demo mode (any initiator, no CHAP).
+
+Options:
+  -c, --config FILE        JSON configuration (see docs/config.md)
+  -l, --listen ADDR:PORT   serve every TCP portal on ADDR:PORT instead ("[::1]:3260" for
+                           IPv6; port 0 picks a free port and prints it)
+      --debug              verbose log, stack traces on errors
+      --shutdown-timeout S seconds in-flight commands get at shutdown (default 5)
+  -h, --help               this text
+  -V, --version            print the version
+
+Commands:
+  check-config FILE        validate FILE, print every problem with its field path;
+                           exit 0 if it is valid, 1 if not
+  status                   ask a running daemon for sessions, LUNs and counters
+                           (via its control socket; --socket PATH to pick one)
+
+Exit status: 0 clean stop, 1 configuration or start-up error, 2 usage error.`;
+
+export function version(): string {
+  // Walk up from this file: dist/cli/main.js, lib/cli/main.ts and test bundles all live under the package.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'rdma-target') return pkg.version ?? '0.0.0';
+    } catch { /* not here */ }
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}
+
+/** "127.0.0.1:3260", "[::1]:3260", "0.0.0.0:0" → address and port, or an error message. */
+export function parseListen(v: string): { address: string; port: number } | string {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:]+):(\d+)$/.exec(v);
+  if (!m) return `--listen: must be ADDR:PORT such as 127.0.0.1:3260 or [::1]:3260, got ${JSON.stringify(v)}`;
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port > 65535) return `--listen: port must be an integer 0–65535, got ${JSON.stringify(m[2])}`;
+  return { address: m[1]!, port };
+}
+
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const consoleIo: Io = {
+  out: (l) => process.stdout.write(l + '\n'),
+  err: (l) => process.stderr.write(l + '\n'),
+};
+
+function makeLogger(io: Io, debug: boolean): Logger {
+  return {
+    info: (m) => io.out(m),
+    warn: (m) => io.err(`warning: ${m}`),
+    error: (m) => io.err(`error: ${m}`),
+    debug: (m) => { if (debug) io.err(`debug: ${m}`); },
+  };
+}
+
+function loadFile(file: string): { text?: string; error?: string } {
+  try {
+    return { text: readFileSync(file, 'utf8') };
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    return { error: `${file}: ${why}` };
+  }
+}
+
+export interface RunOptions {
+  io?: Io;
+  /** The engine to run; the real one is loaded lazily so `--help` never touches native code. */
+  engine?: Engine;
+  /** Called once the daemon is up (tests use it instead of signals). */
+  onStarted?: (d: Daemon) => void;
+  /** Install SIGINT/SIGTERM handlers (the real command does; tests may not). */
+  signals?: boolean;
+}
+
+/** Runs the command; resolves with the exit code instead of exiting, so tests can call it. */
+export async function run(argv: string[], ro: RunOptions = {}): Promise<number> {
+  const io = ro.io ?? consoleIo;
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        listen: { type: 'string', short: 'l' },
+        debug: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+        socket: { type: 'string' },
+        'shutdown-timeout': { type: 'string' },
+      },
+    });
+  } catch (e) {
+    io.err(`rdma-target: ${(e as Error).message.replace(/\. To specify a positional argument.*$/s, '')}`);
+    io.err('Try "rdma-target --help".');
+    return EXIT_USAGE;
+  }
+  const { values: o, positionals: pos } = parsed;
+  const usage = (msg: string): number => {
+    io.err(`rdma-target: ${msg}`);
+    io.err('Try "rdma-target --help".');
+    return EXIT_USAGE;
+  };
+
+  if (o.help) { io.out(USAGE); return EXIT_OK; }
+  if (o.version) { io.out(`rdma-target ${version()}`); return EXIT_OK; }
+
+  const cmd = pos[0];
+  if (cmd === 'check-config') {
+    if (pos.length !== 2) return usage('check-config takes exactly one FILE');
+    if (o.config || o.listen || o.socket) return usage('check-config takes no --config, --listen or --socket');
+    return checkConfig(pos[1]!, io);
+  }
+  if (cmd === 'status') {
+    if (pos.length !== 1) return usage('status takes no arguments');
+    return status(o.socket, o.config, io);
+  }
+  if (cmd !== undefined) return usage(`unknown command ${JSON.stringify(cmd)}`);
+  if (o.socket) return usage('--socket belongs to the status command');
+
+  let graceMs = 5000;
+  if (o['shutdown-timeout'] !== undefined) {
+    const s = Number(o['shutdown-timeout']);
+    if (!Number.isFinite(s) || s < 0 || s > 3600) return usage(`--shutdown-timeout: must be seconds 0–3600, got ${JSON.stringify(o['shutdown-timeout'])}`);
+    graceMs = s * 1000;
+  }
+
+  let doc: Record<string, unknown>;
+  let source = 'embedded default config';
+  if (o.config !== undefined) {
+    const f = loadFile(o.config);
+    if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+    const j = parseJsonText(f.text!);
+    if (j.error) { io.err(`rdma-target: ${o.config}: ${j.error}`); return EXIT_FAILURE; }
+    if (!j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) { io.err(`rdma-target: ${o.config}: must be a JSON object`); return EXIT_FAILURE; }
+    doc = j.doc as Record<string, unknown>;
+    source = o.config;
+  } else {
+    doc = defaultConfigJson();
+  }
+
+  let listen: { address: string; port: number } | undefined;
+  if (o.listen !== undefined) {
+    const l = parseListen(o.listen);
+    if (typeof l === 'string') return usage(l);
+    listen = l;
+    doc = overrideListen(doc, l.address, l.port);
+  }
+  const result: ValidationResult = validateConfig(doc, { allowEphemeralPort: listen !== undefined });
+  if (!result.config) {
+    for (const e of result.errors) io.err(`rdma-target: ${source}: ${listen ? e.replace(/^targets\[\d+\]\.tpgs\[\d+\]\.portals\[0\]\.(address|port)/, '--listen') : e}`);
+    return EXIT_FAILURE;
+  }
+  const log = makeLogger(io, !!o.debug);
+  for (const w of result.warnings) log.warn(w);
+
+  let engine = ro.engine;
+  if (!engine) {
+    const { createEngine } = await import('../target/wiring.js');
+    engine = createEngine();
+  }
+
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(result.config, {
+      engine,
+      log,
+      shutdownGraceMs: graceMs,
+      version: version(),
+      ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
+    });
+  } catch (e) {
+    const msg = e instanceof StartError ? e.message : (e as Error).message ?? String(e);
+    io.err(`rdma-target: ${msg}`);
+    if (o.debug) io.err(((e as Error).cause as Error | undefined)?.stack ?? (e as Error).stack ?? '');
+    return EXIT_FAILURE;
+  }
+
+  io.out(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
+  for (const line of daemon.connectionHints()) io.out(line);
+  ro.onStarted?.(daemon);
+
+  return new Promise<number>((resolve) => {
+    let signalled = 0;
+    const finish = (code: number) => {
+      if (ro.signals !== false) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
+      resolve(code);
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      signalled++;
+      if (signalled > 1) {
+        io.err(`rdma-target: ${sig} again: exiting without waiting`);
+        finish(EXIT_FAILURE);
+        return;
+      }
+      io.out(`rdma-target: ${sig}: stopping (sessions asked to log out, ${graceMs / 1000}s for in-flight commands; ${sig} again to force)`);
+      daemon.stop(graceMs).then(
+        () => { io.out('rdma-target: stopped'); finish(EXIT_OK); },
+        (e: unknown) => { io.err(`rdma-target: unclean stop: ${(e as Error).message}`); finish(EXIT_FAILURE); },
+      );
+    };
+    if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); }
+    // Tests without signals stop the daemon themselves; resolve once it has stopped.
+    if (ro.signals === false) {
+      const orig = daemon.stop.bind(daemon);
+      daemon.stop = (ms?: number) => {
+        const p = orig(ms);
+        p.then(() => finish(EXIT_OK), () => finish(EXIT_FAILURE));
+        return p;
+      };
+    }
+  });
+}
+
+function checkConfig(file: string, io: Io): number {
+  const f = loadFile(file);
+  if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+  const r = parseConfig(f.text!);
+  for (const e of r.errors) io.err(`${file}: error: ${e}`);
+  for (const w of r.warnings) io.err(`${file}: warning: ${w}`);
+  if (!r.config) {
+    io.err(`${file}: ${r.errors.length} error${r.errors.length === 1 ? '' : 's'}`);
+    return EXIT_FAILURE;
+  }
+  const c = r.config;
+  const tpgs = c.targets.reduce((n, t) => n + t.tpgs.length, 0);
+  const luns = c.targets.reduce((n, t) => n + t.tpgs.reduce((m, g) => m + g.luns.length, 0), 0);
+  const portals = new Set(c.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals.map((p) => `${p.transport} ${fmtAddr(p.address, p.port)}`))));
+  io.out(`${file}: OK: ${c.targets.length} target${c.targets.length === 1 ? '' : 's'}, ${tpgs} TPG${tpgs === 1 ? '' : 's'}, ${luns} LUN${luns === 1 ? '' : 's'}, portals: ${[...portals].join(', ') || 'none'}`);
+  return EXIT_OK;
+}
+
+async function status(socket: string | undefined, configFile: string | undefined, io: Io): Promise<number> {
+  let path = socket;
+  if (!path) {
+    let doc: unknown = defaultConfigJson();
+    if (configFile) {
+      const f = loadFile(configFile);
+      if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+      const j = parseJsonText(f.text!);
+      if (j.error) { io.err(`rdma-target: ${configFile}: ${j.error}`); return EXIT_FAILURE; }
+      doc = j.doc;
+    }
+    const r = validateConfig(doc);
+    if (!r.config) { io.err(`rdma-target: ${configFile}: ${r.errors[0]}`); return EXIT_FAILURE; }
+    if (!r.config.control) { io.err('rdma-target: the configuration disables the control socket (control: false)'); return EXIT_FAILURE; }
+    path = r.config.control.socket;
+  }
+  try {
+    const result = await controlRequest(path, { cmd: 'status' });
+    io.out(JSON.stringify(result, null, 2));
+    return EXIT_OK;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no daemon is listening there' : (e as Error).message;
+    io.err(`rdma-target: control socket ${path}: ${why}`);
+    return EXIT_FAILURE;
+  }
+}
+
+// Run when executed as a program, not when imported by tests.
+function invokedDirectly(): boolean {
+  try {
+    return process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(process.argv[1]);
+  } catch {
+    return false;
+  }
+}
+if (invokedDirectly()) {
+  const code = await run(process.argv.slice(2));
+  // Exit explicitly: a lingering handle must not keep a stopped daemon alive.
+  process.exit(code);
+}

@@ -1,0 +1,291 @@
+// The daemon's lifecycle: config → backstores → SCSI LUNs + iSCSI targets → portals →
+// control socket, and the reverse on stop. Every failure at start is turned into one
+// StartError naming the config field it came from, because the operator's fix is always
+// an edit to that field (or freeing a port), never reading a stack trace.
+
+import { fmtAddr, resolveBackstore, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
+import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
+import { ControlServer } from './control.js';
+import type { Backstore } from '../scsi/types.js';
+
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  debug(msg: string): void;
+}
+
+export const silentLogger: Logger = { info() {}, warn() {}, error() {}, debug() {} };
+
+/** A start-up failure attributable to one config field (or to the command line). */
+export class StartError extends Error {
+  constructor(readonly field: string, message: string, options?: { cause?: unknown }) {
+    super(`${field}: ${message}`, options);
+    this.name = 'StartError';
+  }
+}
+
+export interface DaemonOptions {
+  engine: Engine;
+  log?: Logger;
+  /** How long in-flight commands get to finish at shutdown before they are aborted. */
+  shutdownGraceMs?: number;
+  version?: string;
+  /** Where --listen came from, so a bind error can point at the flag instead of the file. */
+  listenOverride?: string;
+}
+
+export interface BoundPortal {
+  /** Config path of the first portal that asked for this listener. */
+  field: string;
+  transport: PortalConfig['transport'];
+  address: string;
+  port: number;
+  /** Targets reachable through it. */
+  targets: string[];
+}
+
+export interface DaemonStatus {
+  version: string;
+  pid: number;
+  uptimeSeconds: number;
+  state: 'running' | 'stopping' | 'stopped';
+  portals: Array<{ transport: string; address: string; port: number; targets: string[] }>;
+  targets: Array<{
+    iqn: string;
+    tpgs: Array<{
+      tag: number;
+      demoMode: boolean;
+      authentication: boolean;
+      acls: string[];
+      luns: Array<{ lun: number; backstore: string; type: string; sizeBytes: number; blockSize: number; readOnly: boolean; thin: boolean; path?: string }>;
+    }>;
+  }>;
+  sessions: EngineStatus['sessions'];
+  counters: EngineStatus['counters'];
+}
+
+/** Human hint for an errno from opening a backstore or binding a portal. */
+function errnoText(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  switch (err?.code) {
+    case 'ENOENT': return 'no such file or directory';
+    case 'EACCES': case 'EPERM': return 'permission denied';
+    case 'EISDIR': return 'is a directory';
+    case 'ENOTDIR': return 'a parent is not a directory';
+    case 'EROFS': return 'read-only file system (set readOnly: true to export it read-only)';
+    case 'ENOSPC': return 'no space left on device';
+    case 'EBUSY': return 'device or resource busy';
+    case 'ENXIO': case 'ENODEV': return 'no such device';
+    case 'EADDRINUSE': return 'address already in use';
+    case 'EADDRNOTAVAIL': return 'address not available on this host';
+    default: return err?.message ?? String(e);
+  }
+}
+
+export class Daemon {
+  readonly portals: BoundPortal[] = [];
+  private readonly log: Logger;
+  private readonly listeners: Listener[] = [];
+  private readonly opened: Array<{ name: string; field: string; store: BackstoreConfig; backstore: Backstore }> = [];
+  private served: ServedTargets | undefined;
+  private control: ControlServer | undefined;
+  private state: DaemonStatus['state'] = 'running';
+  private readonly startedAt = Date.now();
+  private stopping: Promise<void> | undefined;
+  private resolved: ResolvedLun[] = [];
+
+  private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
+    this.log = opts.log ?? silentLogger;
+  }
+
+  /** Starts everything or, on the first failure, undoes what was started and throws a StartError. */
+  static async start(config: Config, opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(config, opts);
+    try {
+      await d.openBackstores();
+      d.served = await d.opts.engine.build(config, d.resolved);
+      await d.bindPortals();
+      if (config.control) {
+        d.control = new ControlServer(config.control.socket, (req) => d.handleControl(req), d.log);
+        try {
+          await d.control.listen();
+        } catch (e) {
+          d.control = undefined;
+          throw new StartError('control.socket', `cannot listen on ${config.control.socket}: ${(e as Error).message}`, { cause: e });
+        }
+      }
+    } catch (e) {
+      await d.teardown(0).catch(() => {});
+      if (e instanceof StartError) throw e;
+      throw new StartError('start', (e as Error).message ?? String(e), { cause: e });
+    }
+    return d;
+  }
+
+  private async openBackstores(): Promise<void> {
+    const byName = new Map<string, Backstore>();
+    const open = async (store: BackstoreConfig, field: string, name: string): Promise<Backstore> => {
+      let b: Backstore;
+      try {
+        b = await this.opts.engine.openBackstore(store);
+      } catch (e) {
+        const what = store.path ? `${store.path}: ` : '';
+        const sub = (e as NodeJS.ErrnoException)?.code === 'ENOENT' && store.type === 'file' && store.size === undefined
+          ? `${field}.path`
+          : store.path ? `${field}.path` : field;
+        const hint = sub.endsWith('.path') && store.type === 'file' && store.size === undefined && (e as NodeJS.ErrnoException)?.code === 'ENOENT'
+          ? ' (give a size to create it)'
+          : '';
+        throw new StartError(sub, `cannot open ${store.type} backstore: ${what}${errnoText(e)}${hint}`, { cause: e });
+      }
+      this.opened.push({ name, field, store, backstore: b });
+      this.log.debug(`opened ${store.type} backstore ${name}: ${b.blockCount} × ${b.blockSize} bytes${b.readOnly ? ', read-only' : ''}`);
+      return b;
+    };
+    // Only backstores a LUN uses are opened: an unused entry in a shared file costs nothing.
+    const used = new Set<string>();
+    for (const t of this.config.targets) for (const g of t.tpgs) for (const l of g.luns) if (typeof l.backstore === 'string') used.add(l.backstore);
+    for (const [i, s] of this.config.backstores.entries()) {
+      if (!used.has(s.name!)) { this.log.warn(`backstores[${i}] (${s.name}) is used by no LUN; not opened`); continue; }
+      byName.set(s.name!, await open(s, `backstores[${i}]`, s.name!));
+    }
+    for (const [ti, t] of this.config.targets.entries()) {
+      for (const [gi, g] of t.tpgs.entries()) {
+        if (!g.enable) continue;
+        for (const [li, l] of g.luns.entries()) {
+          const store = resolveBackstore(this.config, l);
+          const inline = typeof l.backstore !== 'string';
+          const storeName = inline ? `${t.iqn}/tpg${g.tag}/lun${l.lun}` : (l.backstore as string);
+          const backstore = inline ? await open(store, `targets[${ti}].tpgs[${gi}].luns[${li}].backstore`, storeName) : byName.get(storeName)!;
+          this.resolved.push({ iqn: t.iqn, tpgTag: g.tag, lun: l, store, storeName, backstore });
+        }
+      }
+    }
+  }
+
+  private async bindPortals(): Promise<void> {
+    // One listener per transport+address+port, whatever number of targets shares it.
+    const wanted = new Map<string, BoundPortal & { portal: PortalConfig }>();
+    for (const [ti, t] of this.config.targets.entries()) {
+      for (const [gi, g] of t.tpgs.entries()) {
+        if (!g.enable) { this.log.info(`targets[${ti}].tpgs[${gi}] (${t.iqn} tpg ${g.tag}) is disabled; not served`); continue; }
+        for (const [pi, p] of g.portals.entries()) {
+          const field = this.opts.listenOverride && p.transport === 'tcp' ? '--listen' : `targets[${ti}].tpgs[${gi}].portals[${pi}]`;
+          if (!this.opts.engine.transports.has(p.transport)) {
+            this.log.warn(`${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: this build has no ${p.transport} transport yet`);
+            continue;
+          }
+          const key = `${p.transport}|${p.address}|${p.port}`;
+          const w = wanted.get(key);
+          if (w) { if (!w.targets.includes(t.iqn)) w.targets.push(t.iqn); }
+          else wanted.set(key, { field, transport: p.transport, address: p.address, port: p.port, targets: [t.iqn], portal: p });
+        }
+      }
+    }
+    for (const w of wanted.values()) {
+      let l: Listener;
+      try {
+        l = await this.served!.listen(w.portal);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException)?.code;
+        let hint = '';
+        if (code === 'EADDRINUSE') hint = ' (is another target running? pick another port, e.g. --listen ' + fmtAddr(w.address, w.port + 1) + ')';
+        if ((code === 'EACCES' || code === 'EPERM') && w.port < 1024) hint = ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+        throw new StartError(w.field, `cannot listen on ${fmtAddr(w.address, w.port)}: ${errnoText(e)}${hint}`, { cause: e });
+      }
+      this.listeners.push(l);
+      const { portal: _p, ...bound } = w;
+      this.portals.push({ ...bound, address: l.address, port: l.port });
+    }
+    if (this.portals.length === 0 && this.resolved.length > 0) this.log.warn('no portal is being served: initiators cannot reach any LUN');
+  }
+
+  /** Lines telling a user how to reach what is served (printed at start). */
+  connectionHints(): string[] {
+    const lines: string[] = [];
+    for (const p of this.portals) {
+      const hp = fmtAddr(p.address === '0.0.0.0' ? '127.0.0.1' : p.address === '::' ? '::1' : p.address, p.port);
+      lines.push(`listening on ${p.transport} ${fmtAddr(p.address, p.port)} for ${p.targets.join(', ')}`);
+      if (p.transport !== 'tcp') continue;
+      lines.push(`  discover:  iscsiadm -m discovery -t st -p ${hp}`);
+      for (const iqn of p.targets) {
+        lines.push(`  login:     iscsiadm -m node -T ${iqn} -p ${hp} --login`);
+        const luns = this.resolved.filter((r) => r.iqn === iqn).map((r) => r.lun.lun);
+        for (const lun of [...new Set(luns)].sort((a, b) => a - b)) lines.push(`  libiscsi:  iscsi://${hp}/${iqn}/${lun}`);
+      }
+    }
+    if (this.control) lines.push(`control socket ${this.control.path} (rdma-target status --socket ${this.control.path})`);
+    return lines;
+  }
+
+  status(): DaemonStatus {
+    const engine = this.served?.status() ?? { sessions: [], counters: {} };
+    return {
+      version: this.opts.version ?? '0.0.0',
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      state: this.state,
+      portals: this.portals.map(({ transport, address, port, targets }) => ({ transport, address, port, targets })),
+      targets: this.config.targets.map((t) => ({
+        iqn: t.iqn,
+        tpgs: t.tpgs.map((g) => ({
+          tag: g.tag,
+          demoMode: g.attributes.generateNodeAcls,
+          authentication: g.attributes.authentication,
+          acls: g.acls.map((a) => a.initiator),
+          luns: this.resolved.filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag).map((r) => {
+            const lun: DaemonStatus['targets'][0]['tpgs'][0]['luns'][0] = {
+              lun: r.lun.lun,
+              backstore: r.storeName,
+              type: r.store.type,
+              sizeBytes: r.backstore.blockCount * r.backstore.blockSize,
+              blockSize: r.backstore.blockSize,
+              readOnly: r.backstore.readOnly,
+              thin: r.store.thin,
+            };
+            if (r.store.path) lun.path = r.store.path;
+            return lun;
+          }),
+        })),
+      })),
+      sessions: engine.sessions,
+      counters: engine.counters,
+    };
+  }
+
+  private async handleControl(req: { cmd: string; [k: string]: unknown }): Promise<unknown> {
+    switch (req.cmd) {
+      case 'status': return this.status();
+      case 'version': return { version: this.opts.version ?? '0.0.0' };
+      case 'help': return { commands: ['status', 'version', 'help'] };
+      default: throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
+    }
+  }
+
+  /**
+   * Stops in order: no new connections, sessions asked to log out and given `graceMs` to
+   * drain, then backstores flushed (file LUNs reach stable storage) and closed. Idempotent.
+   */
+  stop(graceMs = this.opts.shutdownGraceMs ?? 5000): Promise<void> {
+    this.stopping ??= this.teardown(graceMs);
+    return this.stopping;
+  }
+
+  private async teardown(graceMs: number): Promise<void> {
+    this.state = 'stopping';
+    const errors: unknown[] = [];
+    const attempt = async (what: string, f: () => Promise<void>) => {
+      try { await f(); } catch (e) { errors.push(e); this.log.error(`${what}: ${(e as Error).message}`); }
+    };
+    for (const l of this.listeners.splice(0)) await attempt(`closing ${fmtAddr(l.address, l.port)}`, () => l.close());
+    if (this.served) await attempt('iSCSI shutdown', () => this.served!.shutdown(graceMs));
+    for (const o of this.opened.splice(0).reverse()) {
+      await attempt(`flushing ${o.name}`, async () => { if (!o.backstore.readOnly) await o.backstore.flush(); });
+      await attempt(`closing ${o.name}`, () => o.backstore.close());
+    }
+    if (this.control) await attempt('control socket', () => this.control!.close());
+    this.state = 'stopped';
+    if (errors.length) throw errors[0];
+  }
+}

@@ -1,0 +1,63 @@
+// The daemon's view of the layers below it. The daemon only turns configuration into
+// objects and runs their lifecycle (design.md: lib/target holds no protocol logic), so all
+// it needs from the backstores, the SCSI core, the iSCSI engine and its transports is this
+// small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
+
+import type { Backstore } from '../scsi/types.js';
+import type { BackstoreConfig, Config, LunConfig, PortalConfig } from './config.js';
+
+/** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
+export interface ResolvedLun {
+  iqn: string;
+  tpgTag: number;
+  lun: LunConfig;
+  /** The backstore's definition (named or inline). */
+  store: BackstoreConfig;
+  /** Name for status output and default serials: the backstores[] name or "<iqn>/tpg<N>/lun<M>". */
+  storeName: string;
+  backstore: Backstore;
+}
+
+export interface Listener {
+  /** Address and port actually bound (port differs from the config's when it asked for 0). */
+  address: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface SessionStatus {
+  initiator: string;
+  target: string;
+  tpgTag?: number;
+  isid?: string;
+  tsih?: number;
+  connections?: Array<{ cid?: number; remote?: string; local?: string; transport?: string }>;
+  [k: string]: unknown;
+}
+
+export interface EngineStatus {
+  sessions: SessionStatus[];
+  /** Monotonic counters the engine keeps (commands, bytes, errors, logins...). */
+  counters: Record<string, number>;
+}
+
+/** The targets as built from a config, ready to be given portals. */
+export interface ServedTargets {
+  /** Accept connections on one portal; several targets may share it (routing is by TargetName). */
+  listen(portal: PortalConfig): Promise<Listener>;
+  /**
+   * Graceful stop: ask every session to log out (Async Message, RFC 7143 §11.9.1 event 1),
+   * let in-flight commands finish, abort what is left after `graceMs`, drop connections.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  status(): EngineStatus;
+}
+
+export interface Engine {
+  /** Opens (creating if the config says how) the storage behind one backstore definition. */
+  openBackstore(store: BackstoreConfig): Promise<Backstore>;
+  /** Builds SCSI logical units and iSCSI targets (TPGs, ACLs, CHAP, parameters) for `config`. */
+  build(config: Config, luns: ResolvedLun[]): Promise<ServedTargets>;
+  /** Transports this build can serve; portals of other kinds are skipped with a warning. */
+  readonly transports: ReadonlySet<PortalConfig['transport']>;
+}
