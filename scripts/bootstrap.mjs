@@ -28,6 +28,17 @@ const lock = join(root, 'node_modules', '.package-lock.json');
 if (!existsSync(lock) || statSync(lock).mtimeMs < statSync(join(root, 'package.json')).mtimeMs) {
   run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund']);
 }
+// The addon: rebuilt when a native source is newer than it. A machine without rdma-core
+// headers gets a warning from install-native.mjs and runs everything that needs no RDMA.
+const release = join(root, 'build', 'Release');
+const addon = existsSync(release) ? readdirSync(release).find((f) => f.endsWith('.node')) : undefined;
+if (existsSync(join(root, 'native')) && existsSync(join(root, 'binding.gyp'))) {
+  const sources = Math.max(newestMtime(join(root, 'native')), statSync(join(root, 'binding.gyp')).mtimeMs);
+  if (!addon || statSync(join(release, addon)).mtimeMs < sources) {
+    run(process.execPath, [join(root, 'scripts', 'install-native.mjs')]);
+  }
+}
+
 const stamp = join(root, 'dist', '.built');
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < newestMtime(join(root, 'lib'))) {
   run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);

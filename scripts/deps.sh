@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project's build and tests use, idempotently: a machine
+# that has them all never touches apt. Needs root (as on the project's machines and CI).
+#   build:     libibverbs-dev librdmacm-dev (the addon), rdma-core (providers such as librxe)
+#   RDMA tier: qemu + busybox + cpio + kmod boot the soft-RoCE VM; the guest uses the host's
+#              own rdma-core tools, initiators and fio (its root is this machine's /)
+#   host tier: libiscsi-bin (iscsi-test-cu and friends as real initiators on 127.0.0.1)
+set -euo pipefail
+pkgs=(libibverbs-dev librdmacm-dev rdma-core ibverbs-utils rdmacm-utils perftest
+  qemu-system-x86 busybox-static cpio kmod iproute2
+  open-iscsi libiscsi-bin fio sg3-utils srptools)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+if [[ $(id -u) != 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+# open-iscsi's postinst may try to start iscsid; there is no init system to do it here.
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >"$log" 2>&1; then
+  apt-get update -q >>"$log" 2>&1
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1 ||
+    { tail -20 "$log" >&2; echo "deps: apt-get install failed" >&2; exit 1; }
+fi
+rm -f "$log"
