@@ -5,7 +5,8 @@
 # then runs the command run.sh left in $VM_OUT/cmd from the repository root and leaves
 # its exit status in $VM_OUT/status. Powers off in every case.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/root LANG=C.UTF-8 RDMA_TARGET_VM=1
+# The console is a tty, but what reads it is a log: no colours or cursor tricks.
+export HOME=/root LANG=C.UTF-8 RDMA_TARGET_VM=1 NO_COLOR=1 TERM=dumb
 poweroff() { sync; echo o >/proc/sysrq-trigger; sleep 30; }
 trap poweroff EXIT
 say() { echo "vm: $*"; }
