@@ -236,6 +236,9 @@ export function iscsiNameProblem(name: unknown): string | undefined {
 
 // iSCSI login keys a config may override, with the value rule for each (RFC 7143 §13,
 // RFC 7145 §6 for the iSER ones). Values are kept as the strings the engine negotiates with.
+// AuthMethod is not among them: it follows attributes.authentication, as in LIO, so the two
+// cannot disagree; initiator-declared keys (InitiatorRecvDataSegmentLength) are not the
+// target's to set.
 type KeyRule = { kind: 'bool' } | { kind: 'int'; min: number; max: number } | { kind: 'enum'; values: string[] } | { kind: 'text' };
 const YESNO: KeyRule = { kind: 'bool' };
 const DIGEST: KeyRule = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
@@ -247,7 +250,6 @@ export const ISCSI_KEYS: Record<string, KeyRule> = {
   InitialR2T: YESNO,
   ImmediateData: YESNO,
   MaxRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
-  MaxXmitDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
   MaxBurstLength: { kind: 'int', min: 512, max: 16777215 },
   FirstBurstLength: { kind: 'int', min: 512, max: 16777215 },
   DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 },
@@ -256,9 +258,7 @@ export const ISCSI_KEYS: Record<string, KeyRule> = {
   DataPDUInOrder: YESNO,
   DataSequenceInOrder: YESNO,
   ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 },
-  AuthMethod: { kind: 'enum', values: ['None', 'CHAP', 'CHAP,None', 'None,CHAP'] },
   RDMAExtensions: YESNO,
-  InitiatorRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
   TargetRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
   MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
 };
@@ -493,6 +493,10 @@ function checkPortal(c: Checker, path: string, v: unknown): PortalConfig | undef
 function checkParameters(c: Checker, path: string, v: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (v === undefined) return out;
+  if (v && typeof v === 'object' && 'AuthMethod' in v) {
+    c.err(join(path, 'AuthMethod'), 'is set by attributes.authentication (true: CHAP required; false: None), not here');
+    v = Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'AuthMethod'));
+  }
   const o = c.object(path, v, Object.keys(ISCSI_KEYS));
   if (!o) return out;
   for (const [k, val] of Object.entries(o)) {

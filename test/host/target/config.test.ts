@@ -175,6 +175,7 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   ['mapped lun to nothing', (d) => d.targets[0].tpgs[0].acls[0].mappedLuns.push({ lun: 7, tpgLun: 9 }), ['targets[0].tpgs[0].acls[0].mappedLuns[2].tpgLun: names no LUN of this TPG (luns: 0, 1), got 9']],
   ['mapped lun twice', (d) => d.targets[0].tpgs[0].acls[0].mappedLuns.push({ lun: 5, tpgLun: 0 }), ['targets[0].tpgs[0].acls[0].mappedLuns[2].lun: maps LUN 5 twice']],
   ['parameter unknown', (d) => (d.targets[0].tpgs[0].parameters = { MaxRecvDataSegmentLen: 8192 }), [expect.stringMatching(/^targets\[0\]\.tpgs\[0\]\.parameters\.MaxRecvDataSegmentLen: unknown field \(did you mean "MaxRecvDataSegmentLength"\?\)/) as unknown as string]],
+  ['AuthMethod belongs to attributes', (d) => (d.targets[0].tpgs[0].parameters = { AuthMethod: 'CHAP', ImmediateData: 'No' }), ['targets[0].tpgs[0].parameters.AuthMethod: is set by attributes.authentication (true: CHAP required; false: None), not here']],
   ['parameter range', (d) => (d.targets[0].tpgs[0].parameters = { MaxRecvDataSegmentLength: 100 }), ['targets[0].tpgs[0].parameters.MaxRecvDataSegmentLength: must be an integer 512–16777215, got 100']],
   ['parameter yes/no', (d) => (d.targets[0].tpgs[0].parameters = { InitialR2T: 'yes' }), ['targets[0].tpgs[0].parameters.InitialR2T: must be "Yes" or "No", got "yes"']],
   ['FirstBurst > MaxBurst', (d) => (d.targets[0].tpgs[0].parameters = { FirstBurstLength: 65536, MaxBurstLength: 8192 }), ['targets[0].tpgs[0].parameters.FirstBurstLength: must not exceed MaxBurstLength 8192 (RFC 7143 §13.14), got 65536']],
