@@ -1,0 +1,376 @@
+// One iSCSI connection (RFC 7143 §4.2): receives PDUs from its transport, runs the login
+// state machine until Full Feature Phase, then dispatches by opcode. Every handler runs
+// inside `receive`'s try/catch: bad input affects only this connection and never throws
+// out of the transport's event handler.
+
+import type { IscsiCore, Logger } from './core.js';
+import { snAdd } from './core.js';
+import { LoginHandler } from './login.js';
+import { handleLogout } from './logout.js';
+import { handleNopOut, NopKeeper } from './nop.js';
+import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
+import type { OperationalParams } from './params.js';
+import { bhsOpcode, decodeBhs, readU32, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
+import { sendReject } from './reject.js';
+import { ScsiTask, type R2TRecord } from './scsi-cmd.js';
+import type { IscsiSession } from './session.js';
+import type { IscsiTarget } from './target.js';
+import { handleTextRequest, TextExchange } from './text-req.js';
+import { handleTmf } from './tmf.js';
+import type { IscsiTransport, TransportSink } from './transport.js';
+
+export type ConnectionPhase = 'login' | 'full-feature' | 'logout' | 'closed';
+
+export interface ConnectionCounters {
+  pdusIn: number;
+  pdusOut: number;
+  commands: number;
+  rejects: number;
+  digestErrors: number;
+}
+
+/** Login-phase defaults (§13.12: 8192 until MaxRecvDataSegmentLength is declared). */
+function loginParams(): OperationalParams {
+  return {
+    headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
+    initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
+    firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
+    dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
+  };
+}
+
+export class IscsiConnection implements TransportSink {
+  phase: ConnectionPhase = 'login';
+  session: IscsiSession | undefined;
+  cid = 0;
+  /** Next StatSN to send (§4.2.2.2). */
+  statSN = 0;
+  params: OperationalParams = loginParams();
+  readonly r2ts = new Map<number, R2TRecord>();
+  readonly tasks = new Set<ScsiTask>();
+  readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
+  readonly login: LoginHandler;
+  readonly nop: NopKeeper;
+  readonly text = new TextExchange();
+  readonly log: Logger;
+  readonly createdAt = Date.now();
+  private nextTtt = 1;
+  private sendBlocked = false;
+  private closeWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
+  /** Fresh buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
+  private cmdBuffer: Uint8Array | undefined;
+  private loginTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly target: IscsiTarget, readonly transport: IscsiTransport) {
+    this.log = target.log;
+    this.login = new LoginHandler(this);
+    this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
+    if (target.options.loginTimeout > 0) {
+      this.loginTimer = setTimeout(() => { if (this.phase === 'login') this.drop('login timeout') }, target.options.loginTimeout);
+      this.loginTimer.unref();
+    }
+  }
+
+  get describe(): string {
+    return `${this.transport.kind} ${this.transport.remoteAddress}:${this.transport.remotePort}`;
+  }
+
+  nextStatSN(): number {
+    const sn = this.statSN;
+    this.statSN = snAdd(sn, 1);
+    return sn;
+  }
+
+  allocTtt(): number {
+    const t = this.nextTtt;
+    this.nextTtt = this.nextTtt >= 0x7fffffff ? 1 : this.nextTtt + 1;
+    return t;
+  }
+
+  /** Queue a PDU; when the transport pushes back, stop reading until it drains. */
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
+    if (this.phase === 'closed') return undefined;
+    this.counters.pdusOut++;
+    let w: Promise<void> | undefined;
+    try {
+      w = this.transport.sendPdu(bhs, data, ahs);
+    } catch (e) {
+      this.drop(`send failed: ${(e as Error).message}`);
+      return undefined;
+    }
+    if (w && !this.sendBlocked) {
+      this.sendBlocked = true;
+      this.transport.pauseReceive();
+      w.then(() => {
+        this.sendBlocked = false;
+        if (this.phase !== 'closed') this.transport.resumeReceive();
+      }, () => undefined);
+    }
+    return w;
+  }
+
+  // ---- TransportSink --------------------------------------------------------------------
+
+  dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined {
+    try {
+      if (this.phase !== 'full-feature' || dataLength === 0 || !this.session) return undefined;
+      const op = bhsOpcode(bhs);
+      if (op === Opcode.DataOut) {
+        const pdu = decodeBhs(bhs) as DataOutPdu;
+        if (pdu.ttt === RESERVED_TAG) return this.session.tasks.get(pdu.itt)?.unsolicitedDestination(pdu);
+        const rec = this.r2ts.get(pdu.ttt);
+        if (!rec || rec.task.itt !== pdu.itt || rec.task.aborted) return undefined;
+        if (pdu.dataSN !== rec.nextDataSN || pdu.bufferOffset !== rec.offset + rec.received || rec.received + dataLength > rec.length) return undefined;
+        const at = pdu.bufferOffset - rec.intoOffset;
+        return rec.into.subarray(at, at + dataLength);
+      }
+      if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
+        const edtl = readU32(bhs, 20);
+        const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
+        const buf = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+        this.cmdBuffer = buf;
+        return buf.subarray(0, dataLength);
+      }
+    } catch (e) {
+      this.log.warn(`${this.describe}: dataDestination: ${(e as Error).message}`);
+    }
+    return undefined;
+  }
+
+  receive(rx: RxPdu, context?: unknown): void {
+    try {
+      if (this.phase === 'closed') return;
+      this.counters.pdusIn++;
+      this.nop.lastReceive = Date.now();
+      const pdu = decodeBhs(rx.bhs);
+      if (this.phase === 'login') {
+        if (pdu.opcode !== Opcode.LoginRequest) {
+          // §6.1: only Login Requests until the login completes; anything else ends it.
+          this.login.fail(0x0200, `${opcodeName(bhsOpcode(rx.bhs))} during login (RFC 7143 §6)`);
+          return;
+        }
+        this.login.handle(pdu, rx.data);
+        return;
+      }
+      if (this.phase === 'full-feature') this.dispatch(pdu, rx, context);
+    } catch (e) {
+      this.log.warn(`${this.describe}: dropping connection: ${(e as Error).stack ?? e}`);
+      this.drop(`internal error: ${(e as Error).message}`);
+    } finally {
+      this.cmdBuffer = undefined;
+    }
+  }
+
+  headerDigestError(): void {
+    this.counters.digestErrors++;
+    // §7.8: the header cannot be trusted, so neither can the framing; ERL 0 drops.
+    this.drop('header digest error (RFC 7143 §7.8)');
+  }
+
+  dataDigestError(bhs: Uint8Array): void {
+    this.counters.digestErrors++;
+    if (this.phase !== 'full-feature') { this.drop('data digest error during login'); return }
+    // §7.8: Reject with Data (payload) Digest Error; at ERL 0 the lost data cannot be
+    // re-requested (no SNACK / R2T recovery), so the connection is dropped after it.
+    try { sendReject(this, RejectReason.DataDigestError, bhs) } catch { /* closing anyway */ }
+    this.close('data digest error (RFC 7143 §7.8, ERL 0)');
+  }
+
+  framingError(reason: string): void {
+    this.drop(`framing error: ${reason}`);
+  }
+
+  closed(error?: Error): void {
+    if (error) this.log.debug(`${this.describe}: transport error: ${error.message}`);
+    this.cleanup(error ? error.message : 'connection closed');
+  }
+
+  // ---- Full Feature Phase dispatch -----------------------------------------------------
+
+  private dispatch(pdu: Pdu, rx: RxPdu, context: unknown): void {
+    const s = this.session!;
+    if (rx.data.length > this.params.targetMaxRecvDataSegmentLength && pdu.opcode !== -1) {
+      // §13.12: a data segment larger than we declared is a protocol error.
+      sendReject(this, RejectReason.ProtocolError, rx.bhs);
+      if ('cmdSN' in pdu && !pdu.immediate) s.order(pdu.cmdSN, false, () => undefined);
+      return;
+    }
+    const discovery = s.type === 'Discovery';
+    switch (pdu.opcode) {
+      case Opcode.NopOut:
+        return handleNopOut(this, pdu, rx.data);
+      case Opcode.TextRequest:
+        return handleTextRequest(this, pdu, rx.data, rx.bhs);
+      case Opcode.LogoutRequest:
+        return handleLogout(this, pdu);
+      case Opcode.ScsiCommand:
+        if (discovery) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError); // §4.3: discovery sessions carry no SCSI
+        return this.scsiCommand(pdu, rx, context);
+      case Opcode.DataOut:
+        if (discovery) return sendReject(this, RejectReason.ProtocolError, rx.bhs);
+        return this.dataOut(pdu, rx);
+      case Opcode.TaskMgmtRequest:
+        if (discovery) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError);
+        return handleTmf(this, pdu, rx.bhs);
+      case Opcode.SnackRequest:
+        // §11.16: SNACK needs ErrorRecoveryLevel > 0.
+        return sendReject(this, RejectReason.ProtocolError, rx.bhs);
+      case Opcode.LoginRequest:
+        // §6: a Login Request on a connection in Full Feature Phase is a protocol error.
+        return sendReject(this, RejectReason.ProtocolError, rx.bhs);
+      default:
+        // Target opcodes sent to us, vendor opcodes, undefined opcodes (§11.17.1).
+        return sendReject(this, RejectReason.CommandNotSupported, rx.bhs);
+    }
+  }
+
+  /** Reject a request that carries a CmdSN and consume the CmdSN so the window moves on. */
+  rejectCommand(pdu: Pdu, bhs: Uint8Array, reason: RejectReason): void {
+    sendReject(this, reason, bhs);
+    if ('cmdSN' in pdu && !pdu.immediate) this.session!.order(pdu.cmdSN, false, () => undefined);
+  }
+
+  private scsiCommand(pdu: ScsiCommandPdu, rx: RxPdu, context: unknown): void {
+    const s = this.session!;
+    const p = this.params;
+    const n = rx.data.length;
+    // §4.2.5.2 / §13.10 / §13.11 / §13.14: immediate data only when negotiated, never more
+    // than FirstBurstLength or EDTL; unsolicited Data-Out (F=0) only with InitialR2T=No.
+    let bad = false;
+    if (n > 0 && (!pdu.write || !p.immediateData || n > Math.min(p.firstBurstLength, pdu.edtl))) bad = true;
+    if (pdu.write && !pdu.final && (p.initialR2T || pdu.edtl <= n)) bad = true;
+    if (bad) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError);
+    if (!pdu.immediate && !s.inWindow(pdu.cmdSN)) {
+      // §4.2.2.1: outside [ExpCmdSN, MaxCmdSN] is silently ignored.
+      this.log.debug(`CmdSN ${pdu.cmdSN} outside window [${s.expCmdSN}, ${s.maxCmdSN}], ignored`);
+      return;
+    }
+    if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);
+    const task = new ScsiTask(this, pdu, rx.ahs);
+    task.transportContext = context;
+    const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
+    task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
+    s.tasks.set(pdu.itt, task);
+    this.tasks.add(task);
+    this.counters.commands++;
+    this.target.counters.commands++;
+    const ok = s.order(pdu.cmdSN, pdu.immediate, () => { void task.execute() });
+    if (!ok) { s.tasks.delete(pdu.itt); this.tasks.delete(task) }
+  }
+
+  private dataOut(pdu: DataOutPdu, rx: RxPdu): void {
+    const s = this.session!;
+    const data = rx.data;
+    if (pdu.ttt !== RESERVED_TAG) {
+      const rec = this.r2ts.get(pdu.ttt);
+      if (!rec || rec.task.itt !== pdu.itt) {
+        const t = s.tasks.get(pdu.itt);
+        if (t?.aborted) return; // data racing an abort: discard
+        return sendReject(this, RejectReason.InvalidPduField, rx.bhs); // §11.7.4: TTT names no R2T
+      }
+      // §11.7.5 DataSN, §13.18 DataPDUInOrder=Yes, §11.8.4 the burst the R2T asked for.
+      if (pdu.dataSN !== rec.nextDataSN || pdu.bufferOffset !== rec.offset + rec.received ||
+          rec.received + data.length > rec.length || (pdu.final && rec.received + data.length !== rec.length)) {
+        return this.sequenceError(rx.bhs, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
+      }
+      const at = pdu.bufferOffset - rec.intoOffset;
+      const dst = rec.into.subarray(at, at + data.length);
+      if (dst.buffer !== data.buffer || dst.byteOffset !== data.byteOffset) dst.set(data);
+      rec.received += data.length;
+      rec.nextDataSN++;
+      if (rec.received === rec.length) rec.done();
+      return;
+    }
+    const task = s.tasks.get(pdu.itt);
+    if (!task || task.aborted) return; // command ignored (CmdSN window) or aborted: discard its data
+    if (task.unsolicitedData(pdu, data) !== undefined) {
+      return this.sequenceError(rx.bhs, `unsolicited Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} breaks FirstBurstLength/EDTL/order`);
+    }
+  }
+
+  /** A data sequence error at ERL 0: Reject (Protocol Error) then drop (RFC 7143 §7.1.4, §7.4). */
+  private sequenceError(bhs: Uint8Array, why: string): void {
+    this.log.info(`${this.describe}: ${why}`);
+    sendReject(this, RejectReason.ProtocolError, bhs);
+    this.close(why);
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  /** Login done: switch to Full Feature Phase. Called by the login handler. */
+  enterFullFeature(session: IscsiSession, params: OperationalParams): void {
+    this.session = session;
+    this.params = params;
+    this.phase = 'full-feature';
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    session.connections.add(this);
+    this.transport.enterFullFeature(params);
+    this.nop.start();
+  }
+
+  taskFinished(task: ScsiTask): void {
+    this.tasks.delete(task);
+    if (this.tasks.size === 0) {
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+    }
+  }
+
+  /** Resolves when no task on this connection is outstanding, or after `ms`. */
+  whenIdle(ms: number): Promise<void> {
+    if (this.tasks.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      t.unref();
+      this.idleWaiters.push(() => { clearTimeout(t); resolve() });
+    });
+  }
+
+  /** Graceful: flush what is queued, then close. */
+  close(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.log.debug(`${this.describe}: closing: ${reason}`);
+    this.phase = 'logout';
+    this.transport.close(false);
+  }
+
+  /** Abortive: close at once (ERL 0 connection failure). */
+  drop(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.log.info(`${this.describe}: dropping connection: ${reason}`);
+    this.transport.close(true);
+    this.cleanup(reason);
+  }
+
+  private cleanup(reason: string): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.nop.stop();
+    if (this.loginTimer) clearTimeout(this.loginTimer);
+    for (const t of this.tasks) t.abort(reason);
+    this.tasks.clear();
+    for (const r of [...this.r2ts.values()]) r.fail(new Error(reason));
+    this.r2ts.clear();
+    const s = this.session;
+    if (s) {
+      s.connections.delete(this);
+      // ERL 0: a session whose last connection fails is over (§7.1.5 / §6.3.6).
+      if (s.connections.size === 0) this.target.sessionEnded(s, reason);
+    }
+    this.target.connectionEnded(this);
+    const w = this.closeWaiters;
+    this.closeWaiters = [];
+    for (const f of w) f();
+  }
+
+  whenClosed(): Promise<void> {
+    if (this.phase === 'closed') return Promise.resolve();
+    return new Promise((r) => this.closeWaiters.push(r));
+  }
+
+  get core(): IscsiCore | undefined { return this.session?.core }
+}
+
+export { BHS_LENGTH };

@@ -1,0 +1,377 @@
+// SCSI Command / Data-Out / Data-In / R2T / SCSI Response (RFC 7143 §11.3–§11.8).
+// A ScsiTask turns one SCSI Command PDU into the core's ScsiCommand and is the FabricIO
+// the core moves data through:
+//   - immediate data (§4.2.5.2) and unsolicited Data-Out (InitialR2T=No) land in the
+//     task's unsolicited buffer, up to FirstBurstLength;
+//   - the rest is solicited with R2Ts of at most MaxBurstLength, MaxOutstandingR2T at a
+//     time, and lands straight in the `into` view the core passed (maybe LUN memory);
+//   - Data-In is split into PDUs of the initiator's MaxRecvDataSegmentLength, in
+//     sequences of at most MaxBurstLength, with the status collapsed into the last one
+//     (S bit, §11.7.3) when the command ends GOOD.
+// A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
+
+import { DataDirection, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
+import type { IscsiConnection } from './connection.js';
+import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
+import { encodeBhs, parseAhs, readU32, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
+import type { TaskRef } from './transport.js';
+
+/** Bytes of read data held back so the status can ride on the last Data-In (copied, small). */
+const COLLAPSE_WHOLE = 16384;
+const COLLAPSE_TAIL = 4096;
+
+export class TaskAbortedError extends Error {
+  readonly code = 'ISCSI_TASK_ABORTED';
+}
+
+/** One outstanding R2T (§11.8) and where its Data-Out goes. */
+export interface R2TRecord {
+  task: ScsiTask;
+  ttt: number;
+  /** Buffer offset (in the command's data) the R2T asked for, and its length. */
+  offset: number;
+  length: number;
+  received: number;
+  nextDataSN: number;
+  /** The core's buffer and the command-data offset of its first byte. */
+  into: Uint8Array;
+  intoOffset: number;
+  done: () => void;
+  fail: (e: Error) => void;
+}
+
+function mapAttr(a: number): TaskAttribute {
+  switch (a) {
+    case 2: return TaskAttribute.Ordered;
+    case 3: return TaskAttribute.HeadOfQueue;
+    case 4: return TaskAttribute.Aca;
+    default: return TaskAttribute.Simple; // 0 untagged, 1 simple (§11.3.1.1)
+  }
+}
+
+export class ScsiTask implements TaskRef, FabricIO {
+  readonly itt: number;
+  readonly lun: bigint;
+  readonly cmdSN: number;
+  readonly immediate: boolean;
+  readonly expectedLength: number;
+  readonly direction: DataDirection;
+  readonly command: ScsiCommand;
+  readonly bidiReadLength: number;
+  transportContext: unknown;
+
+  // Unsolicited data (immediate + Data-Out with TTT 0xffffffff, §4.2.5.2).
+  unsolBuf: Uint8Array | undefined;
+  unsolLimit = 0;
+  unsolReceived = 0;
+  unsolDone = true;
+  unsolDataSN = 0;
+  private unsolWaiters: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+
+  /** DataSN/R2TSN share one numbering per task (§11.7.5, §11.8.3). */
+  dataSN = 0;
+  dataInBytes = 0;
+  private held: { offset: number; data: Uint8Array } | undefined;
+  readonly r2ts = new Set<R2TRecord>();
+  aborted = false;
+  /** Aborted by a TMF: no response is sent (RFC 7143 §4.2.3.3 / SAM task aborted). */
+  silent = false;
+  finished = false;
+
+  constructor(readonly conn: IscsiConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
+    this.itt = pdu.itt;
+    this.lun = pdu.lun;
+    this.cmdSN = pdu.cmdSN;
+    this.immediate = pdu.immediate;
+    this.expectedLength = pdu.edtl;
+    let cdb: Uint8Array = Uint8Array.from(pdu.cdb);
+    let bidi = 0;
+    for (const a of parseAhs(ahs) ?? []) {
+      if (a.type === AhsType.ExtendedCdb) {
+        const full = new Uint8Array(16 + a.body.length);
+        full.set(cdb, 0); full.set(a.body, 16);
+        cdb = full;
+      } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
+        bidi = readU32(a.body, 0);
+      }
+    }
+    this.bidiReadLength = bidi;
+    this.direction = pdu.read && pdu.write ? DataDirection.Bidi : pdu.write ? DataDirection.Write : pdu.read ? DataDirection.Read : DataDirection.None;
+    this.command = { lun: pdu.lun, cdb, tag: pdu.itt, attribute: mapAttr(pdu.attr), expectedLength: pdu.edtl, direction: this.direction };
+  }
+
+  private get readLength(): number {
+    return this.direction === DataDirection.Bidi ? this.bidiReadLength : this.direction === DataDirection.Read ? this.expectedLength : 0;
+  }
+
+  // ---- unsolicited data ---------------------------------------------------------------
+
+  /** Set up the unsolicited buffer from the command PDU's immediate data. */
+  initUnsolicited(pdu: ScsiCommandPdu, immediate: Uint8Array, firstBurst: number, adopt: boolean): void {
+    if (!pdu.write) return;
+    const expectMore = !pdu.final;
+    if (immediate.length === 0 && !expectMore) return;
+    this.unsolLimit = Math.min(firstBurst, this.expectedLength);
+    if (adopt && immediate.byteOffset === 0 && immediate.buffer.byteLength >= Math.max(this.unsolLimit, immediate.length)) {
+      this.unsolBuf = new Uint8Array(immediate.buffer, 0, Math.max(this.unsolLimit, immediate.length));
+    } else {
+      this.unsolBuf = new Uint8Array(expectMore ? this.unsolLimit : immediate.length);
+      this.unsolBuf.set(immediate);
+    }
+    this.unsolReceived = immediate.length;
+    this.unsolDone = !expectMore;
+  }
+
+  /** Where an unsolicited Data-Out's data may land, or undefined when the PDU is invalid. */
+  unsolicitedDestination(pdu: DataOutPdu): Uint8Array | undefined {
+    if (this.unsolDone || !this.unsolBuf) return undefined;
+    if (pdu.bufferOffset !== this.unsolReceived || pdu.dataSN !== this.unsolDataSN) return undefined;
+    if (pdu.bufferOffset + pdu.dataLength > this.unsolLimit) return undefined;
+    return this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + pdu.dataLength);
+  }
+
+  /** An unsolicited Data-Out arrived. Returns a Reject reason when it breaks §4.2.5.2 rules. */
+  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): RejectReason | undefined {
+    if (this.unsolDone || !this.unsolBuf) return RejectReason.ProtocolError;
+    // §11.7.5 DataSN and (DataPDUInOrder=Yes) offsets in order; §13.14 FirstBurstLength; EDTL.
+    if (pdu.dataSN !== this.unsolDataSN || pdu.bufferOffset !== this.unsolReceived) return RejectReason.ProtocolError;
+    if (pdu.bufferOffset + data.length > this.unsolLimit) return RejectReason.ProtocolError;
+    const dst = this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + data.length);
+    if (dst.buffer !== data.buffer || dst.byteOffset !== data.byteOffset) dst.set(data);
+    this.unsolReceived += data.length;
+    this.unsolDataSN++;
+    if (pdu.final) this.finishUnsolicited();
+    return undefined;
+  }
+
+  private finishUnsolicited(): void {
+    this.unsolDone = true;
+    const w = this.unsolWaiters;
+    this.unsolWaiters = [];
+    for (const x of w) x.ok();
+  }
+
+  private waitUnsolicited(): Promise<void> {
+    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
+    if (this.unsolDone) return Promise.resolve();
+    return new Promise((ok, fail) => this.unsolWaiters.push({ ok, fail }));
+  }
+
+  // ---- FabricIO -------------------------------------------------------------------------
+
+  async dataOut(into: Uint8Array, offset: number): Promise<void> {
+    if (this.aborted) throw new TaskAbortedError('task aborted');
+    const end = offset + into.length;
+    if (end > this.expectedLength) throw new RangeError(`Data-Out beyond EDTL ${this.expectedLength}`);
+    let pos = offset;
+    if (this.unsolBuf) {
+      if (!this.unsolDone && pos < this.unsolLimit) await this.waitUnsolicited();
+      if (pos < this.unsolReceived) {
+        const n = Math.min(end, this.unsolReceived) - pos;
+        into.set(this.unsolBuf.subarray(pos, pos + n), 0);
+        pos += n;
+      }
+    }
+    if (pos >= end) return;
+    const rest = into.subarray(pos - offset);
+    const t = this.conn.transport;
+    if (t.obtainDataOut) { await t.obtainDataOut(this, rest, pos); return }
+    await this.solicit(rest, pos);
+  }
+
+  /** R2T loop (§11.8): bursts of MaxBurstLength, at most MaxOutstandingR2T at once. */
+  private async solicit(into: Uint8Array, offset: number): Promise<void> {
+    const p = this.conn.params;
+    const end = offset + into.length;
+    let next = offset;
+    const active = new Set<Promise<void>>();
+    let failure: Error | undefined;
+    while ((next < end || active.size) && !failure) {
+      while (next < end && active.size < p.maxOutstandingR2T) {
+        const len = Math.min(p.maxBurstLength, end - next);
+        const pr = this.sendR2T(into, offset, next, len);
+        const tracked: Promise<void> = pr.then(
+          () => { active.delete(tracked) },
+          (e: Error) => { active.delete(tracked); failure ??= e },
+        );
+        active.add(tracked);
+        next += len;
+      }
+      if (active.size) await Promise.race(active);
+    }
+    if (failure) throw failure;
+  }
+
+  private sendR2T(into: Uint8Array, intoOffset: number, offset: number, length: number): Promise<void> {
+    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
+    const conn = this.conn;
+    return new Promise<void>((done, fail) => {
+      const rec: R2TRecord = {
+        task: this, ttt: conn.allocTtt(), offset, length, received: 0, nextDataSN: 0, into, intoOffset,
+        done: () => { this.r2ts.delete(rec); conn.r2ts.delete(rec.ttt); done() },
+        fail: (e) => { this.r2ts.delete(rec); conn.r2ts.delete(rec.ttt); fail(e) },
+      };
+      this.r2ts.add(rec);
+      conn.r2ts.set(rec.ttt, rec);
+      const s = conn.session!;
+      conn.sendPdu(encodeBhs<R2TPdu>({
+        opcode: Opcode.R2T, itt: this.itt, lun: this.lun, ttt: rec.ttt,
+        statSN: conn.statSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN, // R2T does not advance StatSN (§11.8)
+        r2tSN: this.dataSN++, bufferOffset: offset, desiredLength: length,
+      }));
+    });
+  }
+
+  async dataIn(from: Uint8Array, offset: number): Promise<void> {
+    if (this.aborted) throw new TaskAbortedError('task aborted');
+    const limit = this.readLength;
+    const len = Math.min(from.length, Math.max(0, limit - offset));
+    if (len <= 0) return; // overflow: never send beyond the expected length (§11.4.5.1)
+    const t = this.conn.transport;
+    if (t.deliverDataIn) {
+      await t.deliverDataIn(this, from.subarray(0, len), offset);
+      this.dataInBytes = Math.max(this.dataInBytes, offset + len);
+      return;
+    }
+    if (this.held) this.flushHeld(false);
+    const end = offset + len;
+    let tail = 0;
+    if (end === limit) tail = len <= COLLAPSE_WHOLE ? len : COLLAPSE_TAIL;
+    let wait = this.sendDataIn(from.subarray(0, len - tail), offset, tail === 0);
+    if (tail) this.held = { offset: end - tail, data: Uint8Array.from(from.subarray(len - tail, len)) };
+    this.dataInBytes = Math.max(this.dataInBytes, end);
+    if (wait) await wait;
+    if (this.aborted) throw new TaskAbortedError('task aborted');
+    wait = undefined;
+  }
+
+  /** Data-In PDUs for `data` at `offset`, the last one with F when `endSequence`. */
+  private sendDataIn(data: Uint8Array, offset: number, endSequence: boolean, status?: { status: number; over: number; under: number }): Promise<void> | undefined {
+    const conn = this.conn;
+    const p = conn.params;
+    const s = conn.session!;
+    const mrdsl = p.initiatorMaxRecvDataSegmentLength;
+    let pos = 0;
+    let wait: Promise<void> | undefined;
+    if (data.length === 0 && !status) return undefined;
+    do {
+      const seqLeft = p.maxBurstLength - (((offset + pos) % p.maxBurstLength));
+      const n = Math.min(mrdsl, data.length - pos, seqLeft);
+      const last = pos + n >= data.length;
+      const final = (last && (endSequence || !!status)) || n === seqLeft;
+      const withStatus = last && !!status;
+      const bhs = encodeBhs<DataInPdu>({
+        opcode: Opcode.DataIn, itt: this.itt, dataLength: n, final, ack: false,
+        overflow: withStatus && status!.over > 0, underflow: withStatus && status!.under > 0, hasStatus: withStatus,
+        status: withStatus ? status!.status : 0, lun: 0n, ttt: RESERVED_TAG,
+        statSN: withStatus ? conn.nextStatSN() : 0, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
+        dataSN: this.dataSN++, bufferOffset: offset + pos, residual: withStatus ? status!.over || status!.under : 0,
+      });
+      wait = conn.sendPdu(bhs, n ? data.subarray(pos, pos + n) : undefined) ?? wait;
+      pos += n;
+    } while (pos < data.length);
+    return wait;
+  }
+
+  private flushHeld(endSequence: boolean): void {
+    const h = this.held!;
+    this.held = undefined;
+    this.sendDataIn(h.data, h.offset, endSequence);
+  }
+
+  // ---- completion ---------------------------------------------------------------------
+
+  /** Run the command in the core (called in CmdSN order). */
+  async execute(): Promise<void> {
+    const s = this.conn.session!;
+    let c: ScsiCompletion;
+    try {
+      if (this.aborted) return this.finish();
+      c = await s.core!.submit(this.command, s.nexus!, this);
+    } catch (e) {
+      if (this.aborted) return this.finish();
+      this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${(e as Error).message}`);
+      c = { status: 0x02, transferred: 0, sense: hardwareErrorSense() };
+      if (this.held) this.held = undefined;
+      return this.respond(c, ScsiResponseCode.TargetFailure);
+    }
+    return this.respond(c, ScsiResponseCode.CommandCompleted);
+  }
+
+  private async respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
+    if (this.aborted) return this.finish();
+    // Data the initiator sends unsolicited must all have arrived before the status
+    // (its ITT must not be reused while Data-Out for it is still in flight).
+    if (!this.unsolDone) {
+      try { await this.waitUnsolicited() } catch { return this.finish() }
+    }
+    if (this.aborted) return this.finish();
+    const conn = this.conn;
+    const s = conn.session!;
+    // Residuals (§11.4.5): against EDTL for the write (or only) direction; the read side of
+    // a bidirectional command against the bidi AHS length.
+    const isBidi = this.direction === DataDirection.Bidi;
+    const expected = this.expectedLength;
+    const moved = isBidi ? Math.min(c.transferred, expected) : c.transferred;
+    const over = moved > expected ? moved - expected : 0;
+    const under = moved < expected ? expected - moved : 0;
+    const bidiUnder = isBidi && this.dataInBytes < this.bidiReadLength ? this.bidiReadLength - this.dataInBytes : 0;
+    const good = c.status === 0x00 && !c.sense?.length && response === ScsiResponseCode.CommandCompleted;
+    if (this.held && good && !isBidi) {
+      const h = this.held;
+      this.held = undefined;
+      const w = this.sendDataIn(h.data, h.offset, true, { status: c.status, over, under });
+      this.finish();
+      if (w) await w;
+      return;
+    }
+    if (this.held) this.flushHeld(true);
+    let data: Uint8Array | undefined;
+    if (c.sense?.length) {
+      data = new Uint8Array(2 + c.sense.length);
+      data[0] = (c.sense.length >> 8) & 0xff; data[1] = c.sense.length & 0xff;
+      data.set(c.sense, 2);
+    }
+    const bhs = encodeBhs<ScsiResponsePdu>({
+      opcode: Opcode.ScsiResponse, itt: this.itt, dataLength: data?.length ?? 0,
+      bidiOverflow: false, bidiUnderflow: bidiUnder > 0, overflow: over > 0, underflow: under > 0,
+      response, status: c.status, snackTag: 0, statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
+      expDataSN: this.dataSN, bidiResidual: bidiUnder, residual: over || under,
+    });
+    this.finish();
+    const w = conn.sendPdu(bhs, data);
+    if (w) await w;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const s = this.conn.session;
+    if (s && s.tasks.get(this.itt) === this) s.tasks.delete(this.itt);
+    this.conn.taskFinished(this);
+  }
+
+  /** Stop moving data: pending R2Ts and waits fail so the core unblocks. */
+  abort(reason: string, silent = true): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.silent = silent;
+    this.held = undefined;
+    const e = new TaskAbortedError(reason);
+    for (const r of [...this.r2ts]) r.fail(e);
+    const w = this.unsolWaiters;
+    this.unsolWaiters = [];
+    for (const x of w) x.fail(e);
+    // The task stays in the table until the core gives it back, so a late Data-Out finds
+    // an aborted task rather than a reused ITT.
+  }
+}
+
+/** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 4.5.6, ASC 44h). */
+function hardwareErrorSense(): Uint8Array {
+  const s = new Uint8Array(18);
+  s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44; s[13] = 0x00;
+  return s;
+}
+
+export { RejectReason };

@@ -1,0 +1,270 @@
+// IscsiTarget: the configured target nodes / portal groups, their ACLs and CHAP, the
+// session table (ISID/TSIH, reinstatement), and shutdown. Transports hand it accepted
+// connections with `accept`; `lib/transport/tcp.ts` does so for TCP portals.
+
+import type { ChapCredentials } from './chap.js';
+import { IscsiConnection } from './connection.js';
+import { silentLogger, type IscsiCore, type Logger } from './core.js';
+import { requestLogout } from './async.js';
+import { parseNumber, preferencesFrom, type TargetPreferences } from './params.js';
+import type { IscsiSession, SessionKey, SessionType } from './session.js';
+import type { IscsiTransport } from './transport.js';
+
+export interface AclOptions {
+  /** Initiator IQN/EUI/NAA name (§4.2.7). */
+  initiator: string;
+  /** Per-initiator CHAP; overrides the TPG's. */
+  chap?: ChapCredentials;
+  /** A core (LUN view) specific to this initiator, e.g. its mapped LUNs; default the TPG's. */
+  core?: IscsiCore;
+}
+
+export interface TpgOptions {
+  iqn: string;
+  /** Target portal group tag (§13.9). Default 1. */
+  tpgt?: number;
+  alias?: string;
+  enabled?: boolean;
+  /** Addresses advertised by SendTargets (wildcards are replaced by the connection's local address). */
+  portals?: Array<{ address: string; port: number }>;
+  /** The SCSI core serving this TPG's LUNs; default the target's `core`. */
+  core?: IscsiCore;
+  acls?: AclOptions[];
+  /** Demo mode: any initiator may log in (LIO generate_node_acls). */
+  generateNodeAcls?: boolean;
+  /** Require CHAP for normal sessions. */
+  authentication?: boolean;
+  /** CHAP for initiators without their own ACL CHAP (demo mode). */
+  chap?: ChapCredentials;
+  /** Login key overrides by RFC 7143 §13 name (string values as on the wire) or as preferences. */
+  parameters?: Record<string, string>;
+  preferences?: Partial<TargetPreferences>;
+  /** CmdSN window per session (LIO default_cmdsn_depth). Default 64. */
+  cmdsnDepth?: number;
+  /** Relative target port identifier (VPD 0x83); default the TPG tag. */
+  relativePortId?: number;
+}
+
+export interface IscsiTargetOptions {
+  /** Default SCSI core for TPGs that name none. */
+  core?: IscsiCore;
+  tpgs: TpgOptions[];
+  discoveryAuth?: { chap?: ChapCredentials; required?: boolean };
+  /** Keep-alive: NOP-In after this many idle ms (0 = off; default 15000). */
+  nopInterval?: number;
+  /** Drop the connection when a NOP-In gets no answer in this many ms (default 30000). */
+  nopTimeout?: number;
+  /** Drop connections whose login takes longer (ms, default 15000; 0 = no limit). */
+  loginTimeout?: number;
+  log?: Logger;
+}
+
+export interface TpgEntry {
+  iqn: string;
+  tpgt: number;
+  alias?: string;
+  enabled: boolean;
+  portals: Array<{ address: string; port: number }>;
+  acls: Map<string, AclEntry>;
+  generateNodeAcls: boolean;
+  authentication: boolean;
+  chap?: ChapCredentials;
+  prefs: TargetPreferences;
+  cmdWindow: number;
+  core?: IscsiCore;
+  relativePortId: number;
+}
+
+export interface AclEntry {
+  initiator: string;
+  chap?: ChapCredentials;
+  core?: IscsiCore;
+}
+
+export interface TargetCounters {
+  connections: number;
+  logins: number;
+  loginFailures: number;
+  logouts: number;
+  commands: number;
+  [k: string]: number;
+}
+
+/** Turn RFC 7143 key=value overrides into preferences (unknown keys are an error). */
+export function preferencesFromKeys(keys: Record<string, string>): Partial<TargetPreferences> {
+  const p: Partial<TargetPreferences> = {};
+  const bool = (k: string, v: string): boolean => {
+    if (v !== 'Yes' && v !== 'No') throw new Error(`${k}=${v}: expected Yes or No`);
+    return v === 'Yes';
+  };
+  const num = (k: string, v: string): number => {
+    const n = parseNumber(v);
+    if (n === undefined) throw new Error(`${k}=${v}: expected a number`);
+    return n;
+  };
+  const digests = (k: string, v: string): Array<'CRC32C' | 'None'> => {
+    const l = v.split(',');
+    if (!l.every((x) => x === 'CRC32C' || x === 'None')) throw new Error(`${k}=${v}: expected CRC32C and/or None`);
+    return l as Array<'CRC32C' | 'None'>;
+  };
+  for (const [k, v] of Object.entries(keys)) {
+    switch (k) {
+      case 'HeaderDigest': p.headerDigest = digests(k, v); break;
+      case 'DataDigest': p.dataDigest = digests(k, v); break;
+      case 'MaxConnections': p.maxConnections = num(k, v); break;
+      case 'InitialR2T': p.initialR2T = bool(k, v); break;
+      case 'ImmediateData': p.immediateData = bool(k, v); break;
+      case 'MaxRecvDataSegmentLength': p.maxRecvDataSegmentLength = num(k, v); break;
+      case 'MaxBurstLength': p.maxBurstLength = num(k, v); break;
+      case 'FirstBurstLength': p.firstBurstLength = num(k, v); break;
+      case 'DefaultTime2Wait': p.defaultTime2Wait = num(k, v); break;
+      case 'DefaultTime2Retain': p.defaultTime2Retain = num(k, v); break;
+      case 'MaxOutstandingR2T': p.maxOutstandingR2T = num(k, v); break;
+      case 'DataPDUInOrder': p.dataPduInOrder = bool(k, v); break;
+      case 'DataSequenceInOrder': p.dataSequenceInOrder = bool(k, v); break;
+      case 'ErrorRecoveryLevel': p.errorRecoveryLevel = num(k, v); break;
+      case 'RDMAExtensions': p.rdmaExtensions = bool(k, v); break;
+      case 'TargetRecvDataSegmentLength': p.targetRecvDataSegmentLength = num(k, v); break;
+      case 'MaxOutstandingUnexpectedPDUs': p.maxOutstandingUnexpectedPdus = num(k, v); break;
+      default: throw new Error(`${k}: not a negotiable operational key`);
+    }
+  }
+  return p;
+}
+
+export class IscsiTarget {
+  readonly tpgs: TpgEntry[] = [];
+  readonly log: Logger;
+  readonly options: {
+    nopInterval: number;
+    nopTimeout: number;
+    loginTimeout: number;
+    discoveryAuth?: { chap?: ChapCredentials; required?: boolean };
+  };
+  readonly discoveryPrefs: TargetPreferences;
+  readonly counters: TargetCounters = { connections: 0, logins: 0, loginFailures: 0, logouts: 0, commands: 0 };
+  private readonly sessions = new Map<number, IscsiSession>();
+  private readonly connections = new Set<IscsiConnection>();
+  private nextTsih = 1;
+  private stopping = false;
+
+  constructor(opts: IscsiTargetOptions) {
+    this.log = opts.log ?? silentLogger;
+    this.options = {
+      nopInterval: opts.nopInterval ?? 15000,
+      nopTimeout: opts.nopTimeout ?? 30000,
+      loginTimeout: opts.loginTimeout ?? 15000,
+      discoveryAuth: opts.discoveryAuth,
+    };
+    this.discoveryPrefs = preferencesFrom({});
+    for (const t of opts.tpgs) this.addTpg(t, opts.core);
+  }
+
+  addTpg(t: TpgOptions, defaultCore?: IscsiCore): TpgEntry {
+    const tpgt = t.tpgt ?? 1;
+    if (this.tpgs.some((x) => x.iqn === t.iqn && x.tpgt === tpgt)) throw new Error(`${t.iqn} tpgt ${tpgt} defined twice`);
+    const prefs = preferencesFrom({ ...preferencesFromKeys(t.parameters ?? {}), ...(t.preferences ?? {}) });
+    const e: TpgEntry = {
+      iqn: t.iqn, tpgt, alias: t.alias, enabled: t.enabled ?? true, portals: t.portals ?? [],
+      acls: new Map((t.acls ?? []).map((a) => [a.initiator, { ...a }])),
+      generateNodeAcls: t.generateNodeAcls ?? false, authentication: t.authentication ?? false, chap: t.chap,
+      prefs, cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)), core: t.core ?? defaultCore,
+      relativePortId: t.relativePortId ?? tpgt,
+    };
+    this.tpgs.push(e);
+    return e;
+  }
+
+  /** A transport accepted a connection: the engine takes it from here. */
+  accept(transport: IscsiTransport): IscsiConnection {
+    const conn = new IscsiConnection(this, transport);
+    this.connections.add(conn);
+    this.counters.connections++;
+    transport.attach(conn);
+    if (this.stopping) conn.drop('target shutting down');
+    return conn;
+  }
+
+  findTpg(iqn: string, conn: IscsiConnection): TpgEntry | undefined {
+    const all = this.tpgs.filter((t) => t.iqn === iqn && t.enabled);
+    if (all.length <= 1) return all[0];
+    const { localAddress, localPort } = conn.transport;
+    return all.find((t) => t.portals.some((p) => p.port === localPort && (p.address === localAddress || p.address === '0.0.0.0' || p.address === '::'))) ?? all[0];
+  }
+
+  sessionByTsih(tsih: number): IscsiSession | undefined { return this.sessions.get(tsih) }
+
+  findSession(key: SessionKey, type: SessionType): IscsiSession | undefined {
+    for (const s of this.sessions.values()) {
+      if (s.closed || s.type !== type) continue;
+      if (s.key.initiatorName === key.initiatorName && s.key.isid === key.isid && s.key.targetName === key.targetName && s.key.tpgt === key.tpgt) return s;
+    }
+    return undefined;
+  }
+
+  allocTsih(): number {
+    for (let i = 0; i < 0xffff; i++) {
+      const t = this.nextTsih;
+      this.nextTsih = this.nextTsih >= 0xffff ? 1 : this.nextTsih + 1;
+      if (!this.sessions.has(t)) return t;
+    }
+    return 0;
+  }
+
+  addSession(s: IscsiSession): void { this.sessions.set(s.tsih, s) }
+
+  /** Called by a connection when it was the session's last one (ERL 0). */
+  sessionEnded(s: IscsiSession, reason: string): void {
+    if (this.sessions.get(s.tsih) === s) this.sessions.delete(s.tsih);
+    s.close(reason);
+  }
+
+  connectionEnded(c: IscsiConnection): void { this.connections.delete(c) }
+
+  /** Drop every session of a portal group (TARGET COLD RESET, or all with undefined). */
+  resetSessionsOf(tpg: TpgEntry | undefined, reason: string): void {
+    for (const s of [...this.sessions.values()]) if (!tpg || s.tpg === tpg) { this.sessions.delete(s.tsih); s.close(reason) }
+  }
+
+  /**
+   * Graceful stop: refuse new connections, ask every session to log out (Async Message
+   * event 1, RFC 7143 §11.9.1), let in-flight commands finish, then after `graceMs`
+   * abort what is left and drop every connection.
+   */
+  async shutdown(graceMs = 5000): Promise<void> {
+    this.stopping = true;
+    for (const c of [...this.connections]) {
+      if (c.phase === 'login') c.drop('target shutting down');
+      else if (c.phase === 'full-feature') requestLogout(c, graceMs / 1000);
+    }
+    const all = Promise.all([...this.connections].map((c) => c.whenClosed()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((r) => { timer = setTimeout(r, graceMs) })]);
+    if (timer) clearTimeout(timer);
+    for (const c of [...this.connections]) c.drop('shutdown grace period over');
+    for (const s of [...this.sessions.values()]) s.close('target shut down');
+    this.sessions.clear();
+  }
+
+  get shuttingDown(): boolean { return this.stopping }
+
+  status(): { sessions: Array<Record<string, unknown> & { initiator: string; target: string }>; counters: Record<string, number> } {
+    const sessions = [...this.sessions.values()].map((s) => ({
+      initiator: s.key.initiatorName,
+      target: s.type === 'Discovery' ? '(discovery)' : s.key.targetName,
+      tpgTag: s.tpg?.tpgt,
+      isid: `0x${s.isidHex}`,
+      tsih: s.tsih,
+      type: s.type,
+      alias: s.initiatorAlias,
+      tasks: s.tasks.size,
+      expCmdSN: s.expCmdSN,
+      connections: [...s.connections].map((c) => ({
+        cid: c.cid, transport: c.transport.kind,
+        remote: `${c.transport.remoteAddress}:${c.transport.remotePort}`, local: `${c.transport.localAddress}:${c.transport.localPort}`,
+        headerDigest: c.params.headerDigest, dataDigest: c.params.dataDigest,
+      })),
+    }));
+    return { sessions, counters: { ...this.counters, sessions: this.sessions.size, openConnections: this.connections.size } };
+  }
+}

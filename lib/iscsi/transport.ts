@@ -1,0 +1,95 @@
+// The interface between the iSCSI engine and a transport (TCP streams, iSER over RDMA).
+// LIO's `iscsit_transport` is the model: the engine owns the protocol (login, sequence
+// numbers, tasks, PDU building); the transport moves bytes. Two data-movement operations
+// are optional because that is where the transports differ:
+//   - TCP leaves them out: the engine moves Data-In as Data-In PDUs and obtains Data-Out
+//     with R2T + Data-Out PDUs, all through `sendPdu` and the receive path.
+//   - iSER implements them: Data-In is an RDMA WRITE to the initiator's read STag, Data-Out
+//     an RDMA READ from its write STag (RFC 7145 §7.3); the SCSI Response still goes by
+//     `sendPdu` (a SEND).
+// Immediate and unsolicited data always arrive as PDUs on both transports.
+
+import type { OperationalParams } from './params.js';
+import type { RxPdu } from './pdu.js';
+
+/** What the engine tells a transport about one SCSI task when asking it to move data. */
+export interface TaskRef {
+  readonly itt: number;
+  readonly lun: bigint;
+  /** Expected data transfer length (for bidirectional commands: of the write part). */
+  readonly expectedLength: number;
+  /** Whatever the transport attached to the SCSI Command PDU (iSER: the STags and VAs). */
+  readonly transportContext: unknown;
+}
+
+export interface IscsiTransport {
+  /** "tcp" or "iser": for status output and TargetAddress lists. */
+  readonly kind: string;
+  /** True for iSER: the engine may answer RDMAExtensions=Yes (RFC 7145 §6.2); TCP: false. */
+  readonly rdma: boolean;
+  /** Whether CRC32C header/data digests can be used (iSER: never, RFC 7145 §6.2). */
+  readonly digests: boolean;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+
+  /**
+   * Called once by the engine before any PDU is delivered. The transport starts reading
+   * only after this.
+   */
+  attach(sink: TransportSink): void;
+
+  /**
+   * Queue one PDU: `bhs` (48 bytes, already filled), optional AHS, and the data segment as
+   * one or more views which the transport pads (and digests where negotiated). Views must
+   * stay unchanged until the returned promise (if any) settles. Returns undefined when the
+   * PDU was accepted without backpressure, or a promise that resolves when the transport
+   * can take more (TCP: 'drain').
+   */
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
+
+  /** Optional (iSER): move `from` to the initiator's buffer at byte `offset` of the task's read data. */
+  deliverDataIn?(task: TaskRef, from: Uint8Array, offset: number): Promise<void>;
+  /** Optional (iSER): fetch `into.length` bytes at byte `offset` of the task's write data. */
+  obtainDataOut?(task: TaskRef, into: Uint8Array, offset: number): Promise<void>;
+
+  /**
+   * Login finished: the final Login Response has been queued by `sendPdu`, and every PDU
+   * after it in either direction uses `params` (digests for TCP; message sizes for iSER).
+   * Called synchronously from within `TransportSink.receive`, so a framer can switch
+   * before it parses the next PDU.
+   */
+  enterFullFeature(params: OperationalParams): void;
+
+  /** Flow control: stop / restart delivering received PDUs (TCP: pause the socket). */
+  pauseReceive(): void;
+  resumeReceive(): void;
+
+  /**
+   * Close: flush what was queued, then close. `abort` closes at once (protocol errors at
+   * ERL 0 drop the connection, RFC 7143 §7.1.4). The transport then calls `sink.closed`.
+   */
+  close(abort?: boolean): void;
+}
+
+/** How the transport hands received PDUs to the engine (implemented by IscsiConnection). */
+export interface TransportSink {
+  /**
+   * The header (BHS + AHS) of a PDU has arrived (and its digest checked). Returns where
+   * its data segment should land, so Data-Out goes straight into the task's buffer (which
+   * may be the LUN's memory), or undefined for "give me a fresh buffer".
+   * Must not throw.
+   */
+  dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined;
+  /** A complete PDU (digests checked). `context` is transport-private (iSER header). Must not throw. */
+  receive(pdu: RxPdu, context?: unknown): void;
+  /** Header digest mismatch: at ERL 0 the connection is dropped (RFC 7143 §7.8). */
+  headerDigestError(): void;
+  /** Data digest mismatch on the PDU with this BHS (RFC 7143 §7.8). */
+  dataDigestError(bhs: Uint8Array): void;
+  /** Lengths that cannot be framed (RFC 7143 §7.1.4 "format error"); the transport closes after. */
+  framingError(reason: string): void;
+  /** The transport is closed (peer closed, error, or our close). Called once. */
+  closed(error?: Error): void;
+}

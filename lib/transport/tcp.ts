@@ -1,0 +1,373 @@
+// iSCSI over TCP (RFC 7143 §4.2): a net.Server per portal and, per connection, a PDU
+// framer that is a small explicit state machine over the socket's chunks:
+//
+//   BHS(48) → AHS(TotalAHSLength·4) → [HeaderDigest(4)] → data + padding → [DataDigest(4)]
+//
+// Headers are viewed in place when a chunk holds them whole; a data segment goes straight
+// into the buffer the engine names (Data-Out → the task's buffer, which may be LUN memory),
+// or is viewed in place, or copied once into a fresh buffer. Digests are CRC32C computed
+// while copying. Sending corks the socket and writes BHS, data views, padding and digests
+// as one writev; `write` returning false pauses reading until 'drain'.
+
+import net from 'node:net';
+import { CRC32C_INIT, crc32cFinal, crc32cUpdate, readDigest, writeDigest } from '../iscsi/digest.js';
+import type { OperationalParams } from '../iscsi/params.js';
+import { padLength } from '../iscsi/pdu.js';
+import type { IscsiTarget } from '../iscsi/target.js';
+import type { IscsiTransport, TransportSink } from '../iscsi/transport.js';
+
+const BHS = 48;
+const ZERO_PAD = new Uint8Array(4);
+const EMPTY = new Uint8Array(0);
+/** Largest data segment framed during login (§13.12 allows 8192; the engine answers bigger ones). */
+const LOGIN_FRAME_LIMIT = 65536;
+
+const enum RxState {
+  Bhs,
+  Ahs,
+  HeaderDigest,
+  Data,
+  Pad,
+  DataDigest,
+  Stopped,
+}
+
+export interface TcpTransportOptions {
+  /** TCP keep-alive probe delay in ms (0 disables). Default 30000. */
+  keepAliveMs?: number;
+  /** How long a graceful close waits for the peer before destroying the socket. */
+  closeTimeoutMs?: number;
+}
+
+export class TcpTransport implements IscsiTransport {
+  readonly kind = 'tcp';
+  readonly rdma = false;
+  readonly digests = true;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+
+  private sink: TransportSink | undefined;
+  private headerDigest = false;
+  private dataDigest = false;
+  private frameLimit = LOGIN_FRAME_LIMIT;
+  private closedSent = false;
+  private drainWait: Promise<void> | undefined;
+  private drainResolve: (() => void) | undefined;
+  private pausedByEngine = false;
+
+  // Receive state machine.
+  private state = RxState.Bhs;
+  private bhs: Uint8Array = new Uint8Array(BHS);
+  private bhsFill = 0;
+  private ahs: Uint8Array = EMPTY;
+  private ahsFill = 0;
+  private hd = new Uint8Array(4);
+  private hdFill = 0;
+  private dataLen = 0;
+  private data: Uint8Array = EMPTY;
+  private dataFill = 0;
+  private padLeft = 0;
+  private crc = CRC32C_INIT;
+  private dd = new Uint8Array(4);
+  private ddFill = 0;
+
+  constructor(readonly socket: net.Socket, private readonly opts: TcpTransportOptions = {}) {
+    this.localAddress = socket.localAddress ?? '';
+    this.localPort = socket.localPort ?? 0;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    socket.setNoDelay(true);
+    const ka = opts.keepAliveMs ?? 30000;
+    if (ka > 0) socket.setKeepAlive(true, ka);
+    socket.pause();
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', (e) => this.finish(e));
+    socket.on('close', () => this.finish());
+    socket.on('end', () => { if (!socket.destroyed) socket.end() });
+  }
+
+  attach(sink: TransportSink): void {
+    this.sink = sink;
+    if (!this.socket.destroyed) this.socket.resume();
+  }
+
+  enterFullFeature(params: OperationalParams): void {
+    this.headerDigest = params.headerDigest;
+    this.dataDigest = params.dataDigest;
+    // A PDU up to twice what we declared is still read so the engine can answer it with a
+    // Reject (§13.12); anything bigger cannot be an honest mistake and ends framing.
+    this.frameLimit = Math.max(params.targetMaxRecvDataSegmentLength * 2, LOGIN_FRAME_LIMIT);
+  }
+
+  pauseReceive(): void {
+    this.pausedByEngine = true;
+    this.socket.pause();
+  }
+
+  resumeReceive(): void {
+    this.pausedByEngine = false;
+    if (!this.socket.destroyed && this.state !== RxState.Stopped) this.socket.resume();
+  }
+
+  get paused(): boolean { return this.pausedByEngine }
+
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
+    const s = this.socket;
+    if (s.destroyed || !s.writable) return undefined;
+    const parts = data === undefined ? [] : data instanceof Uint8Array ? [data] : data;
+    let len = 0;
+    for (const p of parts) len += p.length;
+    s.cork();
+    s.write(bhs);
+    if (ahs && ahs.length) s.write(ahs);
+    if (this.headerDigest) {
+      let c = crc32cUpdate(CRC32C_INIT, bhs);
+      if (ahs && ahs.length) c = crc32cUpdate(c, ahs);
+      const d = Buffer.allocUnsafe(4);
+      writeDigest(d, 0, crc32cFinal(c));
+      s.write(d);
+    }
+    let ok = true;
+    if (len > 0) {
+      let c = CRC32C_INIT;
+      for (const p of parts) {
+        if (!p.length) continue;
+        ok = s.write(p);
+        if (this.dataDigest) c = crc32cUpdate(c, p);
+      }
+      const pad = padLength(len);
+      if (pad) {
+        ok = s.write(ZERO_PAD.subarray(0, pad));
+        if (this.dataDigest) c = crc32cUpdate(c, ZERO_PAD, 0, pad);
+      }
+      if (this.dataDigest) {
+        const d = Buffer.allocUnsafe(4);
+        writeDigest(d, 0, crc32cFinal(c));
+        ok = s.write(d);
+      }
+    } else {
+      ok = s.writableLength < s.writableHighWaterMark;
+    }
+    s.uncork();
+    if (ok && s.writableLength < s.writableHighWaterMark) return undefined;
+    if (!this.drainWait) this.drainWait = new Promise<void>((r) => { this.drainResolve = r });
+    return this.drainWait;
+  }
+
+  private onDrain(): void {
+    const r = this.drainResolve;
+    this.drainWait = undefined;
+    this.drainResolve = undefined;
+    r?.();
+  }
+
+  close(abort = false): void {
+    const s = this.socket;
+    this.state = RxState.Stopped;
+    if (s.destroyed) return;
+    if (abort) { s.destroy(); return }
+    s.end();
+    const t = setTimeout(() => s.destroy(), this.opts.closeTimeoutMs ?? 5000);
+    t.unref();
+  }
+
+  private finish(err?: Error): void {
+    this.state = RxState.Stopped;
+    this.onDrain();
+    if (this.closedSent) return;
+    this.closedSent = true;
+    if (!this.socket.destroyed) this.socket.destroy();
+    this.sink?.closed(err);
+  }
+
+  private stop(): void {
+    this.state = RxState.Stopped;
+  }
+
+  /** Framer: consume one chunk, delivering every complete PDU in it. */
+  private onData(chunk: Buffer): void {
+    const sink = this.sink;
+    if (!sink) return;
+    let off = 0;
+    const n = chunk.length;
+    while (off < n) {
+      switch (this.state) {
+        case RxState.Stopped:
+          return;
+        case RxState.Bhs: {
+          if (this.bhsFill === 0 && n - off >= BHS) {
+            this.bhs = chunk.subarray(off, off + BHS); // whole header in this chunk: view it
+            off += BHS;
+          } else {
+            if (this.bhsFill === 0) this.bhs = new Uint8Array(BHS);
+            const k = Math.min(BHS - this.bhsFill, n - off);
+            this.bhs.set(chunk.subarray(off, off + k), this.bhsFill);
+            this.bhsFill += k;
+            off += k;
+            if (this.bhsFill < BHS) return;
+          }
+          this.bhsFill = 0;
+          const ahsLen = this.bhs[4] * 4;
+          this.dataLen = (this.bhs[5] << 16) | (this.bhs[6] << 8) | this.bhs[7];
+          if (this.dataLen > this.frameLimit) {
+            this.stop();
+            sink.framingError(`DataSegmentLength ${this.dataLen} > ${this.frameLimit} (RFC 7143 §13.12)`);
+            return;
+          }
+          this.ahs = ahsLen ? new Uint8Array(ahsLen) : EMPTY;
+          this.ahsFill = 0;
+          if (ahsLen) this.state = RxState.Ahs;
+          else if (this.headerDigest) this.state = RxState.HeaderDigest;
+          else this.headerDone();
+          break;
+        }
+        case RxState.Ahs: {
+          const k = Math.min(this.ahs.length - this.ahsFill, n - off);
+          this.ahs.set(chunk.subarray(off, off + k), this.ahsFill);
+          this.ahsFill += k;
+          off += k;
+          if (this.ahsFill < this.ahs.length) return;
+          if (this.headerDigest) this.state = RxState.HeaderDigest;
+          else this.headerDone();
+          break;
+        }
+        case RxState.HeaderDigest: {
+          const k = Math.min(4 - this.hdFill, n - off);
+          this.hd.set(chunk.subarray(off, off + k), this.hdFill);
+          this.hdFill += k;
+          off += k;
+          if (this.hdFill < 4) return;
+          this.hdFill = 0;
+          let c = crc32cUpdate(CRC32C_INIT, this.bhs);
+          if (this.ahs.length) c = crc32cUpdate(c, this.ahs);
+          if (crc32cFinal(c) !== readDigest(this.hd, 0)) {
+            this.stop();
+            sink.headerDigestError();
+            return;
+          }
+          this.headerDone();
+          break;
+        }
+        case RxState.Data: {
+          if (this.dataFill === 0 && this.data.length === 0) {
+            // No destination given. Whole segment in this chunk: view it; else one buffer.
+            if (n - off >= this.dataLen) {
+              this.data = chunk.subarray(off, off + this.dataLen);
+              if (this.dataDigest) this.crc = crc32cUpdate(this.crc, this.data);
+              off += this.dataLen;
+              this.dataFill = this.dataLen;
+            } else {
+              this.data = Buffer.allocUnsafe(this.dataLen);
+            }
+          }
+          if (this.dataFill < this.dataLen) {
+            const k = Math.min(this.dataLen - this.dataFill, n - off);
+            this.data.set(chunk.subarray(off, off + k), this.dataFill);
+            if (this.dataDigest) this.crc = crc32cUpdate(this.crc, chunk, off, off + k);
+            this.dataFill += k;
+            off += k;
+            if (this.dataFill < this.dataLen) return;
+          }
+          this.padLeft = padLength(this.dataLen);
+          if (this.padLeft) this.state = RxState.Pad;
+          else if (this.dataDigest) this.state = RxState.DataDigest;
+          else this.deliver();
+          break;
+        }
+        case RxState.Pad: {
+          const k = Math.min(this.padLeft, n - off);
+          if (this.dataDigest) this.crc = crc32cUpdate(this.crc, chunk, off, off + k);
+          this.padLeft -= k;
+          off += k;
+          if (this.padLeft) return;
+          if (this.dataDigest) this.state = RxState.DataDigest;
+          else this.deliver();
+          break;
+        }
+        case RxState.DataDigest: {
+          const k = Math.min(4 - this.ddFill, n - off);
+          this.dd.set(chunk.subarray(off, off + k), this.ddFill);
+          this.ddFill += k;
+          off += k;
+          if (this.ddFill < 4) return;
+          this.ddFill = 0;
+          if (crc32cFinal(this.crc) !== readDigest(this.dd, 0)) {
+            this.stop();
+            sink.dataDigestError(this.bhs);
+            return;
+          }
+          this.deliver();
+          break;
+        }
+      }
+    }
+  }
+
+  /** Header (and its digest) complete: ask the engine where the data goes, or deliver now. */
+  private headerDone(): void {
+    this.dataFill = 0;
+    this.crc = CRC32C_INIT;
+    this.data = EMPTY;
+    if (this.dataLen === 0) { this.deliver(); return } // no data segment, no data digest (§11.2)
+    const dst = this.sink!.dataDestination(this.bhs, this.dataLen);
+    if (dst && dst.length === this.dataLen) this.data = dst;
+    this.state = RxState.Data;
+  }
+
+  /** Hand a complete PDU to the engine; the engine may stop us (close) while in it. */
+  private deliver(): void {
+    const pdu = { bhs: this.bhs, ahs: this.ahs, data: this.data };
+    this.data = EMPTY;
+    this.dataLen = 0;
+    this.dataFill = 0;
+    this.state = RxState.Bhs;
+    this.sink!.receive(pdu);
+  }
+}
+
+export interface TcpListenOptions {
+  address?: string;
+  port?: number;
+  transport?: TcpTransportOptions;
+}
+
+export interface TcpListener {
+  readonly address: string;
+  readonly port: number;
+  /** Stop accepting; with `destroyConnections`, also drop the connections it accepted. */
+  close(destroyConnections?: boolean): Promise<void>;
+}
+
+/** Listen on one TCP portal (default 127.0.0.1:3260) and feed connections to `target`. */
+export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Promise<TcpListener> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    try {
+      target.accept(new TcpTransport(socket, opts.transport));
+    } catch (e) {
+      target.log.warn(`accept failed: ${(e as Error).message}`);
+      socket.destroy();
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 3260, opts.address ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      server.on('error', (e) => target.log.warn(`portal error: ${e.message}`));
+      const a = server.address() as net.AddressInfo;
+      resolve({
+        address: a.address,
+        port: a.port,
+        close: (destroyConnections = false) => new Promise<void>((r) => {
+          server.close(() => r());
+          if (destroyConnections) for (const s of sockets) s.destroy();
+        }),
+      });
+    });
+  });
+}
