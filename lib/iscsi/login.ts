@@ -140,7 +140,8 @@ export class LoginHandler {
         nsg = pdu.nsg;
       }
     }
-    if (this.stage === Stage.Operational || (transit && nsg === Stage.Operational) || (transit && nsg === Stage.FullFeature)) {
+    if (this.stage === Stage.Operational || (transit && nsg === Stage.FullFeature)) {
+      // Operational declarations belong to the operational stage (§6.3), not security.
       reply.push(...this.neg!.declarations());
     }
     if (transit && nsg === Stage.FullFeature) {

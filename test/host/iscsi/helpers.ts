@@ -306,6 +306,21 @@ export class FakeCore implements IscsiCore {
         await io.dataIn(inq.subarray(0, n), 0);
         return { status: 0, transferred: Math.min(alloc, 36) };
       }
+      case 0xa0: { // REPORT LUNS: LUN 0 only
+        const b = Buffer.alloc(16); b.writeUInt32BE(8, 0);
+        const alloc = (c[6] << 24 | c[7] << 16 | c[8] << 8 | c[9]) >>> 0;
+        const n = Math.min(16, alloc, cmd.expectedLength);
+        if (n) await io.dataIn(b.subarray(0, n), 0);
+        return { status: 0, transferred: Math.min(16, alloc) };
+      }
+      case 0x9e: { // READ CAPACITY(16)
+        if ((c[1] & 0x1f) !== 0x10) break;
+        const b = Buffer.alloc(32); b.writeBigUInt64BE(BigInt(this.blocks - 1), 0); b.writeUInt32BE(bs, 8);
+        const alloc = (c[10] << 24 | c[11] << 16 | c[12] << 8 | c[13]) >>> 0;
+        const n = Math.min(32, alloc, cmd.expectedLength);
+        if (n) await io.dataIn(b.subarray(0, n), 0);
+        return { status: 0, transferred: Math.min(32, alloc) };
+      }
       case 0x25: {
         const b = Buffer.alloc(8); b.writeUInt32BE(this.blocks - 1, 0); b.writeUInt32BE(bs, 4);
         await io.dataIn(b.subarray(0, Math.min(8, cmd.expectedLength)), 0);
@@ -330,8 +345,9 @@ export class FakeCore implements IscsiCore {
         return { status: 0, transferred: len };
       }
       default:
-        return { status: 2, transferred: 0, sense: Buffer.from([0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0]) };
+        break;
     }
+    return { status: 2, transferred: 0, sense: Buffer.from([0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0]) };
   }
 
   async taskManagement(fn: TmfFunction, _nexus: Nexus, lun: bigint, tag?: number): Promise<TmfResponse> {
