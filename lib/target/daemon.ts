@@ -83,6 +83,10 @@ function errnoText(e: unknown): string {
   }
 }
 
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
 export class Daemon {
   readonly portals: BoundPortal[] = [];
   private readonly log: Logger;
@@ -278,8 +282,13 @@ export class Daemon {
     const attempt = async (what: string, f: () => Promise<void>) => {
       try { await f(); } catch (e) { errors.push(e); this.log.error(`${what}: ${(e as Error).message}`); }
     };
-    for (const l of this.listeners.splice(0)) await attempt(`closing ${fmtAddr(l.address, l.port)}`, () => l.close());
+    // Stop accepting first, so no session starts while the others are asked to log out.
+    const listeners = this.listeners.splice(0);
+    const closing = listeners.map((l) => l.close().catch((e: unknown) => { errors.push(e); }));
     if (this.served) await attempt('iSCSI shutdown', () => this.served!.shutdown(graceMs));
+    // The engine dropped every connection; give the sockets a moment to finish closing, then force.
+    const settled = await Promise.race([Promise.all(closing).then(() => true), delay(1000).then(() => false)]);
+    if (!settled) for (const l of listeners) await attempt(`closing ${fmtAddr(l.address, l.port)}`, () => l.close(true));
     for (const o of this.opened.splice(0).reverse()) {
       await attempt(`flushing ${o.name}`, async () => { if (!o.backstore.readOnly) await o.backstore.flush(); });
       await attempt(`closing ${o.name}`, () => o.backstore.close());

@@ -22,7 +22,11 @@ export interface Listener {
   /** Address and port actually bound (port differs from the config's when it asked for 0). */
   address: string;
   port: number;
-  close(): Promise<void>;
+  /**
+   * Stops accepting at once; resolves when the connections it accepted are gone. With
+   * `force`, destroys those that remain (the backstop after the engine's graceful shutdown).
+   */
+  close(force?: boolean): Promise<void>;
 }
 
 export interface SessionStatus {

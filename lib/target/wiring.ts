@@ -2,16 +2,102 @@
 // lib/transport/tcp for the fabric. This file is the only place in lib/target that knows
 // their concrete APIs, so a change there is adapted here and nowhere else.
 
-import type { Engine } from './engine.js';
+import type { Backstore } from '../scsi/types.js';
+import type { IscsiCore } from '../iscsi/core.js';
+import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
+import { listenTcp } from '../transport/tcp.js';
+import type { BackstoreConfig, Config } from './config.js';
+import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
+import type { Logger } from './daemon.js';
 
-export function createEngine(): Engine {
+/**
+ * What the daemon needs from the SCSI core and the backstores: storage, one logical unit
+ * per backstore (reservations, unit attentions and the task set live with the LU, so two
+ * TPGs exporting one backstore share them, as LIO's se_device does), and a LUN view — the
+ * numbers an initiator sees — as the IscsiCore the iSCSI engine submits to.
+ */
+export interface ScsiLayer {
+  openBackstore(store: BackstoreConfig): Promise<Backstore>;
+  createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
+  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  close?(): Promise<void>;
+}
+
+export interface WiringOptions {
+  log?: Logger;
+  scsi?: ScsiLayer;
+}
+
+function unavailableScsi(): ScsiLayer {
+  const no = (): never => { throw new Error('the SCSI core and backstores are not in this build yet'); };
+  return { openBackstore: async () => no(), createLogicalUnit: async () => no(), createView: () => no() };
+}
+
+export function createEngine(opts: WiringOptions = {}): Engine {
+  const scsi = opts.scsi ?? unavailableScsi();
+  const log = opts.log;
   return {
-    transports: new Set(),
-    async openBackstore() {
-      throw new Error('the backstore layer is not available in this build yet');
-    },
-    async build() {
-      throw new Error('the SCSI core and iSCSI engine are not available in this build yet');
+    transports: new Set(['tcp']),
+    openBackstore: (store) => scsi.openBackstore(store),
+    async build(config: Config, luns: ResolvedLun[]): Promise<ServedTargets> {
+      // One LU per backstore object, shared by every LUN that exports it.
+      const lus = new Map<Backstore, unknown>();
+      for (const r of luns) if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
+
+      const tpgs: TpgOptions[] = [];
+      for (const t of config.targets) {
+        for (const g of t.tpgs) {
+          const mine = luns.filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag);
+          const byNumber = new Map(mine.map((r) => [r.lun.lun, r]));
+          const wp = g.attributes.generateNodeAcls && g.attributes.demoModeWriteProtect;
+          const tpgView = scsi.createView(mine.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: wp })));
+          const acls: AclOptions[] = g.acls.map((a) => {
+            const acl: AclOptions = { initiator: a.initiator };
+            if (a.chap) acl.chap = { ...a.chap };
+            const mapped = a.mappedLuns ?? mine.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
+            acl.core = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
+            return acl;
+          });
+          const { TargetAlias, ...keys } = g.parameters;
+          const tpg: TpgOptions = {
+            iqn: t.iqn,
+            tpgt: g.tag,
+            enabled: g.enable,
+            portals: g.portals.filter((p) => p.transport === 'tcp').map((p) => ({ address: p.address, port: p.port })),
+            core: tpgView,
+            acls,
+            generateNodeAcls: g.attributes.generateNodeAcls,
+            authentication: g.attributes.authentication,
+            parameters: keys,
+            cmdsnDepth: g.attributes.defaultCmdsnDepth,
+          };
+          if (TargetAlias !== undefined) tpg.alias = TargetAlias;
+          if (g.chap) tpg.chap = { ...g.chap };
+          tpgs.push(tpg);
+        }
+      }
+      const d = config.discoveryAuth;
+      const loginTimeout = Math.max(...config.targets.flatMap((t) => t.tpgs.map((g) => g.attributes.loginTimeout)), 15);
+      const target = new IscsiTarget({
+        tpgs,
+        loginTimeout: loginTimeout * 1000,
+        ...(d.enable && d.userid && d.password
+          ? { discoveryAuth: { required: true, chap: { userid: d.userid, password: d.password, ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}) } } }
+          : {}),
+        ...(log ? { log: { debug: log.debug, info: log.debug, warn: log.warn } } : {}),
+      });
+
+      return {
+        async listen(portal): Promise<Listener> {
+          const l = await listenTcp(target, { address: portal.address, port: portal.port });
+          return { address: l.address, port: l.port, close: (force) => l.close(force) };
+        },
+        async shutdown(graceMs) {
+          await target.shutdown(graceMs);
+          await scsi.close?.();
+        },
+        status: () => target.status(),
+      };
     },
   };
 }

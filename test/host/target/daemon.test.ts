@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createConnection, createServer, type Server } from 'node:net';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,6 +111,19 @@ describe('daemon lifecycle (fake engine)', () => {
     cleanups.push(() => d.stop());
     expect(d.portals.map((p) => p.transport)).toEqual(['tcp']);
     expect(warnings).toContain('targets[0].tpgs[0].portals[1]: iser portal 127.0.0.1:3260 skipped: this build has no iser transport yet');
+  });
+
+  it('stop with a connection open: the engine shuts it down before the listener finishes closing', async () => {
+    const engine = fakeEngine();
+    const d = await Daemon.start(config(undefined, false), { engine });
+    const c = createConnection(d.portals[0]!.port, '127.0.0.1');
+    c.on('error', () => {});
+    await new Promise<void>((r) => c.once('connect', () => r()));
+    await vi.waitFor(() => expect(engine.connections).toHaveLength(1));
+    const t0 = Date.now();
+    await d.stop(50);
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(engine.shutdownGrace).toBe(50);
   });
 
   it('stop is idempotent', async () => {

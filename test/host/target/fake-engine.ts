@@ -49,7 +49,14 @@ export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException } = {}): Fak
           });
           servers.push(s);
           const a = s.address() as { address: string; port: number };
-          return { address: a.address, port: a.port, close: () => new Promise((r) => s.close(() => r())) };
+          return {
+            address: a.address,
+            port: a.port,
+            close: (force) => new Promise((r) => {
+              s.close(() => r());
+              if (force) for (const c of e.connections) c.destroy();
+            }),
+          };
         },
         async shutdown(graceMs) {
           e.shutdownGrace = graceMs;
