@@ -144,6 +144,12 @@ export class LoginHandler {
       // Operational declarations belong to the operational stage (§6.3), not security.
       reply.push(...this.neg!.declarations());
     }
+    if (this.stage === Stage.Operational) {
+      const offers = this.neg!.offers();
+      reply.push(...offers);
+      // §6.2: we may not leave the stage with our own offers unanswered.
+      if (this.neg!.awaitingAnswers) { transit = false; nsg = 0 }
+    }
     if (transit && nsg === Stage.FullFeature) {
       this.finish(reply);
       return;

@@ -204,6 +204,9 @@ export class Negotiator {
   /** Keys already answered in this login (renegotiation is an initiator error, §6.2). */
   private readonly settled = new Set<string>();
   private declaredOurs = false;
+  /** Keys we offered and whose answer we wait for (§6.2: the initiator must answer them). */
+  private readonly offered = new Set<string>();
+  private offersMade = false;
 
   constructor(readonly prefs: TargetPreferences, sessionType: 'Discovery' | 'Normal' = 'Normal') {
     this.state = { sessionType, values: new Map() };
@@ -232,6 +235,7 @@ export class Negotiator {
       if (def?.owner === 'login' || CHAP_KEYS.has(key)) continue;
       if (!def) { answers.set(key, 'NotUnderstood'); continue; } // §6.2, X- and X# keys included
       // An initiator answering a key we offered uses these constants; nothing to answer (§6.2).
+      if (this.offered.has(key)) { this.offered.delete(key); this.settled.add(key); this.acceptAnswer(def, value); continue }
       if (value === 'NotUnderstood' || value === 'Irrelevant' || value === 'Reject') continue;
       if (this.settled.has(key) && def.kind !== 'declarative-number') return { reply: [], error: { kind: 'renegotiation', key } };
       const a = this.answer(def, value, opts.inFullFeature ?? false);
@@ -297,6 +301,58 @@ export class Negotiator {
         }
         return 'Reject';
       }
+    }
+  }
+
+  /**
+   * Keys the target must offer itself because its limit is tighter than the default the
+   * initiator would otherwise assume (§6.2: a default is in force until negotiated), e.g. a
+   * MaxBurstLength below 262144. Offered once, only for keys the initiator has not
+   * mentioned; the login does not transit until every offer is answered.
+   */
+  offers(): KeyValue[] {
+    if (this.offersMade || this.state.sessionType === 'Discovery') return [];
+    this.offersMade = true;
+    const p = this.prefs;
+    const out: KeyValue[] = [];
+    const want = (k: string, v: string, tighter: boolean): void => {
+      if (!tighter || this.settled.has(k)) return;
+      out.push([k, v]);
+      this.offered.add(k);
+    };
+    want('ImmediateData', 'No', !p.immediateData);
+    want('InitialR2T', 'Yes', false);
+    want('MaxBurstLength', String(p.maxBurstLength), p.maxBurstLength < 262144);
+    want('FirstBurstLength', String(Math.min(p.firstBurstLength, p.maxBurstLength)), Math.min(p.firstBurstLength, p.maxBurstLength) < 65536);
+    want('DefaultTime2Wait', String(p.defaultTime2Wait), p.defaultTime2Wait > 2);
+    want('DefaultTime2Retain', String(p.defaultTime2Retain), p.defaultTime2Retain < 20);
+    want('HeaderDigest', 'CRC32C', !p.headerDigest.includes('None'));
+    want('DataDigest', 'CRC32C', !p.dataDigest.includes('None'));
+    return out;
+  }
+
+  get awaitingAnswers(): boolean { return this.offered.size > 0 }
+
+  /** The initiator's answer to one of our offers: the result, if admissible. */
+  private acceptAnswer(def: KeyDef, value: string): void {
+    const ours = preferred(this.prefs, def.name);
+    const s = this.state.values;
+    switch (def.kind) {
+      case 'and': case 'or':
+        if (value === 'Yes' || value === 'No') s.set(def.name, def.kind === 'and' ? yesNo(ours === 'Yes' && value === 'Yes') : yesNo(ours === 'Yes' || value === 'Yes'));
+        else if (typeof ours === 'string') s.set(def.name, ours);
+        return;
+      case 'min': case 'max': {
+        const n = parseNumber(value);
+        const o = Number(ours);
+        s.set(def.name, String(n === undefined ? o : def.kind === 'min' ? Math.min(n, o) : Math.max(n, o)));
+        return;
+      }
+      case 'list':
+        if (Array.isArray(ours) && ours.includes(value)) s.set(def.name, value);
+        return;
+      default:
+        return;
     }
   }
 

@@ -160,9 +160,19 @@ export class TestInitiator {
       }
       if (!r.pdu.transit) throw new Error('target did not transit from security');
     }
-    const r = await this.loginStep({ csg: 1, nsg: 3, transit: true, keys: o.skipSecurity ? { ...first, ...op } : op });
+    let sent: Record<string, string> = o.skipSecurity ? { ...first, ...op } : op;
+    let r = await this.loginStep({ csg: 1, nsg: 3, transit: true, keys: sent });
     if (r.status) return r;
     r.keys.forEach((v, k) => all.set(k, v));
+    for (let round = 0; round < 4 && !r.pdu.transit; round++) {
+      // The target offered keys of its own (§6.2): answer them by accepting its values.
+      const answers: Record<string, string> = {};
+      r.keys.forEach((v, k) => { if (!(k in sent) && k !== 'TargetPortalGroupTag' && k !== 'MaxRecvDataSegmentLength' && k !== 'TargetAlias') answers[k] = v });
+      sent = { ...sent, ...answers };
+      r = await this.loginStep({ csg: 1, nsg: 3, transit: true, keys: answers });
+      if (r.status) return r;
+      r.keys.forEach((v, k) => all.set(k, v));
+    }
     if (!r.pdu.transit || r.pdu.nsg !== 3) throw new Error('target did not go to full feature phase');
     this.tsih = r.pdu.tsih;
     this.cmdSN = r.pdu.expCmdSN;
