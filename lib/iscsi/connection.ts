@@ -266,13 +266,17 @@ export class IscsiConnection implements TransportSink {
       const rec = this.r2ts.get(pdu.ttt);
       if (!rec || rec.task.itt !== pdu.itt) {
         const t = s.tasks.get(pdu.itt);
-        if (t?.aborted) return; // data racing an abort: discard
+        if (t?.aborted || t?.dataError) return; // data racing an abort or a failed sequence: discard
         return sendReject(this, RejectReason.InvalidPduField, rx.bhs); // §11.7.4: TTT names no R2T
       }
       // §11.7.5 DataSN, §13.18 DataPDUInOrder=Yes, §11.8.4 the burst the R2T asked for.
-      if (pdu.dataSN !== rec.nextDataSN || pdu.bufferOffset !== rec.offset + rec.received ||
-          rec.received + data.length > rec.length || (pdu.final && rec.received + data.length !== rec.length)) {
-        return this.sequenceError(rx.bhs, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
+      let fault: [number, number] | undefined;
+      if (pdu.dataSN !== rec.nextDataSN) fault = [0x4b, 0x00]; // DATA PHASE ERROR
+      else if (pdu.bufferOffset !== rec.offset + rec.received) fault = [0x4b, 0x05]; // DATA OFFSET ERROR
+      else if (rec.received + data.length > rec.length) fault = [0x4b, 0x02]; // TOO MUCH WRITE DATA
+      else if (pdu.final && rec.received + data.length !== rec.length) fault = [0x4b, 0x05];
+      if (fault) {
+        return this.sequenceError(rec.task, rx.bhs, fault, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
       }
       const at = pdu.bufferOffset - rec.intoOffset;
       const dst = rec.into.subarray(at, at + data.length);
@@ -283,17 +287,22 @@ export class IscsiConnection implements TransportSink {
       return;
     }
     const task = s.tasks.get(pdu.itt);
-    if (!task || task.aborted) return; // command ignored (CmdSN window) or aborted: discard its data
-    if (task.unsolicitedData(pdu, data) !== undefined) {
-      return this.sequenceError(rx.bhs, `unsolicited Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} breaks FirstBurstLength/EDTL/order`);
+    if (!task || task.aborted || task.dataError) return; // command ignored (CmdSN window), aborted or failed: discard
+    const fault = task.unsolicitedData(pdu, data);
+    if (fault) {
+      return this.sequenceError(task, rx.bhs, fault, `unsolicited Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} breaks FirstBurstLength/EDTL/order`);
     }
   }
 
-  /** A data sequence error at ERL 0: Reject (Protocol Error) then drop (RFC 7143 §7.1.4, §7.4). */
-  private sequenceError(bhs: Uint8Array, why: string): void {
+  /**
+   * A data sequence error (RFC 7143 §7.1.4 protocol error): Reject (Protocol Error) the PDU
+   * and fail only its task with CHECK CONDITION; the data never reached the task's buffer
+   * (dataDestination refused it), and at ERL 0 nothing can re-request it.
+   */
+  private sequenceError(task: ScsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
     this.log.info(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
-    this.close(why);
+    task.failData(asc, ascq);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------

@@ -74,6 +74,8 @@ export class ScsiTask implements TaskRef, FabricIO {
   private held: { offset: number; data: Uint8Array } | undefined;
   readonly r2ts = new Set<R2TRecord>();
   aborted = false;
+  /** Sense to report when a Data-Out sequence error failed the task (kept the connection). */
+  dataError: Uint8Array | undefined;
   /** Aborted by a TMF: no response is sent (RFC 7143 §4.2.3.3 / SAM task aborted). */
   silent = false;
   finished = false;
@@ -130,12 +132,17 @@ export class ScsiTask implements TaskRef, FabricIO {
     return this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + pdu.dataLength);
   }
 
-  /** An unsolicited Data-Out arrived. Returns a Reject reason when it breaks §4.2.5.2 rules. */
-  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): RejectReason | undefined {
-    if (this.unsolDone || !this.unsolBuf) return RejectReason.ProtocolError;
+  /**
+   * An unsolicited Data-Out arrived. Returns the [ASC, ASCQ] to fail the task with when it
+   * breaks the §4.2.5.2 rules, undefined when accepted.
+   */
+  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): [number, number] | undefined {
+    // §11.4.7.2: unsolicited data the target did not expect.
+    if (this.unsolDone || !this.unsolBuf) return [0x0c, 0x0c];
     // §11.7.5 DataSN and (DataPDUInOrder=Yes) offsets in order; §13.14 FirstBurstLength; EDTL.
-    if (pdu.dataSN !== this.unsolDataSN || pdu.bufferOffset !== this.unsolReceived) return RejectReason.ProtocolError;
-    if (pdu.bufferOffset + data.length > this.unsolLimit) return RejectReason.ProtocolError;
+    if (pdu.dataSN !== this.unsolDataSN) return [0x4b, 0x00];
+    if (pdu.bufferOffset !== this.unsolReceived) return [0x4b, 0x05];
+    if (pdu.bufferOffset + data.length > this.unsolLimit) return [0x0c, 0x0c];
     const dst = this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + data.length);
     if (dst.buffer !== data.buffer || dst.byteOffset !== data.byteOffset) dst.set(data);
     this.unsolReceived += data.length;
@@ -279,6 +286,23 @@ export class ScsiTask implements TaskRef, FabricIO {
     this.sendDataIn(h.data, h.offset, endSequence);
   }
 
+  /**
+   * A Data-Out for this task broke the sequence rules (DataSN, offset, burst, EDTL). The
+   * connection already sent a Reject (Protocol Error); the task ends with CHECK CONDITION,
+   * ABORTED COMMAND and the SPC-4 DATA PHASE ERROR family / iSCSI §11.4.7.2 sense, and
+   * later Data-Out for it is discarded. Only this command fails; the session lives on.
+   */
+  failData(asc: number, ascq: number): void {
+    if (this.dataError || this.aborted) return;
+    this.dataError = abortedCommandSense(asc, ascq);
+    const e = new Error(`Data-Out sequence error (ASC 0x${asc.toString(16)}/0x${ascq.toString(16)})`);
+    for (const r of [...this.r2ts]) r.fail(e);
+    this.unsolDone = true;
+    const w = this.unsolWaiters;
+    this.unsolWaiters = [];
+    for (const x of w) x.fail(e);
+  }
+
   // ---- completion ---------------------------------------------------------------------
 
   /** Run the command in the core (called in CmdSN order). */
@@ -290,6 +314,7 @@ export class ScsiTask implements TaskRef, FabricIO {
       c = await s.core!.submit(this.command, s.nexus!, this);
     } catch (e) {
       if (this.aborted) return this.finish();
+      if (this.dataError) return this.respond({ status: 0x02, transferred: 0, sense: this.dataError }, ScsiResponseCode.CommandCompleted);
       this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${(e as Error).message}`);
       c = { status: 0x02, transferred: 0, sense: hardwareErrorSense() };
       if (this.held) this.held = undefined;
@@ -300,6 +325,7 @@ export class ScsiTask implements TaskRef, FabricIO {
 
   private async respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
     if (this.aborted) return this.finish();
+    if (this.dataError) { c = { status: 0x02, transferred: 0, sense: this.dataError }; this.held = undefined }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
     if (!this.unsolDone) {
@@ -365,6 +391,13 @@ export class ScsiTask implements TaskRef, FabricIO {
     // The task stays in the table until the core gives it back, so a late Data-Out finds
     // an aborted task rather than a reused ITT.
   }
+}
+
+/** ABORTED COMMAND with the given ASC/ASCQ, fixed format (SPC-4 4.5.3). */
+function abortedCommandSense(asc: number, ascq: number): Uint8Array {
+  const s = new Uint8Array(18);
+  s[0] = 0x70; s[2] = 0x0b; s[7] = 10; s[12] = asc; s[13] = ascq;
+  return s;
 }
 
 /** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 4.5.6, ASC 44h). */

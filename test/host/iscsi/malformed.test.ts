@@ -11,7 +11,7 @@ import { FakeCore, pattern, TestInitiator, tur, write10, type RxItem } from './h
 
 const IQN = 'iqn.2024-01.test:malformed';
 
-type Outcome = { reject?: number; dropped?: boolean; silent?: boolean; text?: Record<string, string>; stillWorks?: boolean };
+type Outcome = { reject?: number; check?: boolean; dropped?: boolean; silent?: boolean; text?: Record<string, string>; stillWorks?: boolean };
 
 describe('malformed input', () => {
   let core: FakeCore;
@@ -50,25 +50,25 @@ describe('malformed input', () => {
     ['immediate data beyond FirstBurstLength → Reject Protocol Error', (i) => {
       i.send({ opcode: Opcode.ScsiCommand, itt: 0x50, final: true, read: false, write: true, attr: 1, lun: 0n, edtl: 32768, cmdSN: i.cmdSN++, expStatSN: i.expStatSN, cdb: Buffer.concat([write10(0, 64), Buffer.alloc(6)]) }, pattern(20000).subarray(0, 8192 + 4));
     }, { reject: 0x04, stillWorks: false }],
-    ['unsolicited Data-Out beyond FirstBurstLength → Reject + drop', (i) => {
+    ['unsolicited Data-Out beyond FirstBurstLength → Reject + CHECK CONDITION for that command only', (i) => {
       const itt = 0x51;
       i.send({ opcode: Opcode.ScsiCommand, itt, final: false, read: false, write: true, attr: 1, lun: 0n, edtl: 32768, cmdSN: i.cmdSN++, expStatSN: i.expStatSN, cdb: Buffer.concat([write10(0, 64), Buffer.alloc(6)]) }, pattern(8192));
       i.send({ opcode: Opcode.DataOut, itt, final: false, lun: 0n, ttt: RESERVED_TAG, expStatSN: i.expStatSN, dataSN: 0, bufferOffset: 8192 }, pattern(8192));
       i.send({ opcode: Opcode.DataOut, itt, final: true, lun: 0n, ttt: RESERVED_TAG, expStatSN: i.expStatSN, dataSN: 1, bufferOffset: 16384 }, pattern(4096));
-    }, { reject: 0x04, dropped: true }, { InitialR2T: 'No' }],
-    ['Data-Out beyond the R2T burst / EDTL → Reject + drop', async (i) => {
+    }, { reject: 0x04, check: true, stillWorks: true }, { InitialR2T: 'No' }],
+    ['Data-Out beyond the R2T burst / EDTL → Reject + CHECK CONDITION', async (i) => {
       const itt = 0x52;
       i.send({ opcode: Opcode.ScsiCommand, itt, final: true, read: false, write: true, attr: 1, lun: 0n, edtl: 4096, cmdSN: i.cmdSN++, expStatSN: i.expStatSN, cdb: Buffer.concat([write10(0, 8), Buffer.alloc(6)]) });
       const r2t = await i.next((x) => x.pdu.opcode === Opcode.R2T);
       const ttt = (r2t.pdu as { ttt: number }).ttt;
       i.send({ opcode: Opcode.DataOut, itt, final: true, lun: 0n, ttt, expStatSN: i.expStatSN, dataSN: 0, bufferOffset: 0 }, pattern(8192));
-    }, { reject: 0x04, dropped: true }, { ImmediateData: 'No' }],
-    ['Data-Out with a wrong DataSN → Reject + drop (iSCSIdatasn)', async (i) => {
+    }, { reject: 0x04, check: true, stillWorks: true }, { ImmediateData: 'No' }],
+    ['Data-Out with a wrong DataSN → Reject + CHECK CONDITION (iSCSIdatasn)', async (i) => {
       const itt = 0x53;
       i.send({ opcode: Opcode.ScsiCommand, itt, final: true, read: false, write: true, attr: 1, lun: 0n, edtl: 4096, cmdSN: i.cmdSN++, expStatSN: i.expStatSN, cdb: Buffer.concat([write10(0, 8), Buffer.alloc(6)]) });
       const r2t = await i.next((x) => x.pdu.opcode === Opcode.R2T);
       i.send({ opcode: Opcode.DataOut, itt, final: true, lun: 0n, ttt: (r2t.pdu as { ttt: number }).ttt, expStatSN: i.expStatSN, dataSN: 27, bufferOffset: 0 }, pattern(4096));
-    }, { reject: 0x04, dropped: true }, { ImmediateData: 'No' }],
+    }, { reject: 0x04, check: true, stillWorks: true }, { ImmediateData: 'No' }],
     ['Data-Out naming no R2T → Reject Invalid PDU Field', (i) => i.send({ opcode: Opcode.DataOut, itt: 0x77, final: true, lun: 0n, ttt: 0x1234, expStatSN: i.expStatSN, dataSN: 0, bufferOffset: 0 }, pattern(512)), { reject: 0x09, stillWorks: true }],
     ['text over MaxRecvDataSegmentLength → Reject Protocol Error', (i) => {
       i.send({ opcode: Opcode.TextRequest, itt: 0x60, final: true, cont: false, lun: 0n, ttt: RESERVED_TAG, cmdSN: i.cmdSN++, expStatSN: i.expStatSN }, encodeText([['X-big', 'v'.repeat(8192)]]));
@@ -107,6 +107,11 @@ describe('malformed input', () => {
         expect(r.pdu.opcode).toBe(Opcode.Reject);
         expect((r.pdu as { reason: number }).reason).toBe(want.reject);
         expect(r.data.length).toBe(48); // the rejected header (§11.17)
+      }
+      if (want.check) {
+        const r = await i.next((x) => x.pdu.opcode === Opcode.ScsiResponse);
+        expect((r.pdu as { status: number }).status).toBe(2);
+        expect(r.data[2 + 2] & 0x0f).toBe(0x0b); // ABORTED COMMAND
       }
       if (want.silent) expect(first).toBe('nothing');
       if (want.text) {
