@@ -9,7 +9,7 @@ import { crc32c, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
 import { Opcode, RESERVED_TAG } from '../../../lib/iscsi/opcodes.js';
 import { decodeBhs, encodeBhs, padLength, type Pdu, type PduInit } from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText } from '../../../lib/iscsi/text.js';
-import { DataDirection, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction } from '../../../lib/scsi/types.js';
+import { TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction } from '../../../lib/scsi/types.js';
 
 export interface RxItem { pdu: Pdu; bhs: Buffer; data: Buffer }
 
@@ -344,7 +344,6 @@ export class FakeCore implements IscsiCore {
         const len = n * bs;
         const moved = Math.min(len, cmd.expectedLength);
         if (c[0] === 0x28) {
-          if (cmd.direction !== DataDirection.Read && moved) return { status: 2, transferred: 0 };
           // Two pieces when large, to exercise several dataIn calls.
           const half = moved > 8192 ? Math.floor(moved / 2 / bs) * bs : moved;
           if (half) await io.dataIn(this.disk.subarray(lba * bs, lba * bs + half), 0);
