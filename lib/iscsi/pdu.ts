@@ -153,7 +153,7 @@ export function decodeBhs(b: Uint8Array): Pdu {
     case Opcode.DataIn:
       return {
         ...c, opcode: op, final: (f1 & 0x80) !== 0, ack: (f1 & 0x40) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0, hasStatus: (f1 & 0x01) !== 0,
-        status: b[3], lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), bufferOffset: u32(b, 40), residual: u32(b, 44),
+        status: f1 & 0x01 ? b[3] : 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), bufferOffset: u32(b, 40), residual: u32(b, 44),
       };
     case Opcode.LogoutResponse:
       return { ...c, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), time2Wait: u16(b, 40), time2Retain: u16(b, 42) };
