@@ -56,6 +56,7 @@ export class IscsiConnection implements TransportSink {
   readonly createdAt = Date.now();
   private nextTtt = 1;
   private sendBlocked = false;
+  private receivePaused = false;
   private closeWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
   /** Fresh buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
@@ -101,13 +102,30 @@ export class IscsiConnection implements TransportSink {
     }
     if (w && !this.sendBlocked) {
       this.sendBlocked = true;
-      this.transport.pauseReceive();
-      w.then(() => {
-        this.sendBlocked = false;
-        if (this.phase !== 'closed') this.transport.resumeReceive();
-      }, () => undefined);
+      this.updateReceive();
+      w.then(() => { this.sendBlocked = false; this.updateReceive() }, () => undefined);
     }
     return w;
+  }
+
+  /**
+   * Receive flow control: stop reading while our sends are backed up, or while this
+   * connection holds a full command window of tasks none of which waits for Data-Out
+   * (reading must go on while one does, or it could never finish).
+   */
+  updateReceive(): void {
+    if (this.phase === 'closed') return;
+    const s = this.session;
+    let windowFull = false;
+    if (s && this.tasks.size >= s.cmdWindow) {
+      windowFull = true;
+      for (const t of this.tasks) if (t.r2ts.size || !t.unsolDone) { windowFull = false; break }
+    }
+    const want = this.sendBlocked || windowFull;
+    if (want === this.receivePaused) return;
+    this.receivePaused = want;
+    if (want) this.transport.pauseReceive();
+    else this.transport.resumeReceive();
   }
 
   // ---- TransportSink --------------------------------------------------------------------
@@ -257,6 +275,7 @@ export class IscsiConnection implements TransportSink {
     this.target.counters.commands++;
     const ok = s.order(pdu.cmdSN, pdu.immediate, () => { void task.execute() });
     if (!ok) { s.tasks.delete(pdu.itt); this.tasks.delete(task) }
+    else if (this.tasks.size >= s.cmdWindow) this.updateReceive();
   }
 
   private dataOut(pdu: DataOutPdu, rx: RxPdu): void {
@@ -320,6 +339,7 @@ export class IscsiConnection implements TransportSink {
 
   taskFinished(task: ScsiTask): void {
     this.tasks.delete(task);
+    if (this.receivePaused) this.updateReceive();
     if (this.tasks.size === 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];

@@ -202,7 +202,13 @@ export class LoginHandler {
     }
     const p = { ...prefs };
     if (!conn.transport.digests) { p.headerDigest = ['None']; p.dataDigest = ['None'] }
-    p.rdmaExtensions = conn.transport.rdma && prefs.rdmaExtensions;
+    // RFC 7145 §6.2: RDMAExtensions=Yes only where the transport is iSER; TCP answers No.
+    p.rdmaExtensions = conn.transport.rdma;
+    const limit = conn.transport.recvDataSegmentLimit;
+    if (limit) {
+      p.targetRecvDataSegmentLength = Math.min(p.targetRecvDataSegmentLength === 8192 ? limit : p.targetRecvDataSegmentLength, limit);
+      p.maxRecvDataSegmentLength = Math.min(p.maxRecvDataSegmentLength, limit);
+    }
     this.neg = new Negotiator(p, st);
     // §6.3: with no authentication needed, starting in the operational stage is fine.
     if (this.stage === Stage.Operational) {

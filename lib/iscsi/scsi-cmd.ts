@@ -220,6 +220,7 @@ export class ScsiTask implements TaskRef, FabricIO {
       };
       this.r2ts.add(rec);
       conn.r2ts.set(rec.ttt, rec);
+      conn.updateReceive(); // a task now waits for Data-Out: keep reading
       const s = conn.session!;
       conn.sendPdu(encodeBhs<R2TPdu>({
         opcode: Opcode.R2T, itt: this.itt, lun: this.lun, ttt: rec.ttt,

@@ -29,6 +29,11 @@ export interface IscsiTransport {
   readonly rdma: boolean;
   /** Whether CRC32C header/data digests can be used (iSER: never, RFC 7145 §6.2). */
   readonly digests: boolean;
+  /**
+   * Largest data segment this transport can receive in one PDU, if it has a fixed limit
+   * (iSER: its receive buffer size, declared as TargetRecvDataSegmentLength, RFC 7145 §6.3).
+   */
+  readonly recvDataSegmentLimit?: number;
   readonly localAddress: string;
   readonly localPort: number;
   readonly remoteAddress: string;

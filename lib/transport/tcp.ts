@@ -56,6 +56,8 @@ export class TcpTransport implements IscsiTransport {
   private drainWait: Promise<void> | undefined;
   private drainResolve: (() => void) | undefined;
   private pausedByEngine = false;
+  /** The unframed rest of a chunk, kept while the engine has paused receiving. */
+  private stash: Buffer | undefined;
 
   // Receive state machine.
   private state = RxState.Bhs;
@@ -109,7 +111,15 @@ export class TcpTransport implements IscsiTransport {
 
   resumeReceive(): void {
     this.pausedByEngine = false;
-    if (!this.socket.destroyed && this.state !== RxState.Stopped) this.socket.resume();
+    if (this.socket.destroyed || this.state === RxState.Stopped) return;
+    const rest = this.stash;
+    if (rest) {
+      // Bytes read before the pause: frame them first (not re-entrantly), then read on.
+      this.stash = undefined;
+      setImmediate(() => { this.onData(rest); if (!this.pausedByEngine && !this.stash) this.socket.resume() });
+      return;
+    }
+    this.socket.resume();
   }
 
   get paused(): boolean { return this.pausedByEngine }
@@ -191,9 +201,15 @@ export class TcpTransport implements IscsiTransport {
   private onData(chunk: Buffer): void {
     const sink = this.sink;
     if (!sink) return;
+    if (this.stash) { this.stash = Buffer.concat([this.stash, chunk]); return }
     let off = 0;
     const n = chunk.length;
     while (off < n) {
+      if (this.pausedByEngine && this.state === RxState.Bhs && this.bhsFill === 0) {
+        // The engine asked us to stop (flow control): keep the rest for resumeReceive.
+        this.stash = Buffer.from(chunk.subarray(off));
+        return;
+      }
       switch (this.state) {
         case RxState.Stopped:
           return;

@@ -71,6 +71,24 @@ describe('CmdSN ordering (§4.2.2.1)', () => {
   });
 });
 
+describe('receive flow control', () => {
+  it('stops reading while the connection holds a full command window, resumes as tasks finish', async () => {
+    const t = await setup({}, { cmdsnDepth: 4 });
+    const i = await t.login();
+    t.core.hold = true;
+    // Immediate commands are not bound by MaxCmdSN; the read pause still bounds them.
+    const all = Array.from({ length: 8 }, (_, k) => i.scsi(read10(k, 1), { read: 512, immediate: true, timeoutMs: 5000 }));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.core.submitted.length).toBe(4);
+    t.core.hold = false;
+    t.core.release();
+    const rs = await Promise.all(all);
+    expect(rs.every((r) => r.status === 0)).toBe(true);
+    expect(t.core.submitted.length).toBe(8);
+    await t.done();
+  });
+});
+
 describe('NOP keep-alive (§11.19)', () => {
   it('pings an idle initiator and keeps the connection when answered', async () => {
     const t = await setup({ nopInterval: 100, nopTimeout: 300 });
