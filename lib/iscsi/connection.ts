@@ -273,7 +273,9 @@ export class IscsiConnection implements TransportSink {
     this.tasks.add(task);
     this.counters.commands++;
     this.target.counters.commands++;
-    const ok = s.order(pdu.cmdSN, pdu.immediate, () => { void task.execute() });
+    const ok = s.order(pdu.cmdSN, pdu.immediate, () => {
+      task.execute().catch((e: Error) => this.drop(`task ITT 0x${task.itt.toString(16)} failed: ${e.message}`));
+    });
     if (!ok) { s.tasks.delete(pdu.itt); this.tasks.delete(task) }
     else if (this.tasks.size >= s.cmdWindow) this.updateReceive();
   }
