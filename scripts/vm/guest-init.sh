@@ -38,5 +38,6 @@ fi
 say "kernel $(uname -r), $(nproc) vCPUs; RDMA devices: $(ls /sys/class/infiniband | tr '\n' ' ')"
 
 cd "$VM_REPO" || { echo 96 >"$VM_OUT/status"; exit; }
-bash "$VM_OUT/cmd" </dev/null
-echo $? >"$VM_OUT/status"
+# Through a pipe, so programs see a log rather than a terminal (no progress redraws).
+bash "$VM_OUT/cmd" </dev/null 2>&1 | cat
+echo "${PIPESTATUS[0]}" >"$VM_OUT/status"

@@ -1,0 +1,8 @@
+// The typed face of the RDMA binding (design.md: lib/verbs). Knows no iSCSI or SRP.
+export * from './binding.js';
+export * from './wr.js';
+export * from './pool.js';
+export * from './dispatch.js';
+export * from './cm.js';
+export * from './device.js';
+export { sys } from './sys.js';

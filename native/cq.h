@@ -1,0 +1,47 @@
+// Completion queue with its own completion channel, watched on the env's loop. On
+// readiness: get and (in batches) ack CQ events, poll completions into the caller's record
+// Buffer, re-arm, poll again to catch completions that raced the re-arm (tgt's iser.c
+// pattern); one JS call per filled batch, never one per completion.
+#pragma once
+#include <infiniband/verbs.h>
+
+#include <memory>
+
+#include "common.h"
+
+namespace rt {
+
+// One completion, as JS reads it through a Uint32Array (8 words, 32 bytes).
+enum CqRecord : uint32_t {
+  kWrIdLo = 0, kWrIdHi, kStatus, kOpcode, kByteLen, kQpNum, kWcFlags, kImmOrInvRkey, kWords
+};
+
+class Cq : public Napi::ObjectWrap<Cq>, public Resource {
+ public:
+  static Napi::FunctionReference ctor;
+  static Napi::Function Init(Napi::Env env);
+  explicit Cq(const Napi::CallbackInfo& info);
+  ~Cq() override { Close(); }
+  ibv_cq* cq() const { return cq_; }
+  static Cq* From(Napi::Env env, Napi::Value v);
+
+ private:
+  void Release() override;
+  void OnReadable();
+  int PollInto();
+  void Drain();
+  Napi::Value PollJs(const Napi::CallbackInfo& info);
+  Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  ibv_comp_channel* channel_ = nullptr;
+  ibv_cq* cq_ = nullptr;
+  unsigned unacked_ = 0;
+  uint32_t* records_ = nullptr;
+  int capacity_ = 0;
+  std::unique_ptr<Poller> poller_;
+  Napi::ObjectReference context_;
+  Napi::ObjectReference recordsRef_;
+  Napi::FunctionReference onCompletions_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+};
+
+}  // namespace rt

@@ -1,0 +1,178 @@
+#include "device.h"
+
+#include <rdma/rdma_cma.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace rt {
+
+static std::string Hex64(uint64_t be) {
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016" PRIx64, be64toh(be));
+  return buf;
+}
+
+static const char* PortState(ibv_port_state s) {
+  switch (s) {
+    case IBV_PORT_DOWN: return "DOWN";
+    case IBV_PORT_INIT: return "INIT";
+    case IBV_PORT_ARMED: return "ARMED";
+    case IBV_PORT_ACTIVE: return "ACTIVE";
+    case IBV_PORT_ACTIVE_DEFER: return "ACTIVE_DEFER";
+    default: return "NOP";
+  }
+}
+
+static const char* LinkLayer(uint8_t l) {
+  switch (l) {
+    case IBV_LINK_LAYER_INFINIBAND: return "InfiniBand";
+    case IBV_LINK_LAYER_ETHERNET: return "Ethernet";
+    default: return "unspecified";
+  }
+}
+
+// Contexts of every device, opened once by librdmacm for the life of the process.
+static ibv_context** Devices(int* n) {
+  static ibv_context** list = nullptr;
+  static int count = 0;
+  if (!list) list = rdma_get_devices(&count);
+  *n = list ? count : 0;
+  return list;
+}
+
+ibv_context* FindContext(const std::string& name) {
+  int n;
+  ibv_context** list = Devices(&n);
+  for (int i = 0; i < n; i++)
+    if (name == ibv_get_device_name(list[i]->device)) return list[i];
+  return nullptr;
+}
+
+Napi::Object DeviceInfo(Napi::Env env, ibv_context* ctx) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", ibv_get_device_name(ctx->device));
+  ibv_device_attr a{};
+  int err = ibv_query_device(ctx, &a);
+  if (err) return o;
+  o.Set("nodeGuid", Hex64(a.node_guid));
+  o.Set("sysImageGuid", Hex64(a.sys_image_guid));
+  o.Set("maxQpWr", a.max_qp_wr);
+  o.Set("maxSge", a.max_sge);
+  o.Set("maxCqe", a.max_cqe);
+  o.Set("maxQpRdAtom", a.max_qp_rd_atom);
+  o.Set("maxQpInitRdAtom", a.max_qp_init_rd_atom);
+  o.Set("maxSrqWr", a.max_srq_wr);
+  o.Set("maxMrSize", static_cast<double>(a.max_mr_size));
+  Napi::Array ports = Napi::Array::New(env);
+  for (uint8_t p = 1; p <= a.phys_port_cnt; p++) {
+    ibv_port_attr pa{};
+    if (ibv_query_port(ctx, p, &pa)) continue;
+    Napi::Object po = Napi::Object::New(env);
+    po.Set("port", p);
+    po.Set("state", PortState(pa.state));
+    po.Set("activeMtu", 128 << pa.active_mtu);
+    po.Set("linkLayer", LinkLayer(pa.link_layer));
+    Napi::Array gids = Napi::Array::New(env);
+    for (int i = 0, k = 0; i < pa.gid_tbl_len && i < 16; i++) {
+      ibv_gid g;
+      if (ibv_query_gid(ctx, p, i, &g)) break;
+      static const uint8_t zero[16] = {0};
+      if (!memcmp(g.raw, zero, 16)) continue;
+      char s[40];
+      snprintf(s, sizeof s, "%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x",
+               g.raw[0], g.raw[1], g.raw[2], g.raw[3], g.raw[4], g.raw[5], g.raw[6], g.raw[7],
+               g.raw[8], g.raw[9], g.raw[10], g.raw[11], g.raw[12], g.raw[13], g.raw[14], g.raw[15]);
+      Napi::Object go = Napi::Object::New(env);
+      go.Set("index", i);
+      go.Set("gid", s);
+      gids.Set(k++, go);
+    }
+    po.Set("gids", gids);
+    ports.Set(ports.Length(), po);
+  }
+  o.Set("ports", ports);
+  return o;
+}
+
+Napi::Value ListDevices(const Napi::CallbackInfo& info) {
+  int n;
+  ibv_context** list = Devices(&n);
+  Napi::Array out = Napi::Array::New(info.Env());
+  for (int i = 0; i < n; i++) out.Set(i, DeviceInfo(info.Env(), list[i]));
+  return out;
+}
+
+static const char* AsyncEventName(ibv_event_type t) { return ibv_event_type_str(t); }
+
+Napi::Function Context::Init(Napi::Env env) {
+  return DefineClass(env, "Context",
+                     {InstanceAccessor<&Context::GetName>("name"),
+                      InstanceMethod<&Context::Query>("query"),
+                      InstanceMethod<&Context::CloseJs>("close")});
+}
+
+// new Context(name, onAsyncEvent(type: string, portNum: number))
+Context::Context(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<Context>(info), Resource(Kind::Context) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "Context(name: string, onAsyncEvent: function)").ThrowAsJavaScriptException();
+    return;
+  }
+  std::string name = info[0].As<Napi::String>();
+  ctx_ = FindContext(name);
+  if (!ctx_) {
+    ThrowCode(env, "ENODEV", "no RDMA device named '" + name + "'");
+    return;
+  }
+  onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
+  async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:device");
+  if (!SetNonBlocking(ctx_->async_fd)) {
+    ThrowErrno(env, "fcntl", errno);
+    return;
+  }
+  poller_ = std::make_unique<Poller>(env, ctx_->async_fd, [this] { OnAsyncEvent(); });
+  Opened();
+}
+
+void Context::OnAsyncEvent() {
+  Napi::Env env = Env();
+  ibv_async_event ev;
+  while (!closed() && ibv_get_async_event(ctx_, &ev) == 0) {
+    int port = (ev.event_type == IBV_EVENT_PORT_ACTIVE || ev.event_type == IBV_EVENT_PORT_ERR ||
+                ev.event_type == IBV_EVENT_LID_CHANGE || ev.event_type == IBV_EVENT_GID_CHANGE)
+                   ? ev.element.port_num
+                   : 0;
+    ibv_event_type type = ev.event_type;
+    ibv_ack_async_event(&ev);
+    Napi::HandleScope scope(env);
+    CallFromLoop(env, onEvent_, *async_,
+                 {Napi::String::New(env, AsyncEventName(type)), Napi::Number::New(env, port)});
+  }
+}
+
+void Context::Release() {
+  // The context itself belongs to librdmacm; only our watcher goes.
+  poller_.reset();
+  ctx_ = nullptr;
+}
+
+Napi::Value Context::GetName(const Napi::CallbackInfo& info) {
+  return ctx_ ? Napi::String::New(info.Env(), ibv_get_device_name(ctx_->device)) : info.Env().Null();
+}
+
+Napi::Value Context::Query(const Napi::CallbackInfo& info) {
+  if (!ctx_) {
+    ThrowCode(info.Env(), "ERR_CLOSED", "the device context is closed");
+    return info.Env().Undefined();
+  }
+  return DeviceInfo(info.Env(), ctx_);
+}
+
+Napi::Value Context::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+}  // namespace rt

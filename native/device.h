@@ -1,0 +1,37 @@
+// Devices and their contexts. Contexts come from librdmacm's rdma_get_devices(), the same
+// ibv_context objects that CM ids bind to, so a PD made here can carry QPs of any CM id
+// on that device. librdmacm owns them; Context only watches async events.
+#pragma once
+#include <infiniband/verbs.h>
+
+#include <memory>
+
+#include "common.h"
+
+namespace rt {
+
+ibv_context* FindContext(const std::string& name);
+Napi::Value ListDevices(const Napi::CallbackInfo& info);
+
+class Context : public Napi::ObjectWrap<Context>, public Resource {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Context(const Napi::CallbackInfo& info);
+  ~Context() override { Close(); }
+  ibv_context* ctx() const { return ctx_; }
+
+ private:
+  void Release() override;
+  void OnAsyncEvent();
+  Napi::Value GetName(const Napi::CallbackInfo& info);
+  Napi::Value Query(const Napi::CallbackInfo& info);
+  Napi::Value CloseJs(const Napi::CallbackInfo& info);
+  ibv_context* ctx_ = nullptr;
+  std::unique_ptr<Poller> poller_;
+  Napi::FunctionReference onEvent_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+};
+
+Napi::Object DeviceInfo(Napi::Env env, ibv_context* ctx);
+
+}  // namespace rt

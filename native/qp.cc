@@ -1,0 +1,289 @@
+#include "qp.h"
+
+#include "cm.h"
+#include "cq.h"
+#include "pd.h"
+
+namespace rt {
+
+Napi::FunctionReference Srq::ctor;
+
+static inline uint64_t U64(const uint32_t* w) { return w[0] | (static_cast<uint64_t>(w[1]) << 32); }
+
+// Words of a typed array or Buffer argument; nullptr with a pending TypeError otherwise.
+static const uint32_t* Words(Napi::Env env, Napi::Value v, size_t* nwords) {
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    auto ab = ta.ArrayBuffer();
+    const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
+    if (reinterpret_cast<uintptr_t>(base) % 4 == 0) {
+      *nwords = ta.ByteLength() / 4;
+      return reinterpret_cast<const uint32_t*>(base);
+    }
+  }
+  Napi::TypeError::New(env, "work requests must be a 4-byte aligned Uint32Array or Buffer").ThrowAsJavaScriptException();
+  return nullptr;
+}
+
+static Napi::Error WrError(Napi::Env env, const char* call, int err, uint32_t index) {
+  Napi::Error e = ErrnoError(env, call, err);
+  e.Set("index", Napi::Number::New(env, index));
+  return e;
+}
+
+ibv_recv_wr* ParseRecv(Napi::Env env, const uint32_t* w, size_t nwords, uint32_t count,
+                       std::vector<ibv_recv_wr>& wrs, std::vector<ibv_sge>& sges) {
+  wrs.resize(count);
+  sges.resize(static_cast<size_t>(count) * kMaxSgePerWr);
+  size_t at = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (at + 4 > nwords || w[at + 2] > kMaxSgePerWr || at + 4 + 4 * w[at + 2] > nwords) {
+      WrError(env, "ibv_post_recv", EINVAL, i).ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    ibv_recv_wr& wr = wrs[i];
+    wr.wr_id = U64(w + at);
+    wr.num_sge = static_cast<int>(w[at + 2]);
+    wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSgePerWr];
+    wr.next = i + 1 < count ? &wrs[i + 1] : nullptr;
+    at += 4;
+    for (int s = 0; s < wr.num_sge; s++, at += 4)
+      wr.sg_list[s] = ibv_sge{U64(w + at), w[at + 2], w[at + 3]};
+  }
+  return count ? &wrs[0] : nullptr;
+}
+
+// Scratch chains reused across calls: posting allocates nothing once they have grown.
+static std::vector<ibv_send_wr> g_sendWrs;
+static std::vector<ibv_recv_wr> g_recvWrs;
+static std::vector<ibv_sge> g_sges;
+
+static Napi::Value PostRecvCommon(const Napi::CallbackInfo& info, ibv_qp* qp, ibv_srq* srq) {
+  Napi::Env env = info.Env();
+  size_t nwords;
+  const uint32_t* w = Words(env, info[0], &nwords);
+  if (!w) return env.Undefined();
+  uint32_t count = info[1].ToNumber().Uint32Value();
+  ibv_recv_wr* first = ParseRecv(env, w, nwords, count, g_recvWrs, g_sges);
+  if (!first) return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, 0);
+  ibv_recv_wr* bad = nullptr;
+  int err = qp ? ibv_post_recv(qp, first, &bad) : ibv_post_srq_recv(srq, first, &bad);
+  if (err) {
+    WrError(env, qp ? "ibv_post_recv" : "ibv_post_srq_recv", err, static_cast<uint32_t>(bad - first))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, count);
+}
+
+// ---------------------------------------------------------------- SRQ
+
+Napi::Function Srq::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "SharedReceiveQueue",
+                                 {InstanceMethod<&Srq::PostRecv>("postRecv"), InstanceMethod<&Srq::CloseJs>("close")});
+  ctor = Napi::Persistent(f);
+  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
+  return f;
+}
+
+// new SharedReceiveQueue(pd, { maxWr, maxSge })
+Srq::Srq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Srq>(info), Resource(Kind::Srq) {
+  Napi::Env env = info.Env();
+  Pd* pd = Pd::From(env, info[0]);
+  if (!pd) return;
+  ibv_srq_init_attr attr{};
+  attr.attr.max_wr = 1024;
+  attr.attr.max_sge = 1;
+  if (info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    if (o.Get("maxWr").IsNumber()) attr.attr.max_wr = o.Get("maxWr").As<Napi::Number>().Uint32Value();
+    if (o.Get("maxSge").IsNumber()) attr.attr.max_sge = o.Get("maxSge").As<Napi::Number>().Uint32Value();
+  }
+  srq_ = ibv_create_srq(pd->pd(), &attr);
+  if (!srq_) {
+    ThrowErrno(env, "ibv_create_srq", errno ? errno : ENOMEM);
+    return;
+  }
+  pd_ = Napi::Persistent(info[0].As<Napi::Object>());
+  AddParent(pd);
+  Opened();
+}
+
+void Srq::Release() {
+  if (srq_) ibv_destroy_srq(srq_);
+  srq_ = nullptr;
+  pd_.Reset();
+}
+
+Napi::Value Srq::PostRecv(const Napi::CallbackInfo& info) {
+  if (!srq_) {
+    ThrowCode(info.Env(), "ERR_CLOSED", "the shared receive queue is closed");
+    return info.Env().Undefined();
+  }
+  return PostRecvCommon(info, nullptr, srq_);
+}
+
+Napi::Value Srq::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+// ---------------------------------------------------------------- QP
+
+Napi::Function Qp::Init(Napi::Env env) {
+  return DefineClass(env, "QueuePair",
+                     {InstanceMethod<&Qp::PostSend>("postSend"), InstanceMethod<&Qp::PostRecv>("postRecv"),
+                      InstanceMethod<&Qp::State>("state"), InstanceMethod<&Qp::ToError>("toError"),
+                      InstanceMethod<&Qp::CloseJs>("close")});
+}
+
+// new QueuePair(cmId, pd, sendCq, recvCq, srq | null, { maxSendWr, maxRecvWr, maxSendSge,
+//               maxRecvSge, maxInlineData })
+Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info), Resource(Kind::Qp) {
+  Napi::Env env = info.Env();
+  CmId* id = CmId::From(env, info[0]);
+  if (!id) return;
+  Pd* pd = Pd::From(env, info[1]);
+  if (!pd) return;
+  Cq* scq = Cq::From(env, info[2]);
+  if (!scq) return;
+  Cq* rcq = Cq::From(env, info[3]);
+  if (!rcq) return;
+  Srq* srq = nullptr;
+  if (info[4].IsObject()) {
+    if (!info[4].As<Napi::Object>().InstanceOf(Srq::ctor.Value()) ||
+        !(srq = Srq::Unwrap(info[4].As<Napi::Object>()))->srq()) {
+      Napi::TypeError::New(env, "expected an open SharedReceiveQueue or null").ThrowAsJavaScriptException();
+      return;
+    }
+  }
+  if (id->id()->qp) {
+    ThrowCode(env, "EBUSY", "this CM id already has a queue pair");
+    return;
+  }
+  ibv_qp_init_attr attr{};
+  attr.qp_type = IBV_QPT_RC;
+  attr.send_cq = scq->cq();
+  attr.recv_cq = rcq->cq();
+  attr.srq = srq ? srq->srq() : nullptr;
+  attr.cap = {128, 128, 1, 1, 0};
+  if (info[5].IsObject()) {
+    Napi::Object o = info[5].As<Napi::Object>();
+    auto num = [&](const char* k, uint32_t* dst) {
+      if (o.Get(k).IsNumber()) *dst = o.Get(k).As<Napi::Number>().Uint32Value();
+    };
+    num("maxSendWr", &attr.cap.max_send_wr);
+    num("maxRecvWr", &attr.cap.max_recv_wr);
+    num("maxSendSge", &attr.cap.max_send_sge);
+    num("maxRecvSge", &attr.cap.max_recv_sge);
+    num("maxInlineData", &attr.cap.max_inline_data);
+  }
+  if (srq) attr.cap.max_recv_wr = attr.cap.max_recv_sge = 0;
+  if (rdma_create_qp(id->id(), pd->pd(), &attr)) {
+    ThrowErrno(env, "rdma_create_qp", errno);
+    return;
+  }
+  id_ = id->id();
+  qp_ = id_->qp;
+  Napi::Object refs = Napi::Object::New(env);
+  for (int i = 0; i < 5; i++) refs.Set(i, info[i]);
+  refs_ = Napi::Persistent(refs);
+  Napi::Object self = info.This().As<Napi::Object>();
+  self.Set("qpNum", Napi::Number::New(env, qp_->qp_num));
+  self.Set("maxInlineData", Napi::Number::New(env, attr.cap.max_inline_data));
+  AddParent(id);
+  AddParent(pd);
+  AddParent(scq);
+  if (rcq != scq) AddParent(rcq);
+  if (srq) AddParent(srq);
+  Opened();
+}
+
+void Qp::Release() {
+  if (qp_) rdma_destroy_qp(id_);
+  qp_ = nullptr;
+  id_ = nullptr;
+  refs_.Reset();
+}
+
+// postSend(words: Uint32Array, count) → count; on failure an Error with .index of the bad WR.
+Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!qp_) {
+    ThrowCode(env, "ERR_CLOSED", "the queue pair is closed");
+    return env.Undefined();
+  }
+  size_t nwords;
+  const uint32_t* w = Words(env, info[0], &nwords);
+  if (!w) return env.Undefined();
+  uint32_t count = info[1].ToNumber().Uint32Value();
+  if (count == 0) return Napi::Number::New(env, 0);
+  g_sendWrs.resize(count);
+  g_sges.resize(static_cast<size_t>(count) * kMaxSgePerWr);
+  size_t at = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    if (at + 10 > nwords || w[at + 4] > kMaxSgePerWr || at + 10 + 4 * w[at + 4] > nwords) {
+      WrError(env, "ibv_post_send", EINVAL, i).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    ibv_send_wr& wr = g_sendWrs[i];
+    wr = ibv_send_wr{};
+    wr.wr_id = U64(w + at);
+    wr.opcode = static_cast<ibv_wr_opcode>(w[at + 2]);
+    wr.send_flags = w[at + 3];
+    wr.num_sge = static_cast<int>(w[at + 4]);
+    if (wr.opcode == IBV_WR_SEND_WITH_INV)
+      wr.invalidate_rkey = w[at + 5];
+    else
+      wr.imm_data = htobe32(w[at + 5]);
+    wr.wr.rdma.rkey = w[at + 6];
+    wr.wr.rdma.remote_addr = U64(w + at + 8);
+    wr.sg_list = &g_sges[static_cast<size_t>(i) * kMaxSgePerWr];
+    wr.next = i + 1 < count ? &g_sendWrs[i + 1] : nullptr;
+    at += 10;
+    for (int s = 0; s < wr.num_sge; s++, at += 4) wr.sg_list[s] = ibv_sge{U64(w + at), w[at + 2], w[at + 3]};
+  }
+  ibv_send_wr* bad = nullptr;
+  int err = ibv_post_send(qp_, &g_sendWrs[0], &bad);
+  if (err) {
+    WrError(env, "ibv_post_send", err, static_cast<uint32_t>(bad - &g_sendWrs[0])).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, count);
+}
+
+Napi::Value Qp::PostRecv(const Napi::CallbackInfo& info) {
+  if (!qp_) {
+    ThrowCode(info.Env(), "ERR_CLOSED", "the queue pair is closed");
+    return info.Env().Undefined();
+  }
+  return PostRecvCommon(info, qp_, nullptr);
+}
+
+Napi::Value Qp::State(const Napi::CallbackInfo& info) {
+  static const char* names[] = {"RESET", "INIT", "RTR", "RTS", "SQD", "SQE", "ERR", "UNKNOWN"};
+  if (!qp_) return Napi::String::New(info.Env(), "CLOSED");
+  ibv_qp_attr attr;
+  ibv_qp_init_attr init;
+  if (ibv_query_qp(qp_, &attr, IBV_QP_STATE, &init)) {
+    ThrowErrno(info.Env(), "ibv_query_qp", errno);
+    return info.Env().Undefined();
+  }
+  return Napi::String::New(info.Env(), names[std::min<int>(attr.qp_state, 7)]);
+}
+
+// Moves the QP to ERROR so every outstanding WR completes (flushed) before close.
+Napi::Value Qp::ToError(const Napi::CallbackInfo& info) {
+  if (!qp_) return info.Env().Undefined();
+  ibv_qp_attr attr{};
+  attr.qp_state = IBV_QPS_ERR;
+  if (int err = ibv_modify_qp(qp_, &attr, IBV_QP_STATE)) ThrowErrno(info.Env(), "ibv_modify_qp", err);
+  return info.Env().Undefined();
+}
+
+Napi::Value Qp::CloseJs(const Napi::CallbackInfo& info) {
+  Close();
+  return info.Env().Undefined();
+}
+
+}  // namespace rt
