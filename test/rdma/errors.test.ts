@@ -1,0 +1,125 @@
+// Error paths against real verbs: a bad rkey, a peer that goes away mid-transfer, and
+// connection churn without leaking fds, MRs or QPs.
+import { readdirSync } from 'node:fs';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import {
+  BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
+} from './rc.js';
+
+let cm: RdmaCm;
+let devices: DeviceTable;
+
+beforeAll(() => {
+  devicesOrFail();
+  cm = new RdmaCm();
+  devices = new DeviceTable();
+});
+
+afterAll(() => {
+  devices?.close();
+  cm?.close();
+});
+
+const openFds = () => readdirSync('/proc/self/fd').length;
+
+test('an RDMA WRITE with a wrong rkey completes in error; the QP is errored and closed; other QPs keep working', async () => {
+  const c = native().constants;
+  const bad = await connectPair(cm, devices);
+  const good = await connectPair(cm, devices, 16, (ep, side) => {
+    if (side === 'server') postRecvs(ep, recvPool(ep), 0, 4);
+  });
+  const local = new BufferPool(bad.client.dev.pd, 4096, 2, access());
+  const remote = new BufferPool(bad.server.dev.pd, 4096, 2, access());
+  try {
+    const b = new SendBatch(1).add(bad.client.disp.register(bad.client.sends, 0), c.WR_RDMA_WRITE, c.SEND_SIGNALED,
+      local.address(0), 512, local.lkey, remote.address(0), remote.rkey ^ 0x5a5a00);
+    bad.client.qp.postSend(b.words, b.count);
+    const [wc] = await bad.client.sends.wait(1);
+    expect(wc.status).not.toBe(0);
+    expect(wc.statusName).toMatch(/remote access error|remote invalid request|remote operation error/i);
+    expect(bad.client.qp.state()).toBe('ERR');
+    // Posting to an errored QP either fails at once or completes flushed: never a crash.
+    bad.client.qp.close();
+    expect(() => bad.client.qp.postSend(b.words, b.count)).toThrow(/closed/);
+
+    // The other connection is untouched.
+    const m = new BufferPool(good.client.dev.pd, 64, 1, access());
+    m.view(0).write('still alive');
+    const s = new SendBatch(1).add(good.client.disp.register(good.client.sends, 0), c.WR_SEND, c.SEND_SIGNALED, m.address(0), 11, m.lkey);
+    good.client.qp.postSend(s.words, s.count);
+    expect((await good.client.sends.wait(1))[0].statusName).toBe('success');
+    const [r] = await good.server.recvs.wait(1);
+    expect(r.byteLen).toBe(11);
+    expect(pools.get(good.server.id)!.view(r.cookie).subarray(0, 11).toString()).toBe('still alive');
+    m.close();
+  } finally {
+    local.close();
+    remote.close();
+    bad.close();
+    good.close();
+  }
+});
+
+const pools = new Map<unknown, BufferPool>();
+function recvPool(ep: { id: unknown; dev: { pd: import('../../lib/verbs/index.js').NativePd } }): BufferPool {
+  const p = new BufferPool(ep.dev.pd, 256, 4, access());
+  pools.set(ep.id, p);
+  return p;
+}
+
+test('a peer disconnecting mid-transfer: in-flight work completes or flushes, DISCONNECTED arrives, later work flushes', async () => {
+  const c = native().constants;
+  const pair = await connectPair(cm, devices, 64);
+  const local = new BufferPool(pair.client.dev.pd, 256 * 1024, 32, access());
+  const remote = new BufferPool(pair.server.dev.pd, 256 * 1024, 32, access());
+  const disconnected = cm.next(pair.client.id, 30_000);
+  const reads = (n: number) => {
+    const b = new SendBatch(n);
+    for (let s = 0; s < n; s++)
+      b.add(pair.client.disp.register(pair.client.sends, s), c.WR_RDMA_READ, c.SEND_SIGNALED, local.address(s),
+        256 * 1024, local.lkey, remote.address(s), remote.rkey);
+    return b;
+  };
+  const first = reads(32);
+  pair.client.qp.postSend(first.words, first.count);
+  // The server side goes away while the reads are in flight.
+  pair.server.id.disconnect();
+  const done = await pair.client.sends.wait(32, 60_000);
+  const failed = done.filter((d) => d.status !== 0);
+  console.log(`peer disconnected mid-transfer: ${done.length - failed.length} reads completed, ${failed.length} failed (${[...new Set(failed.map((d) => d.statusName))].join(', ')})`);
+  expect(done).toHaveLength(32);
+  expect((await disconnected).type).toBe('RDMA_CM_EVENT_DISCONNECTED');
+  // What a target does on DISCONNECTED: error the QP so whatever is still posted flushes.
+  pair.client.qp.toError();
+  expect(pair.client.qp.state()).toBe('ERR');
+  const second = reads(8);
+  pair.client.qp.postSend(second.words, second.count);
+  const flushed = await pair.client.sends.wait(8, 30_000);
+  expect(flushed.map((d) => d.statusName)).toEqual(new Array(8).fill('Work Request Flushed Error'));
+  local.close();
+  remote.close();
+  pair.close();
+});
+
+test('200 connect/disconnect cycles leave no open fds, MRs, QPs or CM ids behind', async () => {
+  const before = { fds: openFds(), live: native().liveObjects() };
+  for (let i = 0; i < 200; i++) {
+    const pair = await connectPair(cm, devices, 8, (ep) => {
+      const p = new BufferPool(ep.dev.pd, 4096, 2, access());
+      pools.set(ep.id, p);
+      postRecvs(ep, p, 0, 2);
+    });
+    const closed = cm.next(pair.server.id, 10_000);
+    pair.client.id.disconnect();
+    expect((await closed).type).toBe('RDMA_CM_EVENT_DISCONNECTED');
+    for (const ep of [pair.server, pair.client]) {
+      pools.get(ep.id)!.close();
+      pools.delete(ep.id);
+    }
+    pair.close();
+  }
+  const after = { fds: openFds(), live: native().liveObjects() };
+  console.log('before', JSON.stringify(before), 'after', JSON.stringify(after));
+  expect(after.live).toEqual(before.live);
+  expect(after.fds).toBeLessThanOrEqual(before.fds);
+}, 600_000);
