@@ -29,16 +29,13 @@ Cq* Cq::From(Napi::Env env, Napi::Value v) {
 // new CompletionQueue(context, cqe, records: Buffer, onCompletions(count))
 Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(Kind::Cq) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsFunction()) {
+  if (!info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsFunction()) {
     Napi::TypeError::New(env, "CompletionQueue(context, cqe: number, records: Buffer, onCompletions: function)")
         .ThrowAsJavaScriptException();
     return;
   }
-  Context* c = Context::Unwrap(info[0].As<Napi::Object>());
-  if (!c || !c->ctx()) {
-    ThrowCode(env, "ERR_CLOSED", "the device context is closed");
-    return;
-  }
+  Context* c = Context::From(env, info[0]);
+  if (!c) return;
   auto rec = info[2].As<Napi::Buffer<uint8_t>>();
   capacity_ = static_cast<int>(rec.Length() / (kWords * 4));
   if (capacity_ < 1 || reinterpret_cast<uintptr_t>(rec.Data()) % 4) {

@@ -105,11 +105,27 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info) {
 
 static const char* AsyncEventName(ibv_event_type t) { return ibv_event_type_str(t); }
 
+Napi::FunctionReference Context::ctor;
+
 Napi::Function Context::Init(Napi::Env env) {
-  return DefineClass(env, "Context",
-                     {InstanceAccessor<&Context::GetName>("name"),
-                      InstanceMethod<&Context::Query>("query"),
-                      InstanceMethod<&Context::CloseJs>("close")});
+  Napi::Function f = DefineClass(env, "Context",
+                                 {InstanceAccessor<&Context::GetName>("name"),
+                                  InstanceMethod<&Context::Query>("query"),
+                                  InstanceMethod<&Context::CloseJs>("close")});
+  ctor = Napi::Persistent(f);
+  ctor.SuppressDestruct();
+  return f;
+}
+
+Context* Context::From(Napi::Env env, Napi::Value v) {
+  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor.Value())) {
+    Context* c = Unwrap(v.As<Napi::Object>());
+    if (c->ctx_) return c;
+    ThrowCode(env, "ERR_CLOSED", "the device context is closed");
+    return nullptr;
+  }
+  Napi::TypeError::New(env, "expected a Context").ThrowAsJavaScriptException();
+  return nullptr;
 }
 
 // new Context(name, onAsyncEvent(type: string, portNum: number))

@@ -15,8 +15,11 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info);
 
 class Context : public Napi::ObjectWrap<Context>, public Resource {
  public:
+  static Napi::FunctionReference ctor;
   static Napi::Function Init(Napi::Env env);
   explicit Context(const Napi::CallbackInfo& info);
+  // The open Context a JS value holds, or nullptr with a pending exception.
+  static Context* From(Napi::Env env, Napi::Value v);
   ~Context() override { Close(); }
   ibv_context* ctx() const { return ctx_; }
 

@@ -27,15 +27,8 @@ Pd* Pd::From(Napi::Env env, Napi::Value v) {
 // new ProtectionDomain(context)
 Pd::Pd(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pd>(info), Resource(Kind::Pd) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject()) {
-    Napi::TypeError::New(env, "ProtectionDomain(context)").ThrowAsJavaScriptException();
-    return;
-  }
-  Context* c = Context::Unwrap(info[0].As<Napi::Object>());
-  if (!c || !c->ctx()) {
-    ThrowCode(env, "ERR_CLOSED", "the device context is closed");
-    return;
-  }
+  Context* c = Context::From(env, info[0]);
+  if (!c) return;
   pd_ = ibv_alloc_pd(c->ctx());
   if (!pd_) {
     ThrowErrno(env, "ibv_alloc_pd", errno ? errno : ENOMEM);
