@@ -28,15 +28,15 @@ export interface DeviceInfo {
   ports: PortInfo[];
 }
 
-export interface NativeContext {
+export interface NativeContext extends Disposable {
   readonly name: string | null;
   query(): DeviceInfo;
   close(): void;
 }
-export interface NativePd {
+export interface NativePd extends Disposable {
   close(): void;
 }
-export interface NativeMr {
+export interface NativeMr extends Disposable {
   readonly buffer: Buffer;
   readonly lkey: number;
   readonly rkey: number;
@@ -44,12 +44,12 @@ export interface NativeMr {
   readonly length: number;
   close(): void;
 }
-export interface NativeCq {
+export interface NativeCq extends Disposable {
   readonly capacity: number;
   poll(): number;
   close(): void;
 }
-export interface NativeSrq {
+export interface NativeSrq extends Disposable {
   postRecv(words: Uint32Array, count: number): number;
   close(): void;
 }
@@ -60,7 +60,7 @@ export interface QpCaps {
   maxRecvSge?: number;
   maxInlineData?: number;
 }
-export interface NativeQp {
+export interface NativeQp extends Disposable {
   readonly qpNum: number;
   readonly maxInlineData: number;
   postSend(words: Uint32Array, count: number): number;
@@ -76,7 +76,7 @@ export interface ConnParam {
   retryCount?: number;
   rnrRetryCount?: number;
 }
-export interface NativeCmId {
+export interface NativeCmId extends Disposable {
   readonly localAddress: string | null;
   readonly remoteAddress: string | null;
   readonly localPort: number | null;
@@ -103,7 +103,7 @@ export interface CmEvent {
   initiatorDepth?: number;
   responderResources?: number;
 }
-export interface NativeCmChannel {
+export interface NativeCmChannel extends Disposable {
   close(): void;
 }
 export interface LiveObjects {

@@ -109,3 +109,11 @@ describe('system helpers for file backstores', () => {
     }
   });
 });
+
+describe('deterministic close', () => {
+  test('native objects are Disposable: `using` closes them', () => {
+    const n = native();
+    const proto = (n.CmId as unknown as { prototype: Record<symbol, unknown> }).prototype;
+    expect(typeof proto[Symbol.dispose]).toBe('function');
+  });
+});
