@@ -7,13 +7,14 @@
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # The console is a tty, but what reads it is a log: no colours or cursor tricks.
 export HOME=/root LANG=C.UTF-8 RDMA_TARGET_VM=1 NO_COLOR=1 TERM=dumb
-poweroff() { sync; echo o >/proc/sysrq-trigger; sleep 30; }
+poweroff() { sync; echo o >/proc/sysrq-trigger; while :; do read -rt 30 _ </dev/zero; done; }
 trap poweroff EXIT
 say() { echo "vm: $*"; }
 
 # printk into the middle of test output makes it unreadable; keep warnings out of the console.
 dmesg -n 1 2>/dev/null
-mount -t tmpfs tmpfs /tmp
+# / is already a writable overlay; /tmp stays as it is so a checkout under the host's /tmp
+# (and this run's export inside it) remains visible. /run must start empty.
 mount -t tmpfs tmpfs /run
 mkdir -p /run/lock/iscsi /var/lib/iscsi /etc/target/pr /var/target/pr
 mount -t devpts devpts /dev/pts 2>/dev/null
