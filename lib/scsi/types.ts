@@ -23,6 +23,8 @@ export interface Backstore {
    * data must pass through a buffer (file, block).
    */
   view?(lba: number, blocks: number): Uint8Array | undefined;
+  /** Data reached these blocks through view() (thin bookkeeping: they are mapped now). */
+  written?(lba: number, blocks: number): void;
   close(): Promise<void>;
 }
 

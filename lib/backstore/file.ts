@@ -1,0 +1,108 @@
+// A LUN in a regular file (or, through BlockBackstore, a block device). Reads and writes
+// go straight into the caller's buffer at the block's position; FUA and SYNCHRONIZE CACHE
+// become fdatasync. UNMAP writes zeroes unless a native hole punch is installed with
+// setPunchHole() — Node has no fallocate(PUNCH_HOLE), so the hook waits for the binding.
+
+import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import type { Backstore } from '../scsi/types.js';
+
+/** fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE); resolves false when the file system refuses. */
+export type PunchHole = (fd: number, offset: number, length: number) => Promise<boolean>;
+let punchHole: PunchHole | undefined;
+/** Installs the native hole punch (from lib/verbs' binding once it has one); undefined removes it. */
+export function setPunchHole(fn: PunchHole | undefined): void {
+  punchHole = fn;
+}
+
+const ZERO_CHUNK = 1 << 20;
+let zeroes: Uint8Array | undefined;
+
+export interface FileBackstoreOptions {
+  path: string;
+  blockSize: number;
+  /** Bytes; the file is created or grown to this size. Absent: the file's own size. */
+  size?: number;
+  readOnly?: boolean;
+}
+
+export class FileBackstore implements Backstore {
+  readonly blockSize: number;
+  readonly readOnly: boolean;
+  blockCount = 0;
+  protected fh!: FileHandle;
+
+  protected constructor(blockSize: number, readOnly: boolean) {
+    this.blockSize = blockSize;
+    this.readOnly = readOnly;
+  }
+
+  static async open(opts: FileBackstoreOptions): Promise<FileBackstore> {
+    const b = new FileBackstore(opts.blockSize, opts.readOnly ?? false);
+    const flags = b.readOnly ? constants.O_RDONLY : constants.O_RDWR | (opts.size !== undefined ? constants.O_CREAT : 0);
+    b.fh = await open(opts.path, flags, 0o600);
+    try {
+      const st = await b.fh.stat();
+      let size = st.size;
+      // A block device's stat size is 0: its size comes from the caller (sysfs), never truncate it.
+      if (st.isFile() && opts.size !== undefined && size < opts.size) {
+        if (b.readOnly) throw new Error(`${opts.path}: ${size} bytes, smaller than the configured ${opts.size}, and read-only`);
+        await b.fh.truncate(opts.size);
+        size = opts.size;
+      }
+      if (opts.size !== undefined) size = opts.size;
+      b.blockCount = Math.floor(size / b.blockSize);
+      if (b.blockCount === 0) throw new Error(`${opts.path}: smaller than one ${b.blockSize}-byte block`);
+    } catch (e) {
+      await b.fh.close();
+      throw e;
+    }
+    return b;
+  }
+
+  async read(lba: number, blocks: number, into: Uint8Array): Promise<void> {
+    const len = blocks * this.blockSize;
+    let done = 0;
+    while (done < len) {
+      const { bytesRead } = await this.fh.read(into, done, len - done, lba * this.blockSize + done);
+      if (bytesRead === 0) {
+        into.fill(0, done, len); // beyond EOF of a sparse/short file reads as zeroes
+        return;
+      }
+      done += bytesRead;
+    }
+  }
+
+  async write(lba: number, blocks: number, from: Uint8Array, opts?: { fua?: boolean }): Promise<void> {
+    const len = blocks * this.blockSize;
+    let done = 0;
+    while (done < len) {
+      const { bytesWritten } = await this.fh.write(from, done, len - done, lba * this.blockSize + done);
+      done += bytesWritten;
+    }
+    // FUA (SBC-3 5.x): only stable data may be acknowledged.
+    if (opts?.fua) await this.fh.datasync();
+  }
+
+  async flush(): Promise<void> {
+    await this.fh.datasync();
+  }
+
+  async unmap(ranges: ReadonlyArray<{ lba: number; blocks: number }>): Promise<void> {
+    for (const r of ranges) {
+      const off = r.lba * this.blockSize;
+      const len = r.blocks * this.blockSize;
+      if (punchHole && (await punchHole(this.fh.fd, off, len))) continue;
+      zeroes ??= new Uint8Array(ZERO_CHUNK);
+      for (let done = 0; done < len; ) {
+        const n = Math.min(ZERO_CHUNK, len - done);
+        const { bytesWritten } = await this.fh.write(zeroes, 0, n, off + done);
+        done += bytesWritten;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

@@ -1,0 +1,59 @@
+// The SCSI layer as the daemon's wiring (lib/target/wiring.ts, ScsiLayer) uses it:
+// backstores from their config, one LogicalUnit per backstore, LUN views as IscsiCore.
+
+import type { BackstoreConfig } from '../target/config.js';
+import type { ResolvedLun } from '../target/engine.js';
+import type { IscsiCore } from '../iscsi/core.js';
+import { BlockBackstore } from '../backstore/block.js';
+import { FileBackstore } from '../backstore/file.js';
+import { RamBackstore } from '../backstore/ram.js';
+import { LogicalUnit } from './lu.js';
+import type { Backstore } from './types.js';
+import { LunView } from './view.js';
+
+export async function openBackstore(store: BackstoreConfig): Promise<Backstore> {
+  switch (store.type) {
+    case 'ram': {
+      if (store.size === undefined) throw new Error('a ram backstore needs a size');
+      return new RamBackstore({ blockSize: store.blockSize, blockCount: Math.floor(store.size / store.blockSize), thin: store.thin, readOnly: store.readOnly });
+    }
+    case 'file':
+      if (!store.path) throw new Error('a file backstore needs a path');
+      return FileBackstore.open({ path: store.path, blockSize: store.blockSize, readOnly: store.readOnly, ...(store.size !== undefined ? { size: store.size } : {}) });
+    case 'block':
+      if (!store.path) throw new Error('a block backstore needs a path');
+      return BlockBackstore.open({ path: store.path, blockSize: store.blockSize, readOnly: store.readOnly });
+  }
+}
+
+export interface ScsiLayerImpl {
+  openBackstore(store: BackstoreConfig): Promise<Backstore>;
+  createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit>;
+  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  close(): Promise<void>;
+}
+
+export function createScsiLayer(): ScsiLayerImpl {
+  const lus: LogicalUnit[] = [];
+  return {
+    openBackstore,
+    async createLogicalUnit(r, stateDir) {
+      const lu = new LogicalUnit({
+        backstore: r.backstore,
+        name: r.storeName,
+        thin: r.store.thin,
+        stateDir,
+        ...(r.store.serial !== undefined ? { serial: r.store.serial } : {}),
+        ...(r.store.wwn !== undefined ? { wwn: r.store.wwn } : {}),
+      });
+      lus.push(lu);
+      return lu;
+    },
+    createView(luns) {
+      return new LunView(luns.map((l) => ({ lun: l.lun, lu: l.lu as LogicalUnit, readOnly: l.readOnly })));
+    },
+    async close() {
+      for (const lu of lus.splice(0)) await lu.close();
+    },
+  };
+}

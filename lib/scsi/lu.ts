@@ -1,0 +1,269 @@
+// A logical unit: a backstore plus everything SAM-5 keeps per LU — identity, mode
+// parameters, unit attentions per I_T nexus, the task set, reservations and the range
+// locks that make COMPARE AND WRITE atomic. Two LUN mappings of one backstore share one
+// LogicalUnit (as LIO's se_device), so they share all of this.
+
+import { createHash } from 'node:crypto';
+import { BufferPool } from './bufpool.js';
+import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
+import { lookup, Lookup } from './table.js';
+import type { Task } from './task.js';
+import { nexusKey } from './task.js';
+import { TaskAttribute, TmfFunction, TmfResponse, type Backstore, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from './types.js';
+
+export interface LogicalUnitOptions {
+  backstore: Backstore;
+  /** Name the default serial derives from. */
+  name: string;
+  /** VPD 0x80; default: 32 hex digits from a hash of `name`. */
+  serial?: string;
+  /** 32 hex digits, NAA 6; default: LIO's 6001405 + serial form. */
+  wwn?: string;
+  thin?: boolean;
+  /** Where persistent state (APTPL reservations) goes. */
+  stateDir?: string;
+}
+
+export interface ModeState {
+  wce: boolean;
+  dsense: boolean;
+  swp: boolean;
+}
+
+interface Running {
+  readonly tag: number;
+  readonly key: string;
+  readonly attribute: TaskAttribute;
+  task?: Task;
+  done: Promise<void>;
+}
+
+interface RangeLock {
+  lba: number;
+  end: number;
+  done: Promise<void>;
+}
+
+/** LIO's NAA 6 form: 6, IEEE company id 0x001405, then the serial's hex digits (spc_gen_naa_6h_vendor_specific). */
+export function naaFromSerial(serial: string): Uint8Array {
+  const hex = ('6001405' + serial.replace(/[^0-9a-fA-F]/g, '')).padEnd(32, '0').slice(0, 32);
+  return Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
+}
+
+export class LogicalUnit {
+  readonly backstore: Backstore;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly serial: string;
+  readonly naa: Uint8Array;
+  readonly thin: boolean;
+  readonly stateDir: string | undefined;
+  readonly targetPortGroup = 1;
+  readonly maxCompareAndWrite = 64;
+  readonly maxTransferBlocks: number;
+  readonly maxWriteSame: number;
+  readonly maxUnmapBlocks: number;
+  readonly maxUnmapDescriptors = 256;
+  readonly defaultWce: boolean;
+  readonly pool = new BufferPool();
+  mode: ModeState;
+
+  /** Pending unit attentions per I_T nexus, oldest first (SAM-5 5.14). */
+  private readonly ua = new Map<string, number[]>();
+  /** Every I_T nexus that has sent a command: the "other" nexuses for UAs. */
+  private readonly seen = new Set<string>();
+  private readonly running = new Map<string, Running>();
+  private locks: RangeLock[] = [];
+  private reservedBy: string | undefined;
+
+  constructor(opts: LogicalUnitOptions) {
+    const b = opts.backstore;
+    this.backstore = b;
+    this.blockSize = b.blockSize;
+    this.blockCount = b.blockCount;
+    this.serial = opts.serial ?? createHash('sha256').update(opts.name).digest('hex').slice(0, 32);
+    this.naa = opts.wwn ? Uint8Array.from(opts.wwn.replace(/^0x/, '').match(/../g)!.map((h) => parseInt(h, 16))) : naaFromSerial(this.serial);
+    this.thin = opts.thin ?? false;
+    this.stateDir = opts.stateDir;
+    this.maxTransferBlocks = Math.max(1, Math.floor((8 << 20) / this.blockSize));
+    this.maxWriteSame = Math.max(1, Math.floor((64 << 20) / this.blockSize));
+    this.maxUnmapBlocks = Math.max(1, Math.floor((1 << 30) / this.blockSize));
+    // RAM has no volatile cache to report; files and devices do, and flush with fdatasync.
+    this.defaultWce = b.view === undefined;
+    this.mode = { wce: this.defaultWce, dsense: false, swp: false };
+  }
+
+  get writeProtected(): boolean {
+    return this.backstore.readOnly || this.mode.swp;
+  }
+
+  /** Executes one command from a LUN view. */
+  async execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
+    const key = nexusKey(nexus);
+    if (!this.seen.has(key)) {
+      this.seen.add(key);
+      // The LU was "powered on" for this nexus: its first command learns so (SAM-5 6.3.1).
+      this.ua.set(key, [Asc.PowerOnReset]);
+    }
+    const entry = lookup(cmd.cdb);
+    if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
+      return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+    }
+    const ua = this.takeUnitAttention(key);
+    if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
+    if (entry === Lookup.UnknownOpcode) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
+    if (entry === Lookup.UnknownServiceAction)
+      return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 1, bit: 4 });
+    // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
+    if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
+      return { status: Status.ReservationConflict, transferred: 0 };
+    return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+  }
+
+  private async run(
+    cmd: ScsiCommand,
+    nexus: Nexus,
+    io: FabricIO,
+    mappedReadOnly: boolean,
+    luns: readonly number[],
+    key: string,
+    handler: (t: Task) => Promise<number>,
+  ): Promise<ScsiCompletion> {
+    const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, aborted: false };
+    const id = `${key}\u0000${cmd.tag}`;
+    let finish!: () => void;
+    const r: Running = { tag: cmd.tag, key, attribute: cmd.attribute, task: t, done: new Promise<void>((res) => (finish = res)) };
+    // Task attributes (SAM-5 8.6): an ORDERED task waits for the tasks before it; tasks after an ORDERED one wait for it.
+    const before = cmd.attribute === TaskAttribute.HeadOfQueue ? [] : this.blockers(cmd.attribute);
+    this.running.set(id, r);
+    try {
+      if (before.length) await Promise.all(before);
+      if (t.aborted) return { status: Status.TaskAborted, transferred: 0 };
+      const transferred = await handler(t);
+      if (t.aborted) return { status: Status.TaskAborted, transferred: 0 };
+      return { status: Status.Good, transferred };
+    } catch (e) {
+      if (e instanceof ScsiError) {
+        if (e.status !== Status.CheckCondition) return { status: e.status, transferred: 0 };
+        return this.check(e.key, e.asc, e.field, e.information);
+      }
+      throw e;
+    } finally {
+      if (this.running.get(id) === r) this.running.delete(id);
+      finish();
+    }
+  }
+
+  private blockers(attr: TaskAttribute): Promise<void>[] {
+    const out: Promise<void>[] = [];
+    for (const r of this.running.values()) {
+      if (attr === TaskAttribute.Ordered || r.attribute === TaskAttribute.Ordered) out.push(r.done);
+    }
+    return out;
+  }
+
+  check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {
+    return { status: Status.CheckCondition, sense: buildSense(this.mode.dsense, key, asc, field, info), transferred: 0 };
+  }
+
+  takeUnitAttention(key: string): Asc | undefined {
+    const q = this.ua.get(key);
+    if (!q || q.length === 0) return undefined;
+    const a = q.shift()!;
+    if (q.length === 0) this.ua.delete(key);
+    return a as Asc;
+  }
+
+  /** Queues a UA for every known nexus except `except` (SAM-5 5.14). */
+  unitAttentionOthers(asc: Asc, except?: string): void {
+    for (const k of this.seen) if (k !== except) this.addUnitAttention(k, asc);
+  }
+
+  addUnitAttention(key: string, asc: Asc): void {
+    const q = this.ua.get(key);
+    if (!q) this.ua.set(key, [asc]);
+    else if (!q.includes(asc)) q.push(asc);
+  }
+
+  setMode(next: ModeState, by: string): void {
+    const changed = next.dsense !== this.mode.dsense || next.swp !== this.mode.swp || next.wce !== this.mode.wce;
+    this.mode = next;
+    // Other initiators learn that mode parameters changed (SPC-4 6.11).
+    if (changed) this.unitAttentionOthers(Asc.ModeParametersChanged, by);
+  }
+
+  /** Excludes other writers from [lba, lba+blocks) until the returned function is called. */
+  async lockRange(lba: number, blocks: number): Promise<() => void> {
+    const end = lba + blocks;
+    for (;;) {
+      const c = this.locks.find((l) => l.lba < end && lba < l.end);
+      if (!c) break;
+      await c.done;
+    }
+    let release!: () => void;
+    const l: RangeLock = { lba, end, done: new Promise<void>((r) => (release = r)) };
+    this.locks.push(l);
+    return () => {
+      const i = this.locks.indexOf(l);
+      if (i >= 0) this.locks.splice(i, 1);
+      release();
+    };
+  }
+
+  reserve(key: string): void {
+    if (this.reservedBy !== undefined && this.reservedBy !== key) throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ReservationConflict);
+    this.reservedBy = key;
+  }
+
+  release(key: string): void {
+    if (this.reservedBy === key) this.reservedBy = undefined;
+  }
+
+  // ---- task management (SAM-5 7) --------------------------------------------
+
+  taskManagement(fn: TmfFunction, nexus: Nexus, tag?: number): TmfResponse {
+    const key = nexusKey(nexus);
+    switch (fn) {
+      case TmfFunction.AbortTask: {
+        const r = this.running.get(`${key}\u0000${tag}`);
+        if (!r) return TmfResponse.TaskDoesNotExist;
+        if (r.task) r.task.aborted = true;
+        return TmfResponse.Complete;
+      }
+      case TmfFunction.QueryTask:
+        return this.running.has(`${key}\u0000${tag}`) ? TmfResponse.Complete : TmfResponse.TaskDoesNotExist;
+      case TmfFunction.AbortTaskSet:
+        for (const r of this.running.values()) if (r.key === key && r.task) r.task.aborted = true;
+        return TmfResponse.Complete;
+      case TmfFunction.ClearTaskSet:
+        for (const r of this.running.values()) if (r.task) r.task.aborted = true;
+        this.unitAttentionOthers(Asc.CommandsClearedByAnotherInitiator, key);
+        return TmfResponse.Complete;
+      case TmfFunction.LogicalUnitReset:
+      case TmfFunction.TargetWarmReset:
+      case TmfFunction.TargetColdReset:
+        this.reset(key);
+        return TmfResponse.Complete;
+      default:
+        return TmfResponse.NotSupported;
+    }
+  }
+
+  /** LU reset (SAM-5 6.3.3): abort everything, drop SPC-2 reservations, UA for everyone else. */
+  reset(by: string): void {
+    for (const r of this.running.values()) if (r.task) r.task.aborted = true;
+    this.reservedBy = undefined;
+    this.unitAttentionOthers(Asc.BusDeviceReset, by);
+  }
+
+  nexusLost(nexus: Nexus): void {
+    const key = nexusKey(nexus);
+    for (const r of this.running.values()) if (r.key === key && r.task) r.task.aborted = true;
+    // SPC-2 reservations do not survive the loss of their nexus (SPC-2 5.5.1).
+    if (this.reservedBy === key) this.reservedBy = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.backstore.close();
+  }
+}

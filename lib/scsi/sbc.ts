@@ -1,0 +1,397 @@
+// Block commands (SBC-3). Plain READ/WRITE hand the RAM backstore's own memory to the
+// fabric (zero copy); other backstores go through pooled 1 MiB chunks.
+
+import { CHUNK_BYTES } from './bufpool.js';
+import { Op } from './opcodes.js';
+import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey, Status } from './sense.js';
+import { put32, put64, receiveOut, sendIn, u16, u24, u32, u64, type Task } from './task.js';
+
+interface Range {
+  lba: number;
+  blocks: number;
+}
+
+/** LBA and transfer length by CDB size (SBC-3 5.x); READ/WRITE(6) length 0 means 256. */
+function lbaLen(cdb: Uint8Array): Range {
+  // The group code (top three opcode bits) fixes the CDB layout (SPC-4 4.2.5.1).
+  const group = cdb[0]! >> 5;
+  switch (group === 0 ? 6 : group === 4 ? 16 : group === 5 ? 12 : 10) {
+    case 6: {
+      const n = cdb[4]!;
+      return { lba: u24(cdb, 1) & 0x1fffff, blocks: n === 0 ? 256 : n };
+    }
+    case 10:
+      return { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+    case 12:
+      return { lba: u32(cdb, 2), blocks: u32(cdb, 6) };
+    default:
+      return { lba: u64(cdb, 2), blocks: u32(cdb, 10) };
+  }
+}
+
+/** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */
+function checkRange(t: Task, r: Range): void {
+  if (r.lba + r.blocks > t.lu.blockCount || r.lba > t.lu.blockCount) throw lbaOutOfRange();
+}
+
+/** RD/WR/VR/ORPROTECT (byte 1 bits 7-5): no protection information here, so nonzero is invalid (SBC-3 5.x). */
+function checkProtect(cdb: Uint8Array): void {
+  if ((cdb[1]! & 0xe0) !== 0) throw badCdb(1, 7);
+}
+
+function writeProtected(t: Task): void {
+  if (t.mappedReadOnly || t.lu.writeProtected) throw new ScsiError(SenseKey.DataProtect, Asc.WriteProtected);
+}
+
+export async function read(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  if (cdb[0] !== Op.Read6) checkProtect(cdb);
+  const r = lbaLen(cdb);
+  checkRange(t, r);
+  return moveIn(t, r.lba, r.blocks);
+}
+
+async function moveIn(t: Task, lba: number, blocks: number): Promise<number> {
+  const lu = t.lu;
+  const bs = lu.blockSize;
+  const total = blocks * bs;
+  const moved = Math.min(total, t.cmd.expectedLength);
+  if (moved === 0) return total;
+  const nb = Math.ceil(moved / bs);
+  const v = lu.backstore.view?.(lba, nb);
+  if (v) {
+    await t.io.dataIn(moved === v.length ? v : v.subarray(0, moved), 0);
+    return total;
+  }
+  const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+  const buf = lu.pool.acquire(Math.min(chunkBlocks, nb) * bs);
+  try {
+    for (let off = 0; off < moved && !t.aborted; ) {
+      const n = Math.min(chunkBlocks, Math.ceil((moved - off) / bs));
+      await lu.backstore.read(lba + off / bs, n, buf.subarray(0, n * bs));
+      const bytes = Math.min(n * bs, moved - off);
+      await t.io.dataIn(buf.subarray(0, bytes), off);
+      off += bytes;
+    }
+  } finally {
+    lu.pool.release(buf);
+  }
+  return total;
+}
+
+export async function write(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  if (cdb[0] !== Op.Write6) checkProtect(cdb);
+  const r = lbaLen(cdb);
+  checkRange(t, r);
+  writeProtected(t);
+  const fua = cdb[0] !== Op.Write6 && (cdb[1]! & 0x08) !== 0;
+  return moveOut(t, r.lba, r.blocks, fua);
+}
+
+/** Writes Data-Out to the blocks; with a short EDTL only what arrived is written (libiscsi Write10Residuals). */
+async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Promise<number> {
+  const lu = t.lu;
+  const bs = lu.blockSize;
+  const total = blocks * bs;
+  const moved = Math.min(total, t.cmd.expectedLength);
+  if (moved === 0) return total;
+  const nb = Math.ceil(moved / bs);
+  const unlock = await lu.lockRange(lba, nb);
+  try {
+    const v = lu.backstore.view?.(lba, nb);
+    if (v) {
+      await t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0);
+      lu.backstore.written?.(lba, nb);
+      if (fua) await lu.backstore.flush();
+      return total;
+    }
+    const chunkBlocks = Math.max(1, Math.floor(CHUNK_BYTES / bs));
+    const buf = lu.pool.acquire(Math.min(chunkBlocks, nb) * bs);
+    try {
+      for (let off = 0; off < moved && !t.aborted; ) {
+        const n = Math.min(chunkBlocks, Math.ceil((moved - off) / bs));
+        const bytes = Math.min(n * bs, moved - off);
+        const chunk = buf.subarray(0, n * bs);
+        // A partial last block keeps the bytes the initiator did not send.
+        if (bytes < n * bs) await lu.backstore.read(lba + off / bs, n, chunk);
+        await t.io.dataOut(buf.subarray(0, bytes), off);
+        await lu.backstore.write(lba + off / bs, n, chunk, { fua });
+        off += bytes;
+      }
+    } finally {
+      lu.pool.release(buf);
+    }
+  } finally {
+    unlock();
+  }
+  return total;
+}
+
+export async function writeAndVerify(t: Task): Promise<number> {
+  checkProtect(t.cdb);
+  const r = lbaLen(t.cdb);
+  checkRange(t, r);
+  writeProtected(t);
+  // Stable storage is what makes the verify meaningful (SBC-3 5.41).
+  return moveOut(t, r.lba, r.blocks, true);
+}
+
+/** Reads `blocks` into a pooled buffer (caller releases). */
+async function readBlocks(t: Task, lba: number, blocks: number): Promise<Uint8Array> {
+  const buf = t.lu.pool.acquire(blocks * t.lu.blockSize);
+  await t.lu.backstore.read(lba, blocks, buf.subarray(0, blocks * t.lu.blockSize));
+  return buf;
+}
+
+function firstDifference(a: Uint8Array, b: Uint8Array, len: number): number {
+  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+function miscompare(offset: number): ScsiError {
+  return new ScsiError(SenseKey.Miscompare, Asc.MiscompareDuringVerify, undefined, offset);
+}
+
+export async function verify(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  checkProtect(cdb);
+  const bytchk = (cdb[1]! >> 1) & 3;
+  if (bytchk === 2) throw badCdb(1, 2);
+  const r = lbaLen(cdb);
+  checkRange(t, r);
+  if (bytchk === 0 || r.blocks === 0) return 0; // medium verification only: RAM and files have no media errors
+  const bs = t.lu.blockSize;
+  const outLen = bytchk === 3 ? bs : r.blocks * bs;
+  const data = t.lu.pool.acquire(outLen);
+  try {
+    await receiveOut(t, data, outLen);
+    for (let done = 0; done < r.blocks; ) {
+      const n = Math.min(r.blocks - done, Math.max(1, Math.floor(CHUNK_BYTES / bs)));
+      const cur = await readBlocks(t, r.lba + done, n);
+      try {
+        for (let b = 0; b < n; b++) {
+          const ref = bytchk === 3 ? data.subarray(0, bs) : data.subarray((done + b) * bs, (done + b + 1) * bs);
+          const d = firstDifference(cur.subarray(b * bs, (b + 1) * bs), ref, bs);
+          if (d >= 0) throw miscompare((bytchk === 3 ? 0 : (done + b) * bs) + d);
+        }
+      } finally {
+        t.lu.pool.release(cur);
+      }
+      done += n;
+    }
+  } finally {
+    t.lu.pool.release(data);
+  }
+  return outLen;
+}
+
+export async function compareAndWrite(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  checkProtect(cdb);
+  const lba = u64(cdb, 2);
+  const blocks = cdb[13]!;
+  if (blocks > t.lu.maxCompareAndWrite) throw badCdb(13);
+  checkRange(t, { lba, blocks });
+  writeProtected(t);
+  if (blocks === 0) return 0;
+  const bs = t.lu.blockSize;
+  const half = blocks * bs;
+  const data = t.lu.pool.acquire(2 * half);
+  // The range lock makes read-compare-write atomic against every other write (SBC-3 5.2).
+  const unlock = await t.lu.lockRange(lba, blocks);
+  try {
+    const got = await receiveOut(t, data, 2 * half);
+    if (got < 2 * half) throw badCdb(13); // too little data to compare and write
+    const cur = await readBlocks(t, lba, blocks);
+    try {
+      const d = firstDifference(cur, data, half);
+      if (d >= 0) throw miscompare(d);
+    } finally {
+      t.lu.pool.release(cur);
+    }
+    await t.lu.backstore.write(lba, blocks, data.subarray(half, 2 * half), { fua: (cdb[1]! & 0x08) !== 0 });
+  } finally {
+    unlock();
+    t.lu.pool.release(data);
+  }
+  return 2 * half;
+}
+
+export async function orWrite(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  checkProtect(cdb);
+  const r = lbaLen(cdb);
+  checkRange(t, r);
+  writeProtected(t);
+  if (r.blocks === 0) return 0;
+  const bs = t.lu.blockSize;
+  const len = r.blocks * bs;
+  const data = t.lu.pool.acquire(len);
+  const unlock = await t.lu.lockRange(r.lba, r.blocks);
+  try {
+    await receiveOut(t, data, len);
+    const cur = await readBlocks(t, r.lba, r.blocks);
+    try {
+      for (let i = 0; i < len; i++) cur[i]! |= data[i]!;
+      await t.lu.backstore.write(r.lba, r.blocks, cur.subarray(0, len), { fua: (cdb[1]! & 0x08) !== 0 });
+    } finally {
+      t.lu.pool.release(cur);
+    }
+  } finally {
+    unlock();
+    t.lu.pool.release(data);
+  }
+  return len;
+}
+
+export async function writeSame(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  const is16 = cdb[0] === Op.WriteSame16;
+  checkProtect(cdb);
+  const flags = cdb[1]!;
+  if (flags & 0x10) throw badCdb(1, 4); // ANCHOR: anchored state not supported (SBC-3 5.45)
+  const unmap = (flags & 0x08) !== 0;
+  const ndob = is16 && (flags & 0x01) !== 0;
+  if (unmap && !t.lu.thin) throw badCdb(1, 3);
+  const r = is16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  // WSNZ is set in the Block Limits page: zero blocks is not "to the end of the medium".
+  if (r.blocks === 0) throw badCdb(is16 ? 10 : 7);
+  if (r.blocks > t.lu.maxWriteSame) throw badCdb(is16 ? 10 : 7);
+  checkRange(t, r);
+  writeProtected(t);
+  const bs = t.lu.blockSize;
+  const pattern = t.lu.pool.acquire(bs);
+  const unlock = await t.lu.lockRange(r.lba, r.blocks);
+  try {
+    if (ndob) pattern.fill(0, 0, bs);
+    else await receiveOut(t, pattern, bs);
+    let zero = true;
+    for (let i = 0; i < bs; i++) if (pattern[i] !== 0) { zero = false; break; }
+    // LBPRZ: unmapped blocks read back as zeroes, so UNMAP of a zero pattern is exact.
+    if (unmap && zero) {
+      await t.lu.backstore.unmap([r]);
+    } else {
+      const chunkBlocks = Math.min(r.blocks, Math.max(1, Math.floor(CHUNK_BYTES / bs)));
+      const buf = t.lu.pool.acquire(chunkBlocks * bs);
+      try {
+        for (let b = 0; b < chunkBlocks; b++) buf.set(pattern.subarray(0, bs), b * bs);
+        for (let done = 0; done < r.blocks; ) {
+          const n = Math.min(chunkBlocks, r.blocks - done);
+          await t.lu.backstore.write(r.lba + done, n, buf.subarray(0, n * bs));
+          done += n;
+        }
+      } finally {
+        t.lu.pool.release(buf);
+      }
+    }
+  } finally {
+    unlock();
+    t.lu.pool.release(pattern);
+  }
+  return ndob ? 0 : bs;
+}
+
+export async function unmapCmd(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  if (cdb[1]! & 0x01) throw badCdb(1, 0); // ANCHOR
+  const len = u16(cdb, 7);
+  writeProtected(t);
+  if (len === 0) return 0;
+  // SBC-3 5.30.2: the header is 8 bytes; shorter is a parameter list length error.
+  if (len < 8) throw new ScsiError(SenseKey.IllegalRequest, Asc.ParameterListLengthError);
+  const p = t.lu.pool.acquire(len);
+  try {
+    const got = await receiveOut(t, p, len);
+    const dataLen = u16(p, 0);
+    const bdLen = u16(p, 2);
+    if (got < 8 || bdLen > got - 8 || dataLen + 2 > len) throw new ScsiError(SenseKey.IllegalRequest, Asc.ParameterListLengthError);
+    const count = Math.floor(bdLen / 16);
+    if (count > t.lu.maxUnmapDescriptors) throw badParam(2);
+    const ranges: Range[] = [];
+    for (let i = 0; i < count; i++) {
+      const o = 8 + i * 16;
+      const r = { lba: u64(p, o), blocks: u32(p, o + 8) };
+      if (r.blocks > t.lu.maxUnmapBlocks) throw badParam(o + 8);
+      checkRange(t, r);
+      if (r.blocks > 0) ranges.push(r);
+    }
+    for (const r of ranges) {
+      const unlock = await t.lu.lockRange(r.lba, r.blocks);
+      try {
+        await t.lu.backstore.unmap([r]);
+      } finally {
+        unlock();
+      }
+    }
+    return len;
+  } finally {
+    t.lu.pool.release(p);
+  }
+}
+
+export async function getLbaStatus(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  const lba = u64(cdb, 2);
+  const alloc = u32(cdb, 10);
+  if (lba >= t.lu.blockCount) throw lbaOutOfRange();
+  if (alloc === 0) return 0;
+  const st = t.lu.backstore.lbaStatus ? await t.lu.backstore.lbaStatus(lba) : { mapped: true, blocks: t.lu.blockCount - lba };
+  const b = t.lu.pool.acquire(24);
+  try {
+    b.fill(0, 0, 24);
+    put32(b, 0, 20); // parameter data length: one descriptor (SBC-3 5.7.2)
+    put64(b, 8, lba);
+    put32(b, 16, Math.min(st.blocks, 0xffffffff));
+    b[20] = st.mapped ? 0 : 1; // 0 mapped, 1 deallocated
+    return await sendIn(t, b, Math.min(24, alloc));
+  } finally {
+    t.lu.pool.release(b);
+  }
+}
+
+export async function syncCache(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  const r = cdb[0] === Op.SyncCache16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  checkRange(t, r);
+  await t.lu.backstore.flush();
+  return 0;
+}
+
+export async function preFetch(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  const r = cdb[0] === Op.PreFetch16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  checkRange(t, r);
+  // Everything is "in cache" as far as the initiator can tell (SBC-3 5.9: CONDITION MET).
+  throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ConditionMet);
+}
+
+export async function readCapacity10(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  // SBC-3 5.15: an LBA without PMI is invalid.
+  if ((cdb[8]! & 1) === 0 && u32(cdb, 2) !== 0) throw badCdb(2);
+  const b = t.lu.pool.acquire(8);
+  try {
+    const last = t.lu.blockCount - 1;
+    put32(b, 0, last > 0xffffffff ? 0xffffffff : last);
+    put32(b, 4, t.lu.blockSize);
+    return await sendIn(t, b, 8);
+  } finally {
+    t.lu.pool.release(b);
+  }
+}
+
+export async function readCapacity16(t: Task): Promise<number> {
+  const alloc = u32(t.cdb, 10);
+  const b = t.lu.pool.acquire(32);
+  try {
+    b.fill(0, 0, 32);
+    put64(b, 0, t.lu.blockCount - 1);
+    put32(b, 8, t.lu.blockSize);
+    // LBPME and LBPRZ (SBC-3 5.16): thin LUNs deallocate on UNMAP and read zeroes there.
+    if (t.lu.thin) b[14] = 0xc0;
+    return await sendIn(t, b, Math.min(32, alloc));
+  } finally {
+    t.lu.pool.release(b);
+  }
+}

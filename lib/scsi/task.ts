@@ -1,0 +1,69 @@
+// One command in flight inside the core, and the helpers every handler uses to move
+// data: at most the fabric's expected length moves, while the returned length is what
+// the CDB asked for, from which the fabric computes over/underflow residuals (RFC 7143
+// 11.4.5.1; libiscsi's residual tests expect exactly that).
+
+import type { FabricIO, Nexus, ScsiCommand } from './types.js';
+import type { LogicalUnit } from './lu.js';
+
+export interface Task {
+  readonly cmd: ScsiCommand;
+  readonly cdb: Uint8Array;
+  readonly nexus: Nexus;
+  readonly io: FabricIO;
+  readonly lu: LogicalUnit;
+  /** Write protection by the LUN mapping (ACL or demo-mode), on top of the backstore's own. */
+  readonly mappedReadOnly: boolean;
+  /** LUN numbers of the view the command came through (REPORT LUNS). */
+  readonly luns: readonly number[];
+  /** I_T nexus key: the unit of UAs and reservations. */
+  readonly key: string;
+  aborted: boolean;
+}
+
+export function nexusKey(n: Nexus): string {
+  return `${n.initiatorPort}\u0000${n.targetPort}`;
+}
+
+/** Sends `len` bytes of a response built in `buf`, as far as the fabric expects them; returns `len`. */
+export async function sendIn(t: Task, buf: Uint8Array, len: number): Promise<number> {
+  const n = Math.min(len, t.cmd.expectedLength, buf.length);
+  if (n > 0) await t.io.dataIn(buf.subarray(0, n), 0);
+  return len;
+}
+
+/** Receives up to `len` bytes of parameter data into `buf`; zeroes what the initiator did not send. Returns bytes received. */
+export async function receiveOut(t: Task, buf: Uint8Array, len: number): Promise<number> {
+  const n = Math.min(len, t.cmd.expectedLength);
+  if (n > 0) await t.io.dataOut(buf.subarray(0, n), 0);
+  if (n < len) buf.fill(0, n, len);
+  return n;
+}
+
+export function u16(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+export function u24(b: Uint8Array, o: number): number {
+  return (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]!;
+}
+export function u32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) >>> 0) + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
+}
+/** 64-bit big-endian as a number; values past 2^53 lose precision but stay larger than any LUN. */
+export function u64(b: Uint8Array, o: number): number {
+  return u32(b, o) * 0x100000000 + u32(b, o + 4);
+}
+export function put16(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 8) & 0xff;
+  b[o + 1] = v & 0xff;
+}
+export function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = (v >>> 24) & 0xff;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+export function put64(b: Uint8Array, o: number, v: number): void {
+  put32(b, o, Math.floor(v / 0x100000000));
+  put32(b, o + 4, v >>> 0);
+}

@@ -1,0 +1,95 @@
+// A LUN view: the LUN numbers one initiator (or a TPG in demo mode) sees, mapped to
+// logical units. It is what a fabric submits to (IscsiCore). Commands to a LUN that is
+// not in the view are answered here (SPC-4 4.6.6 / 6.6.2 / 6.39).
+
+import type { IscsiCore } from '../iscsi/core.js';
+import type { LogicalUnit } from './lu.js';
+import { Op } from './opcodes.js';
+import { Asc, buildSense, SenseKey, Status } from './sense.js';
+import { PRODUCT, REVISION, VENDOR } from './spc.js';
+import { put16, put32, u16, u32 } from './task.js';
+import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from './types.js';
+
+export interface ViewEntry {
+  lun: number;
+  lu: LogicalUnit;
+  readOnly: boolean;
+}
+
+/** Decodes the 8-byte LUN field (SAM-5 4.7): peripheral or flat space, single level; -1 if anything else. */
+export function decodeLun(lun: bigint): number {
+  if ((lun & 0xffffffffffffn) !== 0n) return -1;
+  const top = Number(lun >> 48n);
+  const method = top >> 14;
+  if (method === 0) return top >> 8 === 0 ? top & 0xff : -1;
+  if (method === 1) return top & 0x3fff;
+  return -1;
+}
+
+export function encodeLun(lun: number): bigint {
+  return BigInt(lun < 256 ? lun : 0x4000 | lun) << 48n;
+}
+
+export class LunView implements IscsiCore {
+  private readonly byLun = new Map<number, ViewEntry>();
+  readonly luns: readonly number[];
+
+  constructor(entries: ReadonlyArray<ViewEntry>) {
+    for (const e of entries) this.byLun.set(e.lun, e);
+    this.luns = [...this.byLun.keys()].sort((a, b) => a - b);
+  }
+
+  async submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
+    const e = this.byLun.get(decodeLun(cmd.lun));
+    if (e) return e.lu.execute(cmd, nexus, io, e.readOnly, this.luns);
+    return this.noSuchLun(cmd, io);
+  }
+
+  private async noSuchLun(cmd: ScsiCommand, io: FabricIO): Promise<ScsiCompletion> {
+    const cdb = cmd.cdb;
+    const send = async (b: Uint8Array, len: number): Promise<ScsiCompletion> => {
+      const n = Math.min(len, cmd.expectedLength);
+      if (n > 0) await io.dataIn(b.subarray(0, n), 0);
+      return { status: Status.Good, transferred: len };
+    };
+    switch (cdb[0]) {
+      case Op.Inquiry: {
+        if ((cdb[1]! & 1) !== 0 || cdb[2] !== 0) break;
+        const b = new Uint8Array(36);
+        b[0] = 0x7f; // qualifier 011b: no LU here (SPC-4 6.6.2)
+        b[2] = 0x06;
+        b[3] = 0x12;
+        b[4] = 31;
+        for (const [o, s] of [[8, VENDOR], [16, PRODUCT], [32, REVISION]] as const) for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
+        return send(b, Math.min(36, u16(cdb, 3)));
+      }
+      case Op.ReportLuns: {
+        const alloc = u32(cdb, 6);
+        if (alloc < 16) break;
+        const b = new Uint8Array(8 + 8 * this.luns.length);
+        put32(b, 0, 8 * this.luns.length);
+        this.luns.forEach((l, i) => (l < 256 ? (b[9 + i * 8] = l) : put16(b, 8 + i * 8, 0x4000 | l)));
+        return send(b, Math.min(b.length, alloc));
+      }
+      case Op.RequestSense: {
+        const s = buildSense((cdb[1]! & 1) !== 0, SenseKey.IllegalRequest, Asc.LunNotSupported);
+        return send(s, Math.min(s.length, cdb[4]!));
+      }
+    }
+    return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.LunNotSupported), transferred: 0 };
+  }
+
+  async taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {
+    if (fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset) {
+      for (const e of this.byLun.values()) e.lu.taskManagement(fn, nexus);
+      return TmfResponse.Complete;
+    }
+    const e = this.byLun.get(decodeLun(lun));
+    if (!e) return TmfResponse.LunDoesNotExist;
+    return e.lu.taskManagement(fn, nexus, referencedTag);
+  }
+
+  nexusLost(nexus: Nexus): void {
+    for (const e of this.byLun.values()) e.lu.nexusLost(nexus);
+  }
+}
