@@ -6,6 +6,7 @@ import type { Backstore } from '../scsi/types.js';
 import type { IscsiCore } from '../iscsi/core.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
+import { createScsiLayer } from '../scsi/layer.js';
 import type { BackstoreConfig, Config } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from './daemon.js';
@@ -28,13 +29,8 @@ export interface WiringOptions {
   scsi?: ScsiLayer;
 }
 
-function unavailableScsi(): ScsiLayer {
-  const no = (): never => { throw new Error('the SCSI core and backstores are not in this build yet'); };
-  return { openBackstore: async () => no(), createLogicalUnit: async () => no(), createView: () => no() };
-}
-
 export function createEngine(opts: WiringOptions = {}): Engine {
-  const scsi = opts.scsi ?? unavailableScsi();
+  const scsi = opts.scsi ?? createScsiLayer();
   const log = opts.log;
   return {
     transports: new Set(['tcp']),
@@ -90,6 +86,10 @@ export function createEngine(opts: WiringOptions = {}): Engine {
       return {
         async listen(portal): Promise<Listener> {
           const l = await listenTcp(target, { address: portal.address, port: portal.port });
+          // An ephemeral port (--listen ADDR:0) is known only now; SendTargets must advertise it.
+          if (portal.port === 0) {
+            for (const t of target.tpgs) for (const p of t.portals) if (p.port === 0 && p.address === portal.address) p.port = l.port;
+          }
           return { address: l.address, port: l.port, close: (force) => l.close(force) };
         },
         async shutdown(graceMs) {
