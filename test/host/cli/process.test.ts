@@ -1,0 +1,143 @@
+// The `rdma-target` command as a real process: exit codes, SIGTERM, and a file LUN that a
+// real initiator (libiscsi's iscsi-test-cu) wrote to. The CLI is bundled from lib/ with
+// esbuild (already in node_modules through vitest) so the test needs no prior `npm run build`
+// and never races other builds writing dist/.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const bundleDir = join(root, '.cache', `cli-test-${process.pid}`);
+const cli = join(bundleDir, 'main.mjs');
+const dir = mkdtempSync(join(tmpdir(), 'rt-proc-'));
+
+beforeAll(async () => {
+  mkdirSync(bundleDir, { recursive: true });
+  await build({
+    entryPoints: [join(root, 'lib', 'cli', 'main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile: cli,
+    logLevel: 'error',
+  });
+});
+afterAll(() => rmSync(bundleDir, { recursive: true, force: true }));
+
+function runSync(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** Starts the daemon and resolves once it printed its portal. */
+function startDaemon(args: string[]): Promise<{ child: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 15_000);
+    const check = () => {
+      const m = /^listening on tcp 127\.0\.0\.1:(\d+) /m.exec(out);
+      if (m) { clearTimeout(timer); resolve({ child, port: Number(m[1]), out: () => out, exit }); }
+    };
+    child.stdout!.on('data', check);
+    exit.then((code) => { clearTimeout(timer); reject(new Error(`daemon exited ${code} before listening:\n${out}`)); });
+  });
+}
+
+describe('rdma-target as a process', () => {
+  it('--version, --help, usage errors and bad configs give the documented exit codes', () => {
+    expect(runSync(['--version'])).toMatchObject({ code: 0, out: expect.stringMatching(/^rdma-target \d+\.\d+\.\d+\n$/) });
+    expect(runSync(['--help']).code).toBe(0);
+    const u = runSync(['--frobnicate']);
+    expect(u.code).toBe(2);
+    expect(u.err).toBe(`rdma-target: Unknown option '--frobnicate'\nTry "rdma-target --help".\n`);
+    const p = join(dir, 'bad.json');
+    writeFileSync(p, JSON.stringify({ targets: [{ iqn: 'iqn.2025-01.com.example:x', tpgs: [{ portals: [{ port: 'abc' }] }] }] }));
+    const c = runSync(['check-config', p]);
+    expect(c.code).toBe(1);
+    expect(c.err).toContain(`${p}: error: targets[0].tpgs[0].portals[0].port: must be an integer 1–65535, got "abc"`);
+    const s = runSync(['--config', p]);
+    expect(s.code).toBe(1);
+    expect(s.err).toBe(`rdma-target: ${p}: targets[0].tpgs[0].portals[0].port: must be an integer 1–65535, got "abc"\n`);
+  });
+
+  it('a missing file LUN: one line naming the field, exit 1, no stack trace', () => {
+    const p = join(dir, 'missing.json');
+    writeFileSync(p, JSON.stringify({
+      control: false,
+      backstores: [{ name: 'f', type: 'file', path: join(dir, 'nope', 'disk.img') }],
+      targets: [{ iqn: 'iqn.2025-01.com.example:m', tpgs: [{ luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] }],
+    }));
+    const r = runSync(['--config', p, '--listen', '127.0.0.1:0']);
+    expect(r.code).toBe(1);
+    const lines = r.err.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^rdma-target: backstores\[0\]\.path: cannot open file backstore: .*nope\/disk\.img: no such file or directory/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('a port in use: one line naming --listen, exit 1', async () => {
+    const d = await startDaemon(['--listen', '127.0.0.1:0', '--config', writeRamConfig('inuse')]);
+    try {
+      const r = runSync(['--listen', `127.0.0.1:${d.port}`, '--config', writeRamConfig('inuse2')]);
+      expect(r.code).toBe(1);
+      expect(r.err.split('\n').filter((l) => l && !l.startsWith('warning:'))).toEqual([
+        `rdma-target: --listen: cannot listen on 127.0.0.1:${d.port}: address already in use (is another target running? pick another port, e.g. --listen 127.0.0.1:${d.port + 1})`,
+      ]);
+    } finally {
+      d.child.kill('SIGTERM');
+      expect(await d.exit).toBe(0);
+    }
+  });
+
+  const haveInitiator = spawnSync('sh', ['-c', 'command -v iscsi-test-cu']).status === 0;
+  it.skipIf(!haveInitiator)('serves a file LUN to iscsi-test-cu; SIGTERM stops it cleanly (exit 0) with the data on disk', async () => {
+    const img = join(dir, 'disk.img');
+    const sock = join(dir, 'file.sock');
+    const p = join(dir, 'file.json');
+    writeFileSync(p, JSON.stringify({
+      control: { socket: sock },
+      backstores: [{ name: 'disk', type: 'file', path: img, size: '2M' }],
+      targets: [{ iqn: 'iqn.2025-01.com.example:file', tpgs: [{ luns: [{ lun: 0, backstore: 'disk' }], attributes: { generateNodeAcls: true } }] }],
+    }));
+    const d = await startDaemon(['--config', p, '--listen', '127.0.0.1:0']);
+    expect(d.out()).toContain(`iscsi://127.0.0.1:${d.port}/iqn.2025-01.com.example:file/0`);
+    // Write10.Simple fills the first and last 256 blocks with 0xa6.
+    const t = spawnSync('iscsi-test-cu', ['-d', '-t', 'ALL.Write10.Simple', `iscsi://127.0.0.1:${d.port}/iqn.2025-01.com.example:file/0`], { encoding: 'utf8', timeout: 60_000 });
+    expect(t.stdout, t.stdout + t.stderr).toMatch(/Test: Simple \.\.\.passed/);
+    const st = spawnSync(process.execPath, [cli, 'status', '--socket', sock], { encoding: 'utf8' });
+    expect(JSON.parse(st.stdout).targets[0].tpgs[0].luns[0]).toMatchObject({ lun: 0, type: 'file', sizeBytes: 2 * 1024 * 1024, path: img });
+
+    d.child.kill('SIGTERM');
+    expect(await d.exit).toBe(0);
+    expect(d.out()).toMatch(/stopped\n/);
+    expect(existsSync(sock)).toBe(false);
+    expect(statSync(img).size).toBe(2 * 1024 * 1024);
+    const fd = openSync(img, 'r');
+    const head = Buffer.alloc(256 * 512);
+    readSync(fd, head, 0, head.length, 0);
+    closeSync(fd);
+    expect(head.every((b) => b === 0xa6)).toBe(true);
+    expect(readFileSync(img).subarray(-256 * 512).every((b) => b === 0xa6)).toBe(true);
+  });
+});
+
+function writeRamConfig(name: string): string {
+  const p = join(dir, `${name}.json`);
+  writeFileSync(p, JSON.stringify({
+    control: false,
+    backstores: [{ name: 'r', type: 'ram', size: '1M' }],
+    targets: [{ iqn: `iqn.2025-01.com.example:${name}`, tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
+  }));
+  return p;
+}
