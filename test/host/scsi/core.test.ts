@@ -1,0 +1,273 @@
+import { describe, expect, it } from 'vitest';
+import { buildSense } from '../../../lib/scsi/sense.js';
+import { naaFromSerial } from '../../../lib/scsi/lu.js';
+import { decodeLun, encodeLun } from '../../../lib/scsi/view.js';
+import { commandTable } from '../../../lib/scsi/table.js';
+import { cdb10, cdb16, Harness, hex, nexusA, nexusB } from './helpers.js';
+
+/** Fixed-format ILLEGAL REQUEST sense, hex, with an optional SKS (3 bytes). */
+function illegal(ascAscq: string, sks = '000000'): string {
+  return '70000500000000' + '0a' + '00000000' + ascAscq + '00' + sks;
+}
+
+describe('sense builder', () => {
+  it('fixed format with a CDB field pointer and bit pointer', () => {
+    expect(hex(buildSense(false, 5, 0x2400, { cdb: true, byte: 1, bit: 7 }))).toBe('700005000000000a00000000240000cf0001');
+  });
+  it('fixed format with INFORMATION sets VALID', () => {
+    expect(hex(buildSense(false, 0xe, 0x1d00, undefined, 0x1234))).toBe('f0000e000012340a000000001d0000000000');
+  });
+  it('descriptor format with information and sense-key specific descriptors', () => {
+    expect(hex(buildSense(true, 0xe, 0x1d00, { cdb: false, byte: 0x102 }, 5))).toBe(
+      '720e1d0000000014' + '000a800000000000' + '00000005' + '0206000080010200',
+    );
+  });
+});
+
+describe('bad CDBs: byte-exact sense', () => {
+  const table: Array<[string, number[], string]> = [
+    ['unknown opcode', [0xc5, 0, 0, 0, 0, 0], illegal('2000')],
+    ['unknown SERVICE ACTION IN(16) action', [0x9e, 0x1f, ...new Array(14).fill(0)], illegal('2400', 'cc0001')],
+    ['INQUIRY CmdDt', [0x12, 0x02, 0, 0, 0xff, 0], illegal('2400', 'c90001')],
+    ['INQUIRY page code without EVPD', [0x12, 0, 0x80, 0, 0xff, 0], illegal('2400', 'c00002')],
+    ['INQUIRY unknown VPD page', [0x12, 1, 0x42, 0, 0xff, 0], illegal('2400', 'c00002')],
+    ['READ(10) RDPROTECT', cdb10(0x28, 0, 1, 0x20), illegal('2400', 'cf0001')],
+    ['WRITE(16) WRPROTECT', cdb16(0x8a, 0, 1, 0x40), illegal('2400', 'cf0001')],
+    ['READ(10) past the end', cdb10(0x28, 2047, 2), illegal('2100')],
+    ['READ(16) LBA 2^63', cdb16(0x88, 2 ** 63, 1), illegal('2100')],
+    ['READ(6) past the end', [0x08, 0, 0x08, 0x00, 1, 0], illegal('2100')],
+    ['REPORT LUNS allocation 15', [0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 0, 0], illegal('2400', 'c00006')],
+    ['REPORT LUNS SELECT REPORT 3', [0xa0, 0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0], illegal('2400', 'c00002')],
+    ['MODE SENSE(6) unknown page', [0x1a, 0, 0x05, 0, 0xff, 0], illegal('2400', 'cd0002')],
+    ['MODE SENSE(6) saved values', [0x1a, 0, 0xc8, 0, 0xff, 0], illegal('3900')],
+    ['READ CAPACITY(10) LBA without PMI', [0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0], illegal('2400', 'c00002')],
+    ['VERIFY(10) BYTCHK 10b', cdb10(0x2f, 0, 1, 0x04), illegal('2400', 'ca0001')],
+    ['WRITE SAME(10) zero blocks (WSNZ)', cdb10(0x41, 0, 0), illegal('2400', 'c00007')],
+    ['WRITE SAME(10) UNMAP on a thick LU', cdb10(0x41, 0, 1, 0x08), illegal('2400', 'cb0001')],
+    ['SYNCHRONIZE CACHE(16) past the end', cdb16(0x91, 2048, 1), illegal('2100')],
+    ['RSOC reporting option 1 for an opcode with service actions', [0xa3, 0x0c, 1, 0x9e, 0, 0, 0, 0, 1, 0, 0, 0], illegal('2400', 'ca0002')],
+  ];
+  for (const [name, cdb, sense] of table) {
+    it(name, async () => {
+      const h = Harness.ram();
+      await h.ready();
+      const r = await h.cmd(cdb, cdb[0] === 0x41 ? { out: new Uint8Array(512) } : {});
+      expect(r.status).toBe(2);
+      expect(hex(r.sense)).toBe(sense);
+    });
+  }
+
+  it('descriptor format once D_SENSE is set through MODE SELECT', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const ms = await h.cmd([0x1a, 0, 0x0a, 0, 0xff, 0]);
+    const params = new Uint8Array(ms.data);
+    params[0] = 0;
+    params[2] = 0; // device-specific is reserved in MODE SELECT
+    params[12 + 2] |= 0x04;
+    expect((await h.cmd([0x15, 0x10, 0, 0, params.length, 0], { out: params })).status).toBe(0);
+    const r = await h.cmd(cdb10(0x28, 2047, 2));
+    expect(hex(r.sense)).toBe('7205210000000000');
+  });
+});
+
+describe('unit attentions', () => {
+  it('first command per I_T nexus gets POWER ON, RESET; INQUIRY does not consume it', async () => {
+    const h = Harness.ram();
+    expect((await h.cmd([0x12, 0, 0, 0, 36, 0])).status).toBe(0);
+    const r = await h.cmd([0, 0, 0, 0, 0, 0]);
+    expect(hex(r.sense)).toBe('700006000000000a00000000290000000000');
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect((await h.cmd([0, 0, 0, 0, 0, 0], { nexus: nexusB })).status).toBe(2);
+  });
+  it('REQUEST SENSE reports and clears the UA', async () => {
+    const h = Harness.ram();
+    const r = await h.cmd([0x03, 0, 0, 0, 18, 0]);
+    expect(r.status).toBe(0);
+    expect(hex(r.data)).toBe('700006000000000a00000000290000000000');
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
+  });
+});
+
+describe('identification', () => {
+  it('LIO-style NAA 6 from the serial', () => {
+    expect(hex(naaFromSerial('0123456789abcdef0123456789abcdef'))).toBe('60014050123456789abcdef012345678');
+  });
+  it('standard INQUIRY and VPD pages', async () => {
+    const h = Harness.ram();
+    const std = await h.cmd([0x12, 0, 0, 0, 96, 0]);
+    expect(std.data[0]).toBe(0);
+    expect(std.data[2]).toBe(6);
+    expect(std.data.length).toBe(66);
+    const p0 = await h.cmd([0x12, 1, 0, 0, 255, 0]);
+    expect(hex(p0.data)).toBe('00000006008083b0b1b2');
+    const p80 = await h.cmd([0x12, 1, 0x80, 0, 255, 0]);
+    expect(Buffer.from(p80.data.subarray(4)).toString()).toBe('0123456789abcdef0123456789abcdef');
+    const p83 = await h.cmd([0x12, 1, 0x83, 0, 255, 0]);
+    expect(hex(p83.data.subarray(4, 24))).toBe('0103001060014050123456789abcdef012345678');
+    const kinds: number[] = [];
+    for (let o = 4; o < p83.data.length; o += 4 + p83.data[o + 3]!) kinds.push(p83.data[o + 1]! & 0x3f);
+    expect(kinds).toEqual([3, 1, 0x14, 0x15, 0x18]);
+    const b0 = await h.cmd([0x12, 1, 0xb0, 0, 255, 0]);
+    expect(b0.data.length).toBe(64);
+    expect(b0.data[4]).toBe(1);
+  });
+  it('allocation length truncates and the CDB length is what transferred reports', async () => {
+    const h = Harness.ram();
+    const r = await h.cmd([0x12, 0, 0, 0, 200, 0], { expected: 10 });
+    expect(r.data.length).toBe(10);
+    expect(r.transferred).toBe(66);
+  });
+  it('LUN encoding round-trips and unknown LUNs answer per SPC-4', async () => {
+    for (const l of [0, 1, 255, 256, 16383]) expect(decodeLun(encodeLun(l))).toBe(l);
+    const h = Harness.ram();
+    const inq = await h.cmd([0x12, 0, 0, 0, 36, 0], { lun: encodeLun(7) });
+    expect(inq.data[0]).toBe(0x7f);
+    const tur = await h.cmd([0, 0, 0, 0, 0, 0], { lun: encodeLun(7) });
+    expect(hex(tur.sense)).toBe(illegal('2500'));
+    const rl = await h.cmd([0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], { lun: encodeLun(7) });
+    expect(hex(rl.data)).toBe('00000008000000000000000000000000');
+  });
+});
+
+describe('capacity, mode pages, opcodes', () => {
+  it('READ CAPACITY 10/16 with LBPME/LBPRZ on thin LUs', async () => {
+    const h = Harness.ram({ blockSize: 4096, blockCount: 256, thin: true });
+    await h.ready();
+    expect(hex((await h.cmd([0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0])).data)).toBe('000000ff00001000');
+    const r16 = await h.cmd([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0]);
+    expect(hex(r16.data)).toBe('00000000000000ff0000100000' + '00c0' + '00'.repeat(17));
+  });
+  it('MODE SENSE(10) all pages, and the changeable mask', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const all = await h.cmd([0x5a, 0, 0x3f, 0, 0, 0, 0, 1, 0, 0]);
+    expect(all.status).toBe(0);
+    expect(all.data.length).toBe(8 + 8 + 20 + 12 + 12);
+    const ch = await h.cmd([0x1a, 0x08, 0x4a, 0, 0xff, 0]);
+    expect(hex(ch.data)).toBe('0f001000' + '0a0a0400080000000000' + '0000');
+  });
+  it('REPORT SUPPORTED OPERATION CODES lists the table and one command', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const all = await h.cmd([0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]);
+    expect(all.data.length).toBe(4 + 8 * commandTable().length);
+    const one = await h.cmd([0xa3, 0x0c, 1, 0x28, 0, 0, 0, 0, 1, 0, 0, 0]);
+    expect(hex(one.data)).toBe('0003000a28fcffffffff3fffff07');
+  });
+});
+
+describe('read/write', () => {
+  for (const bs of [512, 4096]) {
+    it(`RAM round trip, ${bs}-byte blocks, every CDB size, zero copy`, async () => {
+      const h = Harness.ram({ blockSize: bs, blockCount: 64 });
+      await h.ready();
+      const data = new Uint8Array(4 * bs).map((_, i) => (i * 7 + 3) & 0xff);
+      const writes: number[][] = [[0x0a, 0, 0, 8, 4, 0], cdb10(0x2a, 8, 4, 0x08), [0xaa, 0x18, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0], cdb16(0x8a, 8, 4)];
+      const reads: number[][] = [[0x08, 0, 0, 8, 4, 0], cdb10(0x28, 8, 4, 0x18), [0xa8, 0, 0, 0, 0, 8, 0, 0, 0, 4, 0, 0], cdb16(0x88, 8, 4)];
+      for (const w of writes) {
+        data[0] = w[0]!;
+        expect((await h.cmd(w, { out: data })).status).toBe(0);
+        for (const r of reads) expect(hex((await h.cmd(r, { expected: 4 * bs })).data)).toBe(hex(data));
+      }
+      expect(hex(h.lu.backstore.view!(8, 4))).toBe(hex(data));
+    });
+  }
+  it('short EDTL writes only what arrived; overflow is reported by transferred', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const r = await h.cmd(cdb10(0x2a, 0, 2), { out: new Uint8Array(512).fill(9) });
+    expect(r.status).toBe(0);
+    expect(r.transferred).toBe(1024);
+    expect(h.lu.backstore.view!(1, 1).every((x) => x === 0)).toBe(true);
+  });
+  it('read-only LU: DATA PROTECT / WRITE PROTECTED', async () => {
+    const h = Harness.ram({ readOnly: true });
+    await h.ready();
+    const r = await h.cmd(cdb10(0x2a, 0, 1), { out: new Uint8Array(512) });
+    expect(hex(r.sense)).toBe('700007000000000a00000000270000000000');
+  });
+});
+
+describe('SBC extras', () => {
+  it('VERIFY with BYTCHK miscompares with the offset in INFORMATION', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    await h.cmd(cdb10(0x2a, 4, 2), { out: new Uint8Array(1024).fill(1) });
+    expect((await h.cmd(cdb10(0x2f, 4, 2, 0x02), { out: new Uint8Array(1024).fill(1) })).status).toBe(0);
+    const bad = new Uint8Array(1024).fill(1);
+    bad[700] = 2;
+    const r = await h.cmd(cdb10(0x2f, 4, 2, 0x02), { out: bad });
+    expect(hex(r.sense)).toBe('f0000e000002bc0a000000001d0000000000');
+  });
+  it('COMPARE AND WRITE: match writes, miscompare reports the offset and writes nothing', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const c = cdb16(0x89, 3, 0);
+    c[13] = 1;
+    const buf = new Uint8Array(1024);
+    buf.fill(5, 512);
+    expect((await h.cmd(c, { out: buf })).status).toBe(0);
+    expect(h.lu.backstore.view!(3, 1)[0]).toBe(5);
+    const r = await h.cmd(c, { out: buf });
+    expect(hex(r.sense)).toBe('f0000e000000000a000000001d0000000000');
+  });
+  it('COMPARE AND WRITE is atomic against a concurrent WRITE to the range', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const c = cdb16(0x89, 0, 0);
+    c[13] = 1;
+    const cw = new Uint8Array(1024);
+    cw.fill(7, 512);
+    const results = await Promise.all([h.cmd(c, { out: cw }), h.cmd(cdb10(0x2a, 0, 1), { out: new Uint8Array(512).fill(3) })]);
+    expect(results.map((r) => r.status)).toEqual([0, 0]);
+    expect(h.lu.backstore.view!(0, 1)[0]).toBe(3);
+  });
+  it('WRITE SAME, UNMAP, GET LBA STATUS on a thin LU', async () => {
+    const h = Harness.ram({ thin: true });
+    await h.ready();
+    expect((await h.cmd(cdb16(0x93, 10, 20), { out: new Uint8Array(512).fill(0xab) })).status).toBe(0);
+    expect(h.lu.backstore.view!(29, 1)[511]).toBe(0xab);
+    let s = await h.cmd(cdb16(0x9e, 10, 0x20, 0x12));
+    expect(hex(s.data)).toBe('00000014' + '00000000' + '000000000000000a' + '00000014' + '00000000');
+    expect(s.data[20]).toBe(0);
+    expect(s.data[16] * 2 ** 24 + s.data[17]! * 65536 + s.data[18]! * 256 + s.data[19]!).toBe(20);
+    const p = new Uint8Array(24);
+    p[1] = 22;
+    p[3] = 16;
+    p[15] = 15; // lba 15
+    p[19] = 5; // 5 blocks
+    expect((await h.cmd([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], { out: p })).status).toBe(0);
+    s = await h.cmd(cdb16(0x9e, 15, 0x20, 0x12));
+    expect(s.data[20]).toBe(1);
+    expect(h.lu.backstore.view!(15, 5).every((x) => x === 0)).toBe(true);
+    expect((await h.cmd(cdb16(0x93, 0, 30, 0x08), { out: new Uint8Array(512) })).status).toBe(0);
+    s = await h.cmd(cdb16(0x9e, 0, 0x20, 0x12));
+    expect(s.data[20]).toBe(1);
+  });
+  it('ORWRITE ors the data in', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    await h.cmd(cdb10(0x2a, 1, 1), { out: new Uint8Array(512).fill(0x0f) });
+    expect((await h.cmd(cdb16(0x8b, 1, 1), { out: new Uint8Array(512).fill(0xf0) })).status).toBe(0);
+    expect(h.lu.backstore.view!(1, 1)[100]).toBe(0xff);
+  });
+  it('SPC-2 RESERVE makes other nexuses conflict until RELEASE', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    await h.ready(nexusB);
+    expect((await h.cmd([0x16, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect((await h.cmd(cdb10(0x28, 0, 1), { nexus: nexusB })).status).toBe(0x18);
+    expect((await h.cmd([0x12, 0, 0, 0, 36, 0], { nexus: nexusB })).status).toBe(0);
+    expect((await h.cmd([0x17, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect((await h.cmd(cdb10(0x28, 0, 1), { nexus: nexusB })).status).toBe(0);
+  });
+  it('LUN reset gives the other nexus a UA', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    await h.ready(nexusB);
+    expect(await h.view.taskManagement(5, nexusA, 0n)).toBe(0);
+    expect(hex((await h.cmd([0, 0, 0, 0, 0, 0], { nexus: nexusB })).sense)).toBe('700006000000000a00000000290300000000');
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
+  });
+});
