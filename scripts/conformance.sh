@@ -118,16 +118,23 @@ for fam in $families; do
   timeout --signal=KILL "$per_family_timeout" iscsi-test-cu "${args[@]}" >>"$out/$fam.log" 2>&1
   rc=$?
   expected=$(iscsi-test-cu -l | awk -F. -v f="$fam" 'NF==3 && $1=="ALL" && $2==f {print $3}')
-  # CUnit verbose output: "  Test: NAME ...passed" / "...FAILED", the test's own log lines
-  # (where "[SKIPPED]" appears) printed between the name and the verdict.
+  # CUnit verbose output: "  Test: NAME ..." then the test's own log lines (where
+  # "[SKIPPED] ..." appears), then the verdict "passed" or "FAILED", either straight after
+  # the "..." or at the start of a line. Log lines after a verdict (the PR probe's
+  # "[SKIPPED] PERSISTENT RESERVE IN..." is printed again at exit) belong to no test.
   awk -v fam="$fam" -v expected="$expected" '
     BEGIN { n = split(expected, names, "\n"); for (i = 1; i <= n; i++) res[names[i]] = "X" }
-    /^  Test: / {
-      cur = $2; skipped = 0
+    {
+      line = $0
+      if (match(line, /^  Test: [^ ]+ \.\.\./)) {
+        cur = substr(line, 9, RLENGTH - 12); skipped = 0
+        line = substr(line, RLENGTH + 1)
+      }
+      if (cur == "") next
+      if (line ~ /^passed/) { res[cur] = skipped ? "S" : "P"; cur = "" }
+      else if (line ~ /^FAILED/) { res[cur] = "F"; cur = "" }
+      else if (line ~ /\[SKIPPED\]/) skipped = 1
     }
-    cur != "" && /\[SKIPPED\]/ { skipped = 1 }
-    cur != "" && /\.\.\.passed/ { res[cur] = skipped ? "S" : "P"; cur = "" }
-    cur != "" && /\.\.\.FAILED/ { res[cur] = "F"; cur = "" }
     END { for (i = 1; i <= n; i++) printf "%s\t%s\t%s\n", fam, names[i], res[names[i]] }
   ' "$out/$fam.log" >>"$out/results.tsv"
   read -r p f s x < <(awk -F'\t' -v fam="$fam" '$1==fam {c[$3]++} END {printf "%d %d %d %d\n", c["P"], c["F"], c["S"], c["X"]}' "$out/results.tsv")
