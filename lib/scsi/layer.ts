@@ -46,6 +46,7 @@ export function createScsiLayer(): ScsiLayerImpl {
         ...(r.store.serial !== undefined ? { serial: r.store.serial } : {}),
         ...(r.store.wwn !== undefined ? { wwn: r.store.wwn } : {}),
       });
+      await lu.open();
       lus.push(lu);
       return lu;
     },

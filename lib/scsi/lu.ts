@@ -5,6 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { BufferPool } from './bufpool.js';
+import { PersistentReservations, prFile } from './pr.js';
 import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
@@ -66,6 +67,7 @@ export class LogicalUnit {
   readonly maxUnmapDescriptors = 256;
   readonly defaultWce: boolean;
   readonly pool = new BufferPool();
+  readonly pr: PersistentReservations;
   mode: ModeState;
 
   /** Pending unit attentions per I_T nexus, oldest first (SAM-5 5.14). */
@@ -91,6 +93,13 @@ export class LogicalUnit {
     // RAM has no volatile cache to report; files and devices do, and flush with fdatasync.
     this.defaultWce = b.view === undefined;
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
+    this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
+  }
+
+  /** Loads APTPL persistent reservations from the state directory. */
+  async open(): Promise<this> {
+    await this.pr.load();
+    return this;
   }
 
   get writeProtected(): boolean {
@@ -117,6 +126,8 @@ export class LogicalUnit {
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
     if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
       return { status: Status.ReservationConflict, transferred: 0 };
+    if (this.pr.conflicts(key, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
+    if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
   }
 
@@ -254,6 +265,11 @@ export class LogicalUnit {
     for (const r of this.running.values()) if (r.task) r.task.aborted = true;
     this.reservedBy = undefined;
     this.unitAttentionOthers(Asc.BusDeviceReset, by);
+  }
+
+  /** PREEMPT AND ABORT (SPC-4 5.12.11.4.5): the preempted nexuses' tasks end. */
+  abortTasksOf(keys: ReadonlySet<string>): void {
+    for (const r of this.running.values()) if (keys.has(r.key) && r.task) r.task.aborted = true;
   }
 
   nexusLost(nexus: Nexus): void {

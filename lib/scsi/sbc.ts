@@ -194,9 +194,12 @@ export async function compareAndWrite(t: Task): Promise<number> {
   if (blocks > t.lu.maxCompareAndWrite) throw badCdb(13);
   checkRange(t, { lba, blocks });
   writeProtected(t);
-  if (blocks === 0) return 0;
   const bs = t.lu.blockSize;
   const half = blocks * bs;
+  // The Data-Out must be exactly the compare and the write halves (libiscsi CompareAndWrite
+  // expects INVALID FIELD IN CDB otherwise, e.g. a block count that wrapped to 0).
+  if (t.cmd.expectedLength !== 2 * half) throw badCdb(13);
+  if (blocks === 0) return 0;
   const data = t.lu.pool.acquire(2 * half);
   // The range lock makes read-compare-write atomic against every other write (SBC-3 5.2).
   const unlock = await t.lu.lockRange(lba, blocks);

@@ -30,6 +30,8 @@ export interface CommandEntry {
   /** Reported even with a unit attention pending (SAM-5 5.14: INQUIRY, REPORT LUNS, REQUEST SENSE). */
   readonly noUa?: boolean;
   readonly pr: PrClass;
+  /** Modifies the medium: a write-protected LU answers DATA PROTECT before the CDB is looked at (as LIO does). */
+  readonly writes?: boolean;
   /** Allowed while another nexus holds an SPC-2 RESERVE (SPC-2 5.5.1). */
   readonly reserveAllowed?: boolean;
 }
@@ -46,7 +48,7 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.TestUnitReady, name: 'TEST UNIT READY', cdbLength: 6, usage: u('00 00 00 00 00 07'), handler: spc.testUnitReady, pr: A },
   { op: Op.RequestSense, name: 'REQUEST SENSE', cdbLength: 6, usage: u('03 01 00 00 ff 07'), handler: spc.requestSense, noUa: true, pr: A, reserveAllowed: true },
   { op: Op.Read6, name: 'READ(6)', cdbLength: 6, usage: u('08 1f ff ff ff 07'), handler: sbc.read, pr: R },
-  { op: Op.Write6, name: 'WRITE(6)', cdbLength: 6, usage: u('0a 1f ff ff ff 07'), handler: sbc.write, pr: W },
+  { op: Op.Write6, name: 'WRITE(6)', cdbLength: 6, usage: u('0a 1f ff ff ff 07'), handler: sbc.write, writes: true, pr: W },
   { op: Op.Inquiry, name: 'INQUIRY', cdbLength: 6, usage: u('12 01 ff ff ff 07'), handler: spc.inquiry, noUa: true, pr: A, reserveAllowed: true },
   { op: Op.ModeSelect6, name: 'MODE SELECT(6)', cdbLength: 6, usage: u('15 11 00 00 ff 07'), handler: spc.modeSelect, pr: W },
   { op: Op.Reserve6, name: 'RESERVE(6)', cdbLength: 6, usage: u('16 00 00 00 00 07'), handler: pr.reserve, pr: W },
@@ -56,13 +58,13 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.PreventAllow, name: 'PREVENT ALLOW MEDIUM REMOVAL', cdbLength: 6, usage: u('1e 00 00 00 03 07'), handler: spc.preventAllow, pr: W },
   { op: Op.ReadCapacity10, name: 'READ CAPACITY(10)', cdbLength: 10, usage: u('25 00 ff ff ff ff 00 00 01 07'), handler: sbc.readCapacity10, pr: A },
   { op: Op.Read10, name: 'READ(10)', cdbLength: 10, usage: u('28 fc ff ff ff ff 3f ff ff 07'), handler: sbc.read, pr: R },
-  { op: Op.Write10, name: 'WRITE(10)', cdbLength: 10, usage: u('2a fc ff ff ff ff 3f ff ff 07'), handler: sbc.write, pr: W },
-  { op: Op.WriteVerify10, name: 'WRITE AND VERIFY(10)', cdbLength: 10, usage: u('2e f2 ff ff ff ff 3f ff ff 07'), handler: sbc.writeAndVerify, pr: W },
+  { op: Op.Write10, name: 'WRITE(10)', cdbLength: 10, usage: u('2a fc ff ff ff ff 3f ff ff 07'), handler: sbc.write, writes: true, pr: W },
+  { op: Op.WriteVerify10, name: 'WRITE AND VERIFY(10)', cdbLength: 10, usage: u('2e f2 ff ff ff ff 3f ff ff 07'), handler: sbc.writeAndVerify, writes: true, pr: W },
   { op: Op.Verify10, name: 'VERIFY(10)', cdbLength: 10, usage: u('2f f6 ff ff ff ff 3f ff ff 07'), handler: sbc.verify, pr: R },
   { op: Op.PreFetch10, name: 'PRE-FETCH(10)', cdbLength: 10, usage: u('34 02 ff ff ff ff 3f ff ff 07'), handler: sbc.preFetch, pr: R },
   { op: Op.SyncCache10, name: 'SYNCHRONIZE CACHE(10)', cdbLength: 10, usage: u('35 02 ff ff ff ff 3f ff ff 07'), handler: sbc.syncCache, pr: W },
-  { op: Op.WriteSame10, name: 'WRITE SAME(10)', cdbLength: 10, usage: u('41 e8 ff ff ff ff 3f ff ff 07'), handler: sbc.writeSame, pr: W },
-  { op: Op.Unmap, name: 'UNMAP', cdbLength: 10, usage: u('42 00 00 00 00 00 3f ff ff 07'), handler: sbc.unmapCmd, pr: W },
+  { op: Op.WriteSame10, name: 'WRITE SAME(10)', cdbLength: 10, usage: u('41 e8 ff ff ff ff 3f ff ff 07'), handler: sbc.writeSame, writes: true, pr: W },
+  { op: Op.Unmap, name: 'UNMAP', cdbLength: 10, usage: u('42 00 00 00 00 00 3f ff ff 07'), handler: sbc.unmapCmd, writes: true, pr: W },
   { op: Op.ModeSelect10, name: 'MODE SELECT(10)', cdbLength: 10, usage: u('55 11 00 00 00 00 00 ff ff 07'), handler: spc.modeSelect, pr: W },
   { op: Op.Reserve10, name: 'RESERVE(10)', cdbLength: 10, usage: u('56 00 00 00 00 00 00 00 00 07'), handler: pr.reserve, pr: W },
   { op: Op.Release10, name: 'RELEASE(10)', cdbLength: 10, usage: u('57 00 00 00 00 00 00 00 00 07'), handler: pr.release, pr: W, reserveAllowed: true },
@@ -74,22 +76,22 @@ const ENTRIES: CommandEntry[] = [
     (sa): CommandEntry => ({ op: Op.PrOut, sa, name: 'PERSISTENT RESERVE OUT', cdbLength: 10, usage: u('5f 1f ff 00 00 ff ff ff ff 07'), handler: pr.prOut, pr: A }),
   ),
   { op: Op.Read16, name: 'READ(16)', cdbLength: 16, usage: u('88 fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.read, pr: R },
-  { op: Op.CompareAndWrite, name: 'COMPARE AND WRITE', cdbLength: 16, usage: u('89 f8 ff ff ff ff ff ff ff ff 00 00 00 ff 3f 07'), handler: sbc.compareAndWrite, pr: W },
-  { op: Op.Write16, name: 'WRITE(16)', cdbLength: 16, usage: u('8a fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, pr: W },
-  { op: Op.OrWrite16, name: 'ORWRITE(16)', cdbLength: 16, usage: u('8b fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.orWrite, pr: W },
-  { op: Op.WriteVerify16, name: 'WRITE AND VERIFY(16)', cdbLength: 16, usage: u('8e f2 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeAndVerify, pr: W },
+  { op: Op.CompareAndWrite, name: 'COMPARE AND WRITE', cdbLength: 16, usage: u('89 f8 ff ff ff ff ff ff ff ff 00 00 00 ff 3f 07'), handler: sbc.compareAndWrite, writes: true, pr: W },
+  { op: Op.Write16, name: 'WRITE(16)', cdbLength: 16, usage: u('8a fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, writes: true, pr: W },
+  { op: Op.OrWrite16, name: 'ORWRITE(16)', cdbLength: 16, usage: u('8b fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.orWrite, writes: true, pr: W },
+  { op: Op.WriteVerify16, name: 'WRITE AND VERIFY(16)', cdbLength: 16, usage: u('8e f2 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeAndVerify, writes: true, pr: W },
   { op: Op.Verify16, name: 'VERIFY(16)', cdbLength: 16, usage: u('8f f6 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.verify, pr: R },
   { op: Op.PreFetch16, name: 'PRE-FETCH(16)', cdbLength: 16, usage: u('90 02 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.preFetch, pr: R },
   { op: Op.SyncCache16, name: 'SYNCHRONIZE CACHE(16)', cdbLength: 16, usage: u('91 02 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.syncCache, pr: W },
-  { op: Op.WriteSame16, name: 'WRITE SAME(16)', cdbLength: 16, usage: u('93 e9 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeSame, pr: W },
+  { op: Op.WriteSame16, name: 'WRITE SAME(16)', cdbLength: 16, usage: u('93 e9 ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeSame, writes: true, pr: W },
   { op: Op.ServiceActionIn16, sa: SaIn16.ReadCapacity16, name: 'READ CAPACITY(16)', cdbLength: 16, usage: u('9e 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: sbc.readCapacity16, pr: A },
   { op: Op.ServiceActionIn16, sa: SaIn16.GetLbaStatus, name: 'GET LBA STATUS', cdbLength: 16, usage: u('9e 1f ff ff ff ff ff ff ff ff ff ff ff ff 00 07'), handler: sbc.getLbaStatus, pr: R },
   { op: Op.ReportLuns, name: 'REPORT LUNS', cdbLength: 12, usage: u('a0 00 ff 00 00 00 ff ff ff ff 00 07'), handler: spc.reportLuns, noUa: true, pr: A, reserveAllowed: true },
   { op: Op.MaintenanceIn, sa: SaMaintIn.ReportTargetPortGroups, name: 'REPORT TARGET PORT GROUPS', cdbLength: 12, usage: u('a3 ea 00 00 00 00 ff ff ff ff 00 07'), handler: spc.reportTargetPortGroups, pr: A, reserveAllowed: true },
   { op: Op.MaintenanceIn, sa: SaMaintIn.ReportSupportedOpcodes, name: 'REPORT SUPPORTED OPERATION CODES', cdbLength: 12, usage: u('a3 0c 87 ff ff ff ff ff ff ff 00 07'), handler: reportSupportedOpcodes, pr: A, reserveAllowed: true },
   { op: Op.Read12, name: 'READ(12)', cdbLength: 12, usage: u('a8 fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.read, pr: R },
-  { op: Op.Write12, name: 'WRITE(12)', cdbLength: 12, usage: u('aa fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, pr: W },
-  { op: Op.WriteVerify12, name: 'WRITE AND VERIFY(12)', cdbLength: 12, usage: u('ae f2 ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeAndVerify, pr: W },
+  { op: Op.Write12, name: 'WRITE(12)', cdbLength: 12, usage: u('aa fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, writes: true, pr: W },
+  { op: Op.WriteVerify12, name: 'WRITE AND VERIFY(12)', cdbLength: 12, usage: u('ae f2 ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeAndVerify, writes: true, pr: W },
   { op: Op.Verify12, name: 'VERIFY(12)', cdbLength: 12, usage: u('af f6 ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.verify, pr: R },
 ];
 
