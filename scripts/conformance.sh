@@ -7,7 +7,8 @@
 #   scripts/conformance.sh [--out DIR] [--families "Read10 Write10 ..."] [--timeout S]
 #
 # LUNs: 0 = 512 MiB RAM, fully provisioned (as the peers were measured);
-#       1 = 512 MiB RAM, thin (Unmap, GetLBAStatus and WriteSame's UNMAP cases run on it);
+#       1 = 512 MiB RAM, thin (Unmap, GetLBAStatus, WriteSame, Inquiry.BlockLimits and
+#           CompareAndWrite.InvalidDataOutSize run only on a thin LU);
 #       2 = 64 MiB RAM, read-only (the ReadOnly family).
 # Results: OUT/results.tsv (family, test, P|F|S|X), OUT/summary.tsv (family, P, F, S, X),
 # OUT/<family>.log, OUT/daemon.log. P/F/S: passed/failed/skipped, a skip being a CUnit
@@ -101,7 +102,8 @@ fi
 url() { echo "iscsi://127.0.0.1:$port/$iqn/$1"; }
 lun_for() {
   case "$1" in
-    Unmap|GetLBAStatus|WriteSame10|WriteSame16) echo 1 ;;
+    # Each of these has tests that run only on a thin-provisioned LU (LBPME=1).
+    Unmap|GetLBAStatus|WriteSame10|WriteSame16|Inquiry|CompareAndWrite) echo 1 ;;
     ReadOnly) echo 2 ;;
     *) echo 0 ;;
   esac
