@@ -260,11 +260,14 @@ export class LogicalUnit {
     }
   }
 
-  /** LU reset (SAM-5 6.3.3): abort everything, drop SPC-2 reservations, UA for everyone else. */
-  reset(by: string): void {
+  /**
+   * LU reset (SAM-5 6.3.3): abort everything, drop SPC-2 reservations, and a UA on every
+   * I_T nexus, the resetting one included (libiscsi MultipathIO.Reset expects it on all paths).
+   */
+  reset(_by: string): void {
     for (const r of this.running.values()) if (r.task) r.task.aborted = true;
     this.reservedBy = undefined;
-    this.unitAttentionOthers(Asc.BusDeviceReset, by);
+    this.unitAttentionOthers(Asc.BusDeviceReset);
   }
 
   /** PREEMPT AND ABORT (SPC-4 5.12.11.4.5): the preempted nexuses' tasks end. */

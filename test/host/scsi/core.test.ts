@@ -85,6 +85,7 @@ describe('unit attentions', () => {
     const r = await h.cmd([0x03, 0, 0, 0, 18, 0]);
     expect(r.status).toBe(0);
     expect(hex(r.data)).toBe('700006000000000a00000000290000000000');
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(2);
     expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
   });
 });
@@ -262,12 +263,13 @@ describe('SBC extras', () => {
     expect((await h.cmd([0x17, 0, 0, 0, 0, 0])).status).toBe(0);
     expect((await h.cmd(cdb10(0x28, 0, 1), { nexus: nexusB })).status).toBe(0);
   });
-  it('LUN reset gives the other nexus a UA', async () => {
+  it('LUN reset gives every nexus a UA', async () => {
     const h = Harness.ram();
     await h.ready();
     await h.ready(nexusB);
     expect(await h.view.taskManagement(5, nexusA, 0n)).toBe(0);
     expect(hex((await h.cmd([0, 0, 0, 0, 0, 0], { nexus: nexusB })).sense)).toBe('700006000000000a00000000290300000000');
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(2);
     expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
   });
 });
