@@ -64,7 +64,7 @@ CmChannel::CmChannel(const Napi::CallbackInfo& info)
   }
   onEvent_ = Napi::Persistent(info[0].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:cm");
-  poller_ = std::make_unique<Poller>(env, channel_->fd, [this] { OnReadable(); });
+  poller_ = std::make_unique<Poller>(env, channel_->fd, [](void* self) { static_cast<CmChannel*>(self)->OnReadable(); }, this);
   Opened();
 }
 
@@ -84,17 +84,38 @@ void CmChannel::OnReadable() {
       o.Set("initiatorDepth", p.initiator_depth);
       o.Set("responderResources", p.responder_resources);
     }
+    if (ev->id) {
+      // Copied now: once acked, a DISCONNECTED id may be destroyed before JS looks.
+      o.Set("localAddress", AddrString(rdma_get_local_addr(ev->id)));
+      o.Set("remoteAddress", AddrString(rdma_get_peer_addr(ev->id)));
+      o.Set("localPort", ntohs(rdma_get_src_port(ev->id)));
+      o.Set("remotePort", ntohs(rdma_get_dst_port(ev->id)));
+      if (ev->id->verbs) o.Set("deviceName", ibv_get_device_name(ev->id->verbs->device));
+    }
+    bool reject = false;
     if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
       // A new id for the incoming connection, owned by this channel like every other id.
-      Napi::Object id = CmId::ctor.New({Value(), Napi::External<rdma_cm_id>::New(env, ev->id)});
-      o.Set("id", id);
-      if (ev->listen_id && ev->listen_id->context)
-        o.Set("listener", static_cast<CmId*>(ev->listen_id->context)->Value());
+      Napi::MaybeOrValue<Napi::Object> made = CmId::ctor.New({Value(), Napi::External<rdma_cm_id>::New(env, ev->id)});
+      if (env.IsExceptionPending()) {
+        // Could not wrap it (out of memory): refuse the connection rather than leak the id.
+        env.GetAndClearPendingException();
+        reject = true;
+      } else {
+        o.Set("id", made);
+        if (ev->listen_id && ev->listen_id->context)
+          o.Set("listener", static_cast<CmId*>(ev->listen_id->context)->Value());
+      }
     } else if (ev->id && ev->id->context) {
       o.Set("id", static_cast<CmId*>(ev->id->context)->Value());
     }
+    rdma_cm_id* refused = reject ? ev->id : nullptr;
     // Ack before JS runs: JS may destroy the id, which waits for its events to be acked.
     rdma_ack_cm_event(ev);
+    if (refused) {
+      rdma_reject(refused, nullptr, 0);
+      rdma_destroy_id(refused);
+      continue;
+    }
     CallFromLoop(env, onEvent_, *async_, {o});
   }
 }

@@ -73,8 +73,8 @@ bool SetNonBlocking(int fd) {
   return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
-Poller::Poller(Napi::Env env, int fd, std::function<void()> onReadable)
-    : onReadable_(std::move(onReadable)) {
+Poller::Poller(Napi::Env env, int fd, Callback onReadable, void* owner)
+    : onReadable_(onReadable), owner_(owner) {
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   handle_ = new uv_poll_t;
@@ -96,7 +96,12 @@ void Poller::Stop() {
 
 void Poller::OnPoll(uv_poll_t* handle, int status, int) {
   auto* self = static_cast<Poller*>(handle->data);
-  if (self && status >= 0) self->onReadable_();
+  if (!self || status < 0) return;
+  // Copied out first: the call may delete `self` (JS closing the owner); nothing after it
+  // touches the Poller.
+  Callback cb = self->onReadable_;
+  void* owner = self->owner_;
+  cb(owner);
 }
 
 void CallFromLoop(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext& ctx,

@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,17 +58,20 @@ int LiveCount(Kind kind);
 void CloseAll();
 
 // Watches one fd for readability on the env's own loop (never uv_default_loop). The handle
-// is freed in uv_close's callback, so stopping from inside the callback is safe.
+// is freed in uv_close's callback, and the callback is a plain function pointer read before
+// the call, so JS may close the owner (destroying this Poller) from inside the callback.
 class Poller {
  public:
-  Poller(Napi::Env env, int fd, std::function<void()> onReadable);
+  using Callback = void (*)(void* owner);
+  Poller(Napi::Env env, int fd, Callback onReadable, void* owner);
   ~Poller();
   void Stop();
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   uv_poll_t* handle_ = nullptr;
-  std::function<void()> onReadable_;
+  Callback onReadable_;
+  void* owner_;
 };
 
 bool SetNonBlocking(int fd);

@@ -65,7 +65,7 @@ Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(Ki
   onCompletions_ = Napi::Persistent(info[3].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:cq");
   context_ = Napi::Persistent(info[0].As<Napi::Object>());
-  poller_ = std::make_unique<Poller>(env, channel_->fd, [this] { OnReadable(); });
+  poller_ = std::make_unique<Poller>(env, channel_->fd, [](void* self) { static_cast<Cq*>(self)->OnReadable(); }, this);
   info.This().As<Napi::Object>().Set("capacity", capacity_);
   AddParent(c);
   Opened();

@@ -148,7 +148,7 @@ Context::Context(const Napi::CallbackInfo& info)
     ThrowErrno(env, "fcntl", errno);
     return;
   }
-  poller_ = std::make_unique<Poller>(env, ctx_->async_fd, [this] { OnAsyncEvent(); });
+  poller_ = std::make_unique<Poller>(env, ctx_->async_fd, [](void* self) { static_cast<Context*>(self)->OnAsyncEvent(); }, this);
   Opened();
 }
 

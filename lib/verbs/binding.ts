@@ -102,6 +102,12 @@ export interface CmEvent {
   privateData?: Buffer;
   initiatorDepth?: number;
   responderResources?: number;
+  /** Addresses and device of the event's id, copied when the event arrived. */
+  localAddress?: string;
+  remoteAddress?: string;
+  localPort?: number;
+  remotePort?: number;
+  deviceName?: string;
 }
 export interface NativeCmChannel extends Disposable {
   close(): void;
@@ -179,16 +185,22 @@ export function nativeAvailable(): boolean {
   }
 }
 
-function unavailable(cause: Error): Error {
+const INSTALL = 'Debian/Ubuntu: apt-get install rdma-core libibverbs-dev librdmacm-dev, then `npm run build:native`';
+
+/**
+ * The ERR_RDMA_UNAVAILABLE error for an addon that failed to load: names the missing shared
+ * library (from the dlopen message) or the missing build, and what to do. Exported for tests.
+ */
+export function unavailable(cause: Error): Error {
   const msg = cause.message ?? String(cause);
-  const lib = /(lib\w+\.so[.\d]*): cannot open shared object file/.exec(msg)?.[1];
+  const lib = /(lib[\w.+-]+\.so[.\d]*): cannot open shared object file/.exec(msg)?.[1];
   let what: string;
   if (lib) {
-    what = `the RDMA library ${lib} is missing. Install rdma-core (Debian: apt-get install rdma-core libibverbs1 librdmacm1).`;
+    what = `the shared library ${lib} is missing (rdma-core's ${lib.startsWith('librdmacm') ? 'RDMA/CM' : 'verbs'} library). Install it (${INSTALL}).`;
   } else if (/No native build was found/.test(msg)) {
-    what = 'the native addon is not built. Install the headers (Debian: apt-get install libibverbs-dev librdmacm-dev) and run `npm run build:native`.';
+    what = `the native addon is not built. Install the headers and build it (${INSTALL}).`;
   } else {
-    what = `the native addon failed to load: ${msg}`;
+    what = `the native addon failed to load (${msg}). Rebuild it (${INSTALL}).`;
   }
   const err = new Error(`RDMA is unavailable: ${what}`, { cause });
   (err as NodeJS.ErrnoException).code = 'ERR_RDMA_UNAVAILABLE';
@@ -201,8 +213,8 @@ export function requireDevices(): DeviceInfo[] {
   if (devices.length === 0) {
     const err = new Error(
       'RDMA is unavailable: no RDMA device on this host (/sys/class/infiniband is empty). ' +
-        'Load soft-RoCE (modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>) or run inside ' +
-        'the test VM: scripts/vm/run.sh -- <command>.',
+        'Load soft-RoCE (modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>; needs a kernel ' +
+        'with CONFIG_RDMA_RXE) or run inside the test VM: bash scripts/vm/run.sh -- <command>.',
     );
     (err as NodeJS.ErrnoException).code = 'ERR_RDMA_UNAVAILABLE';
     throw err;

@@ -4,7 +4,7 @@
 // the encoder under test.
 import { describe, expect, test } from 'vitest';
 import { RecvBatch, SendBatch } from '../../lib/verbs/wr.js';
-import { native, nativeAvailable, requireDevices } from '../../lib/verbs/binding.js';
+import { native, nativeAvailable, requireDevices, unavailable } from '../../lib/verbs/binding.js';
 import { sys } from '../../lib/verbs/sys.js';
 import { mkdtempSync, openSync, closeSync, writeSync, fstatSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -77,6 +77,26 @@ describe('the native addon without RDMA devices', () => {
     expect(native().wcStatusName(0)).toBe('success');
     expect(native().wcStatusName(5)).toBe('Work Request Flushed Error');
   });
+});
+
+describe('ERR_RDMA_UNAVAILABLE says what is missing and what to do', () => {
+  // dlopen's messages as node reports them when the addon's libraries are absent.
+  const cases: [string, string, RegExp][] = [
+    ['libibverbs', 'libibverbs.so.1: cannot open shared object file: No such file or directory', /libibverbs\.so\.1 is missing \(rdma-core's verbs library\)/],
+    ['librdmacm', 'librdmacm.so.1: cannot open shared object file: No such file or directory', /librdmacm\.so\.1 is missing \(rdma-core's RDMA\/CM library\)/],
+    ['no build', 'No native build was found for platform=linux arch=x64 runtime=node abi=115', /native addon is not built/],
+    ['other', 'undefined symbol: ibv_foo', /failed to load \(undefined symbol: ibv_foo\)/],
+  ];
+  for (const [name, dlerror, says] of cases)
+    test(name, () => {
+      const cause = new Error(dlerror);
+      const e = unavailable(cause) as NodeJS.ErrnoException;
+      expect(e.code).toBe('ERR_RDMA_UNAVAILABLE');
+      expect(e.message).toMatch(says);
+      expect(e.message).toMatch(/apt-get install rdma-core libibverbs-dev librdmacm-dev/);
+      expect(e.message).toMatch(/npm run build:native/);
+      expect(e.cause).toBe(cause);
+    });
 });
 
 describe('system helpers for file backstores', () => {
