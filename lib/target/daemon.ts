@@ -285,9 +285,12 @@ export class Daemon {
     // Stop accepting first, so no session starts while the others are asked to log out.
     const listeners = this.listeners.splice(0);
     const closing = listeners.map((l) => l.close().catch((e: unknown) => { errors.push(e); }));
+    const t0 = Date.now();
     if (this.served) await attempt('iSCSI shutdown', () => this.served!.shutdown(graceMs));
+    this.log.debug(`sessions closed after ${Date.now() - t0} ms`);
     // The engine dropped every connection; give the sockets a moment to finish closing, then force.
     const settled = await Promise.race([Promise.all(closing).then(() => true), delay(1000).then(() => false)]);
+    if (!settled) this.log.debug('portals still had connections 1 s after the iSCSI shutdown; forcing them closed');
     if (!settled) for (const l of listeners) await attempt(`closing ${fmtAddr(l.address, l.port)}`, () => l.close(true));
     for (const o of this.opened.splice(0).reverse()) {
       await attempt(`flushing ${o.name}`, async () => { if (!o.backstore.readOnly) await o.backstore.flush(); });

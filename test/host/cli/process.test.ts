@@ -36,7 +36,7 @@ function runSync(args: string[]) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** Starts the daemon and resolves once it printed its portal. */
+/** Starts the daemon and resolves once it printed its portal and how to reach LUN 0 (every config here has one). */
 function startDaemon(args: string[]): Promise<{ child: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }> {
   const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -47,7 +47,7 @@ function startDaemon(args: string[]): Promise<{ child: ChildProcess; port: numbe
     const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 15_000);
     const check = () => {
       const m = /^listening on tcp 127\.0\.0\.1:(\d+) /m.exec(out);
-      if (m) { clearTimeout(timer); resolve({ child, port: Number(m[1]), out: () => out, exit }); }
+      if (m && /^ {2}libiscsi: .*\/0\n/m.test(out)) { clearTimeout(timer); resolve({ child, port: Number(m[1]), out: () => out, exit }); }
     };
     child.stdout!.on('data', check);
     exit.then((code) => { clearTimeout(timer); reject(new Error(`daemon exited ${code} before listening:\n${out}`)); });
