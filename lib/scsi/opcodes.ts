@@ -27,6 +27,8 @@ export const enum Op {
   ModeSense10 = 0x5a,
   PrIn = 0x5e,
   PrOut = 0x5f,
+  ExtendedCopy = 0x83,
+  ReceiveCopyResults = 0x84,
   Read16 = 0x88,
   CompareAndWrite = 0x89,
   Write16 = 0x8a,

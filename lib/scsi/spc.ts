@@ -43,7 +43,7 @@ function standardInquiry(t: Task, b: Uint8Array): number {
   b[0] = 0x00; // direct-access block device, connected
   b[2] = 0x06; // SPC-4
   b[3] = 0x12; // HISUP, response data format 2
-  b[5] = 0x10; // TPGS=01: implicit ALUA, so REPORT TARGET PORT GROUPS is meaningful
+  b[5] = 0x10 | 0x08; // TPGS=01 (implicit ALUA: REPORT TARGET PORT GROUPS), 3PC (EXTENDED COPY)
   b[6] = 0x00;
   b[7] = 0x02; // CMDQUE
   ascii(b, 8, VENDOR);

@@ -7,6 +7,7 @@ import * as pr from './pr.js';
 import * as sbc from './sbc.js';
 import { badCdb } from './sense.js';
 import * as spc from './spc.js';
+import * as xcopy from './xcopy.js';
 import { put16, put32, sendIn, u16, u32, type Task } from './task.js';
 
 /** How a command fares against a persistent reservation held by someone else (SPC-4 5.12.1 table). */
@@ -75,6 +76,8 @@ const ENTRIES: CommandEntry[] = [
   ...[PrOutSa.Register, PrOutSa.Reserve, PrOutSa.Release, PrOutSa.Clear, PrOutSa.Preempt, PrOutSa.PreemptAndAbort, PrOutSa.RegisterAndIgnore, PrOutSa.RegisterAndMove].map(
     (sa): CommandEntry => ({ op: Op.PrOut, sa, name: 'PERSISTENT RESERVE OUT', cdbLength: 10, usage: u('5f 1f ff 00 00 ff ff ff ff 07'), handler: pr.prOut, pr: A }),
   ),
+  { op: Op.ExtendedCopy, sa: 0x00, name: 'EXTENDED COPY(LID1)', cdbLength: 16, usage: u('83 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: xcopy.extendedCopy, writes: true, pr: W },
+  { op: Op.ReceiveCopyResults, sa: 0x03, name: 'RECEIVE COPY RESULTS(OPERATING PARAMETERS)', cdbLength: 16, usage: u('84 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: xcopy.receiveCopyResults, pr: A },
   { op: Op.Read16, name: 'READ(16)', cdbLength: 16, usage: u('88 fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.read, pr: R },
   { op: Op.CompareAndWrite, name: 'COMPARE AND WRITE', cdbLength: 16, usage: u('89 f8 ff ff ff ff ff ff ff ff 00 00 00 ff 3f 07'), handler: sbc.compareAndWrite, writes: true, pr: W },
   { op: Op.Write16, name: 'WRITE(16)', cdbLength: 16, usage: u('8a fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, writes: true, pr: W },
@@ -96,7 +99,7 @@ const ENTRIES: CommandEntry[] = [
 ];
 
 /** Service action field location per opcode: byte 1, low five bits (SPC-4 4.2.5.1). */
-const HAS_SA = new Set<number>([Op.ServiceActionIn16, Op.MaintenanceIn, Op.PrIn, Op.PrOut]);
+const HAS_SA = new Set<number>([Op.ExtendedCopy, Op.ReceiveCopyResults, Op.ServiceActionIn16, Op.MaintenanceIn, Op.PrIn, Op.PrOut]);
 
 const byOp: (CommandEntry | Map<number, CommandEntry> | undefined)[] = new Array(256);
 for (const e of ENTRIES) {
