@@ -3,7 +3,7 @@
 // StartError naming the config field it came from, because the operator's fix is always
 // an edit to that field (or freeing a port), never reading a stack trace.
 
-import { fmtAddr, resolveBackstore, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
+import { fmtAddr, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
 import type { Backstore } from '../scsi/types.js';
@@ -98,6 +98,8 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
   private resolved: ResolvedLun[] = [];
+  /** Serialises configuration changes from the control socket. */
+  private changes: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
     this.log = opts.log ?? silentLogger;
@@ -127,26 +129,25 @@ export class Daemon {
     return d;
   }
 
+  private async openOne(store: BackstoreConfig, field: string, name: string): Promise<Backstore> {
+    let b: Backstore;
+    try {
+      b = await this.opts.engine.openBackstore(store);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code;
+      const what = store.path ? `${store.path}: ` : '';
+      const sub = store.path ? `${field}.path` : field;
+      const hint = store.type === 'file' && store.size === undefined && code === 'ENOENT' ? ' (give a size to create it)' : '';
+      throw new StartError(sub, `cannot open ${store.type} backstore: ${what}${errnoText(e)}${hint}`, { cause: e });
+    }
+    this.opened.push({ name, field, store, backstore: b });
+    this.log.debug(`opened ${store.type} backstore ${name}: ${b.blockCount} × ${b.blockSize} bytes${b.readOnly ? ', read-only' : ''}`);
+    return b;
+  }
+
   private async openBackstores(): Promise<void> {
     const byName = new Map<string, Backstore>();
-    const open = async (store: BackstoreConfig, field: string, name: string): Promise<Backstore> => {
-      let b: Backstore;
-      try {
-        b = await this.opts.engine.openBackstore(store);
-      } catch (e) {
-        const what = store.path ? `${store.path}: ` : '';
-        const sub = (e as NodeJS.ErrnoException)?.code === 'ENOENT' && store.type === 'file' && store.size === undefined
-          ? `${field}.path`
-          : store.path ? `${field}.path` : field;
-        const hint = sub.endsWith('.path') && store.type === 'file' && store.size === undefined && (e as NodeJS.ErrnoException)?.code === 'ENOENT'
-          ? ' (give a size to create it)'
-          : '';
-        throw new StartError(sub, `cannot open ${store.type} backstore: ${what}${errnoText(e)}${hint}`, { cause: e });
-      }
-      this.opened.push({ name, field, store, backstore: b });
-      this.log.debug(`opened ${store.type} backstore ${name}: ${b.blockCount} × ${b.blockSize} bytes${b.readOnly ? ', read-only' : ''}`);
-      return b;
-    };
+    const open = (store: BackstoreConfig, field: string, name: string) => this.openOne(store, field, name);
     // Only backstores a LUN uses are opened: an unused entry in a shared file costs nothing.
     const used = new Set<string>();
     for (const t of this.config.targets) for (const g of t.tpgs) for (const l of g.luns) if (typeof l.backstore === 'string') used.add(l.backstore);
@@ -262,9 +263,52 @@ export class Daemon {
     switch (req.cmd) {
       case 'status': return this.status();
       case 'version': return { version: this.opts.version ?? '0.0.0' };
-      case 'help': return { commands: ['status', 'version', 'help'] };
+      case 'add-lun': {
+        const run = this.changes.then(() => this.addLun(req));
+        this.changes = run.catch(() => {});
+        return run;
+      }
+      case 'help': return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'help'] };
       default: throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
     }
+  }
+
+  /**
+   * Exports one more LUN while running: validated as if it had been in the file (so errors
+   * name the same field paths), opened, then handed to the engine. Sessions see it on their
+   * next REPORT LUNS (the engine raises REPORTED LUNS DATA HAS CHANGED). Not written back to
+   * the configuration file.
+   */
+  private async addLun(req: { [k: string]: unknown }): Promise<unknown> {
+    if (this.state !== 'running') throw new Error('the daemon is stopping');
+    if (!this.served?.addLun) throw new Error('this engine cannot add LUNs at run time');
+    const ti = this.config.targets.findIndex((t) => t.iqn === req.target);
+    if (ti < 0) throw new Error(`target: no target ${JSON.stringify(req.target)} (have: ${this.config.targets.map((t) => t.iqn).join(', ')})`);
+    const tag = req.tpg ?? 1;
+    const gi = this.config.targets[ti]!.tpgs.findIndex((g) => g.tag === tag);
+    if (gi < 0) throw new Error(`tpg: ${JSON.stringify(req.target)} has no TPG with tag ${JSON.stringify(tag)}`);
+    const doc = structuredClone(this.config) as unknown as { targets: Array<{ tpgs: Array<{ luns: unknown[] }> }> };
+    const li = doc.targets[ti]!.tpgs[gi]!.luns.push({ lun: req.lun, backstore: req.backstore }) - 1;
+    const v = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: this.config.stateDir } });
+    if (!v.config) throw new Error(v.errors.join('; '));
+    const field = `targets[${ti}].tpgs[${gi}].luns[${li}]`;
+    const t = v.config.targets[ti]!;
+    const g = t.tpgs[gi]!;
+    const lun = g.luns[li]!;
+    const store = resolveBackstore(v.config, lun);
+    const storeName = typeof lun.backstore === 'string' ? lun.backstore : `${t.iqn}/tpg${g.tag}/lun${lun.lun}`;
+    let backstore = typeof lun.backstore === 'string' ? this.opened.find((o) => o.name === lun.backstore)?.backstore : undefined;
+    if (!backstore) {
+      const bi = v.config.backstores.findIndex((b) => b.name === lun.backstore);
+      backstore = await this.openOne(store, bi >= 0 ? `backstores[${bi}]` : `${field}.backstore`, storeName);
+    }
+    const r: ResolvedLun = { iqn: t.iqn, tpgTag: g.tag, lun, store, storeName, backstore };
+    await this.served.addLun(r);
+    this.resolved.push(r);
+    (this.config as { targets: Config['targets'] }).targets = v.config.targets;
+    (this.config as { backstores: Config['backstores'] }).backstores = v.config.backstores;
+    this.log.info(`added LUN ${lun.lun} (${storeName}) to ${t.iqn} tpg ${g.tag}`);
+    return { target: t.iqn, tpg: g.tag, lun: lun.lun, backstore: storeName, sizeBytes: backstore.blockCount * backstore.blockSize };
   }
 
   /**

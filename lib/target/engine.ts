@@ -55,6 +55,8 @@ export interface ServedTargets {
    */
   shutdown(graceMs: number): Promise<void>;
   status(): EngineStatus;
+  /** Export one more LUN in a served TPG (control socket `add-lun`); absent if unsupported. */
+  addLun?(lun: ResolvedLun): Promise<void>;
 }
 
 export interface Engine {

@@ -2,12 +2,14 @@
 // lib/transport/tcp for the fabric. This file is the only place in lib/target that knows
 // their concrete APIs, so a change there is adapted here and nowhere else.
 
-import type { Backstore } from '../scsi/types.js';
+import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from '../scsi/types.js';
 import type { IscsiCore } from '../iscsi/core.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
 import { createScsiLayer } from '../scsi/layer.js';
-import type { BackstoreConfig, Config } from './config.js';
+import { LogicalUnit } from '../scsi/lu.js';
+import { Asc } from '../scsi/sense.js';
+import type { BackstoreConfig, Config, TpgConfig } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from './daemon.js';
 
@@ -21,7 +23,30 @@ export interface ScsiLayer {
   openBackstore(store: BackstoreConfig): Promise<Backstore>;
   createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
   createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
+  lunsChanged?(lus: unknown[]): void;
   close?(): Promise<void>;
+}
+
+/** An IscsiCore that forwards to whichever LUN view is current. */
+class SwappableCore implements IscsiCore {
+  current!: IscsiCore;
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
+    return this.current.submit(cmd, nexus, io);
+  }
+  taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {
+    return this.current.taskManagement(fn, nexus, lun, referencedTag);
+  }
+  nexusLost(nexus: Nexus): void {
+    this.current.nexusLost(nexus);
+  }
+}
+
+interface TpgViews {
+  tpg: TpgConfig;
+  luns: ResolvedLun[];
+  tpgCore: SwappableCore;
+  aclCores: Map<string, SwappableCore>;
 }
 
 export interface WiringOptions {
@@ -30,7 +55,7 @@ export interface WiringOptions {
 }
 
 export function createEngine(opts: WiringOptions = {}): Engine {
-  const scsi = opts.scsi ?? createScsiLayer();
+  const scsi: ScsiLayer = opts.scsi ?? createScsiLayer();
   const log = opts.log;
   return {
     transports: new Set(['tcp']),
@@ -40,18 +65,35 @@ export function createEngine(opts: WiringOptions = {}): Engine {
       const lus = new Map<Backstore, unknown>();
       for (const r of luns) if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
 
+      // Views are rebuilt when a LUN is added at run time; sessions keep the core they got at
+      // login, so each holds a SwappableCore whose target changes underneath it.
+      const groups = new Map<string, TpgViews>();
+      const viewsOf = (g: TpgViews) => {
+        const wp = g.tpg.attributes.generateNodeAcls && g.tpg.attributes.demoModeWriteProtect;
+        g.tpgCore.current = scsi.createView(g.luns.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: wp })));
+        const byNumber = new Map(g.luns.map((r) => [r.lun.lun, r]));
+        for (const a of g.tpg.acls) {
+          // Without mappedLuns an ACL sees every TPG LUN (LIO's auto_add_mapped_luns), new ones included.
+          const mapped = a.mappedLuns ?? g.luns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
+          g.aclCores.get(a.initiator)!.current = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
+        }
+      };
+
       const tpgs: TpgOptions[] = [];
       for (const t of config.targets) {
         for (const g of t.tpgs) {
-          const mine = luns.filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag);
-          const byNumber = new Map(mine.map((r) => [r.lun.lun, r]));
-          const wp = g.attributes.generateNodeAcls && g.attributes.demoModeWriteProtect;
-          const tpgView = scsi.createView(mine.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: wp })));
+          const views: TpgViews = {
+            tpg: g,
+            luns: luns.filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag),
+            tpgCore: new SwappableCore(),
+            aclCores: new Map(g.acls.map((a) => [a.initiator, new SwappableCore()])),
+          };
+          viewsOf(views);
+          groups.set(`${t.iqn}\u0000${g.tag}`, views);
+          const tpgView = views.tpgCore;
           const acls: AclOptions[] = g.acls.map((a) => {
-            const acl: AclOptions = { initiator: a.initiator };
+            const acl: AclOptions = { initiator: a.initiator, core: views.aclCores.get(a.initiator)! };
             if (a.chap) acl.chap = { ...a.chap };
-            const mapped = a.mappedLuns ?? mine.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
-            acl.core = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
             return acl;
           });
           const { TargetAlias, ...keys } = g.parameters;
@@ -97,6 +139,16 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           await scsi.close?.();
         },
         status: () => target.status(),
+        async addLun(r) {
+          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
+          if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
+          if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
+          g.luns.push(r);
+          viewsOf(g);
+          const changed = g.luns.map((x) => lus.get(x.backstore));
+          if (scsi.lunsChanged) scsi.lunsChanged(changed);
+          else for (const lu of changed) if (lu instanceof LogicalUnit) lu.unitAttentionOthers(Asc.ReportedLunsDataChanged);
+        },
       };
     },
   };
