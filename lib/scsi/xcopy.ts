@@ -57,8 +57,8 @@ export async function extendedCopy(t: Task): Promise<number> {
     for (let i = 0; i < targets; i++) {
       const o = HEADER + i * TARGET_DESCRIPTOR;
       if (p[o] !== IDENTIFICATION_DESCRIPTOR) throw illegal(UNSUPPORTED_TARGET_DESCRIPTOR);
-      const luIdType = p[o + 1]! >> 6;
-      if (luIdType > 1) throw badCdb(1); // reserved LU ID TYPE (libiscsi expects INVALID FIELD IN CDB)
+      // LU ID TYPE (byte 1 bits 7-6) is not checked: the designator alone names the LU, and the
+      // installed libiscsi's ValidTgtDescr expects a reserved LU ID TYPE to be ignored.
       if (p[o + 1]! & 0x20) throw copyAborted(COPY_TARGET_NOT_REACHABLE); // NUL: no such device
       // Designator: NAA (type 3), 16 bytes, equal to this LU's.
       const naaOk = (p[o + 5]! & 0x0f) === 3 && p[o + 7] === 16 && lu.naa.every((b, k) => p[o + 8 + k] === b);
