@@ -28,6 +28,7 @@ const USAGE = `Usage:
   rdma-target [--config FILE] [--listen ADDR:PORT] [--debug]
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
+  rdma-target ctl COMMAND [JSON] [--socket PATH]
   rdma-target --help | --version
 
 Serves iSCSI LUNs (iSCSI/TCP now; iSER and SRP when RDMA devices are present).
@@ -49,6 +50,8 @@ Commands:
                            exit 0 if it is valid, 1 if not
   status                   ask a running daemon for sessions, LUNs and counters
                            (via its control socket; --socket PATH to pick one)
+  ctl COMMAND [JSON]       send one control request, e.g.
+                           ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
 
 Exit status: 0 clean stop, 1 configuration or start-up error, 2 usage error.`;
 
@@ -155,10 +158,20 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   }
   if (cmd === 'status') {
     if (pos.length !== 1) return usage('status takes no arguments');
-    return status(o.socket, o.config, io);
+    return status(o.socket, o.config, io, { cmd: 'status' });
+  }
+  if (cmd === 'ctl') {
+    if (pos.length < 2 || pos.length > 3) return usage('ctl takes COMMAND and optionally one JSON object of arguments');
+    let args: Record<string, unknown> = {};
+    if (pos[2] !== undefined) {
+      const j = parseJsonText(pos[2]);
+      if (j.error || !j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) return usage(`ctl: arguments must be one JSON object, got ${JSON.stringify(pos[2])}`);
+      args = j.doc as Record<string, unknown>;
+    }
+    return status(o.socket, o.config, io, { ...args, cmd: pos[1]! });
   }
   if (cmd !== undefined) return usage(`unknown command ${JSON.stringify(cmd)}`);
-  if (o.socket) return usage('--socket belongs to the status command');
+  if (o.socket) return usage('--socket belongs to the status and ctl commands');
 
   let graceMs = 5000;
   if (o['shutdown-timeout'] !== undefined) {
@@ -272,7 +285,8 @@ function checkConfig(file: string, io: Io): number {
   return EXIT_OK;
 }
 
-async function status(socket: string | undefined, configFile: string | undefined, io: Io): Promise<number> {
+/** Sends one request to a running daemon's control socket and prints the result as JSON. */
+async function status(socket: string | undefined, configFile: string | undefined, io: Io, req: { cmd: string; [k: string]: unknown }): Promise<number> {
   let path = socket;
   if (!path) {
     let doc: unknown = defaultConfigJson();
@@ -289,11 +303,15 @@ async function status(socket: string | undefined, configFile: string | undefined
     path = r.config.control.socket;
   }
   try {
-    const result = await controlRequest(path, { cmd: 'status' });
+    const result = await controlRequest(path, req);
     io.out(JSON.stringify(result, null, 2));
     return EXIT_OK;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
+    if (code === undefined) {
+      io.err(`rdma-target: ${req.cmd}: ${(e as Error).message}`);
+      return EXIT_FAILURE;
+    }
     const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no daemon is listening there' : (e as Error).message;
     io.err(`rdma-target: control socket ${path}: ${why}`);
     return EXIT_FAILURE;

@@ -46,7 +46,9 @@ describe('rdma-target usage', () => {
     [['--listen', '127.0.0.1'], 'rdma-target: --listen: must be ADDR:PORT such as 127.0.0.1:3260 or [::1]:3260, got "127.0.0.1"'],
     [['--listen', '127.0.0.1:99999'], 'rdma-target: --listen: port must be an integer 0–65535, got "99999"'],
     [['--config'], "rdma-target: Option '-c, --config <value>' argument missing"],
-    [['--socket', '/x'], 'rdma-target: --socket belongs to the status command'],
+    [['--socket', '/x'], 'rdma-target: --socket belongs to the status and ctl commands'],
+    [['ctl'], 'rdma-target: ctl takes COMMAND and optionally one JSON object of arguments'],
+    [['ctl', 'add-lun', '[1]'], 'rdma-target: ctl: arguments must be one JSON object, got "[1]"'],
     [['--shutdown-timeout', 'soon'], 'rdma-target: --shutdown-timeout: must be seconds 0–3600, got "soon"'],
     [['status', 'now'], 'rdma-target: status takes no arguments'],
   ])('%j is a usage error (exit 2)', async (args, message) => {
@@ -121,6 +123,13 @@ describe('rdma-target serving (fake engine)', () => {
     const st = capture();
     expect(await run(['status', '--socket', sock], { io: st.io })).toBe(EXIT_OK);
     expect(JSON.parse(st.out.join('\n')).portals[0].port).toBe(port);
+
+    const v = capture();
+    expect(await run(['ctl', 'version', '--socket', sock], { io: v.io })).toBe(EXIT_OK);
+    expect(JSON.parse(v.out.join('\n')).version).toMatch(/^\d+\.\d+\.\d+$/);
+    const bad = capture();
+    expect(await run(['ctl', 'frobnicate', '{}', '--socket', sock], { io: bad.io })).toBe(EXIT_FAILURE);
+    expect(bad.err).toEqual(['rdma-target: frobnicate: unknown command "frobnicate"; try "help"']);
 
     await daemon!.stop();
     expect(await p).toBe(EXIT_OK);
