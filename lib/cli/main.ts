@@ -3,11 +3,12 @@
 // and runs the daemon; everything it prints on failure is one line an operator can act on
 // (the config field or flag at fault), with the stack trace kept for --debug.
 
-import { readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  addRdmaPortals,
   defaultConfigJson,
   fmtAddr,
   overrideListen,
@@ -215,6 +216,16 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     engine = createEngine();
   }
 
+  // The default target also listens for iSER where RDMA devices exist, once the build has
+  // an iSER transport (the hook; a --config file says for itself which portals it wants).
+  if (o.config === undefined && engine.transports.has('iser')) {
+    const devices = rdmaDevices();
+    if (devices.length) {
+      addRdmaPortals(result.config, devices);
+      log.info(`RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP`);
+    }
+  }
+
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(result.config, {
@@ -265,6 +276,15 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       };
     }
   });
+}
+
+/** RDMA devices the kernel knows (/sys/class/infiniband: rxe, mlx5, siw...). */
+function rdmaDevices(): Array<{ name: string }> {
+  try {
+    return readdirSync('/sys/class/infiniband').map((name) => ({ name }));
+  } catch {
+    return [];
+  }
 }
 
 function checkConfig(file: string, io: Io): number {
