@@ -8,6 +8,7 @@ import { BlockBackstore } from '../backstore/block.js';
 import { FileBackstore } from '../backstore/file.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { LogicalUnit } from './lu.js';
+import { Asc } from './sense.js';
 import type { Backstore } from './types.js';
 import { LunView } from './view.js';
 
@@ -30,6 +31,8 @@ export interface ScsiLayerImpl {
   openBackstore(store: BackstoreConfig): Promise<Backstore>;
   createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit>;
   createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  /** The LUN inventory these LUs are seen through changed (SPC-4 6.37: REPORTED LUNS DATA HAS CHANGED to every nexus). */
+  lunsChanged(lus: unknown[]): void;
   close(): Promise<void>;
 }
 
@@ -52,6 +55,9 @@ export function createScsiLayer(): ScsiLayerImpl {
     },
     createView(luns) {
       return new LunView(luns.map((l) => ({ lun: l.lun, lu: l.lu as LogicalUnit, readOnly: l.readOnly })));
+    },
+    lunsChanged(changed) {
+      for (const lu of new Set(changed)) (lu as LogicalUnit).unitAttentionOthers(Asc.ReportedLunsDataChanged);
     },
     // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
     async close() {

@@ -272,3 +272,13 @@ describe('SBC extras', () => {
     expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
   });
 });
+
+describe('layer', () => {
+  it('lunsChanged raises REPORTED LUNS DATA HAS CHANGED on every nexus of the LU', async () => {
+    const { createScsiLayer } = await import('../../../lib/scsi/layer.js');
+    const h = Harness.ram();
+    await h.ready();
+    createScsiLayer().lunsChanged([h.lu]);
+    expect(hex((await h.cmd([0, 0, 0, 0, 0, 0])).sense)).toBe('700006000000000a000000003f0e00000000');
+  });
+});
