@@ -185,6 +185,15 @@ export class LogicalUnit {
     return a as Asc;
   }
 
+  /** Drops one pending UA condition for a nexus (REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED, SPC-4 6.33). */
+  clearUnitAttention(key: string, asc: Asc): void {
+    const q = this.ua.get(key);
+    if (!q) return;
+    const i = q.indexOf(asc);
+    if (i >= 0) q.splice(i, 1);
+    if (q.length === 0) this.ua.delete(key);
+  }
+
   /** Queues a UA for every known nexus except `except` (SAM-5 5.14). */
   unitAttentionOthers(asc: Asc, except?: string): void {
     for (const k of this.seen) if (k !== except) this.addUnitAttention(k, asc);

@@ -160,6 +160,7 @@ export async function reportLuns(t: Task): Promise<number> {
   // SPC-4 6.33: an allocation length under 16 is invalid.
   if (alloc < 16) throw badCdb(6);
   const luns = select === 1 ? [] : t.luns;
+  t.lu.clearUnitAttention(t.key, Asc.ReportedLunsDataChanged);
   const len = 8 + 8 * Math.max(luns.length, 0);
   const b = t.lu.pool.acquire(len);
   try {

@@ -280,5 +280,8 @@ describe('layer', () => {
     await h.ready();
     createScsiLayer().lunsChanged([h.lu]);
     expect(hex((await h.cmd([0, 0, 0, 0, 0, 0])).sense)).toBe('700006000000000a000000003f0e00000000');
+    createScsiLayer().lunsChanged([h.lu]);
+    expect((await h.cmd([0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])).status).toBe(0);
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
   });
 });
