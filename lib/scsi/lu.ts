@@ -68,6 +68,8 @@ export class LogicalUnit {
   readonly defaultWce: boolean;
   readonly pool = new BufferPool();
   readonly pr: PersistentReservations;
+  /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
+  readonly copyResults = new Map<string, { segments: number; bytes: number }>();
   mode: ModeState;
 
   /** Pending unit attentions per I_T nexus, oldest first (SAM-5 5.14). */
@@ -89,7 +91,8 @@ export class LogicalUnit {
     this.stateDir = opts.stateDir;
     this.maxTransferBlocks = Math.max(1, Math.floor((8 << 20) / this.blockSize));
     this.maxWriteSame = Math.max(1, Math.floor((64 << 20) / this.blockSize));
-    this.maxUnmapBlocks = Math.max(1, Math.floor((1 << 30) / this.blockSize));
+    // libiscsi Inquiry.BlockLimits calls an explicit limit above 1M blocks insane.
+    this.maxUnmapBlocks = Math.min(1 << 20, Math.max(1, Math.floor((1 << 30) / this.blockSize)));
     // RAM has no volatile cache to report; files and devices do, and flush with fdatasync.
     this.defaultWce = b.view === undefined;
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };

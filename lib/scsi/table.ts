@@ -77,6 +77,7 @@ const ENTRIES: CommandEntry[] = [
     (sa): CommandEntry => ({ op: Op.PrOut, sa, name: 'PERSISTENT RESERVE OUT', cdbLength: 10, usage: u('5f 1f ff 00 00 ff ff ff ff 07'), handler: pr.prOut, pr: A }),
   ),
   { op: Op.ExtendedCopy, sa: 0x00, name: 'EXTENDED COPY(LID1)', cdbLength: 16, usage: u('83 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: xcopy.extendedCopy, writes: true, pr: W },
+  { op: Op.ReceiveCopyResults, sa: 0x00, name: 'RECEIVE COPY RESULTS(COPY STATUS)', cdbLength: 16, usage: u('84 1f ff 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: xcopy.receiveCopyResults, pr: A },
   { op: Op.ReceiveCopyResults, sa: 0x03, name: 'RECEIVE COPY RESULTS(OPERATING PARAMETERS)', cdbLength: 16, usage: u('84 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: xcopy.receiveCopyResults, pr: A },
   { op: Op.Read16, name: 'READ(16)', cdbLength: 16, usage: u('88 fc ff ff ff ff ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.read, pr: R },
   { op: Op.CompareAndWrite, name: 'COMPARE AND WRITE', cdbLength: 16, usage: u('89 f8 ff ff ff ff ff ff ff ff 00 00 00 ff 3f 07'), handler: sbc.compareAndWrite, writes: true, pr: W },

@@ -40,8 +40,13 @@ export async function extendedCopy(t: Task): Promise<number> {
   const lu = t.lu;
   const p = lu.pool.acquire(len);
   const segments: Segment[] = [];
+  let listId = 0;
+  let holdResults = false;
   try {
     const got = await receiveOut(t, p, len);
+    listId = p[0]!;
+    // LIST ID USAGE 11b: the initiator will not ask for results (SPC-4 6.3.1).
+    holdResults = ((p[1]! >> 3) & 3) !== 3;
     const tdl = u16(p, 2);
     const sdl = u32(p, 8);
     const inline = u32(p, 12);
@@ -78,7 +83,12 @@ export async function extendedCopy(t: Task): Promise<number> {
   } finally {
     lu.pool.release(p);
   }
-  for (const s of segments) await copyBlocks(t, s);
+  let bytes = 0;
+  for (const s of segments) {
+    await copyBlocks(t, s);
+    bytes += s.blocks * lu.blockSize;
+  }
+  if (holdResults) lu.copyResults.set(`${t.key}\u0000${listId}`, { segments: segments.length, bytes });
   return len;
 }
 
@@ -107,8 +117,8 @@ async function copyBlocks(t: Task, s: Segment): Promise<void> {
 
 export async function receiveCopyResults(t: Task): Promise<number> {
   const sa = t.cdb[1]! & 0x1f;
-  if (sa !== 0x03) throw badCdb(1, 4); // only OPERATING PARAMETERS: copies complete synchronously
   const alloc = u32(t.cdb, 10);
+  if (sa === 0x00) return copyStatus(t, alloc);
   const b = t.lu.pool.acquire(64);
   try {
     const len = 46;
@@ -125,6 +135,26 @@ export async function receiveCopyResults(t: Task): Promise<number> {
     b[44] = BLOCK_TO_BLOCK;
     b[45] = IDENTIFICATION_DESCRIPTOR;
     return await sendIn(t, b, Math.min(len, alloc));
+  } finally {
+    t.lu.pool.release(b);
+  }
+}
+
+/** COPY STATUS (SPC-4 6.18.2): copies run to completion inside EXTENDED COPY, so a held result is always "completed". */
+async function copyStatus(t: Task, alloc: number): Promise<number> {
+  const r = t.lu.copyResults.get(`${t.key}\u0000${t.cdb[2]!}`);
+  if (!r) throw badCdb(2); // no such list identifier from this nexus
+  const b = t.lu.pool.acquire(12);
+  try {
+    b.fill(0, 0, 12);
+    put32(b, 0, 8);
+    b[4] = 0x01; // operation completed without errors
+    put16(b, 5, r.segments);
+    // TRANSFER COUNT UNITS (SPC-4 6.18.2): 00h bytes while they fit 32 bits, else F1h kibibytes.
+    const kib = r.bytes > 0xffffffff;
+    b[7] = kib ? 0xf1 : 0x00;
+    put32(b, 8, kib ? Math.floor(r.bytes / 1024) : r.bytes);
+    return await sendIn(t, b, Math.min(12, alloc));
   } finally {
     t.lu.pool.release(b);
   }

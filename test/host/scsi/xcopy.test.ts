@@ -35,6 +35,10 @@ describe('EXTENDED COPY', () => {
     const p = xcopyParams(h.lu.naa, 512, { blocks: 8, src: 0, dst: 2000 });
     expect((await h.cmd(xcopyCdb(p.length), { out: p })).status).toBe(0);
     expect(h.lu.backstore.view!(2000, 8).every((x) => x === 0x41)).toBe(true);
+    // COPY STATUS for list id 0 from this nexus: completed, one segment, 4096 bytes.
+    const st = await h.cmd([0x84, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0]);
+    expect(hex(st.data)).toBe('000000080100010000001000');
+    expect((await h.cmd([0x84, 0x00, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0])).status).toBe(2);
   });
   it('rejects bad lists with the sense libiscsi expects', async () => {
     const h = Harness.ram();
