@@ -1,18 +1,35 @@
 // A LUN in a regular file (or, through BlockBackstore, a block device). Reads and writes
 // go straight into the caller's buffer at the block's position; FUA and SYNCHRONIZE CACHE
-// become fdatasync. UNMAP writes zeroes unless a native hole punch is installed with
-// setPunchHole() — Node has no fallocate(PUNCH_HOLE), so the hook waits for the binding.
+// become fdatasync. UNMAP punches holes and GET LBA STATUS finds them through the
+// binding's fallocate/lseek(SEEK_DATA) helpers (lib/verbs/sys.ts, which Node lacks); where
+// the addon cannot load, UNMAP writes zeroes and every block reads as mapped.
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import type { Backstore } from '../scsi/types.js';
+import { sys } from '../verbs/sys.js';
 
 /** fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE); resolves false when the file system refuses. */
 export type PunchHole = (fd: number, offset: number, length: number) => Promise<boolean>;
-let punchHole: PunchHole | undefined;
-/** Installs the native hole punch (from lib/verbs' binding once it has one); undefined removes it. */
-export function setPunchHole(fn: PunchHole | undefined): void {
+let punchHole: PunchHole | undefined | null = null; // null: not looked up yet
+/** Replaces the hole punch (tests): undefined means none (UNMAP writes zeroes), null the native one. */
+export function setPunchHole(fn: PunchHole | undefined | null): void {
   punchHole = fn;
+}
+
+// Looked up on first UNMAP, not at import: loading the addon is for those who need it.
+function nativePunchHole(): PunchHole | undefined {
+  const s = sys();
+  if (!s) return undefined;
+  return async (fd, offset, length) => {
+    try {
+      s.punchHole(fd, offset, length);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EOPNOTSUPP') return false;
+      throw e;
+    }
+  };
 }
 
 const ZERO_CHUNK = 1 << 20;
@@ -92,6 +109,7 @@ export class FileBackstore implements Backstore {
     for (const r of ranges) {
       const off = r.lba * this.blockSize;
       const len = r.blocks * this.blockSize;
+      if (punchHole === null) punchHole = nativePunchHole();
       if (punchHole && (await punchHole(this.fh.fd, off, len))) continue;
       zeroes ??= new Uint8Array(ZERO_CHUNK);
       for (let done = 0; done < len; ) {
@@ -100,6 +118,19 @@ export class FileBackstore implements Backstore {
         done += bytesWritten;
       }
     }
+  }
+
+  /** Mapped or not from lseek(SEEK_DATA/SEEK_HOLE); all mapped where the addon is absent. */
+  async lbaStatus(lba: number): Promise<{ mapped: boolean; blocks: number }> {
+    const rest = this.blockCount - lba;
+    const s = sys();
+    if (!s) return { mapped: true, blocks: rest };
+    const off = lba * this.blockSize;
+    const data = s.seekData(this.fh.fd, off);
+    if (data < 0) return { mapped: false, blocks: rest };
+    if (data > off) return { mapped: false, blocks: Math.min(rest, Math.max(1, Math.floor((data - off) / this.blockSize))) };
+    const hole = s.seekHole(this.fh.fd, off);
+    return { mapped: true, blocks: Math.min(rest, Math.max(1, Math.ceil((hole - off) / this.blockSize))) };
   }
 
   async close(): Promise<void> {

@@ -86,3 +86,34 @@ describe('block backstore geometry', () => {
     expect(await blockDeviceGeometry(join(dir, 'fake0'), sys)).toEqual({ bytes: 1 << 20, logicalBlockSize: 4096 });
   });
 });
+
+describe('file backstore provisioning through the binding', () => {
+  it('UNMAP punches holes and lbaStatus reports them; without the hole punch it writes zeroes', async () => {
+    const { setPunchHole } = await import('../../../lib/backstore/file.js');
+    const path = join(dir, 'thin.img');
+    const bs = 4096;
+    const b = await FileBackstore.open({ path, blockSize: bs, size: 1024 * bs });
+    await b.write(0, 1024, new Uint8Array(1024 * bs).fill(0x5a));
+    const full = (await stat(path)).blocks;
+    expect(await b.lbaStatus!(0)).toEqual({ mapped: true, blocks: 1024 });
+    await b.unmap([{ lba: 256, blocks: 512 }]);
+    expect((await stat(path)).blocks).toBeLessThan(full);
+    expect(await b.lbaStatus!(0)).toEqual({ mapped: true, blocks: 256 });
+    expect(await b.lbaStatus!(300)).toEqual({ mapped: false, blocks: 468 });
+    expect(await b.lbaStatus!(768)).toEqual({ mapped: true, blocks: 256 });
+    const back = new Uint8Array(bs);
+    await b.read(300, 1, back);
+    expect(back.every((x) => x === 0)).toBe(true);
+    // The fallback where the addon is absent: zeroes written, the range stays allocated.
+    setPunchHole(undefined);
+    try {
+      await b.unmap([{ lba: 0, blocks: 16 }]);
+      expect((await b.lbaStatus!(0)).mapped).toBe(true);
+      await b.read(5, 1, back);
+      expect(back.every((x) => x === 0)).toBe(true);
+    } finally {
+      setPunchHole(null);
+    }
+    await b.close();
+  });
+});
