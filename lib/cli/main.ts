@@ -3,7 +3,7 @@
 // and runs the daemon; everything it prints on failure is one line an operator can act on
 // (the config field or flag at fault), with the stack trace kept for --debug.
 
-import { readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,7 @@ import {
   parseConfig,
   parseJsonText,
   validateConfig,
+  type Config,
   type ValidationResult,
 } from '../target/config.js';
 import { Daemon, StartError, type Logger } from '../target/daemon.js';
@@ -209,6 +210,10 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   }
   const log = makeLogger(io, !!o.debug);
   for (const w of result.warnings) log.warn(w);
+  if (o.config !== undefined) {
+    const p = secretsExposed(o.config, result.config);
+    if (p) log.warn(p);
+  }
 
   let engine = ro.engine;
   if (!engine) {
@@ -276,6 +281,20 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       };
     }
   });
+}
+
+/** LIO keeps saveconfig.json at 0600 because it holds CHAP secrets; say so when a file that does is not. */
+function secretsExposed(file: string, c: Config): string | undefined {
+  const hasSecret = c.discoveryAuth.password !== undefined ||
+    c.targets.some((t) => t.tpgs.some((g) => g.chap !== undefined || g.acls.some((a) => a.chap !== undefined)));
+  if (!hasSecret) return undefined;
+  try {
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) === 0) return undefined;
+    return `${file} holds CHAP secrets and is readable by ${mode & 0o007 ? 'everyone' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}); chmod 600 ${file}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** RDMA devices the kernel knows (/sys/class/infiniband: rxe, mlx5, siw...). */

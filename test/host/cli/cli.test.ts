@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, parseListen, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../../../lib/cli/main.js';
@@ -133,6 +133,23 @@ describe('rdma-target serving (fake engine)', () => {
 
     await daemon!.stop();
     expect(await p).toBe(EXIT_OK);
+  });
+
+  it('warns when a file holding CHAP secrets is readable by others', async () => {
+    const cfg = file('chap.json', {
+      control: false,
+      backstores: [{ name: 'r', type: 'ram', size: '1M' }],
+      targets: [{ iqn: 'iqn.2025-01.com.example:c', tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { authentication: true },
+        acls: [{ initiator: 'iqn.2025-01.com.example:i', chap: { userid: 'u', password: 'twelve-chars' } }] }] }],
+    });
+    chmodSync(cfg, 0o644);
+    const c = capture();
+    let daemon: Daemon | undefined;
+    const p = run(['--config', cfg, '--listen', '127.0.0.1:0'], { io: c.io, engine: fakeEngine(), signals: false, onStarted: (d) => (daemon = d) });
+    await vi_waitFor(() => daemon !== undefined);
+    await daemon!.stop();
+    expect(await p).toBe(EXIT_OK);
+    expect(c.err).toContain(`warning: ${cfg} holds CHAP secrets and is readable by everyone (mode 0644); chmod 600 ${cfg}`);
   });
 
   it('status without a daemon is one line, exit 1', async () => {
