@@ -54,6 +54,7 @@ Commands:
                            (via its control socket; --socket PATH to pick one)
   ctl COMMAND [JSON]       send one control request, e.g.
                            ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
+                           ctl reload (or SIGHUP): re-read --config FILE, add new LUNs
 
 Exit status: 0 clean stop, 1 configuration or start-up error, 2 usage error.`;
 
@@ -239,6 +240,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       shutdownGraceMs: graceMs,
       version: version(),
       ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
+      ...(o.config !== undefined ? { reloadSource: () => reloadConfig(o.config!, listen) } : {}),
     });
   } catch (e) {
     const msg = e instanceof StartError ? e.message : (e as Error).message ?? String(e);
@@ -254,7 +256,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   return new Promise<number>((resolve) => {
     let signalled = 0;
     const finish = (code: number) => {
-      if (ro.signals !== false) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
+      if (ro.signals !== false) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); process.off('SIGHUP', onHup); }
       resolve(code);
     };
     const onSignal = (sig: NodeJS.Signals) => {
@@ -270,7 +272,14 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         (e: unknown) => { io.err(`rdma-target: unclean stop: ${(e as Error).message}`); finish(EXIT_FAILURE); },
       );
     };
-    if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); }
+    // SIGHUP: re-read the file and add what can be added live (see Daemon.reload).
+    const onHup = () => {
+      daemon.reload().then(
+        (r) => log.info(`rdma-target: SIGHUP: reloaded ${JSON.stringify(r)}`),
+        (e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`),
+      );
+    };
+    if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); process.on('SIGHUP', onHup); }
     // Tests without signals stop the daemon themselves; resolve once it has stopped.
     if (ro.signals === false) {
       const orig = daemon.stop.bind(daemon);
@@ -304,6 +313,18 @@ function rdmaDevices(): Array<{ name: string }> {
   } catch {
     return [];
   }
+}
+
+async function reloadConfig(file: string, listen: { address: string; port: number } | undefined): Promise<Config> {
+  const f = loadFile(file);
+  if (f.error) throw new Error(f.error);
+  const j = parseJsonText(f.text!);
+  if (j.error) throw new Error(`${file}: ${j.error}`);
+  if (!j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) throw new Error(`${file}: must be a JSON object`);
+  const doc = listen ? overrideListen(j.doc as Record<string, unknown>, listen.address, listen.port) : j.doc;
+  const r = validateConfig(doc, { allowEphemeralPort: listen !== undefined });
+  if (!r.config) throw new Error(`${file}: ${r.errors.join('; ')}`);
+  return r.config;
 }
 
 function checkConfig(file: string, io: Io): number {

@@ -33,6 +33,8 @@ export interface DaemonOptions {
   version?: string;
   /** Where --listen came from, so a bind error can point at the flag instead of the file. */
   listenOverride?: string;
+  /** Re-reads and validates the configuration source (the CLI's file) for `reload`; throws with the errors. */
+  reloadSource?: () => Promise<Config>;
 }
 
 export interface BoundPortal {
@@ -268,7 +270,8 @@ export class Daemon {
         this.changes = run.catch(() => {});
         return run;
       }
-      case 'help': return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'help'] };
+      case 'reload': return this.reload();
+      case 'help': return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'reload', 'help'] };
       default: throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
     }
   }
@@ -309,6 +312,61 @@ export class Daemon {
     (this.config as { backstores: Config['backstores'] }).backstores = v.config.backstores;
     this.log.info(`added LUN ${lun.lun} (${storeName}) to ${t.iqn} tpg ${g.tag}`);
     return { target: t.iqn, tpg: g.tag, lun: lun.lun, backstore: storeName, sizeBytes: backstore.blockCount * backstore.blockSize };
+  }
+
+  /**
+   * Re-reads the configuration and applies what can change under live sessions: LUNs added
+   * to existing TPGs (with any new backstores they use). Anything else that differs — a
+   * removed or changed LUN, portals, ACLs, CHAP, attributes, parameters, targets — is listed
+   * and nothing is applied, so the running state never half-matches the file.
+   */
+  reload(): Promise<unknown> {
+    const run = this.changes.then(async () => {
+      if (!this.opts.reloadSource) throw new Error('this daemon has no configuration file to reload (embedded default)');
+      const next = await this.opts.reloadSource();
+      const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
+      const restart: string[] = [];
+      const strip = (c: Config) => JSON.stringify({
+        ...c,
+        backstores: undefined,
+        targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
+      });
+      if (strip(next) !== strip(this.config)) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
+      for (const b of this.config.backstores) {
+        const nb = next.backstores.find((x) => x.name === b.name);
+        if (nb && JSON.stringify(nb) !== JSON.stringify(b)) restart.push(`backstore ${b.name} changed`);
+      }
+      for (const t of next.targets) {
+        for (const g of t.tpgs) {
+          const old = this.config.targets.find((x) => x.iqn === t.iqn)?.tpgs.find((x) => x.tag === g.tag);
+          if (!old) continue; // already reported by the structural comparison
+          for (const l of old.luns) {
+            const nl = g.luns.find((x) => x.lun === l.lun);
+            if (!nl) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} removed`);
+            else if (JSON.stringify(nl) !== JSON.stringify(l)) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} changed`);
+          }
+          for (const l of g.luns) {
+            if (old.luns.some((x) => x.lun === l.lun)) continue;
+            const backstore = typeof l.backstore === 'string' ? next.backstores.find((b) => b.name === l.backstore)! : l.backstore;
+            adds.push({ target: t.iqn, tpg: g.tag, lun: l.lun, backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore });
+          }
+        }
+      }
+      if (restart.length) throw new Error(`not reloaded, these changes need a restart: ${restart.join('; ')}`);
+      const added: unknown[] = [];
+      for (const a of adds) {
+        // A new named backstore is added under its name so later LUNs can share it.
+        if (typeof a.backstore === 'object' && a.backstore && (a.backstore as BackstoreConfig).name) {
+          (this.config as { backstores: Config['backstores'] }).backstores = [...this.config.backstores, a.backstore as BackstoreConfig];
+          a.backstore = (a.backstore as BackstoreConfig).name;
+        }
+        added.push(await this.addLun({ ...a }));
+      }
+      this.log.info(`reloaded: ${added.length} LUN${added.length === 1 ? '' : 's'} added`);
+      return { added };
+    });
+    this.changes = run.catch(() => {});
+    return run;
   }
 
   /**

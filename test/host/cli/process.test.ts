@@ -132,6 +132,52 @@ describe('rdma-target as a process', () => {
   });
 });
 
+describe('rdma-target reload', () => {
+  const haveInitiator = spawnSync('sh', ['-c', 'command -v iscsi-inq']).status === 0;
+  it.skipIf(!haveInitiator)('SIGHUP adds new LUNs from the file; other changes are refused and listed', async () => {
+    const iqn = 'iqn.2025-01.com.example:reload';
+    const sock = join(dir, 'reload.sock');
+    const p = join(dir, 'reload.json');
+    const doc: any = {
+      control: { socket: sock },
+      backstores: [{ name: 'r0', type: 'ram', size: '1M' }],
+      targets: [{ iqn, tpgs: [{ luns: [{ lun: 0, backstore: 'r0' }], attributes: { generateNodeAcls: true } }] }],
+    };
+    writeFileSync(p, JSON.stringify(doc));
+    const d = await startDaemon(['--config', p, '--listen', '127.0.0.1:0']);
+    try {
+      doc.backstores.push({ name: 'big', type: 'ram', size: '8M', thin: true });
+      doc.targets[0].tpgs[0].luns.push({ lun: 1, backstore: { type: 'ram', size: '2M' } }, { lun: 2, backstore: 'big' });
+      writeFileSync(p, JSON.stringify(doc));
+      d.child.kill('SIGHUP');
+      await waitFor(() => /reloaded/.test(d.out()));
+      expect(d.out()).toContain('added LUN 2 (big)');
+      for (const lun of [1, 2]) {
+        const r = spawnSync('iscsi-readcapacity16', [`iscsi://127.0.0.1:${d.port}/${iqn}/${lun}`], { encoding: 'utf8', timeout: 20_000 });
+        expect(r.stdout).toContain(`Total size:${lun === 1 ? 2 * 1024 * 1024 : 8 * 1024 * 1024}`);
+      }
+      doc.targets[0].tpgs[0].attributes.generateNodeAcls = false;
+      doc.targets[0].tpgs[0].luns.shift();
+      writeFileSync(p, JSON.stringify(doc));
+      const r = runSync(['ctl', 'reload', '--socket', sock]);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(`rdma-target: reload: not reloaded, these changes need a restart: targets, TPGs, portals, ACLs, attributes, parameters or global settings differ; ${iqn} tpg 1 LUN 0 removed\n`);
+      expect(spawnSync('iscsi-inq', [`iscsi://127.0.0.1:${d.port}/${iqn}/0`]).status).toBe(0);
+    } finally {
+      d.child.kill('SIGTERM');
+      expect(await d.exit).toBe(0);
+    }
+  });
+});
+
+async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function writeRamConfig(name: string): string {
   const p = join(dir, `${name}.json`);
   writeFileSync(p, JSON.stringify({
