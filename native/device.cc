@@ -3,7 +3,9 @@
 #include <rdma/rdma_cma.h>
 
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
+#include <map>
 
 namespace rt {
 
@@ -103,8 +105,6 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info) {
   return out;
 }
 
-static const char* AsyncEventName(ibv_event_type t) { return ibv_event_type_str(t); }
-
 Napi::FunctionReference Context::ctor;
 
 Napi::Function Context::Init(Napi::Env env) {
@@ -128,6 +128,37 @@ Context* Context::From(Napi::Env env, Napi::Value v) {
   return nullptr;
 }
 
+// One watcher per device async fd, shared by every open Context on that device.
+struct AsyncWatch {
+  std::unique_ptr<Poller> poller;
+  std::vector<Context*> contexts;
+};
+static std::map<ibv_context*, AsyncWatch> g_watches;
+
+void DeliverAsyncEvents(void* arg) {
+  ibv_context* ctx = static_cast<ibv_context*>(arg);
+  ibv_async_event ev;
+  for (;;) {
+    auto it = g_watches.find(ctx);
+    if (it == g_watches.end() || ibv_get_async_event(ctx, &ev)) return;
+    int port = (ev.event_type == IBV_EVENT_PORT_ACTIVE || ev.event_type == IBV_EVENT_PORT_ERR ||
+                ev.event_type == IBV_EVENT_LID_CHANGE || ev.event_type == IBV_EVENT_GID_CHANGE)
+                   ? ev.element.port_num
+                   : 0;
+    const char* type = ibv_event_type_str(ev.event_type);
+    ibv_ack_async_event(&ev);
+    // A callback may close any Context (even the last, which deletes the watch): deliver
+    // from a copy and skip those that were closed meanwhile.
+    std::vector<Context*> targets = it->second.contexts;
+    for (Context* c : targets) {
+      auto w = g_watches.find(ctx);
+      if (w == g_watches.end()) return;
+      if (std::find(w->second.contexts.begin(), w->second.contexts.end(), c) != w->second.contexts.end())
+        c->Deliver(type, port);
+    }
+  }
+}
+
 // new Context(name, onAsyncEvent(type: string, portNum: number))
 Context::Context(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<Context>(info), Resource(Kind::Context) {
@@ -137,40 +168,41 @@ Context::Context(const Napi::CallbackInfo& info)
     return;
   }
   std::string name = info[0].As<Napi::String>();
-  ctx_ = FindContext(name);
-  if (!ctx_) {
+  ibv_context* ctx = FindContext(name);
+  if (!ctx) {
     ThrowCode(env, "ENODEV", "no RDMA device named '" + name + "'");
     return;
   }
+  AsyncWatch& w = g_watches[ctx];
+  if (!w.poller) {
+    if (!SetNonBlocking(ctx->async_fd)) {
+      g_watches.erase(ctx);
+      ThrowErrno(env, "fcntl", errno);
+      return;
+    }
+    w.poller = std::make_unique<Poller>(env, ctx->async_fd, DeliverAsyncEvents, ctx);
+  }
+  w.contexts.push_back(this);
+  ctx_ = ctx;
   onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:device");
-  if (!SetNonBlocking(ctx_->async_fd)) {
-    ThrowErrno(env, "fcntl", errno);
-    return;
-  }
-  poller_ = std::make_unique<Poller>(env, ctx_->async_fd, [](void* self) { static_cast<Context*>(self)->OnAsyncEvent(); }, this);
   Opened();
 }
 
-void Context::OnAsyncEvent() {
+void Context::Deliver(const char* type, int port) {
   Napi::Env env = Env();
-  ibv_async_event ev;
-  while (!closed() && ibv_get_async_event(ctx_, &ev) == 0) {
-    int port = (ev.event_type == IBV_EVENT_PORT_ACTIVE || ev.event_type == IBV_EVENT_PORT_ERR ||
-                ev.event_type == IBV_EVENT_LID_CHANGE || ev.event_type == IBV_EVENT_GID_CHANGE)
-                   ? ev.element.port_num
-                   : 0;
-    ibv_event_type type = ev.event_type;
-    ibv_ack_async_event(&ev);
-    Napi::HandleScope scope(env);
-    CallFromLoop(env, onEvent_, *async_,
-                 {Napi::String::New(env, AsyncEventName(type)), Napi::Number::New(env, port)});
-  }
+  Napi::HandleScope scope(env);
+  CallFromLoop(env, onEvent_, *async_, {Napi::String::New(env, type), Napi::Number::New(env, port)});
 }
 
 void Context::Release() {
-  // The context itself belongs to librdmacm; only our watcher goes.
-  poller_.reset();
+  // The context itself belongs to librdmacm; only our share of the watcher goes.
+  auto it = g_watches.find(ctx_);
+  if (it != g_watches.end()) {
+    auto& v = it->second.contexts;
+    v.erase(std::remove(v.begin(), v.end(), this), v.end());
+    if (v.empty()) g_watches.erase(it);  // stops the poll handle (freed in uv_close's callback)
+  }
   ctx_ = nullptr;
 }
 

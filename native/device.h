@@ -1,6 +1,8 @@
 // Devices and their contexts. Contexts come from librdmacm's rdma_get_devices(), the same
 // ibv_context objects that CM ids bind to, so a PD made here can carry QPs of any CM id
-// on that device. librdmacm owns them; Context only watches async events.
+// on that device. librdmacm owns them; Context only watches async events. Several Context
+// objects may open one device: they share one watcher of its async fd (libuv allows one
+// poll handle per fd) and each receives every async event.
 #pragma once
 #include <infiniband/verbs.h>
 
@@ -24,13 +26,13 @@ class Context : public Napi::ObjectWrap<Context>, public Resource {
   ibv_context* ctx() const { return ctx_; }
 
  private:
+  friend void DeliverAsyncEvents(void* ctx);
   void Release() override;
-  void OnAsyncEvent();
+  void Deliver(const char* type, int port);
   Napi::Value GetName(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value CloseJs(const Napi::CallbackInfo& info);
   ibv_context* ctx_ = nullptr;
-  std::unique_ptr<Poller> poller_;
   Napi::FunctionReference onEvent_;
   std::unique_ptr<Napi::AsyncContext> async_;
 };

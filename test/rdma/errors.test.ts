@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
-  BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
+  ADDR_A, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
 } from './rc.js';
 
 let cm: RdmaCm;
@@ -123,3 +123,39 @@ test('200 connect/disconnect cycles leave no open fds, MRs, QPs or CM ids behind
   expect(after.live).toEqual(before.live);
   expect(after.fds).toBeLessThanOrEqual(before.fds);
 }, 600_000);
+
+test('close() is idempotent; closing a parent closes its children first; closed objects refuse use; views stay readable', async () => {
+  const c = native().constants;
+  const base = native().liveObjects();
+  const id = await cm.resolve(ADDR_A, 4791, 2000);
+  const { DeviceResources, CompletionDispatcher } = await import('../../lib/verbs/index.js');
+  const dev = new DeviceResources(id.deviceName!);
+  const mr = new (native().MemoryRegion)(dev.pd, 8192, access());
+  const disp = new CompletionDispatcher(dev.context, 16);
+  const srq = new (native().SharedReceiveQueue)(dev.pd, { maxWr: 4 });
+  const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, { maxSendWr: 4, maxRecvWr: 4 });
+  const live = native().liveObjects();
+  expect(live).toMatchObject({
+    contexts: base.contexts + 1, pds: base.pds + 1, mrs: base.mrs + 1, cqs: base.cqs + 1, srqs: base.srqs + 1, qps: base.qps + 1,
+  });
+  expect(qp.state()).toBe('INIT');
+  mr.buffer.write('survives deregistration');
+  // The context takes the PD, MR, CQ, SRQ and QP with it (children first: the QP before its CQ and PD).
+  dev.close();
+  dev.close();
+  expect(native().liveObjects()).toEqual({ ...base, cmIds: base.cmIds + 1 });
+  expect(qp.state()).toBe('CLOSED');
+  const b = new SendBatch(1).add(1, c.WR_SEND, c.SEND_SIGNALED, mr.address, 8, mr.lkey);
+  expect(() => qp.postSend(b.words, b.count)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+  expect(() => disp.cq.poll()).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+  expect(() => new (native().MemoryRegion)(dev.pd, 4096, access())).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+  for (const o of [qp, srq, mr, disp.cq, dev.pd, dev.context]) expect(() => o.close()).not.toThrow();
+  // close() deregistered the MR; the memory belongs to the Buffer until it is unreachable.
+  expect(mr.buffer.toString('utf8', 0, 23)).toBe('survives deregistration');
+  // The CM id had the QP as a child only; it is still usable and closes once.
+  expect(id.deviceName).toBe(dev.name);
+  cm.destroy(id);
+  id.close();
+  expect(native().liveObjects()).toEqual(base);
+  expect(() => id.resolveRoute(100)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+});
