@@ -25,6 +25,8 @@ export const CmEventType = {
 export class RdmaCm implements Disposable {
   readonly channel: NativeCmChannel;
   private readonly handlers = new Map<NativeCmId, CmHandler>();
+  /** Timers of pending next() calls, cancelled when their id is destroyed. */
+  private readonly timers = new Map<NativeCmId, NodeJS.Timeout>();
 
   constructor() {
     this.channel = new (native().CmEventChannel)((ev) => this.route(ev));
@@ -51,6 +53,10 @@ export class RdmaCm implements Disposable {
   /** Destroys `id` (and its QP) and forgets its handler. */
   destroy(id: NativeCmId): void {
     this.handlers.delete(id);
+    // A pending next() on a destroyed id never settles: rejecting it later, from a timer,
+    // would surface as an unhandled rejection in code that has moved on.
+    clearTimeout(this.timers.get(id));
+    this.timers.delete(id);
     id.close();
   }
 
@@ -96,12 +102,15 @@ export class RdmaCm implements Disposable {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.handlers.delete(id);
+        this.timers.delete(id);
         const e = new Error(`RDMA/CM: no event within ${timeoutMs} ms`);
         (e as NodeJS.ErrnoException).code = 'ETIMEDOUT';
         reject(e);
       }, timeoutMs);
+      this.timers.set(id, timer);
       this.handlers.set(id, (ev) => {
         clearTimeout(timer);
+        this.timers.delete(id);
         this.handlers.delete(id);
         resolve(ev);
       });
@@ -109,6 +118,8 @@ export class RdmaCm implements Disposable {
   }
 
   close(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
     this.handlers.clear();
     this.channel.close();
   }
