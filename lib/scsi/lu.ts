@@ -5,7 +5,7 @@
 
 import { createHash } from 'node:crypto';
 import { BufferPool } from './bufpool.js';
-import { PersistentReservations, prFile } from './pr.js';
+import { coversNexus, PersistentReservations, prFile, type Registration } from './pr.js';
 import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
@@ -74,8 +74,8 @@ export class LogicalUnit {
 
   /** Pending unit attentions per I_T nexus, oldest first (SAM-5 5.14). */
   private readonly ua = new Map<string, number[]>();
-  /** Every I_T nexus that has sent a command: the "other" nexuses for UAs. */
-  private readonly seen = new Set<string>();
+  /** Every I_T nexus that has sent a command, by nexus key: the "other" nexuses for UAs, the ports PR can name. */
+  private readonly seen = new Map<string, Nexus>();
   private readonly running = new Map<string, Running>();
   private locks: RangeLock[] = [];
   private reservedBy: string | undefined;
@@ -113,7 +113,7 @@ export class LogicalUnit {
   async execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
     const key = nexusKey(nexus);
     if (!this.seen.has(key)) {
-      this.seen.add(key);
+      this.seen.set(key, nexus);
       // The LU was "powered on" for this nexus: its first command learns so (SAM-5 6.3.1).
       this.ua.set(key, [Asc.PowerOnReset]);
     }
@@ -129,7 +129,7 @@ export class LogicalUnit {
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
     if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
       return { status: Status.ReservationConflict, transferred: 0 };
-    if (this.pr.conflicts(key, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
+    if (this.pr.conflicts(nexus, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
   }
@@ -199,7 +199,24 @@ export class LogicalUnit {
 
   /** Queues a UA for every known nexus except `except` (SAM-5 5.14). */
   unitAttentionOthers(asc: Asc, except?: string): void {
-    for (const k of this.seen) if (k !== except) this.addUnitAttention(k, asc);
+    for (const k of this.seen.keys()) if (k !== except) this.addUnitAttention(k, asc);
+  }
+
+  /** Queues a UA for every known I_T nexus a PR registration covers (SPC-4 5.12.11). */
+  unitAttentionMatching(r: Registration, asc: Asc): void {
+    for (const [k, n] of this.seen) if (coversNexus(r, n)) this.addUnitAttention(k, asc);
+  }
+
+  /** Whether an I_T nexus of this SCSI transport protocol (SPC-4 7.6.1) has reached the LU: TransportIDs must name one. */
+  protocolSeen(proto: number): boolean {
+    for (const n of this.seen.values()) if (((n.transportId[0] ?? 0x05) & 0x0f) === proto) return true;
+    return false;
+  }
+
+  /** The target port with this relative port identifier, as learned from the nexuses seen. */
+  targetPortOf(relativePortId: number): string | undefined {
+    for (const n of this.seen.values()) if (n.relativePortId === relativePortId) return n.targetPort;
+    return undefined;
   }
 
   addUnitAttention(key: string, asc: Asc): void {
@@ -283,8 +300,8 @@ export class LogicalUnit {
   }
 
   /** PREEMPT AND ABORT (SPC-4 5.12.11.4.5): the preempted nexuses' tasks end. */
-  abortTasksOf(keys: ReadonlySet<string>): void {
-    for (const r of this.running.values()) if (keys.has(r.key) && r.task) r.task.aborted = true;
+  abortTasksOf(covered: (n: Nexus) => boolean): void {
+    for (const r of this.running.values()) if (r.task && covered(r.task.nexus)) r.task.aborted = true;
   }
 
   nexusLost(nexus: Nexus): void {
