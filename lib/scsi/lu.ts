@@ -23,6 +23,8 @@ export interface LogicalUnitOptions {
   thin?: boolean;
   /** Where persistent state (APTPL reservations) goes. */
   stateDir?: string;
+  /** Upper bound on a task management function's wait for aborted tasks (default 5 s). */
+  tmfWaitMs?: number;
 }
 
 export interface ModeState {
@@ -35,9 +37,16 @@ interface Running {
   readonly tag: number;
   readonly key: string;
   readonly attribute: TaskAttribute;
-  task?: Task;
-  done: Promise<void>;
+  readonly task: Task;
+  /** Settles when the task has ended, however it ended. */
+  readonly done: Promise<void>;
+  /** Marks the task aborted and releases it from a wait for earlier tasks. */
+  abort(): void;
+  readonly abortedSignal: Promise<void>;
 }
+
+/** TASK ABORTED (SAM-5 5.3.1): a fresh object each time, fabrics may annotate completions. */
+const aborted = (): ScsiCompletion => ({ status: Status.TaskAborted, transferred: 0 });
 
 interface RangeLock {
   lba: number;
@@ -66,6 +75,8 @@ export class LogicalUnit {
   readonly maxUnmapBlocks: number;
   readonly maxUnmapDescriptors = 256;
   readonly defaultWce: boolean;
+  /** How long a task management function waits for the tasks it aborted to end. */
+  readonly tmfWaitMs: number;
   readonly pool = new BufferPool();
   readonly pr: PersistentReservations;
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
@@ -97,6 +108,7 @@ export class LogicalUnit {
     this.defaultWce = b.view === undefined;
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
+    this.tmfWaitMs = opts.tmfWaitMs ?? 5000;
   }
 
   /** Loads APTPL persistent reservations from the state directory. */
@@ -146,17 +158,33 @@ export class LogicalUnit {
     const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, aborted: false };
     const id = `${key}\u0000${cmd.tag}`;
     let finish!: () => void;
-    const r: Running = { tag: cmd.tag, key, attribute: cmd.attribute, task: t, done: new Promise<void>((res) => (finish = res)) };
+    let signal!: () => void;
+    const r: Running = {
+      tag: cmd.tag,
+      key,
+      attribute: cmd.attribute,
+      task: t,
+      done: new Promise<void>((res) => (finish = res)),
+      abortedSignal: new Promise<void>((res) => (signal = res)),
+      abort() {
+        t.aborted = true;
+        signal();
+      },
+    };
     // Task attributes (SAM-5 8.6): an ORDERED task waits for the tasks before it; tasks after an ORDERED one wait for it.
     const before = cmd.attribute === TaskAttribute.HeadOfQueue ? [] : this.blockers(cmd.attribute);
     this.running.set(id, r);
     try {
-      if (before.length) await Promise.all(before);
-      if (t.aborted) return { status: Status.TaskAborted, transferred: 0 };
+      if (before.length) await Promise.race([Promise.all(before), r.abortedSignal]);
+      // An aborted task ends with TASK ABORTED (SAM-5 5.6): the fabric sends it to other
+      // I_T nexuses (TAS=1 in the control mode page) and nothing to the one that aborted it.
+      if (t.aborted) return aborted();
       const transferred = await handler(t);
-      if (t.aborted) return { status: Status.TaskAborted, transferred: 0 };
+      if (t.aborted) return aborted();
       return { status: Status.Good, transferred };
     } catch (e) {
+      // The fabric may fail data movement of a task it aborted itself.
+      if (t.aborted) return aborted();
       if (e instanceof ScsiError) {
         if (e.status !== Status.CheckCondition) return { status: e.status, transferred: 0 };
         return this.check(e.key, e.asc, e.field, e.information);
@@ -261,54 +289,86 @@ export class LogicalUnit {
 
   // ---- task management (SAM-5 7) --------------------------------------------
 
-  taskManagement(fn: TmfFunction, nexus: Nexus, tag?: number): TmfResponse {
+  /**
+   * Task management (SAM-5 7). Resolves once the affected tasks have ended (or after
+   * `tmfWaitMs`, for a task stuck waiting on its initiator's data), so that no aborted
+   * write reaches the medium after the function is reported complete.
+   */
+  async taskManagement(fn: TmfFunction, nexus: Nexus, tag?: number): Promise<TmfResponse> {
     const key = nexusKey(nexus);
     switch (fn) {
       case TmfFunction.AbortTask: {
         const r = this.running.get(`${key}\u0000${tag}`);
         if (!r) return TmfResponse.TaskDoesNotExist;
-        if (r.task) r.task.aborted = true;
+        await this.abortAndWait([r]);
         return TmfResponse.Complete;
       }
       case TmfFunction.QueryTask:
         return this.running.has(`${key}\u0000${tag}`) ? TmfResponse.Complete : TmfResponse.TaskDoesNotExist;
       case TmfFunction.AbortTaskSet:
-        for (const r of this.running.values()) if (r.key === key && r.task) r.task.aborted = true;
+        await this.abortAndWait([...this.running.values()].filter((r) => r.key === key));
         return TmfResponse.Complete;
       case TmfFunction.ClearTaskSet:
-        for (const r of this.running.values()) if (r.task) r.task.aborted = true;
-        this.unitAttentionOthers(Asc.CommandsClearedByAnotherInitiator, key);
+        // With TAS=1 the other nexuses' tasks end with TASK ABORTED instead of a COMMANDS CLEARED BY ANOTHER INITIATOR UA (SAM-5 7.4).
+        await this.abortAndWait([...this.running.values()]);
         return TmfResponse.Complete;
       case TmfFunction.LogicalUnitReset:
       case TmfFunction.TargetWarmReset:
+        await this.reset(Asc.BusDeviceReset);
+        return TmfResponse.Complete;
       case TmfFunction.TargetColdReset:
-        this.reset(key);
+        await this.reset(Asc.PowerOnReset);
+        return TmfResponse.Complete;
+      case TmfFunction.ClearAca:
+        // NACA is never accepted, so there is no ACA condition to clear (SAM-5 7.3).
         return TmfResponse.Complete;
       default:
         return TmfResponse.NotSupported;
     }
   }
 
+  private async abortAndWait(rs: Running[]): Promise<void> {
+    if (rs.length === 0) return;
+    for (const r of rs) r.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((res) => {
+      timer = setTimeout(res, this.tmfWaitMs);
+      timer.unref?.();
+    });
+    await Promise.race([Promise.all(rs.map((r) => r.done)), timeout]);
+    clearTimeout(timer);
+  }
+
   /**
    * LU reset (SAM-5 6.3.3): abort everything, drop SPC-2 reservations, and a UA on every
    * I_T nexus, the resetting one included (libiscsi MultipathIO.Reset expects it on all paths).
+   * Persistent reservations survive (SPC-4 5.12.1).
    */
-  reset(_by: string): void {
-    for (const r of this.running.values()) if (r.task) r.task.aborted = true;
+  async reset(asc: Asc = Asc.BusDeviceReset): Promise<void> {
     this.reservedBy = undefined;
-    this.unitAttentionOthers(Asc.BusDeviceReset);
+    this.unitAttentionOthers(asc);
+    await this.abortAndWait([...this.running.values()]);
   }
 
   /** PREEMPT AND ABORT (SPC-4 5.12.11.4.5): the preempted nexuses' tasks end. */
   abortTasksOf(covered: (n: Nexus) => boolean): void {
-    for (const r of this.running.values()) if (r.task && covered(r.task.nexus)) r.task.aborted = true;
+    for (const r of this.running.values()) if (covered(r.task.nexus)) r.abort();
   }
 
+  /**
+   * The I_T nexus is gone (session closed, connection lost): its tasks end, its SPC-2
+   * reservation is released (SPC-2 5.5.1), and if it comes back it first learns of the
+   * loss (SAM-5 6.3.4: I_T NEXUS LOSS OCCURRED). PR registrations stay (SPC-4 5.12.1).
+   */
   nexusLost(nexus: Nexus): void {
     const key = nexusKey(nexus);
-    for (const r of this.running.values()) if (r.key === key && r.task) r.task.aborted = true;
-    // SPC-2 reservations do not survive the loss of their nexus (SPC-2 5.5.1).
+    for (const r of this.running.values()) if (r.key === key) r.abort();
     if (this.reservedBy === key) this.reservedBy = undefined;
+    if (this.seen.has(key)) {
+      const q = this.ua.get(key);
+      // A pending power-on UA already says more than a nexus loss (SAM-5 5.14 precedence).
+      if (!q || !q.includes(Asc.PowerOnReset)) this.ua.set(key, [Asc.ItNexusLoss]);
+    }
   }
 
   async close(): Promise<void> {

@@ -116,6 +116,8 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
         // A partial last block keeps the bytes the initiator did not send.
         if (bytes < n * bs) await lu.backstore.read(lba + off / bs, n, chunk);
         await t.io.dataOut(buf.subarray(0, bytes), off);
+        // An aborted task writes nothing more (SAM-5 7.2: nothing of it may follow the TMF's completion).
+        if (t.aborted) break;
         await lu.backstore.write(lba + off / bs, n, chunk, { fua });
         off += bytes;
       }

@@ -37,6 +37,8 @@ export const enum Asc {
   WriteProtected = 0x2700,
   PowerOnReset = 0x2900,
   BusDeviceReset = 0x2903,
+  ItNexusLoss = 0x2907,
+  CapacityDataChanged = 0x2a09,
   ModeParametersChanged = 0x2a01,
   ReservationsPreempted = 0x2a03,
   ReservationsReleased = 0x2a04,

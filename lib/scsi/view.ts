@@ -81,7 +81,8 @@ export class LunView implements IscsiCore {
 
   async taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {
     if (fn === TmfFunction.TargetWarmReset || fn === TmfFunction.TargetColdReset) {
-      for (const e of this.byLun.values()) e.lu.taskManagement(fn, nexus);
+      // Every LU of the target resets, each once even if mapped under two LUN numbers.
+      await Promise.all([...new Set([...this.byLun.values()].map((e) => e.lu))].map((lu) => lu.taskManagement(fn, nexus)));
       return TmfResponse.Complete;
     }
     const e = this.byLun.get(decodeLun(lun));
@@ -90,6 +91,6 @@ export class LunView implements IscsiCore {
   }
 
   nexusLost(nexus: Nexus): void {
-    for (const e of this.byLun.values()) e.lu.nexusLost(nexus);
+    for (const lu of new Set([...this.byLun.values()].map((e) => e.lu))) lu.nexusLost(nexus);
   }
 }
