@@ -1,36 +1,13 @@
 // A LUN in a regular file (or, through BlockBackstore, a block device). Reads and writes
 // go straight into the caller's buffer at the block's position; FUA and SYNCHRONIZE CACHE
 // become fdatasync. UNMAP punches holes and GET LBA STATUS finds them through the
-// binding's fallocate/lseek(SEEK_DATA) helpers (lib/verbs/sys.ts, which Node lacks); where
-// the addon cannot load, UNMAP writes zeroes and every block reads as mapped.
+// binding's fallocate/lseek(SEEK_DATA) helpers (./native.ts over lib/verbs/sys.ts, which
+// Node lacks); where the addon cannot load, UNMAP writes zeroes and every block reads as mapped.
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import type { Backstore } from '../scsi/types.js';
-import { sys } from '../verbs/sys.js';
-
-/** fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE); resolves false when the file system refuses. */
-export type PunchHole = (fd: number, offset: number, length: number) => Promise<boolean>;
-let punchHole: PunchHole | undefined | null = null; // null: not looked up yet
-/** Replaces the hole punch (tests): undefined means none (UNMAP writes zeroes), null the native one. */
-export function setPunchHole(fn: PunchHole | undefined | null): void {
-  punchHole = fn;
-}
-
-// Looked up on first UNMAP, not at import: loading the addon is for those who need it.
-function nativePunchHole(): PunchHole | undefined {
-  const s = sys();
-  if (!s) return undefined;
-  return async (fd, offset, length) => {
-    try {
-      s.punchHole(fd, offset, length);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EOPNOTSUPP') return false;
-      throw e;
-    }
-  };
-}
+import { backstoreSys } from './native.js';
 
 const ZERO_CHUNK = 1 << 20;
 let zeroes: Uint8Array | undefined;
@@ -48,6 +25,9 @@ export class FileBackstore implements Backstore {
   readonly readOnly: boolean;
   blockCount = 0;
   protected fh!: FileHandle;
+  /** A regular file (holes are findable with SEEK_DATA); false for block devices. */
+  protected regular = true;
+  private closed: Promise<void> | undefined;
 
   protected constructor(blockSize: number, readOnly: boolean) {
     this.blockSize = blockSize;
@@ -60,6 +40,7 @@ export class FileBackstore implements Backstore {
     b.fh = await open(opts.path, flags, 0o600);
     try {
       const st = await b.fh.stat();
+      b.regular = st.isFile();
       let size = st.size;
       // A block device's stat size is 0: its size comes from the caller (sysfs), never truncate it.
       if (st.isFile() && opts.size !== undefined && size < opts.size) {
@@ -106,24 +87,40 @@ export class FileBackstore implements Backstore {
   }
 
   async unmap(ranges: ReadonlyArray<{ lba: number; blocks: number }>): Promise<void> {
+    const s = await backstoreSys();
     for (const r of ranges) {
       const off = r.lba * this.blockSize;
       const len = r.blocks * this.blockSize;
-      if (punchHole === null) punchHole = nativePunchHole();
-      if (punchHole && (await punchHole(this.fh.fd, off, len))) continue;
-      zeroes ??= new Uint8Array(ZERO_CHUNK);
-      for (let done = 0; done < len; ) {
-        const n = Math.min(ZERO_CHUNK, len - done);
-        const { bytesWritten } = await this.fh.write(zeroes, 0, n, off + done);
-        done += bytesWritten;
-      }
+      if (s && this.punch(s, off, len)) continue;
+      await this.writeZeroes(off, len);
+    }
+  }
+
+  /** Deallocates; false where the file system (or a block device) cannot punch holes. */
+  private punch(s: NonNullable<Awaited<ReturnType<typeof backstoreSys>>>, off: number, len: number): boolean {
+    try {
+      s.punchHole(this.fh.fd, off, len);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EOPNOTSUPP' || code === 'ENOTSUP' || code === 'ENODEV' || code === 'EINVAL') return false;
+      throw e;
+    }
+  }
+
+  private async writeZeroes(off: number, len: number): Promise<void> {
+    zeroes ??= new Uint8Array(ZERO_CHUNK);
+    for (let done = 0; done < len; ) {
+      const n = Math.min(ZERO_CHUNK, len - done);
+      const { bytesWritten } = await this.fh.write(zeroes, 0, n, off + done);
+      done += bytesWritten;
     }
   }
 
   /** Mapped or not from lseek(SEEK_DATA/SEEK_HOLE); all mapped where the addon is absent. */
   async lbaStatus(lba: number): Promise<{ mapped: boolean; blocks: number }> {
     const rest = this.blockCount - lba;
-    const s = sys();
+    const s = this.regular ? await backstoreSys() : undefined;
     if (!s) return { mapped: true, blocks: rest };
     const off = lba * this.blockSize;
     const data = s.seekData(this.fh.fd, off);
@@ -133,7 +130,9 @@ export class FileBackstore implements Backstore {
     return { mapped: true, blocks: Math.min(rest, Math.max(1, Math.ceil((hole - off) / this.blockSize))) };
   }
 
-  async close(): Promise<void> {
-    await this.fh.close();
+  /** Closes the fd once; later calls wait for the same close. */
+  close(): Promise<void> {
+    this.closed ??= this.fh.close();
+    return this.closed;
   }
 }
