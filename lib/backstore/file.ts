@@ -58,6 +58,16 @@ export class FileBackstore implements Backstore {
     return b;
   }
 
+  /** Grows a regular file to `size` bytes (a LUN resize; the LU then raises CAPACITY DATA HAS CHANGED). */
+  async resize(size: number): Promise<void> {
+    if (!this.regular) throw new Error('only a file-backed LUN can be resized here');
+    if (this.readOnly) throw new Error('read-only LUN');
+    const blocks = Math.floor(size / this.blockSize);
+    if (blocks < this.blockCount) throw new Error('shrinking a LUN is not supported');
+    await this.fh.truncate(blocks * this.blockSize);
+    this.blockCount = blocks;
+  }
+
   async read(lba: number, blocks: number, into: Uint8Array): Promise<void> {
     const len = blocks * this.blockSize;
     let done = 0;

@@ -63,7 +63,8 @@ export function naaFromSerial(serial: string): Uint8Array {
 export class LogicalUnit {
   readonly backstore: Backstore;
   readonly blockSize: number;
-  readonly blockCount: number;
+  /** Refreshed from the backstore by capacityChanged(). */
+  blockCount: number;
   readonly serial: string;
   readonly naa: Uint8Array;
   readonly thin: boolean;
@@ -131,19 +132,31 @@ export class LogicalUnit {
     }
     const entry = lookup(cmd.cdb);
     if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
-      return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
     }
     const ua = this.takeUnitAttention(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
     if (entry === Lookup.UnknownOpcode) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
     if (entry === Lookup.UnknownServiceAction)
       return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 1, bit: 4 });
+    const shape = this.badShape(cmd.cdb, entry.cdbLength);
+    if (shape) return shape;
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
     if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
       return { status: Status.ReservationConflict, transferred: 0 };
     if (this.pr.conflicts(nexus, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+  }
+
+  /**
+   * A CDB shorter than its operation code's length cannot be decoded; NACA=1 asks for ACA,
+   * which this device server does not support (SAM-5 5.2: INVALID FIELD IN CDB).
+   */
+  private badShape(cdb: Uint8Array, length: number): ScsiCompletion | undefined {
+    if (cdb.length < length) return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 });
+    if (cdb[length - 1]! & 0x04) return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: length - 1, bit: 2 });
+    return undefined;
   }
 
   private async run(
@@ -251,6 +264,16 @@ export class LogicalUnit {
     const q = this.ua.get(key);
     if (!q) this.ua.set(key, [asc]);
     else if (!q.includes(asc)) q.push(asc);
+  }
+
+  /**
+   * The backstore's size changed (a file or device grown under us): READ CAPACITY answers
+   * the new size, and every I_T nexus learns CAPACITY DATA HAS CHANGED (SBC-3 4.10).
+   */
+  capacityChanged(): void {
+    if (this.backstore.blockCount === this.blockCount) return;
+    this.blockCount = this.backstore.blockCount;
+    this.unitAttentionOthers(Asc.CapacityDataChanged);
   }
 
   setMode(next: ModeState, by: string): void {

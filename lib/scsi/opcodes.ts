@@ -19,6 +19,7 @@ export const enum Op {
   Verify10 = 0x2f,
   PreFetch10 = 0x34,
   SyncCache10 = 0x35,
+  ReadDefectData10 = 0x37,
   WriteSame10 = 0x41,
   Unmap = 0x42,
   ModeSelect10 = 0x55,
@@ -45,6 +46,7 @@ export const enum Op {
   Write12 = 0xaa,
   WriteVerify12 = 0xae,
   Verify12 = 0xaf,
+  ReadDefectData12 = 0xb7,
 }
 
 export const enum SaIn16 {

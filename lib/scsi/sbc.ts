@@ -400,3 +400,26 @@ export async function readCapacity16(t: Task): Promise<number> {
     t.lu.pool.release(b);
   }
 }
+
+/**
+ * READ DEFECT DATA (10)/(12) (SBC-3 5.19, 5.20): memory and files have no defects, so both
+ * lists are valid and empty, in the format asked for.
+ */
+export async function readDefectData(t: Task): Promise<number> {
+  const cdb = t.cdb;
+  const ten = cdb[0] === Op.ReadDefectData10;
+  const flags = ten ? cdb[2]! : cdb[1]!;
+  const format = flags & 0x07;
+  // 001b, 010b and 111b are reserved defect list formats (SBC-3 6.2.1).
+  if (format === 1 || format === 2 || format === 7) throw badCdb(ten ? 2 : 1, 2);
+  const alloc = ten ? u16(cdb, 7) : u32(cdb, 6);
+  const b = t.lu.pool.acquire(8);
+  try {
+    b.fill(0, 0, 8);
+    // PLISTV/GLISTV: the lists asked for are valid (and empty).
+    b[1] = (flags & 0x18) | format;
+    return await sendIn(t, b, Math.min(ten ? 4 : 8, alloc));
+  } finally {
+    t.lu.pool.release(b);
+  }
+}

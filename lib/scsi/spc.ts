@@ -152,25 +152,47 @@ function deviceIdentification(t: Task, b: Uint8Array): number {
   return o;
 }
 
+/**
+ * The LUN list REPORT LUNS returns for `select` (SPC-5 6.33): every LU here is an ordinary
+ * one (no well-known, administrative or subsidiary LUs), so 00h, 02h and 11h list them
+ * all, 01h and 10h list none, and 12h (subsidiaries of an administrative LU) is invalid.
+ */
+export function reportLunsSelection(cdb: Uint8Array, luns: readonly number[]): readonly number[] {
+  switch (cdb[2]) {
+    case 0x00:
+    case 0x02:
+    case 0x11:
+      return luns;
+    case 0x01:
+    case 0x10:
+      return [];
+    default:
+      throw badCdb(2);
+  }
+}
+
+/** REPORT LUNS parameter data: peripheral addressing below 256, flat space above (SAM-5 4.7). */
+export function encodeLunList(luns: readonly number[], b: Uint8Array): number {
+  const len = 8 + 8 * luns.length;
+  b.fill(0, 0, len);
+  put32(b, 0, 8 * luns.length);
+  luns.forEach((l, i) => {
+    if (l < 256) b[8 + i * 8 + 1] = l;
+    else put16(b, 8 + i * 8, 0x4000 | l);
+  });
+  return len;
+}
+
 export async function reportLuns(t: Task): Promise<number> {
   const cdb = t.cdb;
-  const select = cdb[2]!;
-  if (select > 2) throw badCdb(2);
+  const luns = reportLunsSelection(cdb, t.luns);
   const alloc = u32(cdb, 6);
   // SPC-4 6.33: an allocation length under 16 is invalid.
   if (alloc < 16) throw badCdb(6);
-  const luns = select === 1 ? [] : t.luns;
   t.lu.clearUnitAttention(t.key, Asc.ReportedLunsDataChanged);
-  const len = 8 + 8 * Math.max(luns.length, 0);
-  const b = t.lu.pool.acquire(len);
+  const b = t.lu.pool.acquire(8 + 8 * luns.length);
   try {
-    b.fill(0, 0, len);
-    put32(b, 0, 8 * luns.length);
-    luns.forEach((l, i) => {
-      // Peripheral addressing below 256, flat space above (SAM-5 4.7).
-      if (l < 256) b[8 + i * 8 + 1] = l;
-      else put16(b, 8 + i * 8, 0x4000 | l);
-    });
+    const len = encodeLunList(luns, b);
     return await sendIn(t, b, Math.min(len, alloc));
   } finally {
     t.lu.pool.release(b);

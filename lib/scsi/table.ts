@@ -64,6 +64,7 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.Verify10, name: 'VERIFY(10)', cdbLength: 10, usage: u('2f f6 ff ff ff ff 3f ff ff 07'), handler: sbc.verify, pr: R },
   { op: Op.PreFetch10, name: 'PRE-FETCH(10)', cdbLength: 10, usage: u('34 02 ff ff ff ff 3f ff ff 07'), handler: sbc.preFetch, pr: R },
   { op: Op.SyncCache10, name: 'SYNCHRONIZE CACHE(10)', cdbLength: 10, usage: u('35 02 ff ff ff ff 3f ff ff 07'), handler: sbc.syncCache, pr: W },
+  { op: Op.ReadDefectData10, name: 'READ DEFECT DATA(10)', cdbLength: 10, usage: u('37 00 1f 00 00 00 00 ff ff 07'), handler: sbc.readDefectData, pr: R },
   { op: Op.WriteSame10, name: 'WRITE SAME(10)', cdbLength: 10, usage: u('41 e8 ff ff ff ff 3f ff ff 07'), handler: sbc.writeSame, writes: true, pr: W },
   { op: Op.Unmap, name: 'UNMAP', cdbLength: 10, usage: u('42 00 00 00 00 00 3f ff ff 07'), handler: sbc.unmapCmd, writes: true, pr: W },
   { op: Op.ModeSelect10, name: 'MODE SELECT(10)', cdbLength: 10, usage: u('55 11 00 00 00 00 00 ff ff 07'), handler: spc.modeSelect, pr: W },
@@ -97,6 +98,7 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.Write12, name: 'WRITE(12)', cdbLength: 12, usage: u('aa fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, writes: true, pr: W },
   { op: Op.WriteVerify12, name: 'WRITE AND VERIFY(12)', cdbLength: 12, usage: u('ae f2 ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.writeAndVerify, writes: true, pr: W },
   { op: Op.Verify12, name: 'VERIFY(12)', cdbLength: 12, usage: u('af f6 ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.verify, pr: R },
+  { op: Op.ReadDefectData12, name: 'READ DEFECT DATA(12)', cdbLength: 12, usage: u('b7 1f ff ff ff ff ff ff ff ff 00 07'), handler: sbc.readDefectData, pr: R },
 ];
 
 /** Service action field location per opcode: byte 1, low five bits (SPC-4 4.2.5.1). */

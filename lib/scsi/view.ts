@@ -5,9 +5,9 @@
 import type { IscsiCore } from '../iscsi/core.js';
 import type { LogicalUnit } from './lu.js';
 import { Op } from './opcodes.js';
-import { Asc, buildSense, SenseKey, Status } from './sense.js';
-import { PRODUCT, REVISION, VENDOR } from './spc.js';
-import { put16, put32, u16, u32 } from './task.js';
+import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
+import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
+import { u16, u32 } from './task.js';
 import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from './types.js';
 
 export interface ViewEntry {
@@ -64,12 +64,18 @@ export class LunView implements IscsiCore {
         return send(b, Math.min(36, u16(cdb, 3)));
       }
       case Op.ReportLuns: {
+        // Answered for any LUN, existing or not (SAM-5 5.14), with the same checks as on an LU.
+        let luns: readonly number[];
+        try {
+          luns = reportLunsSelection(cdb, this.luns);
+        } catch (e) {
+          const err = e as ScsiError;
+          return { status: Status.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
+        }
         const alloc = u32(cdb, 6);
-        if (alloc < 16) break;
-        const b = new Uint8Array(8 + 8 * this.luns.length);
-        put32(b, 0, 8 * this.luns.length);
-        this.luns.forEach((l, i) => (l < 256 ? (b[9 + i * 8] = l) : put16(b, 8 + i * 8, 0x4000 | l)));
-        return send(b, Math.min(b.length, alloc));
+        if (alloc < 16) return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
+        const b = new Uint8Array(8 + 8 * luns.length);
+        return send(b, Math.min(encodeLunList(luns, b), alloc));
       }
       case Op.RequestSense: {
         const s = buildSense((cdb[1]! & 1) !== 0, SenseKey.IllegalRequest, Asc.LunNotSupported);

@@ -285,3 +285,81 @@ describe('layer', () => {
     expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
   });
 });
+
+describe('more commands and CDB checks', () => {
+  it('READ DEFECT DATA(10)/(12): empty lists in the format asked for', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    expect(hex((await h.cmd([0x37, 0, 0x18 | 0x03, 0, 0, 0, 0, 0, 32, 0])).data)).toBe('001b0000');
+    expect(hex((await h.cmd([0x37, 0, 0, 0, 0, 0, 0, 0, 32, 0])).data)).toBe('00000000');
+    expect(hex((await h.cmd([0xb7, 0x10 | 0x05, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0])).data)).toBe('0015000000000000');
+    expect(hex((await h.cmd([0x37, 0, 0x01, 0, 0, 0, 0, 0, 32, 0])).sense)).toBe(illegal('2400', 'ca0002'));
+    expect((await h.cmd([0x37, 0, 0, 0, 0, 0, 0, 0, 2, 0])).data.length).toBe(2);
+  });
+
+  it('REPORT LUNS SELECT REPORT: 00h, 02h, 11h all LUs; 01h, 10h none; 12h and reserved values invalid', async () => {
+    const h = new Harness(Harness.ram().lu, false, [0, 3, 300]);
+    await h.ready();
+    const all = '00000018' + '00000000' + '0000000000000000' + '0003000000000000' + '412c000000000000';
+    const none = '00000000' + '00000000';
+    for (const [sel, want] of [[0x00, all], [0x02, all], [0x11, all], [0x01, none], [0x10, none]] as const) {
+      const r = await h.cmd([0xa0, 0, sel, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+      expect(hex(r.data)).toBe(want);
+    }
+    for (const sel of [0x03, 0x12, 0xff]) expect(hex((await h.cmd([0xa0, 0, sel, 0, 0, 0, 0, 0, 1, 0, 0, 0])).sense)).toBe(illegal('2400', 'c00002'));
+    // The same answers through a LUN that does not exist.
+    expect(hex((await h.cmd([0xa0, 0, 0x10, 0, 0, 0, 0, 0, 1, 0, 0, 0], { lun: encodeLun(9) })).data)).toBe(none);
+    expect(hex((await h.cmd([0xa0, 0, 0x12, 0, 0, 0, 0, 0, 1, 0, 0, 0], { lun: encodeLun(9) })).sense)).toBe(illegal('2400', 'c00002'));
+  });
+
+  it('NACA=1 and CDBs shorter than their operation code are INVALID FIELD IN CDB', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    expect(hex((await h.cmd([0, 0, 0, 0, 0, 0x04])).sense)).toBe(illegal('2400', 'ca0005'));
+    expect(hex((await h.cmd(cdb16(0x88, 0, 1).map((v, i) => (i === 15 ? 0x04 : v)))).sense)).toBe(illegal('2400', 'ca000f'));
+    expect(hex((await h.cmd([0x12, 0, 0, 0, 36, 0x04])).sense)).toBe(illegal('2400', 'ca0005'));
+    expect(hex((await h.cmd([0x88, 0, 0, 0, 0, 0])).sense)).toBe(illegal('2400', 'cf0000'));
+    expect(hex((await h.cmd([])).sense)).toBe(illegal('2000'));
+  });
+
+  it('a grown backstore raises CAPACITY DATA HAS CHANGED and READ CAPACITY follows', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { FileBackstore } = await import('../../../lib/backstore/file.js');
+    const dir = await mkdtemp(join(tmpdir(), 'rdma-target-cap-'));
+    try {
+      const b = await FileBackstore.open({ path: join(dir, 'grow.img'), blockSize: 512, size: 512 * 100 });
+      const h = Harness.of(b);
+      await h.ready();
+      await h.ready(nexusB);
+      h.lu.capacityChanged(); // no change: no UA
+      expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
+      await b.resize(512 * 200);
+      h.lu.capacityChanged();
+      for (const n of [nexusA, nexusB]) expect(hex((await h.cmd([0, 0, 0, 0, 0, 0], { nexus: n })).sense)).toBe('700006000000000a000000002a0900000000');
+      expect(hex((await h.cmd([0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0])).data)).toBe('000000c700000200');
+      expect((await h.cmd(cdb10(0x28, 150, 1))).status).toBe(0);
+      await b.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('all CDB sizes of READ past the end and at the end', async () => {
+    const h = Harness.ram({ blockCount: 2048 });
+    await h.ready();
+    const table: Array<[number[], number]> = [
+      [[0x08, 0, 0x07, 0xff, 1, 0], 0],
+      [[0x08, 0, 0x07, 0xff, 2, 0], 2],
+      [[0x08, 0x1f, 0xff, 0xff, 1, 0], 2], // READ(6) 21-bit LBA
+      [cdb10(0x28, 2047, 1), 0],
+      [cdb10(0x28, 2048, 0), 0], // zero blocks at the capacity is not out of range
+      [cdb10(0x28, 2049, 0), 2],
+      [cdb10(0x28, 0xffffffff, 1), 2],
+      [[0xa8, 0, 0, 0, 7, 0xff, 0, 0, 0, 2, 0, 0], 2],
+      [cdb16(0x88, 2 ** 53, 1), 2],
+    ];
+    for (const [cdb, status] of table) expect([cdb.map((v) => v.toString(16)).join(' '), (await h.cmd(cdb)).status]).toEqual([cdb.map((v) => v.toString(16)).join(' '), status]);
+  });
+});
