@@ -11,18 +11,45 @@ Napi::FunctionReference Srq::ctor;
 static inline uint64_t U64(const uint32_t* w) { return w[0] | (static_cast<uint64_t>(w[1]) << 32); }
 
 // Words of a typed array or Buffer argument; nullptr with a pending TypeError otherwise.
+// One napi_get_typedarray_info call (the data pointer already includes the byte offset):
+// this runs on every post, so no node-addon-api wrappers that query V8 again per field.
 static const uint32_t* Words(Napi::Env env, Napi::Value v, size_t* nwords) {
-  if (v.IsTypedArray()) {
-    auto ta = v.As<Napi::TypedArray>();
-    auto ab = ta.ArrayBuffer();
-    const uint8_t* base = static_cast<const uint8_t*>(ab.Data()) + ta.ByteOffset();
-    if (reinterpret_cast<uintptr_t>(base) % 4 == 0) {
-      *nwords = ta.ByteLength() / 4;
-      return reinterpret_cast<const uint32_t*>(base);
+  bool isTa = false;
+  napi_is_typedarray(env, v, &isTa);
+  if (isTa) {
+    napi_typedarray_type type;
+    size_t length;
+    void* data = nullptr;
+    if (napi_get_typedarray_info(env, v, &type, &length, &data, nullptr, nullptr) == napi_ok &&
+        reinterpret_cast<uintptr_t>(data) % 4 == 0) {
+      static const int kBytes[] = {1, 1, 1, 2, 2, 4, 4, 4, 8, 8, 8};
+      *nwords = type <= napi_biguint64_array ? length * kBytes[type] / 4 : 0;
+      return static_cast<const uint32_t*>(data);
     }
   }
   Napi::TypeError::New(env, "work requests must be a 4-byte aligned Uint32Array or Buffer").ThrowAsJavaScriptException();
   return nullptr;
+}
+
+// The optional word offset of the first record: posting a range of a prebuilt table of
+// WRs without making a subarray view per post.
+static bool Skip(Napi::Env env, Napi::Value v, const uint32_t** w, size_t* nwords) {
+  if (v.IsUndefined()) return true;
+  uint32_t off = 0;
+  if (napi_get_value_uint32(env, v, &off) != napi_ok || off > *nwords) {
+    Napi::RangeError::New(env, "offset (in 32-bit words) is outside the work-request array").ThrowAsJavaScriptException();
+    return false;
+  }
+  *w += off;
+  *nwords -= off;
+  return true;
+}
+
+// The WR count argument: a plain uint32 read, no coercion.
+static uint32_t Count(Napi::Env env, Napi::Value v) {
+  uint32_t n = 0;
+  napi_get_value_uint32(env, v, &n);
+  return n;
 }
 
 static Napi::Error WrError(Napi::Env env, const char* call, int err, uint32_t index) {
@@ -62,13 +89,15 @@ static Napi::Value PostRecvCommon(const Napi::CallbackInfo& info, ibv_qp* qp, ib
   Napi::Env env = info.Env();
   size_t nwords;
   const uint32_t* w = Words(env, info[0], &nwords);
-  if (!w) return env.Undefined();
-  uint32_t count = info[1].ToNumber().Uint32Value();
+  if (!w || !Skip(env, info[2], &w, &nwords)) return env.Undefined();
+  uint32_t count = Count(env, info[1]);
   ibv_recv_wr* first = ParseRecv(env, w, nwords, count, g_recvWrs, g_sges);
   if (!first) return env.IsExceptionPending() ? env.Undefined() : Napi::Number::New(env, 0);
   ibv_recv_wr* bad = nullptr;
   int err = qp ? ibv_post_recv(qp, first, &bad) : ibv_post_srq_recv(srq, first, &bad);
   if (err) {
+    if (err < 0) err = -err;  // some providers return -errno
+    if (!bad) bad = first;
     WrError(env, qp ? "ibv_post_recv" : "ibv_post_srq_recv", err, static_cast<uint32_t>(bad - first))
         .ThrowAsJavaScriptException();
     return env.Undefined();
@@ -206,7 +235,8 @@ void Qp::Release() {
   refs_.Reset();
 }
 
-// postSend(words: Uint32Array, count) → count; on failure an Error with .index of the bad WR.
+// postSend(words: Uint32Array, count, offsetWords = 0) → count; on failure an Error with
+// .index of the bad WR (counted from the first posted).
 Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!qp_) {
@@ -215,8 +245,8 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   }
   size_t nwords;
   const uint32_t* w = Words(env, info[0], &nwords);
-  if (!w) return env.Undefined();
-  uint32_t count = info[1].ToNumber().Uint32Value();
+  if (!w || !Skip(env, info[2], &w, &nwords)) return env.Undefined();
+  uint32_t count = Count(env, info[1]);
   if (count == 0) return Napi::Number::New(env, 0);
   g_sendWrs.resize(count);
   g_sges.resize(static_cast<size_t>(count) * kMaxSgePerWr);
@@ -246,6 +276,8 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   ibv_send_wr* bad = nullptr;
   int err = ibv_post_send(qp_, &g_sendWrs[0], &bad);
   if (err) {
+    if (err < 0) err = -err;  // some providers return -errno
+    if (!bad) bad = &g_sendWrs[0];
     WrError(env, "ibv_post_send", err, static_cast<uint32_t>(bad - &g_sendWrs[0])).ThrowAsJavaScriptException();
     return env.Undefined();
   }

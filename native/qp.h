@@ -6,6 +6,7 @@
 //   4 numSge, 5 immData | invalidateRkey, 6 rkey, 7 reserved, 8 remoteAddrLo,
 //   9 remoteAddrHi, then numSge × (addrLo, addrHi, length, lkey).
 // Recv WR record (words):  0 wrIdLo, 1 wrIdHi, 2 numSge, 3 reserved, then the SGEs.
+// postSend/postRecv(words, count, offsetWords?) post `count` records starting at a word offset.
 #pragma once
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>

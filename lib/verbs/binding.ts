@@ -50,7 +50,8 @@ export interface NativeCq extends Disposable {
   close(): void;
 }
 export interface NativeSrq extends Disposable {
-  postRecv(words: Uint32Array, count: number): number;
+  /** Posts `count` receive records from `words` (at word `offset`) as one chain. */
+  postRecv(words: Uint32Array, count: number, offset?: number): number;
   close(): void;
 }
 export interface QpCaps {
@@ -63,8 +64,13 @@ export interface QpCaps {
 export interface NativeQp extends Disposable {
   readonly qpNum: number;
   readonly maxInlineData: number;
-  postSend(words: Uint32Array, count: number): number;
-  postRecv(words: Uint32Array, count: number): number;
+  /**
+   * Posts `count` send WR records from `words` (starting at word `offset`, e.g. a
+   * SendBatch's offsetOf(i)) with one ibv_post_send. A failure throws an Error with `code`,
+   * `syscall` and `index` (the first WR not posted, counted from the first of this call).
+   */
+  postSend(words: Uint32Array, count: number, offset?: number): number;
+  postRecv(words: Uint32Array, count: number, offset?: number): number;
   state(): string;
   toError(): void;
   close(): void;

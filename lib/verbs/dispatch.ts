@@ -11,7 +11,9 @@ export class WorkCompletion {
   records: Uint32Array = new Uint32Array(0);
   index = 0;
   get wrId(): number {
-    return this.records[this.index * WORDS] + this.records[this.index * WORDS + 1] * 4294967296;
+    const hi = this.records[this.index * WORDS + 1];
+    const lo = this.records[this.index * WORDS];
+    return hi === 0 ? lo : lo + hi * 4294967296;
   }
   get status(): number {
     return this.records[this.index * WORDS + 2];
@@ -54,6 +56,11 @@ export class CompletionDispatcher implements Disposable {
   private readonly keep: unknown[];
   private readonly freeIds: Int32Array;
   private freeTop: number;
+  /**
+   * Called once after each batch of completions has been dispatched: the place to post
+   * the work the batch's handlers queued (receives to repost, the next sends) in one call.
+   */
+  onBatchEnd: (() => void) | undefined = undefined;
 
   /** `maxOutstanding` bounds the WRs in flight (table size); `cqe` the CQ depth. */
   constructor(ctx: NativeContext, cqe: number, readonly maxOutstanding = cqe, batch = 64) {
@@ -117,6 +124,7 @@ export class CompletionDispatcher implements Disposable {
       // An unknown wr_id is a bug in the poster, not the peer's doing; never crash on it.
       if (h) h.onCompletion(wc, cookie);
     }
+    this.onBatchEnd?.();
   }
 
   close(): void {

@@ -8,17 +8,50 @@ export const SGE_WORDS = 4;
 const TWO32 = 4294967296;
 
 function putAddr(w: Uint32Array, at: number, addr: number): void {
+  if (addr <= 0x3fffffff && addr >= 0) {
+    // Small integers (wr_ids, lengths): no floating point, which is costly where the CPU
+    // is emulated (the TCG test VM) and needless anywhere.
+    w[at] = addr;
+    w[at + 1] = 0;
+    return;
+  }
   w[at] = addr >>> 0; // addresses and wr_ids stay below 2^53: exact as Numbers
   w[at + 1] = Math.floor(addr / TWO32);
 }
+
+/**
+ * wr_id for unsignalled WRs. They complete only when flushed (QP in error), and then a
+ * CompletionDispatcher ignores this id, as it is beyond any table. A small integer on purpose.
+ */
+export const UNSIGNALED_WR_ID = 0x3fffffff;
 
 export class SendBatch {
   readonly words: Uint32Array;
   count = 0;
   private at = 0;
+  private readonly starts: Int32Array;
 
   constructor(readonly maxWrs: number, readonly maxSgePerWr = 1) {
     this.words = new Uint32Array(maxWrs * (SEND_HEADER_WORDS + SGE_WORDS * maxSgePerWr));
+    this.starts = new Int32Array(maxWrs);
+  }
+
+  /**
+   * Word offset of WR `i`: prebuild a table of WRs once, then per post patch what changes
+   * (setWrId/setFlags) and post a range with qp.postSend(words, n, offsetOf(first)).
+   */
+  offsetOf(i: number): number {
+    return this.starts[i];
+  }
+
+  setWrId(i: number, wrId: number): this {
+    putAddr(this.words, this.starts[i], wrId);
+    return this;
+  }
+
+  setFlags(i: number, flags: number): this {
+    this.words[this.starts[i] + 3] = flags;
+    return this;
   }
 
   reset(): this {
@@ -35,6 +68,7 @@ export class SendBatch {
     if (this.count >= this.maxWrs || sges > this.maxSgePerWr) throw new RangeError('SendBatch is full');
     const w = this.words;
     const a = this.at;
+    this.starts[this.count] = a;
     putAddr(w, a, wrId);
     w[a + 2] = opcode;
     w[a + 3] = flags;
@@ -79,6 +113,16 @@ export class RecvBatch {
   reset(): this {
     this.count = 0;
     this.at = 0;
+    return this;
+  }
+
+  /** Word offset of receive WR `i` (records are fixed-size). */
+  offsetOf(i: number): number {
+    return i * (RECV_HEADER_WORDS + SGE_WORDS);
+  }
+
+  setWrId(i: number, wrId: number): this {
+    putAddr(this.words, this.offsetOf(i), wrId);
     return this;
   }
 

@@ -3,7 +3,7 @@
 // device exists. Byte layouts are written out by hand from native/qp.h, not produced by
 // the encoder under test.
 import { describe, expect, test } from 'vitest';
-import { RecvBatch, SendBatch } from '../../lib/verbs/wr.js';
+import { RecvBatch, SendBatch, UNSIGNALED_WR_ID } from '../../lib/verbs/wr.js';
 import { native, nativeAvailable, requireDevices, unavailable } from '../../lib/verbs/binding.js';
 import { sys } from '../../lib/verbs/sys.js';
 import { mkdtempSync, openSync, closeSync, writeSync, fstatSync, rmSync } from 'node:fs';
@@ -27,6 +27,23 @@ describe('work-request records', () => {
     expect(Array.from(b.words.subarray(0, 24))).toEqual([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 4, 0, 1, 0, 0, 0, 0, 0, 8, 0, 16, 3]);
     expect(() => b.add(3, 0, 0, 0, 0, 0)).toThrow(RangeError);
     expect(b.reset().count).toBe(0);
+  });
+
+  test('a prebuilt table: offsetOf() finds each WR, setWrId()/setFlags() patch it in place', () => {
+    const b = new SendBatch(3, 2);
+    b.begin(1, 4, 0, 2).sge(0x1000, 8, 5).sge(0x2000, 8, 5); // 10 + 2*4 words
+    b.add(UNSIGNALED_WR_ID, 0, 2, 0x3000, 16, 6, 0x7f00_0000_0000, 9);
+    expect([b.offsetOf(0), b.offsetOf(1)]).toEqual([0, 18]);
+    b.setWrId(1, 2 ** 36 + 3).setFlags(1, 0);
+    expect(Array.from(b.words.subarray(18, 22))).toEqual([3, 16, 0, 0]);
+    expect(Array.from(b.words.subarray(26, 28))).toEqual([0, 0x7f00]); // remote address untouched
+    b.setWrId(1, 7);
+    expect(Array.from(b.words.subarray(18, 20))).toEqual([7, 0]);
+    expect(UNSIGNALED_WR_ID).toBe(0x3fffffff);
+    const r = new RecvBatch(4).add(1, 0x1000, 64, 3).add(2, 0x2000, 64, 3);
+    expect(r.offsetOf(1)).toBe(8);
+    r.setWrId(1, 2 ** 40);
+    expect(Array.from(r.words.subarray(8, 10))).toEqual([0, 256]);
   });
 
   test('recv WRs', () => {

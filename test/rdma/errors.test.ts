@@ -5,6 +5,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
   ADDR_A, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
 } from './rc.js';
+import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 
 let cm: RdmaCm;
 let devices: DeviceTable;
@@ -158,4 +159,36 @@ test('close() is idempotent; closing a parent closes its children first; closed 
   id.close();
   expect(native().liveObjects()).toEqual(base);
   expect(() => id.resolveRoute(100)).toThrow(expect.objectContaining({ code: 'ERR_CLOSED' }));
+});
+
+test('a batch whose second WR is invalid: EINVAL with index 1 from ibv_post_send, the first still completes; ranges post by offset', async () => {
+  const c = native().constants;
+  const pair = await connectPair(cm, devices, 16);
+  const local = new BufferPool(pair.client.dev.pd, 4096, 4, access());
+  const remote = new BufferPool(pair.server.dev.pd, 4096, 4, access());
+  try {
+    const b = new SendBatch(3, 5);
+    b.add(pair.client.disp.register(pair.client.sends, 0), c.WR_RDMA_WRITE, c.SEND_SIGNALED, local.address(0), 64, local.lkey, remote.address(0), remote.rkey);
+    // 5 SGEs on a QP created with maxSendSge 4.
+    b.begin(UNSIGNALED_WR_ID, c.WR_RDMA_WRITE, c.SEND_SIGNALED, 5, remote.address(1), remote.rkey);
+    for (let s = 0; s < 5; s++) b.sge(local.address(1) + s * 8, 8, local.lkey);
+    b.add(UNSIGNALED_WR_ID, c.WR_RDMA_WRITE, c.SEND_SIGNALED, local.address(2), 64, local.lkey, remote.address(2), remote.rkey);
+    local.view(0).fill(0x5a, 0, 64);
+    expect(() => pair.client.qp.postSend(b.words, b.count)).toThrow(expect.objectContaining({ code: 'EINVAL', syscall: 'ibv_post_send', index: 1 }));
+    const [first] = await pair.client.sends.wait(1);
+    expect(first.statusName).toBe('success');
+    expect(remote.view(0).subarray(0, 64).equals(local.view(0).subarray(0, 64))).toBe(true);
+    // The third WR alone, by word offset, with a real wr_id.
+    b.setWrId(2, pair.client.disp.register(pair.client.sends, 2));
+    local.view(2).fill(0xa5, 0, 64);
+    expect(pair.client.qp.postSend(b.words, 1, b.offsetOf(2))).toBe(1);
+    expect((await pair.client.sends.wait(1))[0].statusName).toBe('success');
+    expect(remote.view(2).subarray(0, 64).equals(local.view(2).subarray(0, 64))).toBe(true);
+    expect(() => pair.client.qp.postSend(b.words, 1, b.words.length + 1)).toThrow(RangeError);
+    expect(pair.client.qp.state()).toBe('RTS');
+  } finally {
+    local.close();
+    remote.close();
+    pair.close();
+  }
 });
