@@ -137,8 +137,11 @@ export class LogicalUnit {
     const ua = this.takeUnitAttention(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
     if (entry === Lookup.UnknownOpcode) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
-    if (entry === Lookup.UnknownServiceAction)
-      return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 1, bit: 4 });
+    if (entry === Lookup.UnknownServiceAction) {
+      // A CDB too short to hold its service action is malformed at its operation code.
+      const field = cmd.cdb.length >= 2 ? { cdb: true, byte: 1, bit: 4 } : { cdb: true, byte: 0, bit: 7 };
+      return this.check(SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, field);
+    }
     const shape = this.badShape(cmd.cdb, entry.cdbLength);
     if (shape) return shape;
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
