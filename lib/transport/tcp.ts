@@ -141,27 +141,46 @@ export class TcpTransport implements IscsiTransport {
       s.write(d);
     }
     let ok = true;
+    // The data parts are the caller's memory (a pooled buffer, the LUN itself), which it
+    // may reuse as soon as our promise settles: Node keeps a reference, not a copy, for
+    // whatever the kernel did not take at once. So when bytes stay queued, settle only
+    // once the last of them reached the kernel (the write callback), not at 'drain'.
+    let flushed = false;
+    let onFlushed: (() => void) | undefined;
+    const written = () => {
+      flushed = true;
+      onFlushed?.();
+    };
     if (len > 0) {
       let c = CRC32C_INIT;
-      for (const p of parts) {
+      const pad = padLength(len);
+      let lastPart = parts.length - 1;
+      while (lastPart > 0 && !parts[lastPart].length) lastPart--;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i];
         if (!p.length) continue;
-        ok = s.write(p);
+        ok = i === lastPart && !pad && !this.dataDigest ? s.write(p, written) : s.write(p);
         if (this.dataDigest) c = crc32cUpdate(c, p);
       }
-      const pad = padLength(len);
       if (pad) {
-        ok = s.write(ZERO_PAD.subarray(0, pad));
+        ok = this.dataDigest ? s.write(ZERO_PAD.subarray(0, pad)) : s.write(ZERO_PAD.subarray(0, pad), written);
         if (this.dataDigest) c = crc32cUpdate(c, ZERO_PAD, 0, pad);
       }
       if (this.dataDigest) {
         const d = Buffer.allocUnsafe(4);
         writeDigest(d, 0, crc32cFinal(c));
-        ok = s.write(d);
+        ok = s.write(d, written);
       }
     } else {
       ok = s.writableLength < s.writableHighWaterMark;
     }
     s.uncork();
+    if (len > 0 && s.writableLength > 0 && !flushed) {
+      return new Promise<void>((resolve) => {
+        if (flushed) resolve();
+        else onFlushed = resolve;
+      });
+    }
     if (ok && s.writableLength < s.writableHighWaterMark) return undefined;
     if (!this.drainWait) this.drainWait = new Promise<void>((r) => { this.drainResolve = r });
     return this.drainWait;
