@@ -338,6 +338,7 @@ export async function modeSelect(t: Task): Promise<number> {
     const bdl = ten ? u16(p, 6) : p[3]!;
     let o = hdr + bdl;
     if (o > len) throw new ScsiError(SenseKey.IllegalRequest, Asc.ParameterListLengthError);
+    checkBlockDescriptors(t, p, hdr, bdl, ten && (p[4]! & 0x01) !== 0);
     const cur = lu.pool.acquire(32);
     const chg = lu.pool.acquire(32);
     const next = { ...lu.mode };
@@ -368,6 +369,19 @@ export async function modeSelect(t: Task): Promise<number> {
     return len;
   } finally {
     lu.pool.release(p);
+  }
+}
+
+/**
+ * Block descriptors in MODE SELECT (SBC-3 6.4.2) may restate the block length but not
+ * change it: there is no FORMAT UNIT here. A zero block length means "unchanged".
+ */
+function checkBlockDescriptors(t: Task, p: Uint8Array, hdr: number, bdl: number, longLba: boolean): void {
+  const size = longLba ? 16 : 8;
+  if (bdl % size !== 0) throw badParam(longLba ? 6 : 3);
+  for (let o = hdr; o < hdr + bdl; o += size) {
+    const blockLength = longLba ? u32(p, o + 12) : (p[o + 5]! << 16) | (p[o + 6]! << 8) | p[o + 7]!;
+    if (blockLength !== 0 && blockLength !== t.lu.blockSize) throw badParam(longLba ? o + 12 : o + 5);
   }
 }
 

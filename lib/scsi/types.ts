@@ -105,3 +105,34 @@ export const enum TmfResponse {
   NotSupported = 5,
   Rejected = 255,
 }
+
+// ---- Added by the SCSI core (additive; nothing above changed) ----------------------
+
+/** SAM-5 status codes a ScsiCompletion carries. */
+export const enum ScsiStatus {
+  Good = 0x00,
+  CheckCondition = 0x02,
+  ConditionMet = 0x04,
+  Busy = 0x08,
+  ReservationConflict = 0x18,
+  TaskSetFull = 0x28,
+  /**
+   * The task was aborted (TMF, LUN/target reset, PREEMPT AND ABORT, I_T nexus loss). SAM-5
+   * 5.6: the I_T nexus that caused the abort gets no status at all — the fabric suppresses
+   * the response for the tasks it aborted itself — while other I_T nexuses get TASK
+   * ABORTED (the control mode page reports TAS=1).
+   */
+  TaskAborted = 0x40,
+}
+
+/**
+ * The SCSI core as a fabric sees it: one per LUN view (an ACL's mapping or a TPG's demo
+ * LUNs), implemented by LunView in lib/scsi/view.ts. Structurally the same as IscsiCore.
+ */
+export interface ScsiTargetCore {
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion>;
+  /** Resolves once the aborted tasks have ended (bounded), so the fabric may answer the TMF then. */
+  taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse>;
+  /** The I_T nexus is gone: its tasks end, its RESERVE(6) goes; PR registrations stay. */
+  nexusLost(nexus: Nexus): void;
+}

@@ -8,7 +8,7 @@ import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { u16, u32 } from './task.js';
-import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from './types.js';
+import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -30,7 +30,7 @@ export function encodeLun(lun: number): bigint {
   return BigInt(lun < 256 ? lun : 0x4000 | lun) << 48n;
 }
 
-export class LunView implements IscsiCore {
+export class LunView implements IscsiCore, ScsiTargetCore {
   private readonly byLun = new Map<number, ViewEntry>();
   readonly luns: readonly number[];
 

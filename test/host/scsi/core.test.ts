@@ -363,3 +363,124 @@ describe('more commands and CDB checks', () => {
     for (const [cdb, status] of table) expect([cdb.map((v) => v.toString(16)).join(' '), (await h.cmd(cdb)).status]).toEqual([cdb.map((v) => v.toString(16)).join(' '), status]);
   });
 });
+
+describe('MODE SELECT: parameter list checks (SPC-4 6.11, 7.5)', () => {
+  /** MODE SELECT(6) list: 4-byte header, optional 8-byte block descriptor, then the caching page as RAM reports it. */
+  function list(opts: { bd?: number[]; page?: number[] } = {}): number[] {
+    const bd = opts.bd ?? [];
+    const page = opts.page ?? [0x08, 0x12, ...new Array(18).fill(0)];
+    return [0, 0, 0, bd.length, ...bd, ...page];
+  }
+  const table: Array<[string, number[], number[] | undefined, string]> = [
+    ['PF=0 (vendor-specific pages)', [0x15, 0x00, 0, 0, 24, 0], list(), illegal('2400', 'cc0001')],
+    ['SP=1 (nothing is saveable)', [0x15, 0x11, 0, 0, 24, 0], list(), illegal('2400', 'c80001')],
+    ['list shorter than its header', [0x15, 0x10, 0, 0, 2, 0], [0, 0], illegal('1a00')],
+    ['block descriptor length past the list', [0x15, 0x10, 0, 0, 8, 0], [0, 0, 0, 8, 0, 0, 0, 0], illegal('1a00')],
+    ['block descriptor changing the block length', [0x15, 0x10, 0, 0, 32, 0], list({ bd: [0, 0, 0, 0, 0, 0, 0x10, 0] }), illegal('2600', '800009')],
+    ['a page this LU does not have', [0x15, 0x10, 0, 0, 24, 0], list({ page: [0x05, 0x12, ...new Array(18).fill(0)] }), illegal('2600', '8d0004')],
+    ['SPF (subpage format)', [0x15, 0x10, 0, 0, 24, 0], list({ page: [0x48, 0x12, ...new Array(18).fill(0)] }), illegal('2600', '8e0004')],
+    ['wrong page length', [0x15, 0x10, 0, 0, 24, 0], list({ page: [0x08, 0x11, ...new Array(18).fill(0)] }), illegal('2600', '800005')],
+    ['a bit that is not changeable (RCD)', [0x15, 0x10, 0, 0, 24, 0], list({ page: [0x08, 0x12, 0x01, ...new Array(17).fill(0)] }), illegal('2600', '800006')],
+    ['a page cut short', [0x15, 0x10, 0, 0, 10, 0], list().slice(0, 10), illegal('1a00')],
+  ];
+  for (const [name, cdb, params, sense] of table) {
+    it(name, async () => {
+      const h = Harness.ram();
+      await h.ready();
+      const r = await h.cmd(cdb, params ? { out: Uint8Array.from(params) } : {});
+      expect(hex(r.sense)).toBe(sense);
+    });
+  }
+
+  it('a change is kept, a restated block length accepted, and other nexuses learn MODE PARAMETERS CHANGED', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    await h.ready(nexusB);
+    const l = list({ bd: [0, 0, 0, 0, 0, 0, 0x02, 0], page: [0x08, 0x12, 0x04, ...new Array(17).fill(0)] });
+    expect((await h.cmd([0x15, 0x10, 0, 0, l.length, 0], { out: Uint8Array.from(l) })).status).toBe(0);
+    expect((await h.cmd([0x1a, 0x08, 0x08, 0, 0xff, 0])).data[6]).toBe(0x04);
+    expect((await h.cmd([0, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect(hex((await h.cmd([0, 0, 0, 0, 0, 0], { nexus: nexusB })).sense)).toBe('700006000000000a000000002a0100000000');
+    // Default values stay what they were; current ones changed.
+    expect((await h.cmd([0x1a, 0x08, 0x88, 0, 0xff, 0])).data[6]).toBe(0);
+  });
+
+  it('MODE SENSE(6) with and without block descriptors; WP follows a read-only mapping', async () => {
+    const h = new Harness(Harness.ram({ blockCount: 2048 }).lu, true);
+    await h.ready();
+    const withBd = await h.cmd([0x1a, 0, 0x0a, 0, 0xff, 0]);
+    // Header (length, medium type, WP|DPOFUA, descriptor length), block descriptor, control page (QAM 1, TAS, busy timeout FFFFh).
+    expect(hex(withBd.data)).toBe('17' + '00' + '90' + '08' + '00000800' + '00000200' + '0a0a' + '00' + '10' + '00' + '40' + '0000' + 'ffff' + '0000');
+    const noBd = await h.cmd([0x1a, 0x08, 0x0a, 0, 0xff, 0]);
+    expect(hex(noBd.data)).toBe('0f' + '00' + '90' + '00' + '0a0a' + '00' + '10' + '00' + '40' + '0000' + 'ffff' + '0000');
+    expect(hex((await h.cmd([0x1a, 0, 0x0a, 0, 4, 0])).data)).toBe('17009008'); // allocation length truncates
+  });
+});
+
+describe('UNMAP: parameter list checks (SBC-3 5.28)', () => {
+  function unmapList(descs: Array<[number, number]>, extra: { dataLen?: number; bdLen?: number } = {}): Uint8Array {
+    const p = new Uint8Array(8 + 16 * descs.length);
+    const dv = new DataView(p.buffer);
+    dv.setUint16(0, extra.dataLen ?? 6 + 16 * descs.length);
+    dv.setUint16(2, extra.bdLen ?? 16 * descs.length);
+    descs.forEach(([lba, n], i) => {
+      dv.setBigUint64(8 + 16 * i, BigInt(lba));
+      dv.setUint32(16 + 16 * i, n);
+    });
+    return p;
+  }
+  const cdb = (len: number, anchor = 0) => [0x42, anchor, 0, 0, 0, 0, 0, len >> 8, len & 0xff, 0];
+  const table: Array<[string, number[], Uint8Array | undefined, string]> = [
+    ['ANCHOR', cdb(24, 1), unmapList([[0, 1]]), illegal('2400', 'c80001')],
+    ['parameter list shorter than its header', cdb(6), new Uint8Array(6), illegal('1a00')],
+    ['block descriptor data past the list', cdb(24), unmapList([[0, 1]], { bdLen: 32 }), illegal('1a00')],
+    ['an LBA range past the end', cdb(24), unmapList([[2040, 9]]), illegal('2100')],
+    ['more blocks than MAXIMUM UNMAP LBA COUNT', cdb(24), unmapList([[0, (1 << 20) + 1]]), illegal('2600', '800010')],
+  ];
+  for (const [name, c, params, sense] of table) {
+    it(name, async () => {
+      const h = Harness.ram({ thin: true });
+      await h.ready();
+      await h.cmd(cdb10(0x2a, 0, 8), { out: new Uint8Array(4096).fill(1) });
+      const r = await h.cmd(c, params ? { out: params } : {});
+      expect(hex(r.sense)).toBe(sense);
+      expect(h.lu.backstore.view!(0, 1)[0]).toBe(1); // nothing was unmapped
+    });
+  }
+  it('zero-length parameter list and zero-block descriptors are no-ops', async () => {
+    const h = Harness.ram({ thin: true });
+    await h.ready();
+    expect((await h.cmd(cdb(0))).status).toBe(0);
+    expect((await h.cmd(cdb(24), { out: unmapList([[5, 0]]) })).status).toBe(0);
+  });
+});
+
+describe('read-only LUNs', () => {
+  const writes: Array<[string, number[], number]> = [
+    ['WRITE(6)', [0x0a, 0, 0, 0, 1, 0], 512],
+    ['WRITE(16)', cdb16(0x8a, 0, 1), 512],
+    ['WRITE AND VERIFY(10)', cdb10(0x2e, 0, 1), 512],
+    ['WRITE SAME(16)', cdb16(0x93, 0, 1), 512],
+    ['UNMAP', [0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], 24],
+    ['COMPARE AND WRITE', cdb16(0x89, 0, 0).map((v, i) => (i === 13 ? 1 : v)), 1024],
+    ['ORWRITE', cdb16(0x8b, 0, 1), 512],
+  ];
+  for (const via of ['backstore', 'mapping'] as const) {
+    for (const [name, cdb, len] of writes) {
+      it(`${name} through a read-only ${via}: DATA PROTECT / WRITE PROTECTED`, async () => {
+        const h = via === 'backstore' ? Harness.ram({ readOnly: true, thin: true }) : new Harness(Harness.ram({ thin: true }).lu, true);
+        await h.ready();
+        const r = await h.cmd(cdb, { out: new Uint8Array(len) });
+        expect(hex(r.sense)).toBe('700007000000000a00000000270000000000');
+      });
+    }
+  }
+  it('reads, VERIFY and SYNCHRONIZE CACHE still work', async () => {
+    const h = Harness.ram({ readOnly: true });
+    await h.ready();
+    expect((await h.cmd(cdb10(0x28, 0, 1))).status).toBe(0);
+    expect((await h.cmd(cdb10(0x2f, 0, 1))).status).toBe(0);
+    expect((await h.cmd([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0])).status).toBe(0);
+    expect((await h.cmd([0x1a, 0, 0x3f, 0, 0xff, 0])).data[2]! & 0x80).toBe(0x80);
+  });
+});
