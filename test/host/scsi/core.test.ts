@@ -484,3 +484,55 @@ describe('read-only LUNs', () => {
     expect((await h.cmd([0x1a, 0, 0x3f, 0, 0xff, 0])).data[2]! & 0x80).toBe(0x80);
   });
 });
+
+describe('identification and capacity data, byte for byte (SPC-4 6.6, 7.8; SBC-3 6.5)', () => {
+  const ascii = (s: string) => Buffer.from(s, 'ascii').toString('hex');
+  const z = (n: number) => '00'.repeat(n);
+
+  it('standard INQUIRY', async () => {
+    const h = Harness.ram();
+    const r = await h.cmd([0x12, 0, 0, 0, 255, 0]);
+    // PQ/PDT 0, RMB 0, VERSION SPC-4, HISUP|format 2, additional length 61, TPGS=01b|3PC, CMDQUE,
+    // vendor, product, revision, 22 reserved/vendor bytes, version descriptors SAM-5, SPC-4, SBC-3, iSCSI.
+    expect(hex(r.data)).toBe('000006123d180002' + ascii('RDMATGT ') + ascii('rdma-target     ') + ascii('0010') + z(22) + '00a0' + '0460' + '04c0' + '0960');
+  });
+
+  it('VPD 0x83: NAA 6, T10 vendor ID, relative target port, target port group, target port name', async () => {
+    const h = Harness.ram();
+    const r = await h.cmd([0x12, 1, 0x83, 0, 255, 0]);
+    const name = 'iqn.2025-01.test:t,t,0x1'; // 24 characters: NUL-terminated and padded to 28
+    expect(hex(r.data)).toBe(
+      '00830070' +
+        '01030010' + '60014050123456789abcdef012345678' +
+        '02010028' + ascii('RDMATGT 0123456789abcdef0123456789abcdef') +
+        '51940004' + '00000001' +
+        '51950004' + '00000001' +
+        '5398001c' + ascii(name) + '00000000',
+    );
+  });
+
+  it('VPD 0xB0/0xB1/0xB2 on thick and thin LUs', async () => {
+    const thick = Harness.ram();
+    const thin = Harness.ram({ thin: true });
+    // Block Limits: WSNZ, MAXIMUM COMPARE AND WRITE LENGTH 64, granularity 1, max/optimal transfer and
+    // prefetch 16384 blocks (8 MiB), unmap limits only when thin, MAXIMUM WRITE SAME LENGTH 131072.
+    const b0 = (unmap: string) => '00b0003c' + '01' + '40' + '0001' + '00004000' + '00004000' + '00004000' + unmap + z(4) + '00000000' + '00020000' + z(20);
+    expect(hex((await thick.cmd([0x12, 1, 0xb0, 0, 255, 0])).data)).toBe(b0(z(12)));
+    expect(hex((await thin.cmd([0x12, 1, 0xb0, 0, 255, 0])).data)).toBe(b0('00100000' + '00000100' + '00000001'));
+    // Block Device Characteristics: MEDIUM ROTATION RATE 1 (non-rotating).
+    expect(hex((await thick.cmd([0x12, 1, 0xb1, 0, 255, 0])).data)).toBe('00b1003c' + '0001' + z(58));
+    // Logical Block Provisioning: LBPU, LBPWS, LBPWS10, LBPRZ; provisioning type 010b (thin).
+    expect(hex((await thick.cmd([0x12, 1, 0xb2, 0, 255, 0])).data)).toBe('00b20004' + '00000000');
+    expect(hex((await thin.cmd([0x12, 1, 0xb2, 0, 255, 0])).data)).toBe('00b20004' + '00e40200');
+  });
+
+  it('READ CAPACITY(16) on a thick 512-byte LU and REPORT TARGET PORT GROUPS', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    expect(hex((await h.cmd([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0])).data)).toBe('00000000000007ff' + '00000200' + '00' + '00' + '0000' + z(16));
+    // One group, PREF, active/optimized, AO_SUP, id 1, one port: the relative port of this nexus.
+    expect(hex((await h.cmd([0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('0000000c' + '80010001' + '00000001' + '00000001');
+    // Extended header (format 001b): length, format|implicit transition time.
+    expect(hex((await h.cmd([0xa3, 0x2a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('00000010' + '10000000' + '80010001' + '00000001' + '00000001');
+  });
+});
