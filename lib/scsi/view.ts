@@ -7,6 +7,7 @@ import type { LogicalUnit } from './lu.js';
 import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
+import { lookup } from './table.js';
 import { u16, u32 } from './task.js';
 import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
 
@@ -52,6 +53,10 @@ export class LunView implements IscsiCore, ScsiTargetCore {
       if (n > 0) await io.dataIn(b.subarray(0, n), 0);
       return { status: Status.Good, transferred: len };
     };
+    const entry = lookup(cdb);
+    // A CDB shorter than its operation code's length cannot be answered either.
+    if (typeof entry === 'object' && cdb.length < entry.cdbLength)
+      return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
     switch (cdb[0]) {
       case Op.Inquiry: {
         if ((cdb[1]! & 1) !== 0 || cdb[2] !== 0) break;

@@ -46,6 +46,7 @@ const commandArb = fc.record({
   direction: fc.constantFrom(DataDirection.None, DataDirection.Write, DataDirection.Read),
   attribute: fc.constantFrom(TaskAttribute.Simple, TaskAttribute.Ordered, TaskAttribute.HeadOfQueue, TaskAttribute.Aca),
   second: fc.boolean(),
+  lun: fc.oneof({ weight: 6, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constant(7n << 48n) }, { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }),
   dataByte: fc.integer({ min: 0, max: 255 }),
 });
 
@@ -94,7 +95,7 @@ describe('property: arbitrary CDBs', () => {
       await fc.assert(
         fc.asyncProperty(commandArb, async (c) => {
           const { io, problems } = recordingIo(c.expectedLength, c.dataByte);
-          const done = await h.view.submit({ lun: 0n, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
+          const done = await h.view.submit({ lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
           expect(wellFormed(done)).toBeUndefined();
           expect(problems).toEqual([]);
           // Sense-key specific field pointers name a byte inside the CDB (SPC-4 4.5.2.4.2).
