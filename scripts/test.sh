@@ -10,27 +10,42 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 step() { printf '\n=== %s ===\n' "$*"; }
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# vitest's "Tests  1 failed | 12 passed (13)" line from a tier's log, as "PASSED FAILED".
+counts() {
+  local line
+  line=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -E '^ +Tests +' | tail -1)
+  echo "$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)" \
+    "$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0)"
+}
 
 step "dependencies"
 bash scripts/deps.sh || exit 1
 node scripts/bootstrap.mjs || exit 1
 
 step "host tier"
-npx vitest run --config vitest.config.ts
-host_rc=$?
+npx vitest run --config vitest.config.ts 2>&1 | tee "$logs/host"
+host_rc=${PIPESTATUS[0]}
 
 step "RDMA tier"
 if [[ -n "$(ls /sys/class/infiniband 2>/dev/null)" ]] || bash scripts/rdma-host-setup.sh; then
   echo "RDMA devices on this host: $(ls /sys/class/infiniband | tr '\n' ' ') — running without the VM"
-  npx vitest run --config vitest.rdma.config.ts
-  rdma_rc=$?
+  npx vitest run --config vitest.rdma.config.ts 2>&1 | tee "$logs/rdma"
+  rdma_rc=${PIPESTATUS[0]}
 else
   echo "this kernel cannot load rdma_rxe: running the RDMA tier inside the soft-RoCE VM"
-  bash scripts/vm/run.sh --timeout "${RDMA_TIER_TIMEOUT:-1800}" -- npx vitest run --config vitest.rdma.config.ts
-  rdma_rc=$?
+  bash scripts/vm/run.sh --timeout "${RDMA_TIER_TIMEOUT:-1800}" -- npx vitest run --config vitest.rdma.config.ts 2>&1 | tee "$logs/rdma"
+  rdma_rc=${PIPESTATUS[0]}
 fi
 
 step "summary"
 echo "host tier: $([[ $host_rc == 0 ]] && echo passed || echo "FAILED (exit $host_rc)")"
 echo "RDMA tier: $([[ $rdma_rc == 0 ]] && echo passed || echo "FAILED (exit $rdma_rc)")"
+read -r hp hf < <(counts "$logs/host")
+read -r rp rf < <(counts "$logs/rdma")
+# A tier that exited non-zero without a failed test (crash, timeout, no tests) counts as one failure.
+[[ $host_rc != 0 && $hf == 0 ]] && hf=1
+[[ $rdma_rc != 0 && $rf == 0 ]] && rf=1
+echo "total: $((hp + rp)) passed, $((hf + rf)) failed"
 [[ $host_rc == 0 && $rdma_rc == 0 ]]
