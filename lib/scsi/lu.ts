@@ -25,6 +25,8 @@ export interface LogicalUnitOptions {
   stateDir?: string;
   /** Upper bound on a task management function's wait for aborted tasks (default 5 s). */
   tmfWaitMs?: number;
+  /** Tasks the task set holds before new ones get TASK SET FULL (default 1024). */
+  queueDepth?: number;
 }
 
 export interface ModeState {
@@ -78,6 +80,7 @@ export class LogicalUnit {
   readonly defaultWce: boolean;
   /** How long a task management function waits for the tasks it aborted to end. */
   readonly tmfWaitMs: number;
+  readonly queueDepth: number;
   readonly pool = new BufferPool();
   readonly pr: PersistentReservations;
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
@@ -110,6 +113,7 @@ export class LogicalUnit {
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
     this.tmfWaitMs = opts.tmfWaitMs ?? 5000;
+    this.queueDepth = opts.queueDepth ?? 1024;
   }
 
   /** Loads APTPL persistent reservations from the state directory. */
@@ -149,6 +153,8 @@ export class LogicalUnit {
       return { status: Status.ReservationConflict, transferred: 0 };
     if (this.pr.conflicts(nexus, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
+    // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
+    if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
     return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
   }
 
@@ -171,6 +177,8 @@ export class LogicalUnit {
     key: string,
     handler: (t: Task) => Promise<number>,
   ): Promise<ScsiCompletion> {
+    // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
+    if (this.running.size >= this.queueDepth) return { status: Status.TaskSetFull, transferred: 0 };
     const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, aborted: false };
     const id = `${key}\u0000${cmd.tag}`;
     let finish!: () => void;

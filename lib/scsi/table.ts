@@ -9,6 +9,7 @@ import { badCdb } from './sense.js';
 import * as spc from './spc.js';
 import * as xcopy from './xcopy.js';
 import { put16, put32, sendIn, u16, u32, type Task } from './task.js';
+import type { LogicalUnit } from './lu.js';
 
 /** How a command fares against a persistent reservation held by someone else (SPC-4 5.12.1 table). */
 export const enum PrClass {
@@ -35,6 +36,8 @@ export interface CommandEntry {
   readonly writes?: boolean;
   /** Allowed while another nexus holds an SPC-2 RESERVE (SPC-2 5.5.1). */
   readonly reserveAllowed?: boolean;
+  /** Whether this LU implements the command at all (UNMAP only on thin LUs, as LIO without emulate_tpu). */
+  readonly supported?: (lu: LogicalUnit) => boolean;
 }
 
 function u(hex: string): Uint8Array {
@@ -66,7 +69,7 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.SyncCache10, name: 'SYNCHRONIZE CACHE(10)', cdbLength: 10, usage: u('35 02 ff ff ff ff 3f ff ff 07'), handler: sbc.syncCache, pr: W },
   { op: Op.ReadDefectData10, name: 'READ DEFECT DATA(10)', cdbLength: 10, usage: u('37 00 1f 00 00 00 00 ff ff 07'), handler: sbc.readDefectData, pr: R },
   { op: Op.WriteSame10, name: 'WRITE SAME(10)', cdbLength: 10, usage: u('41 e8 ff ff ff ff 3f ff ff 07'), handler: sbc.writeSame, writes: true, pr: W },
-  { op: Op.Unmap, name: 'UNMAP', cdbLength: 10, usage: u('42 00 00 00 00 00 3f ff ff 07'), handler: sbc.unmapCmd, writes: true, pr: W },
+  { op: Op.Unmap, name: 'UNMAP', cdbLength: 10, usage: u('42 00 00 00 00 00 3f ff ff 07'), handler: sbc.unmapCmd, writes: true, pr: W, supported: (lu) => lu.thin },
   { op: Op.ModeSelect10, name: 'MODE SELECT(10)', cdbLength: 10, usage: u('55 11 00 00 00 00 00 ff ff 07'), handler: spc.modeSelect, pr: W },
   { op: Op.Reserve10, name: 'RESERVE(10)', cdbLength: 10, usage: u('56 00 00 00 00 00 00 00 00 07'), handler: pr.reserve, pr: W },
   { op: Op.Release10, name: 'RELEASE(10)', cdbLength: 10, usage: u('57 00 00 00 00 00 00 00 00 07'), handler: pr.release, pr: W, reserveAllowed: true },
@@ -144,11 +147,12 @@ async function reportSupportedOpcodes(t: Task): Promise<number> {
   let b: Uint8Array;
   let len: number;
   if (option === 0) {
-    len = 4 + ENTRIES.length * (8 + ctd);
+    const listed = ENTRIES.filter((e) => e.supported?.(lu) ?? true);
+    len = 4 + listed.length * (8 + ctd);
     b = lu.pool.acquire(len);
     b.fill(0, 0, len);
     let o = 4;
-    for (const e of ENTRIES) {
+    for (const e of listed) {
       b[o] = e.op;
       put16(b, o + 2, e.sa ?? 0);
       b[o + 5] = (e.sa !== undefined ? 0x01 : 0) | (rctd ? 0x02 : 0); // SERVACTV, CTDP
@@ -164,7 +168,8 @@ async function reportSupportedOpcodes(t: Task): Promise<number> {
     if (option === 2 && !hasSa) throw badCdb(2, 2);
     if (option === 3 && !hasSa && reqSa !== 0) throw badCdb(4);
     const slot = byOp[reqOp];
-    const e = slot instanceof Map ? slot.get(reqSa) : option === 1 || option === 3 ? slot : undefined;
+    const found = slot instanceof Map ? slot.get(reqSa) : option === 1 || option === 3 ? slot : undefined;
+    const e = found && (found.supported?.(lu) ?? true) ? found : undefined;
     const cdbLen = e?.cdbLength ?? 0;
     len = 4 + cdbLen + ctd;
     b = lu.pool.acquire(len);

@@ -151,7 +151,14 @@ describe('capacity, mode pages, opcodes', () => {
     const h = Harness.ram();
     await h.ready();
     const all = await h.cmd([0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]);
-    expect(all.data.length).toBe(4 + 8 * commandTable().length);
+    // Every command of the table but UNMAP, which a fully provisioned LU does not implement.
+    expect(all.data.length).toBe(4 + 8 * (commandTable().length - 1));
+    const thin = Harness.ram({ thin: true });
+    await thin.ready();
+    expect((await thin.cmd([0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0])).data.length).toBe(4 + 8 * commandTable().length);
+    expect(hex((await h.cmd([0xa3, 0x0c, 1, 0x42, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('00010000');
+    expect(hex((await thin.cmd([0xa3, 0x0c, 1, 0x42, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('0003000a' + '4200000000003fffff07');
+    expect(hex((await h.cmd([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], { out: new Uint8Array(24) })).sense)).toBe(illegal('2000'));
     const one = await h.cmd([0xa3, 0x0c, 1, 0x28, 0, 0, 0, 0, 1, 0, 0, 0]);
     expect(hex(one.data)).toBe('0003000a28fcffffffff3fffff07');
   });
@@ -475,6 +482,11 @@ describe('read-only LUNs', () => {
       });
     }
   }
+  it('UNMAP to a fully provisioned read-only LU is DATA PROTECT too, not an unknown command', async () => {
+    const h = Harness.ram({ readOnly: true });
+    await h.ready();
+    expect(hex((await h.cmd([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], { out: new Uint8Array(24) })).sense)).toBe('700007000000000a00000000270000000000');
+  });
   it('reads, VERIFY and SYNCHRONIZE CACHE still work', async () => {
     const h = Harness.ram({ readOnly: true });
     await h.ready();

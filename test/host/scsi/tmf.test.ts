@@ -192,3 +192,19 @@ describe('task attributes (SAM-5 8.6)', () => {
     expect(h.lu.backstore.view!(0, 1)[0]).toBe(0x22);
   });
 });
+
+describe('task set capacity', () => {
+  it('beyond queueDepth tasks a new one gets TASK SET FULL; room again once one ends', async () => {
+    const h = new Harness(new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: 64 }), name: 'q', queueDepth: 2 }));
+    await h.ready();
+    const a = gatedWrite(h, 1);
+    const b = gatedWrite(h, 2);
+    await tick();
+    expect((await tur(h, 3, TaskAttribute.Simple)).status).toBe(0x28);
+    a.open();
+    await a.done;
+    expect((await tur(h, 4, TaskAttribute.Simple)).status).toBe(0);
+    b.open();
+    await b.done;
+  });
+});
