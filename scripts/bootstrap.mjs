@@ -29,13 +29,19 @@ if (!existsSync(lock) || statSync(lock).mtimeMs < statSync(join(root, 'package.j
   run('npm', [existsSync(join(root, 'package-lock.json')) ? 'ci' : 'install', '--no-audit', '--no-fund']);
 }
 // The addon: rebuilt when a native source is newer than it. A machine without rdma-core
-// headers gets a warning from install-native.mjs and runs everything that needs no RDMA.
+// headers gets a warning and runs everything that needs no RDMA.
 const release = join(root, 'build', 'Release');
 const addon = existsSync(release) ? readdirSync(release).find((f) => f.endsWith('.node')) : undefined;
 if (existsSync(join(root, 'native')) && existsSync(join(root, 'binding.gyp'))) {
   const sources = Math.max(newestMtime(join(root, 'native')), statSync(join(root, 'binding.gyp')).mtimeMs);
   if (!addon || statSync(join(release, addon)).mtimeMs < sources) {
-    run(process.execPath, [join(root, 'scripts', 'install-native.mjs')]);
+    // Through npm, which hands node-gyp the machine's npm config (nodedir: no header
+    // download); node-gyp-build would load a stale addon rather than rebuild it.
+    const r = spawnSync('npm', ['run', '--silent', 'build:native'], { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) {
+      console.warn('bootstrap: the RDMA addon did not build (rdma-core headers: apt-get install libibverbs-dev ' +
+        'librdmacm-dev); everything that needs no RDMA still runs');
+    }
   }
 }
 
