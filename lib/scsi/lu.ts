@@ -1,16 +1,22 @@
 // A logical unit: a backstore plus everything SAM-5 keeps per LU — identity, mode
-// parameters, unit attentions per I_T nexus, the task set, reservations and the range
-// locks that make COMPARE AND WRITE atomic. Two LUN mappings of one backstore share one
+// parameters, unit attentions per I_T nexus (ua.ts), the task set (taskset.ts, tmr.ts),
+// reservations (pr.ts) and the range locks that make COMPARE AND WRITE atomic
+// (rangelock.ts) — and the dispatcher that takes a command through them to its handler
+// in the command table (table.ts). Two LUN mappings of one backstore share one
 // LogicalUnit (as LIO's se_device), so they share all of this.
 
 import { createHash } from 'node:crypto';
 import { BufferPool } from './bufpool.js';
 import { coversNexus, PersistentReservations, prFile, type Registration } from './pr.js';
+import { RangeLocks } from './rangelock.js';
 import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
 import { nexusKey } from './task.js';
-import { TaskAttribute, TmfFunction, TmfResponse, type Backstore, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from './types.js';
+import { TaskSet } from './taskset.js';
+import { taskManagement } from './tmr.js';
+import { UnitAttentions } from './ua.js';
+import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from './types.js';
 
 export interface LogicalUnitOptions {
   backstore: Backstore;
@@ -35,26 +41,8 @@ export interface ModeState {
   swp: boolean;
 }
 
-interface Running {
-  readonly tag: number;
-  readonly key: string;
-  readonly attribute: TaskAttribute;
-  readonly task: Task;
-  /** Settles when the task has ended, however it ended. */
-  readonly done: Promise<void>;
-  /** Marks the task aborted and releases it from a wait for earlier tasks. */
-  abort(): void;
-  readonly abortedSignal: Promise<void>;
-}
-
 /** TASK ABORTED (SAM-5 5.3.1): a fresh object each time, fabrics may annotate completions. */
 const aborted = (): ScsiCompletion => ({ status: Status.TaskAborted, transferred: 0 });
-
-interface RangeLock {
-  lba: number;
-  end: number;
-  done: Promise<void>;
-}
 
 /** LIO's NAA 6 form: 6, IEEE company id 0x001405, then the serial's hex digits (spc_gen_naa_6h_vendor_specific). */
 export function naaFromSerial(serial: string): Uint8Array {
@@ -71,28 +59,25 @@ export class LogicalUnit {
   readonly naa: Uint8Array;
   readonly thin: boolean;
   readonly stateDir: string | undefined;
-  readonly targetPortGroup = 1;
   readonly maxCompareAndWrite = 64;
   readonly maxTransferBlocks: number;
   readonly maxWriteSame: number;
   readonly maxUnmapBlocks: number;
   readonly maxUnmapDescriptors = 256;
   readonly defaultWce: boolean;
-  /** How long a task management function waits for the tasks it aborted to end. */
-  readonly tmfWaitMs: number;
-  readonly queueDepth: number;
+  /** The task set (SAM-5 8): tasks by nexus and tag, attribute order, TASK SET FULL, aborts. */
+  readonly tasks: TaskSet;
+  /** Unit attention conditions per I_T nexus, and the nexuses the LU has seen (SAM-5 5.14). */
+  readonly ua = new UnitAttentions();
+  /** LBA range locks for writers (COMPARE AND WRITE atomicity, SBC-3 5.2). */
+  readonly locks = new RangeLocks();
   readonly pool = new BufferPool();
   readonly pr: PersistentReservations;
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
   readonly copyResults = new Map<string, { segments: number; bytes: number }>();
   mode: ModeState;
 
-  /** Pending unit attentions per I_T nexus, oldest first (SAM-5 5.14). */
-  private readonly ua = new Map<string, number[]>();
-  /** Every I_T nexus that has sent a command, by nexus key: the "other" nexuses for UAs, the ports PR can name. */
-  private readonly seen = new Map<string, Nexus>();
-  private readonly running = new Map<string, Running>();
-  private locks: RangeLock[] = [];
+  /** The I_T nexus holding an SPC-2 RESERVE, if any. */
   private reservedBy: string | undefined;
 
   constructor(opts: LogicalUnitOptions) {
@@ -112,8 +97,7 @@ export class LogicalUnit {
     this.defaultWce = b.view === undefined;
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
-    this.tmfWaitMs = opts.tmfWaitMs ?? 5000;
-    this.queueDepth = opts.queueDepth ?? 1024;
+    this.tasks = new TaskSet(opts.queueDepth ?? 1024, opts.tmfWaitMs ?? 5000);
   }
 
   /** Loads APTPL persistent reservations from the state directory. */
@@ -129,16 +113,12 @@ export class LogicalUnit {
   /** Executes one command from a LUN view. */
   async execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
     const key = nexusKey(nexus);
-    if (!this.seen.has(key)) {
-      this.seen.set(key, nexus);
-      // The LU was "powered on" for this nexus: its first command learns so (SAM-5 6.3.1).
-      this.ua.set(key, [Asc.PowerOnReset]);
-    }
+    this.ua.arrive(key, nexus);
     const entry = lookup(cmd.cdb);
     if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
       return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
     }
-    const ua = this.takeUnitAttention(key);
+    const ua = this.ua.take(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
     if (entry === Lookup.UnknownOpcode) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
     if (entry === Lookup.UnknownServiceAction) {
@@ -178,28 +158,11 @@ export class LogicalUnit {
     handler: (t: Task) => Promise<number>,
   ): Promise<ScsiCompletion> {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
-    if (this.running.size >= this.queueDepth) return { status: Status.TaskSetFull, transferred: 0 };
+    if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
     const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, aborted: false };
-    const id = `${key}\u0000${cmd.tag}`;
-    let finish!: () => void;
-    let signal!: () => void;
-    const r: Running = {
-      tag: cmd.tag,
-      key,
-      attribute: cmd.attribute,
-      task: t,
-      done: new Promise<void>((res) => (finish = res)),
-      abortedSignal: new Promise<void>((res) => (signal = res)),
-      abort() {
-        t.aborted = true;
-        signal();
-      },
-    };
-    // Task attributes (SAM-5 8.6): an ORDERED task waits for the tasks before it; tasks after an ORDERED one wait for it.
-    const before = cmd.attribute === TaskAttribute.HeadOfQueue ? [] : this.blockers(cmd.attribute);
-    this.running.set(id, r);
+    const { entry, before } = this.tasks.enter(t, cmd.tag, cmd.attribute);
     try {
-      if (before.length) await Promise.race([Promise.all(before), r.abortedSignal]);
+      if (before.length) await Promise.race([Promise.all(before), entry.abortedSignal]);
       // An aborted task ends with TASK ABORTED (SAM-5 5.6): the fabric sends it to other
       // I_T nexuses (TAS=1 in the control mode page) and nothing to the one that aborted it.
       if (t.aborted) return aborted();
@@ -215,17 +178,8 @@ export class LogicalUnit {
       }
       throw e;
     } finally {
-      if (this.running.get(id) === r) this.running.delete(id);
-      finish();
+      entry.end();
     }
-  }
-
-  private blockers(attr: TaskAttribute): Promise<void>[] {
-    const out: Promise<void>[] = [];
-    for (const r of this.running.values()) {
-      if (attr === TaskAttribute.Ordered || r.attribute === TaskAttribute.Ordered) out.push(r.done);
-    }
-    return out;
   }
 
   check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {
@@ -233,48 +187,37 @@ export class LogicalUnit {
   }
 
   takeUnitAttention(key: string): Asc | undefined {
-    const q = this.ua.get(key);
-    if (!q || q.length === 0) return undefined;
-    const a = q.shift()!;
-    if (q.length === 0) this.ua.delete(key);
-    return a as Asc;
+    return this.ua.take(key);
   }
 
-  /** Drops one pending UA condition for a nexus (REPORT LUNS clears REPORTED LUNS DATA HAS CHANGED, SPC-4 6.33). */
   clearUnitAttention(key: string, asc: Asc): void {
-    const q = this.ua.get(key);
-    if (!q) return;
-    const i = q.indexOf(asc);
-    if (i >= 0) q.splice(i, 1);
-    if (q.length === 0) this.ua.delete(key);
+    this.ua.clear(key, asc);
   }
 
   /** Queues a UA for every known nexus except `except` (SAM-5 5.14). */
   unitAttentionOthers(asc: Asc, except?: string): void {
-    for (const k of this.seen.keys()) if (k !== except) this.addUnitAttention(k, asc);
+    this.ua.establishAll(asc, except);
   }
 
   /** Queues a UA for every known I_T nexus a PR registration covers (SPC-4 5.12.11). */
   unitAttentionMatching(r: Registration, asc: Asc): void {
-    for (const [k, n] of this.seen) if (coversNexus(r, n)) this.addUnitAttention(k, asc);
+    this.ua.establishWhere((n) => coversNexus(r, n), asc);
+  }
+
+  addUnitAttention(key: string, asc: Asc): void {
+    this.ua.establish(key, asc);
   }
 
   /** Whether an I_T nexus of this SCSI transport protocol (SPC-4 7.6.1) has reached the LU: TransportIDs must name one. */
   protocolSeen(proto: number): boolean {
-    for (const n of this.seen.values()) if (((n.transportId[0] ?? 0x05) & 0x0f) === proto) return true;
+    for (const n of this.ua.nexuses.values()) if (((n.transportId[0] ?? 0x05) & 0x0f) === proto) return true;
     return false;
   }
 
   /** The target port with this relative port identifier, as learned from the nexuses seen. */
   targetPortOf(relativePortId: number): string | undefined {
-    for (const n of this.seen.values()) if (n.relativePortId === relativePortId) return n.targetPort;
+    for (const n of this.ua.nexuses.values()) if (n.relativePortId === relativePortId) return n.targetPort;
     return undefined;
-  }
-
-  addUnitAttention(key: string, asc: Asc): void {
-    const q = this.ua.get(key);
-    if (!q) this.ua.set(key, [asc]);
-    else if (!q.includes(asc)) q.push(asc);
   }
 
   /**
@@ -295,21 +238,8 @@ export class LogicalUnit {
   }
 
   /** Excludes other writers from [lba, lba+blocks) until the returned function is called. */
-  async lockRange(lba: number, blocks: number): Promise<() => void> {
-    const end = lba + blocks;
-    for (;;) {
-      const c = this.locks.find((l) => l.lba < end && lba < l.end);
-      if (!c) break;
-      await c.done;
-    }
-    let release!: () => void;
-    const l: RangeLock = { lba, end, done: new Promise<void>((r) => (release = r)) };
-    this.locks.push(l);
-    return () => {
-      const i = this.locks.indexOf(l);
-      if (i >= 0) this.locks.splice(i, 1);
-      release();
-    };
+  lockRange(lba: number, blocks: number): Promise<() => void> {
+    return this.locks.lock(lba, blocks);
   }
 
   reserve(key: string): void {
@@ -321,56 +251,10 @@ export class LogicalUnit {
     if (this.reservedBy === key) this.reservedBy = undefined;
   }
 
-  // ---- task management (SAM-5 7) --------------------------------------------
+  // ---- task management (SAM-5 7): tmr.ts ------------------------------------
 
-  /**
-   * Task management (SAM-5 7). Resolves once the affected tasks have ended (or after
-   * `tmfWaitMs`, for a task stuck waiting on its initiator's data), so that no aborted
-   * write reaches the medium after the function is reported complete.
-   */
-  async taskManagement(fn: TmfFunction, nexus: Nexus, tag?: number): Promise<TmfResponse> {
-    const key = nexusKey(nexus);
-    switch (fn) {
-      case TmfFunction.AbortTask: {
-        const r = this.running.get(`${key}\u0000${tag}`);
-        if (!r) return TmfResponse.TaskDoesNotExist;
-        await this.abortAndWait([r]);
-        return TmfResponse.Complete;
-      }
-      case TmfFunction.QueryTask:
-        return this.running.has(`${key}\u0000${tag}`) ? TmfResponse.Complete : TmfResponse.TaskDoesNotExist;
-      case TmfFunction.AbortTaskSet:
-        await this.abortAndWait([...this.running.values()].filter((r) => r.key === key));
-        return TmfResponse.Complete;
-      case TmfFunction.ClearTaskSet:
-        // With TAS=1 the other nexuses' tasks end with TASK ABORTED instead of a COMMANDS CLEARED BY ANOTHER INITIATOR UA (SAM-5 7.4).
-        await this.abortAndWait([...this.running.values()]);
-        return TmfResponse.Complete;
-      case TmfFunction.LogicalUnitReset:
-      case TmfFunction.TargetWarmReset:
-        await this.reset(Asc.BusDeviceReset);
-        return TmfResponse.Complete;
-      case TmfFunction.TargetColdReset:
-        await this.reset(Asc.PowerOnReset);
-        return TmfResponse.Complete;
-      case TmfFunction.ClearAca:
-        // NACA is never accepted, so there is no ACA condition to clear (SAM-5 7.3).
-        return TmfResponse.Complete;
-      default:
-        return TmfResponse.NotSupported;
-    }
-  }
-
-  private async abortAndWait(rs: Running[]): Promise<void> {
-    if (rs.length === 0) return;
-    for (const r of rs) r.abort();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((res) => {
-      timer = setTimeout(res, this.tmfWaitMs);
-      timer.unref?.();
-    });
-    await Promise.race([Promise.all(rs.map((r) => r.done)), timeout]);
-    clearTimeout(timer);
+  taskManagement(fn: TmfFunction, nexus: Nexus, tag?: number): Promise<TmfResponse> {
+    return taskManagement(this, fn, nexus, tag);
   }
 
   /**
@@ -380,13 +264,13 @@ export class LogicalUnit {
    */
   async reset(asc: Asc = Asc.BusDeviceReset): Promise<void> {
     this.reservedBy = undefined;
-    this.unitAttentionOthers(asc);
-    await this.abortAndWait([...this.running.values()]);
+    this.ua.establishAll(asc);
+    await this.tasks.abortAndWait(this.tasks.of());
   }
 
   /** PREEMPT AND ABORT (SPC-4 5.12.11.4.5): the preempted nexuses' tasks end. */
   abortTasksOf(covered: (n: Nexus) => boolean): void {
-    for (const r of this.running.values()) if (covered(r.task.nexus)) r.abort();
+    this.tasks.abortWhere((n) => covered(n));
   }
 
   /**
@@ -396,13 +280,9 @@ export class LogicalUnit {
    */
   nexusLost(nexus: Nexus): void {
     const key = nexusKey(nexus);
-    for (const r of this.running.values()) if (r.key === key) r.abort();
+    this.tasks.abortWhere((_, k) => k === key);
     if (this.reservedBy === key) this.reservedBy = undefined;
-    if (this.seen.has(key)) {
-      const q = this.ua.get(key);
-      // A pending power-on UA already says more than a nexus loss (SAM-5 5.14 precedence).
-      if (!q || !q.includes(Asc.PowerOnReset)) this.ua.set(key, [Asc.ItNexusLoss]);
-    }
+    this.ua.nexusLoss(key);
   }
 
   async close(): Promise<void> {

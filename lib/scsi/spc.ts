@@ -1,5 +1,6 @@
 // Primary commands (SPC-4): identification, sense, mode pages, LUN inventory, ports.
 
+import { TARGET_PORT_GROUP } from './alua.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, buildSense, ScsiError, SenseKey } from './sense.js';
 import { put16, put32, receiveOut, sendIn, u16, u32, type Task } from './task.js';
@@ -136,7 +137,7 @@ function deviceIdentification(t: Task, b: Uint8Array): number {
   b[o] = (proto << 4) | 0x01;
   b[o + 1] = 0x80 | 0x10 | 0x05;
   b[o + 3] = 4;
-  put16(b, o + 6, lu.targetPortGroup);
+  put16(b, o + 6, TARGET_PORT_GROUP);
   o += 8;
   // SCSI name string of the target port (type 8, UTF-8), NUL-terminated, padded to 4 (SPC-4 7.8.6.11).
   const name = t.nexus.targetPort;
@@ -382,28 +383,5 @@ function checkBlockDescriptors(t: Task, p: Uint8Array, hdr: number, bdl: number,
   for (let o = hdr; o < hdr + bdl; o += size) {
     const blockLength = longLba ? u32(p, o + 12) : (p[o + 5]! << 16) | (p[o + 6]! << 8) | p[o + 7]!;
     if (blockLength !== 0 && blockLength !== t.lu.blockSize) throw badParam(longLba ? o + 12 : o + 5);
-  }
-}
-
-export async function reportTargetPortGroups(t: Task): Promise<number> {
-  const cdb = t.cdb;
-  const extended = (cdb[1]! >> 5) === 1;
-  const alloc = u32(cdb, 6);
-  const b = t.lu.pool.acquire(64);
-  try {
-    b.fill(0, 0, 64);
-    let o = extended ? 8 : 4;
-    if (extended) b[4] = 0x10;
-    // One group, active/optimized, holding the port the command came through (SPC-4 6.37).
-    b[o] = 0x80; // PREF, state 0 (active/optimized)
-    b[o + 1] = 0x01; // AO_SUP
-    put16(b, o + 2, t.lu.targetPortGroup);
-    b[o + 7] = 1;
-    put16(b, o + 10, t.nexus.relativePortId);
-    o += 12;
-    put32(b, 0, o - 4);
-    return await sendIn(t, b, Math.min(o, alloc));
-  } finally {
-    t.lu.pool.release(b);
   }
 }

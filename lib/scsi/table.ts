@@ -2,6 +2,7 @@
 // length and usage mask (what REPORT SUPPORTED OPERATION CODES returns, SPC-4 6.35), its
 // handler, and how it behaves under unit attentions, write protection and reservations.
 
+import * as alua from './alua.js';
 import { Op, PrInSa, PrOutSa, SaIn16, SaMaintIn } from './opcodes.js';
 import * as pr from './pr.js';
 import * as sbc from './sbc.js';
@@ -95,7 +96,7 @@ const ENTRIES: CommandEntry[] = [
   { op: Op.ServiceActionIn16, sa: SaIn16.ReadCapacity16, name: 'READ CAPACITY(16)', cdbLength: 16, usage: u('9e 1f 00 00 00 00 00 00 00 00 ff ff ff ff 00 07'), handler: sbc.readCapacity16, pr: A },
   { op: Op.ServiceActionIn16, sa: SaIn16.GetLbaStatus, name: 'GET LBA STATUS', cdbLength: 16, usage: u('9e 1f ff ff ff ff ff ff ff ff ff ff ff ff 00 07'), handler: sbc.getLbaStatus, pr: R },
   { op: Op.ReportLuns, name: 'REPORT LUNS', cdbLength: 12, usage: u('a0 00 ff 00 00 00 ff ff ff ff 00 07'), handler: spc.reportLuns, noUa: true, pr: A, reserveAllowed: true },
-  { op: Op.MaintenanceIn, sa: SaMaintIn.ReportTargetPortGroups, name: 'REPORT TARGET PORT GROUPS', cdbLength: 12, usage: u('a3 ea 00 00 00 00 ff ff ff ff 00 07'), handler: spc.reportTargetPortGroups, pr: A, reserveAllowed: true },
+  { op: Op.MaintenanceIn, sa: SaMaintIn.ReportTargetPortGroups, name: 'REPORT TARGET PORT GROUPS', cdbLength: 12, usage: u('a3 ea 00 00 00 00 ff ff ff ff 00 07'), handler: alua.reportTargetPortGroups, pr: A, reserveAllowed: true },
   { op: Op.MaintenanceIn, sa: SaMaintIn.ReportSupportedOpcodes, name: 'REPORT SUPPORTED OPERATION CODES', cdbLength: 12, usage: u('a3 0c 87 ff ff ff ff ff ff ff 00 07'), handler: reportSupportedOpcodes, pr: A, reserveAllowed: true },
   { op: Op.Read12, name: 'READ(12)', cdbLength: 12, usage: u('a8 fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.read, pr: R },
   { op: Op.Write12, name: 'WRITE(12)', cdbLength: 12, usage: u('aa fc ff ff ff ff ff ff ff ff 3f 07'), handler: sbc.write, writes: true, pr: W },
