@@ -12,7 +12,7 @@ import { RangeLocks } from './rangelock.js';
 import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
-import { nexusKey } from './task.js';
+import { directionLengths, nexusKey } from './task.js';
 import { TaskSet } from './taskset.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
@@ -159,7 +159,7 @@ export class LogicalUnit {
   ): Promise<ScsiCompletion> {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
     if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
-    const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, aborted: false };
+    const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, ...directionLengths(cmd), aborted: false };
     const { entry, before } = this.tasks.enter(t, cmd.tag, cmd.attribute);
     try {
       if (before.length) await Promise.race([Promise.all(before), entry.abortedSignal]);

@@ -55,7 +55,7 @@ async function moveIn(t: Task, lba: number, blocks: number): Promise<number> {
   const lu = t.lu;
   const bs = lu.blockSize;
   const total = blocks * bs;
-  const moved = Math.min(total, t.cmd.expectedLength);
+  const moved = Math.min(total, t.inLength);
   if (moved === 0) return total;
   const nb = Math.ceil(moved / bs);
   const v = lu.backstore.view?.(lba, nb);
@@ -94,7 +94,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
   const lu = t.lu;
   const bs = lu.blockSize;
   const total = blocks * bs;
-  const moved = Math.min(total, t.cmd.expectedLength);
+  const moved = Math.min(total, t.outLength);
   if (moved === 0) return total;
   const nb = Math.ceil(moved / bs);
   const unlock = await lu.lockRange(lba, nb);
@@ -200,7 +200,7 @@ export async function compareAndWrite(t: Task): Promise<number> {
   const half = blocks * bs;
   // The Data-Out must be exactly the compare and the write halves (libiscsi CompareAndWrite
   // expects INVALID FIELD IN CDB otherwise, e.g. a block count that wrapped to 0).
-  if (t.cmd.expectedLength !== 2 * half) throw badCdb(13);
+  if (t.outLength !== 2 * half) throw badCdb(13);
   if (blocks === 0) return 0;
   const data = t.lu.pool.acquire(2 * half);
   // The range lock makes read-compare-write atomic against every other write (SBC-3 5.2).

@@ -8,7 +8,7 @@ import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
-import { u16, u32 } from './task.js';
+import { directionLengths, u16, u32 } from './task.js';
 import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
 
 export interface ViewEntry {
@@ -49,7 +49,7 @@ export class LunView implements IscsiCore, ScsiTargetCore {
   private async noSuchLun(cmd: ScsiCommand, io: FabricIO): Promise<ScsiCompletion> {
     const cdb = cmd.cdb;
     const send = async (b: Uint8Array, len: number): Promise<ScsiCompletion> => {
-      const n = Math.min(len, cmd.expectedLength);
+      const n = Math.min(len, directionLengths(cmd).inLength);
       if (n > 0) await io.dataIn(b.subarray(0, n), 0);
       return { status: Status.Good, transferred: len };
     };

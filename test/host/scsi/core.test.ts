@@ -548,3 +548,26 @@ describe('identification and capacity data, byte for byte (SPC-4 6.6, 7.8; SBC-3
     expect(hex((await h.cmd([0xa3, 0x2a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('00000010' + '10000000' + '80010001' + '00000001' + '00000001');
   });
 });
+
+describe('data direction', () => {
+  it('the core asks for Data-Out only when the fabric marked the command writing, and sends Data-In only when reading', async () => {
+    const h = Harness.ram();
+    await h.ready();
+    const calls: string[] = [];
+    const io = {
+      async dataOut(into: Uint8Array) { calls.push('out'); into.fill(7); },
+      async dataIn() { calls.push('in'); },
+    };
+    const submit = (cdb: number[], direction: number) =>
+      h.view.submit({ lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 512, direction }, nexusA, io);
+    // A WRITE the fabric calls a read: nothing to write with, nothing written; the residual is the fabric's.
+    expect(await submit(cdb10(0x2a, 0, 1), 2)).toEqual({ status: 0, transferred: 512 });
+    expect(h.lu.backstore.view!(0, 1)[0]).toBe(0);
+    // A READ with no data direction moves nothing.
+    expect(await submit(cdb10(0x28, 0, 1), 0)).toEqual({ status: 0, transferred: 512 });
+    expect(calls).toEqual([]);
+    expect((await submit(cdb10(0x2a, 0, 1), 1)).status).toBe(0);
+    expect((await submit(cdb10(0x28, 0, 1), 2)).status).toBe(0);
+    expect(calls).toEqual(['out', 'in']);
+  });
+});

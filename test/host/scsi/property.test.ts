@@ -51,17 +51,19 @@ const commandArb = fc.record({
 });
 
 /** A fabric that records every data movement and checks it against the expected length. */
-function recordingIo(expected: number, fill: number): { io: FabricIO; problems: string[] } {
+function recordingIo(expected: number, fill: number, direction: DataDirection): { io: FabricIO; problems: string[] } {
   const problems: string[] = [];
   let lastIn = -1;
   return {
     problems,
     io: {
       async dataOut(into, offset) {
+        if (!(direction & DataDirection.Write)) problems.push('dataOut for a command the fabric did not mark as writing');
         if (offset < 0 || offset + into.length > expected) problems.push(`dataOut ${offset}+${into.length} beyond ${expected}`);
         into.fill(fill);
       },
       async dataIn(from, offset) {
+        if (!(direction & DataDirection.Read)) problems.push('dataIn for a command the fabric did not mark as reading');
         if (offset < 0 || offset + from.length > expected) problems.push(`dataIn ${offset}+${from.length} beyond ${expected}`);
         if (offset <= lastIn) problems.push(`dataIn offsets not ascending: ${offset} after ${lastIn}`);
         lastIn = offset;
@@ -94,7 +96,7 @@ describe('property: arbitrary CDBs', () => {
       const h = Harness.ram({ blockSize: 512, blockCount: 256, thin });
       await fc.assert(
         fc.asyncProperty(commandArb, async (c) => {
-          const { io, problems } = recordingIo(c.expectedLength, c.dataByte);
+          const { io, problems } = recordingIo(c.expectedLength, c.dataByte, c.direction);
           const done = await h.view.submit({ lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
           expect(wellFormed(done)).toBeUndefined();
           expect(problems).toEqual([]);
