@@ -99,6 +99,8 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
   const nb = Math.ceil(moved / bs);
   const unlock = await lu.lockRange(lba, nb);
   try {
+    // Aborted while waiting for an overlapping writer: nothing of it may reach the medium.
+    if (t.aborted) return total;
     const v = lu.backstore.view?.(lba, nb);
     if (v) {
       await t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0);

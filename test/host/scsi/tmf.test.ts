@@ -208,3 +208,25 @@ describe('task set capacity', () => {
     await b.done;
   });
 });
+
+describe('aborting a write that waits for an overlapping one', () => {
+  it('never lets its data reach the medium', async () => {
+    const h = await two();
+    const first = gatedWrite(h, 1, TaskAttribute.Simple, nexusA, 0x11);
+    await tick();
+    let asked = false;
+    const second = h.view.submit(
+      { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag: 2, attribute: TaskAttribute.Simple, expectedLength: 512, direction: DataDirection.Write },
+      nexusA,
+      { dataOut: async (into) => { asked = true; into.fill(0x22); }, dataIn: async () => {} },
+    );
+    await tick();
+    const abort = h.view.taskManagement(1, nexusA, 0n, 2);
+    first.open();
+    expect(await abort).toBe(0);
+    expect((await second).status).toBe(0x40);
+    expect((await first.done).status).toBe(0);
+    expect(asked).toBe(false);
+    expect(h.lu.backstore.view!(0, 1)[0]).toBe(0x11);
+  });
+});
