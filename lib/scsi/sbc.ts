@@ -2,32 +2,10 @@
 // fabric (zero copy); other backstores go through pooled 1 MiB chunks.
 
 import { CHUNK_BYTES } from './bufpool.js';
+import { lbaRange, type Range } from './cdb.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey, Status } from './sense.js';
-import { put32, put64, receiveOut, sendIn, u16, u24, u32, u64, type Task } from './task.js';
-
-interface Range {
-  lba: number;
-  blocks: number;
-}
-
-/** LBA and transfer length by CDB size (SBC-3 5.x); READ/WRITE(6) length 0 means 256. */
-function lbaLen(cdb: Uint8Array): Range {
-  // The group code (top three opcode bits) fixes the CDB layout (SPC-4 4.2.5.1).
-  const group = cdb[0]! >> 5;
-  switch (group === 0 ? 6 : group === 4 ? 16 : group === 5 ? 12 : 10) {
-    case 6: {
-      const n = cdb[4]!;
-      return { lba: u24(cdb, 1) & 0x1fffff, blocks: n === 0 ? 256 : n };
-    }
-    case 10:
-      return { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
-    case 12:
-      return { lba: u32(cdb, 2), blocks: u32(cdb, 6) };
-    default:
-      return { lba: u64(cdb, 2), blocks: u32(cdb, 10) };
-  }
-}
+import { put32, put64, receiveOut, sendIn, u16, u32, u64, type Task } from './task.js';
 
 /** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */
 function checkRange(t: Task, r: Range): void {
@@ -46,7 +24,7 @@ function writeProtected(t: Task): void {
 export async function read(t: Task): Promise<number> {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Read6) checkProtect(cdb);
-  const r = lbaLen(cdb);
+  const r = lbaRange(cdb);
   checkRange(t, r);
   return moveIn(t, r.lba, r.blocks);
 }
@@ -82,7 +60,7 @@ async function moveIn(t: Task, lba: number, blocks: number): Promise<number> {
 export async function write(t: Task): Promise<number> {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Write6) checkProtect(cdb);
-  const r = lbaLen(cdb);
+  const r = lbaRange(cdb);
   checkRange(t, r);
   writeProtected(t);
   const fua = cdb[0] !== Op.Write6 && (cdb[1]! & 0x08) !== 0;
@@ -134,7 +112,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
 
 export async function writeAndVerify(t: Task): Promise<number> {
   checkProtect(t.cdb);
-  const r = lbaLen(t.cdb);
+  const r = lbaRange(t.cdb);
   checkRange(t, r);
   writeProtected(t);
   // Stable storage is what makes the verify meaningful (SBC-3 5.41).
@@ -162,7 +140,7 @@ export async function verify(t: Task): Promise<number> {
   checkProtect(cdb);
   const bytchk = (cdb[1]! >> 1) & 3;
   if (bytchk === 2) throw badCdb(1, 2);
-  const r = lbaLen(cdb);
+  const r = lbaRange(cdb);
   checkRange(t, r);
   if (bytchk === 0 || r.blocks === 0) return 0; // medium verification only: RAM and files have no media errors
   const bs = t.lu.blockSize;
@@ -228,7 +206,7 @@ export async function compareAndWrite(t: Task): Promise<number> {
 export async function orWrite(t: Task): Promise<number> {
   const cdb = t.cdb;
   checkProtect(cdb);
-  const r = lbaLen(cdb);
+  const r = lbaRange(cdb);
   checkRange(t, r);
   writeProtected(t);
   if (r.blocks === 0) return 0;
@@ -261,7 +239,7 @@ export async function writeSame(t: Task): Promise<number> {
   const unmap = (flags & 0x08) !== 0;
   const ndob = is16 && (flags & 0x01) !== 0;
   if (unmap && !t.lu.thin) throw badCdb(1, 3);
-  const r = is16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  const r = lbaRange(cdb);
   // WSNZ is set in the Block Limits page: zero blocks is not "to the end of the medium".
   if (r.blocks === 0) throw badCdb(is16 ? 10 : 7);
   if (r.blocks > t.lu.maxWriteSame) throw badCdb(is16 ? 10 : 7);
@@ -359,7 +337,7 @@ export async function getLbaStatus(t: Task): Promise<number> {
 
 export async function syncCache(t: Task): Promise<number> {
   const cdb = t.cdb;
-  const r = cdb[0] === Op.SyncCache16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  const r = lbaRange(cdb);
   checkRange(t, r);
   await t.lu.backstore.flush();
   return 0;
@@ -367,7 +345,7 @@ export async function syncCache(t: Task): Promise<number> {
 
 export async function preFetch(t: Task): Promise<number> {
   const cdb = t.cdb;
-  const r = cdb[0] === Op.PreFetch16 ? { lba: u64(cdb, 2), blocks: u32(cdb, 10) } : { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+  const r = lbaRange(cdb);
   checkRange(t, r);
   // Everything is "in cache" as far as the initiator can tell (SBC-3 5.9: CONDITION MET).
   throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ConditionMet);

@@ -571,3 +571,32 @@ describe('data direction', () => {
     expect(calls).toEqual(['out', 'in']);
   });
 });
+
+describe('CDB decoding table (SBC-3 5.x field positions)', () => {
+  const table: Array<[string, number[], number, number]> = [
+    ['READ(6): 21-bit LBA, the top 3 bits of byte 1 are not LBA', [0x08, 0xff, 0x12, 0x34, 0x10, 0], 0x1f1234, 16],
+    ['READ(6): length 0 is 256 blocks', [0x08, 0, 0, 0x01, 0, 0], 1, 256],
+    ['WRITE(6)', [0x0a, 0x00, 0x00, 0xff, 0x01, 0], 0xff, 1],
+    ['READ(10): 32-bit LBA, 16-bit length', [0x28, 0, 0xde, 0xad, 0xbe, 0xef, 0x3f, 0x12, 0x34, 0], 0xdeadbeef, 0x1234],
+    ['WRITE SAME(10)', [0x41, 0, 0, 0, 0x01, 0x00, 0, 0x00, 0x08, 0], 256, 8],
+    ['SYNCHRONIZE CACHE(10)', [0x35, 0, 0, 0, 0, 9, 0, 0, 0, 0], 9, 0],
+    ['READ(12): 32-bit LBA, 32-bit length', [0xa8, 0, 0, 0, 0x10, 0, 0x00, 0x01, 0x00, 0x00, 0, 0], 0x1000, 0x10000],
+    ['VERIFY(12)', [0xaf, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0], 0xffffffff, 0xffffffff],
+    ['READ(16): 64-bit LBA, 32-bit length', [0x88, 0, 0, 0, 0, 0x01, 0, 0, 0, 0x02, 0, 0, 0x01, 0x00, 0, 0], 0x100000002, 256],
+    ['WRITE SAME(16)', [0x93, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 7, 0, 0], 5, 7],
+    ['PRE-FETCH(16) with an LBA past 2^53 stays past it', [0x90, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0], 2 ** 64, 1],
+  ];
+  for (const [name, cdb, lba, blocks] of table) {
+    it(name, async () => {
+      const { lbaRange } = await import('../../../lib/scsi/cdb.js');
+      const r = lbaRange(Uint8Array.from(cdb));
+      expect(r.blocks).toBe(blocks);
+      if (lba < 2 ** 53) expect(r.lba).toBe(lba);
+      else expect(r.lba).toBeGreaterThan(2 ** 53);
+    });
+  }
+  it('group codes give the CDB length (SPC-4 4.2.5.1)', async () => {
+    const { groupCdbLength } = await import('../../../lib/scsi/cdb.js');
+    expect([0x00, 0x1f, 0x28, 0x5f, 0x7e, 0x88, 0x9e, 0xa0, 0xbf, 0xc0].map(groupCdbLength)).toEqual([6, 6, 10, 10, 0, 16, 16, 12, 12, 0]);
+  });
+});
