@@ -1,6 +1,7 @@
 #include "mr.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pd.h"
@@ -13,15 +14,15 @@ static Napi::Value NewAligned(Napi::Env env, double size) {
     return env.Undefined();
   }
   size_t len = static_cast<size_t>(size);
-  void* p = nullptr;
-  int err = posix_memalign(&p, static_cast<size_t>(sysconf(_SC_PAGESIZE)), len);
-  if (err) {
-    ThrowErrno(env, "posix_memalign", err);
+  // Anonymous mmap: page-aligned and zero-filled lazily by the kernel, so a large RAM LUN
+  // costs no resident memory until it is written or registered (ibv_reg_mr pins it then).
+  void* p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    ThrowErrno(env, "mmap", errno);
     return env.Undefined();
   }
-  memset(p, 0, len);
   return Napi::Buffer<uint8_t>::New(env, static_cast<uint8_t*>(p), len,
-                                    [](Napi::Env, uint8_t* data) { free(data); });
+                                    [len](Napi::Env, uint8_t* data) { munmap(data, len); });
 }
 
 Napi::Value AllocAligned(const Napi::CallbackInfo& info) {

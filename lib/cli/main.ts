@@ -219,7 +219,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   let engine = ro.engine;
   if (!engine) {
     const { createEngine } = await import('../target/wiring.js');
-    engine = createEngine();
+    engine = createEngine({ log });
   }
 
   // The default target also listens for iSER where RDMA devices exist, once the build has

@@ -331,6 +331,10 @@ export class IscsiConnection implements TransportSink {
   /** Login done: switch to Full Feature Phase. Called by the login handler. */
   enterFullFeature(session: IscsiSession, params: OperationalParams): void {
     this.session = session;
+    // A transport with fixed-size send buffers (iSER) sends smaller segments than the
+    // initiator declared it can take; smaller is always allowed (RFC 7143 §13.12).
+    const sendLimit = this.transport.sendDataSegmentLimit;
+    if (sendLimit && params.initiatorMaxRecvDataSegmentLength > sendLimit) params = { ...params, initiatorMaxRecvDataSegmentLength: sendLimit };
     this.params = params;
     this.phase = 'full-feature';
     if (this.loginTimer) clearTimeout(this.loginTimer);

@@ -257,6 +257,11 @@ export class LoginHandler {
     const target = conn.target;
     const params = this.neg!.result();
     if (!conn.transport.digests) { params.headerDigest = false; params.dataDigest = false }
+    // RFC 7145 §5.1: on an RDMA connection (InfiniBand/RoCE, no streaming mode to fall back
+    // to) a normal session that did not agree RDMAExtensions=Yes cannot carry iSCSI at all.
+    if (conn.transport.rdma && !params.rdmaExtensions && this.sessionType === 'Normal') {
+      throw new LoginFailure(LoginStatus.MissingParameter, 'RDMAExtensions=Yes is required on an iSER connection (RFC 7145 §5.1)');
+    }
     let session = this.joining;
     if (!session) {
       const key: SessionKey = { initiatorName: this.initiatorName, isid: this.isid, targetName: this.targetName, tpgt: this.tpg?.tpgt ?? 0 };

@@ -102,6 +102,10 @@ export class ScsiTask implements TaskRef, FabricIO {
     this.command = { lun: pdu.lun, cdb, tag: pdu.itt, attribute: mapAttr(pdu.attr), expectedLength: pdu.edtl, direction: this.direction };
   }
 
+  get unsolicitedLength(): number {
+    return this.unsolReceived;
+  }
+
   private get readLength(): number {
     return this.direction === DataDirection.Bidi ? this.bidiReadLength : this.direction === DataDirection.Read ? this.expectedLength : 0;
   }

@@ -20,6 +20,12 @@ export interface TaskRef {
   readonly expectedLength: number;
   /** Whatever the transport attached to the SCSI Command PDU (iSER: the STags and VAs). */
   readonly transportContext: unknown;
+  /**
+   * Bytes that arrived unsolicited (immediate data + unsolicited Data-Out, §4.2.5.2). iSER's
+   * write base offset addresses the data after them (RFC 7145 §9.2; the Linux initiator
+   * advertises its buffer + this many bytes).
+   */
+  readonly unsolicitedLength: number;
 }
 
 export interface IscsiTransport {
@@ -34,6 +40,8 @@ export interface IscsiTransport {
    * (iSER: its receive buffer size, declared as TargetRecvDataSegmentLength, RFC 7145 §6.3).
    */
   readonly recvDataSegmentLimit?: number;
+  /** Largest data segment this transport can send in one PDU (iSER: its send buffer size). */
+  readonly sendDataSegmentLimit?: number;
   readonly localAddress: string;
   readonly localPort: number;
   readonly remoteAddress: string;

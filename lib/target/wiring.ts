@@ -1,6 +1,10 @@
-// The real Engine: lib/backstore for storage, lib/scsi for logical units, lib/iscsi and
-// lib/transport/tcp for the fabric. This file is the only place in lib/target that knows
-// their concrete APIs, so a change there is adapted here and nowhere else.
+// The real Engine: lib/backstore for storage, lib/scsi for logical units, lib/iscsi with
+// lib/transport/tcp and lib/iser for the fabric. This file is the only place in lib/target
+// that knows their concrete APIs, so a change there is adapted here and nowhere else.
+//
+// Where RDMA devices exist, RAM LUNs live in natively allocated memory that every RDMA
+// device registers (lazily, at its first iSER connection), so iSER moves their data with
+// RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
 
 import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from '../scsi/types.js';
 import type { IscsiCore } from '../iscsi/core.js';
@@ -9,6 +13,9 @@ import { listenTcp } from '../transport/tcp.js';
 import { createScsiLayer } from '../scsi/layer.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
+import { RamBackstore } from '../backstore/ram.js';
+import { MemoryRegistry, native, nativeAvailable } from '../verbs/index.js';
+import type { IserFabric } from '../iser/listener.js';
 import type { BackstoreConfig, Config, TpgConfig } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from './daemon.js';
@@ -52,14 +59,35 @@ interface TpgViews {
 export interface WiringOptions {
   log?: Logger;
   scsi?: ScsiLayer;
+  /** Serve iSER portals: default when the addon loads and this host has RDMA devices. */
+  rdma?: boolean;
+}
+
+/** The addon loads and at least one RDMA device is present. */
+export function rdmaUsable(): boolean {
+  try {
+    return nativeAvailable() && native().listDevices().length > 0;
+  } catch {
+    return false;
+  }
 }
 
 export function createEngine(opts: WiringOptions = {}): Engine {
   const scsi: ScsiLayer = opts.scsi ?? createScsiLayer();
   const log = opts.log;
+  const rdma = opts.rdma ?? rdmaUsable();
+  const registry = rdma && !opts.scsi ? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE) : undefined;
+  let fabric: IserFabric | undefined;
   return {
-    transports: new Set(['tcp']),
-    openBackstore: (store) => scsi.openBackstore(store),
+    transports: new Set(rdma ? ['tcp', 'iser'] : ['tcp']),
+    openBackstore: async (store) => {
+      if (registry && store.type === 'ram' && store.size !== undefined) {
+        const blockCount = Math.floor(store.size / store.blockSize);
+        const memory = registry.allocate(blockCount * store.blockSize);
+        return new RamBackstore({ blockSize: store.blockSize, blockCount, memory, thin: store.thin, readOnly: store.readOnly });
+      }
+      return scsi.openBackstore(store);
+    },
     async build(config: Config, luns: ResolvedLun[]): Promise<ServedTargets> {
       // One LU per backstore object, shared by every LUN that exports it.
       const lus = new Map<Backstore, unknown>();
@@ -101,7 +129,8 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             iqn: t.iqn,
             tpgt: g.tag,
             enabled: g.enable,
-            portals: g.portals.filter((p) => p.transport === 'tcp').map((p) => ({ address: p.address, port: p.port })),
+            // SendTargets lists each address:port once, whichever transports serve it.
+            portals: [...new Map(g.portals.map((p) => [`${p.address}|${p.port}`, { address: p.address, port: p.port }])).values()],
             core: tpgView,
             acls,
             generateNodeAcls: g.attributes.generateNodeAcls,
@@ -127,6 +156,14 @@ export function createEngine(opts: WiringOptions = {}): Engine {
 
       return {
         async listen(portal): Promise<Listener> {
+          if (portal.transport === 'iser') {
+            if (!fabric) {
+              const { IserFabric } = await import('../iser/listener.js');
+              fabric = new IserFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), { info: (m) => log?.info(m), warn: (m) => log?.warn(m) });
+            }
+            const l = await fabric.listen(target, { address: portal.address, port: portal.port });
+            return { address: l.address, port: l.port, close: (force) => l.close(force) };
+          }
           const l = await listenTcp(target, { address: portal.address, port: portal.port });
           // An ephemeral port (--listen ADDR:0) is known only now; SendTargets must advertise it.
           if (portal.port === 0) {
@@ -136,6 +173,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         },
         async shutdown(graceMs) {
           await target.shutdown(graceMs);
+          fabric?.close();
           await scsi.close?.();
         },
         status: () => target.status(),

@@ -5,4 +5,5 @@ export * from './pool.js';
 export * from './dispatch.js';
 export * from './cm.js';
 export * from './device.js';
+export * from './registry.js';
 export { sys } from './sys.js';

@@ -49,6 +49,16 @@ export class SendBatch {
     return this;
   }
 
+  /**
+   * Sets WR `i`'s remote address from its 32-bit halves: for addresses a Number cannot hold
+   * exactly (a kernel peer's virtual addresses, 0xffff8880…).
+   */
+  setRemote(i: number, hi: number, lo: number): this {
+    this.words[this.starts[i] + 8] = lo >>> 0;
+    this.words[this.starts[i] + 9] = hi >>> 0;
+    return this;
+  }
+
   setFlags(i: number, flags: number): this {
     this.words[this.starts[i] + 3] = flags;
     return this;

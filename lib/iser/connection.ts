@@ -1,0 +1,661 @@
+// One iSER connection (RFC 7145): the iSCSI transport over an RC queue pair.
+//
+//   receive ring  fixed slots [iSER header 28 | BHS 48 | AHS | data ≤ TargetRecvDataSegmentLength],
+//                 one posted before the accept, the rest just before the final Login Response
+//                 (LIO's isert does the same: a login is one request at a time);
+//   send slots    the same layout for every PDU we send (SEND; the SCSI Response as
+//                 SEND_WITH_INV of the task's STag when the initiator allows it);
+//   Data-In       RDMA WRITE to the read STag at read VA + offset, unsignalled: the response
+//                 SEND that follows on the same QP completes after it (RC ordering);
+//   Data-Out      RDMA READ from the write STag at write VA + (offset − unsolicited bytes),
+//                 at most `initiatorDepth` in flight (the QP's max_rd_atomic enforces it).
+// Data moves straight to/from registered memory (the RAM LUNs, MemoryRegistry) when the core
+// hands us a view of it, else through a pool of registered data slots (one copy).
+//
+// Lifecycle: CONNECT_REQUEST → accept → ESTABLISHED → the engine attaches → … → close():
+// rdma_disconnect, then DISCONNECTED (or a timeout) → every pending operation fails, the QP,
+// CQ and MRs are closed (children first), sink.closed(). Faults of the peer (a bad STag gives
+// a remote access error) move the QP to error: only this connection ends.
+
+import {
+  BufferPool, CompletionDispatcher, CmEventType, MemoryRegistry, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native,
+  type CmEvent, type CompletionHandler, type DeviceResources, type NativeCmId, type NativeMr, type NativeQp, type RdmaCm,
+  type WorkCompletion,
+} from '../verbs/index.js';
+import { Opcode } from '../iscsi/opcodes.js';
+import type { OperationalParams } from '../iscsi/params.js';
+import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
+import {
+  ISER_HEADER_LENGTH, IserOpcode, decodeIserHeader, emptyIserHeader, encodeIserHeader, parseCmHeader, acceptCmHeader,
+  type IserHeader,
+} from './header.js';
+
+const BHS = 48;
+const HEADERS = ISER_HEADER_LENGTH + BHS;
+/** Room for AHS (an extended CDB of up to 260 bytes, a bidi read length). */
+const AHS_ROOM = 272;
+const EMPTY = new Uint8Array(0);
+
+export interface IserConnectionOptions {
+  /** Data bytes per received PDU (TargetRecvDataSegmentLength we accept). Default 8192. */
+  recvDataSegmentLength?: number;
+  /** Data bytes per PDU we send (caps InitiatorRecvDataSegmentLength). Default 8192. */
+  sendDataSegmentLength?: number;
+  /** Receive ring depth. Default 256. */
+  receiveDepth?: number;
+  /** Send slots (PDUs in flight to the initiator). Default 256. */
+  sendSlots?: number;
+  /** Registered bounce slots for data that is not in registered memory. Default 64 × 128 KiB. */
+  dataSlots?: number;
+  dataSlotSize?: number;
+  /** Largest RDMA READ/WRITE posted as one work request. Default 1 MiB. */
+  maxRdmaBytes?: number;
+  /** RDMA READs in flight we ask for (capped by what the initiator and device allow). Default 16. */
+  readDepth?: number;
+  /** How long a graceful close waits for sends to complete, then for DISCONNECTED (ms). */
+  closeTimeoutMs?: number;
+}
+
+/** The iSER header fields of one SCSI Command, as the task's transportContext. */
+export interface IserCommand {
+  readonly wsv: boolean;
+  readonly writeStag: number;
+  readonly writeVaHi: number;
+  readonly writeVaLo: number;
+  readonly rsv: boolean;
+  readonly readStag: number;
+  readonly readVaHi: number;
+  readonly readVaLo: number;
+}
+
+const TWO32 = 4294967296;
+
+/** What the listener learns of a connection's life. */
+export interface IserConnectionHooks {
+  /** ESTABLISHED: hand the connection to the iSCSI engine. */
+  established(c: IserConnection): void;
+  /** Resources freed (once, whether or not it was established). */
+  closed(c: IserConnection): void;
+}
+
+export class IserDataError extends Error {
+  readonly code = 'ISER_DATA';
+}
+
+const enum State { Accepting, Established, Closing, Closed }
+
+interface Op {
+  remaining: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** Completion kinds: the cookie's low 2 bits, the rest an index. */
+const enum Kind { Recv = 0, Send = 1, Data = 2, Op = 3 }
+
+/** The last WR of `b` targets remote address hi:lo, with lo's carry added to hi. */
+function setRemote(b: SendBatch, hi: number, lo: number): void {
+  const carry = lo >= TWO32 ? Math.floor(lo / TWO32) : 0;
+  b.setRemote(b.count - 1, (hi + carry) >>> 0, lo - carry * TWO32);
+}
+
+export class IserConnection implements IscsiTransport, CompletionHandler {
+  readonly kind = 'iser';
+  readonly rdma = true;
+  readonly digests = false;
+  readonly recvDataSegmentLimit: number;
+  readonly sendDataSegmentLimit: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly deviceName: string;
+  /** RDMA READs we may have in flight (accepted initiator_depth). */
+  readonly readDepth: number;
+  readonly sendWithInv: boolean;
+
+  private state = State.Accepting;
+  private sink: TransportSink | undefined;
+  private readonly disp: CompletionDispatcher;
+  private readonly qp: NativeQp;
+  private readonly rx: BufferPool;
+  private readonly tx: BufferPool;
+  private readonly data: BufferPool;
+  private readonly recvBatch: RecvBatch;
+  private readonly sendBatch: SendBatch;
+  private readonly maxRdma: number;
+  private readonly sqDepth: number;
+  /** Send queue accounting: WRs posted, and the position of the last completed signalled one. */
+  private sqPosted = 0;
+  private sqDone = 0;
+  private readonly txSeq: Float64Array;
+  private readonly dataSeq: Float64Array;
+  /** Data slots held by an RDMA WRITE (freed on its completion) or READ (copied out, then freed). */
+  private readonly dataOp: (Op | undefined)[];
+  private readonly dataCopy: (Uint8Array | undefined)[];
+  private readonly ops = new Map<number, Op>();
+  private nextOp = 0;
+  private dataWaiters: Array<() => void> = [];
+  /** Sends waiting for a free slot (rare: more PDUs in flight than slots). */
+  private txQueue: Array<{ bytes: Uint8Array; inv: number; done: () => void }> = [];
+  /** Receive completions waiting for the engine (before attach, or while paused): slot, length. */
+  private readonly rxQueueSlot: Int32Array;
+  private readonly rxQueueLen: Int32Array;
+  private rxHead = 0;
+  private rxCount = 0;
+  private paused = false;
+  private delivering = false;
+  private fullFeature = false;
+  private ringPosted = false;
+  private readonly hdr: IserHeader = emptyIserHeader();
+  private readonly commands = new Map<number, IserCommand>();
+  private closeTimer: NodeJS.Timeout | undefined;
+  private closeError: Error | undefined;
+  private closeWaitSends = false;
+
+  constructor(
+    private readonly cm: RdmaCm,
+    readonly id: NativeCmId,
+    private readonly dev: DeviceResources,
+    private readonly registry: MemoryRegistry,
+    request: CmEvent,
+    limits: { maxQpWr: number; maxQpInitRdAtom: number; maxCqe: number },
+    private readonly hooks: IserConnectionHooks,
+    private readonly opts: IserConnectionOptions = {},
+  ) {
+    this.localAddress = request.localAddress ?? '';
+    this.localPort = request.localPort ?? 0;
+    this.remoteAddress = request.remoteAddress ?? '';
+    this.remotePort = request.remotePort ?? 0;
+    this.deviceName = request.deviceName ?? id.deviceName ?? '';
+    const cmh = parseCmHeader(request.privateData);
+    this.sendWithInv = !cmh.sendWithInvNotSupported;
+    this.recvDataSegmentLimit = opts.recvDataSegmentLength ?? 8192;
+    this.sendDataSegmentLimit = opts.sendDataSegmentLength ?? 8192;
+    // The initiator's responder resources, as the CM event reports them from our side.
+    this.readDepth = Math.max(1, Math.min(opts.readDepth ?? 16, request.initiatorDepth ?? 1, limits.maxQpInitRdAtom || 1));
+    this.maxRdma = opts.maxRdmaBytes ?? 1 << 20;
+    const ring = opts.receiveDepth ?? 256;
+    const sendSlots = opts.sendSlots ?? 256;
+    this.sqDepth = Math.min(limits.maxQpWr, 4096);
+    const c = native().constants;
+    const cqe = Math.min(this.sqDepth + ring + 16, limits.maxCqe || 65536);
+    this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + ring + 16);
+    this.disp.onBatchEnd = () => this.afterBatch();
+    const pools: BufferPool[] = [];
+    try {
+      this.rx = new BufferPool(dev.pd, HEADERS + AHS_ROOM + this.recvDataSegmentLimit, ring, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.rx);
+      this.tx = new BufferPool(dev.pd, HEADERS + AHS_ROOM + this.sendDataSegmentLimit, sendSlots, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.tx);
+      this.data = new BufferPool(dev.pd, opts.dataSlotSize ?? 128 * 1024, opts.dataSlots ?? 64, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.data);
+      this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
+        maxSendWr: this.sqDepth, maxRecvWr: ring, maxSendSge: 1, maxRecvSge: 1,
+      });
+    } catch (e) {
+      for (const p of pools) p.close();
+      this.disp.close();
+      throw e;
+    }
+    this.recvBatch = new RecvBatch(ring);
+    this.sendBatch = new SendBatch(64);
+    this.txSeq = new Float64Array(sendSlots);
+    this.dataSeq = new Float64Array(this.data.slotCount);
+    this.dataOp = new Array(this.data.slotCount).fill(undefined);
+    this.dataCopy = new Array(this.data.slotCount).fill(undefined);
+    this.rxQueueSlot = new Int32Array(ring);
+    this.rxQueueLen = new Int32Array(ring);
+    cm.setHandler(id, (ev) => this.onCmEvent(ev));
+  }
+
+  /** Posts the login receive and accepts the connection request. */
+  accept(): void {
+    this.postRecvSlot(this.rx.alloc());
+    this.flushRecvs();
+    this.id.accept({
+      privateData: acceptCmHeader(),
+      initiatorDepth: this.readDepth,
+      responderResources: 0, // the initiator never reads from us
+      rnrRetryCount: 7,
+      retryCount: 7,
+    });
+  }
+
+  get describe(): string {
+    return `iser ${this.remoteAddress}:${this.remotePort} (${this.deviceName})`;
+  }
+
+  // ---- IscsiTransport -------------------------------------------------------------------
+
+  attach(sink: TransportSink): void {
+    this.sink = sink;
+    this.drainReceives();
+  }
+
+  enterFullFeature(_params: OperationalParams): void {
+    this.fullFeature = true;
+    this.postRing(); // normally done already, just before the final Login Response went out
+  }
+
+  pauseReceive(): void {
+    this.paused = true;
+  }
+
+  resumeReceive(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    // Not re-entrantly: the engine may resume from within receive().
+    setImmediate(() => this.drainReceives());
+  }
+
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
+    if (this.state !== State.Established) return undefined;
+    const parts = data === undefined ? undefined : data instanceof Uint8Array ? [data] : data;
+    let len = 0;
+    if (parts) for (const p of parts) len += p.length;
+    const ahsLen = ahs?.length ?? 0;
+    if (len > this.sendDataSegmentLimit || ahsLen > AHS_ROOM) {
+      throw new RangeError(`iSER: PDU data segment ${len} (AHS ${ahsLen}) exceeds the send buffer (${this.sendDataSegmentLimit})`);
+    }
+    const op = bhs[0] & 0x3f;
+    // LIO's order: the whole receive ring is posted after the last Login Request and before
+    // the final Login Response, so the first command cannot find the ring empty.
+    if (op === Opcode.LoginResponse && (bhs[1] & 0x80) !== 0 && (bhs[1] & 3) === 3 && bhs[36] === 0) this.postRing();
+    const inv = op === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
+    const slot = this.tx.alloc();
+    const buf = slot >= 0 ? this.tx.view(slot) : new Uint8Array(HEADERS + ahsLen + len);
+    encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
+    buf.set(bhs.subarray(0, BHS), ISER_HEADER_LENGTH);
+    let at = HEADERS;
+    if (ahsLen) { buf.set(ahs!, at); at += ahsLen }
+    if (parts) for (const p of parts) { buf.set(p, at); at += p.length }
+    if (slot >= 0) { this.postSend(slot, at, inv); return undefined }
+    return new Promise<void>((done) => this.txQueue.push({ bytes: buf.subarray(0, at), inv, done }));
+  }
+
+  async deliverDataIn(task: TaskRef, from: Uint8Array, offset: number): Promise<void> {
+    const c = task.transportContext as IserCommand | undefined;
+    if (!c?.rsv) throw new IserDataError(`ITT 0x${task.itt.toString(16)}: read data but the command carried no read STag (RSV=0, RFC 7145 §9.2)`);
+    if (this.state !== State.Established) throw new IserDataError('connection closing');
+    const w = native().constants.WR_RDMA_WRITE;
+    const mr = this.registry.lookup(this.dev.pd, from);
+    if (mr) {
+      // Zero copy from registered memory: unsignalled, ordered before the response SEND.
+      this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, undefined);
+      return;
+    }
+    const size = this.data.slotSize;
+    for (let pos = 0; pos < from.length; pos += size) {
+      const n = Math.min(size, from.length - pos);
+      const slot = await this.allocData();
+      if (this.state !== State.Established) { this.data.free(slot); throw new IserDataError('connection closing') }
+      this.data.view(slot).set(from.subarray(pos, pos + n));
+      this.postData(w, slot, n, c.readStag, c.readVaHi, c.readVaLo + offset + pos, undefined, undefined);
+    }
+  }
+
+  obtainDataOut(task: TaskRef, into: Uint8Array, offset: number): Promise<void> {
+    const c = task.transportContext as IserCommand | undefined;
+    if (!c?.wsv) return Promise.reject(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
+    const base = task.unsolicitedLength;
+    if (offset < base) return Promise.reject(new IserDataError(`ITT 0x${task.itt.toString(16)}: Data-Out at ${offset} inside the ${base} unsolicited bytes`));
+    if (this.state !== State.Established) return Promise.reject(new IserDataError('connection closing'));
+    const r = native().constants.WR_RDMA_READ;
+    const remoteLo = c.writeVaLo + (offset - base);
+    return new Promise<void>((resolve, reject) => {
+      const mr = this.registry.lookup(this.dev.pd, into);
+      if (mr) {
+        const op: Op = { remaining: 1, resolve, reject };
+        this.postDirect(r, mr, into, c.writeStag, c.writeVaHi, remoteLo, op);
+        return;
+      }
+      const size = this.data.slotSize;
+      const chunks = Math.ceil(into.length / size);
+      const op: Op = { remaining: chunks, resolve, reject };
+      void (async () => {
+        for (let i = 0; i < chunks; i++) {
+          const slot = await this.allocData();
+          if (this.state !== State.Established) { this.data.free(slot); return reject(new IserDataError('connection closing')) }
+          const pos = i * size;
+          const n = Math.min(size, into.length - pos);
+          this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
+        }
+      })();
+    });
+  }
+
+  close(abort = false): void {
+    if (this.state === State.Closing || this.state === State.Closed) return;
+    const wasAccepting = this.state === State.Accepting;
+    this.state = State.Closing;
+    if (wasAccepting) { this.finish(); return }
+    // Graceful: let queued sends (a Logout Response) reach the initiator first.
+    if (!abort && this.sqPosted > this.sqDone) {
+      this.closeWaitSends = true;
+      this.armCloseTimer(() => this.disconnect());
+      return;
+    }
+    this.disconnect();
+  }
+
+  // ---- completions ------------------------------------------------------------------------
+
+  onCompletion(wc: WorkCompletion, cookie: number): void {
+    const kind = cookie & 3;
+    const index = cookie >>> 2;
+    if (kind === Kind.Recv) return this.onRecv(wc, index);
+    if (kind === Kind.Send) {
+      this.sqDone = Math.max(this.sqDone, this.txSeq[index]);
+      this.tx.free(index);
+      if (!wc.ok) return this.fail(`SEND completion ${wc.statusName}`, wc.status);
+      this.kickTxQueue();
+      if (this.closeWaitSends && this.sqPosted === this.sqDone) { this.closeWaitSends = false; this.disconnect() }
+      return;
+    }
+    if (kind === Kind.Data) {
+      this.sqDone = Math.max(this.sqDone, this.dataSeq[index]);
+      const op = this.dataOp[index];
+      const copy = this.dataCopy[index];
+      this.dataOp[index] = undefined;
+      this.dataCopy[index] = undefined;
+      if (wc.ok && copy) copy.set(this.data.view(index).subarray(0, copy.length));
+      this.freeData(index);
+      if (!wc.ok) { op?.reject(new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`)); return this.fail(`RDMA completion ${wc.statusName}`, wc.status) }
+      if (op && --op.remaining === 0) op.resolve();
+      return;
+    }
+    // Kind.Op: a direct RDMA READ into registered memory.
+    const op = this.ops.get(index);
+    this.ops.delete(index);
+    this.sqDone = Math.max(this.sqDone, this.opSeq.get(index) ?? this.sqDone);
+    this.opSeq.delete(index);
+    if (!wc.ok) { op?.reject(new IserDataError(`RDMA READ ${wc.statusName}`)); return this.fail(`RDMA READ completion ${wc.statusName}`, wc.status) }
+    if (op && --op.remaining === 0) op.resolve();
+  }
+
+  private readonly opSeq = new Map<number, number>();
+
+  private onRecv(wc: WorkCompletion, slot: number): void {
+    if (!wc.ok) {
+      this.rx.free(slot);
+      return this.fail(`receive completion ${wc.statusName}`, wc.status);
+    }
+    if (this.state === State.Closed) { this.rx.free(slot); return }
+    const at = (this.rxHead + this.rxCount) % this.rxQueueSlot.length;
+    this.rxQueueSlot[at] = slot;
+    this.rxQueueLen[at] = wc.byteLen;
+    this.rxCount++;
+  }
+
+  private afterBatch(): void {
+    this.drainReceives();
+  }
+
+  /** Hands queued receives to the engine in arrival order, then reposts their slots in one call. */
+  private drainReceives(): void {
+    if (this.delivering) return;
+    this.delivering = true;
+    try {
+      while (this.rxCount > 0 && this.sink && !this.paused && this.state === State.Established) {
+        const slot = this.rxQueueSlot[this.rxHead];
+        const len = this.rxQueueLen[this.rxHead];
+        this.rxHead = (this.rxHead + 1) % this.rxQueueSlot.length;
+        this.rxCount--;
+        this.deliver(slot, len);
+      }
+    } finally {
+      this.delivering = false;
+      this.flushRecvs();
+    }
+  }
+
+  private deliver(slot: number, len: number): void {
+    const buf = this.rx.view(slot);
+    const sink = this.sink!;
+    if (len < HEADERS) return this.protocolError(slot, `iSER message of ${len} bytes, shorter than iSER header + BHS (RFC 7145 §9.2)`);
+    const h = decodeIserHeader(buf, 0, this.hdr);
+    if (h.opcode !== IserOpcode.Control) {
+      return this.protocolError(slot, `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`);
+    }
+    const bhsStart = ISER_HEADER_LENGTH;
+    const ahsLen = buf[bhsStart + 4] * 4;
+    const dataLen = (buf[bhsStart + 5] << 16) | (buf[bhsStart + 6] << 8) | buf[bhsStart + 7];
+    if (HEADERS + ahsLen + dataLen > len) {
+      return this.protocolError(slot, `PDU declares AHS ${ahsLen} + data ${dataLen} bytes but the SEND carried ${len - HEADERS} (RFC 7145 §7.2)`);
+    }
+    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
+    let ahs: Uint8Array = ahsLen ? buf.subarray(HEADERS, HEADERS + ahsLen) : EMPTY;
+    let data: Uint8Array = dataLen ? buf.subarray(HEADERS + ahsLen, HEADERS + ahsLen + dataLen) : EMPTY;
+    const op = bhs[0] & 0x3f;
+    let ctx: IserCommand | undefined;
+    if (op === Opcode.ScsiCommand) {
+      ctx = {
+        wsv: h.wsv, writeStag: h.writeStag, writeVaHi: h.writeVaHi, writeVaLo: h.writeVaLo,
+        rsv: h.rsv, readStag: h.readStag, readVaHi: h.readVaHi, readVaLo: h.readVaLo,
+      };
+      const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+      if (h.wsv || h.rsv) this.commands.set(itt, ctx);
+    }
+    if (!this.fullFeature) {
+      // Login phase: copy out and repost at once (the login is one request at a time and
+      // the ring is not posted yet).
+      bhs = Uint8Array.from(bhs); ahs = ahsLen ? Uint8Array.from(ahs) : EMPTY; data = dataLen ? Uint8Array.from(data) : EMPTY;
+      this.postRecvSlot(slot);
+      sink.receive({ bhs, ahs, data }, ctx);
+      return;
+    }
+    if (dataLen) {
+      const dst = sink.dataDestination(bhs, dataLen);
+      if (dst && dst.length === dataLen) { dst.set(data); data = dst }
+    }
+    try {
+      sink.receive({ bhs, ahs, data }, ctx);
+    } finally {
+      // The engine copies what it keeps (its handlers run synchronously on the views).
+      if (this.state !== State.Closed) this.postRecvSlot(slot);
+      else this.rx.free(slot);
+    }
+  }
+
+  private protocolError(slot: number, why: string): void {
+    this.rx.free(slot);
+    this.sink?.framingError(why);
+  }
+
+  // ---- posting ------------------------------------------------------------------------
+
+  private postRecvSlot(slot: number): void {
+    const b = this.recvBatch;
+    if (b.count >= b.maxWrs) this.flushRecvs();
+    b.add(this.disp.register(this, (slot << 2) | Kind.Recv), this.rx.address(slot), this.rx.slotSize, this.rx.lkey);
+  }
+
+  private flushRecvs(): void {
+    const b = this.recvBatch;
+    if (b.count === 0) return;
+    try {
+      if (this.state !== State.Closed) this.qp.postRecv(b.words, b.count);
+    } catch (e) {
+      this.fail(`ibv_post_recv: ${(e as Error).message}`);
+    } finally {
+      b.reset();
+    }
+  }
+
+  private postRing(): void {
+    if (this.ringPosted) return;
+    this.ringPosted = true;
+    for (let s = this.rx.alloc(); s >= 0; s = this.rx.alloc()) this.postRecvSlot(s);
+    this.flushRecvs();
+  }
+
+  private reserveSq(n: number): void {
+    if (this.sqPosted - this.sqDone + n > this.sqDepth) {
+      throw new IserDataError(`send queue full (${this.sqDepth} work requests outstanding)`);
+    }
+  }
+
+  private postSend(slot: number, length: number, inv: number): void {
+    const c = native().constants;
+    this.reserveSq(1);
+    const b = this.sendBatch.reset();
+    b.add(this.disp.register(this, (slot << 2) | Kind.Send), inv ? c.WR_SEND_WITH_INV : c.WR_SEND, c.SEND_SIGNALED,
+      this.tx.address(slot), length, this.tx.lkey, 0, 0, inv);
+    this.txSeq[slot] = ++this.sqPosted;
+    this.post(b);
+  }
+
+  /** RDMA WRITE/READ between registered memory and the initiator, in pieces of maxRdma. */
+  /** `remoteLo` may exceed 32 bits (low half + offset): the carry goes into the high half. */
+  private postDirect(opcode: number, mr: NativeMr, view: Uint8Array, rkey: number, remoteHi: number, remoteLo: number, op: Op | undefined): void {
+    const c = native().constants;
+    const pieces = Math.max(1, Math.ceil(view.length / this.maxRdma));
+    this.reserveSq(pieces);
+    const local = MemoryRegistry.address(mr, view);
+    const b = this.sendBatch.reset();
+    let id = 0;
+    for (let i = 0, pos = 0; i < pieces; i++, pos += this.maxRdma) {
+      const n = Math.min(this.maxRdma, view.length - pos);
+      const last = i === pieces - 1;
+      if (b.count === b.maxWrs) { this.post(b); b.reset() }
+      if (last && op) {
+        id = this.nextOp++ & 0x3fffff;
+        this.ops.set(id, op);
+        b.add(this.disp.register(this, (id << 2) | Kind.Op), opcode, c.SEND_SIGNALED, local + pos, n, mr.lkey, 0, rkey);
+      } else {
+        b.add(UNSIGNALED_WR_ID, opcode, 0, local + pos, n, mr.lkey, 0, rkey);
+      }
+      setRemote(b, remoteHi, remoteLo + pos);
+      this.sqPosted++;
+    }
+    if (op) this.opSeq.set(id, this.sqPosted);
+    this.post(b);
+  }
+
+  /** One RDMA op on a data slot: signalled, the slot freed (after copying out for READ) on completion. */
+  private postData(opcode: number, slot: number, n: number, rkey: number, remoteHi: number, remoteLo: number, op: Op | undefined, copyTo: Uint8Array | undefined): void {
+    const c = native().constants;
+    this.reserveSq(1);
+    this.dataOp[slot] = op;
+    this.dataCopy[slot] = copyTo;
+    const b = this.sendBatch.reset();
+    b.add(this.disp.register(this, (slot << 2) | Kind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
+    setRemote(b, remoteHi, remoteLo);
+    this.dataSeq[slot] = ++this.sqPosted;
+    this.post(b);
+  }
+
+  private post(b: SendBatch): void {
+    if (b.count === 0) return;
+    try {
+      this.qp.postSend(b.words, b.count);
+    } catch (e) {
+      this.fail(`ibv_post_send: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /** The STag a SCSI Response may invalidate (one of read/write, never both: ib_iser checks it). */
+  private invalidateKey(bhs: Uint8Array): number {
+    const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+    const c = this.commands.get(itt);
+    if (!c) return 0;
+    this.commands.delete(itt);
+    if (!this.sendWithInv || c.rsv === c.wsv) return 0;
+    return c.rsv ? c.readStag : c.writeStag;
+  }
+
+  private kickTxQueue(): void {
+    while (this.txQueue.length && this.state === State.Established) {
+      const slot = this.tx.alloc();
+      if (slot < 0) return;
+      const q = this.txQueue.shift()!;
+      this.tx.view(slot).set(q.bytes);
+      this.postSend(slot, q.bytes.length, q.inv);
+      q.done();
+    }
+  }
+
+  private allocData(): Promise<number> {
+    const s = this.data.alloc();
+    if (s >= 0) return Promise.resolve(s);
+    return new Promise<number>((resolve) => this.dataWaiters.push(() => resolve(this.data.alloc())));
+  }
+
+  private freeData(slot: number): void {
+    this.data.free(slot);
+    const w = this.dataWaiters.shift();
+    if (w) w();
+  }
+
+  // ---- connection management -------------------------------------------------------------
+
+  private onCmEvent(ev: CmEvent): void {
+    switch (ev.type) {
+      case CmEventType.Established:
+        if (this.state !== State.Accepting) return;
+        this.state = State.Established;
+        this.hooks.established(this);
+        this.drainReceives();
+        return;
+      case CmEventType.Disconnected:
+      case CmEventType.TimewaitExit:
+        if (this.state === State.Established) this.state = State.Closing;
+        this.finish();
+        return;
+      case CmEventType.DeviceRemoval:
+      case CmEventType.Rejected:
+      case CmEventType.ConnectError:
+      case CmEventType.Unreachable:
+        this.finish(new Error(`RDMA/CM ${ev.type} (status ${ev.status})`));
+        return;
+    }
+  }
+
+  /** A fatal fault on this connection: it ends (the peer's doing affects only it). */
+  private fail(why: string, wcStatus?: number): void {
+    if (this.state === State.Closed) return;
+    // Flushes after we close are the expected end of every outstanding WR, not news.
+    const flushed = wcStatus === native().constants.WC_WR_FLUSH_ERR;
+    if (!flushed && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
+    if (this.state === State.Closing) return;
+    this.state = State.Closing;
+    this.disconnect();
+  }
+
+  private disconnect(): void {
+    try { this.id.disconnect() } catch { /* not connected */ }
+    this.armCloseTimer(() => this.finish());
+  }
+
+  private armCloseTimer(then: () => void): void {
+    clearTimeout(this.closeTimer);
+    this.closeTimer = setTimeout(then, this.opts.closeTimeoutMs ?? 3000);
+    this.closeTimer.unref();
+  }
+
+  /** Frees everything and tells the engine once. Children first: QP (with the id), CQ, MRs. */
+  private finish(err?: Error): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    clearTimeout(this.closeTimer);
+    const e = new IserDataError('connection closed');
+    for (const op of this.ops.values()) op.reject(e);
+    this.ops.clear();
+    for (let i = 0; i < this.dataOp.length; i++) { this.dataOp[i]?.reject(e); this.dataOp[i] = undefined }
+    const waiters = this.dataWaiters;
+    this.dataWaiters = [];
+    for (const q of this.txQueue) q.done();
+    this.txQueue = [];
+    try { this.cm.destroy(this.id) } catch { /* already gone */ }
+    this.disp.close();
+    this.rx.close();
+    this.tx.close();
+    this.data.close();
+    // Waiters for data slots see Closed and give up (their slot index is meaningless now).
+    for (const w of waiters) try { w() } catch { /* pool closed */ }
+    this.hooks.closed(this);
+    this.sink?.closed(err ?? this.closeError);
+  }
+}
