@@ -176,7 +176,13 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           fabric?.close();
           await scsi.close?.();
         },
-        status: () => target.status(),
+        status: () => {
+          const st = target.status();
+          if (!fabric) return st;
+          // Live native objects: what the RDMA side holds now (QPs and CQs are per connection).
+          const live = native().liveObjects();
+          return { ...st, counters: { ...st.counters, iserConnections: fabric.connectionCount, rdmaQps: live.qps, rdmaCqs: live.cqs, rdmaMrs: live.mrs } };
+        },
         async addLun(r) {
           const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
           if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
