@@ -35,6 +35,12 @@ const HEADERS = ISER_HEADER_LENGTH + BHS;
 /** Room for AHS (an extended CDB of up to 260 bytes, a bidi read length). */
 const AHS_ROOM = 272;
 const EMPTY = new Uint8Array(0);
+/**
+ * Send WRs queued per ibv_post_send. Work produced in one turn of the loop (the responses,
+ * RDMA WRITEs and READs of a batch of commands) goes in one call: on soft-RoCE each call is a
+ * system call in which the kernel also moves the data (the profile's largest item).
+ */
+const SEND_BATCH = 128;
 
 export interface IserConnectionOptions {
   /** Data bytes per received PDU (TargetRecvDataSegmentLength we accept). Default 8192. */
@@ -199,7 +205,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       throw e;
     }
     this.recvBatch = new RecvBatch(ring);
-    this.sendBatch = new SendBatch(64);
+    this.sendBatch = new SendBatch(SEND_BATCH);
     this.txSeq = new Float64Array(sendSlots);
     this.dataSeq = new Float64Array(this.data.slotCount);
     this.dataOp = new Array(this.data.slotCount).fill(undefined);
@@ -499,11 +505,10 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
   private postSend(slot: number, length: number, inv: number): void {
     const c = native().constants;
     this.reserveSq(1);
-    const b = this.sendBatch.reset();
+    const b = this.room(1);
     b.add(this.disp.register(this, (slot << 2) | Kind.Send), inv ? c.WR_SEND_WITH_INV : c.WR_SEND, c.SEND_SIGNALED,
       this.tx.address(slot), length, this.tx.lkey, 0, 0, inv);
     this.txSeq[slot] = ++this.sqPosted;
-    this.post(b);
   }
 
   /** RDMA WRITE/READ between registered memory and the initiator, in pieces of maxRdma. */
@@ -513,12 +518,11 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     const pieces = Math.max(1, Math.ceil(view.length / this.maxRdma));
     this.reserveSq(pieces);
     const local = MemoryRegistry.address(mr, view);
-    const b = this.sendBatch.reset();
     let id = 0;
     for (let i = 0, pos = 0; i < pieces; i++, pos += this.maxRdma) {
       const n = Math.min(this.maxRdma, view.length - pos);
       const last = i === pieces - 1;
-      if (b.count === b.maxWrs) { this.post(b); b.reset() }
+      const b = this.room(1);
       if (last && op) {
         id = this.nextOp++ & 0x3fffff;
         this.ops.set(id, op);
@@ -530,7 +534,6 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       this.sqPosted++;
     }
     if (op) this.opSeq.set(id, this.sqPosted);
-    this.post(b);
   }
 
   /** One RDMA op on a data slot: signalled, the slot freed (after copying out for READ) on completion. */
@@ -539,20 +542,36 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     this.reserveSq(1);
     this.dataOp[slot] = op;
     this.dataCopy[slot] = copyTo;
-    const b = this.sendBatch.reset();
+    const b = this.room(1);
     b.add(this.disp.register(this, (slot << 2) | Kind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
     setRemote(b, remoteHi, remoteLo);
     this.dataSeq[slot] = ++this.sqPosted;
-    this.post(b);
   }
 
-  private post(b: SendBatch): void {
+  /** The send batch with room for `n` more WRs, its flush scheduled for the end of this turn. */
+  private room(n: number): SendBatch {
+    const b = this.sendBatch;
+    if (b.count + n > b.maxWrs) this.flushSends();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushSendsBound);
+    }
+    return b;
+  }
+
+  private flushScheduled = false;
+  private readonly flushSendsBound = (): void => { this.flushScheduled = false; this.flushSends() };
+
+  /** Posts the queued send WRs, in queue order, with one ibv_post_send. */
+  private flushSends(): void {
+    const b = this.sendBatch;
     if (b.count === 0) return;
     try {
-      this.qp.postSend(b.words, b.count);
+      if (this.state !== State.Closed) this.qp.postSend(b.words, b.count);
     } catch (e) {
       this.fail(`ibv_post_send: ${(e as Error).message}`);
-      throw e;
+    } finally {
+      b.reset();
     }
   }
 
@@ -648,6 +667,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     this.dataWaiters = [];
     for (const q of this.txQueue) q.done();
     this.txQueue = [];
+    this.sendBatch.reset(); // never posted: the QP is going away with its CQ
     try { this.cm.destroy(this.id) } catch { /* already gone */ }
     this.disp.close();
     this.rx.close();
