@@ -227,8 +227,12 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   if (o.config === undefined && engine.transports.has('iser')) {
     const devices = rdmaDevices();
     if (devices.length) {
+      const before = result.config.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals)).length;
       addRdmaPortals(result.config, devices);
-      log.info(`RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP`);
+      const added = result.config.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals)).length - before;
+      log.info(added
+        ? `RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP`
+        : `RDMA devices ${devices.map((d) => d.name).join(', ')}: no iSER on a loopback portal; --listen ADDR:3260 (an RDMA interface's address or 0.0.0.0) serves iSER there too`);
     }
   }
 

@@ -163,16 +163,18 @@ export function defaultConfigJson(): Record<string, unknown> {
 }
 
 /**
- * Hook for RDMA: once the verbs layer can enumerate devices, the daemon calls this with
- * what it found so the default target also listens for iSER on every TCP portal (LIO serves
- * both on one address:port once `iser` is enabled on the portal). SRP portals will hang off
- * `config.srp` the same way. With no devices it leaves the config unchanged.
+ * Where RDMA devices exist, the default target also listens for iSER on each of its TCP
+ * portals (LIO serves both on one address:port once `iser` is enabled on the portal) —
+ * except loopback ones: no RDMA initiator reaches 127.0.0.1, and widening the default's
+ * loopback-only demo mode to the network is the administrator's call (`--listen`).
+ * With no devices it leaves the config unchanged.
  */
 export function addRdmaPortals(config: Config, rdmaDevices: ReadonlyArray<{ name: string }>): Config {
   if (rdmaDevices.length === 0) return config;
+  const loopback = (a: string) => a.startsWith('127.') || a === '::1' || a === 'localhost';
   for (const t of config.targets) {
     for (const tpg of t.tpgs) {
-      const tcp = tpg.portals.filter((p) => p.transport === 'tcp');
+      const tcp = tpg.portals.filter((p) => p.transport === 'tcp' && !loopback(p.address));
       for (const p of tcp) {
         if (!tpg.portals.some((q) => q.transport === 'iser' && q.address === p.address && q.port === p.port)) {
           tpg.portals.push({ address: p.address, port: p.port, transport: 'iser' });

@@ -180,7 +180,7 @@ export class Daemon {
         for (const [pi, p] of g.portals.entries()) {
           const field = this.opts.listenOverride && p.transport === 'tcp' ? '--listen' : `targets[${ti}].tpgs[${gi}].portals[${pi}]`;
           if (!this.opts.engine.transports.has(p.transport)) {
-            this.log.warn(`${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: this build has no ${p.transport} transport yet`);
+            this.log.warn(`${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: ${p.transport === 'iser' ? 'RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)' : `this build has no ${p.transport} transport`}`);
             continue;
           }
           const key = `${p.transport}|${p.address}|${p.port}`;

@@ -240,12 +240,17 @@ describe('config helpers', () => {
     expect(r.config!.targets[0]!.tpgs[0]!.portals).toEqual([{ address: '127.0.0.1', port: 0, transport: 'tcp' }]);
   });
 
-  it('the RDMA hook adds an iSER portal beside each TCP portal only when devices exist', () => {
+  it('the RDMA hook adds an iSER portal beside each non-loopback TCP portal only when devices exist', () => {
     const c = validateConfig(defaultConfigJson(), pin).config!;
     expect(addRdmaPortals(structuredClone(c), []).targets[0]!.tpgs[0]!.portals).toHaveLength(1);
-    expect(addRdmaPortals(c, [{ name: 'rxe0' }]).targets[0]!.tpgs[0]!.portals).toEqual([
+    // The default is loopback only: no RDMA initiator reaches it, so nothing is added.
+    expect(addRdmaPortals(structuredClone(c), [{ name: 'rxe0' }]).targets[0]!.tpgs[0]!.portals).toEqual([
       { address: '127.0.0.1', port: 3260, transport: 'tcp' },
-      { address: '127.0.0.1', port: 3260, transport: 'iser' },
+    ]);
+    c.targets[0]!.tpgs[0]!.portals[0]!.address = '0.0.0.0';
+    expect(addRdmaPortals(c, [{ name: 'rxe0' }]).targets[0]!.tpgs[0]!.portals).toEqual([
+      { address: '0.0.0.0', port: 3260, transport: 'tcp' },
+      { address: '0.0.0.0', port: 3260, transport: 'iser' },
     ]);
   });
 });

@@ -110,7 +110,7 @@ describe('daemon lifecycle (fake engine)', () => {
     const d = await Daemon.start(config(doc, false), { engine: fakeEngine(), log });
     cleanups.push(() => d.stop());
     expect(d.portals.map((p) => p.transport)).toEqual(['tcp']);
-    expect(warnings).toContain('targets[0].tpgs[0].portals[1]: iser portal 127.0.0.1:3260 skipped: this build has no iser transport yet');
+    expect(warnings).toContain('targets[0].tpgs[0].portals[1]: iser portal 127.0.0.1:3260 skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)');
   });
 
   it('stop with a connection open: the engine shuts it down before the listener finishes closing', async () => {
