@@ -82,7 +82,15 @@ const u32 = (b: Uint8Array, o: number): number => ((b[o] << 24) | (b[o + 1] << 1
 const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
 const u24 = (b: Uint8Array, o: number): number => (b[o] << 16) | (b[o + 1] << 8) | b[o + 2];
 const u48 = (b: Uint8Array, o: number): number => u16(b, o) * 0x100000000 + u32(b, o + 2);
+/** LUN fields of the common single-level form (only the first two bytes set), decoded once each. */
+const SHORT_U64: bigint[] = [];
 function u64(b: Uint8Array, o: number): bigint {
+  // Every PDU carries a LUN field; BigInt arithmetic per PDU is a measurable cost where the
+  // CPU is emulated (the test VM), so the usual 2-byte form comes from a table.
+  if (b[o + 2] === 0 && b[o + 3] === 0 && u32(b, o + 4) === 0) {
+    const k = (b[o] << 8) | b[o + 1];
+    return (SHORT_U64[k] ??= BigInt(k) << 48n);
+  }
   return (BigInt(u32(b, o)) << 32n) | BigInt(u32(b, o + 4));
 }
 function w32(b: Uint8Array, o: number, v: number): void {
