@@ -5,6 +5,11 @@
 # SIGTERM and checks that it exits 0.
 #
 #   scripts/conformance.sh [--out DIR] [--families "Read10 Write10 ..."] [--timeout S]
+#                          [--transport tcp|iser] [--address ADDR]
+#
+# --transport iser runs libiscsi's iser:// client against an iSER portal on ADDR:3260
+# (default 10.77.0.1, the soft-RoCE VM's rxe0: run it inside scripts/vm/run.sh). The client
+# is fragile (shared/docs/rxe-vm.md): its crashes are recorded as X, not as our failures.
 #
 # LUNs: 0 = 512 MiB RAM, fully provisioned (as the peers were measured);
 #       1 = 512 MiB RAM, thin (Unmap, GetLBAStatus, WriteSame, Inquiry.BlockLimits and
@@ -22,11 +27,15 @@ cd "$root"
 out="$root/.cache/conformance"
 families=""
 per_family_timeout=180
+transport=tcp
+address=10.77.0.1
 while (($#)); do
   case "$1" in
     --out) out=$2; shift 2 ;;
     --families) families=$2; shift 2 ;;
     --timeout) per_family_timeout=$2; shift 2 ;;
+    --transport) transport=$2; shift 2 ;;
+    --address) address=$2; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "conformance: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -67,6 +76,7 @@ cat >"$cfg" <<EOF
     "iqn": "$iqn",
     "tpgs": [{
       "tag": 1,
+      $([[ $transport == iser ]] && echo "\"portals\": [{ \"address\": \"$address\", \"port\": 3260, \"transport\": \"iser\" }, { \"address\": \"$address\", \"port\": 3260, \"transport\": \"tcp\" }],")
       "luns": [ { "lun": 0, "backstore": "thick" }, { "lun": 1, "backstore": "thin" }, { "lun": 2, "backstore": "ro" } ],
       "attributes": { "generateNodeAcls": true, "demoModeWriteProtect": false }
     }]
@@ -74,7 +84,11 @@ cat >"$cfg" <<EOF
 }
 EOF
 
-node dist/cli/main.js --config "$cfg" --listen 127.0.0.1:0 >"$out/daemon.log" 2>&1 &
+if [[ $transport == iser ]]; then
+  node dist/cli/main.js --config "$cfg" >"$out/daemon.log" 2>&1 &
+else
+  node dist/cli/main.js --config "$cfg" --listen 127.0.0.1:0 >"$out/daemon.log" 2>&1 &
+fi
 daemon=$!
 cleanup() {
   kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
@@ -83,7 +97,11 @@ cleanup() {
 trap cleanup EXIT
 port=""
 for _ in $(seq 1 100); do
-  port=$(sed -n 's/^listening on tcp 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$out/daemon.log" | head -1)
+  if [[ $transport == iser ]]; then
+    grep -q "^listening on iser $address:3260" "$out/daemon.log" && port=3260
+  else
+    port=$(sed -n 's/^listening on tcp 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$out/daemon.log" | head -1)
+  fi
   [[ -n $port ]] && break
   kill -0 "$daemon" 2>/dev/null || break
   sleep 0.1
@@ -93,13 +111,15 @@ if [[ -z $port ]]; then
   cat "$out/daemon.log" >&2
   exit 1
 fi
-echo "conformance: target $iqn on 127.0.0.1:$port (pid $daemon), results in $out" >&2
+host=127.0.0.1; [[ $transport == iser ]] && host=$address
+echo "conformance: target $iqn on $transport $host:$port (pid $daemon), results in $out" >&2
 
 # --- the families --------------------------------------------------------------------
 if [[ -z $families ]]; then
   families=$(iscsi-test-cu -l | awk -F. 'NF==2 && $1=="ALL" {print $2}')
 fi
-url() { echo "iscsi://127.0.0.1:$port/$iqn/$1"; }
+scheme=iscsi; [[ $transport == iser ]] && scheme=iser
+url() { echo "$scheme://$host:$port/$iqn/$1"; }
 lun_for() {
   case "$1" in
     # Each of these has tests that run only on a thin-provisioned LU (LBPME=1).

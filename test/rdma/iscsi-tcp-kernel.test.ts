@@ -90,7 +90,8 @@ describe('open-iscsi kernel initiator over TCP', () => {
     mkdirSync('/etc/iscsi', { recursive: true });
     writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${INITIATOR}\n`);
     if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
-    sh('iscsid');
+    // One iscsid per VM: another kernel-initiator file may have started it already.
+    try { sh('pgrep -x iscsid') } catch { sh('iscsid') }
     await startTarget();
   }, 60_000);
 
