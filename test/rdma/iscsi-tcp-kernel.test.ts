@@ -98,6 +98,8 @@ describe('open-iscsi kernel initiator over TCP', () => {
   afterAll(() => {
     try { logout(); } catch { /* already out */ }
     target?.kill('SIGKILL');
+    // iscsid read this file's initiator name at start; the next file starts its own.
+    try { execSync('pkill -x iscsid; sleep 0.5') } catch { /* not running */ }
   });
 
   test('discovery, CHAP login, mkfs.ext4, mount, checksums across logout/login', async () => {

@@ -145,6 +145,8 @@ describe('Linux ib_iser initiator against rdma-target', () => {
       try { node(iqn, '-o delete') } catch { /* gone */ }
     }
     target?.kill('SIGKILL');
+    // iscsid read this file's initiator name at start; the next file starts its own.
+    try { execSync('pkill -x iscsid; sleep 0.5') } catch { /* not running */ }
   });
 
   test('CHAP login over iSER (wrong secret refused), mkfs.ext4, mount, checksums across logout/login', async () => {
