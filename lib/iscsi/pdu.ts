@@ -116,66 +116,71 @@ export function decodeBhs(b: Uint8Array): Pdu {
   if (b.length < BHS_LENGTH) throw new RangeError(`BHS is ${BHS_LENGTH} bytes (RFC 7143 §11.2), got ${b.length}`);
   const op = b[0] & 0x3f;
   const f1 = b[1];
-  const c: Common = { immediate: (b[0] & IMMEDIATE_BIT) !== 0, ahsWords: b[4], dataLength: u24(b, 5), itt: u32(b, 16) };
+  // The common fields go into each literal by name: `{ ...common, more }` is a slow path in
+  // V8 (about 2 µs a PDU natively, a hundred times that where the CPU is emulated).
+  const immediate = (b[0] & IMMEDIATE_BIT) !== 0;
+  const ahsWords = b[4];
+  const dataLength = u24(b, 5);
+  const itt = u32(b, 16);
   switch (op) {
     case Opcode.NopOut:
-      return { ...c, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.ScsiCommand:
       return {
-        ...c, opcode: op, final: (f1 & 0x80) !== 0, read: (f1 & 0x40) !== 0, write: (f1 & 0x20) !== 0, attr: f1 & 0x07,
+        immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, read: (f1 & 0x40) !== 0, write: (f1 & 0x20) !== 0, attr: f1 & 0x07,
         lun: u64(b, 8), edtl: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), cdb: b.subarray(32, 48),
       };
     case Opcode.TaskMgmtRequest:
-      return { ...c, opcode: op, fn: f1 & 0x7f, lun: u64(b, 8), rtt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), refCmdSN: u32(b, 32), expDataSN: u32(b, 36) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, fn: f1 & 0x7f, lun: u64(b, 8), rtt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), refCmdSN: u32(b, 32), expDataSN: u32(b, 36) };
     case Opcode.LoginRequest:
       return {
-        ...c, opcode: op, transit: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, csg: (f1 >> 2) & 3, nsg: f1 & 3,
+        immediate, ahsWords, dataLength, itt, opcode: op, transit: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, csg: (f1 >> 2) & 3, nsg: f1 & 3,
         versionMax: b[2], versionMin: b[3], isid: u48(b, 8), tsih: u16(b, 14), cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28),
       };
     case Opcode.TextRequest:
-      return { ...c, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.DataOut:
-      return { ...c, opcode: op, final: (f1 & 0x80) !== 0, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), dataSN: u32(b, 36), bufferOffset: u32(b, 40) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), dataSN: u32(b, 36), bufferOffset: u32(b, 40) };
     case Opcode.LogoutRequest:
-      return { ...c, opcode: op, reason: f1 & 0x7f, cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, reason: f1 & 0x7f, cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.SnackRequest:
-      return { ...c, opcode: op, type: f1 & 0x0f, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), begRun: u32(b, 40), runLength: u32(b, 44) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, type: f1 & 0x0f, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), begRun: u32(b, 40), runLength: u32(b, 44) };
     case Opcode.NopIn:
-      return { ...c, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
     case Opcode.ScsiResponse:
       return {
-        ...c, opcode: op, bidiOverflow: (f1 & 0x10) !== 0, bidiUnderflow: (f1 & 0x08) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0,
+        immediate, ahsWords, dataLength, itt, opcode: op, bidiOverflow: (f1 & 0x10) !== 0, bidiUnderflow: (f1 & 0x08) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0,
         response: b[2], status: b[3], snackTag: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
         expDataSN: u32(b, 36), bidiResidual: u32(b, 40), residual: u32(b, 44),
       };
     case Opcode.TaskMgmtResponse:
-      return { ...c, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
     case Opcode.LoginResponse:
       return {
-        ...c, opcode: op, transit: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, csg: (f1 >> 2) & 3, nsg: f1 & 3,
+        immediate, ahsWords, dataLength, itt, opcode: op, transit: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, csg: (f1 >> 2) & 3, nsg: f1 & 3,
         versionMax: b[2], versionActive: b[3], isid: u48(b, 8), tsih: u16(b, 14), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
         statusClass: b[36], statusDetail: b[37],
       };
     case Opcode.TextResponse:
-      return { ...c, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
     case Opcode.DataIn:
       return {
-        ...c, opcode: op, final: (f1 & 0x80) !== 0, ack: (f1 & 0x40) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0, hasStatus: (f1 & 0x01) !== 0,
+        immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, ack: (f1 & 0x40) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0, hasStatus: (f1 & 0x01) !== 0,
         status: f1 & 0x01 ? b[3] : 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), bufferOffset: u32(b, 40), residual: u32(b, 44),
       };
     case Opcode.LogoutResponse:
-      return { ...c, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), time2Wait: u16(b, 40), time2Retain: u16(b, 42) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), time2Wait: u16(b, 40), time2Retain: u16(b, 42) };
     case Opcode.R2T:
-      return { ...c, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), r2tSN: u32(b, 36), bufferOffset: u32(b, 40), desiredLength: u32(b, 44) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), r2tSN: u32(b, 36), bufferOffset: u32(b, 40), desiredLength: u32(b, 44) };
     case Opcode.AsyncMessage:
       return {
-        ...c, opcode: op, lun: u64(b, 8), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
+        immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
         event: b[36], vcode: b[37], param1: u16(b, 38), param2: u16(b, 40), param3: u16(b, 42),
       };
     case Opcode.Reject:
-      return { ...c, opcode: op, reason: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, reason: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36) };
     default:
-      return { ...c, opcode: -1, rawOpcode: op };
+      return { immediate, ahsWords, dataLength, itt, opcode: -1, rawOpcode: op };
   }
 }
 

@@ -7,7 +7,8 @@
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 
-export type TransportKind = 'tcp' | 'iser';
+/** 'srp' portals come only from the top-level `srp` section (a TPG serves iSCSI). */
+export type TransportKind = 'tcp' | 'iser' | 'srp';
 export type BackstoreType = 'ram' | 'file' | 'block';
 
 export interface BackstoreConfig {
@@ -87,6 +88,39 @@ export interface TpgConfig {
   parameters: Record<string, string>;
 }
 
+/** An SRP ACL: an initiator port id ("0x" + 32 hex digits) or, for RDMA/CM logins, a source address. */
+export interface SrpAclConfig {
+  initiator: string;
+  /** Absent: every SRP LUN, same numbers. */
+  mappedLuns?: MappedLunConfig[];
+}
+
+export interface SrpAttributes {
+  /** Any initiator that names the target port id may log in and sees every SRP LUN. */
+  generateNodeAcls: boolean;
+  /** Credits per RDMA channel (request receive depth; LIO srpt uses 128). */
+  credits: number;
+  /** Offer SRP-2 immediate data (ib_srp uses it for writes up to 8 KiB). */
+  immediateData: boolean;
+  /** Largest initiator-to-target IU accepted (ib_srp asks 8260 by default, more with max_it_iu_size=). */
+  maxItIuLength: number;
+}
+
+/** The SRP target port (LIO's srpt): RDMA/CM portals, its identifier, LUNs and ACLs. */
+export interface SrpConfig {
+  enable: boolean;
+  portals: Array<{ address: string; port: number }>;
+  /** id_ext and ioc_guid the initiator's add_target names (16 hex digits each); absent: each RDMA device's node GUID, as LIO. */
+  targetPortId?: { idExt: string; iocGuid: string };
+  luns: LunConfig[];
+  acls: SrpAclConfig[];
+  attributes: SrpAttributes;
+}
+
+/** The ResolvedLun.iqn of SRP LUNs (an SRP target port has no iSCSI name). */
+export const SRP_LUN_OWNER = 'srp';
+export const SRP_DEFAULT_PORT = 5555;
+
 export interface TargetConfig {
   iqn: string;
   tpgs: TpgConfig[];
@@ -108,8 +142,8 @@ export interface Config {
   targets: TargetConfig[];
   backstores: BackstoreConfig[];
   discoveryAuth: DiscoveryAuthConfig;
-  /** Reserved for the SRP fabric; accepted and ignored for now. */
-  srp?: Record<string, unknown>;
+  /** The SRP target port, when configured. */
+  srp?: SrpConfig;
   /** Where persistent-reservation state (APTPL) lives. */
   stateDir: string;
   /** Unix socket for `rdma-target ctl`-style JSON-lines requests; false disables it. */
@@ -164,7 +198,7 @@ export function defaultConfigJson(): Record<string, unknown> {
 
 /**
  * Where RDMA devices exist, the default target also listens for iSER on each of its TCP
- * portals (LIO serves both on one address:port once `iser` is enabled on the portal) —
+ * portals, and serves its LUNs over SRP on those addresses (port 5555), (LIO serves both on one address:port once `iser` is enabled on the portal) —
  * except loopback ones: no RDMA initiator reaches 127.0.0.1, and widening the default's
  * loopback-only demo mode to the network is the administrator's call (`--listen`).
  * With no devices it leaves the config unchanged.
@@ -179,6 +213,17 @@ export function addRdmaPortals(config: Config, rdmaDevices: ReadonlyArray<{ name
         if (!tpg.portals.some((q) => q.transport === 'iser' && q.address === p.address && q.port === p.port)) {
           tpg.portals.push({ address: p.address, port: p.port, transport: 'iser' });
         }
+      }
+      // SRP beside it, on the same address (port 5555), exporting the same LUNs with the
+      // same access rule: the first such TPG only, as an SRP target port is one LUN set.
+      if (tcp.length && !config.srp) {
+        config.srp = {
+          enable: true,
+          portals: [...new Set(tcp.map((p) => p.address))].map((address) => ({ address, port: SRP_DEFAULT_PORT })),
+          luns: tpg.luns.map((l) => ({ ...l })),
+          acls: [],
+          attributes: { generateNodeAcls: tpg.attributes.generateNodeAcls && tpg.acls.length === 0, credits: 128, immediateData: true, maxItIuLength: 65536 },
+        };
       }
     }
   }
@@ -768,14 +813,8 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
     }
   }
 
-  let srp: Record<string, unknown> | undefined;
-  if (o.srp !== undefined) {
-    if (o.srp === null || typeof o.srp !== 'object' || Array.isArray(o.srp)) c.err('srp', `must be an object, got ${describe(o.srp)}`);
-    else {
-      srp = o.srp as Record<string, unknown>;
-      c.warn('srp', 'is reserved for the SRP fabric, which this version does not serve yet; ignored');
-    }
-  }
+  let srp: SrpConfig | undefined;
+  if (o.srp !== undefined) srp = checkSrp(c, 'srp', o.srp, named);
 
   let stateDir = opts.defaults?.stateDir ?? defaultStateDir();
   if (o.stateDir !== undefined) {
@@ -799,6 +838,145 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   const config: Config = { targets, backstores, discoveryAuth, stateDir, control };
   if (srp) config.srp = srp;
   return { config, errors: [], warnings: c.warnings };
+}
+
+const SRP_ATTR_KEYS = ['generateNodeAcls', 'credits', 'immediateData', 'maxItIuLength'] as const;
+
+function hex16(c: Checker, path: string, v: unknown): string | undefined {
+  if (typeof v !== 'string' || !/^(0x)?([0-9a-fA-F]{16}|[0-9a-fA-F]{4}(:[0-9a-fA-F]{4}){3})$/.test(v)) {
+    c.err(path, `must be 16 hex digits (as in ib_srp's add_target, e.g. "0002c90300a1b2c3" or "0002:c903:00a1:b2c3"), got ${describe(v)}`);
+    return undefined;
+  }
+  return v.replace(/^0x/i, '').replace(/:/g, '').toLowerCase();
+}
+
+/** An SRP ACL name: "0x" + 32 hex digits (initiator port id) or an IP address; normalised, or undefined. */
+export function srpInitiatorName(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  if (isIP(v) !== 0) return v;
+  const h = v.replace(/^0x/i, '').replace(/:/g, '');
+  return /^[0-9a-fA-F]{32}$/.test(h) ? `0x${h.toLowerCase()}` : undefined;
+}
+
+function checkSrp(c: Checker, path: string, v: unknown, named: Map<string, BackstoreConfig>): SrpConfig | undefined {
+  const o = c.object(path, v, ['enable', 'portals', 'targetPortId', 'luns', 'acls', 'attributes']);
+  if (!o) return undefined;
+  const enable = c.bool(join(path, 'enable'), o.enable, true);
+  const a = o.attributes === undefined ? {} : c.object(join(path, 'attributes'), o.attributes, SRP_ATTR_KEYS) ?? {};
+  const ap = join(path, 'attributes');
+  const attributes: SrpAttributes = {
+    generateNodeAcls: c.bool(join(ap, 'generateNodeAcls'), a.generateNodeAcls, false),
+    credits: a.credits === undefined ? 128 : c.int(join(ap, 'credits'), a.credits, 2, 4096) ?? 128,
+    immediateData: c.bool(join(ap, 'immediateData'), a.immediateData, true),
+    maxItIuLength: a.maxItIuLength === undefined ? 65536 : c.int(join(ap, 'maxItIuLength'), a.maxItIuLength, 8260, 1 << 20, 'an integer number of bytes (at least 8260, the IU ib_srp sends with immediate data)') ?? 65536,
+  };
+
+  const portals: SrpConfig['portals'] = [];
+  const pa = c.array(join(path, 'portals'), o.portals, false) ?? (o.portals === undefined ? [{}] : []);
+  const seen = new Map<string, number>();
+  pa.forEach((pv, i) => {
+    const pp = `${join(path, 'portals')}[${i}]`;
+    const po = c.object(pp, pv, ['address', 'port']);
+    if (!po) return;
+    let address: string | undefined = '0.0.0.0';
+    if (po.address !== undefined) {
+      address = typeof po.address === 'string' ? po.address.replace(/^\[(.*)\]$/, '$1') : undefined;
+      if (address === undefined || isIP(address) === 0) {
+        c.err(join(pp, 'address'), `must be an IPv4 or IPv6 address of an RDMA interface (e.g. "10.0.0.1", "0.0.0.0"), got ${describe(po.address)}`);
+        return;
+      }
+    }
+    const port = po.port === undefined ? SRP_DEFAULT_PORT : c.int(join(pp, 'port'), po.port, c.opts.allowEphemeralPort ? 0 : 1, 65535);
+    if (port === undefined) return;
+    const key = `${address}|${port}`;
+    if (seen.has(key)) { c.err(pp, `duplicates portals[${seen.get(key)}] (${fmtAddr(address, port)})`); return; }
+    seen.set(key, i);
+    if (isLoopback(address)) c.warn(pp, `${fmtAddr(address, port)} is a loopback address: no RDMA initiator reaches it`);
+    portals.push({ address, port });
+  });
+  for (const p of portals) {
+    if (!isWildcard(p.address)) continue;
+    for (const q of portals) if (q !== p && q.port === p.port && !isWildcard(q.address)) c.err(path + '.portals', `${fmtAddr(q.address, q.port)} overlaps the wildcard ${fmtAddr(p.address, p.port)}; list one of them`);
+    break;
+  }
+
+  let targetPortId: SrpConfig['targetPortId'];
+  if (o.targetPortId !== undefined) {
+    const to = c.object(join(path, 'targetPortId'), o.targetPortId, ['idExt', 'iocGuid']);
+    if (to) {
+      const idExt = hex16(c, join(path, 'targetPortId.idExt'), to.idExt);
+      const iocGuid = hex16(c, join(path, 'targetPortId.iocGuid'), to.iocGuid);
+      if (idExt && iocGuid) targetPortId = { idExt, iocGuid };
+    }
+  }
+
+  const luns: LunConfig[] = [];
+  const seenLun = new Map<number, number>();
+  (c.array(join(path, 'luns'), o.luns, false) ?? []).forEach((lv, i) => {
+    const lp = `${join(path, 'luns')}[${i}]`;
+    const lo = c.object(lp, lv, ['lun', 'backstore']);
+    if (!lo) return;
+    const lun = c.int(join(lp, 'lun'), lo.lun, 0, 16383);
+    let backstore: string | BackstoreConfig | undefined;
+    if (typeof lo.backstore === 'string') {
+      if (named.has(lo.backstore)) backstore = lo.backstore;
+      else c.err(join(lp, 'backstore'), `names no entry in backstores[]${named.size ? ` (known: ${[...named.keys()].join(', ')})` : ''}, got ${describe(lo.backstore)}`);
+    } else if (lo.backstore === undefined) {
+      c.err(join(lp, 'backstore'), 'is required: a name from backstores[] (shared with iSCSI TPGs) or an inline {type, size, ...}');
+    } else {
+      backstore = checkBackstore(c, join(lp, 'backstore'), lo.backstore, false);
+    }
+    if (lun !== undefined) {
+      if (seenLun.has(lun)) { c.err(join(lp, 'lun'), `duplicates luns[${seenLun.get(lun)}].lun ${lun}`); return; }
+      seenLun.set(lun, i);
+    }
+    if (lun !== undefined && backstore !== undefined) luns.push({ lun, backstore });
+  });
+  if (enable && Array.isArray(o.luns) && luns.length === 0 && o.luns.length === 0) c.warn(join(path, 'luns'), 'is empty: SRP initiators will see no LUN');
+
+  const acls: SrpAclConfig[] = [];
+  const seenAcl = new Map<string, number>();
+  (c.array(join(path, 'acls'), o.acls, false) ?? []).forEach((av, i) => {
+    const acp = `${join(path, 'acls')}[${i}]`;
+    const ao = c.object(acp, av, ['initiator', 'mappedLuns']);
+    if (!ao) return;
+    const name = srpInitiatorName(ao.initiator);
+    if (!name) { c.err(join(acp, 'initiator'), `must be an initiator port id ("0x" + 32 hex digits, as LIO srpt names its ACLs) or the initiator's IP address for RDMA/CM logins, got ${describe(ao.initiator)}`); return; }
+    if (seenAcl.has(name)) { c.err(join(acp, 'initiator'), `duplicates acls[${seenAcl.get(name)}].initiator`); return; }
+    seenAcl.set(name, i);
+    let mapped: MappedLunConfig[] | undefined;
+    if (ao.mappedLuns !== undefined) {
+      mapped = [];
+      const seenMapped = new Set<number>();
+      (c.array(join(acp, 'mappedLuns'), ao.mappedLuns, false) ?? []).forEach((mv, j) => {
+        const mp = `${join(acp, 'mappedLuns')}[${j}]`;
+        const isBare = typeof mv === 'number';
+        const mo = isBare ? { lun: mv, tpgLun: mv } : c.object(mp, mv, ['lun', 'srpLun', 'readOnly']);
+        if (!mo) return;
+        const ml = c.int(isBare ? mp : join(mp, 'lun'), mo.lun, 0, 16383);
+        const srcLun = (mo as Obj).srpLun ?? (mo as Obj).tpgLun;
+        const tl = srcLun === undefined ? ml : c.int(join(mp, 'srpLun'), srcLun, 0, 16383);
+        const ro = c.bool(join(mp, 'readOnly'), (mo as Obj).readOnly, false);
+        if (ml === undefined || tl === undefined) return;
+        if (!seenLun.has(tl)) { c.err(isBare ? mp : join(mp, 'srpLun'), `names no entry of srp.luns (${[...seenLun.keys()].join(', ') || 'none'}), got ${tl}`); return; }
+        if (seenMapped.has(ml)) { c.err(isBare ? mp : join(mp, 'lun'), `maps LUN ${ml} twice`); return; }
+        seenMapped.add(ml);
+        mapped!.push({ lun: ml, tpgLun: tl, readOnly: ro });
+      });
+    }
+    const acl: SrpAclConfig = { initiator: name };
+    if (mapped) acl.mappedLuns = mapped;
+    acls.push(acl);
+  });
+  if (enable && !attributes.generateNodeAcls && acls.length === 0) {
+    c.warn(path, 'has no acls[] and attributes.generateNodeAcls is false: no SRP initiator can log in');
+  }
+  if (enable && attributes.generateNodeAcls) {
+    c.warn(path, 'ACLs are off (attributes.generateNodeAcls is true): any SRP initiator that names this target port can read and write its LUNs');
+  }
+  const srp: SrpConfig = { enable, portals, luns, acls, attributes };
+  if (targetPortId) srp.targetPortId = targetPortId;
+  return srp;
 }
 
 function isWildcard(a: string): boolean {

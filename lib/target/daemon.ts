@@ -3,7 +3,7 @@
 // StartError naming the config field it came from, because the operator's fix is always
 // an edit to that field (or freeing a port), never reading a stack trace.
 
-import { fmtAddr, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
+import { SRP_LUN_OWNER, fmtAddr, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
 import type { Backstore } from '../scsi/types.js';
@@ -153,6 +153,8 @@ export class Daemon {
     // Only backstores a LUN uses are opened: an unused entry in a shared file costs nothing.
     const used = new Set<string>();
     for (const t of this.config.targets) for (const g of t.tpgs) for (const l of g.luns) if (typeof l.backstore === 'string') used.add(l.backstore);
+    const srp = this.config.srp?.enable ? this.config.srp : undefined;
+    for (const l of srp?.luns ?? []) if (typeof l.backstore === 'string') used.add(l.backstore);
     for (const [i, s] of this.config.backstores.entries()) {
       if (!used.has(s.name!)) { this.log.warn(`backstores[${i}] (${s.name}) is used by no LUN; not opened`); continue; }
       byName.set(s.name!, await open(s, `backstores[${i}]`, s.name!));
@@ -168,6 +170,14 @@ export class Daemon {
           this.resolved.push({ iqn: t.iqn, tpgTag: g.tag, lun: l, store, storeName, backstore });
         }
       }
+    }
+    // SRP LUNs: a named backstore is the same object (one LU) as in any TPG that exports it.
+    for (const [li, l] of (srp?.luns ?? []).entries()) {
+      const store = resolveBackstore(this.config, l);
+      const inline = typeof l.backstore !== 'string';
+      const storeName = inline ? `srp/lun${l.lun}` : (l.backstore as string);
+      const backstore = inline ? await open(store, `srp.luns[${li}].backstore`, storeName) : byName.get(storeName)!;
+      this.resolved.push({ iqn: SRP_LUN_OWNER, tpgTag: 0, lun: l, store, storeName, backstore });
     }
   }
 
@@ -188,6 +198,18 @@ export class Daemon {
           if (w) { if (!w.targets.includes(t.iqn)) w.targets.push(t.iqn); }
           else wanted.set(key, { field, transport: p.transport, address: p.address, port: p.port, targets: [t.iqn], portal: p });
         }
+      }
+    }
+    const srp = this.config.srp;
+    if (srp && !srp.enable) this.log.info('srp is disabled; not served');
+    else if (srp) {
+      for (const [pi, p] of srp.portals.entries()) {
+        const field = `srp.portals[${pi}]`;
+        if (!this.opts.engine.transports.has('srp')) {
+          this.log.warn(`${field}: srp portal ${fmtAddr(p.address, p.port)} skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)`);
+          continue;
+        }
+        wanted.set(`srp|${p.address}|${p.port}`, { field, transport: 'srp', address: p.address, port: p.port, targets: [SRP_LUN_OWNER], portal: { ...p, transport: 'srp' } });
       }
     }
     for (const w of wanted.values()) {
@@ -213,6 +235,14 @@ export class Daemon {
     const lines: string[] = [];
     for (const p of this.portals) {
       const hp = fmtAddr(p.address === '0.0.0.0' ? '127.0.0.1' : p.address === '::' ? '::1' : p.address, p.port);
+      if (p.transport === 'srp') {
+        const id = this.config.srp?.targetPortId;
+        const ids = id ? `id_ext=${id.idExt},ioc_guid=${id.iocGuid}` : 'id_ext=<node_guid>,ioc_guid=<node_guid>';
+        lines.push(`listening on srp ${fmtAddr(p.address, p.port)} (RDMA/CM)`);
+        lines.push(`  login:     echo "${ids},dest=${fmtAddr(p.address === '0.0.0.0' ? '<address>' : p.address, p.port)}" > /sys/class/infiniband_srp/srp-<dev>-1/add_target`);
+        if (!id) lines.push('             (<node_guid>: /sys/class/infiniband/<dev>/node_guid of the target\'s device, without colons)');
+        continue;
+      }
       lines.push(`listening on ${p.transport} ${fmtAddr(p.address, p.port)} for ${p.targets.join(', ')}`);
       if (p.transport !== 'tcp') continue;
       lines.push(`  discover:  iscsiadm -m discovery -t st -p ${hp}`);

@@ -105,14 +105,15 @@ describe('config: good documents', () => {
     expect(ok(d).targets).toHaveLength(2);
   });
 
-  it('control: false disables the socket; srp is accepted with a warning', () => {
+  it('control: false disables the socket; a disabled srp section is accepted quietly', () => {
     const d = base();
     d.control = false;
     d.srp = { enable: false };
     const r = validateConfig(d, pin);
     expect(r.errors).toEqual([]);
     expect(r.config!.control).toBe(false);
-    expect(r.warnings.join('\n')).toMatch(/^srp: is reserved/m);
+    expect(r.config!.srp?.enable).toBe(false);
+    expect(r.warnings.join('\n')).not.toMatch(/^srp/m);
   });
 
   it('warns when authentication is off on a non-loopback portal', () => {
