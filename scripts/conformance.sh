@@ -10,6 +10,9 @@
 # --transport iser runs libiscsi's iser:// client against an iSER portal on ADDR:3260
 # (default 10.77.0.1, the soft-RoCE VM's rxe0: run it inside scripts/vm/run.sh). The client
 # is fragile (shared/docs/rxe-vm.md): its crashes are recorded as X, not as our failures.
+# It declares immediate data it does not send (the SEND holds the BHS only), so the TPG
+# offers ImmediateData=No and InitialR2T=Yes, what LIO and tgt negotiated when they were
+# measured (ISER_IMMEDIATE_DATA=Yes / ISER_INITIAL_R2T=No to see the difference).
 #
 # LUNs: 0 = 512 MiB RAM, fully provisioned (as the peers were measured);
 #       1 = 512 MiB RAM, thin (Unmap, GetLBAStatus, WriteSame, Inquiry.BlockLimits and
@@ -76,7 +79,7 @@ cat >"$cfg" <<EOF
     "iqn": "$iqn",
     "tpgs": [{
       "tag": 1,
-      $([[ $transport == iser ]] && echo "\"portals\": [{ \"address\": \"$address\", \"port\": 3260, \"transport\": \"iser\" }, { \"address\": \"$address\", \"port\": 3260, \"transport\": \"tcp\" }],")
+      $([[ $transport == iser ]] && echo "\"portals\": [{ \"address\": \"$address\", \"port\": 3260, \"transport\": \"iser\" }, { \"address\": \"$address\", \"port\": 3260, \"transport\": \"tcp\" }], \"parameters\": { \"ImmediateData\": \"${ISER_IMMEDIATE_DATA:-No}\", \"InitialR2T\": \"${ISER_INITIAL_R2T:-Yes}\" },")
       "luns": [ { "lun": 0, "backstore": "thick" }, { "lun": 1, "backstore": "thin" }, { "lun": 2, "backstore": "ro" } ],
       "attributes": { "generateNodeAcls": true, "demoModeWriteProtect": false }
     }]
@@ -169,6 +172,7 @@ for fam in $families; do
   fi
 done
 
+[[ $transport == iser ]] && { echo "--- daemon log (tail) ---" >&2; grep -v '^debug' "$out/daemon.log" | tail -25 >&2; }
 awk -F'\t' 'NR>1 {t++; c[$3]++} END {printf "TOTAL tests %d: P %d F %d S %d X %d\n", t, c["P"], c["F"], c["S"], c["X"]}' "$out/results.tsv" | tee "$out/total.txt" >&2
 awk -F'\t' 'NR>1 && $3=="F" {print "FAILED  ALL." $1 "." $2} NR>1 && $3=="X" {print "NO RESULT  ALL." $1 "." $2}' "$out/results.tsv" >&2
 
