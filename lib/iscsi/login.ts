@@ -183,7 +183,7 @@ export class LoginHandler {
       this.chapCreds = this.acl?.chap ?? tpg.chap;
       this.authRequired = tpg.authentication;
       this.chapMutualRequired = false;
-      prefs = tpg.prefs;
+      prefs = conn.transport.rdma ? tpg.rdmaPrefs : tpg.prefs;
     } else {
       const d = target.options.discoveryAuth;
       this.chapCreds = d?.chap;

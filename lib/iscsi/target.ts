@@ -70,6 +70,8 @@ export interface TpgEntry {
   authentication: boolean;
   chap?: ChapCredentials;
   prefs: TargetPreferences;
+  /** The same over iSER: InitialR2T=Yes unless the TPG's parameters say otherwise (see addTpg). */
+  rdmaPrefs: TargetPreferences;
   cmdWindow: number;
   core?: IscsiCore;
   relativePortId: number;
@@ -163,12 +165,18 @@ export class IscsiTarget {
   addTpg(t: TpgOptions, defaultCore?: IscsiCore): TpgEntry {
     const tpgt = t.tpgt ?? 1;
     if (this.tpgs.some((x) => x.iqn === t.iqn && x.tpgt === tpgt)) throw new Error(`${t.iqn} tpgt ${tpgt} defined twice`);
-    const prefs = preferencesFrom({ ...preferencesFromKeys(t.parameters ?? {}), ...(t.preferences ?? {}) });
+    const explicit = { ...preferencesFromKeys(t.parameters ?? {}), ...(t.preferences ?? {}) };
+    const prefs = preferencesFrom(explicit);
+    // Over iSER unsolicited Data-Out arrives as one SEND per receive buffer (8 KiB), each a
+    // receive slot and a copy, where one RDMA READ fetches the same data; a 1 MiB write
+    // at FirstBurstLength 256 KiB would take 32 of them. So iSER defaults to InitialR2T=Yes
+    // (as LIO's isert negotiates); immediate data still saves the READ for small writes.
+    const rdmaPrefs = preferencesFrom({ initialR2T: true, ...explicit });
     const e: TpgEntry = {
       iqn: t.iqn, tpgt, alias: t.alias, enabled: t.enabled ?? true, portals: t.portals ?? [],
       acls: new Map((t.acls ?? []).map((a) => [a.initiator, { ...a }])),
       generateNodeAcls: t.generateNodeAcls ?? false, authentication: t.authentication ?? false, chap: t.chap,
-      prefs, cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)), core: t.core ?? defaultCore,
+      prefs, rdmaPrefs, cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)), core: t.core ?? defaultCore,
       relativePortId: t.relativePortId ?? tpgt,
     };
     this.tpgs.push(e);

@@ -144,12 +144,11 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
   private dataWaiters: Array<() => void> = [];
   /** Sends waiting for a free slot (rare: more PDUs in flight than slots). */
   private txQueue: Array<{ bytes: Uint8Array; inv: number; done: () => void }> = [];
-  /** Receive completions waiting for the engine (before attach, or while paused): slot, length. */
+  /** Receive completions waiting for the engine (before attach, or in the batch being polled): slot, length. */
   private readonly rxQueueSlot: Int32Array;
   private readonly rxQueueLen: Int32Array;
   private rxHead = 0;
   private rxCount = 0;
-  private paused = false;
   private delivering = false;
   private fullFeature = false;
   private ringPosted = false;
@@ -244,16 +243,15 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     this.postRing(); // normally done already, just before the final Login Response went out
   }
 
-  pauseReceive(): void {
-    this.paused = true;
-  }
+  /**
+   * Not honoured: over RDMA the initiator is held back by MaxCmdSN and by the receive ring
+   * (no posted receive: RNR retry), so nothing piles up here; holding back what did arrive
+   * would only delay immediate PDUs — NOP-Out pings, TMFs — past the initiator's timeouts
+   * (ib_iser drops the connection after 5 s without a NOP-In).
+   */
+  pauseReceive(): void {}
 
-  resumeReceive(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    // Not re-entrantly: the engine may resume from within receive().
-    setImmediate(() => this.drainReceives());
-  }
+  resumeReceive(): void {}
 
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
     if (this.state !== State.Established) return undefined;
@@ -403,7 +401,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     if (this.delivering) return;
     this.delivering = true;
     try {
-      while (this.rxCount > 0 && this.sink && !this.paused && this.state === State.Established) {
+      while (this.rxCount > 0 && this.sink && this.state === State.Established) {
         const slot = this.rxQueueSlot[this.rxHead];
         const len = this.rxQueueLen[this.rxHead];
         this.rxHead = (this.rxHead + 1) % this.rxQueueSlot.length;
