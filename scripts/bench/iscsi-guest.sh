@@ -1,0 +1,517 @@
+#!/usr/bin/env bash
+# The iSCSI/iSER benchmark's guest half: runs INSIDE the soft-RoCE VM (scripts/vm/run.sh) as
+# root, from the repository root. Started by scripts/bench/iscsi.mjs, which parses what this
+# prints; not meant to be run on the host.
+#
+#   bash scripts/bench/iscsi-guest.sh [--runtime S] [--ramp S] [--targets "NAME ..."]
+#                                     [--jobs "NAME ..."] [--prefill 0|1]
+#
+# Six targets, one at a time, each on a 512 MiB RAM LUN at 10.77.0.1:3260:
+#   rdma-target-iser rdma-target-tcp   this project (node dist/cli/main.js --debug)
+#   lio-iser lio-tcp                   LIO, configured through configfs (rd_mcp ramdisk)
+#   tgt-iser tgt-tcp                   tgtd (Debian), a tmpfs-backed 512 MiB file
+# The same fio jobs run against each (libaio, direct, time_based, on the raw disk of the
+# kernel initiator: ib_iser or iscsi_tcp); raw RDMA WRITE bandwidth (ib_write_bw -R, 128 KiB,
+# rxe1 -> 10.77.0.1) is measured before and after, in the same VM.
+#
+# Output: human-readable "bench: ..." lines, and one machine-readable line per result,
+# "BENCH {json}" (types env, raw_rdma, target, job, log, note). At the end every BENCH record
+# is printed again between BENCH-REPLAY-BEGIN/END as "BENCHR {json}", so a record that a
+# kernel message broke on the console can still be read. A target that cannot be set up is
+# reported ("status":"failed","reason":...) and the run goes on with the next one.
+set -uo pipefail
+
+RUNTIME=8
+RAMP=2
+PREFILL=1
+TARGETS="rdma-target-iser lio-iser tgt-iser rdma-target-tcp lio-tcp tgt-tcp"
+ALL_JOBS="randread-4k-qd32 randwrite-4k-qd32 randread-4k-qd1 read-128k-qd8 write-128k-qd8 read-1m-qd4"
+JOBS=$ALL_JOBS
+while (($#)); do
+  case "$1" in
+    --runtime) RUNTIME=$2; shift 2 ;;
+    --ramp) RAMP=$2; shift 2 ;;
+    --targets) TARGETS=$2; shift 2 ;;
+    --jobs) JOBS=$2; shift 2 ;;
+    --prefill) PREFILL=$2; shift 2 ;;
+    *) echo "iscsi-guest: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+IP=10.77.0.1
+PORT=3260
+PORTAL=$IP:$PORT
+INITIATOR=iqn.2025-01.org.rdma-target:vm
+LUN_BYTES=$((512 * 1024 * 1024))
+W=/run/bench
+CFS=/sys/kernel/config/target
+RESULTS=$W/results.ndjson
+mkdir -p "$W"
+: >"$RESULTS"
+
+say() { echo "bench: $*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+# emit JSON: one BENCH record (compact JSON) on stdout and in the replay file.
+emit() {
+  local j
+  j=$(jq -c . <<<"$1" 2>/dev/null)
+  [[ -n $j && $j == "{"* ]] || j=$(jq -nc --arg raw "$1" '{type:"note",text:"unparsable record",raw:$raw}')
+  echo "BENCH $j"
+  echo "$j" >>"$RESULTS"
+}
+# tail_json FILE [N]: the last N lines of FILE as a JSON string.
+tail_json() { tail -n "${2:-40}" "$1" 2>/dev/null | cut -c1-400 | jq -Rs . ; }
+dmesg_json() { dmesg 2>/dev/null | tail -n "${1:-25}" | cut -c1-300 | jq -Rs . ; }
+
+# ------------------------------------------------------------------ environment
+
+say "runtime ${RUNTIME}s + ramp ${RAMP}s per job; targets: $TARGETS; jobs: $JOBS"
+modprobe -a ib_iser iscsi_tcp sd_mod 2>&1 | sed 's/^/bench: modprobe: /'
+mkdir -p /etc/iscsi /run/lock/iscsi /var/lib/iscsi /etc/target/pr /var/target/pr
+echo "InitiatorName=$INITIATOR" >/etc/iscsi/initiatorname.iscsi
+# open-iscsi's packaged iscsid.conf (the host's) gives the session defaults; each node record
+# then gets replacement_timeout 20 s instead of 120, so I/O to a dead target fails sooner.
+touch /etc/iscsi/iscsid.conf
+rm -rf /etc/iscsi/nodes /etc/iscsi/send_targets /var/lib/iscsi/nodes /var/lib/iscsi/send_targets
+iscsid || say "iscsid failed to start"
+sleep 0.5
+
+emit "$(jq -nc --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg fio "$(fio --version 2>&1)" \
+  --arg node "$(node --version 2>&1)" --arg tgt "$(tgtd --version 2>&1 | head -1)" \
+  --arg iscsiadm "$(iscsiadm --version 2>&1 | head -1)" \
+  --arg mem_kib "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" \
+  --arg rdma "$(ls /sys/class/infiniband 2>/dev/null | tr '\n' ' ')" \
+  --argjson runtime "$RUNTIME" --argjson ramp "$RAMP" --arg targets "$TARGETS" --arg jobs "$JOBS" \
+  '{type:"env",kernel:$kernel,cpus:($cpus|tonumber),mem_kib:($mem_kib|tonumber),fio:$fio,node:$node,tgt:$tgt,
+    iscsiadm:$iscsiadm,rdma_devices:$rdma,runtime_s:$runtime,ramp_s:$ramp,targets:($targets|split(" ")),jobs:($jobs|split(" "))}')"
+
+# ------------------------------------------------------------------ raw RDMA WRITE
+
+raw_rdma() { # RUN-LABEL
+  local label=$1 srv cli line i
+  ib_write_bw -R -d rxe0 -s 131072 -D 5 >"$W/ibw-server.log" 2>&1 &
+  srv=$!
+  for i in 1 2 3 4 5 6; do
+    sleep $((i == 1 ? 2 : 1))
+    timeout -k 5 60 ib_write_bw -R -d rxe1 -s 131072 -D 5 "$IP" >"$W/ibw-client.log" 2>&1 && break
+  done
+  sleep 0.5
+  kill "$srv" 2>/dev/null
+  wait "$srv" 2>/dev/null
+  # perftest's result row follows the header "#bytes #iterations BW peak[MB/sec] BW average[MB/sec] MsgRate[Mpps]".
+  line=$(awk '/BW average\[MB\/sec\]/ {f=1; next} f && $1 ~ /^[0-9]+$/ {print; exit}' "$W/ibw-client.log")
+  if [[ -n $line ]]; then
+    read -r bytes iters peak avg rate _ <<<"$line"
+    say "raw RDMA WRITE 128 KiB ($label): $avg MB/s (perftest MB = MiB)"
+    emit "$(jq -nc --arg run "$label" --argjson bytes "$bytes" --argjson iters "$iters" --argjson peak "$peak" \
+      --argjson avg "$avg" --argjson rate "$rate" --arg line "$line" \
+      '{type:"raw_rdma",run:$run,status:"ok",size:$bytes,iterations:$iters,bw_peak_MiBps:$peak,bw_avg_MiBps:$avg,msg_rate_Mpps:$rate,
+        command:"ib_write_bw -R -d rxe0 -s 131072 -D 5 & ib_write_bw -R -d rxe1 -s 131072 -D 5 10.77.0.1",line:$line}')"
+  else
+    say "raw RDMA WRITE ($label) failed:"; tail -n 20 "$W/ibw-client.log"
+    emit "$(jq -nc --arg run "$label" --argjson tail "$(tail_json "$W/ibw-client.log" 20)" \
+      '{type:"raw_rdma",run:$run,status:"failed",reason:"ib_write_bw gave no result line",log:$tail}')"
+  fi
+}
+
+# ------------------------------------------------------------------ exclusive portal
+
+# Anything still listening on port 3260 (TCP socket or RDMA/CM listener)?
+port_holders() {
+  local h=""
+  ss -Htln "sport = :$PORT" 2>/dev/null | grep -q . && h+="tcp:$(ss -Htlnp "sport = :$PORT" | tr -s ' ' | cut -c1-200) "
+  rdma resource show cm_id 2>/dev/null | grep -i 'listen' | grep -q ":$PORT\b" && h+="rdma_cm:$(rdma resource show cm_id | grep -i listen | grep ":$PORT" | tr -s ' ' | head -3) "
+  pgrep -x tgtd >/dev/null && h+="tgtd(pids $(pgrep -x tgtd | tr '\n' ' ')) "
+  [[ -n ${RT_PID:-} ]] && kill -0 "$RT_PID" 2>/dev/null && h+="rdma-target(pid $RT_PID) "
+  ls -d "$CFS"/iscsi/iqn.* >/dev/null 2>&1 && h+="lio($(ls -d "$CFS"/iscsi/iqn.* | tr '\n' ' ')) "
+  echo "$h"
+}
+wait_port_free() {
+  local i h
+  for i in $(seq 1 40); do
+    h=$(port_holders)
+    [[ -z $h ]] && return 0
+    sleep 0.5
+  done
+  echo "$h"
+  return 1
+}
+
+# ------------------------------------------------------------------ targets
+
+REASON=""
+TARGET_LOG=""     # the file whose tail explains a failure
+TARGET_PID=""     # a user-space target's pid, for liveness and CPU time
+IQN=""
+
+# rdma-target: this project, both portals as documented, fresh process per row.
+RT_PID=""
+setup_rdma-target() { # TRANSPORT
+  local tr=$1 i
+  IQN=iqn.2025-01.org.rdma-target:bench
+  mkdir -p "$W/state"
+  cat >"$W/rdma-target.json" <<EOF
+{"targets":[{"iqn":"$IQN","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":$PORT,"transport":"iser"},{"address":"$IP","port":$PORT,"transport":"tcp"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"512M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rdma-target.sock"}}
+EOF
+  TARGET_LOG=$W/rdma-target-$tr.log
+  node dist/cli/main.js --config "$W/rdma-target.json" --debug >"$TARGET_LOG" 2>&1 &
+  RT_PID=$!
+  TARGET_PID=$RT_PID
+  for i in $(seq 1 600); do
+    grep -q "listening on $tr " "$TARGET_LOG" && return 0
+    if ! kill -0 "$RT_PID" 2>/dev/null; then
+      wait "$RT_PID"; REASON="rdma-target exited $? before listening on $tr"; RT_PID="" TARGET_PID=""; return 1
+    fi
+    sleep 0.1
+  done
+  REASON="rdma-target did not print 'listening on $tr' within 60 s"
+  return 1
+}
+teardown_rdma-target() {
+  local i rc
+  [[ -z $RT_PID ]] && return 0
+  kill -TERM "$RT_PID" 2>/dev/null
+  for i in $(seq 1 200); do kill -0 "$RT_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$RT_PID" 2>/dev/null; then
+    say "rdma-target did not exit 20 s after SIGTERM; SIGKILL"
+    kill -KILL "$RT_PID"
+  fi
+  wait "$RT_PID" 2>/dev/null
+  rc=$?
+  say "rdma-target exited $rc"
+  emit "$(jq -nc --arg t "$CUR" --argjson tail "$(tail_json "$TARGET_LOG" 15)" '{type:"target_log",target:$t,tail:$tail}')"
+  ((rc != 0)) && emit "$(jq -nc --arg t "$CUR" --argjson rc "$rc" --argjson tail "$(tail_json "$TARGET_LOG" 30)" \
+    '{type:"note",target:$t,text:("rdma-target exit status at teardown (SIGTERM, then SIGKILL after 20 s): " + ($rc|tostring)),log:$tail}')"
+  RT_PID=""
+  TARGET_PID=""
+  return 0
+}
+
+# LIO through configfs: rd_mcp ramdisk, one TPG in demo mode, np 10.77.0.1:3260 (+ iser=1).
+LIO_MODS_LOADED=""
+lio_tpg() { echo "$CFS/iscsi/$IQN/tpgt_1"; }
+setup_lio() { # TRANSPORT
+  local tr=$1 tpg dev=$CFS/core/rd_mcp_0/ram0 a
+  IQN=iqn.2003-01.org.linux-iscsi.rdma-target-vm:bench-lio
+  TARGET_LOG=$W/lio-dmesg.log
+  if [[ -z $LIO_MODS_LOADED ]]; then
+    modprobe -a target_core_mod iscsi_target_mod ib_isert >"$W/lio-modprobe.log" 2>&1 ||
+      { REASON="modprobe target_core_mod iscsi_target_mod ib_isert: $(head -c 200 "$W/lio-modprobe.log")"; return 1; }
+    LIO_MODS_LOADED=1
+  fi
+  # The iSCSI fabric's configfs group appears when it is created.
+  [[ -d $CFS/iscsi ]] || mkdir "$CFS/iscsi" 2>"$W/lio-err" || { REASON="mkdir $CFS/iscsi: $(head -c 200 "$W/lio-err")"; return 1; }
+  tpg=$(lio_tpg)
+  lio_do() { "$@" 2>"$W/lio-err" || { REASON="LIO configfs: $* ($(head -c 200 "$W/lio-err"))"; return 1; }; }
+  lio_w() { echo "$1" 2>"$W/lio-err" >"$2" || { REASON="LIO configfs: echo $1 > ${2#"$CFS"/} ($(head -c 200 "$W/lio-err"))"; return 1; }; }
+  lio_do mkdir -p "$dev" || return 1
+  lio_w "rd_pages=$((LUN_BYTES / 4096))" "$dev/control" || return 1
+  lio_w 1 "$dev/enable" || return 1
+  lio_w "$(cat /proc/sys/kernel/random/uuid)" "$dev/wwn/vpd_unit_serial" || return 1
+  lio_do mkdir -p "$tpg/lun/lun_0" || return 1
+  lio_do ln -s "$dev" "$tpg/lun/lun_0/ram0" || return 1
+  lio_do mkdir "$tpg/np/$PORTAL" || return 1
+  if [[ $tr == iser ]]; then lio_w 1 "$tpg/np/$PORTAL/iser" || return 1; fi
+  for a in generate_node_acls=1 demo_mode_write_protect=0 authentication=0 cache_dynamic_acls=1; do
+    lio_w "${a#*=}" "$tpg/attrib/${a%=*}" || return 1
+  done
+  lio_w 1 "$tpg/enable" || return 1
+  return 0
+}
+teardown_lio() {
+  local tpg
+  [[ -n $IQN && -d $CFS/iscsi/$IQN ]] || { teardown_lio_core; return 0; }
+  tpg=$(lio_tpg)
+  [[ -e $tpg/enable ]] && echo 0 >"$tpg/enable" 2>/dev/null
+  rm -f "$tpg/lun/lun_0/ram0" 2>/dev/null
+  rmdir "$tpg/lun/lun_0" 2>/dev/null
+  [[ -e $tpg/np/$PORTAL/iser ]] && [[ $(cat "$tpg/np/$PORTAL/iser") == 1 ]] && echo 0 >"$tpg/np/$PORTAL/iser" 2>/dev/null
+  rmdir "$tpg/np/$PORTAL" 2>/dev/null
+  rmdir "$tpg" 2>/dev/null
+  rmdir "$CFS/iscsi/$IQN" 2>/dev/null || say "LIO: cannot remove $CFS/iscsi/$IQN"
+  teardown_lio_core
+  dmesg | tail -n 40 >"$W/lio-dmesg.log"
+  return 0
+}
+teardown_lio_core() {
+  rmdir "$CFS/core/rd_mcp_0/ram0" 2>/dev/null
+  rmdir "$CFS/core/rd_mcp_0" 2>/dev/null
+  return 0
+}
+
+# tgt: tgtd in the foreground (no port option), a fully allocated 512 MiB file on tmpfs.
+TGT_PID=""
+setup_tgt() { # TRANSPORT
+  local tr=$1 lld i
+  lld=$([[ $tr == iser ]] && echo iser || echo iscsi)
+  IQN=iqn.2025-01.org.rdma-target:bench-tgt
+  TARGET_LOG=$W/tgtd-$tr.log
+  command -v tgtd >/dev/null || { REASON="tgtd not installed (apt-get install tgt on the host)"; return 1; }
+  mkdir -p "$W/tgt"
+  mountpoint -q "$W/tgt" || mount -t tmpfs -o size=600m tmpfs "$W/tgt" || { REASON="mount tmpfs for tgt"; return 1; }
+  dd if=/dev/zero of="$W/tgt/lun.img" bs=1M count=$((LUN_BYTES >> 20)) status=none || { REASON="creating the tmpfs backing file"; return 1; }
+  tgtd -f >"$TARGET_LOG" 2>&1 &
+  TGT_PID=$!
+  TARGET_PID=$TGT_PID
+  for i in $(seq 1 100); do
+    tgtadm --op show --mode sys >/dev/null 2>&1 && break
+    kill -0 "$TGT_PID" 2>/dev/null || { wait "$TGT_PID"; REASON="tgtd exited $? at start-up"; TGT_PID="" TARGET_PID=""; return 1; }
+    sleep 0.2
+  done
+  tgt_do() { tgtadm --lld "$lld" "$@" >"$W/tgt-err" 2>&1 || { REASON="tgtadm --lld $lld $* ($(head -c 200 "$W/tgt-err"))"; return 1; }; }
+  tgt_do --op new --mode target --tid 1 -T "$IQN" || return 1
+  tgt_do --op new --mode logicalunit --tid 1 --lun 1 -b "$W/tgt/lun.img" || return 1
+  tgt_do --op bind --mode target --tid 1 -I ALL || return 1
+  tgt_do --op bind --mode target --tid 1 -Q "$INITIATOR" || return 1
+  return 0
+}
+teardown_tgt() {
+  local i
+  if [[ -n $TGT_PID ]]; then
+    tgtadm --op delete --mode target --tid 1 --force >/dev/null 2>&1
+    tgtadm --op delete --mode system >/dev/null 2>&1
+    for i in $(seq 1 100); do kill -0 "$TGT_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$TGT_PID" 2>/dev/null && { kill -TERM "$TGT_PID"; sleep 1; kill -KILL "$TGT_PID" 2>/dev/null; }
+    wait "$TGT_PID" 2>/dev/null
+    local rc=$?
+    ((rc != 0)) && emit "$(jq -nc --arg t "$CUR" --argjson rc "$rc" --argjson tail "$(tail_json "$TARGET_LOG" 10)" \
+      '{type:"note",target:$t,text:("tgtd exit status after tgtadm --op delete --mode system: " + ($rc|tostring) + (if $rc == 139 then " (SIGSEGV)" else "" end)),log:$tail}')"
+  fi
+  TGT_PID=""
+  TARGET_PID=""
+  mountpoint -q "$W/tgt" && umount "$W/tgt"
+  return 0
+}
+
+# ------------------------------------------------------------------ the initiator
+
+IFACE=""
+login() {
+  local i
+  iscsiadm -m node -o new -T "$IQN" -p "$PORTAL" -I "$IFACE" >"$W/iscsiadm.log" 2>&1 ||
+    { REASON="iscsiadm -o new: $(tr '\n' ' ' <"$W/iscsiadm.log" | head -c 300)"; return 1; }
+  iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" -o update -n node.session.timeo.replacement_timeout -v 20 >/dev/null 2>&1
+  timeout -k 5 60 iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" --login >"$W/iscsiadm.log" 2>&1 ||
+    { REASON="login failed: $(tr '\n' ' ' <"$W/iscsiadm.log" | head -c 300)"; return 1; }
+  DISK=""
+  for i in $(seq 1 150); do
+    DISK=$(iscsiadm -m session -P3 2>/dev/null | sed -n 's/.*Attached scsi disk \(sd[a-z]*\).*/\1/p' | head -1)
+    [[ -n $DISK && -b /dev/$DISK ]] && break
+    DISK=""
+    sleep 0.2
+  done
+  [[ -n $DISK ]] || { REASON="logged in, but no disk attached within 30 s"; return 1; }
+  local size
+  size=$(blockdev --getsize64 "/dev/$DISK" 2>/dev/null)
+  [[ $size == "$LUN_BYTES" ]] || { REASON="/dev/$DISK is $size bytes, not $LUN_BYTES"; return 1; }
+  return 0
+}
+logout() {
+  [[ -z $IQN || -z $IFACE ]] && return 0
+  timeout -k 5 60 iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" --logout >/dev/null 2>&1
+  iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" -o delete >/dev/null 2>&1
+  if iscsiadm -m session >/dev/null 2>&1; then
+    say "sessions left after logout; logging out of everything"
+    timeout -k 5 60 iscsiadm -m node -U all >/dev/null 2>&1
+    timeout -k 5 30 iscsiadm -m session -u >/dev/null 2>&1
+  fi
+  return 0
+}
+# Kernel-side trouble the initiator logs (and recovers from, so fio may never see it).
+KEV_RE='detected conn error|session recovery|ping timeout|nop.*timed out|timed out|abort|rejecting I/O|I/O error|iser.*(err|fail)|isert.*(err|fail)|reinstat'
+conn_errors() { dmesg 2>/dev/null | grep -c 'detected conn error'; }
+dmesg_lines() { dmesg 2>/dev/null | wc -l; }
+kernel_events() { # FROM-LINE: the trouble lines dmesg got since then, as JSON
+  local from=$1
+  dmesg 2>/dev/null | tail -n +"$((from + 1))" | grep -E "$KEV_RE" | grep -v 'Power-on or device reset' | tail -n 20 | cut -c1-300 | jq -Rs .
+}
+session_alive() { iscsiadm -m session 2>/dev/null | grep -q "$IQN" && [[ -b /dev/$DISK ]]; }
+# The negotiated iSCSI parameters of the one session, as a JSON object.
+session_params() {
+  iscsiadm -m session -P2 2>/dev/null |
+    awk '/Negotiated iSCSI params/ {f=1; next} f && /: / {sub(/^[ \t]+/, ""); i=index($0, ": "); print substr($0,1,i-1) "\t" substr($0,i+2)}' |
+    jq -Rnc '[inputs | split("\t") | {(.[0]): .[1]}] | add // {}' || echo '{}'
+}
+disk_info() {
+  local q=/sys/block/$DISK
+  jq -nc --arg d "$DISK" --arg mx "$(cat $q/queue/max_sectors_kb 2>/dev/null)" --arg hw "$(cat $q/queue/max_hw_sectors_kb 2>/dev/null)" \
+    --arg qd "$(cat $q/device/queue_depth 2>/dev/null)" --arg sch "$(cat $q/queue/scheduler 2>/dev/null)" \
+    '{disk:$d,max_sectors_kb:$mx,max_hw_sectors_kb:$hw,queue_depth:$qd,scheduler:$sch}'
+}
+
+# ------------------------------------------------------------------ fio
+
+job_args() { # JOB -> "rw bs iodepth dir"
+  case "$1" in
+    randread-4k-qd32) echo "randread 4k 32 read" ;;
+    randwrite-4k-qd32) echo "randwrite 4k 32 write" ;;
+    randread-4k-qd1) echo "randread 4k 1 read" ;;
+    read-128k-qd8) echo "read 128k 8 read" ;;
+    write-128k-qd8) echo "write 128k 8 write" ;;
+    read-1m-qd4) echo "read 1m 4 read" ;;
+    *) return 1 ;;
+  esac
+}
+cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+proc_ticks() { [[ -n $1 ]] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+run_job() { # JOB
+  local job=$1 rw bs qd dir b0 t0 b1 t1 p0 p1 rc res busy tcpu hz
+  read -r rw bs qd dir <<<"$(job_args "$job")" || { REASON="unknown job $job"; return 1; }
+  hz=$(getconf CLK_TCK)
+  read -r b0 t0 <<<"$(cpu_ticks)"
+  p0=$(proc_ticks "$TARGET_PID")
+  local ce0 ce1
+  ce0=$(conn_errors)
+  timeout -k 10 $((RUNTIME + RAMP + 90)) fio --name="$job" --filename="/dev/$DISK" --ioengine=libaio --direct=1 \
+    --rw="$rw" --bs="$bs" --iodepth="$qd" --numjobs=1 --time_based --runtime="$RUNTIME" --ramp_time="$RAMP" \
+    --lat_percentiles=1 --output-format=json --output="$W/fio.json" >"$W/fio.err" 2>&1
+  rc=$?
+  read -r b1 t1 <<<"$(cpu_ticks)"
+  p1=$(proc_ticks "$TARGET_PID")
+  ce1=$(conn_errors)
+  busy=$(awk -v a=$((b1 - b0)) -v b=$((t1 - t0)) 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }')
+  tcpu=$(awk -v a=$((p1 - p0)) -v hz="$hz" 'BEGIN { printf "%.2f", a / hz }')
+  if ((rc != 0)) || ! jq -e '.jobs[0]' "$W/fio.json" >/dev/null 2>&1; then
+    # The first error line says what happened; the rest repeat it for other offsets.
+    REASON="fio exit $rc: $(grep -v '^$' "$W/fio.err" | grep -m1 -i 'error\|fail' || grep -v '^$' "$W/fio.err" | tail -n 1)"
+    REASON=${REASON:0:300}
+    ((rc == 124 || rc == 137)) && REASON="fio timed out after $((RUNTIME + RAMP + 90)) s (killed); $REASON"
+    return 1
+  fi
+  res=$(jq -c --arg t "$CUR" --arg j "$job" --arg dir "$dir" --arg rw "$rw" --arg bs "$bs" --argjson qd "$qd" \
+    --argjson busy "$busy" --argjson tcpu "$tcpu" --argjson rc "$rc" --argjson ce "$((ce1 - ce0))" \
+    '.jobs[0] as $x | $x[$dir] as $d |
+     {type:"job",target:$t,job:$j,status:(if $x.error == 0 then "ok" else "failed" end),
+      reason:(if $x.error == 0 then null else "fio error \($x.error)" end),
+      rw:$rw,bs:$bs,iodepth:$qd,dir:$dir,
+      iops:$d.iops,bw_kib:$d.bw,io_kib:$d.io_kbytes,runtime_ms:$d.runtime,total_ios:$d.total_ios,
+      lat_mean_ns:$d.lat_ns.mean,lat_stddev_ns:$d.lat_ns.stddev,lat_max_ns:$d.lat_ns.max,
+      lat_p50_ns:$d.lat_ns.percentile["50.000000"],lat_p99_ns:$d.lat_ns.percentile["99.000000"],
+      lat_p999_ns:$d.lat_ns.percentile["99.900000"],clat_mean_ns:$d.clat_ns.mean,
+      fio_usr_cpu:$x.usr_cpu,fio_sys_cpu:$x.sys_cpu,guest_cpu_busy_pct:$busy,target_proc_cpu_s:$tcpu,conn_errors:$ce}' "$W/fio.json")
+  emit "$res"
+  say "$CUR $job: $(jq -r '"\(.iops|floor) IOPS, \(.bw_kib/1024*10|floor/10) MiB/s, mean \(.lat_mean_ns/1000|floor) us, p99 \(.lat_p99_ns/1000|floor) us" + (if .conn_errors > 0 then ", \(.conn_errors) connection error(s)" else "" end)' <<<"$res")"
+  [[ $(jq -r .status <<<"$res") == ok ]] || { REASON=$(jq -r .reason <<<"$res"); return 2; }
+  return 0
+}
+
+prefill() {
+  local t0 out
+  t0=$(now)
+  # At most 180 s (a slow target gets a partly written LUN; prefill_MiB says how much).
+  timeout -k 10 300 fio --name=prefill --filename="/dev/$DISK" --ioengine=libaio --direct=1 --rw=write --bs=1m \
+    --iodepth=8 --size=100% --runtime=180 --output-format=json --output="$W/prefill.json" >"$W/fio.err" 2>&1 ||
+    { REASON="prefill (sequential 1 MiB write of the whole LUN) failed: $(tail -n 3 "$W/fio.err" | tr '\n' ' ' | head -c 300)"; return 1; }
+  PREFILL_S=$(since "$t0")
+  PREFILL_MIBPS=$(jq '.jobs[0].write.bw / 1024' "$W/prefill.json")
+  PREFILL_MIB=$(jq '.jobs[0].write.io_kbytes / 1024' "$W/prefill.json")
+  return 0
+}
+
+target_failed() { # PHASE: a setup failure; reports it with the logs that explain it
+  local phase=$1
+  say "$CUR: FAILED ($phase): $REASON"
+  [[ -n $TARGET_LOG && -f $TARGET_LOG ]] && { say "--- $TARGET_LOG (tail)"; tail -n 40 "$TARGET_LOG"; say "---"; }
+  emit "$(jq -nc --arg t "$CUR" --arg phase "$phase" --arg r "$REASON" --argjson tail "$( [[ -n $TARGET_LOG ]] && tail_json "$TARGET_LOG" 60 || echo '""')" \
+    --argjson dmesg "$(dmesg_json 25)" '{type:"target",target:$t,status:"failed",phase:$phase,reason:$r,log:$tail,dmesg:$dmesg}')"
+}
+
+bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
+  CUR=$1
+  local impl=${1%-*} tr=${1##*-} t0 holders job failed_jobs=0 params dinfo
+  IQN="" TARGET_LOG="" TARGET_PID="" REASON="" DISK=""
+  IFACE=$([[ $tr == iser ]] && echo iser || echo default)
+  case $impl in rdma-target|lio|tgt) ;; *) REASON="unknown target $1"; target_failed setup; return ;; esac
+  say "===== $CUR"
+  if ! holders=$(wait_port_free); then
+    REASON="port $PORT still held before setup: $holders"
+    target_failed setup
+    return
+  fi
+  t0=$(now)
+  local kev0 ce_start
+  kev0=$(dmesg_lines)
+  ce_start=$(conn_errors)
+  if ! "setup_$impl" "$tr"; then
+    [[ $impl == lio ]] && dmesg | tail -n 40 >"$W/lio-dmesg.log"
+    target_failed setup
+    "teardown_$impl"
+    return
+  fi
+  if ! login; then
+    [[ $impl == lio ]] && dmesg | tail -n 40 >"$W/lio-dmesg.log"
+    target_failed login
+    logout
+    "teardown_$impl"
+    return
+  fi
+  local setup_s
+  setup_s=$(since "$t0")
+  params=$(session_params)
+  dinfo=$(disk_info)
+  PREFILL_S=null PREFILL_MIBPS=null PREFILL_MIB=null
+  if [[ $PREFILL == 1 ]] && ! prefill; then
+    target_failed prefill
+    logout
+    "teardown_$impl"
+    return
+  fi
+  say "$CUR: up in ${setup_s}s on /dev/$DISK; prefill ${PREFILL_MIB} MiB in ${PREFILL_S}s (${PREFILL_MIBPS} MiB/s)"
+  emit "$(jq -nc --arg t "$CUR" --arg iqn "$IQN" --arg iface "$IFACE" --argjson setup "$setup_s" --argjson params "$params" \
+    --argjson disk "$dinfo" --argjson ps "$PREFILL_S" --argjson pm "$PREFILL_MIBPS" --argjson pb "$PREFILL_MIB" \
+    '{type:"target",target:$t,status:"ok",iqn:$iqn,iface:$iface,setup_s:$setup,negotiated:$params,disk:$disk,prefill_s:$ps,prefill_MiBps:$pm,prefill_MiB:$pb}')"
+  for job in $JOBS; do
+    REASON=""
+    if [[ -n $TARGET_PID ]] && ! kill -0 "$TARGET_PID" 2>/dev/null; then
+      REASON="the target process (pid $TARGET_PID) is gone"
+    elif ! session_alive; then
+      REASON="no iSCSI session / disk any more"
+    fi
+    local jrc=1
+    if [[ -z $REASON ]]; then
+      run_job "$job"
+      jrc=$?
+      ((jrc == 0)) && continue
+    fi
+    failed_jobs=$((failed_jobs + 1))
+    say "$CUR $job: FAILED: $REASON"
+    # jrc 2: fio ran and its result (with the error) is already recorded.
+    ((jrc == 2)) || emit "$(jq -nc --arg t "$CUR" --arg j "$job" --arg r "$REASON" '{type:"job",target:$t,job:$j,status:"failed",reason:$r}')"
+    if ((failed_jobs == 1)); then
+      say "--- ${TARGET_LOG:-no target log} (tail)"; [[ -n $TARGET_LOG ]] && tail -n 60 "$TARGET_LOG"; say "--- dmesg (tail)"; dmesg | tail -n 25; say "---"
+      emit "$(jq -nc --arg t "$CUR" --arg j "$job" --argjson tail "$( [[ -n $TARGET_LOG ]] && tail_json "$TARGET_LOG" 80 || echo '""')" \
+        --argjson dmesg "$(dmesg_json 30)" --argjson fio "$(tail_json "$W/fio.err" 20)" \
+        '{type:"log",target:$t,job:$j,target_log:$tail,dmesg:$dmesg,fio_err:$fio}')"
+    fi
+  done
+  local ce_total logins=null
+  ce_total=$(( $(conn_errors) - ce_start ))
+  [[ $impl == rdma-target ]] && logins=$(grep -c '^debug: login:' "$TARGET_LOG")
+  ((ce_total > 0)) && say "$CUR: the initiator saw $ce_total connection error(s) (see dmesg)"
+  emit "$(jq -nc --arg t "$CUR" --argjson ce "$ce_total" --argjson logins "$logins" --argjson lines "$(kernel_events "$kev0")" \
+    '{type:"kernel_events",target:$t,conn_errors:$ce,target_logins:$logins,dmesg:$lines}')"
+  logout
+  "teardown_$impl"
+}
+
+# ------------------------------------------------------------------ the run
+
+T_START=$(now)
+raw_rdma before
+for t in $TARGETS; do
+  bench_target "$t"
+done
+raw_rdma after
+if h=$(port_holders) && [[ -n $h ]]; then say "left over at the end: $h"; fi
+emit "$(jq -nc --argjson s "$(since "$T_START")" '{type:"done",elapsed_s:$s}')"
+
+echo "BENCH-REPLAY-BEGIN"
+while IFS= read -r line; do echo "BENCHR $line"; done <"$RESULTS"
+echo "BENCH-REPLAY-END"
+exit 0

@@ -1,0 +1,591 @@
+#!/usr/bin/env node
+// The iSCSI/iSER benchmark (`npm run bench`): the same fio jobs against six targets in ONE
+// boot of the soft-RoCE VM (shared/docs/rxe-vm.md), each on an equal 512 MiB RAM LUN, one at
+// a time on 10.77.0.1:3260: rdma-target over iSER and over TCP, LIO over iSER and TCP
+// (configfs, rd_mcp), tgt over iSER and TCP (tmpfs-backed file); plus raw RDMA WRITE
+// bandwidth at 128 KiB (ib_write_bw -R) in the same VM. Writes
+//   docs/benchmarks/iscsi.json  every raw number (per target, per job)
+//   docs/benchmarks/iscsi.md    the table, ratios against the best peer, the command and date
+//   docs/benchmarks/iscsi.svg   a grouped bar chart (throughput relative to the best per job)
+// The guest half is scripts/bench/iscsi-guest.sh, which prints one `BENCH {json}` line per
+// result; this script parses them from the VM's console.
+//
+// Environment:
+//   BENCH_RUNTIME   seconds per fio job (default 8; ramp_time is 2 s on top)
+//   BENCH_TARGETS   space-separated subset, e.g. "rdma-target-iser lio-iser" (default: all six)
+//   BENCH_JOBS      space-separated subset of the job names below (default: all six)
+//   BENCH_PREFILL   1 (default): write the whole LUN once (1 MiB sequential) before the jobs
+//   BENCH_VM_TIMEOUT  seconds for the whole VM run (default 2400)
+// Option: --from-log FILE  render the docs from a saved console log (no VM run).
+// Plain Node ESM, no dependencies. Not a test: failures of a target are results.
+import { spawn, spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const outDir = join(root, 'docs', 'benchmarks');
+const cacheDir = join(root, '.cache', 'bench');
+
+export const TARGETS = [
+  { key: 'rdma-target-iser', label: 'rdma-target iSER', impl: 'rdma-target', transport: 'iser', color: '#1f5fa8' },
+  { key: 'lio-iser', label: 'LIO iSER', impl: 'lio', transport: 'iser', color: '#d9660b' },
+  { key: 'tgt-iser', label: 'tgt iSER', impl: 'tgt', transport: 'iser', color: '#2b8a3e' },
+  { key: 'rdma-target-tcp', label: 'rdma-target TCP', impl: 'rdma-target', transport: 'tcp', color: '#8fb8e8' },
+  { key: 'lio-tcp', label: 'LIO TCP', impl: 'lio', transport: 'tcp', color: '#f7b780' },
+  { key: 'tgt-tcp', label: 'tgt TCP', impl: 'tgt', transport: 'tcp', color: '#9fd6a8' },
+];
+// metric: what the headline cell shows and the ratio compares (higher is better for all:
+// the qd1 row compares IOPS, the inverse of mean latency, and shows the latency).
+export const JOBS = [
+  { key: 'randread-4k-qd32', label: 'randread 4k qd32', metric: 'iops' },
+  { key: 'randwrite-4k-qd32', label: 'randwrite 4k qd32', metric: 'iops' },
+  { key: 'randread-4k-qd1', label: 'randread 4k qd1 (latency)', metric: 'lat' },
+  { key: 'read-128k-qd8', label: 'read 128k qd8', metric: 'bw' },
+  { key: 'write-128k-qd8', label: 'write 128k qd8', metric: 'bw' },
+  { key: 'read-1m-qd4', label: 'read 1M qd4', metric: 'bw' },
+];
+
+// ------------------------------------------------------------------ options
+
+function options() {
+  const env = process.env;
+  const runtime = env.BENCH_RUNTIME === undefined || env.BENCH_RUNTIME === '' ? 8 : Number(env.BENCH_RUNTIME);
+  if (!Number.isInteger(runtime) || runtime < 1 || runtime > 600) fail(`BENCH_RUNTIME must be an integer 1–600, got ${env.BENCH_RUNTIME}`);
+  const pick = (name, all) => {
+    const v = (env[name] ?? '').trim();
+    if (!v) return all.map((x) => x.key);
+    const keys = v.split(/\s+/);
+    for (const k of keys) if (!all.some((x) => x.key === k)) fail(`${name}: unknown name ${k} (known: ${all.map((x) => x.key).join(' ')})`);
+    return keys;
+  };
+  const targets = pick('BENCH_TARGETS', TARGETS);
+  const jobs = pick('BENCH_JOBS', JOBS);
+  const prefill = (env.BENCH_PREFILL ?? '1') !== '0';
+  const vmTimeout = Number(env.BENCH_VM_TIMEOUT || 2400);
+  const argv = process.argv.slice(2);
+  let fromLog;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--from-log') fromLog = argv[++i];
+    else if (argv[i] === '-h' || argv[i] === '--help') {
+      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+      process.exit(0);
+    } else fail(`unknown argument ${argv[i]} (see the header of scripts/bench/iscsi.mjs)`);
+  }
+  return { runtime, ramp: 2, targets, jobs, prefill, vmTimeout, fromLog };
+}
+
+function fail(msg) {
+  console.error(`bench: ${msg}`);
+  process.exit(2);
+}
+
+// ------------------------------------------------------------------ host prerequisites
+
+const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+
+/** The guest runs the host's own binaries (the root is shared): make sure they are here. */
+function prerequisites(notes) {
+  const need = { fio: 'fio', jq: 'jq', tgtd: 'tgt', tgtadm: 'tgt', iscsiadm: 'open-iscsi', iscsid: 'open-iscsi',
+    ib_write_bw: 'perftest', ss: 'iproute2', rdma: 'iproute2' };
+  const missing = [...new Set(Object.entries(need).filter(([c]) => !has(c) && !has(`/usr/sbin/${c}`)).map(([, p]) => p))];
+  if (missing.length) {
+    console.log(`bench: installing ${missing.join(' ')} (the guest uses the host's binaries)`);
+    const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
+    if (!apt(['install', '-y', '-q', ...missing])) {
+      apt(['update', '-q']);
+      if (!apt(['install', '-y', '-q', ...missing])) notes.push(`could not install ${missing.join(' ')} on the host`);
+    }
+  }
+  for (const c of ['fio', 'jq']) if (!has(c)) fail(`${c} is required (apt-get install ${c})`);
+}
+
+// ------------------------------------------------------------------ other VMs on the host
+
+/** Samples, while the benchmark's VM runs, how many other qemu processes share the host. */
+function concurrencyMonitor(ourPid) {
+  const samples = [];
+  const parentOf = (pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch { return 0; }
+  };
+  const ours = (pid) => {
+    for (let p = pid, n = 0; p > 1 && n < 50; p = parentOf(p), n++) if (p === ourPid) return true;
+    return false;
+  };
+  const sample = () => {
+    let others = 0;
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let comm = '';
+      try { comm = readFileSync(`/proc/${d}/comm`, 'utf8').trim(); } catch { continue; }
+      if (comm.startsWith('qemu-system') && !ours(Number(d))) others++;
+    }
+    const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+    samples.push({ others, load });
+  };
+  sample();
+  const timer = setInterval(sample, 5000);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      const withOthers = samples.filter((s) => s.others > 0).length;
+      return {
+        samples: samples.length,
+        samples_with_other_vms: withOthers,
+        max_other_vms: Math.max(...samples.map((s) => s.others)),
+        load1_mean: +(samples.reduce((a, s) => a + s.load, 0) / samples.length).toFixed(2),
+        load1_max: Math.max(...samples.map((s) => s.load)),
+        host_cpus: cpus().length,
+      };
+    },
+  };
+}
+
+// ------------------------------------------------------------------ running the VM
+
+function guestArgs(o) {
+  return ['bash', 'scripts/bench/iscsi-guest.sh', '--runtime', String(o.runtime), '--ramp', String(o.ramp),
+    '--targets', o.targets.join(' '), '--jobs', o.jobs.join(' '), '--prefill', o.prefill ? '1' : '0'];
+}
+
+function runVm(o) {
+  mkdirSync(cacheDir, { recursive: true });
+  const logPath = join(cacheDir, 'iscsi-console.log');
+  const log = createWriteStream(logPath);
+  const args = ['scripts/vm/run.sh', '--timeout', String(o.vmTimeout), '--', ...guestArgs(o)];
+  console.log(`bench: bash ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`);
+  console.log(`bench: console log in ${logPath}`);
+  const t0 = Date.now();
+  const child = spawn('bash', args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const monitor = concurrencyMonitor(child.pid);
+  let text = '';
+  let partial = '';
+  const onData = (d) => {
+    const s = d.toString();
+    text += s;
+    log.write(s);
+    partial += s;
+    const lines = partial.split('\n');
+    partial = lines.pop();
+    for (const l of lines) if (!l.startsWith('BENCHR ')) process.stdout.write(`${l}\n`);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  return new Promise((resolve) => {
+    child.on('close', (code, signal) => {
+      if (partial) process.stdout.write(`${partial}\n`);
+      log.end();
+      resolve({ text, code: code ?? (signal ? 128 : 1), wall_s: Math.round((Date.now() - t0) / 1000), concurrency: monitor.stop() });
+    });
+  });
+}
+
+// ------------------------------------------------------------------ parsing
+
+/** BENCH records from console text. A kernel message may break a line: such a record is
+ *  skipped here and usually recovered from the replay (BENCHR) the guest prints at the end. */
+export function parseRecords(text) {
+  const records = new Map();
+  let broken = 0;
+  for (const line of text.split('\n')) {
+    const m = /BENCHR? (\{.*)$/.exec(line);
+    if (!m) continue;
+    let rec;
+    try {
+      rec = JSON.parse(m[1].slice(0, m[1].lastIndexOf('}') + 1));
+    } catch {
+      broken++;
+      continue;
+    }
+    const key = [rec.type, rec.target ?? '', rec.job ?? '', rec.run ?? '', rec.type === 'note' ? rec.text : ''].join('|');
+    if (!records.has(key)) records.set(key, rec);
+  }
+  return { records: [...records.values()], broken };
+}
+
+const us = (ns) => (typeof ns === 'number' ? ns / 1000 : null);
+
+export function buildResults(o, text, vm, notes) {
+  const { records, broken } = parseRecords(text);
+  if (broken) notes.push(`${broken} console line(s) with a BENCH record could not be parsed (kernel messages in the line?); replayed copies were used`);
+  const env = records.find((r) => r.type === 'env') ?? null;
+  const done = records.find((r) => r.type === 'done');
+  const raw = records.filter((r) => r.type === 'raw_rdma');
+  const okRaw = raw.filter((r) => r.status === 'ok');
+  const rawMean = okRaw.length ? okRaw.reduce((a, r) => a + r.bw_avg_MiBps, 0) / okRaw.length : null;
+  const vmEnded = vm.code === 0 && done ? null : `the VM run ended early (run.sh exit ${vm.code}${vm.code === 124 ? ', timeout' : ''})`;
+  const targets = {};
+  for (const t of TARGETS) {
+    const requested = o.targets.includes(t.key);
+    const rec = records.find((r) => r.type === 'target' && r.target === t.key);
+    const entry = { label: t.label, impl: t.impl, transport: t.transport, status: 'not run', jobs: {} };
+    if (rec) {
+      const { type, target, ...rest } = rec;
+      Object.assign(entry, rest);
+    } else if (requested) {
+      entry.status = 'failed';
+      entry.reason = `no result from the guest${vmEnded ? ` (${vmEnded})` : ''}`;
+    }
+    for (const j of JOBS) {
+      if (!requested || !o.jobs.includes(j.key)) continue;
+      const jr = records.find((r) => r.type === 'job' && r.target === t.key && r.job === j.key);
+      if (jr && jr.status === 'ok') {
+        entry.jobs[j.key] = {
+          status: 'ok', rw: jr.rw, bs: jr.bs, iodepth: jr.iodepth,
+          iops: jr.iops, MiBps: jr.bw_kib / 1024, lat_mean_us: us(jr.lat_mean_ns), lat_p50_us: us(jr.lat_p50_ns),
+          lat_p99_us: us(jr.lat_p99_ns), lat_p999_us: us(jr.lat_p999_ns), lat_max_us: us(jr.lat_max_ns),
+          lat_stddev_us: us(jr.lat_stddev_ns), clat_mean_us: us(jr.clat_mean_ns),
+          total_ios: jr.total_ios, io_KiB: jr.io_kib, runtime_ms: jr.runtime_ms,
+          fio_usr_cpu_pct: jr.fio_usr_cpu, fio_sys_cpu_pct: jr.fio_sys_cpu,
+          guest_cpu_busy_pct: jr.guest_cpu_busy_pct, target_process_cpu_s: t.impl === 'lio' ? null : jr.target_proc_cpu_s,
+          conn_errors: jr.conn_errors ?? null,
+        };
+      } else if (jr) {
+        entry.jobs[j.key] = { status: 'failed', reason: jr.reason ?? 'failed' };
+      } else {
+        entry.jobs[j.key] = { status: 'failed', reason: entry.status === 'failed' ? `target ${entry.phase ?? 'setup'} failed: ${entry.reason}` : `no result${vmEnded ? ` (${vmEnded})` : ''}` };
+      }
+    }
+    const logs = records.filter((r) => r.type === 'log' && r.target === t.key);
+    if (logs.length) entry.failure_logs = logs.map(({ type, target, ...r }) => r);
+    const ke = records.find((r) => r.type === 'kernel_events' && r.target === t.key);
+    if (ke) Object.assign(entry, { conn_errors: ke.conn_errors, target_logins: ke.target_logins, kernel_events: ke.dmesg });
+    const tl = records.find((r) => r.type === 'target_log' && r.target === t.key);
+    if (tl) entry.log_tail = tl.tail;
+    const tn = records.filter((r) => r.type === 'note' && r.target === t.key);
+    if (tn.length) entry.notes = tn.map((r) => ({ text: r.text, log: r.log }));
+    targets[t.key] = entry;
+  }
+  for (const r of records.filter((x) => x.type === 'note' && !x.target)) notes.push(r.text);
+  if (vmEnded) notes.push(vmEnded);
+  return {
+    benchmark: 'iscsi',
+    date: new Date().toISOString(),
+    command: commandLine(o),
+    vm_command: `bash scripts/vm/run.sh --timeout ${o.vmTimeout} -- ${guestArgs(o).map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`,
+    runtime_s: o.runtime,
+    ramp_s: o.ramp,
+    prefill: o.prefill,
+    host: { kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version },
+    rdma_target_source: o.source ?? null,
+    guest: env,
+    vm: { exit_code: vm.code, wall_s: vm.wall_s, guest_elapsed_s: done?.elapsed_s ?? null },
+    concurrency: vm.concurrency,
+    raw_rdma: { size: 131072, runs: raw, mean_MiBps: rawMean },
+    jobs: JOBS.filter((j) => o.jobs.includes(j.key)).map((j) => ({ key: j.key, label: j.label, headline_metric: j.metric })),
+    targets,
+    notes,
+  };
+}
+
+function commandLine(o) {
+  const env = [];
+  if (process.env.BENCH_RUNTIME) env.push(`BENCH_RUNTIME=${o.runtime}`);
+  if (process.env.BENCH_TARGETS) env.push(`BENCH_TARGETS='${o.targets.join(' ')}'`);
+  if (process.env.BENCH_JOBS) env.push(`BENCH_JOBS='${o.jobs.join(' ')}'`);
+  if (!o.prefill) env.push('BENCH_PREFILL=0');
+  return [...env, 'npm run bench'].join(' ');
+}
+
+// ------------------------------------------------------------------ rendering
+
+const fmtInt = (n) => Math.round(n).toLocaleString('en-US');
+const fmt1 = (n) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
+const headline = (job, r) => (job.metric === 'bw' ? r.MiBps : r.iops);
+function cell(job, r) {
+  if (!r) return '—';
+  if (r.status !== 'ok') return `failed: ${short(r.reason)}`;
+  const mark = r.conn_errors > 0 ? ` ⚠${r.conn_errors}` : '';
+  if (job.metric === 'iops') return `${fmtInt(r.iops)} IOPS${mark}`;
+  if (job.metric === 'bw') return `${fmt1(r.MiBps)} MiB/s${mark}`;
+  return `${fmtInt(r.lat_mean_us)} µs (${fmtInt(r.iops)} IOPS)${mark}`;
+}
+const mdEscape = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/** A failure reason short enough for a table cell (the full text is in the notes and the JSON). */
+const short = (s, n = 90) => { const t = String(s ?? ''); return mdEscape(t.length > n ? `${t.slice(0, n - 1)}…` : t); };
+const shortName = (key) => TARGETS.find((t) => t.key === key).label.split(' ')[0];
+
+/** ours / best peer (by the job's headline metric, higher is better), with the peer's name. */
+function ratio(res, job, ours, peers) {
+  const o = res.targets[ours].jobs[job.key];
+  if (!o) return { text: '—' };
+  const ps = peers.map((k) => ({ k, r: res.targets[k].jobs[job.key] })).filter((p) => p.r?.status === 'ok');
+  if (o.status !== 'ok') return { text: 'n/a (rdma-target failed)' };
+  if (!ps.length) return { text: 'n/a (no peer result)' };
+  const best = ps.reduce((a, b) => (headline(job, b.r) > headline(job, a.r) ? b : a));
+  const v = headline(job, o) / headline(job, best.r);
+  return { value: v, text: `**${v.toFixed(2)}** (vs ${shortName(best.k)})` };
+}
+
+export function renderMarkdown(res) {
+  const jobs = JOBS.filter((j) => res.jobs.some((x) => x.key === j.key));
+  const L = [];
+  const g = res.guest;
+  L.push('# iSCSI / iSER benchmark: rdma-target against LIO and tgt');
+  L.push('');
+  L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`);
+  L.push(`- **Command:** \`${res.command}\` (= \`node scripts/bench/iscsi.mjs\`, which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`);
+  L.push(`- **Where:** one boot of the soft-RoCE VM (qemu TCG, ${g?.cpus ?? '?'} vCPUs, ${g ? Math.round(g.mem_kib / 1024) : '?'} MiB, kernel ${g?.kernel ?? '?'}; host: ${res.host.cpus} CPUs, ${res.host.cpu_model}). ` +
+    'RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0\'s loopback (shared/docs/rxe-vm.md).');
+  L.push(`- **Targets:** one at a time on 10.77.0.1:3260, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs, demo mode), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
+    `Initiator: Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`);
+  const src = res.rdma_target_source;
+  if (src?.commit) L.push(`- **rdma-target:** commit ${src.commit}${src.uncommitted.length ? ` plus uncommitted changes to ${src.uncommitted.join(', ')}` : ''}, built by \`node scripts/bootstrap.mjs\`.`);
+  L.push(`- **Jobs:** ${g?.fio ?? 'fio'}, \`--ioengine=libaio --direct=1 --time_based --runtime=${res.runtime_s} --ramp_time=${res.ramp_s} --numjobs=1\` on the raw disk` +
+    (res.prefill ? '; before the jobs each LUN is written once end to end (1 MiB sequential, qd8), so no target reads never-written memory.' : '; no prefill.'));
+  const c = res.concurrency;
+  if (c) {
+    L.push(c.samples_with_other_vms > 0
+      ? `- **⚠ Disturbance:** another VM ran on this ${c.host_cpus}-CPU host during ${c.samples_with_other_vms} of ${c.samples} samples (up to ${c.max_other_vms} at once; load average mean ${c.load1_mean}, max ${c.load1_max}). Absolute numbers are depressed and noisier than on an idle host; the targets ran minutes apart, so ratios are disturbed too.`
+      : `- **Disturbance:** no other VM ran on the host during the run (${c.samples} samples; host load average mean ${c.load1_mean}, max ${c.load1_max}).`);
+  }
+  L.push('');
+  L.push('Everything is emulated: absolute figures mean nothing outside this VM. Compare targets side by side within one run.');
+  L.push('');
+  L.push('## Results');
+  L.push('');
+  L.push('Cells: IOPS for the 4k qd32 jobs, MiB/s for the large-block jobs, mean latency (and IOPS) for qd1. ' +
+    'Ratios compare that throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport: **> 1 means rdma-target is faster**.');
+  L.push('');
+  const shown = TARGETS.filter((t) => res.targets[t.key].status !== 'not run');
+  L.push(`| job | ${shown.map((t) => t.label).join(' | ')} | rdma-target iSER / best of LIO,tgt iSER | rdma-target TCP / best of LIO,tgt TCP |`);
+  L.push(`|---|${shown.map(() => '---:').join('|')}|---:|---:|`);
+  for (const j of jobs) {
+    const cells = shown.map((t) => {
+      const tr = res.targets[t.key];
+      if (tr.status === 'failed' && !tr.jobs[j.key]) return `failed: ${short(tr.reason)}`;
+      return cell(j, tr.jobs[j.key]);
+    });
+    const ri = ratio(res, j, 'rdma-target-iser', ['lio-iser', 'tgt-iser']);
+    const rt = ratio(res, j, 'rdma-target-tcp', ['lio-tcp', 'tgt-tcp']);
+    L.push(`| ${j.label} | ${cells.join(' | ')} | ${ri.text} | ${rt.text} |`);
+  }
+  L.push('');
+  if (shown.some((t) => Object.values(res.targets[t.key].jobs).some((r) => r.conn_errors > 0))) {
+    L.push('⚠N: during this job the initiator logged N connection error(s) (dmesg "detected conn error") and logged in again; the figure includes that recovery. See "Failures and notes".');
+    L.push('');
+  }
+  // 128k read against raw RDMA WRITE.
+  const raw = res.raw_rdma;
+  const runs = raw.runs.filter((r) => r.status === 'ok');
+  if (runs.length && jobs.some((j) => j.key === 'read-128k-qd8')) {
+    const pct = ['rdma-target-iser', 'lio-iser', 'tgt-iser'].map((k) => {
+      const r = res.targets[k].jobs['read-128k-qd8'];
+      return `${res.targets[k].label} ${r?.status === 'ok' ? `**${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %** (${fmt1(r.MiBps)} MiB/s)` : 'n/a'}`;
+    });
+    L.push(`**read 128k qd8 as a share of raw RDMA WRITE bandwidth at 128 KiB** (${fmt1(raw.mean_MiBps)} MiB/s, ` +
+      `${runs.length > 1 ? 'the mean of ' : ''}${runs.map((r) => `${fmt1(r.bw_avg_MiBps)} ${r.run}`).join(' and ')} the targets; \`ib_write_bw -R -d rxe0 -s 131072 -D 5\` as server, ` +
+      `\`ib_write_bw -R -d rxe1 -s 131072 -D 5 10.77.0.1\` as client, in the same VM): ${pct.join(' · ')}.`);
+  } else if (runs.length) {
+    L.push(`**Raw RDMA WRITE 128 KiB** (\`ib_write_bw -R\`, rxe1 → 10.77.0.1): ${fmt1(raw.mean_MiBps)} MiB/s (${runs.map((r) => `${r.run}: ${fmt1(r.bw_avg_MiBps)}`).join(', ')}); read 128k qd8 was not run.`);
+  } else {
+    L.push(`**Raw RDMA WRITE 128 KiB:** ${raw.runs.length ? `failed (${raw.runs.map((r) => mdEscape(r.reason)).join('; ')})` : 'not measured'}.`);
+  }
+  L.push('');
+  L.push('![throughput relative to the best target per job](iscsi.svg)');
+  L.push('');
+  // Details.
+  L.push('## All numbers');
+  L.push('');
+  L.push('Latency is fio\'s total latency (submission to completion) in µs. Guest CPU: both vCPUs busy, % over the job; target CPU: the user-space target process (rdma-target, tgtd) in CPU seconds over the job (LIO runs in the kernel).');
+  L.push('');
+  L.push('| target | job | IOPS | MiB/s | mean µs | p50 µs | p99 µs | p99.9 µs | guest CPU % | target CPU s |');
+  L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const t of shown) {
+    for (const j of jobs) {
+      const r = res.targets[t.key].jobs[j.key];
+      if (!r) continue;
+      if (r.status !== 'ok') {
+        L.push(`| ${t.label} | ${j.label} | failed: ${short(r.reason)} ||||||||`);
+        continue;
+      }
+      const n = (v) => (v == null ? '—' : fmtInt(v));
+      L.push(`| ${t.label} | ${j.label} | ${fmtInt(r.iops)} | ${fmt1(r.MiBps)} | ${n(r.lat_mean_us)} | ${n(r.lat_p50_us)} | ${n(r.lat_p99_us)} | ${n(r.lat_p999_us)} | ` +
+        `${r.guest_cpu_busy_pct ?? '—'} | ${r.target_process_cpu_s ?? '—'} |`);
+    }
+  }
+  L.push('');
+  L.push('## Sessions');
+  L.push('');
+  L.push('As negotiated (`iscsiadm -m session -P2`) and as the block layer saw the disk; set-up time is from starting the target to the disk appearing.');
+  L.push('');
+  L.push('Connection errors: what the initiator logged (dmesg "detected conn error") over the whole target run, prefill included; logins: sessions rdma-target saw (one is expected).');
+  L.push('');
+  L.push('| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |');
+  L.push('|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|');
+  for (const t of shown) {
+    const tr = res.targets[t.key];
+    if (tr.status !== 'ok') {
+      L.push(`| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`);
+      continue;
+    }
+    const n = tr.negotiated ?? {};
+    L.push(`| ${t.label} | ${tr.setup_s ?? '—'} | ${tr.prefill_MiBps == null ? '—' : fmt1(tr.prefill_MiBps)}${tr.prefill_MiB != null && tr.prefill_MiB < 512 ? ` (${Math.round(tr.prefill_MiB)} MiB in 180 s)` : ''} | ` +
+      `${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ` +
+      `${n.ImmediateData ?? '?'} | ${n.InitialR2T ?? '?'} | ${n.FirstBurstLength ?? '?'} | ${n.MaxBurstLength ?? '?'} | ${n.MaxXmitDataSegmentLength ?? '?'} | ${tr.disk?.max_sectors_kb ?? '?'} |`);
+  }
+  L.push('');
+  // Failures and notes.
+  const problems = [];
+  for (const t of TARGETS) {
+    const tr = res.targets[t.key];
+    if (tr.status === 'failed') problems.push({ head: `${t.label}: set-up failed (${tr.phase ?? 'setup'}): ${tr.reason}`, log: tr.log, dmesg: tr.dmesg });
+    for (const [jk, r] of Object.entries(tr.jobs)) {
+      if (r.status !== 'ok' && tr.status === 'ok') problems.push({ head: `${t.label} ${jk}: ${r.reason}` });
+    }
+    for (const l of tr.failure_logs ?? []) problems.push({ head: `${t.label}: log at the first failed job (${l.job})`, log: l.target_log, dmesg: l.dmesg });
+    for (const nt of tr.notes ?? []) problems.push({ head: `${t.label}: ${nt.text}`, log: nt.log });
+    if (tr.conn_errors > 0 || tr.target_logins > 1) {
+      problems.push({ head: `${t.label}: the initiator logged ${tr.conn_errors} connection error(s)${tr.target_logins != null ? `; rdma-target saw ${tr.target_logins} login(s)` : ''} during the run (it recovered; the jobs went on)`,
+        dmesg: tr.kernel_events, log: t.impl === 'rdma-target' ? tr.log_tail : undefined });
+    }
+  }
+  if (problems.length || res.notes.length) {
+    L.push('## Failures and notes');
+    L.push('');
+    for (const n of res.notes) L.push(`- ${n}`);
+    const printed = new Set();
+    for (const p of problems) {
+      L.push(`- ${mdEscape(p.head)}`);
+      for (const [what, text, n] of [['target log', p.log, 25], ['dmesg', p.dmesg, 12]]) {
+        const body = String(text ?? '').trimEnd();
+        if (!body) continue;
+        if (printed.has(body)) {
+          L.push(`  (${what}: as above)`);
+          continue;
+        }
+        printed.add(body);
+        L.push('');
+        L.push(`  ${what} (tail):`);
+        L.push('  ```');
+        for (const line of body.split('\n').slice(-n)) L.push(`  ${line.replace(/```/g, "'''")}`);
+        L.push('  ```');
+      }
+    }
+    L.push('');
+  }
+  L.push('Raw numbers: [iscsi.json](iscsi.json). Scripts: `scripts/bench/iscsi.mjs` (host) and `scripts/bench/iscsi-guest.sh` (guest).');
+  L.push('');
+  return L.join('\n');
+}
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/** Grouped bars: per job, each target's headline throughput as a % of the best target's. */
+export function renderSvg(res) {
+  const jobs = JOBS.filter((j) => res.jobs.some((x) => x.key === j.key));
+  const targets = TARGETS.filter((t) => res.targets[t.key].status !== 'not run');
+  const barW = 20, gap = 3, groupGap = 34;
+  const groupW = targets.length * (barW + gap) - gap;
+  const left = 56, top = 104, plotH = 260, bottom = 96;
+  const width = Math.max(760, left + jobs.length * (groupW + groupGap) + 20);
+  const height = top + plotH + bottom;
+  const y = (pct) => top + plotH - (plotH * pct) / 100;
+  const S = [];
+  S.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  S.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  S.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">iSCSI / iSER in the soft-RoCE VM: throughput relative to the best target, per job</text>`);
+  S.push(`<text x="${left}" y="40" fill="#555">higher is better · bar label: IOPS (4k, qd1) or MiB/s (128k, 1M) · ${esc(res.date.slice(0, 10))}, ${res.runtime_s} s per job${res.concurrency?.samples_with_other_vms ? ' · another VM was running on the host' : ''}</text>`);
+  // Legend.
+  targets.forEach((t, i) => {
+    const lx = left + i * 118;
+    S.push(`<rect x="${lx}" y="50" width="12" height="12" fill="${t.color}"/><text x="${lx + 16}" y="60">${esc(t.label)}</text>`);
+  });
+  // Axis and grid.
+  for (let p = 0; p <= 100; p += 25) {
+    S.push(`<line x1="${left}" x2="${width - 10}" y1="${y(p)}" y2="${y(p)}" stroke="${p === 0 ? '#333' : '#ddd'}"/>`);
+    S.push(`<text x="${left - 6}" y="${y(p) + 4}" text-anchor="end" fill="#555">${p} %</text>`);
+  }
+  jobs.forEach((j, gi) => {
+    const gx = left + 14 + gi * (groupW + groupGap);
+    const vals = targets.map((t) => res.targets[t.key].jobs[j.key]).map((r) => (r?.status === 'ok' ? headline(j, r) : null));
+    const best = Math.max(0, ...vals.filter((v) => v != null));
+    targets.forEach((t, i) => {
+      const x = gx + i * (barW + gap);
+      const r = res.targets[t.key].jobs[j.key];
+      const v = vals[i];
+      if (v == null) {
+        const why = r ? r.reason : res.targets[t.key].reason ?? 'no result';
+        S.push(`<g><title>${esc(`${t.label}, ${j.label}: failed: ${why}`)}</title><text x="${x + barW / 2}" y="${y(0) - 5}" text-anchor="middle" fill="#c00" font-weight="bold">✗</text></g>`);
+        return;
+      }
+      const pct = best > 0 ? (100 * v) / best : 0;
+      const label = j.metric === 'bw' ? fmt1(v) : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : fmtInt(v);
+      const tip = j.metric === 'lat' ? `${fmtInt(r.lat_mean_us)} µs mean, ${fmtInt(r.iops)} IOPS` : j.metric === 'bw' ? `${fmt1(r.MiBps)} MiB/s` : `${fmtInt(r.iops)} IOPS`;
+      const ce = r.conn_errors > 0 ? `; ${r.conn_errors} connection error(s) during the job` : '';
+      S.push(`<g><title>${esc(`${t.label}, ${j.label}: ${tip} (${pct.toFixed(0)} % of the best)${ce}`)}</title>` +
+        `<rect x="${x}" y="${y(pct).toFixed(1)}" width="${barW}" height="${(y(0) - y(pct)).toFixed(1)}" fill="${t.color}"/>` +
+        `<text transform="translate(${x + barW / 2 + 4},${(y(pct) - 4).toFixed(1)}) rotate(-90)" font-size="10" fill="#222">${esc(label)}</text></g>`);
+    });
+    S.push(`<text x="${gx + groupW / 2}" y="${y(0) + 16}" text-anchor="middle" font-weight="bold">${esc(j.label.replace(' (latency)', ''))}</text>`);
+    S.push(`<text x="${gx + groupW / 2}" y="${y(0) + 30}" text-anchor="middle" fill="#555">${j.metric === 'bw' ? 'MiB/s' : 'IOPS'}</text>`);
+  });
+  const raw = res.raw_rdma;
+  if (raw.mean_MiBps) {
+    S.push(`<text x="${left}" y="${height - 30}" fill="#333">raw RDMA WRITE 128 KiB in the same VM (ib_write_bw -R): ${fmt1(raw.mean_MiBps)} MiB/s; read 128k qd8 over iSER: ${['rdma-target-iser', 'lio-iser', 'tgt-iser']
+      .map((k) => { const r = res.targets[k].jobs['read-128k-qd8']; return `${res.targets[k].label.split(' ')[0]} ${r?.status === 'ok' ? `${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %` : 'n/a'}`; }).join(', ')}</text>`);
+  }
+  S.push(`<text x="${left}" y="${height - 12}" fill="#777">✗ = failed (hover for the reason). Numbers: docs/benchmarks/iscsi.json · scripts/bench/iscsi.mjs</text>`);
+  S.push('</svg>');
+  return `${S.join('\n')}\n`;
+}
+
+// ------------------------------------------------------------------ main
+
+/** Which rdma-target was measured: the commit, and uncommitted changes to its sources. */
+function sourceState() {
+  const git = (args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' });
+  const head = git(['rev-parse', '--short', 'HEAD']);
+  const dirty = git(['status', '--porcelain', '--', 'lib', 'native', 'binding.gyp', 'tsconfig.json']);
+  return {
+    commit: head.status === 0 ? head.stdout.trim() : null,
+    uncommitted: dirty.status === 0 ? dirty.stdout.split('\n').filter(Boolean).map((l) => l.slice(3)) : [],
+  };
+}
+
+async function main() {
+  const o = options();
+  const notes = [];
+  let vm;
+  if (o.fromLog) {
+    const text = readFileSync(o.fromLog, 'utf8');
+    vm = { text, code: /vm: command exited 0/.test(text) ? 0 : 1, wall_s: null, concurrency: null };
+    notes.push(`rendered from a saved console log (${o.fromLog})`);
+    const env = parseRecords(text).records.find((r) => r.type === 'env');
+    if (env) Object.assign(o, { targets: env.targets, jobs: env.jobs, runtime: env.runtime_s, ramp: env.ramp_s });
+  } else {
+    prerequisites(notes);
+    console.log('bench: node scripts/bootstrap.mjs');
+    const b = spawnSync(process.execPath, [join(root, 'scripts', 'bootstrap.mjs')], { cwd: root, stdio: 'inherit' });
+    if (b.status !== 0) {
+      notes.push(`node scripts/bootstrap.mjs failed (exit ${b.status}); the existing dist/ build was benchmarked`);
+      console.warn('bench: bootstrap failed; going on with the existing dist/');
+    }
+    if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) notes.push('dist/cli/main.js is missing: rdma-target cannot start');
+    o.source = sourceState();
+    vm = await runVm(o);
+  }
+  const res = buildResults(o, vm.text, vm, notes);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'iscsi.json'), `${JSON.stringify(res, null, 2)}\n`);
+  const md = renderMarkdown(res);
+  writeFileSync(join(outDir, 'iscsi.md'), md);
+  writeFileSync(join(outDir, 'iscsi.svg'), renderSvg(res));
+  console.log(`\nbench: wrote docs/benchmarks/iscsi.{json,md,svg}\n`);
+  const table = md.split('\n').filter((l, i, a) => l.startsWith('|') && a.indexOf('## Results') < i && i < a.indexOf('## All numbers'));
+  console.log(table.join('\n'));
+  const anyResult = Object.values(res.targets).some((t) => Object.values(t.jobs).some((j) => j.status === 'ok'));
+  process.exit(anyResult && (vm.code === 0 || o.fromLog) ? 0 : 1);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((e) => {
+    console.error(e?.stack ?? e);
+    process.exit(1);
+  });
+}
