@@ -231,8 +231,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       addRdmaPortals(result.config, devices);
       const added = result.config.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals)).length - before;
       log.info(added
-        ? `RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP`
-        : `RDMA devices ${devices.map((d) => d.name).join(', ')}: no iSER on a loopback portal; --listen ADDR:3260 (an RDMA interface's address or 0.0.0.0) serves iSER there too`);
+        ? `RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP${result.config.srp ? ', and SRP on port 5555' : ''}`
+        : `RDMA devices ${devices.map((d) => d.name).join(', ')}: no iSER or SRP on a loopback portal; --listen ADDR:3260 (an RDMA interface's address or 0.0.0.0) serves iSER and SRP there too`);
     }
   }
 

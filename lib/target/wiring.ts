@@ -16,7 +16,10 @@ import { Asc } from '../scsi/sense.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { MemoryRegistry, native, nativeAvailable } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
-import type { BackstoreConfig, Config, TpgConfig } from './config.js';
+import type { SrpFabric } from '../srp/listener.js';
+import { SrpTarget } from '../srp/target.js';
+import { targetPortId as srpTargetPortId } from '../srp/iu.js';
+import { SRP_LUN_OWNER, type BackstoreConfig, type Config, type TpgConfig } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from './daemon.js';
 
@@ -78,8 +81,9 @@ export function createEngine(opts: WiringOptions = {}): Engine {
   const rdma = opts.rdma ?? rdmaUsable();
   const registry = rdma && !opts.scsi ? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE) : undefined;
   let fabric: IserFabric | undefined;
+  let srpFabric: SrpFabric | undefined;
   return {
-    transports: new Set(rdma ? ['tcp', 'iser'] : ['tcp']),
+    transports: new Set(rdma ? ['tcp', 'iser', 'srp'] : ['tcp']),
     openBackstore: async (store) => {
       if (registry && store.type === 'ram' && store.size !== undefined) {
         const blockCount = Math.floor(store.size / store.blockSize);
@@ -143,6 +147,31 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           tpgs.push(tpg);
         }
       }
+      // The SRP target port: its LUN view (demo mode) and one view per ACL, over the same LUs.
+      let srp: SrpTarget | undefined;
+      const sc = config.srp;
+      if (sc?.enable) {
+        const srpLuns = luns.filter((r) => r.iqn === SRP_LUN_OWNER);
+        const byNumber = new Map(srpLuns.map((r) => [r.lun.lun, r]));
+        const demo = scsi.createView(srpLuns.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: false })));
+        const acls = sc.acls.map((a) => {
+          const mapped = a.mappedLuns ?? srpLuns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
+          const core = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
+          return a.initiator.startsWith('0x') ? { initiatorPortId: a.initiator, core } : { address: a.initiator, core };
+        });
+        const tpid = sc.targetPortId ? srpTargetPortId(sc.targetPortId.idExt, sc.targetPortId.iocGuid) : undefined;
+        srp = new SrpTarget({
+          core: demo,
+          generateNodeAcls: sc.attributes.generateNodeAcls,
+          acls,
+          credits: sc.attributes.credits,
+          immediateData: sc.attributes.immediateData,
+          maxItIuLen: sc.attributes.maxItIuLength,
+          ...(tpid ? { targetPortId: tpid } : {}),
+          log: { info: (m) => log?.info(m), warn: (m) => log?.warn(m), debug: (m) => log?.debug(m) },
+        });
+      }
+
       const d = config.discoveryAuth;
       const loginTimeout = Math.max(...config.targets.flatMap((t) => t.tpgs.map((g) => g.attributes.loginTimeout)), 15);
       const target = new IscsiTarget({
@@ -156,6 +185,15 @@ export function createEngine(opts: WiringOptions = {}): Engine {
 
       return {
         async listen(portal): Promise<Listener> {
+          if (portal.transport === 'srp') {
+            if (!srp) throw new Error('srp portal without an enabled srp section');
+            if (!srpFabric) {
+              const { SrpFabric } = await import('../srp/listener.js');
+              srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), { info: (m) => log?.info(m), warn: (m) => log?.warn(m) });
+            }
+            const l = await srpFabric.listen(srp, { address: portal.address, port: portal.port });
+            return { address: l.address, port: l.port, close: (force) => l.close(force) };
+          }
           if (portal.transport === 'iser') {
             if (!fabric) {
               const { IserFabric } = await import('../iser/listener.js');
@@ -172,16 +210,24 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           return { address: l.address, port: l.port, close: (force) => l.close(force) };
         },
         async shutdown(graceMs) {
-          await target.shutdown(graceMs);
+          await Promise.all([target.shutdown(graceMs), srp?.shutdown(graceMs)]);
           fabric?.close();
+          srpFabric?.close();
           await scsi.close?.();
         },
         status: () => {
           const st = target.status();
-          if (!fabric) return st;
+          if (!fabric && !srpFabric) return st;
           // Live native objects: what the RDMA side holds now (QPs and CQs are per connection).
           const live = native().liveObjects();
-          return { ...st, counters: { ...st.counters, iserConnections: fabric.connectionCount, rdmaQps: live.qps, rdmaCqs: live.cqs, rdmaMrs: live.mrs } };
+          const counters: Record<string, number> = { ...st.counters, rdmaQps: live.qps, rdmaCqs: live.cqs, rdmaMrs: live.mrs };
+          if (fabric) counters.iserConnections = fabric.connectionCount;
+          let sessions = st.sessions;
+          if (srp && srpFabric) {
+            Object.assign(counters, srp.liveCounters());
+            sessions = [...sessions, ...srp.status().map((x) => ({ ...x, transport: 'srp' }))];
+          }
+          return { ...st, sessions, counters };
         },
         async addLun(r) {
           const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);

@@ -1,0 +1,765 @@
+// One SRP RDMA channel (SRP r16a §5.3): an RC queue pair between one initiator port and this
+// target port, on which the initiator sends request IUs (SRP_CMD, SRP_TSK_MGMT, SRP_I_LOGOUT,
+// SRP_CRED_RSP, SRP_AER_RSP) and we send SRP_RSP, SRP_CRED_REQ and SRP_T_LOGOUT.
+//
+//   receive ring  credits + spare slots of the negotiated IU length, all posted before the
+//                 accept (the initiator may send as soon as it sees ESTABLISHED);
+//   credits       the login grants `credits` (= the request part of the ring); every SRP_RSP
+//                 returns one plus the credits of commands that ended without a response
+//                 (aborted by this nexus' own task management); with nothing outstanding to
+//                 carry those, an SRP_CRED_REQ pushes them (§5.6);
+//   Data-In       RDMA WRITE to each descriptor's address, unsignalled while the send queue
+//                 has room: the SRP_RSP SEND after them on the RC QP completes after them;
+//   Data-Out      RDMA READ from the descriptors (or the immediate data inside the IU).
+// Data moves straight to/from registered LUN memory (MemoryRegistry) when the core hands a
+// view of it, else through registered bounce slots. Every IU is checked before use
+// (lib/srp/iu.ts); a malformed SRP_CMD is answered with CHECK CONDITION and never reaches the
+// core or the wire as RDMA. Faults of the peer (bad keys: remote access errors) end only
+// this channel.
+
+import {
+  BufferPool, CompletionDispatcher, CmEventType, MemoryRegistry, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native,
+  type CmEvent, type CompletionHandler, type DeviceResources, type NativeCmId, type NativeQp, type RdmaCm, type WorkCompletion,
+} from '../verbs/index.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
+import {
+  CRED_LENGTH, DataDir, INVALID_FIELD_IN_IU, LOGOUT_LENGTH, RspFlags, SrpOpcode, SrpRspCode, TLogoutReason,
+  decodeCmd, decodeCredRsp, decodeDataDescriptors, decodeDescriptorTable, decodeILogout, decodeTskMgmt, encodeCredReq, encodeRsp, encodeTLogout, rspLength,
+  tagNumber, writeTag, type DataLayout, type DirectDesc, type SrpCmd, type TskMgmt,
+} from './iu.js';
+import type { LoginAccepted } from './login.js';
+
+const TWO32 = 4294967296;
+const SEND_BATCH = 128;
+/** Receive slots beyond the credits: IUs that take none (SRP_CRED_RSP, SRP_AER_RSP, a logout). */
+const SPARE_RECEIVES = 8;
+
+export interface SrpChannelOptions {
+  /** Registered bounce slots for data that is not in registered memory. Default 32 × 128 KiB. */
+  dataSlots?: number;
+  dataSlotSize?: number;
+  /** Largest RDMA READ/WRITE posted as one work request. Default 1 MiB. */
+  maxRdmaBytes?: number;
+  /** RDMA READs in flight we ask for (capped by what the initiator and device allow). Default 16. */
+  readDepth?: number;
+  /** How long a graceful close waits for sends, then for DISCONNECTED (ms). Default 3000. */
+  closeTimeoutMs?: number;
+}
+
+/** What a channel needs from its I_T nexus (lib/srp/target.ts). */
+export interface SrpSessionLink {
+  readonly nexus: import('../scsi/types.js').Nexus;
+  readonly core: import('../scsi/types.js').ScsiTargetCore;
+  /** Runs a task management function for the nexus; resolves with the SRP_RSP RSP_CODE. */
+  taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number>;
+}
+
+export interface SrpChannelHooks {
+  established(c: SrpChannel): void;
+  closed(c: SrpChannel, err?: Error): void;
+  /** Something worth a log line (malformed IU, credit overrun). */
+  warn(message: string): void;
+}
+
+export class SrpTaskAbortedError extends Error {
+  readonly code = 'SRP_TASK_ABORTED';
+}
+export class SrpDataError extends Error {
+  readonly code = 'SRP_DATA';
+}
+
+const enum State { Accepting, Established, Closing, Closed }
+const enum Kind { Recv = 0, Send = 1, Op = 2 }
+
+/** A signalled RDMA work request: its place in the send queue and what its completion does. */
+interface RdmaOp {
+  seq: number;
+  slot: number; // data slot, -1 for direct
+  copyTo: Uint8Array | undefined;
+  group: OpGroup | undefined;
+}
+interface OpGroup {
+  remaining: number;
+  failed: boolean;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+function mapAttr(a: number): TaskAttribute {
+  switch (a) {
+    case 1: return TaskAttribute.HeadOfQueue; // SRP r16a table 21: 0 simple, 1 head of queue, 2 ordered, 4 ACA
+    case 2: return TaskAttribute.Ordered;
+    case 4: return TaskAttribute.Aca;
+    default: return TaskAttribute.Simple;
+  }
+}
+
+/** One SRP_CMD in flight: the core's FabricIO over the command's descriptors. */
+export class SrpTask implements FabricIO {
+  readonly tag: number;
+  readonly command: ScsiCommand;
+  /** Aborted by this nexus' task management: data movement stops, no response is sent. */
+  aborted = false;
+  dataInBytes = 0;
+
+  constructor(readonly channel: SrpChannel, readonly iu: SrpCmd, readonly layout: DataLayout, readonly immediate: Uint8Array | undefined) {
+    this.tag = tagNumber(iu.tagLo, iu.tagHi);
+    const direction = layout.direction === DataDir.Out ? DataDirection.Write : layout.direction === DataDir.In ? DataDirection.Read : DataDirection.None;
+    this.command = { lun: iu.lun, cdb: Uint8Array.from(iu.cdb), tag: this.tag, attribute: mapAttr(iu.taskAttribute), expectedLength: layout.length, direction };
+  }
+
+  get lun(): bigint {
+    return this.iu.lun;
+  }
+
+  async dataOut(into: Uint8Array, offset: number): Promise<void> {
+    if (this.aborted) throw new SrpTaskAbortedError('task aborted');
+    if (this.layout.direction !== DataDir.Out) throw new SrpDataError('Data-Out for a command without a data-out descriptor');
+    if (offset + into.length > this.layout.length) throw new RangeError(`Data-Out ${offset}+${into.length} beyond the ${this.layout.length} bytes the descriptors describe`);
+    if (this.immediate) { into.set(this.immediate.subarray(offset, offset + into.length)); return }
+    await this.channel.transfer(this, false, into, offset);
+  }
+
+  async dataIn(from: Uint8Array, offset: number): Promise<void> {
+    if (this.aborted) throw new SrpTaskAbortedError('task aborted');
+    // Never beyond what the initiator described (the residual reports the rest).
+    const len = Math.min(from.length, Math.max(0, (this.layout.direction === DataDir.In ? this.layout.length : 0) - offset));
+    if (len <= 0) return;
+    await this.channel.transfer(this, true, from.subarray(0, len), offset);
+    this.dataInBytes = Math.max(this.dataInBytes, offset + len);
+  }
+}
+
+export class SrpChannel implements CompletionHandler {
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly deviceName: string;
+  readonly readDepth: number;
+  readonly login: LoginAccepted;
+  session: SrpSessionLink | undefined;
+  /** Commands in flight on this channel by tag. */
+  readonly tasks = new Map<number, SrpTask>();
+  /** Counters for status output. */
+  commands = 0;
+  malformed = 0;
+  externalTables = 0;
+
+  private state = State.Accepting;
+  private readonly disp: CompletionDispatcher;
+  private readonly qp: NativeQp;
+  private readonly rx: BufferPool;
+  private readonly tx: BufferPool;
+  private readonly data: BufferPool;
+  private readonly recvBatch: RecvBatch;
+  private readonly sendBatch: SendBatch;
+  private readonly maxRdma: number;
+  private readonly sqDepth: number;
+  private sqPosted = 0;
+  private sqDone = 0;
+  private readonly txSeq: Float64Array;
+  private readonly ops = new Map<number, RdmaOp>();
+  private nextOp = 0;
+  private dataWaiters: Array<() => void> = [];
+  private sqWaiters: Array<{ n: number; go: () => void }> = [];
+  private txWaiters: Array<() => void> = [];
+  /** Credits the initiator holds (it spends one per SRP_CMD / SRP_TSK_MGMT). */
+  private creditsHeld: number;
+  /** Credits to return with the next IU that carries req_lim_delta. */
+  private pendingDelta = 0;
+  private credCheck = false;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private closeError: Error | undefined;
+  private closeWaitSends = false;
+  private flushScheduled = false;
+  private readonly flushSendsBound = (): void => { this.flushScheduled = false; this.flushSends() };
+
+  constructor(
+    private readonly cm: RdmaCm,
+    readonly id: NativeCmId,
+    private readonly dev: DeviceResources,
+    private readonly registry: MemoryRegistry,
+    request: CmEvent,
+    limits: { maxQpWr: number; maxQpInitRdAtom: number; maxCqe: number },
+    login: LoginAccepted,
+    private readonly hooks: SrpChannelHooks,
+    private readonly opts: SrpChannelOptions = {},
+  ) {
+    this.login = login;
+    this.localAddress = request.localAddress ?? '';
+    this.localPort = request.localPort ?? 0;
+    this.remoteAddress = request.remoteAddress ?? '';
+    this.remotePort = request.remotePort ?? 0;
+    this.deviceName = request.deviceName ?? id.deviceName ?? '';
+    this.readDepth = Math.max(1, Math.min(opts.readDepth ?? 16, request.initiatorDepth ?? 1, limits.maxQpInitRdAtom || 1));
+    this.maxRdma = opts.maxRdmaBytes ?? 1 << 20;
+    this.creditsHeld = login.credits;
+    const ring = login.credits + SPARE_RECEIVES;
+    const sendSlots = login.credits + 16;
+    this.sqDepth = Math.min(limits.maxQpWr, 4096);
+    const c = native().constants;
+    const cqe = Math.min(this.sqDepth + ring + 16, limits.maxCqe || 65536);
+    this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + ring + 16);
+    this.disp.onBatchEnd = () => this.flushRecvs();
+    const pools: BufferPool[] = [];
+    try {
+      this.rx = new BufferPool(dev.pd, login.itIuLen, ring, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.rx);
+      this.tx = new BufferPool(dev.pd, Math.max(login.tiIuLen, 64), sendSlots, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.tx);
+      this.data = new BufferPool(dev.pd, opts.dataSlotSize ?? 128 * 1024, opts.dataSlots ?? 32, c.ACCESS_LOCAL_WRITE);
+      pools.push(this.data);
+      this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
+        maxSendWr: this.sqDepth, maxRecvWr: ring, maxSendSge: 1, maxRecvSge: 1,
+      });
+    } catch (e) {
+      for (const p of pools) p.close();
+      this.disp.close();
+      throw e;
+    }
+    this.recvBatch = new RecvBatch(ring);
+    this.sendBatch = new SendBatch(SEND_BATCH);
+    this.txSeq = new Float64Array(sendSlots);
+    cm.setHandler(id, (ev) => this.onCmEvent(ev));
+  }
+
+  get describe(): string {
+    return `srp ${this.login.initiatorPort} ${this.remoteAddress}:${this.remotePort} (${this.deviceName})`;
+  }
+
+  get established(): boolean {
+    return this.state === State.Established;
+  }
+
+  /** Posts the whole receive ring, then accepts with the SRP_LOGIN_RSP as private data. */
+  accept(loginRsp: Buffer): void {
+    for (let s = this.rx.alloc(); s >= 0; s = this.rx.alloc()) this.postRecvSlot(s);
+    this.flushRecvs();
+    this.id.accept({ privateData: loginRsp, initiatorDepth: this.readDepth, responderResources: 0, rnrRetryCount: 7, retryCount: 7 });
+  }
+
+  /** Sends SRP_T_LOGOUT (target shutdown, §6.6), then closes gracefully. */
+  logout(reason: number = TLogoutReason.NoReason): void {
+    if (this.state === State.Established) {
+      const b = new Uint8Array(LOGOUT_LENGTH);
+      encodeTLogout({ solNot: 0, reason, tagLo: 0, tagHi: 0 }, b);
+      this.sendIu(b);
+    }
+    this.close();
+  }
+
+  close(abort = false): void {
+    if (this.state === State.Closing || this.state === State.Closed) return;
+    const wasAccepting = this.state === State.Accepting;
+    this.state = State.Closing;
+    this.abortAll();
+    if (wasAccepting) { this.finish(); return }
+    if (!abort && this.sqPosted > this.sqDone) {
+      this.closeWaitSends = true;
+      this.armCloseTimer(() => this.disconnect());
+      return;
+    }
+    this.disconnect();
+  }
+
+  // ---- receive path ------------------------------------------------------------------------
+
+  onCompletion(wc: WorkCompletion, cookie: number): void {
+    const kind = cookie & 3;
+    const index = Math.floor(cookie / 4);
+    if (kind === Kind.Recv) return this.onRecv(wc, index);
+    if (kind === Kind.Send) {
+      this.advance(this.txSeq[index]!);
+      this.tx.free(index);
+      const w = this.txWaiters.shift();
+      if (w) w();
+      if (!wc.ok) return this.fail(`SEND completion ${wc.statusName}`, wc.status);
+      if (this.closeWaitSends && this.sqPosted === this.sqDone) { this.closeWaitSends = false; this.disconnect() }
+      return;
+    }
+    const op = this.ops.get(index);
+    this.ops.delete(index);
+    if (!op) return;
+    this.advance(op.seq);
+    if (wc.ok && op.copyTo) op.copyTo.set(this.data.view(op.slot).subarray(0, op.copyTo.length));
+    if (op.slot >= 0) this.freeData(op.slot);
+    const g = op.group;
+    if (!wc.ok) {
+      if (g && !g.failed) { g.failed = true; g.reject(new SrpDataError(`RDMA ${op.copyTo ? 'READ' : 'WRITE'} ${wc.statusName}`)) }
+      return this.fail(`RDMA completion ${wc.statusName}`, wc.status);
+    }
+    if (g && --g.remaining === 0 && !g.failed) g.resolve();
+  }
+
+  private onRecv(wc: WorkCompletion, slot: number): void {
+    if (!wc.ok) {
+      this.rx.free(slot);
+      return this.fail(`receive completion ${wc.statusName}`, wc.status);
+    }
+    if (this.state === State.Accepting) {
+      // The initiator saw the connection established before our ESTABLISHED event came.
+      this.state = State.Established;
+      this.hooks.established(this);
+    }
+    if (this.state !== State.Established) { this.rx.free(slot); return }
+    try {
+      this.handleIu(this.rx.view(slot), wc.byteLen);
+    } catch (e) {
+      this.hooks.warn(`${this.describe}: ${(e as Error).message}`);
+    } finally {
+      // Everything the IU's handling keeps was copied out.
+      if ((this.state as State) === State.Closed) this.rx.free(slot);
+      else this.postRecvSlot(slot);
+    }
+  }
+
+  private handleIu(b: Buffer, len: number): void {
+    if (len < 1) return this.protocolError(TLogoutReason.InvalidIuLength, 'empty IU');
+    switch (b[0]) {
+      case SrpOpcode.Cmd: return this.onCmd(b, len);
+      case SrpOpcode.TskMgmt: return this.onTskMgmt(b, len);
+      case SrpOpcode.ILogout:
+        try { decodeILogout(b, len) } catch (e) { return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message) }
+        this.close();
+        return;
+      case SrpOpcode.CredRsp:
+      case SrpOpcode.AerRsp:
+        try { decodeCredRsp(b, len, b[0] as SrpOpcode.CredRsp) } catch (e) { return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message) }
+        return;
+      default:
+        return this.protocolError(TLogoutReason.InvalidIuType, `IU type 0x${b[0]!.toString(16)} is not one an initiator sends (SRP r16a table 7)`);
+    }
+  }
+
+  /** An IU we cannot answer within its own protocol: SRP_T_LOGOUT with the reason, then the channel ends. */
+  private protocolError(reason: number, why: string): void {
+    this.malformed++;
+    this.hooks.warn(`${this.describe}: ${why}; SRP_T_LOGOUT`);
+    this.logout(reason);
+  }
+
+  /** The initiator spent a credit; false (and a warning) when it had none left. */
+  private spendCredit(what: string): boolean {
+    if (this.creditsHeld <= 0) {
+      this.hooks.warn(`${this.describe}: ${what} beyond the request limit (credits exhausted, SRP r16a §5.6)`);
+      return false;
+    }
+    this.creditsHeld--;
+    return true;
+  }
+
+  private onCmd(b: Buffer, len: number): void {
+    if (len < 16) return this.protocolError(TLogoutReason.InvalidIuLength, `SRP_CMD of ${len} bytes has no tag`);
+    const tagLo = b.readUInt32LE(8);
+    const tagHi = b.readUInt32LE(12);
+    if (!this.spendCredit('SRP_CMD')) {
+      // Answered without a credit returned: the initiator's count stays where ours is.
+      return this.respondRaw(tagLo, tagHi, ScsiStatus.Busy, 0, 0, 0, undefined, undefined, false);
+    }
+    this.commands++;
+    let iu: SrpCmd;
+    let layout: DataLayout;
+    try {
+      iu = decodeCmd(b, len);
+      layout = decodeDataDescriptors(b, len, iu, this.login.bufFmt, this.login.immOffset, true);
+    } catch (e) {
+      this.malformed++;
+      this.hooks.warn(`${this.describe}: ${(e as Error).message}`);
+      return this.respondRaw(tagLo, tagHi, ScsiStatus.CheckCondition, 0, 0, 0, invalidIuSense(), undefined, true);
+    }
+    const task = new SrpTask(this, iu, layout, layout.immediate ? Uint8Array.from(layout.immediate) : undefined);
+    const s = this.session;
+    if (!s) return this.respondRaw(tagLo, tagHi, ScsiStatus.Busy, 0, 0, 0, undefined, undefined, true);
+    this.tasks.set(task.tag, task);
+    if (layout.external) {
+      // The descriptor table is in the initiator's memory: read it, then run the command.
+      this.externalTables++;
+      this.fetchTable(task, layout.external.table, layout.external.entries).then((ok) => { if (ok) this.submit(task) },
+        (e: unknown) => this.completeError(task, e as Error));
+      return;
+    }
+    this.submit(task);
+  }
+
+  /** RDMA READs an external descriptor table into a bounce slot; false when it was answered already. */
+  private async fetchTable(task: SrpTask, table: DirectDesc, entries: number): Promise<boolean> {
+    const bytes = entries * 16;
+    if (bytes > this.data.slotSize) {
+      this.dropTask(task);
+      this.respondRaw(task.iu.tagLo, task.iu.tagHi, ScsiStatus.CheckCondition, 0, 0, 0, invalidIuSense(), undefined, true);
+      return false;
+    }
+    const into = new Uint8Array(bytes);
+    await this.transfer(task, false, into, 0, [{ ...table, len: bytes }]);
+    try {
+      task.layout.buffers = decodeDescriptorTable(into, entries, task.layout.length);
+    } catch (e) {
+      this.malformed++;
+      this.hooks.warn(`${this.describe}: ${(e as Error).message}`);
+      this.dropTask(task);
+      this.respondRaw(task.iu.tagLo, task.iu.tagHi, ScsiStatus.CheckCondition, 0, 0, 0, invalidIuSense(), undefined, true);
+      return false;
+    }
+    return true;
+  }
+
+  private dropTask(task: SrpTask): void {
+    if (this.tasks.get(task.tag) === task) this.tasks.delete(task.tag);
+  }
+
+  private submit(task: SrpTask): void {
+    const s = this.session!;
+    if (task.aborted) return this.creditWithoutResponse();
+    let p: Promise<ScsiCompletion>;
+    try {
+      p = s.core.submit(task.command, s.nexus, task);
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then((c) => this.complete(task, c), (e: unknown) => this.completeError(task, e as Error));
+  }
+
+  private onTskMgmt(b: Buffer, len: number): void {
+    let iu: TskMgmt;
+    try {
+      iu = decodeTskMgmt(b, len);
+    } catch (e) {
+      if (len < 16) return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message);
+      if (!this.spendCredit('SRP_TSK_MGMT')) return;
+      this.malformed++;
+      return this.respondRaw(b.readUInt32LE(8), b.readUInt32LE(12), 0, 0, 0, 0, undefined, SrpRspCode.FieldsInvalid, true);
+    }
+    if (!this.spendCredit('SRP_TSK_MGMT')) return;
+    const s = this.session;
+    const done = (code: number) => this.respondRaw(iu.tagLo, iu.tagHi, 0, 0, 0, 0, undefined, code, true);
+    if (!s) return done(SrpRspCode.Failed);
+    s.taskManagement(this, iu).then(done, (e: unknown) => {
+      this.hooks.warn(`${this.describe}: task management 0x${iu.function.toString(16)} failed: ${(e as Error).message}`);
+      done(SrpRspCode.Failed);
+    });
+  }
+
+  // ---- completion of commands --------------------------------------------------------------
+
+  private complete(task: SrpTask, c: ScsiCompletion): void {
+    if (this.tasks.get(task.tag) === task) this.tasks.delete(task.tag);
+    if (task.aborted && c.status === ScsiStatus.TaskAborted) return this.creditWithoutResponse();
+    const expected = task.layout.length;
+    const moved = c.transferred;
+    let flags = 0;
+    let outRes = 0;
+    let inRes = 0;
+    if (moved !== expected) {
+      const over = moved > expected;
+      const res = over ? moved - expected : expected - moved;
+      // A no-data command whose CDB wanted data reports it as data-in overflow.
+      if (task.layout.direction === DataDir.Out) { flags |= over ? RspFlags.DoOver : RspFlags.DoUnder; outRes = res }
+      else if (task.layout.direction === DataDir.In || over) { flags |= over ? RspFlags.DiOver : RspFlags.DiUnder; inRes = res }
+    }
+    this.respondRaw(task.iu.tagLo, task.iu.tagHi, c.status, flags, outRes, inRes, c.sense, undefined, true);
+  }
+
+  private completeError(task: SrpTask, e: Error): void {
+    if (this.tasks.get(task.tag) === task) this.tasks.delete(task.tag);
+    if (task.aborted) return this.creditWithoutResponse();
+    if (this.state !== State.Established) return;
+    this.hooks.warn(`${this.describe}: tag 0x${task.tag.toString(16)}: ${e.message}`);
+    this.respondRaw(task.iu.tagLo, task.iu.tagHi, ScsiStatus.CheckCondition, 0, 0, 0, hardwareErrorSense(), undefined, true);
+  }
+
+  /** A command ended with no response (aborted by this nexus): its credit goes back later. */
+  private creditWithoutResponse(): void {
+    this.pendingDelta++;
+    if (this.credCheck) return;
+    this.credCheck = true;
+    setImmediate(() => {
+      this.credCheck = false;
+      // Nothing in flight would carry the credits back: push them (SRP_CRED_REQ, §6.10).
+      let carried = false;
+      for (const t of this.tasks.values()) if (!t.aborted) { carried = true; break }
+      if (this.pendingDelta > 0 && !carried && this.state === State.Established) {
+        const b = new Uint8Array(CRED_LENGTH);
+        const delta = this.takeDelta(0);
+        encodeCredReq({ solNot: 0, reqLimDelta: delta, tagLo: 0, tagHi: 0 }, b);
+        this.sendIu(b);
+      }
+    });
+  }
+
+  private takeDelta(base: number): number {
+    const d = base + this.pendingDelta;
+    this.pendingDelta = 0;
+    this.creditsHeld += d;
+    return d;
+  }
+
+  /** Builds and sends one SRP_RSP; `returnCredit` false only for an IU that took no credit. */
+  private respondRaw(tagLo: number, tagHi: number, status: number, flags: number, outRes: number, inRes: number,
+    sense: Uint8Array | undefined, rspCode: number | undefined, returnCredit: boolean): void {
+    if (this.state !== State.Established) return;
+    let s = sense;
+    const room = this.tx.slotSize - rspLength(0, rspCode !== undefined);
+    if (s && s.length > room) s = s.subarray(0, room);
+    const slot = this.tx.alloc();
+    const build = (into: Uint8Array): number => encodeRsp({
+      tagLo, tagHi, solNot: 0, reqLimDelta: returnCredit ? this.takeDelta(1) : 0, flags, status,
+      dataOutResidual: outRes, dataInResidual: inRes, ...(s ? { sense: s } : {}), ...(rspCode !== undefined ? { rspCode } : {}),
+    }, into).length;
+    if (slot >= 0) { this.postSendSlot(slot, build(this.tx.view(slot))); return }
+    // More responses than send slots in flight (rare): wait for one.
+    this.txWaiters.push(() => {
+      if (this.state !== State.Established) return;
+      const sl = this.tx.alloc();
+      if (sl >= 0) this.postSendSlot(sl, build(this.tx.view(sl)));
+    });
+  }
+
+  private sendIu(bytes: Uint8Array): void {
+    const slot = this.tx.alloc();
+    if (slot < 0) { this.txWaiters.push(() => { const s = this.tx.alloc(); if (s >= 0) { this.tx.view(s).set(bytes); this.postSendSlot(s, bytes.length) } }); return }
+    this.tx.view(slot).set(bytes);
+    this.postSendSlot(slot, bytes.length);
+  }
+
+  /** Marks every task of this channel aborted (the channel is going away). */
+  private abortAll(): void {
+    for (const t of this.tasks.values()) t.aborted = true;
+  }
+
+  // ---- data movement -------------------------------------------------------------------
+
+  /**
+   * Moves `view` (command data at byte `offset`) to (`write`) or from the initiator's buffers,
+   * piece by piece over the descriptors; resolves when READs have landed (WRITEs: once posted,
+   * the response SEND that follows is ordered after them).
+   */
+  async transfer(task: SrpTask, write: boolean, view: Uint8Array, offset: number, buffers: readonly DirectDesc[] = task.layout.buffers): Promise<void> {
+    if (this.state !== State.Established) throw new SrpDataError('channel closing');
+    const c = native().constants;
+    const opcode = write ? c.WR_RDMA_WRITE : c.WR_RDMA_READ;
+    const mr = this.registry.lookup(this.dev.pd, view);
+    const pieces: Array<{ d: DirectDesc; remote: number; local: number; n: number }> = [];
+    let base = 0;
+    const end = offset + view.length;
+    for (const d of buffers) {
+      const dEnd = base + d.len;
+      if (dEnd > offset && base < end) {
+        const from = Math.max(base, offset);
+        const to = Math.min(dEnd, end);
+        pieces.push({ d, remote: from - base, local: from - offset, n: to - from });
+      }
+      base = dEnd;
+      if (base >= end) break;
+    }
+    const group: OpGroup | undefined = write ? undefined : { remaining: 0, failed: false, resolve: () => {}, reject: () => {} };
+    const landed = group ? new Promise<void>((res, rej) => { group.resolve = res; group.reject = rej }) : undefined;
+    // Count first so the group cannot resolve before every piece is posted.
+    if (group) group.remaining = 1;
+    for (const p of pieces) {
+      for (let pos = 0; pos < p.n;) {
+        if (mr) {
+          const n = Math.min(this.maxRdma, p.n - pos);
+          const w = this.sqRoom(1);
+          if (w) await w;
+          if (this.state !== State.Established || task.aborted) throw new SrpDataError('channel closing or task aborted');
+          const local = MemoryRegistry.address(mr, view) + p.local + pos;
+          this.post(opcode, local, n, mr.lkey, p.d, p.remote + pos, -1, undefined, group);
+          pos += n;
+        } else {
+          const n = Math.min(this.data.slotSize, p.n - pos);
+          const slot = await this.allocData();
+          if (slot < 0 || this.state !== State.Established || task.aborted) { if (slot >= 0) this.freeData(slot); throw new SrpDataError('channel closing or task aborted') }
+          const w = this.sqRoom(1);
+          if (w) await w;
+          if (this.state !== State.Established) { this.freeData(slot); throw new SrpDataError('channel closing') }
+          const chunk = view.subarray(p.local + pos, p.local + pos + n);
+          if (write) this.data.view(slot).set(chunk);
+          this.post(opcode, this.data.address(slot), n, this.data.lkey, p.d, p.remote + pos, slot, write ? undefined : chunk, group);
+          pos += n;
+        }
+      }
+    }
+    if (group && landed) {
+      if (--group.remaining === 0 && !group.failed) group.resolve();
+      await landed;
+    }
+  }
+
+  /** One RDMA WR; signalled when it holds a slot, belongs to a READ group, or the SQ fills up. */
+  private post(opcode: number, local: number, n: number, lkey: number, d: DirectDesc, remoteOffset: number, slot: number,
+    copyTo: Uint8Array | undefined, group: OpGroup | undefined): void {
+    const c = native().constants;
+    const b = this.room(1);
+    const signal = slot >= 0 || group !== undefined || this.sqPosted - this.sqDone > this.sqDepth / 2;
+    let lo = d.vaLo + remoteOffset;
+    let hi = d.vaHi;
+    if (lo >= TWO32) { const carry = Math.floor(lo / TWO32); hi = (hi + carry) >>> 0; lo -= carry * TWO32 }
+    this.sqPosted++;
+    if (signal) {
+      const id = this.nextOp++ & 0x3fffffff;
+      this.ops.set(id, { seq: this.sqPosted, slot, copyTo, group });
+      if (group) group.remaining++;
+      b.add(this.disp.register(this, id * 4 + Kind.Op), opcode, c.SEND_SIGNALED, local, n, lkey, 0, d.key);
+    } else {
+      b.add(UNSIGNALED_WR_ID, opcode, 0, local, n, lkey, 0, d.key);
+    }
+    b.setRemote(b.count - 1, hi, lo);
+  }
+
+  private sqRoom(n: number): Promise<void> | undefined {
+    if (this.sqPosted - this.sqDone + n <= this.sqDepth - 4 && this.sqWaiters.length === 0) return undefined;
+    return new Promise<void>((go) => this.sqWaiters.push({ n, go }));
+  }
+
+  private advance(seq: number): void {
+    if (seq > this.sqDone) this.sqDone = seq;
+    while (this.sqWaiters.length && this.sqPosted - this.sqDone + this.sqWaiters[0]!.n <= this.sqDepth - 4) this.sqWaiters.shift()!.go();
+  }
+
+  private allocData(): Promise<number> {
+    const s = this.data.alloc();
+    if (s >= 0) return Promise.resolve(s);
+    return new Promise<number>((resolve) => this.dataWaiters.push(() => resolve(this.state === State.Closed ? -1 : this.data.alloc())));
+  }
+
+  private freeData(slot: number): void {
+    if (this.state === State.Closed) return;
+    this.data.free(slot);
+    const w = this.dataWaiters.shift();
+    if (w) w();
+  }
+
+  // ---- posting -------------------------------------------------------------------------------
+
+  private postRecvSlot(slot: number): void {
+    const b = this.recvBatch;
+    if (b.count >= b.maxWrs) this.flushRecvs();
+    b.add(this.disp.register(this, slot * 4 + Kind.Recv), this.rx.address(slot), this.rx.slotSize, this.rx.lkey);
+  }
+
+  private flushRecvs(): void {
+    const b = this.recvBatch;
+    if (b.count === 0) return;
+    try {
+      if (this.state !== State.Closed) this.qp.postRecv(b.words, b.count);
+    } catch (e) {
+      this.fail(`ibv_post_recv: ${(e as Error).message}`);
+    } finally {
+      b.reset();
+    }
+  }
+
+  private postSendSlot(slot: number, length: number): void {
+    const c = native().constants;
+    const b = this.room(1);
+    b.add(this.disp.register(this, slot * 4 + Kind.Send), c.WR_SEND, c.SEND_SIGNALED, this.tx.address(slot), length, this.tx.lkey);
+    this.txSeq[slot] = ++this.sqPosted;
+  }
+
+  private room(n: number): SendBatch {
+    const b = this.sendBatch;
+    if (b.count + n > b.maxWrs) this.flushSends();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushSendsBound);
+    }
+    return b;
+  }
+
+  private flushSends(): void {
+    const b = this.sendBatch;
+    if (b.count === 0) return;
+    try {
+      if (this.state !== State.Closed) this.qp.postSend(b.words, b.count);
+    } catch (e) {
+      this.fail(`ibv_post_send: ${(e as Error).message}`);
+    } finally {
+      b.reset();
+    }
+  }
+
+  // ---- connection management ----------------------------------------------------------------
+
+  private onCmEvent(ev: CmEvent): void {
+    switch (ev.type) {
+      case CmEventType.Established:
+        if (this.state !== State.Accepting) return;
+        this.state = State.Established;
+        this.hooks.established(this);
+        return;
+      case CmEventType.Disconnected:
+      case CmEventType.TimewaitExit:
+        if (this.state === State.Established) { this.state = State.Closing; this.abortAll() }
+        this.finish();
+        return;
+      case CmEventType.DeviceRemoval:
+      case CmEventType.Rejected:
+      case CmEventType.ConnectError:
+      case CmEventType.Unreachable:
+        this.finish(new Error(`RDMA/CM ${ev.type} (status ${ev.status})`));
+        return;
+    }
+  }
+
+  private fail(why: string, wcStatus?: number): void {
+    if (this.state === State.Closed) return;
+    const flushed = wcStatus === native().constants.WC_WR_FLUSH_ERR;
+    if (!flushed && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
+    if (this.state === State.Closing) return;
+    this.state = State.Closing;
+    this.abortAll();
+    this.disconnect();
+  }
+
+  private disconnect(): void {
+    // Posted work first: a T_LOGOUT or the last responses should reach the initiator.
+    this.flushSends();
+    try { this.id.disconnect() } catch { /* not connected */ }
+    this.armCloseTimer(() => this.finish());
+  }
+
+  private armCloseTimer(then: () => void): void {
+    clearTimeout(this.closeTimer);
+    this.closeTimer = setTimeout(then, this.opts.closeTimeoutMs ?? 3000);
+    this.closeTimer.unref();
+  }
+
+  /** Frees everything once. Children first: QP (with the id), CQ, MRs. */
+  private finish(err?: Error): void {
+    if (this.state === State.Closed) return;
+    this.state = State.Closed;
+    clearTimeout(this.closeTimer);
+    this.abortAll();
+    const e = new SrpDataError('channel closed');
+    for (const op of this.ops.values()) if (op.group && !op.group.failed) { op.group.failed = true; op.group.reject(e) }
+    this.ops.clear();
+    const waiters = [...this.dataWaiters, ...this.sqWaiters.map((w) => w.go), ...this.txWaiters];
+    this.dataWaiters = [];
+    this.sqWaiters = [];
+    this.txWaiters = [];
+    this.sendBatch.reset();
+    try { this.cm.destroy(this.id) } catch { /* already gone */ }
+    this.disp.close();
+    this.rx.close();
+    this.tx.close();
+    this.data.close();
+    for (const w of waiters) try { w() } catch { /* closed */ }
+    this.hooks.closed(this, err ?? this.closeError);
+  }
+}
+
+/** ILLEGAL REQUEST / INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 ASC 0Eh/03h), fixed format. */
+function invalidIuSense(): Uint8Array {
+  const s = new Uint8Array(18);
+  s[0] = 0x70; s[2] = 0x05; s[7] = 10; s[12] = INVALID_FIELD_IN_IU[0]; s[13] = INVALID_FIELD_IN_IU[1];
+  return s;
+}
+
+/** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 ASC 44h). */
+function hardwareErrorSense(): Uint8Array {
+  const s = new Uint8Array(18);
+  s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44;
+  return s;
+}
+
