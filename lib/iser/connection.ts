@@ -94,6 +94,8 @@ interface Op {
   remaining: number;
   resolve: () => void;
   reject: (e: Error) => void;
+  /** Send-queue position of its signalled WR (direct READs), for the accounting. */
+  seq?: number;
 }
 
 /** Completion kinds: the cookie's low 2 bits, the rest an index. */
@@ -317,7 +319,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       const size = this.data.slotSize;
       const chunks = Math.ceil(into.length / size);
       const op: Op = { remaining: chunks, resolve, reject };
-      void (async () => {
+      (async () => {
         for (let i = 0; i < chunks; i++) {
           const slot = await this.allocData();
           if (this.state !== State.Established) { this.data.free(slot); return reject(new IserDataError('connection closing')) }
@@ -325,7 +327,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
           const n = Math.min(size, into.length - pos);
           this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
         }
-      })();
+      })().catch(reject); // a full send queue fails this command, never the process
     });
   }
 
@@ -372,13 +374,10 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     // Kind.Op: a direct RDMA READ into registered memory.
     const op = this.ops.get(index);
     this.ops.delete(index);
-    this.sqDone = Math.max(this.sqDone, this.opSeq.get(index) ?? this.sqDone);
-    this.opSeq.delete(index);
+    if (op?.seq !== undefined) this.sqDone = Math.max(this.sqDone, op.seq);
     if (!wc.ok) { op?.reject(new IserDataError(`RDMA READ ${wc.statusName}`)); return this.fail(`RDMA READ completion ${wc.statusName}`, wc.status) }
     if (op && --op.remaining === 0) op.resolve();
   }
-
-  private readonly opSeq = new Map<number, number>();
 
   private onRecv(wc: WorkCompletion, slot: number): void {
     if (!wc.ok) {
@@ -531,13 +530,13 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       setRemote(b, remoteHi, remoteLo + pos);
       this.sqPosted++;
     }
-    if (op) this.opSeq.set(id, this.sqPosted);
+    if (op) op.seq = this.sqPosted;
   }
 
   /** One RDMA op on a data slot: signalled, the slot freed (after copying out for READ) on completion. */
   private postData(opcode: number, slot: number, n: number, rkey: number, remoteHi: number, remoteLo: number, op: Op | undefined, copyTo: Uint8Array | undefined): void {
     const c = native().constants;
-    this.reserveSq(1);
+    try { this.reserveSq(1) } catch (e) { this.freeData(slot); throw e }
     this.dataOp[slot] = op;
     this.dataCopy[slot] = copyTo;
     const b = this.room(1);
