@@ -287,9 +287,16 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     const w = native().constants.WR_RDMA_WRITE;
     const mr = this.registry.lookup(this.dev.pd, from);
     if (mr) {
-      // Zero copy from registered memory: unsignalled, ordered before the response SEND.
-      this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, undefined);
-      return;
+      // Zero copy from registered memory: ordered before the response SEND. A LUN's memory
+      // needs only posting (unsignalled); a transient bounce buffer is reused once we
+      // resolve, so then we wait for the WRITE's completion.
+      if (!this.registry.isTransient(from)) {
+        this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, undefined);
+        return;
+      }
+      return new Promise<void>((resolve, reject) => {
+        this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, { remaining: 1, resolve, reject });
+      });
     }
     const size = this.data.slotSize;
     for (let pos = 0; pos < from.length; pos += size) {
@@ -371,11 +378,11 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       if (op && --op.remaining === 0) op.resolve();
       return;
     }
-    // Kind.Op: a direct RDMA READ into registered memory.
+    // Kind.Op: a direct RDMA READ into registered memory, or WRITE from a transient buffer.
     const op = this.ops.get(index);
     this.ops.delete(index);
     if (op?.seq !== undefined) this.sqDone = Math.max(this.sqDone, op.seq);
-    if (!wc.ok) { op?.reject(new IserDataError(`RDMA READ ${wc.statusName}`)); return this.fail(`RDMA READ completion ${wc.statusName}`, wc.status) }
+    if (!wc.ok) { op?.reject(new IserDataError(`RDMA ${wc.statusName}`)); return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status) }
     if (op && --op.remaining === 0) op.resolve();
   }
 

@@ -7,6 +7,7 @@ import type { IscsiCore } from '../iscsi/core.js';
 import { BlockBackstore } from '../backstore/block.js';
 import { FileBackstore } from '../backstore/file.js';
 import { RamBackstore } from '../backstore/ram.js';
+import { BufferPool } from './bufpool.js';
 import { LogicalUnit } from './lu.js';
 import { Asc } from './sense.js';
 import type { Backstore } from './types.js';
@@ -36,8 +37,20 @@ export interface ScsiLayerImpl {
   close(): Promise<void>;
 }
 
-export function createScsiLayer(): ScsiLayerImpl {
+export interface ScsiLayerOptions {
+  /**
+   * Memory for the bounce buffers of LUs without a zero-copy view (file, block), asked for
+   * once, at the first such LU: registered memory when RDMA fabrics run (lib/scsi/bufpool.ts).
+   */
+  dataMemory?: () => Uint8Array;
+}
+
+export function createScsiLayer(opts: ScsiLayerOptions = {}): ScsiLayerImpl {
   const lus: LogicalUnit[] = [];
+  // One pool for every LU that needs bounce buffers: they serve one task at a time each.
+  let shared: BufferPool | undefined;
+  const poolFor = (b: Backstore): BufferPool | undefined =>
+    opts.dataMemory && !b.view ? (shared ??= new BufferPool(opts.dataMemory())) : undefined;
   return {
     openBackstore,
     async createLogicalUnit(r, stateDir) {
@@ -46,6 +59,7 @@ export function createScsiLayer(): ScsiLayerImpl {
         name: r.storeName,
         thin: r.store.thin,
         stateDir,
+        pool: poolFor(r.backstore),
         ...(r.store.serial !== undefined ? { serial: r.store.serial } : {}),
         ...(r.store.wwn !== undefined ? { wwn: r.store.wwn } : {}),
       });

@@ -33,6 +33,8 @@ export interface LogicalUnitOptions {
   tmfWaitMs?: number;
   /** Tasks the task set holds before new ones get TASK SET FULL (default 1024). */
   queueDepth?: number;
+  /** Bounce and parameter buffers; default a heap pool of this LU's own. */
+  pool?: BufferPool;
 }
 
 export interface ModeState {
@@ -71,7 +73,7 @@ export class LogicalUnit {
   readonly ua = new UnitAttentions();
   /** LBA range locks for writers (COMPARE AND WRITE atomicity, SBC-3 5.2). */
   readonly locks = new RangeLocks();
-  readonly pool = new BufferPool();
+  readonly pool: BufferPool;
   readonly pr: PersistentReservations;
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
   readonly copyResults = new Map<string, { segments: number; bytes: number }>();
@@ -83,6 +85,7 @@ export class LogicalUnit {
   constructor(opts: LogicalUnitOptions) {
     const b = opts.backstore;
     this.backstore = b;
+    this.pool = opts.pool ?? new BufferPool();
     this.blockSize = b.blockSize;
     this.blockCount = b.blockCount;
     this.serial = opts.serial ?? createHash('sha256').update(opts.name).digest('hex').slice(0, 32);

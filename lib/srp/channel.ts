@@ -552,7 +552,10 @@ export class SrpChannel implements CompletionHandler {
       base = dEnd;
       if (base >= end) break;
     }
-    const group: OpGroup | undefined = write ? undefined : { remaining: 0, failed: false, resolve: () => {}, reject: () => {} };
+    // READs must land before we resolve; so must WRITEs from a transient bounce buffer,
+    // which the core reuses at once (lib/verbs/registry.ts).
+    const wait = !write || (mr !== undefined && this.registry.isTransient(view));
+    const group: OpGroup | undefined = !wait ? undefined : { remaining: 0, failed: false, resolve: () => {}, reject: () => {} };
     const landed = group ? new Promise<void>((res, rej) => { group.resolve = res; group.reject = rej }) : undefined;
     // Count first so the group cannot resolve before every piece is posted.
     if (group) group.remaining = 1;

@@ -67,6 +67,9 @@ export interface WiringOptions {
 }
 
 /** The addon loads and at least one RDMA device is present. */
+/** Registered bounce memory shared by file and block LUNs: 1 MiB chunks for 64 commands in flight; beyond it, heap buffers and one copy. */
+const DATA_SLAB_BYTES = 64 << 20;
+
 export function rdmaUsable(): boolean {
   try {
     return nativeAvailable() && native().listDevices().length > 0;
@@ -76,10 +79,12 @@ export function rdmaUsable(): boolean {
 }
 
 export function createEngine(opts: WiringOptions = {}): Engine {
-  const scsi: ScsiLayer = opts.scsi ?? createScsiLayer();
   const log = opts.log;
   const rdma = opts.rdma ?? rdmaUsable();
   const registry = rdma && !opts.scsi ? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE) : undefined;
+  // File and block LUNs bounce through registered memory, so the fabrics RDMA straight from
+  // and into the buffers the fd reads and writes.
+  const scsi: ScsiLayer = opts.scsi ?? createScsiLayer(registry ? { dataMemory: () => registry.allocate(DATA_SLAB_BYTES, { transient: true }) } : {});
   let fabric: IserFabric | undefined;
   let srpFabric: SrpFabric | undefined;
   return {
@@ -221,6 +226,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           // Live native objects: what the RDMA side holds now (QPs and CQs are per connection).
           const live = native().liveObjects();
           const counters: Record<string, number> = { ...st.counters, rdmaQps: live.qps, rdmaCqs: live.cqs, rdmaMrs: live.mrs };
+          if (registry) counters.rdmaBounceBytes = registry.bounceBytes;
           if (fabric) counters.iserConnections = fabric.connectionCount;
           let sessions = st.sessions;
           if (srp && srpFabric) {

@@ -3,18 +3,25 @@
 // it. Memories are allocated natively (page-aligned, never from Node's Buffer pool) and
 // registered once per PD, when the PD is attached or when the memory is added, whichever
 // comes later. A lookup by view allocates nothing.
+//
+// Transient memories (the SCSI layer's bounce-buffer slab for file and block LUNs) are
+// reused as soon as a fabric's data promise resolves, so an RDMA WRITE from them must have
+// completed by then; a LUN's own memory needs only to be posted (the response SEND that
+// follows on the same QP is ordered after it).
 import { native, type NativeMr, type NativePd } from './binding.js';
 
 export class MemoryRegistry {
   private readonly memories = new Set<Buffer>();
+  private readonly transients = new Set<ArrayBufferLike>();
   private readonly byPd = new Map<NativePd, Map<ArrayBufferLike, NativeMr>>();
 
   constructor(private readonly access: number) {}
 
   /** Page-aligned native memory of `bytes`, registered with every attached PD now and later. */
-  allocate(bytes: number): Buffer {
+  allocate(bytes: number, opts: { transient?: boolean } = {}): Buffer {
     const buf = native().allocAligned(bytes);
     this.memories.add(buf);
+    if (opts.transient) this.transients.add(buf.buffer);
     for (const [pd, mrs] of this.byPd) mrs.set(buf.buffer, new (native().MemoryRegion)(pd, buf, this.access));
     return buf;
   }
@@ -22,6 +29,7 @@ export class MemoryRegistry {
   /** Forgets a memory (its LUN was closed) and deregisters it everywhere. */
   release(buf: Buffer): void {
     if (!this.memories.delete(buf)) return;
+    this.transients.delete(buf.buffer);
     for (const mrs of this.byPd.values()) {
       mrs.get(buf.buffer)?.close();
       mrs.delete(buf.buffer);
@@ -41,12 +49,24 @@ export class MemoryRegistry {
     this.byPd.delete(pd);
   }
 
-  /** The MR of `pd` that covers `view`, or undefined when the view is not registered memory. */
+  /**
+   * Bytes fabrics asked about that were not in registered memory: each such view moves
+   * through a bounce slot with a copy (the status counter rdmaBounceBytes).
+   */
+  bounceBytes = 0;
+
+  /** The MR of `pd` that covers `view`, or undefined when the view is not registered memory (the caller copies). */
   lookup(pd: NativePd, view: Uint8Array): NativeMr | undefined {
     const mr = this.byPd.get(pd)?.get(view.buffer);
-    if (!mr) return undefined;
-    const start = view.byteOffset - mr.buffer.byteOffset;
-    return start >= 0 && start + view.length <= mr.length ? mr : undefined;
+    const start = mr ? view.byteOffset - mr.buffer.byteOffset : -1;
+    if (mr && start >= 0 && start + view.length <= mr.length) return mr;
+    this.bounceBytes += view.length;
+    return undefined;
+  }
+
+  /** Whether `view` lies in transient memory (see above): RDMA WRITEs from it must complete before its promise resolves. */
+  isTransient(view: Uint8Array): boolean {
+    return this.transients.has(view.buffer);
   }
 
   /** The registered address of `view`'s first byte, for an MR that lookup() returned. */
