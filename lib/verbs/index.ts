@@ -6,4 +6,5 @@ export * from './dispatch.js';
 export * from './cm.js';
 export * from './device.js';
 export * from './registry.js';
+export * from './fabric.js';
 export { sys } from './sys.js';
