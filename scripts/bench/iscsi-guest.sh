@@ -6,13 +6,16 @@
 #   bash scripts/bench/iscsi-guest.sh [--runtime S] [--ramp S] [--targets "NAME ..."]
 #                                     [--jobs "NAME ..."] [--prefill 0|1]
 #
-# Six targets, one at a time, each on a 512 MiB RAM LUN at 10.77.0.1:3260:
+# Eight targets, one at a time, each on a 512 MiB RAM LUN; iSCSI at 10.77.0.1:3260, SRP over
+# RDMA/CM at 10.77.0.1:5555:
 #   rdma-target-iser rdma-target-tcp   this project (node dist/cli/main.js --debug)
 #   lio-iser lio-tcp                   LIO, configured through configfs (rd_mcp ramdisk)
 #   tgt-iser tgt-tcp                   tgtd (Debian), a tmpfs-backed 512 MiB file
+#   rdma-target-srp                    this project's SRP target port (config "srp" section)
+#   lio-srp                            LIO's ib_srpt (configfs: rdma_cm_port, port GUID, ACL)
 # The same fio jobs run against each (libaio, direct, time_based, on the raw disk of the
-# kernel initiator: ib_iser or iscsi_tcp); raw RDMA WRITE bandwidth (ib_write_bw -R, 128 KiB,
-# rxe1 -> 10.77.0.1) is measured before and after, in the same VM.
+# kernel initiator: ib_iser, iscsi_tcp or ib_srp); raw RDMA WRITE bandwidth (ib_write_bw -R,
+# 128 KiB, rxe1 -> 10.77.0.1) is measured before and after, in the same VM.
 #
 # Output: human-readable "bench: ..." lines, and one machine-readable line per result,
 # "BENCH {json}" (types env, raw_rdma, target, job, log, note). At the end every BENCH record
@@ -24,7 +27,7 @@ set -uo pipefail
 RUNTIME=8
 RAMP=2
 PREFILL=1
-TARGETS="rdma-target-iser lio-iser tgt-iser rdma-target-tcp lio-tcp tgt-tcp"
+TARGETS="rdma-target-iser lio-iser tgt-iser rdma-target-tcp lio-tcp tgt-tcp rdma-target-srp lio-srp"
 ALL_JOBS="randread-4k-qd32 randwrite-4k-qd32 randread-4k-qd1 read-128k-qd8 write-128k-qd8 read-1m-qd4"
 JOBS=$ALL_JOBS
 while (($#)); do
@@ -45,6 +48,14 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 IP=10.77.0.1
 PORT=3260
 PORTAL=$IP:$PORT
+SRP_PORT=5555
+# ib_srp logs in through the port of rxe0: 10.77.0.1 is rxe0's address (loopback, see
+# shared/docs/rxe-vm.md); from srp-rxe1-1 add_target fails while both addresses are local.
+SRP_HCA=rxe0
+SRP_ADD=/sys/class/infiniband_srp/srp-$SRP_HCA-1/add_target
+# RDMA/CM logins are named by IP address (LIO srpt: "%pIS" of the connection's address): the
+# ACL both SRP targets get.
+SRP_ACL=$IP
 INITIATOR=iqn.2025-01.org.rdma-target:vm
 LUN_BYTES=$((512 * 1024 * 1024))
 W=/run/bench
@@ -71,7 +82,7 @@ dmesg_json() { dmesg 2>/dev/null | tail -n "${1:-25}" | cut -c1-300 | jq -Rs . ;
 # ------------------------------------------------------------------ environment
 
 say "runtime ${RUNTIME}s + ramp ${RAMP}s per job; targets: $TARGETS; jobs: $JOBS"
-modprobe -a ib_iser iscsi_tcp sd_mod 2>&1 | sed 's/^/bench: modprobe: /'
+modprobe -a ib_iser iscsi_tcp ib_srp sd_mod 2>&1 | sed 's/^/bench: modprobe: /'
 mkdir -p /etc/iscsi /run/lock/iscsi /var/lib/iscsi /etc/target/pr /var/target/pr
 echo "InitiatorName=$INITIATOR" >/etc/iscsi/initiatorname.iscsi
 # open-iscsi's packaged iscsid.conf (the host's) gives the session defaults; each node record
@@ -121,11 +132,15 @@ raw_rdma() { # RUN-LABEL
 
 # ------------------------------------------------------------------ exclusive portal
 
-# Anything still listening on port 3260 (TCP socket or RDMA/CM listener)?
+# Anything still listening on port 3260 or 5555 (TCP socket or RDMA/CM listener)?
 port_holders() {
-  local h=""
+  local h="" p
   ss -Htln "sport = :$PORT" 2>/dev/null | grep -q . && h+="tcp:$(ss -Htlnp "sport = :$PORT" | tr -s ' ' | cut -c1-200) "
-  rdma resource show cm_id 2>/dev/null | grep -i 'listen' | grep -q ":$PORT\b" && h+="rdma_cm:$(rdma resource show cm_id | grep -i listen | grep ":$PORT" | tr -s ' ' | head -3) "
+  for p in $PORT $SRP_PORT; do
+    rdma resource show cm_id 2>/dev/null | grep -i 'listen' | grep -q ":$p\b" && h+="rdma_cm:$(rdma resource show cm_id | grep -i listen | grep ":$p" | tr -s ' ' | head -3) "
+  done
+  [[ -d /sys/class/srp_remote_ports ]] && ls /sys/class/srp_remote_ports | grep -q . && h+="srp_remote_ports($(ls /sys/class/srp_remote_ports | tr '\n' ' ')) "
+  ls -d "$CFS"/srpt/*:* >/dev/null 2>&1 && h+="srpt($(ls -d "$CFS"/srpt/*:* | tr '\n' ' ')) "
   pgrep -x tgtd >/dev/null && h+="tgtd(pids $(pgrep -x tgtd | tr '\n' ' ')) "
   [[ -n ${RT_PID:-} ]] && kill -0 "$RT_PID" 2>/dev/null && h+="rdma-target(pid $RT_PID) "
   ls -d "$CFS"/iscsi/iqn.* >/dev/null 2>&1 && h+="lio($(ls -d "$CFS"/iscsi/iqn.* | tr '\n' ' ')) "
@@ -145,19 +160,36 @@ wait_port_free() {
 # ------------------------------------------------------------------ targets
 
 REASON=""
+CUR=""            # the target row being run (rdma-target-iser, lio-srp, ...)
+CUR_TR=""         # its transport: iser, tcp or srp
+SRP_ID=""         # the SRP target port id (id_ext = ioc_guid) of the SRP target being run
 TARGET_LOG=""     # the file whose tail explains a failure
 TARGET_PID=""     # a user-space target's pid, for liveness and CPU time
 IQN=""
 
-# rdma-target: this project, both portals as documented, fresh process per row.
+# The SRP target port id both SRP targets answer to: rxe0's node GUID, which is what LIO's
+# srpt_service_guid defaults to (the node GUID of the first RDMA device, rxe0 here).
+srp_node_guid() { tr -d ':\n' <"/sys/class/infiniband/$SRP_HCA/node_guid"; }
+
+# rdma-target: this project, both portals as documented, fresh process per row. SRP: only the
+# "srp" section (port 5555, the same RAM LUN size, an ACL for the initiator's address as LIO
+# srpt needs), no iSCSI target.
 RT_PID=""
 setup_rdma-target() { # TRANSPORT
   local tr=$1 i
   IQN=iqn.2025-01.org.rdma-target:bench
   mkdir -p "$W/state"
-  cat >"$W/rdma-target.json" <<EOF
+  if [[ $tr == srp ]]; then
+    SRP_ID=$(srp_node_guid)
+    [[ $SRP_ID =~ ^[0-9a-f]{16}$ ]] || { REASON="cannot read /sys/class/infiniband/$SRP_HCA/node_guid (got '$SRP_ID')"; return 1; }
+    cat >"$W/rdma-target.json" <<EOF
+{"targets":[],"backstores":[{"name":"ram0","type":"ram","size":"512M"}],"srp":{"portals":[{"address":"$IP","port":$SRP_PORT}],"targetPortId":{"idExt":"$SRP_ID","iocGuid":"$SRP_ID"},"luns":[{"lun":0,"backstore":"ram0"}],"acls":[{"initiator":"$SRP_ACL"}]},"stateDir":"$W/state","control":{"socket":"$W/rdma-target.sock"}}
+EOF
+  else
+    cat >"$W/rdma-target.json" <<EOF
 {"targets":[{"iqn":"$IQN","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":$PORT,"transport":"iser"},{"address":"$IP","port":$PORT,"transport":"tcp"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"512M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rdma-target.sock"}}
 EOF
+  fi
   TARGET_LOG=$W/rdma-target-$tr.log
   node dist/cli/main.js --config "$W/rdma-target.json" --debug >"$TARGET_LOG" 2>&1 &
   RT_PID=$!
@@ -197,6 +229,7 @@ LIO_MODS_LOADED=""
 lio_tpg() { echo "$CFS/iscsi/$IQN/tpgt_1"; }
 setup_lio() { # TRANSPORT
   local tr=$1 tpg dev=$CFS/core/rd_mcp_0/ram0 a
+  [[ $tr == srp ]] && { setup_lio_srpt; return; }
   IQN=iqn.2003-01.org.linux-iscsi.rdma-target-vm:bench-lio
   TARGET_LOG=$W/lio-dmesg.log
   if [[ -z $LIO_MODS_LOADED ]]; then
@@ -225,6 +258,7 @@ setup_lio() { # TRANSPORT
 }
 teardown_lio() {
   local tpg
+  [[ $CUR_TR == srp ]] && { teardown_lio_srpt; return 0; }
   [[ -n $IQN && -d $CFS/iscsi/$IQN ]] || { teardown_lio_core; return 0; }
   tpg=$(lio_tpg)
   [[ -e $tpg/enable ]] && echo 0 >"$tpg/enable" 2>/dev/null
@@ -241,6 +275,74 @@ teardown_lio() {
 teardown_lio_core() {
   rmdir "$CFS/core/rd_mcp_0/ram0" 2>/dev/null
   rmdir "$CFS/core/rd_mcp_0" 2>/dev/null
+  return 0
+}
+
+# LIO srpt (kernel 6.1, drivers/infiniband/ulp/srpt/ib_srpt.c):
+# - RDMA/CM: writing a port number to srpt/discovery_auth/rdma_cm_port makes srpt listen on
+#   the wildcard address at that port (IPv6 any, else IPv4 any); 0 closes the listener.
+# - A login arrives on an HCA port (rxe0 port 1 here); srpt checks that id_ext and ioc_guid
+#   both equal srpt_service_guid, then sets up the session only in TPGs under that port's two
+#   configfs names: the port GUID "xxxx:xxxx:xxxx:xxxx" (tried with the login's name, for
+#   RDMA/CM the IP address, "%pIS") and the GID "0x<32 hex>" (tried with the initiator port id).
+# - srpt has no demo mode: the initiator needs a node ACL with the LUN mapped into it
+#   (acls/<ip>/lun_0 -> lun/lun_0); an ACL without a mapped LUN logs in and shows no disk.
+# - the TPG directory's name is free (srpt_make_tpg ignores it); its enable opens the port.
+LIO_SRPT_LOADED=""
+LIO_SRPT_WWN=""
+lio_srpt_wwn() { # rxe0 port 1's GUID (the interface id of GID 0), as srpt names it
+  local gid
+  gid=$(cat "/sys/class/infiniband/$SRP_HCA/ports/1/gids/0" 2>/dev/null) || return 1
+  [[ ${#gid} == 39 ]] || return 1
+  echo "${gid:20:19}"
+}
+setup_lio_srpt() {
+  local wwn tpg acl dev=$CFS/core/rd_mcp_0/ram0
+  TARGET_LOG=$W/lio-dmesg.log
+  lio_do() { "$@" 2>"$W/lio-err" || { REASON="LIO configfs: $* ($(head -c 200 "$W/lio-err"))"; return 1; }; }
+  lio_w() { echo "$1" 2>"$W/lio-err" >"$2" || { REASON="LIO configfs: echo $1 > ${2#"$CFS"/} ($(head -c 200 "$W/lio-err"))"; return 1; }; }
+  if [[ -z $LIO_SRPT_LOADED ]]; then
+    modprobe -a target_core_mod ib_srpt >"$W/lio-modprobe.log" 2>&1 ||
+      { REASON="modprobe target_core_mod ib_srpt: $(head -c 200 "$W/lio-modprobe.log")"; return 1; }
+    LIO_SRPT_LOADED=1
+  fi
+  SRP_ID=$(sed 's/^0x//' /sys/module/ib_srpt/parameters/srpt_service_guid 2>/dev/null)
+  [[ $SRP_ID =~ ^[0-9a-f]{16}$ ]] || { REASON="cannot read /sys/module/ib_srpt/parameters/srpt_service_guid (got '$SRP_ID')"; return 1; }
+  wwn=$(lio_srpt_wwn) || { REASON="cannot read GID 0 of $SRP_HCA port 1"; return 1; }
+  [[ -d $CFS/srpt ]] || mkdir "$CFS/srpt" 2>"$W/lio-err" || { REASON="mkdir $CFS/srpt: $(head -c 200 "$W/lio-err")"; return 1; }
+  lio_do mkdir -p "$dev" || return 1
+  lio_w "rd_pages=$((LUN_BYTES / 4096))" "$dev/control" || return 1
+  lio_w 1 "$dev/enable" || return 1
+  lio_w "$(cat /proc/sys/kernel/random/uuid)" "$dev/wwn/vpd_unit_serial" || return 1
+  lio_w "$SRP_PORT" "$CFS/srpt/discovery_auth/rdma_cm_port" || return 1
+  LIO_SRPT_WWN=$wwn
+  tpg=$CFS/srpt/$wwn/tpgt_1
+  acl=$tpg/acls/$SRP_ACL
+  lio_do mkdir -p "$tpg/lun/lun_0" || return 1
+  lio_do ln -s "$dev" "$tpg/lun/lun_0/ram0" || return 1
+  lio_do mkdir -p "$acl/lun_0" || return 1
+  lio_do ln -s "$tpg/lun/lun_0" "$acl/lun_0/lun_0" || return 1
+  lio_w 1 "$tpg/enable" || return 1
+  return 0
+}
+teardown_lio_srpt() {
+  local wwn=${LIO_SRPT_WWN:-$(lio_srpt_wwn)} tpg acl
+  tpg=$CFS/srpt/$wwn/tpgt_1
+  acl=$tpg/acls/$SRP_ACL
+  if [[ -n $wwn && -d $CFS/srpt/$wwn ]]; then
+    [[ -e $tpg/enable ]] && echo 0 >"$tpg/enable" 2>/dev/null
+    rm -f "$acl/lun_0/lun_0" 2>/dev/null
+    rmdir "$acl/lun_0" 2>/dev/null
+    rmdir "$acl" 2>/dev/null
+    rm -f "$tpg/lun/lun_0/ram0" 2>/dev/null
+    rmdir "$tpg/lun/lun_0" 2>/dev/null
+    rmdir "$tpg" 2>/dev/null
+    rmdir "$CFS/srpt/$wwn" 2>/dev/null || say "LIO: cannot remove $CFS/srpt/$wwn"
+  fi
+  [[ -e $CFS/srpt/discovery_auth/rdma_cm_port ]] && echo 0 >"$CFS/srpt/discovery_auth/rdma_cm_port" 2>/dev/null
+  teardown_lio_core
+  dmesg | tail -n 40 >"$W/lio-dmesg.log"
+  LIO_SRPT_WWN=""
   return 0
 }
 
@@ -293,6 +395,7 @@ teardown_tgt() {
 IFACE=""
 login() {
   local i
+  [[ $CUR_TR == srp ]] && { srp_login; return; }
   iscsiadm -m node -o new -T "$IQN" -p "$PORTAL" -I "$IFACE" >"$W/iscsiadm.log" 2>&1 ||
     { REASON="iscsiadm -o new: $(tr '\n' ' ' <"$W/iscsiadm.log" | head -c 300)"; return 1; }
   iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" -o update -n node.session.timeo.replacement_timeout -v 20 >/dev/null 2>&1
@@ -312,6 +415,7 @@ login() {
   return 0
 }
 logout() {
+  [[ $CUR_TR == srp ]] && { srp_logout; return 0; }
   [[ -z $IQN || -z $IFACE ]] && return 0
   timeout -k 5 60 iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" --logout >/dev/null 2>&1
   iscsiadm -m node -T "$IQN" -p "$PORTAL" -I "$IFACE" -o delete >/dev/null 2>&1
@@ -322,15 +426,76 @@ logout() {
   fi
   return 0
 }
+# SRP with the kernel's ib_srp: add_target with dest= (RDMA/CM), the initiator's defaults
+# (ch_count min(4, CPUs) = 2 here, queue_size 64, cmd_sg_entries 12, immediate data); the disk
+# is the one behind the SCSI host of the new SRP remote port (port-<host>:<n>).
+srp_ports() { ls /sys/class/srp_remote_ports 2>/dev/null; }
+SRP_LOGIN=""
+SRP_HOST=""
+srp_login() {
+  local i h d ok=""
+  SRP_LOGIN="id_ext=$SRP_ID,ioc_guid=$SRP_ID,dest=$IP:$SRP_PORT"
+  [[ -e $SRP_ADD ]] || { REASON="$SRP_ADD does not exist (ib_srp not loaded, or no $SRP_HCA)"; return 1; }
+  for i in $(seq 1 20); do
+    if timeout -k 5 90 bash -c 'echo "$1" >"$2"' _ "$SRP_LOGIN" "$SRP_ADD" 2>"$W/srp-err"; then ok=1; break; fi
+    # ib_srp forgets a removed target port only when its removal work has run; until then
+    # add_target fails and dmesg says "Already connected".
+    dmesg | tail -n 5 | grep -q 'Already connected' || break
+    sleep 0.5
+  done
+  [[ -n $ok ]] || { REASON="echo $SRP_LOGIN > $SRP_ADD: $(tr '\n' ' ' <"$W/srp-err" | head -c 150); dmesg: $(dmesg | tail -n 4 | cut -c1-160 | tr '\n' ' ')"; return 1; }
+  DISK="" SRP_HOST=""
+  for i in $(seq 1 150); do
+    for h in $(srp_ports); do
+      h=${h#port-}; h=${h%%:*}
+      for d in /sys/class/scsi_device/"$h":*/device/block/*; do
+        [[ -e $d ]] && { DISK=${d##*/}; SRP_HOST=$h; }
+      done
+    done
+    [[ -n $DISK && -b /dev/$DISK ]] && break
+    DISK=""
+    sleep 0.2
+  done
+  [[ -n $DISK ]] || { REASON="logged in ($(srp_ports | tr '\n' ' ')), but no disk attached within 30 s; dmesg: $(dmesg | tail -n 4 | cut -c1-160 | tr '\n' ' ')"; return 1; }
+  local size
+  size=$(blockdev --getsize64 "/dev/$DISK" 2>/dev/null)
+  [[ $size == "$LUN_BYTES" ]] || { REASON="/dev/$DISK is $size bytes, not $LUN_BYTES"; return 1; }
+  return 0
+}
+srp_logout() {
+  local p i
+  for p in /sys/class/srp_remote_ports/*; do [[ -e $p/delete ]] && echo 1 >"$p/delete" 2>/dev/null; done
+  for i in $(seq 1 150); do [[ -z $(srp_ports) ]] && break; sleep 0.2; done
+  [[ -z $(srp_ports) ]] || say "SRP remote ports still there 30 s after delete: $(srp_ports | tr '\n' ' ')"
+  SRP_HOST=""
+  return 0
+}
+# What ib_srp set up, from its SCSI host's attributes, as a JSON object.
+srp_params() {
+  local h=/sys/class/scsi_host/host$SRP_HOST a args=()
+  for a in ch_count req_lim cmd_sg_entries allow_ext_sg can_queue sg_tablesize comp_vector tl_retry_count local_ib_device; do
+    args+=(--arg "$a" "$(cat "$h/$a" 2>/dev/null)")
+  done
+  jq -nc "${args[@]}" --arg login "$SRP_LOGIN" --arg host "host$SRP_HOST" \
+    '{add_target:$login,scsi_host:$host,ch_count:$ch_count,req_lim:$req_lim,cmd_sg_entries:$cmd_sg_entries,allow_ext_sg:$allow_ext_sg,
+      can_queue:$can_queue,sg_tablesize:$sg_tablesize,comp_vector:$comp_vector,tl_retry_count:$tl_retry_count,local_ib_device:$local_ib_device}' || echo '{}'
+}
 # Kernel-side trouble the initiator logs (and recovers from, so fio may never see it).
-KEV_RE='detected conn error|session recovery|ping timeout|nop.*timed out|timed out|abort|rejecting I/O|I/O error|iser.*(err|fail)|isert.*(err|fail)|reinstat'
-conn_errors() { dmesg 2>/dev/null | grep -c 'detected conn error'; }
+KEV_RE='detected conn error|session recovery|ping timeout|nop.*timed out|timed out|abort|rejecting I/O|I/O error|iser.*(err|fail)|isert.*(err|fail)|reinstat|ib_srp.*(reconnect|fail|error)|ib_srpt.*(err|fail|reject)'
+# iSCSI: "detected conn error" lines; SRP: ib_srp's reconnects and failed work completions.
+conn_errors() {
+  if [[ $CUR_TR == srp ]]; then dmesg 2>/dev/null | grep -cE 'ib_srp: .*(reconnect|failed)'
+  else dmesg 2>/dev/null | grep -c 'detected conn error'; fi
+}
 dmesg_lines() { dmesg 2>/dev/null | wc -l; }
 kernel_events() { # FROM-LINE: the trouble lines dmesg got since then, as JSON
   local from=$1
   dmesg 2>/dev/null | tail -n +"$((from + 1))" | grep -E "$KEV_RE" | grep -v 'Power-on or device reset' | tail -n 20 | cut -c1-300 | jq -Rs .
 }
-session_alive() { iscsiadm -m session 2>/dev/null | grep -q "$IQN" && [[ -b /dev/$DISK ]]; }
+session_alive() {
+  if [[ $CUR_TR == srp ]]; then [[ -n $(srp_ports) && -b /dev/$DISK ]]; return; fi
+  iscsiadm -m session 2>/dev/null | grep -q "$IQN" && [[ -b /dev/$DISK ]]
+}
 # The negotiated iSCSI parameters of the one session, as a JSON object.
 session_params() {
   iscsiadm -m session -P2 2>/dev/null |
@@ -425,9 +590,11 @@ target_failed() { # PHASE: a setup failure; reports it with the logs that explai
 bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
   CUR=$1
   local impl=${1%-*} tr=${1##*-} t0 holders job failed_jobs=0 params dinfo
-  IQN="" TARGET_LOG="" TARGET_PID="" REASON="" DISK=""
-  IFACE=$([[ $tr == iser ]] && echo iser || echo default)
-  case $impl in rdma-target|lio|tgt) ;; *) REASON="unknown target $1"; target_failed setup; return ;; esac
+  IQN="" TARGET_LOG="" TARGET_PID="" REASON="" DISK="" SRP_ID=""
+  CUR_TR=$tr
+  case $tr in iser) IFACE=iser ;; srp) IFACE=ib_srp ;; *) IFACE=default ;; esac
+  case $impl-$tr in rdma-target-iser|rdma-target-tcp|rdma-target-srp|lio-iser|lio-tcp|lio-srp|tgt-iser|tgt-tcp) ;;
+    *) REASON="unknown target $1"; target_failed setup; return ;; esac
   say "===== $CUR"
   if ! holders=$(wait_port_free); then
     REASON="port $PORT still held before setup: $holders"
@@ -453,7 +620,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
   fi
   local setup_s
   setup_s=$(since "$t0")
-  params=$(session_params)
+  if [[ $tr == srp ]]; then params=$(srp_params); else params=$(session_params); fi
   dinfo=$(disk_info)
   PREFILL_S=null PREFILL_MIBPS=null PREFILL_MIB=null
   if [[ $PREFILL == 1 ]] && ! prefill; then
@@ -462,7 +629,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
     "teardown_$impl"
     return
   fi
-  say "$CUR: up in ${setup_s}s on /dev/$DISK; prefill ${PREFILL_MIB} MiB in ${PREFILL_S}s (${PREFILL_MIBPS} MiB/s)"
+  say "$CUR: up in ${setup_s}s on /dev/$DISK$([[ $PREFILL == 1 ]] && echo "; prefill ${PREFILL_MIB} MiB in ${PREFILL_S}s (${PREFILL_MIBPS} MiB/s)")"
   emit "$(jq -nc --arg t "$CUR" --arg iqn "$IQN" --arg iface "$IFACE" --argjson setup "$setup_s" --argjson params "$params" \
     --argjson disk "$dinfo" --argjson ps "$PREFILL_S" --argjson pm "$PREFILL_MIBPS" --argjson pb "$PREFILL_MIB" \
     '{type:"target",target:$t,status:"ok",iqn:$iqn,iface:$iface,setup_s:$setup,negotiated:$params,disk:$disk,prefill_s:$ps,prefill_MiBps:$pm,prefill_MiB:$pb}')"
@@ -471,7 +638,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
     if [[ -n $TARGET_PID ]] && ! kill -0 "$TARGET_PID" 2>/dev/null; then
       REASON="the target process (pid $TARGET_PID) is gone"
     elif ! session_alive; then
-      REASON="no iSCSI session / disk any more"
+      REASON=$([[ $tr == srp ]] && echo "no SRP remote port / disk any more" || echo "no iSCSI session / disk any more")
     fi
     local jrc=1
     if [[ -z $REASON ]]; then
@@ -492,7 +659,8 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, ...)
   done
   local ce_total logins=null
   ce_total=$(( $(conn_errors) - ce_start ))
-  [[ $impl == rdma-target ]] && logins=$(grep -c '^debug: login:' "$TARGET_LOG")
+  if [[ $impl-$tr == rdma-target-srp ]]; then logins=$(grep -c 'srp: channel up' "$TARGET_LOG")
+  elif [[ $impl == rdma-target ]]; then logins=$(grep -c '^debug: login:' "$TARGET_LOG"); fi
   ((ce_total > 0)) && say "$CUR: the initiator saw $ce_total connection error(s) (see dmesg)"
   emit "$(jq -nc --arg t "$CUR" --argjson ce "$ce_total" --argjson logins "$logins" --argjson lines "$(kernel_events "$kev0")" \
     '{type:"kernel_events",target:$t,conn_errors:$ce,target_logins:$logins,dmesg:$lines}')"

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// The iSCSI/iSER benchmark (`npm run bench`): the same fio jobs against six targets in ONE
-// boot of the soft-RoCE VM (shared/docs/rxe-vm.md), each on an equal 512 MiB RAM LUN, one at
-// a time on 10.77.0.1:3260: rdma-target over iSER and over TCP, LIO over iSER and TCP
-// (configfs, rd_mcp), tgt over iSER and TCP (tmpfs-backed file); plus raw RDMA WRITE
-// bandwidth at 128 KiB (ib_write_bw -R) in the same VM. Writes
+// The iSCSI/iSER/SRP benchmark (`npm run bench`): the same fio jobs against eight targets in
+// ONE boot of the soft-RoCE VM (shared/docs/rxe-vm.md), each on an equal 512 MiB RAM LUN, one
+// at a time: on 10.77.0.1:3260 rdma-target over iSER and over TCP, LIO over iSER and TCP
+// (configfs, rd_mcp), tgt over iSER and TCP (tmpfs-backed file); on 10.77.0.1:5555 (RDMA/CM)
+// rdma-target's SRP target port and LIO's ib_srpt (rd_mcp), both through the kernel's ib_srp;
+// plus raw RDMA WRITE bandwidth at 128 KiB (ib_write_bw -R) in the same VM. Writes
 //   docs/benchmarks/iscsi.json  every raw number (per target, per job)
 //   docs/benchmarks/iscsi.md    the table, ratios against the best peer, the command and date
 //   docs/benchmarks/iscsi.svg   a grouped bar chart (throughput relative to the best per job)
@@ -12,16 +13,23 @@
 //
 // Environment:
 //   BENCH_RUNTIME   seconds per fio job (default 8; ramp_time is 2 s on top)
-//   BENCH_TARGETS   space-separated subset, e.g. "rdma-target-iser lio-iser" (default: all six)
+//   BENCH_TARGETS   space-separated subset, e.g. "rdma-target-iser lio-iser" (default: all eight)
 //   BENCH_JOBS      space-separated subset of the job names below (default: all six)
 //   BENCH_PREFILL   1 (default): write the whole LUN once (1 MiB sequential) before the jobs
 //   BENCH_VM_TIMEOUT  seconds for the whole VM run (default 2400)
-// Option: --from-log FILE  render the docs from a saved console log (no VM run).
+// Options: --only iser|tcp|srp[,...]  only the targets of those transports (both columns of a
+//            ratio), e.g. `--only srp` for the two SRP rows: rdma-target SRP and LIO srpt
+//          --out DIR  write iscsi.{json,md,svg} and the console log to DIR instead of
+//            docs/benchmarks (development runs that must not replace the recorded numbers)
+//          --from-log FILE  render the docs from a saved console log (no VM run).
+//          --render  re-render iscsi.md and iscsi.svg from the iscsi.json already in the output
+//            folder (no VM run; the recorded numbers, date and command stay as they are).
+// A quick SRP-only check: BENCH_RUNTIME=3 BENCH_PREFILL=0 node scripts/bench/iscsi.mjs --only srp --out .cache/bench/dev
 // Plain Node ESM, no dependencies. Not a test: failures of a target are results.
 import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -35,7 +43,18 @@ export const TARGETS = [
   { key: 'rdma-target-tcp', label: 'rdma-target TCP', impl: 'rdma-target', transport: 'tcp', color: '#8fb8e8' },
   { key: 'lio-tcp', label: 'LIO TCP', impl: 'lio', transport: 'tcp', color: '#f7b780' },
   { key: 'tgt-tcp', label: 'tgt TCP', impl: 'tgt', transport: 'tcp', color: '#9fd6a8' },
+  { key: 'rdma-target-srp', label: 'rdma-target SRP', impl: 'rdma-target', transport: 'srp', color: '#5b3fa0' },
+  { key: 'lio-srp', label: 'LIO srpt', impl: 'lio', transport: 'srp', color: '#b8860b' },
 ];
+// The ratio columns: rdma-target on a transport against the best of the peers on it.
+export const COMPARISONS = [
+  { ours: 'rdma-target-iser', peers: ['lio-iser', 'tgt-iser'], header: 'rdma-target iSER / best of LIO,tgt iSER' },
+  { ours: 'rdma-target-tcp', peers: ['lio-tcp', 'tgt-tcp'], header: 'rdma-target TCP / best of LIO,tgt TCP' },
+  { ours: 'rdma-target-srp', peers: ['lio-srp'], header: 'rdma-target SRP / LIO srpt' },
+];
+const TRANSPORTS = ['iser', 'tcp', 'srp'];
+// The targets whose data moves by RDMA, compared with raw RDMA WRITE bandwidth.
+const RDMA_TARGETS = TARGETS.filter((t) => t.transport !== 'tcp').map((t) => t.key);
 // metric: what the headline cell shows and the ratio compares (higher is better for all:
 // the qd1 row compares IOPS, the inverse of mean latency, and shows the latency).
 export const JOBS = [
@@ -60,20 +79,34 @@ function options() {
     for (const k of keys) if (!all.some((x) => x.key === k)) fail(`${name}: unknown name ${k} (known: ${all.map((x) => x.key).join(' ')})`);
     return keys;
   };
-  const targets = pick('BENCH_TARGETS', TARGETS);
+  let targets = pick('BENCH_TARGETS', TARGETS);
   const jobs = pick('BENCH_JOBS', JOBS);
   const prefill = (env.BENCH_PREFILL ?? '1') !== '0';
   const vmTimeout = Number(env.BENCH_VM_TIMEOUT || 2400);
   const argv = process.argv.slice(2);
   let fromLog;
+  let render = false;
+  let only;
+  let out;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--from-log') fromLog = argv[++i];
-    else if (argv[i] === '-h' || argv[i] === '--help') {
-      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 22).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+    else if (argv[i] === '--render') render = true;
+    else if (argv[i] === '--only') {
+      only = String(argv[++i] ?? '').split(',').filter(Boolean);
+      if (!only.length || only.some((t) => !TRANSPORTS.includes(t))) fail(`--only takes transports from ${TRANSPORTS.join(', ')} (comma-separated), got ${argv[i]}`);
+    } else if (argv[i] === '--out') {
+      out = argv[++i];
+      if (!out) fail('--out needs a folder');
+    } else if (argv[i] === '-h' || argv[i] === '--help') {
+      console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 28).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
       process.exit(0);
     } else fail(`unknown argument ${argv[i]} (see the header of scripts/bench/iscsi.mjs)`);
   }
-  return { runtime, ramp: 2, targets, jobs, prefill, vmTimeout, fromLog };
+  if (only) {
+    targets = targets.filter((k) => only.includes(TARGETS.find((t) => t.key === k).transport));
+    if (!targets.length) fail(`--only ${only.join(',')} leaves no target of BENCH_TARGETS`);
+  }
+  return { runtime, ramp: 2, targets, jobs, prefill, vmTimeout, fromLog, render, only, out: out ? resolve(out) : outDir };
 }
 
 function fail(msg) {
@@ -154,8 +187,10 @@ function guestArgs(o) {
 }
 
 function runVm(o) {
-  mkdirSync(cacheDir, { recursive: true });
-  const logPath = join(cacheDir, 'iscsi-console.log');
+  // The recorded run's console log stays in .cache/bench; a run with --out keeps its own.
+  const logDir = o.out === outDir ? cacheDir : o.out;
+  mkdirSync(logDir, { recursive: true });
+  const logPath = join(logDir, 'iscsi-console.log');
   const log = createWriteStream(logPath);
   const args = ['scripts/vm/run.sh', '--timeout', String(o.vmTimeout), '--', ...guestArgs(o)];
   console.log(`bench: bash ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`);
@@ -289,7 +324,10 @@ function commandLine(o) {
   if (process.env.BENCH_TARGETS) env.push(`BENCH_TARGETS='${o.targets.join(' ')}'`);
   if (process.env.BENCH_JOBS) env.push(`BENCH_JOBS='${o.jobs.join(' ')}'`);
   if (!o.prefill) env.push('BENCH_PREFILL=0');
-  return [...env, 'npm run bench'].join(' ');
+  const args = [];
+  if (o.only) args.push(`--only ${o.only.join(',')}`);
+  if (o.out !== outDir) args.push(`--out ${relative(root, o.out) || '.'}`);
+  return [...env, args.length ? `node scripts/bench/iscsi.mjs ${args.join(' ')}` : 'npm run bench'].join(' ');
 }
 
 // ------------------------------------------------------------------ rendering
@@ -326,14 +364,17 @@ export function renderMarkdown(res) {
   const jobs = JOBS.filter((j) => res.jobs.some((x) => x.key === j.key));
   const L = [];
   const g = res.guest;
-  L.push('# iSCSI / iSER benchmark: rdma-target against LIO and tgt');
+  L.push('# iSCSI / iSER / SRP benchmark: rdma-target against LIO and tgt');
   L.push('');
   L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`);
-  L.push(`- **Command:** \`${res.command}\` (= \`node scripts/bench/iscsi.mjs\`, which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`);
+  L.push(`- **Command:** \`${res.command}\` (${res.command.endsWith('npm run bench') ? '= `node scripts/bench/iscsi.mjs`, ' : ''}which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`);
   L.push(`- **Where:** one boot of the soft-RoCE VM (qemu TCG, ${g?.cpus ?? '?'} vCPUs, ${g ? Math.round(g.mem_kib / 1024) : '?'} MiB, kernel ${g?.kernel ?? '?'}; host: ${res.host.cpus} CPUs, ${res.host.cpu_model}). ` +
     'RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0\'s loopback (shared/docs/rxe-vm.md).');
-  L.push(`- **Targets:** one at a time on 10.77.0.1:3260, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs, demo mode), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
-    `Initiator: Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`);
+  L.push(`- **Targets:** one at a time, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
+    `iSCSI on 10.77.0.1:3260: LIO in demo mode, rdma-target with generated node ACLs; initiator Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`);
+  if (TARGETS.some((t) => t.transport === 'srp' && res.targets[t.key].status !== 'not run')) L.push('- **SRP:** on 10.77.0.1:5555 over RDMA/CM: rdma-target\'s `srp` section, and LIO\'s `ib_srpt` (`srpt/discovery_auth/rdma_cm_port` 5555, the target port named by rxe0\'s port GUID, TPG `tpgt_1` with the ramdisk as LUN 0). ' +
+    'Both answer to target port id rxe0\'s node GUID (LIO\'s default `srpt_service_guid`) and admit one initiator, by an ACL named `10.77.0.1` with LUN 0 mapped (srpt names RDMA/CM logins by IP address and has no demo mode). ' +
+    'Initiator: the kernel\'s ib_srp, `echo id_ext=<guid>,ioc_guid=<guid>,dest=10.77.0.1:5555 > /sys/class/infiniband_srp/srp-rxe0-1/add_target` with its defaults (2 channels on 2 CPUs, queue_size 64, cmd_sg_entries 12, immediate data); logout by `srp_remote_ports/*/delete`.');
   const src = res.rdma_target_source;
   if (src?.commit) L.push(`- **rdma-target:** commit ${src.commit}${src.uncommitted.length ? ` plus uncommitted changes to ${src.uncommitted.join(', ')}` : ''}, built by \`node scripts/bootstrap.mjs\`.`);
   L.push(`- **Jobs:** ${g?.fio ?? 'fio'}, \`--ioengine=libaio --direct=1 --time_based --runtime=${res.runtime_s} --ramp_time=${res.ramp_s} --numjobs=1\` on the raw disk` +
@@ -347,38 +388,51 @@ export function renderMarkdown(res) {
   L.push('');
   L.push('Everything is emulated: absolute figures mean nothing outside this VM. Compare targets side by side within one run.');
   L.push('');
+  L.push('## How to run');
+  L.push('');
+  L.push('- `npm run bench`: all eight targets (rdma-target, LIO and tgt over iSER and TCP; rdma-target SRP and LIO srpt), all six jobs, one VM boot, about 20–25 minutes under TCG; rewrites this page, `iscsi.json` and `iscsi.svg`.');
+  L.push('- A subset: `node scripts/bench/iscsi.mjs --only srp` (or `iser`, `tcp`, comma-separated) runs only those transports\' targets; `BENCH_TARGETS`, `BENCH_JOBS`, `BENCH_RUNTIME` (seconds per job, default 8), `BENCH_PREFILL=0` narrow it further. ' +
+    'Add `--out DIR` so a development run does not replace the recorded numbers here, e.g. `BENCH_RUNTIME=3 BENCH_PREFILL=0 node scripts/bench/iscsi.mjs --only srp --out .cache/bench/dev`.');
+  L.push('- `--from-log FILE` renders the pages from a saved console log; `--render` re-renders this page and the chart from `iscsi.json` (no VM).');
+  L.push('- Columns: one per target that ran — `rdma-target iSER`, `LIO iSER`, `tgt iSER`, `rdma-target TCP`, `LIO TCP`, `tgt TCP` (open-iscsi with ib_iser or iscsi_tcp to 10.77.0.1:3260), `rdma-target SRP` and `LIO srpt` (the kernel\'s ib_srp, `add_target` with `dest=10.77.0.1:5555` over RDMA/CM) — then one ratio per transport: rdma-target against the best peer on it (iSER, TCP: LIO or tgt; SRP: LIO srpt, tgt has no SRP). ' +
+    'A target that could not be set up shows `failed:` with the reason in every cell; the full reason and its logs are under "Failures and notes".');
+  L.push('');
   L.push('## Results');
   L.push('');
   L.push('Cells: IOPS for the 4k qd32 jobs, MiB/s for the large-block jobs, mean latency (and IOPS) for qd1. ' +
-    'Ratios compare that throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport: **> 1 means rdma-target is faster**.');
+    'Ratios compare that throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport (SRP: with LIO srpt; tgt has no SRP): **> 1 means rdma-target is faster**.');
   L.push('');
   const shown = TARGETS.filter((t) => res.targets[t.key].status !== 'not run');
-  L.push(`| job | ${shown.map((t) => t.label).join(' | ')} | rdma-target iSER / best of LIO,tgt iSER | rdma-target TCP / best of LIO,tgt TCP |`);
-  L.push(`|---|${shown.map(() => '---:').join('|')}|---:|---:|`);
+  const comps = COMPARISONS.filter((c) => res.targets[c.ours].status !== 'not run' || c.peers.some((k) => res.targets[k].status !== 'not run'));
+  L.push(`| job | ${shown.map((t) => t.label).join(' | ')} | ${comps.map((c) => c.header).join(' | ')} |`);
+  L.push(`|---|${shown.map(() => '---:').join('|')}|${comps.map(() => '---:').join('|')}|`);
   for (const j of jobs) {
     const cells = shown.map((t) => {
       const tr = res.targets[t.key];
       if (tr.status === 'failed' && !tr.jobs[j.key]) return `failed: ${short(tr.reason)}`;
       return cell(j, tr.jobs[j.key]);
     });
-    const ri = ratio(res, j, 'rdma-target-iser', ['lio-iser', 'tgt-iser']);
-    const rt = ratio(res, j, 'rdma-target-tcp', ['lio-tcp', 'tgt-tcp']);
-    L.push(`| ${j.label} | ${cells.join(' | ')} | ${ri.text} | ${rt.text} |`);
+    L.push(`| ${j.label} | ${cells.join(' | ')} | ${comps.map((c) => ratio(res, j, c.ours, c.peers).text).join(' | ')} |`);
   }
   L.push('');
+  const notRun = TARGETS.filter((t) => res.targets[t.key].status === 'not run');
+  if (notRun.length) {
+    L.push(`Not in this run: ${notRun.map((t) => t.label).join(', ')}${notRun.some((t) => t.transport === 'srp') && !res.command.includes('--only') && !res.command.includes('BENCH_TARGETS') ? ' (this recording predates the SRP rows)' : ''}.`);
+    L.push('');
+  }
   if (shown.some((t) => Object.values(res.targets[t.key].jobs).some((r) => r.conn_errors > 0))) {
-    L.push('⚠N: during this job the initiator logged N connection error(s) (dmesg "detected conn error") and logged in again; the figure includes that recovery. See "Failures and notes".');
+    L.push('⚠N: during this job the initiator logged N connection error(s) (iSCSI: dmesg "detected conn error"; SRP: ib_srp reconnects and failed completions) and logged in again; the figure includes that recovery. See "Failures and notes".');
     L.push('');
   }
   // 128k read against raw RDMA WRITE.
   const raw = res.raw_rdma;
   const runs = raw.runs.filter((r) => r.status === 'ok');
   if (runs.length && jobs.some((j) => j.key === 'read-128k-qd8')) {
-    const pct = ['rdma-target-iser', 'lio-iser', 'tgt-iser'].map((k) => {
+    const pct = RDMA_TARGETS.filter((k) => res.targets[k].status !== 'not run').map((k) => {
       const r = res.targets[k].jobs['read-128k-qd8'];
       return `${res.targets[k].label} ${r?.status === 'ok' ? `**${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %** (${fmt1(r.MiBps)} MiB/s)` : 'n/a'}`;
     });
-    L.push(`**read 128k qd8 as a share of raw RDMA WRITE bandwidth at 128 KiB** (${fmt1(raw.mean_MiBps)} MiB/s, ` +
+    L.push(`**read 128k qd8 over RDMA (iSER, SRP) as a share of raw RDMA WRITE bandwidth at 128 KiB** (${fmt1(raw.mean_MiBps)} MiB/s, ` +
       `${runs.length > 1 ? 'the mean of ' : ''}${runs.map((r) => `${fmt1(r.bw_avg_MiBps)} ${r.run}`).join(' and ')} the targets; \`ib_write_bw -R -d rxe0 -s 131072 -D 5\` as server, ` +
       `\`ib_write_bw -R -d rxe1 -s 131072 -D 5 10.77.0.1\` as client, in the same VM): ${pct.join(' · ')}.`);
   } else if (runs.length) {
@@ -416,9 +470,12 @@ export function renderMarkdown(res) {
   L.push('');
   L.push('Connection errors: what the initiator logged (dmesg "detected conn error") over the whole target run, prefill included; logins: sessions rdma-target saw (one is expected).');
   L.push('');
+  const iscsiShown = shown.filter((t) => t.transport !== 'srp');
+  const srpShown = shown.filter((t) => t.transport === 'srp');
+  if (iscsiShown.length) {
   L.push('| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |');
   L.push('|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|');
-  for (const t of shown) {
+  for (const t of iscsiShown) {
     const tr = res.targets[t.key];
     if (tr.status !== 'ok') {
       L.push(`| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`);
@@ -430,6 +487,24 @@ export function renderMarkdown(res) {
       `${n.ImmediateData ?? '?'} | ${n.InitialR2T ?? '?'} | ${n.FirstBurstLength ?? '?'} | ${n.MaxBurstLength ?? '?'} | ${n.MaxXmitDataSegmentLength ?? '?'} | ${tr.disk?.max_sectors_kb ?? '?'} |`);
   }
   L.push('');
+  }
+  if (srpShown.length) {
+    L.push('SRP logins as ib_srp set them up (its SCSI host\'s attributes); connection errors: ib_srp reconnects and failed work completions in dmesg over the whole target run; channels: the RDMA channels rdma-target saw come up (one login is `ch_count` of them).');
+    L.push('');
+    L.push('| target | set-up s | prefill MiB/s | connection errors | channels | ch_count | req_lim | can_queue | cmd_sg_entries | sg_tablesize | max_sectors_kb |');
+    L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const t of srpShown) {
+      const tr = res.targets[t.key];
+      if (tr.status !== 'ok') {
+        L.push(`| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`);
+        continue;
+      }
+      const n = tr.negotiated ?? {};
+      L.push(`| ${t.label} | ${tr.setup_s ?? '—'} | ${tr.prefill_MiBps == null ? '—' : fmt1(tr.prefill_MiBps)}${tr.prefill_MiB != null && tr.prefill_MiB < 512 ? ` (${Math.round(tr.prefill_MiB)} MiB in 180 s)` : ''} | ` +
+        `${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ${n.ch_count || '?'} | ${n.req_lim || '?'} | ${n.can_queue || '?'} | ${n.cmd_sg_entries || '?'} | ${n.sg_tablesize || '?'} | ${tr.disk?.max_sectors_kb ?? '?'} |`);
+    }
+    L.push('');
+  }
   // Failures and notes.
   const problems = [];
   for (const t of TARGETS) {
@@ -440,8 +515,10 @@ export function renderMarkdown(res) {
     }
     for (const l of tr.failure_logs ?? []) problems.push({ head: `${t.label}: log at the first failed job (${l.job})`, log: l.target_log, dmesg: l.dmesg });
     for (const nt of tr.notes ?? []) problems.push({ head: `${t.label}: ${nt.text}`, log: nt.log });
-    if (tr.conn_errors > 0 || tr.target_logins > 1) {
-      problems.push({ head: `${t.label}: the initiator logged ${tr.conn_errors} connection error(s)${tr.target_logins != null ? `; rdma-target saw ${tr.target_logins} login(s)` : ''} during the run (it recovered; the jobs went on)`,
+    const srp = t.transport === 'srp';
+    const expectedLogins = srp ? Number(tr.negotiated?.ch_count) || 1 : 1;
+    if (tr.conn_errors > 0 || tr.target_logins > expectedLogins) {
+      problems.push({ head: `${t.label}: the initiator logged ${tr.conn_errors} connection error(s)${tr.target_logins != null ? `; rdma-target saw ${tr.target_logins} ${srp ? 'channel(s) come up' : 'login(s)'}` : ''} during the run (it recovered; the jobs went on)`,
         dmesg: tr.kernel_events, log: t.impl === 'rdma-target' ? tr.log_tail : undefined });
     }
   }
@@ -489,7 +566,7 @@ export function renderSvg(res) {
   const S = [];
   S.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
   S.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  S.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">iSCSI / iSER in the soft-RoCE VM: throughput relative to the best target, per job</text>`);
+  S.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">iSCSI / iSER / SRP in the soft-RoCE VM: throughput relative to the best target, per job</text>`);
   S.push(`<text x="${left}" y="40" fill="#555">higher is better · bar label: IOPS (4k, qd1) or MiB/s (128k, 1M) · ${esc(res.date.slice(0, 10))}, ${res.runtime_s} s per job${res.concurrency?.samples_with_other_vms ? ' · another VM was running on the host' : ''}</text>`);
   // Legend.
   targets.forEach((t, i) => {
@@ -527,8 +604,8 @@ export function renderSvg(res) {
   });
   const raw = res.raw_rdma;
   if (raw.mean_MiBps) {
-    S.push(`<text x="${left}" y="${height - 30}" fill="#333">raw RDMA WRITE 128 KiB in the same VM (ib_write_bw -R): ${fmt1(raw.mean_MiBps)} MiB/s; read 128k qd8 over iSER: ${['rdma-target-iser', 'lio-iser', 'tgt-iser']
-      .map((k) => { const r = res.targets[k].jobs['read-128k-qd8']; return `${res.targets[k].label.split(' ')[0]} ${r?.status === 'ok' ? `${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %` : 'n/a'}`; }).join(', ')}</text>`);
+    S.push(`<text x="${left}" y="${height - 30}" fill="#333">raw RDMA WRITE 128 KiB in the same VM (ib_write_bw -R): ${fmt1(raw.mean_MiBps)} MiB/s; read 128k qd8 as a share of it: ${RDMA_TARGETS.filter((k) => res.targets[k].status !== 'not run')
+      .map((k) => { const r = res.targets[k].jobs['read-128k-qd8']; return `${res.targets[k].label} ${r?.status === 'ok' ? `${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %` : 'n/a'}`; }).join(', ')}</text>`);
   }
   S.push(`<text x="${left}" y="${height - 12}" fill="#777">✗ = failed (hover for the reason). Numbers: docs/benchmarks/iscsi.json · scripts/bench/iscsi.mjs</text>`);
   S.push('</svg>');
@@ -548,8 +625,24 @@ function sourceState() {
   };
 }
 
+/** A results object from an iscsi.json, with the targets it predates marked as not run. */
+export function loadResults(path) {
+  const res = JSON.parse(readFileSync(path, 'utf8'));
+  for (const t of TARGETS) {
+    res.targets[t.key] ??= { label: t.label, impl: t.impl, transport: t.transport, status: 'not run', jobs: {} };
+  }
+  return res;
+}
+
 async function main() {
   const o = options();
+  if (o.render) {
+    const res = loadResults(join(o.out, 'iscsi.json'));
+    writeFileSync(join(o.out, 'iscsi.md'), renderMarkdown(res));
+    writeFileSync(join(o.out, 'iscsi.svg'), renderSvg(res));
+    console.log(`bench: re-rendered ${relative(root, o.out)}/iscsi.{md,svg} from its iscsi.json (${res.date})`);
+    return;
+  }
   const notes = [];
   let vm;
   if (o.fromLog) {
@@ -571,12 +664,12 @@ async function main() {
     vm = await runVm(o);
   }
   const res = buildResults(o, vm.text, vm, notes);
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'iscsi.json'), `${JSON.stringify(res, null, 2)}\n`);
+  mkdirSync(o.out, { recursive: true });
+  writeFileSync(join(o.out, 'iscsi.json'), `${JSON.stringify(res, null, 2)}\n`);
   const md = renderMarkdown(res);
-  writeFileSync(join(outDir, 'iscsi.md'), md);
-  writeFileSync(join(outDir, 'iscsi.svg'), renderSvg(res));
-  console.log(`\nbench: wrote docs/benchmarks/iscsi.{json,md,svg}\n`);
+  writeFileSync(join(o.out, 'iscsi.md'), md);
+  writeFileSync(join(o.out, 'iscsi.svg'), renderSvg(res));
+  console.log(`\nbench: wrote ${relative(root, o.out)}/iscsi.{json,md,svg}\n`);
   const table = md.split('\n').filter((l, i, a) => l.startsWith('|') && a.indexOf('## Results') < i && i < a.indexOf('## All numbers'));
   console.log(table.join('\n'));
   const anyResult = Object.values(res.targets).some((t) => Object.values(t.jobs).some((j) => j.status === 'ok'));
