@@ -12,15 +12,13 @@
 // Data moves straight to/from registered memory (the RAM LUNs, MemoryRegistry) when the core
 // hands us a view of it, else through a pool of registered data slots (one copy).
 //
-// Lifecycle: CONNECT_REQUEST → accept → ESTABLISHED → the engine attaches → … → close():
-// rdma_disconnect, then DISCONNECTED (or a timeout) → every pending operation fails, the QP,
-// CQ and MRs are closed (children first), sink.closed(). Faults of the peer (a bad STag gives
-// a remote access error) move the QP to error: only this connection ends.
+// Lifecycle (the RC channel's, lib/verbs/channel.ts): CONNECT_REQUEST → accept → ESTABLISHED
+// → the engine attaches → … → close() → every pending operation fails, the resources are
+// freed, sink.closed(). A bad STag (a remote access error) ends only this connection.
 
 import {
-  BufferPool, CompletionDispatcher, CmEventType, MemoryRegistry, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native,
-  type CmEvent, type CompletionHandler, type DeviceResources, type NativeCmId, type NativeMr, type NativeQp, type RdmaCm,
-  type WorkCompletion,
+  ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
+  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RdmaCm, type WorkCompletion,
 } from '../verbs/index.js';
 import { Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
@@ -35,12 +33,6 @@ const HEADERS = ISER_HEADER_LENGTH + BHS;
 /** Room for AHS (an extended CDB of up to 260 bytes, a bidi read length). */
 const AHS_ROOM = 272;
 const EMPTY = new Uint8Array(0);
-/**
- * Send WRs queued per ibv_post_send. Work produced in one turn of the loop (the responses,
- * RDMA WRITEs and READs of a batch of commands) goes in one call: on soft-RoCE each call is a
- * system call in which the kernel also moves the data (the profile's largest item).
- */
-const SEND_BATCH = 128;
 
 export interface IserConnectionOptions {
   /** Data bytes per received PDU (TargetRecvDataSegmentLength we accept). Default 8192. */
@@ -74,8 +66,6 @@ export interface IserCommand {
   readonly readVaLo: number;
 }
 
-const TWO32 = 4294967296;
-
 /** What the listener learns of a connection's life. */
 export interface IserConnectionHooks {
   /** ESTABLISHED: hand the connection to the iSCSI engine. */
@@ -88,8 +78,6 @@ export class IserDataError extends Error {
   readonly code = 'ISER_DATA';
 }
 
-const enum State { Accepting, Established, Closing, Closed }
-
 interface Op {
   remaining: number;
   resolve: () => void;
@@ -98,52 +86,24 @@ interface Op {
   seq?: number;
 }
 
-/** Completion kinds: the cookie's low 2 bits, the rest an index. */
-const enum Kind { Recv = 0, Send = 1, Data = 2, Op = 3 }
+/** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits, the rest an index). */
+const enum Kind { Data = 2, Op = 3 }
 
-/** The last WR of `b` targets remote address hi:lo, with lo's carry added to hi. */
-function setRemote(b: SendBatch, hi: number, lo: number): void {
-  const carry = lo >= TWO32 ? Math.floor(lo / TWO32) : 0;
-  b.setRemote(b.count - 1, (hi + carry) >>> 0, lo - carry * TWO32);
-}
-
-export class IserConnection implements IscsiTransport, CompletionHandler {
+export class IserConnection extends RcChannel implements IscsiTransport {
   readonly kind = 'iser';
   readonly rdma = true;
   readonly digests = false;
   readonly recvDataSegmentLimit: number;
   readonly sendDataSegmentLimit: number;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly deviceName: string;
-  /** RDMA READs we may have in flight (accepted initiator_depth). */
-  readonly readDepth: number;
   readonly sendWithInv: boolean;
 
-  private state = State.Accepting;
   private sink: TransportSink | undefined;
-  private readonly disp: CompletionDispatcher;
-  private readonly qp: NativeQp;
-  private readonly rx: BufferPool;
-  private readonly tx: BufferPool;
-  private readonly data: BufferPool;
-  private readonly recvBatch: RecvBatch;
-  private readonly sendBatch: SendBatch;
-  private readonly maxRdma: number;
-  private readonly sqDepth: number;
-  /** Send queue accounting: WRs posted, and the position of the last completed signalled one. */
-  private sqPosted = 0;
-  private sqDone = 0;
-  private readonly txSeq: Float64Array;
   private readonly dataSeq: Float64Array;
   /** Data slots held by an RDMA WRITE (freed on its completion) or READ (copied out, then freed). */
   private readonly dataOp: (Op | undefined)[];
   private readonly dataCopy: (Uint8Array | undefined)[];
   private readonly ops = new Map<number, Op>();
   private nextOp = 0;
-  private dataWaiters: Array<() => void> = [];
   /** Sends waiting for a free slot (rare: more PDUs in flight than slots). */
   private txQueue: Array<{ bytes: Uint8Array; inv: number; done: () => void }> = [];
   /** Receive completions waiting for the engine (before attach, or in the batch being polled): slot, length. */
@@ -156,80 +116,44 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
   private ringPosted = false;
   private readonly hdr: IserHeader = emptyIserHeader();
   private readonly commands = new Map<number, IserCommand>();
-  private closeTimer: NodeJS.Timeout | undefined;
-  private closeError: Error | undefined;
-  private closeWaitSends = false;
 
   constructor(
-    private readonly cm: RdmaCm,
-    readonly id: NativeCmId,
-    private readonly dev: DeviceResources,
-    private readonly registry: MemoryRegistry,
+    cm: RdmaCm,
+    id: NativeCmId,
+    dev: DeviceResources,
+    registry: MemoryRegistry,
     request: CmEvent,
-    limits: { maxQpWr: number; maxQpInitRdAtom: number; maxCqe: number },
+    limits: DeviceLimits,
     private readonly hooks: IserConnectionHooks,
-    private readonly opts: IserConnectionOptions = {},
+    opts: IserConnectionOptions = {},
   ) {
-    this.localAddress = request.localAddress ?? '';
-    this.localPort = request.localPort ?? 0;
-    this.remoteAddress = request.remoteAddress ?? '';
-    this.remotePort = request.remotePort ?? 0;
-    this.deviceName = request.deviceName ?? id.deviceName ?? '';
-    const cmh = parseCmHeader(request.privateData);
-    this.sendWithInv = !cmh.sendWithInvNotSupported;
-    this.recvDataSegmentLimit = opts.recvDataSegmentLength ?? 8192;
-    this.sendDataSegmentLimit = opts.sendDataSegmentLength ?? 8192;
-    // The initiator's responder resources, as the CM event reports them from our side.
-    this.readDepth = Math.max(1, Math.min(opts.readDepth ?? 16, request.initiatorDepth ?? 1, limits.maxQpInitRdAtom || 1));
-    this.maxRdma = opts.maxRdmaBytes ?? 1 << 20;
+    const recvLimit = opts.recvDataSegmentLength ?? 8192;
+    const sendLimit = opts.sendDataSegmentLength ?? 8192;
     const ring = opts.receiveDepth ?? 256;
-    const sendSlots = opts.sendSlots ?? 256;
-    this.sqDepth = Math.min(limits.maxQpWr, 4096);
-    const c = native().constants;
-    const cqe = Math.min(this.sqDepth + ring + 16, limits.maxCqe || 65536);
-    this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + ring + 16);
-    this.disp.onBatchEnd = () => this.afterBatch();
-    const pools: BufferPool[] = [];
-    try {
-      this.rx = new BufferPool(dev.pd, HEADERS + AHS_ROOM + this.recvDataSegmentLimit, ring, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.rx);
-      this.tx = new BufferPool(dev.pd, HEADERS + AHS_ROOM + this.sendDataSegmentLimit, sendSlots, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.tx);
-      this.data = new BufferPool(dev.pd, opts.dataSlotSize ?? 128 * 1024, opts.dataSlots ?? 64, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.data);
-      this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
-        maxSendWr: this.sqDepth, maxRecvWr: ring, maxSendSge: 1, maxRecvSge: 1,
-      });
-    } catch (e) {
-      for (const p of pools) p.close();
-      this.disp.close();
-      throw e;
-    }
-    this.recvBatch = new RecvBatch(ring);
-    this.sendBatch = new SendBatch(SEND_BATCH);
-    this.txSeq = new Float64Array(sendSlots);
+    super(cm, id, dev, registry, request, limits, {
+      ring, rxSlotSize: HEADERS + AHS_ROOM + recvLimit,
+      sendSlots: opts.sendSlots ?? 256, txSlotSize: HEADERS + AHS_ROOM + sendLimit,
+      dataSlots: opts.dataSlots ?? 64, dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
+      readDepth: opts.readDepth, maxRdmaBytes: opts.maxRdmaBytes, closeTimeoutMs: opts.closeTimeoutMs,
+    });
+    this.sendWithInv = !parseCmHeader(request.privateData).sendWithInvNotSupported;
+    this.recvDataSegmentLimit = recvLimit;
+    this.sendDataSegmentLimit = sendLimit;
     this.dataSeq = new Float64Array(this.data.slotCount);
     this.dataOp = new Array(this.data.slotCount).fill(undefined);
     this.dataCopy = new Array(this.data.slotCount).fill(undefined);
     this.rxQueueSlot = new Int32Array(ring);
     this.rxQueueLen = new Int32Array(ring);
-    cm.setHandler(id, (ev) => this.onCmEvent(ev));
   }
 
   /** Posts the login receive and accepts the connection request. */
   accept(): void {
     this.postRecvSlot(this.rx.alloc());
     this.flushRecvs();
-    this.id.accept({
-      privateData: acceptCmHeader(),
-      initiatorDepth: this.readDepth,
-      responderResources: 0, // the initiator never reads from us
-      rnrRetryCount: 7,
-      retryCount: 7,
-    });
+    this.acceptWith(acceptCmHeader());
   }
 
-  get describe(): string {
+  override get describe(): string {
     return `iser ${this.remoteAddress}:${this.remotePort} (${this.deviceName})`;
   }
 
@@ -302,7 +226,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     for (let pos = 0; pos < from.length; pos += size) {
       const n = Math.min(size, from.length - pos);
       const slot = await this.allocData();
-      if (this.state !== State.Established) { this.data.free(slot); throw new IserDataError('connection closing') }
+      if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); throw new IserDataError('connection closing') }
       this.data.view(slot).set(from.subarray(pos, pos + n));
       this.postData(w, slot, n, c.readStag, c.readVaHi, c.readVaLo + offset + pos, undefined, undefined);
     }
@@ -329,7 +253,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       (async () => {
         for (let i = 0; i < chunks; i++) {
           const slot = await this.allocData();
-          if (this.state !== State.Established) { this.data.free(slot); return reject(new IserDataError('connection closing')) }
+          if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); return reject(new IserDataError('connection closing')) }
           const pos = i * size;
           const n = Math.min(size, into.length - pos);
           this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
@@ -338,36 +262,18 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     });
   }
 
-  close(abort = false): void {
-    if (this.state === State.Closing || this.state === State.Closed) return;
-    const wasAccepting = this.state === State.Accepting;
-    this.state = State.Closing;
-    if (wasAccepting) { this.finish(); return }
-    // Graceful: let queued sends (a Logout Response) reach the initiator first.
-    if (!abort && this.sqPosted > this.sqDone) {
-      this.closeWaitSends = true;
-      this.armCloseTimer(() => this.disconnect());
-      return;
-    }
-    this.disconnect();
-  }
-
   // ---- completions ------------------------------------------------------------------------
 
-  onCompletion(wc: WorkCompletion, cookie: number): void {
+  override onCompletion(wc: WorkCompletion, cookie: number): void {
     const kind = cookie & 3;
     const index = cookie >>> 2;
-    if (kind === Kind.Recv) return this.onRecv(wc, index);
-    if (kind === Kind.Send) {
-      this.sqDone = Math.max(this.sqDone, this.txSeq[index]);
-      this.tx.free(index);
-      if (!wc.ok) return this.fail(`SEND completion ${wc.statusName}`, wc.status);
-      this.kickTxQueue();
-      if (this.closeWaitSends && this.sqPosted === this.sqDone) { this.closeWaitSends = false; this.disconnect() }
+    if (kind === CookieKind.Recv) return this.onRecv(wc, index);
+    if (kind === CookieKind.Send) {
+      if (this.sendCompleted(wc, index)) this.kickTxQueue();
       return;
     }
     if (kind === Kind.Data) {
-      this.sqDone = Math.max(this.sqDone, this.dataSeq[index]);
+      this.advance(this.dataSeq[index]);
       const op = this.dataOp[index];
       const copy = this.dataCopy[index];
       this.dataOp[index] = undefined;
@@ -381,7 +287,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     // Kind.Op: a direct RDMA READ into registered memory, or WRITE from a transient buffer.
     const op = this.ops.get(index);
     this.ops.delete(index);
-    if (op?.seq !== undefined) this.sqDone = Math.max(this.sqDone, op.seq);
+    if (op?.seq !== undefined) this.advance(op.seq);
     if (!wc.ok) { op?.reject(new IserDataError(`RDMA ${wc.statusName}`)); return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status) }
     if (op && --op.remaining === 0) op.resolve();
   }
@@ -398,7 +304,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     this.rxCount++;
   }
 
-  private afterBatch(): void {
+  protected override afterBatch(): void {
     this.drainReceives();
   }
 
@@ -475,24 +381,6 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
 
   // ---- posting ------------------------------------------------------------------------
 
-  private postRecvSlot(slot: number): void {
-    const b = this.recvBatch;
-    if (b.count >= b.maxWrs) this.flushRecvs();
-    b.add(this.disp.register(this, (slot << 2) | Kind.Recv), this.rx.address(slot), this.rx.slotSize, this.rx.lkey);
-  }
-
-  private flushRecvs(): void {
-    const b = this.recvBatch;
-    if (b.count === 0) return;
-    try {
-      if (this.state !== State.Closed) this.qp.postRecv(b.words, b.count);
-    } catch (e) {
-      this.fail(`ibv_post_recv: ${(e as Error).message}`);
-    } finally {
-      b.reset();
-    }
-  }
-
   private postRing(): void {
     if (this.ringPosted) return;
     this.ringPosted = true;
@@ -507,12 +395,8 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
   }
 
   private postSend(slot: number, length: number, inv: number): void {
-    const c = native().constants;
     this.reserveSq(1);
-    const b = this.room(1);
-    b.add(this.disp.register(this, (slot << 2) | Kind.Send), inv ? c.WR_SEND_WITH_INV : c.WR_SEND, c.SEND_SIGNALED,
-      this.tx.address(slot), length, this.tx.lkey, 0, 0, inv);
-    this.txSeq[slot] = ++this.sqPosted;
+    this.postSendSlot(slot, length, inv);
   }
 
   /** RDMA WRITE/READ between registered memory and the initiator, in pieces of maxRdma. */
@@ -534,7 +418,7 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
       } else {
         b.add(UNSIGNALED_WR_ID, opcode, 0, local + pos, n, mr.lkey, 0, rkey);
       }
-      setRemote(b, remoteHi, remoteLo + pos);
+      b.setRemote(b.count - 1, remoteHi, remoteLo + pos);
       this.sqPosted++;
     }
     if (op) op.seq = this.sqPosted;
@@ -548,35 +432,8 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     this.dataCopy[slot] = copyTo;
     const b = this.room(1);
     b.add(this.disp.register(this, (slot << 2) | Kind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
-    setRemote(b, remoteHi, remoteLo);
+    b.setRemote(b.count - 1, remoteHi, remoteLo);
     this.dataSeq[slot] = ++this.sqPosted;
-  }
-
-  /** The send batch with room for `n` more WRs, its flush scheduled for the end of this turn. */
-  private room(n: number): SendBatch {
-    const b = this.sendBatch;
-    if (b.count + n > b.maxWrs) this.flushSends();
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushSendsBound);
-    }
-    return b;
-  }
-
-  private flushScheduled = false;
-  private readonly flushSendsBound = (): void => { this.flushScheduled = false; this.flushSends() };
-
-  /** Posts the queued send WRs, in queue order, with one ibv_post_send. */
-  private flushSends(): void {
-    const b = this.sendBatch;
-    if (b.count === 0) return;
-    try {
-      if (this.state !== State.Closed) this.qp.postSend(b.words, b.count);
-    } catch (e) {
-      this.fail(`ibv_post_send: ${(e as Error).message}`);
-    } finally {
-      b.reset();
-    }
   }
 
   /** The STag a SCSI Response may invalidate (one of read/write, never both: ib_iser checks it). */
@@ -600,86 +457,25 @@ export class IserConnection implements IscsiTransport, CompletionHandler {
     }
   }
 
-  private allocData(): Promise<number> {
-    const s = this.data.alloc();
-    if (s >= 0) return Promise.resolve(s);
-    return new Promise<number>((resolve) => this.dataWaiters.push(() => resolve(this.data.alloc())));
-  }
-
-  private freeData(slot: number): void {
-    this.data.free(slot);
-    const w = this.dataWaiters.shift();
-    if (w) w();
-  }
-
   // ---- connection management -------------------------------------------------------------
 
-  private onCmEvent(ev: CmEvent): void {
-    switch (ev.type) {
-      case CmEventType.Established:
-        if (this.state !== State.Accepting) return;
-        this.state = State.Established;
-        this.hooks.established(this);
-        this.drainReceives();
-        return;
-      case CmEventType.Disconnected:
-      case CmEventType.TimewaitExit:
-        if (this.state === State.Established) this.state = State.Closing;
-        this.finish();
-        return;
-      case CmEventType.DeviceRemoval:
-      case CmEventType.Rejected:
-      case CmEventType.ConnectError:
-      case CmEventType.Unreachable:
-        this.finish(new Error(`RDMA/CM ${ev.type} (status ${ev.status})`));
-        return;
-    }
+  protected override onEstablished(): void {
+    this.hooks.established(this);
+    this.drainReceives();
   }
 
-  /** A fatal fault on this connection: it ends (the peer's doing affects only it). */
-  private fail(why: string, wcStatus?: number): void {
-    if (this.state === State.Closed) return;
-    // Flushes after we close are the expected end of every outstanding WR, not news.
-    const flushed = wcStatus === native().constants.WC_WR_FLUSH_ERR;
-    if (!flushed && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
-    if (this.state === State.Closing) return;
-    this.state = State.Closing;
-    this.disconnect();
-  }
-
-  private disconnect(): void {
-    try { this.id.disconnect() } catch { /* not connected */ }
-    this.armCloseTimer(() => this.finish());
-  }
-
-  private armCloseTimer(then: () => void): void {
-    clearTimeout(this.closeTimer);
-    this.closeTimer = setTimeout(then, this.opts.closeTimeoutMs ?? 3000);
-    this.closeTimer.unref();
-  }
-
-  /** Frees everything and tells the engine once. Children first: QP (with the id), CQ, MRs. */
-  private finish(err?: Error): void {
-    if (this.state === State.Closed) return;
-    this.state = State.Closed;
-    clearTimeout(this.closeTimer);
+  protected override releasePending(): Array<() => void> {
     const e = new IserDataError('connection closed');
     for (const op of this.ops.values()) op.reject(e);
     this.ops.clear();
     for (let i = 0; i < this.dataOp.length; i++) { this.dataOp[i]?.reject(e); this.dataOp[i] = undefined }
-    const waiters = this.dataWaiters;
-    this.dataWaiters = [];
     for (const q of this.txQueue) q.done();
     this.txQueue = [];
-    this.sendBatch.reset(); // never posted: the QP is going away with its CQ
-    try { this.cm.destroy(this.id) } catch { /* already gone */ }
-    this.disp.close();
-    this.rx.close();
-    this.tx.close();
-    this.data.close();
-    // Waiters for data slots see Closed and give up (their slot index is meaningless now).
-    for (const w of waiters) try { w() } catch { /* pool closed */ }
+    return [];
+  }
+
+  protected override onClosed(err: Error | undefined): void {
     this.hooks.closed(this);
-    this.sink?.closed(err ?? this.closeError);
+    this.sink?.closed(err);
   }
 }

@@ -18,8 +18,8 @@
 // this channel.
 
 import {
-  BufferPool, CompletionDispatcher, CmEventType, MemoryRegistry, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native,
-  type CmEvent, type CompletionHandler, type DeviceResources, type NativeCmId, type NativeQp, type RdmaCm, type WorkCompletion,
+  ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
+  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RdmaCm, type WorkCompletion,
 } from '../verbs/index.js';
 import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
 import {
@@ -29,8 +29,6 @@ import {
 } from './iu.js';
 import type { LoginAccepted } from './login.js';
 
-const TWO32 = 4294967296;
-const SEND_BATCH = 128;
 /** Receive slots beyond the credits: IUs that take none (SRP_CRED_RSP, SRP_AER_RSP, a logout). */
 const SPARE_RECEIVES = 8;
 
@@ -68,8 +66,8 @@ export class SrpDataError extends Error {
   readonly code = 'SRP_DATA';
 }
 
-const enum State { Accepting, Established, Closing, Closed }
-const enum Kind { Recv = 0, Send = 1, Op = 2 }
+/** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits). */
+const enum Kind { Op = 2 }
 
 /** A signalled RDMA work request: its place in the send queue and what its completion does. */
 interface RdmaOp {
@@ -130,13 +128,7 @@ export class SrpTask implements FabricIO {
   }
 }
 
-export class SrpChannel implements CompletionHandler {
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly deviceName: string;
-  readonly readDepth: number;
+export class SrpChannel extends RcChannel {
   readonly login: LoginAccepted;
   session: SrpSessionLink | undefined;
   /** Commands in flight on this channel by tag. */
@@ -146,22 +138,8 @@ export class SrpChannel implements CompletionHandler {
   malformed = 0;
   externalTables = 0;
 
-  private state = State.Accepting;
-  private readonly disp: CompletionDispatcher;
-  private readonly qp: NativeQp;
-  private readonly rx: BufferPool;
-  private readonly tx: BufferPool;
-  private readonly data: BufferPool;
-  private readonly recvBatch: RecvBatch;
-  private readonly sendBatch: SendBatch;
-  private readonly maxRdma: number;
-  private readonly sqDepth: number;
-  private sqPosted = 0;
-  private sqDone = 0;
-  private readonly txSeq: Float64Array;
   private readonly ops = new Map<number, RdmaOp>();
   private nextOp = 0;
-  private dataWaiters: Array<() => void> = [];
   private sqWaiters: Array<{ n: number; go: () => void }> = [];
   private txWaiters: Array<() => void> = [];
   /** Credits the initiator holds (it spends one per SRP_CMD / SRP_TSK_MGMT). */
@@ -169,62 +147,29 @@ export class SrpChannel implements CompletionHandler {
   /** Credits to return with the next IU that carries req_lim_delta. */
   private pendingDelta = 0;
   private credCheck = false;
-  private closeTimer: NodeJS.Timeout | undefined;
-  private closeError: Error | undefined;
-  private closeWaitSends = false;
-  private flushScheduled = false;
-  private readonly flushSendsBound = (): void => { this.flushScheduled = false; this.flushSends() };
 
   constructor(
-    private readonly cm: RdmaCm,
-    readonly id: NativeCmId,
-    private readonly dev: DeviceResources,
-    private readonly registry: MemoryRegistry,
+    cm: RdmaCm,
+    id: NativeCmId,
+    dev: DeviceResources,
+    registry: MemoryRegistry,
     request: CmEvent,
-    limits: { maxQpWr: number; maxQpInitRdAtom: number; maxCqe: number },
+    limits: DeviceLimits,
     login: LoginAccepted,
     private readonly hooks: SrpChannelHooks,
-    private readonly opts: SrpChannelOptions = {},
+    opts: SrpChannelOptions = {},
   ) {
+    super(cm, id, dev, registry, request, limits, {
+      ring: login.credits + SPARE_RECEIVES, rxSlotSize: login.itIuLen,
+      sendSlots: login.credits + 16, txSlotSize: Math.max(login.tiIuLen, 64),
+      dataSlots: opts.dataSlots ?? 32, dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
+      readDepth: opts.readDepth, maxRdmaBytes: opts.maxRdmaBytes, closeTimeoutMs: opts.closeTimeoutMs,
+    });
     this.login = login;
-    this.localAddress = request.localAddress ?? '';
-    this.localPort = request.localPort ?? 0;
-    this.remoteAddress = request.remoteAddress ?? '';
-    this.remotePort = request.remotePort ?? 0;
-    this.deviceName = request.deviceName ?? id.deviceName ?? '';
-    this.readDepth = Math.max(1, Math.min(opts.readDepth ?? 16, request.initiatorDepth ?? 1, limits.maxQpInitRdAtom || 1));
-    this.maxRdma = opts.maxRdmaBytes ?? 1 << 20;
     this.creditsHeld = login.credits;
-    const ring = login.credits + SPARE_RECEIVES;
-    const sendSlots = login.credits + 16;
-    this.sqDepth = Math.min(limits.maxQpWr, 4096);
-    const c = native().constants;
-    const cqe = Math.min(this.sqDepth + ring + 16, limits.maxCqe || 65536);
-    this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + ring + 16);
-    this.disp.onBatchEnd = () => this.flushRecvs();
-    const pools: BufferPool[] = [];
-    try {
-      this.rx = new BufferPool(dev.pd, login.itIuLen, ring, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.rx);
-      this.tx = new BufferPool(dev.pd, Math.max(login.tiIuLen, 64), sendSlots, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.tx);
-      this.data = new BufferPool(dev.pd, opts.dataSlotSize ?? 128 * 1024, opts.dataSlots ?? 32, c.ACCESS_LOCAL_WRITE);
-      pools.push(this.data);
-      this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
-        maxSendWr: this.sqDepth, maxRecvWr: ring, maxSendSge: 1, maxRecvSge: 1,
-      });
-    } catch (e) {
-      for (const p of pools) p.close();
-      this.disp.close();
-      throw e;
-    }
-    this.recvBatch = new RecvBatch(ring);
-    this.sendBatch = new SendBatch(SEND_BATCH);
-    this.txSeq = new Float64Array(sendSlots);
-    cm.setHandler(id, (ev) => this.onCmEvent(ev));
   }
 
-  get describe(): string {
+  override get describe(): string {
     return `srp ${this.login.initiatorPort} ${this.remoteAddress}:${this.remotePort} (${this.deviceName})`;
   }
 
@@ -236,7 +181,7 @@ export class SrpChannel implements CompletionHandler {
   accept(loginRsp: Buffer): void {
     for (let s = this.rx.alloc(); s >= 0; s = this.rx.alloc()) this.postRecvSlot(s);
     this.flushRecvs();
-    this.id.accept({ privateData: loginRsp, initiatorDepth: this.readDepth, responderResources: 0, rnrRetryCount: 7, retryCount: 7 });
+    this.acceptWith(loginRsp);
   }
 
   /** Sends SRP_T_LOGOUT (target shutdown, §6.6), then closes gracefully. */
@@ -249,33 +194,14 @@ export class SrpChannel implements CompletionHandler {
     this.close();
   }
 
-  close(abort = false): void {
-    if (this.state === State.Closing || this.state === State.Closed) return;
-    const wasAccepting = this.state === State.Accepting;
-    this.state = State.Closing;
-    this.abortAll();
-    if (wasAccepting) { this.finish(); return }
-    if (!abort && this.sqPosted > this.sqDone) {
-      this.closeWaitSends = true;
-      this.armCloseTimer(() => this.disconnect());
-      return;
-    }
-    this.disconnect();
-  }
-
   // ---- receive path ------------------------------------------------------------------------
 
-  onCompletion(wc: WorkCompletion, cookie: number): void {
+  override onCompletion(wc: WorkCompletion, cookie: number): void {
     const kind = cookie & 3;
     const index = Math.floor(cookie / 4);
-    if (kind === Kind.Recv) return this.onRecv(wc, index);
-    if (kind === Kind.Send) {
-      this.advance(this.txSeq[index]!);
-      this.tx.free(index);
-      const w = this.txWaiters.shift();
-      if (w) w();
-      if (!wc.ok) return this.fail(`SEND completion ${wc.statusName}`, wc.status);
-      if (this.closeWaitSends && this.sqPosted === this.sqDone) { this.closeWaitSends = false; this.disconnect() }
+    if (kind === CookieKind.Recv) return this.onRecv(wc, index);
+    if (kind === CookieKind.Send) {
+      if (this.sendCompleted(wc, index)) this.txWaiters.shift()?.();
       return;
     }
     const op = this.ops.get(index);
@@ -595,9 +521,6 @@ export class SrpChannel implements CompletionHandler {
     const c = native().constants;
     const b = this.room(1);
     const signal = slot >= 0 || group !== undefined || this.sqPosted - this.sqDone > this.sqDepth / 2;
-    let lo = d.vaLo + remoteOffset;
-    let hi = d.vaHi;
-    if (lo >= TWO32) { const carry = Math.floor(lo / TWO32); hi = (hi + carry) >>> 0; lo -= carry * TWO32 }
     this.sqPosted++;
     if (signal) {
       const id = this.nextOp++ & 0x3fffffff;
@@ -607,7 +530,7 @@ export class SrpChannel implements CompletionHandler {
     } else {
       b.add(UNSIGNALED_WR_ID, opcode, 0, local, n, lkey, 0, d.key);
     }
-    b.setRemote(b.count - 1, hi, lo);
+    b.setRemote(b.count - 1, d.vaHi, d.vaLo + remoteOffset);
   }
 
   private sqRoom(n: number): Promise<void> | undefined {
@@ -615,140 +538,36 @@ export class SrpChannel implements CompletionHandler {
     return new Promise<void>((go) => this.sqWaiters.push({ n, go }));
   }
 
-  private advance(seq: number): void {
-    if (seq > this.sqDone) this.sqDone = seq;
+  protected override advance(seq: number): void {
+    super.advance(seq);
     while (this.sqWaiters.length && this.sqPosted - this.sqDone + this.sqWaiters[0]!.n <= this.sqDepth - 4) this.sqWaiters.shift()!.go();
-  }
-
-  private allocData(): Promise<number> {
-    const s = this.data.alloc();
-    if (s >= 0) return Promise.resolve(s);
-    return new Promise<number>((resolve) => this.dataWaiters.push(() => resolve(this.state === State.Closed ? -1 : this.data.alloc())));
-  }
-
-  private freeData(slot: number): void {
-    if (this.state === State.Closed) return;
-    this.data.free(slot);
-    const w = this.dataWaiters.shift();
-    if (w) w();
   }
 
   // ---- posting -------------------------------------------------------------------------------
 
-  private postRecvSlot(slot: number): void {
-    const b = this.recvBatch;
-    if (b.count >= b.maxWrs) this.flushRecvs();
-    b.add(this.disp.register(this, slot * 4 + Kind.Recv), this.rx.address(slot), this.rx.slotSize, this.rx.lkey);
-  }
-
-  private flushRecvs(): void {
-    const b = this.recvBatch;
-    if (b.count === 0) return;
-    try {
-      if (this.state !== State.Closed) this.qp.postRecv(b.words, b.count);
-    } catch (e) {
-      this.fail(`ibv_post_recv: ${(e as Error).message}`);
-    } finally {
-      b.reset();
-    }
-  }
-
-  private postSendSlot(slot: number, length: number): void {
-    const c = native().constants;
-    const b = this.room(1);
-    b.add(this.disp.register(this, slot * 4 + Kind.Send), c.WR_SEND, c.SEND_SIGNALED, this.tx.address(slot), length, this.tx.lkey);
-    this.txSeq[slot] = ++this.sqPosted;
-  }
-
-  private room(n: number): SendBatch {
-    const b = this.sendBatch;
-    if (b.count + n > b.maxWrs) this.flushSends();
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flushSendsBound);
-    }
-    return b;
-  }
-
-  private flushSends(): void {
-    const b = this.sendBatch;
-    if (b.count === 0) return;
-    try {
-      if (this.state !== State.Closed) this.qp.postSend(b.words, b.count);
-    } catch (e) {
-      this.fail(`ibv_post_send: ${(e as Error).message}`);
-    } finally {
-      b.reset();
-    }
-  }
-
   // ---- connection management ----------------------------------------------------------------
 
-  private onCmEvent(ev: CmEvent): void {
-    switch (ev.type) {
-      case CmEventType.Established:
-        if (this.state !== State.Accepting) return;
-        this.state = State.Established;
-        this.hooks.established(this);
-        return;
-      case CmEventType.Disconnected:
-      case CmEventType.TimewaitExit:
-        if (this.state === State.Established) { this.state = State.Closing; this.abortAll() }
-        this.finish();
-        return;
-      case CmEventType.DeviceRemoval:
-      case CmEventType.Rejected:
-      case CmEventType.ConnectError:
-      case CmEventType.Unreachable:
-        this.finish(new Error(`RDMA/CM ${ev.type} (status ${ev.status})`));
-        return;
-    }
+  protected override onEstablished(): void {
+    this.hooks.established(this);
   }
 
-  private fail(why: string, wcStatus?: number): void {
-    if (this.state === State.Closed) return;
-    const flushed = wcStatus === native().constants.WC_WR_FLUSH_ERR;
-    if (!flushed && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
-    if (this.state === State.Closing) return;
-    this.state = State.Closing;
+  protected override onClosing(): void {
     this.abortAll();
-    this.disconnect();
   }
 
-  private disconnect(): void {
-    // Posted work first: a T_LOGOUT or the last responses should reach the initiator.
-    this.flushSends();
-    try { this.id.disconnect() } catch { /* not connected */ }
-    this.armCloseTimer(() => this.finish());
-  }
-
-  private armCloseTimer(then: () => void): void {
-    clearTimeout(this.closeTimer);
-    this.closeTimer = setTimeout(then, this.opts.closeTimeoutMs ?? 3000);
-    this.closeTimer.unref();
-  }
-
-  /** Frees everything once. Children first: QP (with the id), CQ, MRs. */
-  private finish(err?: Error): void {
-    if (this.state === State.Closed) return;
-    this.state = State.Closed;
-    clearTimeout(this.closeTimer);
+  protected override releasePending(): Array<() => void> {
     this.abortAll();
     const e = new SrpDataError('channel closed');
     for (const op of this.ops.values()) if (op.group && !op.group.failed) { op.group.failed = true; op.group.reject(e) }
     this.ops.clear();
-    const waiters = [...this.dataWaiters, ...this.sqWaiters.map((w) => w.go), ...this.txWaiters];
-    this.dataWaiters = [];
+    const waiters = [...this.sqWaiters.map((w) => w.go), ...this.txWaiters];
     this.sqWaiters = [];
     this.txWaiters = [];
-    this.sendBatch.reset();
-    try { this.cm.destroy(this.id) } catch { /* already gone */ }
-    this.disp.close();
-    this.rx.close();
-    this.tx.close();
-    this.data.close();
-    for (const w of waiters) try { w() } catch { /* closed */ }
-    this.hooks.closed(this, err ?? this.closeError);
+    return waiters;
+  }
+
+  protected override onClosed(err: Error | undefined): void {
+    this.hooks.closed(this, err);
   }
 }
 

@@ -7,4 +7,5 @@ export * from './cm.js';
 export * from './device.js';
 export * from './registry.js';
 export * from './fabric.js';
+export * from './channel.js';
 export { sys } from './sys.js';

@@ -54,8 +54,10 @@ export class SendBatch {
    * exactly (a kernel peer's virtual addresses, 0xffff8880…).
    */
   setRemote(i: number, hi: number, lo: number): this {
-    this.words[this.starts[i] + 8] = lo >>> 0;
-    this.words[this.starts[i] + 9] = hi >>> 0;
+    // `lo` may be a low half plus an offset past 2^32: its carry goes into the high half.
+    const carry = lo >= TWO32 ? Math.floor(lo / TWO32) : 0;
+    this.words[this.starts[i] + 8] = (lo - carry * TWO32) >>> 0;
+    this.words[this.starts[i] + 9] = (hi + carry) >>> 0;
     return this;
   }
 

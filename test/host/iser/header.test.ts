@@ -95,4 +95,17 @@ describe('SendBatch.setRemote', () => {
     expect(b.words[at + 9]).toBe(0xffff8880);
     expect(b.words[b.offsetOf(0) + 8]).toBe(0);
   });
+
+  it('carries a low half pushed past 2^32 by an offset into the high half', () => {
+    const b = new SendBatch(1);
+    b.add(1, 0, 0, 0x1000, 16, 7, 0, 9);
+    // VA 0xffff8880_fff00000 + 2 MiB = 0xffff8881_00100000
+    b.setRemote(0, 0xffff8880, 0xfff00000 + 0x200000);
+    expect(b.words[b.offsetOf(0) + 8]).toBe(0x00100000);
+    expect(b.words[b.offsetOf(0) + 9]).toBe(0xffff8881);
+    // and wraps the high half the way the 64-bit sum does
+    b.setRemote(0, 0xffffffff, 0xffffffff + 1);
+    expect(b.words[b.offsetOf(0) + 8]).toBe(0);
+    expect(b.words[b.offsetOf(0) + 9]).toBe(0);
+  });
 });
