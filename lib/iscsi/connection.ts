@@ -340,6 +340,7 @@ export class IscsiConnection implements TransportSink {
     if (this.loginTimer) clearTimeout(this.loginTimer);
     session.connections.add(this);
     this.transport.enterFullFeature(params);
+    if (session.tpg) this.nop.configure(session.tpg.nopInterval, session.tpg.nopTimeout);
     this.nop.start();
   }
 

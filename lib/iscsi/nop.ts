@@ -29,7 +29,13 @@ export class NopKeeper {
   private outstanding: { ttt: number; sentAt: number } | undefined;
   lastReceive = Date.now();
 
-  constructor(private readonly conn: IscsiConnection, private readonly intervalMs: number, private readonly timeoutMs: number) {}
+  constructor(private readonly conn: IscsiConnection, private intervalMs: number, private timeoutMs: number) {}
+
+  /** The timers of the connection's TPG, known once the login has picked it (before start). */
+  configure(intervalMs: number, timeoutMs: number): void {
+    this.intervalMs = intervalMs;
+    this.timeoutMs = timeoutMs;
+  }
 
   start(): void {
     if (this.intervalMs <= 0 || this.timer) return;

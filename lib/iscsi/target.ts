@@ -43,6 +43,10 @@ export interface TpgOptions {
   cmdsnDepth?: number;
   /** Relative target port identifier (VPD 0x83); default the TPG tag. */
   relativePortId?: number;
+  /** Keep-alive for this TPG's sessions (ms; LIO nopin_timeout): default the target's nopInterval. */
+  nopInterval?: number;
+  /** NOP-In answer deadline for this TPG's sessions (ms; LIO nopin_response_timeout): default the target's nopTimeout. */
+  nopTimeout?: number;
 }
 
 export interface IscsiTargetOptions {
@@ -75,6 +79,9 @@ export interface TpgEntry {
   cmdWindow: number;
   core?: IscsiCore;
   relativePortId: number;
+  /** Keep-alive timers of its sessions' connections (ms), see NopKeeper. */
+  nopInterval: number;
+  nopTimeout: number;
 }
 
 export interface AclEntry {
@@ -178,6 +185,7 @@ export class IscsiTarget {
       generateNodeAcls: t.generateNodeAcls ?? false, authentication: t.authentication ?? false, chap: t.chap,
       prefs, rdmaPrefs, cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)), core: t.core ?? defaultCore,
       relativePortId: t.relativePortId ?? tpgt,
+      nopInterval: t.nopInterval ?? this.options.nopInterval, nopTimeout: t.nopTimeout ?? this.options.nopTimeout,
     };
     this.tpgs.push(e);
     return e;

@@ -73,6 +73,10 @@ export interface TpgAttributes {
   defaultCmdsnDepth: number;
   /** Seconds a login may take before the connection is dropped. */
   loginTimeout: number;
+  /** Seconds without a PDU from the initiator before a NOP-In ping (0 = no pings; LIO nopin_timeout). */
+  nopInTimeout: number;
+  /** Seconds a NOP-In ping may go unanswered before the connection is dropped (LIO nopin_response_timeout). */
+  nopInResponseTimeout: number;
 }
 
 export interface TpgConfig {
@@ -578,7 +582,7 @@ function checkParameters(c: Checker, path: string, v: unknown): Record<string, s
   return out;
 }
 
-const ATTR_KEYS = ['generateNodeAcls', 'authentication', 'demoModeWriteProtect', 'defaultCmdsnDepth', 'loginTimeout'] as const;
+const ATTR_KEYS = ['generateNodeAcls', 'authentication', 'demoModeWriteProtect', 'defaultCmdsnDepth', 'loginTimeout', 'nopInTimeout', 'nopInResponseTimeout'] as const;
 
 function checkTpg(c: Checker, path: string, v: unknown, named: Map<string, BackstoreConfig>): TpgConfig | undefined {
   const o = c.object(path, v, ['tag', 'enable', 'portals', 'luns', 'acls', 'attributes', 'chap', 'parameters']);
@@ -594,6 +598,8 @@ function checkTpg(c: Checker, path: string, v: unknown, named: Map<string, Backs
     demoModeWriteProtect: c.bool(join(ap, 'demoModeWriteProtect'), a.demoModeWriteProtect, false),
     defaultCmdsnDepth: a.defaultCmdsnDepth === undefined ? 64 : c.int(join(ap, 'defaultCmdsnDepth'), a.defaultCmdsnDepth, 1, 512) ?? 64,
     loginTimeout: a.loginTimeout === undefined ? 15 : c.int(join(ap, 'loginTimeout'), a.loginTimeout, 1, 3600, 'an integer number of seconds') ?? 15,
+    nopInTimeout: a.nopInTimeout === undefined ? 15 : c.int(join(ap, 'nopInTimeout'), a.nopInTimeout, 0, 3600, 'an integer number of seconds') ?? 15,
+    nopInResponseTimeout: a.nopInResponseTimeout === undefined ? 30 : c.int(join(ap, 'nopInResponseTimeout'), a.nopInResponseTimeout, 1, 3600, 'an integer number of seconds') ?? 30,
   };
 
   const portals: PortalConfig[] = [];

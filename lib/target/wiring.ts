@@ -146,6 +146,8 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             authentication: g.attributes.authentication,
             parameters: keys,
             cmdsnDepth: g.attributes.defaultCmdsnDepth,
+            nopInterval: g.attributes.nopInTimeout * 1000,
+            nopTimeout: g.attributes.nopInResponseTimeout * 1000,
           };
           if (TargetAlias !== undefined) tpg.alias = TargetAlias;
           if (g.chap) tpg.chap = { ...g.chap };

@@ -110,6 +110,22 @@ describe('NOP keep-alive (§11.19)', () => {
     expect(t.core.lost.length).toBe(1);
     await t.done();
   });
+  it("a TPG's own timers override the target's (keep-alive off target-wide, on for this TPG)", async () => {
+    const t = await setup({ nopInterval: 0 }, { nopInterval: 100, nopTimeout: 200 });
+    const i = await t.login();
+    const t0 = Date.now();
+    await Promise.race([i.closedPromise, new Promise((_, rej) => setTimeout(() => rej(new Error('not dropped')), 3000))]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    await t.done();
+  });
+  it('a TPG with keep-alive off sends no ping, though the target-wide timers would', async () => {
+    const t = await setup({ nopInterval: 50, nopTimeout: 100 }, { nopInterval: 0 });
+    const i = await t.login();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(i.closed).toBe(false);
+    expect((await i.scsi(tur())).status).toBe(0);
+    await t.done();
+  });
 });
 
 describe('shutdown (§11.9.1)', () => {

@@ -66,7 +66,7 @@ describe('config: good documents', () => {
     const c = ok(base());
     const tpg = c.targets[0]!.tpgs[0]!;
     expect(tpg.enable).toBe(true);
-    expect(tpg.attributes).toEqual({ generateNodeAcls: false, authentication: false, demoModeWriteProtect: false, defaultCmdsnDepth: 64, loginTimeout: 15 });
+    expect(tpg.attributes).toEqual({ generateNodeAcls: false, authentication: false, demoModeWriteProtect: false, defaultCmdsnDepth: 64, loginTimeout: 15, nopInTimeout: 15, nopInResponseTimeout: 30 });
     expect(c.backstores[0]).toEqual({ name: 'disk0', type: 'file', path: '/srv/disk0.img', size: 64 * 1024 ** 2, blockSize: 512, readOnly: false, thin: false });
     expect(tpg.luns[1]!.backstore).toEqual({ type: 'ram', size: 1048576, blockSize: 512, readOnly: false, thin: true });
     expect(tpg.acls[0]!.mappedLuns).toEqual([{ lun: 0, tpgLun: 0, readOnly: false }, { lun: 5, tpgLun: 1, readOnly: true }]);
@@ -141,7 +141,8 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   ['targets not array', (d) => (d.targets = {}), ['targets: must be an array, got an object']],
   ['unknown top-level key with hint', (d) => (d.target = []), ['target: unknown field (did you mean "targets"?); allowed: targets, backstores, discoveryAuth, srp, stateDir, control, $schema, comment']],
   ['LIO spelling of an attribute', (d) => (d.targets[0].tpgs[0].attributes = { generate_node_acls: 1 }),
-    ['targets[0].tpgs[0].attributes.generate_node_acls: unknown field (did you mean "generateNodeAcls"?); allowed: generateNodeAcls, authentication, demoModeWriteProtect, defaultCmdsnDepth, loginTimeout']],
+    ['targets[0].tpgs[0].attributes.generate_node_acls: unknown field (did you mean "generateNodeAcls"?); allowed: generateNodeAcls, authentication, demoModeWriteProtect, defaultCmdsnDepth, loginTimeout, nopInTimeout, nopInResponseTimeout']],
+  ['NOP-In response timeout of 0', (d) => (d.targets[0].tpgs[0].attributes = { nopInResponseTimeout: 0 }), ['targets[0].tpgs[0].attributes.nopInResponseTimeout: must be an integer number of seconds 1–3600, got 0']],
   ['attribute not boolean', (d) => (d.targets[0].tpgs[0].attributes = { generateNodeAcls: 'yes' }), ['targets[0].tpgs[0].attributes.generateNodeAcls: must be true or false, got "yes"']],
   ['duplicate tag', (d) => d.targets[0].tpgs.push({ tag: 1, portals: [{ port: 3261 }], attributes: { generateNodeAcls: true } }), ['targets[0].tpgs[1].tag: duplicates targets[0].tpgs[0].tag 1']],
   ['portal in two TPGs of one target', (d) => d.targets[0].tpgs.push({ tag: 2, portals: [{ port: 3260 }], attributes: { generateNodeAcls: true } }), ['targets[0].tpgs[1].portals[0]: is also a portal of targets[0].tpgs[0] in the same target']],
