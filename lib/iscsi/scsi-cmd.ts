@@ -40,6 +40,11 @@ export interface R2TRecord {
   fail: (e: Error) => void;
 }
 
+/** What `r2ts` is for the (most) tasks that never send an R2T: no Set per command. */
+const NO_R2TS: ReadonlySet<R2TRecord> = new Set();
+
+type Waiter = { ok: () => void; fail: (e: Error) => void };
+
 function mapAttr(a: number): TaskAttribute {
   switch (a) {
     case 2: return TaskAttribute.Ordered;
@@ -66,13 +71,14 @@ export class ScsiTask implements TaskRef, FabricIO {
   unsolReceived = 0;
   unsolDone = true;
   unsolDataSN = 0;
-  private unsolWaiters: Array<{ ok: () => void; fail: (e: Error) => void }> = [];
+  /** Created by the first wait: most commands never wait for unsolicited data. */
+  private unsolWaiters: Waiter[] | undefined;
 
   /** DataSN/R2TSN share one numbering per task (§11.7.5, §11.8.3). */
   dataSN = 0;
   dataInBytes = 0;
   private held: { offset: number; data: Uint8Array } | undefined;
-  readonly r2ts = new Set<R2TRecord>();
+  private r2tSet: Set<R2TRecord> | undefined;
   aborted = false;
   /** Sense to report when a Data-Out sequence error failed the task (kept the connection). */
   dataError: Uint8Array | undefined;
@@ -86,9 +92,10 @@ export class ScsiTask implements TaskRef, FabricIO {
     this.cmdSN = pdu.cmdSN;
     this.immediate = pdu.immediate;
     this.expectedLength = pdu.edtl;
-    let cdb: Uint8Array = Uint8Array.from(pdu.cdb);
+    // A copy: the BHS the CDB is a view of belongs to the transport's receive buffer.
+    let cdb: Uint8Array = pdu.cdb.slice();
     let bidi = 0;
-    for (const a of parseAhs(ahs) ?? []) {
+    if (ahs.length) for (const a of parseAhs(ahs) ?? []) {
       if (a.type === AhsType.ExtendedCdb) {
         const full = new Uint8Array(16 + a.body.length);
         full.set(cdb, 0); full.set(a.body, 16);
@@ -100,6 +107,11 @@ export class ScsiTask implements TaskRef, FabricIO {
     this.bidiReadLength = bidi;
     this.direction = pdu.read && pdu.write ? DataDirection.Bidi : pdu.write ? DataDirection.Write : pdu.read ? DataDirection.Read : DataDirection.None;
     this.command = { lun: pdu.lun, cdb, tag: pdu.itt, attribute: mapAttr(pdu.attr), expectedLength: pdu.edtl, direction: this.direction };
+  }
+
+  /** Outstanding R2Ts (the connection reads on while a task waits for Data-Out). */
+  get r2ts(): ReadonlySet<R2TRecord> {
+    return this.r2tSet ?? NO_R2TS;
   }
 
   get unsolicitedLength(): number {
@@ -158,14 +170,14 @@ export class ScsiTask implements TaskRef, FabricIO {
   private finishUnsolicited(): void {
     this.unsolDone = true;
     const w = this.unsolWaiters;
-    this.unsolWaiters = [];
-    for (const x of w) x.ok();
+    this.unsolWaiters = undefined;
+    if (w) for (const x of w) x.ok();
   }
 
   private waitUnsolicited(): Promise<void> {
     if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
     if (this.unsolDone) return Promise.resolve();
-    return new Promise((ok, fail) => this.unsolWaiters.push({ ok, fail }));
+    return new Promise((ok, fail) => (this.unsolWaiters ??= []).push({ ok, fail }));
   }
 
   // ---- FabricIO -------------------------------------------------------------------------
@@ -219,10 +231,10 @@ export class ScsiTask implements TaskRef, FabricIO {
     return new Promise<void>((done, fail) => {
       const rec: R2TRecord = {
         task: this, ttt: conn.allocTtt(), offset, length, received: 0, nextDataSN: 0, into, intoOffset,
-        done: () => { this.r2ts.delete(rec); conn.r2ts.delete(rec.ttt); done() },
-        fail: (e) => { this.r2ts.delete(rec); conn.r2ts.delete(rec.ttt); fail(e) },
+        done: () => { this.r2tSet!.delete(rec); conn.r2ts.delete(rec.ttt); done() },
+        fail: (e) => { this.r2tSet!.delete(rec); conn.r2ts.delete(rec.ttt); fail(e) },
       };
-      this.r2ts.add(rec);
+      (this.r2tSet ??= new Set()).add(rec);
       conn.r2ts.set(rec.ttt, rec);
       conn.updateReceive(); // a task now waits for Data-Out: keep reading
       const s = conn.session!;
@@ -304,8 +316,8 @@ export class ScsiTask implements TaskRef, FabricIO {
     for (const r of [...this.r2ts]) r.fail(e);
     this.unsolDone = true;
     const w = this.unsolWaiters;
-    this.unsolWaiters = [];
-    for (const x of w) x.fail(e);
+    this.unsolWaiters = undefined;
+    if (w) for (const x of w) x.fail(e);
   }
 
   // ---- completion ---------------------------------------------------------------------
@@ -325,7 +337,9 @@ export class ScsiTask implements TaskRef, FabricIO {
       if (this.held) this.held = undefined;
       return this.respond(c, ScsiResponseCode.TargetFailure);
     }
-    return this.respond(c, ScsiResponseCode.CommandCompleted);
+    // Awaited rather than returned: an async function returning a promise adopts it through
+    // an extra job (and promise) per command.
+    await this.respond(c, ScsiResponseCode.CommandCompleted);
   }
 
   private async respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
@@ -391,8 +405,8 @@ export class ScsiTask implements TaskRef, FabricIO {
     const e = new TaskAbortedError(reason);
     for (const r of [...this.r2ts]) r.fail(e);
     const w = this.unsolWaiters;
-    this.unsolWaiters = [];
-    for (const x of w) x.fail(e);
+    this.unsolWaiters = undefined;
+    if (w) for (const x of w) x.fail(e);
     // The task stays in the table until the core gives it back, so a late Data-Out finds
     // an aborted task rather than a reused ITT.
   }

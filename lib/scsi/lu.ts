@@ -12,11 +12,11 @@ import { RangeLocks } from './rangelock.js';
 import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
-import { directionLengths, nexusKey } from './task.js';
+import { nexusKey } from './task.js';
 import { TaskSet } from './taskset.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
-import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from './types.js';
+import { DataDirection, type Backstore, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction, type TmfResponse } from './types.js';
 
 export interface LogicalUnitOptions {
   backstore: Backstore;
@@ -114,7 +114,18 @@ export class LogicalUnit {
   }
 
   /** Executes one command from a LUN view. */
-  async execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
+  execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
+    // Not an async function: the checks answer synchronously and a command that passes
+    // them gets run()'s promise itself, not one more promise wrapped around it.
+    try {
+      const r = this.dispatch(cmd, nexus, io, mappedReadOnly, luns);
+      return r instanceof Promise ? r : Promise.resolve(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private dispatch(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): ScsiCompletion | Promise<ScsiCompletion> {
     const key = nexusKey(nexus);
     this.ua.arrive(key, nexus);
     const entry = lookup(cmd.cdb);
@@ -162,10 +173,16 @@ export class LogicalUnit {
   ): Promise<ScsiCompletion> {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
     if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
-    const t: Task = { cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key, ...directionLengths(cmd), aborted: false };
-    const { entry, before } = this.tasks.enter(t, cmd.tag, cmd.attribute);
+    // The lengths written out rather than spread from directionLengths(): a spread in an
+    // object literal per command is a slow path in V8.
+    const len = Math.max(0, cmd.expectedLength);
+    const t: Task = {
+      cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key,
+      inLength: cmd.direction & DataDirection.Read ? len : 0, outLength: cmd.direction & DataDirection.Write ? len : 0, aborted: false,
+    };
+    const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
     try {
-      if (before.length) await Promise.race([Promise.all(before), entry.abortedSignal]);
+      if (entry.before) await Promise.race([Promise.all(entry.before), entry.abortedSignal]);
       // An aborted task ends with TASK ABORTED (SAM-5 5.6): the fabric sends it to other
       // I_T nexuses (TAS=1 in the control mode page) and nothing to the one that aborted it.
       if (t.aborted) return aborted();

@@ -1,31 +1,64 @@
 // LBA range locks: a writer holds [lba, lba+blocks) while it reads-modifies-writes or moves
 // Data-Out into the LU, so COMPARE AND WRITE is atomic against every other write to its
 // range (SBC-3 5.2) and overlapping writes land whole, one after the other.
+//
+// Every WRITE takes one, so the uncontended case is synchronous (tryLock/unlock, no promise
+// or closure); a holder's promise exists only once a writer waits for it.
 
-interface Held {
-  lba: number;
-  end: number;
-  done: Promise<void>;
+export class Held {
+  private released = false;
+  private donePromise: Promise<void> | undefined;
+  private resolveDone: (() => void) | undefined;
+
+  constructor(readonly lba: number, readonly end: number) {}
+
+  /** Resolves when the holder releases the range. */
+  get done(): Promise<void> {
+    if (!this.donePromise) this.donePromise = this.released ? Promise.resolve() : new Promise<void>((r) => (this.resolveDone = r));
+    return this.donePromise;
+  }
+
+  release(): void {
+    this.released = true;
+    this.resolveDone?.();
+  }
 }
 
 export class RangeLocks {
   private held: Held[] = [];
 
-  /** Waits until no holder overlaps the range, takes it, and returns its release. */
-  async lock(lba: number, blocks: number): Promise<() => void> {
+  /** Takes the range if no holder overlaps it; undefined if one does. Release with unlock(). */
+  tryLock(lba: number, blocks: number): Held | undefined {
+    const end = lba + blocks;
+    const held = this.held;
+    for (let i = 0; i < held.length; i++) if (held[i].lba < end && lba < held[i].end) return undefined;
+    const h = new Held(lba, end);
+    held.push(h);
+    return h;
+  }
+
+  /** Waits until no holder overlaps the range and takes it. Release with unlock(). */
+  async acquire(lba: number, blocks: number): Promise<Held> {
     const end = lba + blocks;
     for (;;) {
-      const c = this.held.find((l) => l.lba < end && lba < l.end);
-      if (!c) break;
-      await c.done;
+      const h = this.tryLock(lba, blocks);
+      if (h) return h;
+      await this.held.find((l) => l.lba < end && lba < l.end)!.done;
     }
-    let release!: () => void;
-    const l: Held = { lba, end, done: new Promise<void>((r) => (release = r)) };
-    this.held.push(l);
-    return () => {
-      const i = this.held.indexOf(l);
-      if (i >= 0) this.held.splice(i, 1);
-      release();
-    };
+  }
+
+  unlock(h: Held): void {
+    const held = this.held;
+    const i = held.indexOf(h);
+    // pop() for the usual last (or only) holder: splice() returns a fresh array.
+    if (i === held.length - 1) held.pop();
+    else if (i >= 0) held.splice(i, 1);
+    h.release();
+  }
+
+  /** Waits until no holder overlaps the range, takes it, and returns its release. */
+  async lock(lba: number, blocks: number): Promise<() => void> {
+    const h = await this.acquire(lba, blocks);
+    return () => this.unlock(h);
   }
 }

@@ -21,7 +21,11 @@ function writeProtected(t: Task): void {
   if (t.mappedReadOnly || t.lu.writeProtected) throw new ScsiError(SenseKey.DataProtect, Asc.WriteProtected);
 }
 
-export async function read(t: Task): Promise<number> {
+// READ and WRITE are not async themselves: they hand on moveIn's / moveOut's promise
+// rather than wrap it in one more (an async function returning a promise costs a promise
+// and extra microtask turns per command). Their CDB checks throw synchronously, which the
+// dispatcher's try (lu.ts run) catches as it catches a rejection.
+export function read(t: Task): Promise<number> {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Read6) checkProtect(cdb);
   const r = lbaRange(cdb);
@@ -57,7 +61,7 @@ async function moveIn(t: Task, lba: number, blocks: number): Promise<number> {
   return total;
 }
 
-export async function write(t: Task): Promise<number> {
+export function write(t: Task): Promise<number> {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Write6) checkProtect(cdb);
   const r = lbaRange(cdb);
@@ -75,7 +79,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
   const moved = Math.min(total, t.outLength);
   if (moved === 0) return total;
   const nb = Math.ceil(moved / bs);
-  const unlock = await lu.lockRange(lba, nb);
+  const held = lu.locks.tryLock(lba, nb) ?? (await lu.locks.acquire(lba, nb));
   try {
     // Aborted while waiting for an overlapping writer: nothing of it may reach the medium.
     if (t.aborted) return total;
@@ -105,7 +109,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
       lu.pool.release(buf);
     }
   } finally {
-    unlock();
+    lu.locks.unlock(held);
   }
   return total;
 }

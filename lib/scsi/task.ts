@@ -31,8 +31,21 @@ export function directionLengths(cmd: ScsiCommand): { inLength: number; outLengt
   return { inLength: cmd.direction & DataDirection.Read ? len : 0, outLength: cmd.direction & DataDirection.Write ? len : 0 };
 }
 
+/**
+ * Keys by nexus object: a fabric keeps one Nexus per I_T nexus (the iSCSI session's, the
+ * SRP channel's) and every command looks its key up, so building the string (and hashing
+ * a fresh one in the UA and task-set maps) per command is avoided. Nexus fields are never
+ * changed after the fabric made it.
+ */
+const nexusKeys = new WeakMap<Nexus, string>();
+
 export function nexusKey(n: Nexus): string {
-  return `${n.initiatorPort}\u0000${n.targetPort}`;
+  let k = nexusKeys.get(n);
+  if (k === undefined) {
+    k = `${n.initiatorPort}\u0000${n.targetPort}`;
+    nexusKeys.set(n, k);
+  }
+  return k;
 }
 
 /** Sends `len` bytes of a response built in `buf`, as far as the fabric expects them; returns `len`. */

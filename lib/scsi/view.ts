@@ -40,8 +40,18 @@ export class LunView implements IscsiCore, ScsiTargetCore {
     this.luns = [...this.byLun.keys()].sort((a, b) => a - b);
   }
 
-  async submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
-    const e = this.byLun.get(decodeLun(cmd.lun));
+  /** The LUN field last seen and its entry: BigInt decoding per command costs, and commands mostly go to one LUN after another. */
+  private lastLun: bigint | undefined;
+  private lastEntry: ViewEntry | undefined;
+
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
+    let e: ViewEntry | undefined;
+    if (cmd.lun === this.lastLun) e = this.lastEntry;
+    else {
+      e = this.byLun.get(decodeLun(cmd.lun));
+      if (e) { this.lastLun = cmd.lun; this.lastEntry = e }
+    }
+    // Not async itself: the LU's promise is returned as it is, without a wrapper per command.
     if (e) return e.lu.execute(cmd, nexus, io, e.readOnly, this.luns);
     return this.noSuchLun(cmd, io);
   }
