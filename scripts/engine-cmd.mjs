@@ -142,7 +142,7 @@ function makeRunner(t, qd, write, imm) {
   t.onResponse = (ittv) => {
     done++;
     ready[readyN++] = ittv >>> 24;
-    if (!scheduled) { scheduled = true; queueMicrotask(drain) }
+    if (!scheduled) { scheduled = true; DONE.then(drain) } // not queueMicrotask: it binds an AsyncResource per call
   };
   return (count) => new Promise((resolve) => {
     target = issued + count;

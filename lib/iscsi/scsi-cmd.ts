@@ -45,6 +45,8 @@ const NO_R2TS: ReadonlySet<R2TRecord> = new Set();
 
 type Waiter = { ok: () => void; fail: (e: Error) => void };
 
+const RESOLVED: Promise<void> = Promise.resolve();
+
 function mapAttr(a: number): TaskAttribute {
   switch (a) {
     case 2: return TaskAttribute.Ordered;
@@ -246,17 +248,24 @@ export class ScsiTask implements TaskRef, FabricIO {
     });
   }
 
-  async dataIn(from: Uint8Array, offset: number): Promise<void> {
-    if (this.aborted) throw new TaskAbortedError('task aborted');
+  dataIn(from: Uint8Array, offset: number): Promise<void> {
+    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
     const limit = this.readLength;
     const len = Math.min(from.length, Math.max(0, limit - offset));
-    if (len <= 0) return; // overflow: never send beyond the expected length (§11.4.5.1)
+    if (len <= 0) return RESOLVED; // overflow: never send beyond the expected length (§11.4.5.1)
     const t = this.conn.transport;
-    if (t.deliverDataIn) {
-      await t.deliverDataIn(this, from.subarray(0, len), offset);
-      this.dataInBytes = Math.max(this.dataInBytes, offset + len);
-      return;
-    }
+    // The transport's own data movement (iSER's RDMA WRITE): its promise with one .then(),
+    // no async frame per command.
+    if (t.deliverDataIn) return t.deliverDataIn(this, from.subarray(0, len), offset).then(() => this.delivered(offset + len));
+    return this.dataInPdus(from, offset, limit, len);
+  }
+
+  private delivered(end: number): void {
+    this.dataInBytes = Math.max(this.dataInBytes, end);
+  }
+
+  /** Data-In PDUs (TCP), the end held back to carry the status (§11.7.3). */
+  private async dataInPdus(from: Uint8Array, offset: number, limit: number, len: number): Promise<void> {
     if (this.held) this.flushHeld(false);
     const end = offset + len;
     let tail = 0;
@@ -337,20 +346,33 @@ export class ScsiTask implements TaskRef, FabricIO {
       if (this.held) this.held = undefined;
       return this.respond(c, ScsiResponseCode.TargetFailure);
     }
-    // Awaited rather than returned: an async function returning a promise adopts it through
-    // an extra job (and promise) per command.
-    await this.respond(c, ScsiResponseCode.CommandCompleted);
+    // Awaited (only when the transport pushes back) rather than returned: an async function
+    // returning a promise adopts it through an extra job (and promise) per command.
+    const w = this.respond(c, ScsiResponseCode.CommandCompleted);
+    if (w) await w;
   }
 
-  private async respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
-    if (this.aborted) return this.finish();
+  /**
+   * Send the status; returns the transport's backpressure promise, if any. Not async: the
+   * usual command has nothing to wait for here, and an async frame per command costs.
+   */
+  private respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> | undefined {
+    if (this.aborted) { this.finish(); return undefined }
     if (this.dataError) { c = { status: 0x02, transferred: 0, sense: this.dataError }; this.held = undefined }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
-    if (!this.unsolDone) {
-      try { await this.waitUnsolicited() } catch { return this.finish() }
-    }
-    if (this.aborted) return this.finish();
+    if (!this.unsolDone) return this.respondAfterUnsolicited(c, response);
+    return this.sendStatus(c, response);
+  }
+
+  private async respondAfterUnsolicited(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
+    try { await this.waitUnsolicited() } catch { return this.finish() }
+    const w = this.sendStatus(c, response);
+    if (w) await w;
+  }
+
+  private sendStatus(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> | undefined {
+    if (this.aborted) { this.finish(); return undefined }
     const conn = this.conn;
     const s = conn.session!;
     // Residuals (§11.4.5): against EDTL for the write (or only) direction; the read side of
@@ -367,8 +389,7 @@ export class ScsiTask implements TaskRef, FabricIO {
       this.held = undefined;
       const w = this.sendDataIn(h.data, h.offset, true, { status: c.status, over, under });
       this.finish();
-      if (w) await w;
-      return;
+      return w;
     }
     if (this.held) this.flushHeld(true);
     let data: Uint8Array | undefined;
@@ -384,8 +405,7 @@ export class ScsiTask implements TaskRef, FabricIO {
       expDataSN: this.dataSN, bidiResidual: bidiUnder, residual: over || under,
     });
     this.finish();
-    const w = conn.sendPdu(bhs, data);
-    if (w) await w;
+    return conn.sendPdu(bhs, data);
   }
 
   private finish(): void {

@@ -19,12 +19,97 @@ export interface SessionKey {
   tpgt: number;
 }
 
+/**
+ * The session's tasks by ITT: an open-addressing table (linear probing, deletion by
+ * backward shift) in place of a Map. Every command adds and removes one entry, and a V8
+ * Map whose deletes leave it under a quarter full (at queue depth 1: every delete)
+ * reallocates its table in a runtime call: a fifth of the engine's CPU per command.
+ */
+export class TaskTable {
+  private bits = 4;
+  private keys = new Uint32Array(1 << this.bits);
+  private vals: Array<ScsiTask | undefined> = new Array<ScsiTask | undefined>(1 << this.bits).fill(undefined);
+  private n = 0;
+
+  get size(): number { return this.n }
+
+  private home(itt: number): number { return Math.imul(itt, 0x9e3779b1) >>> (32 - this.bits) }
+
+  private find(itt: number): number {
+    const mask = this.vals.length - 1;
+    for (let i = this.home(itt); ; i = (i + 1) & mask) {
+      if (this.vals[i] === undefined) return -1;
+      if (this.keys[i] === itt) return i;
+    }
+  }
+
+  get(itt: number): ScsiTask | undefined {
+    const i = this.find(itt >>> 0);
+    return i < 0 ? undefined : this.vals[i];
+  }
+
+  has(itt: number): boolean { return this.find(itt >>> 0) >= 0 }
+
+  set(itt: number, task: ScsiTask): this {
+    itt >>>= 0;
+    if ((this.n + 1) * 2 > this.vals.length) this.grow();
+    const mask = this.vals.length - 1;
+    let i = this.home(itt);
+    while (this.vals[i] !== undefined && this.keys[i] !== itt) i = (i + 1) & mask;
+    if (this.vals[i] === undefined) this.n++;
+    this.keys[i] = itt;
+    this.vals[i] = task;
+    return this;
+  }
+
+  delete(itt: number): boolean {
+    let i = this.find(itt >>> 0);
+    if (i < 0) return false;
+    const mask = this.vals.length - 1;
+    this.vals[i] = undefined;
+    this.n--;
+    // Move back the entries after the hole that could not sit at their home slot or between it and the hole.
+    for (let j = (i + 1) & mask; this.vals[j] !== undefined; j = (j + 1) & mask) {
+      const h = this.home(this.keys[j]);
+      if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+        this.keys[i] = this.keys[j];
+        this.vals[i] = this.vals[j];
+        this.vals[j] = undefined;
+        i = j;
+      }
+    }
+    return true;
+  }
+
+  clear(): void {
+    this.vals.fill(undefined);
+    this.n = 0;
+  }
+
+  /** A snapshot: callers abort tasks while they walk it. */
+  values(): ScsiTask[] {
+    const out: ScsiTask[] = [];
+    for (const v of this.vals) if (v !== undefined) out.push(v);
+    return out;
+  }
+
+  private grow(): void {
+    const old = this.vals;
+    const oldKeys = this.keys;
+    this.bits++;
+    this.keys = new Uint32Array(1 << this.bits);
+    this.vals = new Array<ScsiTask | undefined>(1 << this.bits).fill(undefined);
+    this.n = 0;
+    for (let i = 0; i < old.length; i++) if (old[i] !== undefined) this.set(oldKeys[i], old[i]!);
+  }
+}
+
 /** One queued non-immediate request waiting for its CmdSN turn. */
 type Deliver = () => void;
 
 export class IscsiSession {
   readonly connections = new Set<IscsiConnection>();
-  readonly tasks = new Map<number, ScsiTask>();
+  readonly tasks = new TaskTable();
   expCmdSN: number;
   private maxCmdSNValue: number;
   private readonly pending = new Map<number, Deliver>();

@@ -130,7 +130,7 @@ export class LogicalUnit {
     this.ua.arrive(key, nexus);
     const entry = lookup(cmd.cdb);
     if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
-      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key), entry.handler);
     }
     const ua = this.ua.take(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
@@ -149,7 +149,7 @@ export class LogicalUnit {
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
     if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
-    return this.run(cmd, nexus, io, mappedReadOnly, luns, key, entry.handler);
+    return this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key), entry.handler);
   }
 
   /**
@@ -162,24 +162,21 @@ export class LogicalUnit {
     return undefined;
   }
 
-  private async run(
-    cmd: ScsiCommand,
-    nexus: Nexus,
-    io: FabricIO,
-    mappedReadOnly: boolean,
-    luns: readonly number[],
-    key: string,
-    handler: (t: Task) => Promise<number>,
-  ): Promise<ScsiCompletion> {
-    // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
-    if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
+  private task(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], key: string): Task {
     // The lengths written out rather than spread from directionLengths(): a spread in an
     // object literal per command is a slow path in V8.
     const len = Math.max(0, cmd.expectedLength);
-    const t: Task = {
+    return {
       cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key,
       inLength: cmd.direction & DataDirection.Read ? len : 0, outLength: cmd.direction & DataDirection.Write ? len : 0, aborted: false,
     };
+  }
+
+  /** Takes the task through the task set to its handler. Few parameters: an async function keeps them all in its frame. */
+  private async run(t: Task, handler: (t: Task) => Promise<number>): Promise<ScsiCompletion> {
+    // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
+    if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
+    const cmd = t.cmd;
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
     try {
       if (entry.before) await Promise.race([Promise.all(entry.before), entry.abortedSignal]);
