@@ -105,7 +105,7 @@ function makeSlots(qd, write, imm) {
     bhs[32] = write ? 0x2a : 0x28; // WRITE(10) / READ(10)
     bhs[39] = 0; bhs[40] = 8; // TRANSFER LENGTH 8 blocks (CDB bytes 7-8)
     const data = imm ? new Uint8Array(BS).fill(0x5a) : new Uint8Array(0);
-    slots.push({ bhs, rx: { bhs, ahs: new Uint8Array(0), data } });
+    slots.push({ bhs, data, rx: { bhs, ahs: new Uint8Array(0), data } });
   }
   return slots;
 }
@@ -129,6 +129,11 @@ function makeRunner(t, qd, write, imm) {
     w32(s.bhs, 24, cmdSN); cmdSN = (cmdSN + 1) >>> 0;
     w32(s.bhs, 34, lba);
     issued++;
+    if (imm) {
+      // As a transport does: ask where the data segment goes, receive it there.
+      const dst = t.sink.dataDestination(s.bhs, BS);
+      if (dst) { dst.set(s.data); s.rx.data = dst } else s.rx.data = s.data;
+    }
     t.sink.receive(s.rx, undefined);
   };
   const drain = () => {

@@ -184,24 +184,32 @@ export class ScsiTask implements TaskRef, FabricIO {
 
   // ---- FabricIO -------------------------------------------------------------------------
 
-  async dataOut(into: Uint8Array, offset: number): Promise<void> {
-    if (this.aborted) throw new TaskAbortedError('task aborted');
+  dataOut(into: Uint8Array, offset: number): Promise<void> {
+    // Not async: with the unsolicited data in (or none) this is a copy and the transport's
+    // promise, and an async frame per command costs.
+    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
     const end = offset + into.length;
-    if (end > this.expectedLength) throw new RangeError(`Data-Out beyond EDTL ${this.expectedLength}`);
+    if (end > this.expectedLength) return Promise.reject(new RangeError(`Data-Out beyond EDTL ${this.expectedLength}`));
     let pos = offset;
     if (this.unsolBuf) {
-      if (!this.unsolDone && pos < this.unsolLimit) await this.waitUnsolicited();
+      if (!this.unsolDone && pos < this.unsolLimit) return this.dataOutAfterUnsolicited(into, offset);
       if (pos < this.unsolReceived) {
         const n = Math.min(end, this.unsolReceived) - pos;
         into.set(this.unsolBuf.subarray(pos, pos + n), 0);
         pos += n;
       }
     }
-    if (pos >= end) return;
-    const rest = into.subarray(pos - offset);
+    if (pos >= end) return RESOLVED;
+    const rest = pos === offset ? into : into.subarray(pos - offset);
     const t = this.conn.transport;
-    if (t.obtainDataOut) { await t.obtainDataOut(this, rest, pos); return }
-    await this.solicit(rest, pos);
+    if (t.obtainDataOut) return t.obtainDataOut(this, rest, pos);
+    return this.solicit(rest, pos);
+  }
+
+  /** The unsolicited data is still arriving: wait for all of it, then go on as above. */
+  private async dataOutAfterUnsolicited(into: Uint8Array, offset: number): Promise<void> {
+    await this.waitUnsolicited();
+    await this.dataOut(into, offset);
   }
 
   /** R2T loop (§11.8): bursts of MaxBurstLength, at most MaxOutstandingR2T at once. */
