@@ -63,7 +63,10 @@ class FakeTransport {
   }
   // iSER: the RDMA operations complete at once (a resolved promise, no allocation here).
   deliverDataIn(task, from, offset) { return DONE }
-  obtainDataOut(task, into, offset) { into.set(this.initiatorData.subarray(offset, offset + into.length)); return DONE }
+  obtainDataOut(task, into, offset) {
+    into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
+    return DONE;
+  }
   enterFullFeature() {}
   pauseReceive() {} resumeReceive() {}
   close() { this.sink.closed() }
