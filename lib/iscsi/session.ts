@@ -23,7 +23,7 @@ export interface SessionKey {
  * The session's tasks by ITT: an open-addressing table (linear probing, deletion by
  * backward shift) in place of a Map. Every command adds and removes one entry, and a V8
  * Map whose deletes leave it under a quarter full (at queue depth 1: every delete)
- * reallocates its table in a runtime call: a fifth of the engine's CPU per command.
+ * reallocates its table in a runtime call: about a tenth of the engine's CPU per command.
  */
 export class TaskTable {
   private bits = 4;
