@@ -47,7 +47,12 @@ export class IscsiConnection implements TransportSink {
   statSN = 0;
   params: OperationalParams = loginParams();
   readonly r2ts = new Map<number, R2TRecord>();
-  readonly tasks = new Set<ScsiTask>();
+  /**
+   * Tasks outstanding on this connection, each knowing its index (ScsiTask.connSlot): add and
+   * remove without hashing the task, which a Set did per command (a tenth of the engine's CPU
+   * at queue depth 1, docs/benchmarks/engine.md).
+   */
+  readonly tasks: ScsiTask[] = [];
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly login: LoginHandler;
   readonly nop: NopKeeper;
@@ -117,7 +122,7 @@ export class IscsiConnection implements TransportSink {
     if (this.phase === 'closed') return;
     const s = this.session;
     let windowFull = false;
-    if (s && this.tasks.size >= s.cmdWindow) {
+    if (s && this.tasks.length >= s.cmdWindow) {
       windowFull = true;
       for (const t of this.tasks) if (t.r2ts.size || !t.unsolDone) { windowFull = false; break }
     }
@@ -270,14 +275,14 @@ export class IscsiConnection implements TransportSink {
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
     s.tasks.set(pdu.itt, task);
-    this.tasks.add(task);
+    task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;
     this.target.counters.commands++;
     const ok = s.order(pdu.cmdSN, pdu.immediate, () => {
       task.execute().catch((e: Error) => this.drop(`task ITT 0x${task.itt.toString(16)} failed: ${e.message}`));
     });
-    if (!ok) { s.tasks.delete(pdu.itt); this.tasks.delete(task) }
-    else if (this.tasks.size >= s.cmdWindow) this.updateReceive();
+    if (!ok) { s.tasks.delete(pdu.itt); this.removeTask(task) }
+    else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
   }
 
   private dataOut(pdu: DataOutPdu, rx: RxPdu): void {
@@ -345,18 +350,27 @@ export class IscsiConnection implements TransportSink {
   }
 
   taskFinished(task: ScsiTask): void {
-    this.tasks.delete(task);
+    this.removeTask(task);
     if (this.receivePaused) this.updateReceive();
-    if (this.tasks.size === 0) {
+    if (this.tasks.length === 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
       for (const f of w) f();
     }
   }
 
+  /** Swap-removes `task` from `tasks` (order does not matter there). */
+  private removeTask(task: ScsiTask): void {
+    const i = task.connSlot;
+    if (i < 0 || this.tasks[i] !== task) return;
+    const last = this.tasks.pop()!;
+    if (last !== task) { this.tasks[i] = last; last.connSlot = i }
+    task.connSlot = -1;
+  }
+
   /** Resolves when no task on this connection is outstanding, or after `ms`. */
   whenIdle(ms: number): Promise<void> {
-    if (this.tasks.size === 0) return Promise.resolve();
+    if (this.tasks.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       t.unref();
@@ -385,8 +399,7 @@ export class IscsiConnection implements TransportSink {
     this.phase = 'closed';
     this.nop.stop();
     if (this.loginTimer) clearTimeout(this.loginTimer);
-    for (const t of this.tasks) t.abort(reason);
-    this.tasks.clear();
+    for (const t of this.tasks.splice(0)) { t.connSlot = -1; t.abort(reason) }
     for (const r of [...this.r2ts.values()]) r.fail(new Error(reason));
     this.r2ts.clear();
     const s = this.session;

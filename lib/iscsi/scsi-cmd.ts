@@ -87,6 +87,8 @@ export class ScsiTask implements TaskRef, FabricIO {
   /** Aborted by a TMF: no response is sent (RFC 7143 §4.2.3.3 / SAM task aborted). */
   silent = false;
   finished = false;
+  /** Index in the connection's task list, -1 when not in it. */
+  connSlot = -1;
 
   constructor(readonly conn: IscsiConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
     this.itt = pdu.itt;
