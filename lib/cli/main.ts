@@ -253,10 +253,6 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     return EXIT_FAILURE;
   }
 
-  io.out(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
-  for (const line of daemon.connectionHints()) io.out(line);
-  ro.onStarted?.(daemon);
-
   return new Promise<number>((resolve) => {
     let signalled = 0;
     const finish = (code: number) => {
@@ -284,6 +280,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       );
     };
     if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); process.on('SIGHUP', onHup); }
+    // Only now say we are up: whoever reads these lines may signal at once (a pipe's write is
+    // synchronous on Linux, so printing first let a quick SIGHUP find the default action: exit).
+    io.out(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
+    for (const line of daemon.connectionHints()) io.out(line);
+    ro.onStarted?.(daemon);
     // Tests without signals stop the daemon themselves; resolve once it has stopped.
     if (ro.signals === false) {
       const orig = daemon.stop.bind(daemon);
