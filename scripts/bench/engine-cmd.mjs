@@ -1,9 +1,9 @@
 // Host microbenchmark of the engine's SCSI command path: from "a SCSI Command PDU arrives
 // at the engine" (TransportSink.receive) to "the SCSI Response PDU is handed to the
 // transport" (IscsiTransport.sendPdu), on a RAM LUN, with an in-memory transport.
-//   npm run build && node --expose-gc scripts/engine-cmd.mjs [N] [--only CASE,...]
-//   node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof scripts/engine-cmd.mjs 200000 --only iser-read-qd1
-//   node scripts/engine-cmd.mjs 50000 --only iser-read-qd1 --alloc-prof /tmp/a.heapprofile
+//   npm run build && node --expose-gc scripts/bench/engine-cmd.mjs [N] [--only CASE,...]
+//   node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof scripts/bench/engine-cmd.mjs 200000 --only iser-read-qd1
+//   node scripts/bench/engine-cmd.mjs 50000 --only iser-read-qd1 --alloc-prof /tmp/a.heapprofile
 //     (allocation sampling of the measured run, collected objects included: where the bytes go)
 // Cases: iser-{read,write,write-imm} (RDMA WRITE / RDMA READ / 4 KiB immediate data) and
 // tcp-{read,write-imm} (Data-In PDUs with the status collapsed; immediate data), each at
@@ -14,12 +14,12 @@
 
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { IscsiTarget } from '../dist/iscsi/target.js';
-import { encodeBhs, decodeBhs } from '../dist/iscsi/pdu.js';
-import { encodeText, decodeText } from '../dist/iscsi/text.js';
-import { RamBackstore } from '../dist/backstore/ram.js';
-import { LogicalUnit } from '../dist/scsi/lu.js';
-import { LunView } from '../dist/scsi/view.js';
+import { IscsiTarget } from '../../dist/iscsi/target.js';
+import { encodeBhs, decodeBhs } from '../../dist/iscsi/pdu.js';
+import { encodeText, decodeText } from '../../dist/iscsi/text.js';
+import { RamBackstore } from '../../dist/backstore/ram.js';
+import { LogicalUnit } from '../../dist/scsi/lu.js';
+import { LunView } from '../../dist/scsi/view.js';
 
 const OP_SCSI_COMMAND = 0x01;
 const OP_LOGIN_REQUEST = 0x03;
