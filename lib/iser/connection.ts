@@ -18,7 +18,8 @@
 
 import {
   ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
-  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RdmaCm, type WorkCompletion,
+  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RcChannelOptions, type RdmaCm,
+  type WorkCompletion,
 } from '../verbs/index.js';
 import { Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
@@ -34,7 +35,8 @@ const HEADERS = ISER_HEADER_LENGTH + BHS;
 const AHS_ROOM = 272;
 const EMPTY = new Uint8Array(0);
 
-export interface IserConnectionOptions {
+/** Beyond the RC channel's options; bounce slots default to 64 × 128 KiB. */
+export interface IserConnectionOptions extends RcChannelOptions {
   /** Data bytes per received PDU (TargetRecvDataSegmentLength we accept). Default 8192. */
   recvDataSegmentLength?: number;
   /** Data bytes per PDU we send (caps InitiatorRecvDataSegmentLength). Default 8192. */
@@ -43,15 +45,6 @@ export interface IserConnectionOptions {
   receiveDepth?: number;
   /** Send slots (PDUs in flight to the initiator). Default 256. */
   sendSlots?: number;
-  /** Registered bounce slots for data that is not in registered memory. Default 64 × 128 KiB. */
-  dataSlots?: number;
-  dataSlotSize?: number;
-  /** Largest RDMA READ/WRITE posted as one work request. Default 1 MiB. */
-  maxRdmaBytes?: number;
-  /** RDMA READs in flight we ask for (capped by what the initiator and device allow). Default 16. */
-  readDepth?: number;
-  /** How long a graceful close waits for sends to complete, then for DISCONNECTED (ms). */
-  closeTimeoutMs?: number;
 }
 
 /** The iSER header fields of one SCSI Command, as the task's transportContext. */

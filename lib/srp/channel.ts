@@ -19,7 +19,7 @@
 
 import {
   ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
-  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RdmaCm, type WorkCompletion,
+  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RcChannelOptions, type RdmaCm, type WorkCompletion,
 } from '../verbs/index.js';
 import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
 import {
@@ -32,17 +32,8 @@ import type { LoginAccepted } from './login.js';
 /** Receive slots beyond the credits: IUs that take none (SRP_CRED_RSP, SRP_AER_RSP, a logout). */
 const SPARE_RECEIVES = 8;
 
-export interface SrpChannelOptions {
-  /** Registered bounce slots for data that is not in registered memory. Default 32 × 128 KiB. */
-  dataSlots?: number;
-  dataSlotSize?: number;
-  /** Largest RDMA READ/WRITE posted as one work request. Default 1 MiB. */
-  maxRdmaBytes?: number;
-  /** RDMA READs in flight we ask for (capped by what the initiator and device allow). Default 16. */
-  readDepth?: number;
-  /** How long a graceful close waits for sends, then for DISCONNECTED (ms). Default 3000. */
-  closeTimeoutMs?: number;
-}
+/** The RC channel's options; bounce slots default to 32 × 128 KiB. */
+export type SrpChannelOptions = RcChannelOptions;
 
 /** What a channel needs from its I_T nexus (lib/srp/target.ts). */
 export interface SrpSessionLink {

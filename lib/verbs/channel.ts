@@ -33,22 +33,28 @@ export const enum CookieKind { Recv = 0, Send = 1 }
  */
 const SEND_BATCH = 128;
 
-export interface ChannelSizes {
-  /** Receive slots and their size (bytes). */
-  ring: number;
-  rxSlotSize: number;
-  /** Send slots and their size. */
-  sendSlots: number;
-  txSlotSize: number;
-  /** Registered bounce slots for data that is not in registered memory. */
-  dataSlots: number;
-  dataSlotSize: number;
+/** What an owner may tune on every RC channel (the fabrics' connection options extend it). */
+export interface RcChannelOptions {
+  /** Registered bounce slots for data that is not in registered memory (count and bytes each). */
+  dataSlots?: number;
+  dataSlotSize?: number;
   /** RDMA READs in flight we ask for (capped by what the initiator and device allow). Default 16. */
   readDepth?: number;
   /** Largest RDMA READ/WRITE posted as one work request. Default 1 MiB. */
   maxRdmaBytes?: number;
   /** How long a graceful close waits for sends, then for DISCONNECTED (ms). Default 3000. */
   closeTimeoutMs?: number;
+}
+
+export interface ChannelSizes extends RcChannelOptions {
+  /** Receive slots and their size (bytes). */
+  ring: number;
+  rxSlotSize: number;
+  /** Send slots and their size. */
+  sendSlots: number;
+  txSlotSize: number;
+  dataSlots: number;
+  dataSlotSize: number;
 }
 
 export interface DeviceLimits {
