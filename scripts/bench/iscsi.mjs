@@ -472,21 +472,20 @@ export function renderMarkdown(res) {
   L.push('');
   const iscsiShown = shown.filter((t) => t.transport !== 'srp');
   const srpShown = shown.filter((t) => t.transport === 'srp');
-  if (iscsiShown.length) {
-  L.push('| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |');
-  L.push('|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|');
-  for (const t of iscsiShown) {
+  // One row per target: set-up, prefill, errors and logins, then the transport's own cells.
+  const sessionRow = (t, cells) => {
     const tr = res.targets[t.key];
-    if (tr.status !== 'ok') {
-      L.push(`| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`);
-      continue;
+    if (tr.status !== 'ok') return `| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`;
+    const prefill = `${tr.prefill_MiBps == null ? '—' : fmt1(tr.prefill_MiBps)}${tr.prefill_MiB != null && tr.prefill_MiB < 512 ? ` (${Math.round(tr.prefill_MiB)} MiB in 180 s)` : ''}`;
+    return `| ${t.label} | ${tr.setup_s ?? '—'} | ${prefill} | ${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ${cells(tr.negotiated ?? {}, tr).join(' | ')} |`;
+  };
+  if (iscsiShown.length) {
+    L.push('| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |');
+    L.push('|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|');
+    for (const t of iscsiShown) {
+      L.push(sessionRow(t, (n, tr) => [n.ImmediateData ?? '?', n.InitialR2T ?? '?', n.FirstBurstLength ?? '?', n.MaxBurstLength ?? '?', n.MaxXmitDataSegmentLength ?? '?', tr.disk?.max_sectors_kb ?? '?']));
     }
-    const n = tr.negotiated ?? {};
-    L.push(`| ${t.label} | ${tr.setup_s ?? '—'} | ${tr.prefill_MiBps == null ? '—' : fmt1(tr.prefill_MiBps)}${tr.prefill_MiB != null && tr.prefill_MiB < 512 ? ` (${Math.round(tr.prefill_MiB)} MiB in 180 s)` : ''} | ` +
-      `${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ` +
-      `${n.ImmediateData ?? '?'} | ${n.InitialR2T ?? '?'} | ${n.FirstBurstLength ?? '?'} | ${n.MaxBurstLength ?? '?'} | ${n.MaxXmitDataSegmentLength ?? '?'} | ${tr.disk?.max_sectors_kb ?? '?'} |`);
-  }
-  L.push('');
+    L.push('');
   }
   if (srpShown.length) {
     L.push('SRP logins as ib_srp set them up (its SCSI host\'s attributes); connection errors: ib_srp reconnects and failed work completions in dmesg over the whole target run; channels: the RDMA channels rdma-target saw come up (one login is `ch_count` of them).');
@@ -494,14 +493,7 @@ export function renderMarkdown(res) {
     L.push('| target | set-up s | prefill MiB/s | connection errors | channels | ch_count | req_lim | can_queue | cmd_sg_entries | sg_tablesize | max_sectors_kb |');
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of srpShown) {
-      const tr = res.targets[t.key];
-      if (tr.status !== 'ok') {
-        L.push(`| ${t.label} | failed (${tr.phase ?? 'setup'}): ${short(tr.reason)} ||||||||||`);
-        continue;
-      }
-      const n = tr.negotiated ?? {};
-      L.push(`| ${t.label} | ${tr.setup_s ?? '—'} | ${tr.prefill_MiBps == null ? '—' : fmt1(tr.prefill_MiBps)}${tr.prefill_MiB != null && tr.prefill_MiB < 512 ? ` (${Math.round(tr.prefill_MiB)} MiB in 180 s)` : ''} | ` +
-        `${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ${n.ch_count || '?'} | ${n.req_lim || '?'} | ${n.can_queue || '?'} | ${n.cmd_sg_entries || '?'} | ${n.sg_tablesize || '?'} | ${tr.disk?.max_sectors_kb ?? '?'} |`);
+      L.push(sessionRow(t, (n, tr) => [n.ch_count || '?', n.req_lim || '?', n.can_queue || '?', n.cmd_sg_entries || '?', n.sg_tablesize || '?', tr.disk?.max_sectors_kb ?? '?']));
     }
     L.push('');
   }
