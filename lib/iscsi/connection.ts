@@ -3,7 +3,8 @@
 // inside `receive`'s try/catch: bad input affects only this connection and never throws
 // out of the transport's event handler.
 
-import type { IscsiCore, Logger } from './core.js';
+import type { ScsiCore } from '../scsi/types.js';
+import type { Logger } from './core.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
@@ -419,7 +420,7 @@ export class IscsiConnection implements TransportSink {
     return new Promise((r) => this.closeWaiters.push(r));
   }
 
-  get core(): IscsiCore | undefined { return this.session?.core }
+  get core(): ScsiCore | undefined { return this.session?.core }
 }
 
 export { BHS_LENGTH };

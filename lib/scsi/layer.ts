@@ -1,16 +1,15 @@
 // The SCSI layer as the daemon's wiring (lib/target/wiring.ts, ScsiLayer) uses it:
-// backstores from their config, one LogicalUnit per backstore, LUN views as IscsiCore.
+// backstores from their config, one LogicalUnit per backstore, LUN views as ScsiCore.
 
 import type { BackstoreConfig } from '../target/config.js';
 import type { ResolvedLun } from '../target/engine.js';
-import type { IscsiCore } from '../iscsi/core.js';
 import { BlockBackstore } from '../backstore/block.js';
 import { FileBackstore } from '../backstore/file.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { BufferPool } from './bufpool.js';
 import { LogicalUnit } from './lu.js';
 import { Asc } from './sense.js';
-import type { Backstore } from './types.js';
+import type { Backstore, ScsiCore } from './types.js';
 import { LunView } from './view.js';
 
 export async function openBackstore(store: BackstoreConfig): Promise<Backstore> {
@@ -31,7 +30,7 @@ export async function openBackstore(store: BackstoreConfig): Promise<Backstore> 
 export interface ScsiLayerImpl {
   openBackstore(store: BackstoreConfig): Promise<Backstore>;
   createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit>;
-  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
   /** The LUN inventory these LUs are seen through changed (SPC-4 6.37: REPORTED LUNS DATA HAS CHANGED to every nexus). */
   lunsChanged(lus: unknown[]): void;
   close(): Promise<void>;

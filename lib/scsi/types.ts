@@ -126,12 +126,18 @@ export const enum ScsiStatus {
 }
 
 /**
- * The SCSI core as a fabric sees it: one per LUN view (an ACL's mapping or a TPG's demo
- * LUNs), implemented by LunView in lib/scsi/view.ts. Structurally the same as IscsiCore.
+ * The SCSI core as every fabric (iSCSI over TCP or iSER, SRP) sees it: the one
+ * fabric-facing contract, one per LUN view (an ACL's mapping or a TPG's demo LUNs),
+ * implemented by LunView in lib/scsi/view.ts.
  */
-export interface ScsiTargetCore {
+export interface ScsiCore {
+  /** Execute one command; the core moves data through `io` and resolves with status. */
   submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion>;
-  /** Resolves once the aborted tasks have ended (bounded), so the fabric may answer the TMF then. */
+  /**
+   * A task management function; `referencedTag` is the tag of the task for ABORT TASK
+   * (iSCSI's Referenced Task Tag, SRP's TASK TAG). Resolves once the aborted tasks have
+   * ended (bounded), so the fabric may answer the TMF then.
+   */
   taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse>;
   /** The I_T nexus is gone: its tasks end, its RESERVE(6) goes; PR registrations stay. */
   nexusLost(nexus: Nexus): void;

@@ -1,15 +1,14 @@
 // A LUN view: the LUN numbers one initiator (or a TPG in demo mode) sees, mapped to
-// logical units. It is what a fabric submits to (IscsiCore). Commands to a LUN that is
+// logical units. It is what a fabric submits to (ScsiCore). Commands to a LUN that is
 // not in the view are answered here (SPC-4 4.6.6 / 6.6.2 / 6.39).
 
-import type { IscsiCore } from '../iscsi/core.js';
 import type { LogicalUnit } from './lu.js';
 import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
 import { directionLengths, u16, u32 } from './task.js';
-import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
+import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -31,7 +30,7 @@ export function encodeLun(lun: number): bigint {
   return BigInt(lun < 256 ? lun : 0x4000 | lun) << 48n;
 }
 
-export class LunView implements IscsiCore, ScsiTargetCore {
+export class LunView implements ScsiCore {
   private readonly byLun = new Map<number, ViewEntry>();
   readonly luns: readonly number[];
 

@@ -38,7 +38,7 @@ export type SrpChannelOptions = RcChannelOptions;
 /** What a channel needs from its I_T nexus (lib/srp/target.ts). */
 export interface SrpSessionLink {
   readonly nexus: import('../scsi/types.js').Nexus;
-  readonly core: import('../scsi/types.js').ScsiTargetCore;
+  readonly core: import('../scsi/types.js').ScsiCore;
   /** Runs a task management function for the nexus; resolves with the SRP_RSP RSP_CODE. */
   taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number>;
 }

@@ -6,8 +6,7 @@
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
 // RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
 
-import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from '../scsi/types.js';
-import type { IscsiCore } from '../iscsi/core.js';
+import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
 import { createScsiLayer } from '../scsi/layer.js';
@@ -27,20 +26,20 @@ import type { Logger } from './daemon.js';
  * What the daemon needs from the SCSI core and the backstores: storage, one logical unit
  * per backstore (reservations, unit attentions and the task set live with the LU, so two
  * TPGs exporting one backstore share them, as LIO's se_device does), and a LUN view — the
- * numbers an initiator sees — as the IscsiCore the iSCSI engine submits to.
+ * numbers an initiator sees — as the ScsiCore the fabrics submit to.
  */
 export interface ScsiLayer {
   openBackstore(store: BackstoreConfig): Promise<Backstore>;
   createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
-  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): IscsiCore;
+  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
   /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
   lunsChanged?(lus: unknown[]): void;
   close?(): Promise<void>;
 }
 
-/** An IscsiCore that forwards to whichever LUN view is current. */
-class SwappableCore implements IscsiCore {
-  current!: IscsiCore;
+/** A ScsiCore that forwards to whichever LUN view is current. */
+class SwappableCore implements ScsiCore {
+  current!: ScsiCore;
   submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
     return this.current.submit(cmd, nexus, io);
   }
