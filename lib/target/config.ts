@@ -9,7 +9,8 @@ import { isAbsolute } from 'node:path';
 
 /** 'srp' portals come only from the top-level `srp` section (a TPG serves iSCSI). */
 export type TransportKind = 'tcp' | 'iser' | 'srp';
-export type BackstoreType = 'ram' | 'file' | 'block';
+import type { BackstoreType } from '../backstore/open.js';
+export type { BackstoreType };
 
 export interface BackstoreConfig {
   /** Required in the top-level `backstores[]` (LUNs refer to it); absent when inline. */

@@ -6,10 +6,10 @@
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
 // RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
 
-import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
+import type { Backstore } from '../backstore/types.js';
+import type { FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
-import { createScsiLayer } from '../scsi/layer.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
 import { RamBackstore } from '../backstore/ram.js';
@@ -18,24 +18,10 @@ import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
-import { SRP_LUN_OWNER, type BackstoreConfig, type Config, type TpgConfig } from './config.js';
+import { SRP_LUN_OWNER, type Config, type TpgConfig } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from './daemon.js';
-
-/**
- * What the daemon needs from the SCSI core and the backstores: storage, one logical unit
- * per backstore (reservations, unit attentions and the task set live with the LU, so two
- * TPGs exporting one backstore share them, as LIO's se_device does), and a LUN view — the
- * numbers an initiator sees — as the ScsiCore the fabrics submit to.
- */
-export interface ScsiLayer {
-  openBackstore(store: BackstoreConfig): Promise<Backstore>;
-  createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
-  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
-  /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
-  lunsChanged?(lus: unknown[]): void;
-  close?(): Promise<void>;
-}
+import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
 
 /** A ScsiCore that forwards to whichever LUN view is current. */
 class SwappableCore implements ScsiCore {
