@@ -1,6 +1,7 @@
-// The real Engine: lib/backstore for storage, lib/scsi for logical units, lib/iscsi with
-// lib/transport/tcp and lib/iser for the fabric. This file is the only place in lib/target
-// that knows their concrete APIs, so a change there is adapted here and nowhere else.
+// The real Engine: lib/backstore for storage and lib/scsi for logical units (both through
+// ./scsi-layer.ts), lib/iscsi with lib/transport/tcp and lib/iser, and lib/srp for the
+// fabrics. This file and ./scsi-layer.ts are the only places in lib/target that know their
+// concrete APIs, so a change there is adapted here and nowhere else.
 //
 // Where RDMA devices exist, RAM LUNs live in natively allocated memory that every RDMA
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
@@ -10,8 +11,6 @@ import type { Backstore } from '../backstore/types.js';
 import type { FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
-import { LogicalUnit } from '../scsi/lu.js';
-import { Asc } from '../scsi/sense.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { MemoryRegistry, native, nativeAvailable } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
@@ -229,8 +228,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           g.luns.push(r);
           viewsOf(g);
           const changed = g.luns.map((x) => lus.get(x.backstore));
-          if (scsi.lunsChanged) scsi.lunsChanged(changed);
-          else for (const lu of changed) if (lu instanceof LogicalUnit) lu.unitAttentionOthers(Asc.ReportedLunsDataChanged);
+          scsi.lunsChanged?.(changed);
         },
       };
     },
