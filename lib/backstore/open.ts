@@ -8,7 +8,7 @@ import type { Backstore } from './types.js';
 
 export type BackstoreType = 'ram' | 'file' | 'block';
 
-/** What openBackstore reads of a backstore's configuration. */
+/** A backstore as the configuration describes it (the daemon's BackstoreConfig adds the name and the LU's identity). */
 export interface BackstoreSpec {
   type: BackstoreType;
   /** Bytes. Required for ram; for file, required only when the file must be created or grown. */
@@ -16,6 +16,7 @@ export interface BackstoreSpec {
   blockSize: number;
   path?: string;
   readOnly: boolean;
+  /** Thin provisioning: the LUN reports LBPME and honours UNMAP / GET LBA STATUS. */
   thin: boolean;
 }
 
