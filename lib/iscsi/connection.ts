@@ -3,14 +3,15 @@
 // inside `receive`'s try/catch: bad input affects only this connection and never throws
 // out of the transport's event handler.
 
+import { u32 } from '../common/bytes.js';
 import type { IscsiCore, Logger } from './core.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleNopOut, NopKeeper } from './nop.js';
-import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
+import { Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
 import type { OperationalParams } from './params.js';
-import { bhsOpcode, decodeBhs, readU32, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
+import { bhsOpcode, decodeBhs, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
 import { ScsiTask, type R2TRecord } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
@@ -149,7 +150,7 @@ export class IscsiConnection implements TransportSink {
         return rec.into.subarray(at, at + dataLength);
       }
       if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
-        const edtl = readU32(bhs, 20);
+        const edtl = u32(bhs, 20);
         const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
         const buf = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
         this.cmdBuffer = buf;
@@ -422,4 +423,3 @@ export class IscsiConnection implements TransportSink {
   get core(): IscsiCore | undefined { return this.session?.core }
 }
 
-export { BHS_LENGTH };

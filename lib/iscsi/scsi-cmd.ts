@@ -10,10 +10,11 @@
 //     (S bit, §11.7.3) when the command ends GOOD.
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
+import { u32 } from '../common/bytes.js';
 import { DataDirection, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
 import type { IscsiConnection } from './connection.js';
 import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
-import { encodeBhs, parseAhs, readU32, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
+import { encodeBhs, parseAhs, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
 import type { TaskRef } from './transport.js';
 
 /** Bytes of read data held back so the status can ride on the last Data-In (copied, small). */
@@ -105,7 +106,7 @@ export class ScsiTask implements TaskRef, FabricIO {
         full.set(cdb, 0); full.set(a.body, 16);
         cdb = full;
       } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
-        bidi = readU32(a.body, 0);
+        bidi = u32(a.body, 0);
       }
     }
     this.bidiReadLength = bidi;

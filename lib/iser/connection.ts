@@ -21,16 +21,16 @@ import {
   type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RcChannelOptions, type RdmaCm,
   type WorkCompletion,
 } from '../verbs/index.js';
-import { Opcode } from '../iscsi/opcodes.js';
+import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
+import { bhsAhsLength, bhsDataLength, bhsItt } from '../iscsi/pdu.js';
 import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
 import {
   ISER_HEADER_LENGTH, IserOpcode, decodeIserHeader, emptyIserHeader, encodeIserHeader, parseCmHeader, acceptCmHeader,
   type IserHeader,
 } from './header.js';
 
-const BHS = 48;
-const HEADERS = ISER_HEADER_LENGTH + BHS;
+const HEADERS = ISER_HEADER_LENGTH + BHS_LENGTH;
 /** Room for AHS (an extended CDB of up to 260 bytes, a bidi read length). */
 const AHS_ROOM = 272;
 const EMPTY = new Uint8Array(0);
@@ -189,7 +189,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const slot = this.tx.alloc();
     const buf = slot >= 0 ? this.tx.view(slot) : new Uint8Array(HEADERS + ahsLen + len);
     encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
-    buf.set(bhs.subarray(0, BHS), ISER_HEADER_LENGTH);
+    buf.set(bhs.subarray(0, BHS_LENGTH), ISER_HEADER_LENGTH);
     let at = HEADERS;
     if (ahsLen) { buf.set(ahs!, at); at += ahsLen }
     if (parts) for (const p of parts) { buf.set(p, at); at += p.length }
@@ -328,12 +328,12 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       return this.protocolError(slot, `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`);
     }
     const bhsStart = ISER_HEADER_LENGTH;
-    const ahsLen = buf[bhsStart + 4] * 4;
-    const dataLen = (buf[bhsStart + 5] << 16) | (buf[bhsStart + 6] << 8) | buf[bhsStart + 7];
+    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
+    const ahsLen = bhsAhsLength(bhs);
+    const dataLen = bhsDataLength(bhs);
     if (HEADERS + ahsLen + dataLen > len) {
       return this.protocolError(slot, `PDU declares AHS ${ahsLen} + data ${dataLen} bytes but the SEND carried ${len - HEADERS} (RFC 7145 §7.2)`);
     }
-    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
     let ahs: Uint8Array = ahsLen ? buf.subarray(HEADERS, HEADERS + ahsLen) : EMPTY;
     let data: Uint8Array = dataLen ? buf.subarray(HEADERS + ahsLen, HEADERS + ahsLen + dataLen) : EMPTY;
     const op = bhs[0] & 0x3f;
@@ -343,7 +343,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         wsv: h.wsv, writeStag: h.writeStag, writeVaHi: h.writeVaHi, writeVaLo: h.writeVaLo,
         rsv: h.rsv, readStag: h.readStag, readVaHi: h.readVaHi, readVaLo: h.readVaLo,
       };
-      const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+      const itt = bhsItt(bhs);
       if (h.wsv || h.rsv) this.commands.set(itt, ctx);
     }
     if (!this.fullFeature) {
@@ -431,7 +431,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   /** The STag a SCSI Response may invalidate (one of read/write, never both: ib_iser checks it). */
   private invalidateKey(bhs: Uint8Array): number {
-    const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+    const itt = bhsItt(bhs);
     const c = this.commands.get(itt);
     if (!c) return 0;
     this.commands.delete(itt);
