@@ -4,6 +4,7 @@
 // out of the transport's event handler.
 
 import { u32 } from '../common/bytes.js';
+import type { ConnectionContext, ConnectionCounters, ConnectionPhase, TargetContext } from './context.js';
 import type { IscsiCore, Logger } from './core.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
@@ -13,22 +14,11 @@ import { Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
 import type { OperationalParams } from './params.js';
 import { bhsOpcode, decodeBhs, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
-import { ScsiTask, type R2TRecord } from './scsi-cmd.js';
+import { IscsiTask, type R2TRecord, type TaskConnection } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
-import type { IscsiTarget } from './target.js';
 import { handleTextRequest, TextExchange } from './text-req.js';
 import { handleTmf } from './tmf.js';
 import type { IscsiTransport, TransportSink } from './transport.js';
-
-export type ConnectionPhase = 'login' | 'full-feature' | 'logout' | 'closed';
-
-export interface ConnectionCounters {
-  pdusIn: number;
-  pdusOut: number;
-  commands: number;
-  rejects: number;
-  digestErrors: number;
-}
 
 /** Login-phase defaults (§13.12: 8192 until MaxRecvDataSegmentLength is declared). */
 function loginParams(): OperationalParams {
@@ -40,7 +30,7 @@ function loginParams(): OperationalParams {
   };
 }
 
-export class IscsiConnection implements TransportSink {
+export class IscsiConnection implements ConnectionContext, TaskConnection, TransportSink {
   phase: ConnectionPhase = 'login';
   session: IscsiSession | undefined;
   cid = 0;
@@ -49,11 +39,11 @@ export class IscsiConnection implements TransportSink {
   params: OperationalParams = loginParams();
   readonly r2ts = new Map<number, R2TRecord>();
   /**
-   * Tasks outstanding on this connection, each knowing its index (ScsiTask.connSlot): add and
+   * Tasks outstanding on this connection, each knowing its index (IscsiTask.connSlot): add and
    * remove without hashing the task, which a Set did per command (a tenth of the engine's CPU
    * at queue depth 1, docs/benchmarks/engine.md).
    */
-  readonly tasks: ScsiTask[] = [];
+  readonly tasks: IscsiTask[] = [];
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly login: LoginHandler;
   readonly nop: NopKeeper;
@@ -69,7 +59,7 @@ export class IscsiConnection implements TransportSink {
   private cmdBuffer: Uint8Array | undefined;
   private loginTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly target: IscsiTarget, readonly transport: IscsiTransport) {
+  constructor(readonly target: TargetContext, readonly transport: IscsiTransport) {
     this.log = target.log;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
@@ -271,7 +261,7 @@ export class IscsiConnection implements TransportSink {
       return;
     }
     if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);
-    const task = new ScsiTask(this, pdu, rx.ahs);
+    const task = new IscsiTask(this, pdu, rx.ahs);
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
@@ -326,7 +316,7 @@ export class IscsiConnection implements TransportSink {
    * and fail only its task with CHECK CONDITION; the data never reached the task's buffer
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
-  private sequenceError(task: ScsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
+  private sequenceError(task: IscsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
     this.log.info(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
     task.failData(asc, ascq);
@@ -350,7 +340,7 @@ export class IscsiConnection implements TransportSink {
     this.nop.start();
   }
 
-  taskFinished(task: ScsiTask): void {
+  taskFinished(task: IscsiTask): void {
     this.removeTask(task);
     if (this.receivePaused) this.updateReceive();
     if (this.tasks.length === 0) {
@@ -361,7 +351,7 @@ export class IscsiConnection implements TransportSink {
   }
 
   /** Swap-removes `task` from `tasks` (order does not matter there). */
-  private removeTask(task: ScsiTask): void {
+  private removeTask(task: IscsiTask): void {
     const i = task.connSlot;
     if (i < 0 || this.tasks[i] !== task) return;
     const last = this.tasks.pop()!;

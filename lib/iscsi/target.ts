@@ -7,7 +7,9 @@ import { IscsiConnection } from './connection.js';
 import { silentLogger, type IscsiCore, type Logger } from './core.js';
 import { requestLogout } from './async.js';
 import { parseNumber, preferencesFrom, type TargetPreferences } from './params.js';
+import type { TargetContext, TargetCounters } from './context.js';
 import type { IscsiSession, SessionKey, SessionType } from './session.js';
+import type { TpgEntry } from './tpg.js';
 import type { IscsiTransport } from './transport.js';
 
 export interface AclOptions {
@@ -63,42 +65,6 @@ export interface IscsiTargetOptions {
   log?: Logger;
 }
 
-export interface TpgEntry {
-  iqn: string;
-  tpgt: number;
-  alias?: string;
-  enabled: boolean;
-  portals: Array<{ address: string; port: number }>;
-  acls: Map<string, AclEntry>;
-  generateNodeAcls: boolean;
-  authentication: boolean;
-  chap?: ChapCredentials;
-  prefs: TargetPreferences;
-  /** The same over iSER: InitialR2T=Yes unless the TPG's parameters say otherwise (see addTpg). */
-  rdmaPrefs: TargetPreferences;
-  cmdWindow: number;
-  core?: IscsiCore;
-  relativePortId: number;
-  /** Keep-alive timers of its sessions' connections (ms), see NopKeeper. */
-  nopInterval: number;
-  nopTimeout: number;
-}
-
-export interface AclEntry {
-  initiator: string;
-  chap?: ChapCredentials;
-  core?: IscsiCore;
-}
-
-export interface TargetCounters {
-  connections: number;
-  logins: number;
-  loginFailures: number;
-  logouts: number;
-  commands: number;
-  [k: string]: number;
-}
-
 /** Turn RFC 7143 key=value overrides into preferences (unknown keys are an error). */
 export function preferencesFromKeys(keys: Record<string, string>): Partial<TargetPreferences> {
   const p: Partial<TargetPreferences> = {};
@@ -141,7 +107,7 @@ export function preferencesFromKeys(keys: Record<string, string>): Partial<Targe
   return p;
 }
 
-export class IscsiTarget {
+export class IscsiTarget implements TargetContext {
   readonly tpgs: TpgEntry[] = [];
   readonly log: Logger;
   readonly options: {
@@ -201,10 +167,10 @@ export class IscsiTarget {
     return conn;
   }
 
-  findTpg(iqn: string, conn: IscsiConnection): TpgEntry | undefined {
+  findTpg(iqn: string, local: { readonly localAddress: string; readonly localPort: number }): TpgEntry | undefined {
     const all = this.tpgs.filter((t) => t.iqn === iqn && t.enabled);
     if (all.length <= 1) return all[0];
-    const { localAddress, localPort } = conn.transport;
+    const { localAddress, localPort } = local;
     return all.find((t) => t.portals.some((p) => p.port === localPort && (p.address === localAddress || p.address === '0.0.0.0' || p.address === '::'))) ?? all[0];
   }
 

@@ -23,7 +23,7 @@ import {
 } from '../verbs/index.js';
 import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
-import { bhsAhsLength, bhsDataLength, bhsItt } from '../iscsi/pdu.js';
+import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js';
 import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
 import {
   ISER_HEADER_LENGTH, IserOpcode, decodeIserHeader, emptyIserHeader, encodeIserHeader, parseCmHeader, acceptCmHeader,
@@ -157,9 +157,16 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     this.drainReceives();
   }
 
+  /**
+   * LIO's order: the whole receive ring is posted after the last Login Request and before
+   * the final Login Response, so the first command cannot find the ring empty.
+   */
+  loginComplete(): void {
+    if (this.state === State.Established) this.postRing();
+  }
+
   enterFullFeature(_params: OperationalParams): void {
     this.fullFeature = true;
-    this.postRing(); // normally done already, just before the final Login Response went out
   }
 
   /**
@@ -181,11 +188,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (len > this.sendDataSegmentLimit || ahsLen > AHS_ROOM) {
       throw new RangeError(`iSER: PDU data segment ${len} (AHS ${ahsLen}) exceeds the send buffer (${this.sendDataSegmentLimit})`);
     }
-    const op = bhs[0] & 0x3f;
-    // LIO's order: the whole receive ring is posted after the last Login Request and before
-    // the final Login Response, so the first command cannot find the ring empty.
-    if (op === Opcode.LoginResponse && (bhs[1] & 0x80) !== 0 && (bhs[1] & 3) === 3 && bhs[36] === 0) this.postRing();
-    const inv = op === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
+    const inv = bhsOpcode(bhs) === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
     const slot = this.tx.alloc();
     const buf = slot >= 0 ? this.tx.view(slot) : new Uint8Array(HEADERS + ahsLen + len);
     encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
@@ -336,9 +339,8 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     }
     let ahs: Uint8Array = ahsLen ? buf.subarray(HEADERS, HEADERS + ahsLen) : EMPTY;
     let data: Uint8Array = dataLen ? buf.subarray(HEADERS + ahsLen, HEADERS + ahsLen + dataLen) : EMPTY;
-    const op = bhs[0] & 0x3f;
     let ctx: IserCommand | undefined;
-    if (op === Opcode.ScsiCommand) {
+    if (bhsOpcode(bhs) === Opcode.ScsiCommand) {
       ctx = {
         wsv: h.wsv, writeStag: h.writeStag, writeVaHi: h.writeVaHi, writeVaLo: h.writeVaLo,
         rsv: h.rsv, readStag: h.readStag, readVaHi: h.readVaHi, readVaLo: h.readVaLo,

@@ -96,6 +96,9 @@ export class TcpTransport implements IscsiTransport {
     if (!this.socket.destroyed) this.socket.resume();
   }
 
+  /** Nothing to prepare: the socket reads on as it did during the login. */
+  loginComplete(): void {}
+
   enterFullFeature(params: OperationalParams): void {
     this.headerDigest = params.headerDigest;
     this.dataDigest = params.dataDigest;
