@@ -11,7 +11,7 @@ import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleNopOut, NopKeeper } from './nop.js';
 import { Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
-import type { OperationalParams } from './params.js';
+import { loginParams, type OperationalParams } from './params.js';
 import { bhsOpcode, decodeBhs, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
 import { IscsiTask, type R2TRecord, type TaskConnection } from './scsi-cmd.js';
@@ -19,16 +19,6 @@ import type { IscsiSession } from './session.js';
 import { handleTextRequest, TextExchange } from './text-req.js';
 import { handleTmf } from './tmf.js';
 import type { IscsiTransport, TransportSink } from './transport.js';
-
-/** Login-phase defaults (§13.12: 8192 until MaxRecvDataSegmentLength is declared). */
-function loginParams(): OperationalParams {
-  return {
-    headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
-    initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
-    firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
-    dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
-  };
-}
 
 export class IscsiConnection implements ConnectionContext, TaskConnection, TransportSink {
   phase: ConnectionPhase = 'login';
