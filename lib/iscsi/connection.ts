@@ -216,7 +216,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         return this.dataOut(pdu, rx);
       case Opcode.TaskMgmtRequest:
         if (discovery) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError);
-        return handleTmf(this, pdu, rx.bhs);
+        return handleTmf(this, pdu);
       case Opcode.SnackRequest:
         // §11.16: SNACK needs ErrorRecoveryLevel > 0.
         return sendReject(this, RejectReason.ProtocolError, rx.bhs);

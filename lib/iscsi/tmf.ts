@@ -10,7 +10,7 @@ import { IscsiTmfFunction, IscsiTmfResponse, Opcode } from './opcodes.js';
 import { encodeBhs, type TmfRequestPdu, type TmfResponsePdu } from './pdu.js';
 import type { IscsiTask } from './scsi-cmd.js';
 
-export function handleTmf(conn: ConnectionContext, pdu: TmfRequestPdu, _bhs: Uint8Array): void {
+export function handleTmf(conn: ConnectionContext, pdu: TmfRequestPdu): void {
   const s = conn.session!;
   s.order(pdu.cmdSN, pdu.immediate, () => {
     void run().catch((e: Error) => {

@@ -5,7 +5,6 @@
 // read back from its bytes (§11.13).
 import { describe, expect, it } from 'vitest';
 import type { ConnectionContext, ConnectionCounters, ConnectionPhase } from '../../../lib/iscsi/context.js';
-import { silentLogger } from '../../../lib/iscsi/core.js';
 import { LoginHandler } from '../../../lib/iscsi/login.js';
 import { loginParams, type OperationalParams } from '../../../lib/iscsi/params.js';
 import { decodeBhs, type LoginRequestPdu } from '../../../lib/iscsi/pdu.js';
@@ -66,7 +65,7 @@ class Ctx implements ConnectionContext {
   cid = 0;
   statSN = 0;
   params: OperationalParams = loginParams();
-  readonly log = silentLogger;
+  readonly log = { debug(): void {}, info(): void {}, warn(): void {}, error(): void {} };
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly describe = 'test connection';
   readonly nop = { answered(): void {} };
