@@ -29,4 +29,3 @@ export function announceDrop(conn: ConnectionContext, time2Wait = 0, time2Retain
 export function announceSessionDrop(conn: ConnectionContext, time2Wait = 0, time2Retain = 0): void {
   sendAsync(conn, AsyncEvent.SessionDrop, { param2: time2Wait, param3: time2Retain });
 }
-

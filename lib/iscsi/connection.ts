@@ -402,4 +402,3 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
 
   get core(): IscsiCore | undefined { return this.session?.core }
 }
-

@@ -488,4 +488,3 @@ function hardwareErrorSense(): Uint8Array {
   s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44; s[13] = 0x00;
   return s;
 }
-
