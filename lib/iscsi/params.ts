@@ -115,7 +115,7 @@ interface SessionValues {
   dataPduInOrder: boolean;
   dataSequenceInOrder: boolean;
   errorRecoveryLevel: number;
-  /** Preference: the transport can do RDMA (RFC 7145); TCP answers RDMAExtensions=No. */
+  /** RDMAExtensions (RFC 7145): as a preference, whether the transport can do RDMA (TCP answers No). */
   rdmaExtensions: boolean;
   maxOutstandingUnexpectedPdus: number;
 }
