@@ -45,7 +45,11 @@ export class Completions implements CompletionHandler {
   private waiters: { n: number; resolve: () => void }[] = [];
   onCompletion(wc: WorkCompletion, cookie: number): void {
     this.done.push({ status: wc.status, statusName: wc.statusName, opcode: wc.opcode, byteLen: wc.byteLen, qpNum: wc.qpNum, cookie });
-    this.waiters = this.waiters.filter((w) => (this.done.length >= w.n ? (w.resolve(), false) : true));
+    this.waiters = this.waiters.filter((w) => {
+      if (this.done.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
   }
   wait(count: number, timeoutMs = 60_000): Promise<Done[]> {
     const target = (this.taken += count);
