@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The style and type checks, without writing anything (`npm run lint`; `npm test` runs it
 # before the host tier). Runs every check and fails if any failed:
-#   1. Biome: formatter check and linter over the TypeScript and JavaScript (biome.json);
+#   1. Biome: formatter check and linter over the TypeScript and JavaScript (biome.jsonc);
 #   2. clang-format --dry-run -Werror over native/ (.clang-format);
 #   3. tsc over test/ and scripts/ (test/tsconfig.json; lib/ is checked by the build).
 # `npm run format` rewrites the files so that checks 1 and 2 pass.

@@ -12,7 +12,7 @@ export const ADDR_B = process.env.RDMA_TEST_ADDR_B ?? '10.77.0.2';
 /**
  * Source address for clients. Unset by default: with both addresses local to the guest,
  * the kernel routes RDMA/CM to 10.77.0.1 over rxe0's loopback and resolution bound to
- * 10.77.0.2 times out (shared/docs/rxe-vm.md, "Loopback, not the veth").
+ * 10.77.0.2 times out (docs/rxe-vm.md, "Loopback, not the veth").
  */
 export const SOURCE = process.env.RDMA_TEST_SOURCE || undefined;
 
