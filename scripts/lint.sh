@@ -9,7 +9,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 failed=()
 echo "lint: biome (format + lint)"
-npx biome ci --error-on-warnings . || failed+=(biome)
+# Colours only on a terminal: CI logs and test.sh's tee would carry the escape codes.
+colors=()
+[[ -t 1 ]] || colors=(--colors=off)
+npx biome ci --error-on-warnings "${colors[@]}" . || failed+=(biome)
 echo "lint: clang-format native/"
 if command -v clang-format >/dev/null; then
   clang-format --dry-run -Werror native/*.h native/*.cc || failed+=(clang-format)
