@@ -4,8 +4,10 @@
 // out of the transport's event handler.
 
 import { u32 } from '../common/bytes.js';
+import { Asc } from '../scsi/sense.js';
+import type { ScsiCore } from '../scsi/types.js';
 import type { ConnectionContext, ConnectionCounters, ConnectionPhase, TargetContext } from './context.js';
-import type { IscsiCore, Logger } from './core.js';
+import type { Logger } from './core.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
@@ -277,11 +279,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         return sendReject(this, RejectReason.InvalidPduField, rx.bhs); // §11.7.4: TTT names no R2T
       }
       // §11.7.5 DataSN, §13.18 DataPDUInOrder=Yes, §11.8.4 the burst the R2T asked for.
-      let fault: [number, number] | undefined;
-      if (pdu.dataSN !== rec.nextDataSN) fault = [0x4b, 0x00]; // DATA PHASE ERROR
-      else if (pdu.bufferOffset !== rec.offset + rec.received) fault = [0x4b, 0x05]; // DATA OFFSET ERROR
-      else if (rec.received + data.length > rec.length) fault = [0x4b, 0x02]; // TOO MUCH WRITE DATA
-      else if (pdu.final && rec.received + data.length !== rec.length) fault = [0x4b, 0x05];
+      let fault: Asc | undefined;
+      if (pdu.dataSN !== rec.nextDataSN) fault = Asc.DataPhaseError;
+      else if (pdu.bufferOffset !== rec.offset + rec.received) fault = Asc.DataOffsetError;
+      else if (rec.received + data.length > rec.length) fault = Asc.TooMuchWriteData;
+      else if (pdu.final && rec.received + data.length !== rec.length) fault = Asc.DataOffsetError;
       if (fault) {
         return this.sequenceError(rec.task, rx.bhs, fault, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
       }
@@ -306,10 +308,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    * and fail only its task with CHECK CONDITION; the data never reached the task's buffer
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
-  private sequenceError(task: IscsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
+  private sequenceError(task: IscsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
     this.log.info(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
-    task.failData(asc, ascq);
+    task.failData(asc);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------
@@ -400,5 +402,5 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     return new Promise((r) => this.closeWaiters.push(r));
   }
 
-  get core(): IscsiCore | undefined { return this.session?.core }
+  get core(): ScsiCore | undefined { return this.session?.core }
 }

@@ -1,16 +1,5 @@
-// What the iSCSI engine needs from the SCSI core, and small shared helpers.
-// Typed structurally so the engine never depends on lib/scsi's internals.
-
-import type { FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from '../scsi/types.js';
-
-export interface IscsiCore {
-  /** Execute one command; the core moves data through `io` and resolves with status. */
-  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion>;
-  /** A task management function; `referencedTag` is the ITT of the task for ABORT TASK. */
-  taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse>;
-  /** The I_T nexus is gone (session closed): drop its reservations' registrations per SPC-4, UAs... */
-  nexusLost(nexus: Nexus): void;
-}
+// Small helpers shared by the iSCSI engine's files. What it submits commands to is the
+// SCSI core's fabric contract, ScsiCore in lib/scsi/types.ts.
 
 export interface Logger {
   debug(msg: string): void;

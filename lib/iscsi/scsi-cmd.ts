@@ -11,8 +11,9 @@
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
 import { u32 } from '../common/bytes.js';
-import { DataDirection, TaskAttribute, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
-import type { IscsiCore, Logger } from './core.js';
+import { abortedCommandSense, Asc, checkCondition, internalTargetFailureSense } from '../scsi/sense.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from '../scsi/types.js';
+import type { Logger } from './core.js';
 import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, parseAhs, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
 import type { OperationalParams } from './params.js';
@@ -68,7 +69,7 @@ export interface TaskConnection {
 export interface TaskSession {
   readonly expCmdSN: number;
   readonly maxCmdSN: number;
-  readonly core: IscsiCore | undefined;
+  readonly core: ScsiCore | undefined;
   readonly nexus: Nexus | undefined;
   readonly tasks: { get(itt: number): IscsiTask | undefined; delete(itt: number): boolean };
 }
@@ -186,16 +187,16 @@ export class IscsiTask implements TaskRef, FabricIO {
   }
 
   /**
-   * An unsolicited Data-Out arrived. Returns the [ASC, ASCQ] to fail the task with when it
+   * An unsolicited Data-Out arrived. Returns the ASC/ASCQ to fail the task with when it
    * breaks the §4.2.5.2 rules, undefined when accepted.
    */
-  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): [number, number] | undefined {
+  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): Asc | undefined {
     // §11.4.7.2: unsolicited data the target did not expect.
-    if (this.unsolDone || !this.unsolBuf) return [0x0c, 0x0c];
+    if (this.unsolDone || !this.unsolBuf) return Asc.UnexpectedUnsolicitedData;
     // §11.7.5 DataSN and (DataPDUInOrder=Yes) offsets in order; §13.14 FirstBurstLength; EDTL.
-    if (pdu.dataSN !== this.unsolDataSN) return [0x4b, 0x00];
-    if (pdu.bufferOffset !== this.unsolReceived) return [0x4b, 0x05];
-    if (pdu.bufferOffset + data.length > this.unsolLimit) return [0x0c, 0x0c];
+    if (pdu.dataSN !== this.unsolDataSN) return Asc.DataPhaseError;
+    if (pdu.bufferOffset !== this.unsolReceived) return Asc.DataOffsetError;
+    if (pdu.bufferOffset + data.length > this.unsolLimit) return Asc.UnexpectedUnsolicitedData;
     const dst = this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + data.length);
     if (dst.buffer !== data.buffer || dst.byteOffset !== data.byteOffset) dst.set(data);
     this.unsolReceived += data.length;
@@ -361,10 +362,10 @@ export class IscsiTask implements TaskRef, FabricIO {
    * ABORTED COMMAND and the SPC-4 DATA PHASE ERROR family / iSCSI §11.4.7.2 sense, and
    * later Data-Out for it is discarded. Only this command fails; the session lives on.
    */
-  failData(asc: number, ascq: number): void {
+  failData(asc: Asc): void {
     if (this.dataError || this.aborted) return;
-    this.dataError = abortedCommandSense(asc, ascq);
-    const e = new Error(`Data-Out sequence error (ASC 0x${asc.toString(16)}/0x${ascq.toString(16)})`);
+    this.dataError = abortedCommandSense(asc);
+    const e = new Error(`Data-Out sequence error (ASC 0x${(asc >> 8).toString(16)}/0x${(asc & 0xff).toString(16)})`);
     for (const r of [...this.r2ts]) r.fail(e);
     this.unsolDone = true;
     const w = this.unsolWaiters;
@@ -383,9 +384,9 @@ export class IscsiTask implements TaskRef, FabricIO {
       c = await s.core!.submit(this.command, s.nexus!, this);
     } catch (e) {
       if (this.aborted) return this.finish();
-      if (this.dataError) return this.respond({ status: 0x02, transferred: 0, sense: this.dataError }, ScsiResponseCode.CommandCompleted);
+      if (this.dataError) return this.respond(checkCondition(this.dataError), ScsiResponseCode.CommandCompleted);
       this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${(e as Error).message}`);
-      c = { status: 0x02, transferred: 0, sense: hardwareErrorSense() };
+      c = checkCondition(internalTargetFailureSense());
       if (this.held) this.held = undefined;
       return this.respond(c, ScsiResponseCode.TargetFailure);
     }
@@ -401,7 +402,7 @@ export class IscsiTask implements TaskRef, FabricIO {
    */
   private respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> | undefined {
     if (this.aborted) { this.finish(); return undefined }
-    if (this.dataError) { c = { status: 0x02, transferred: 0, sense: this.dataError }; this.held = undefined }
+    if (this.dataError) { c = checkCondition(this.dataError); this.held = undefined }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
     if (!this.unsolDone) return this.respondAfterUnsolicited(c, response);
@@ -426,7 +427,7 @@ export class IscsiTask implements TaskRef, FabricIO {
     const over = moved > expected ? moved - expected : 0;
     const under = moved < expected ? expected - moved : 0;
     const bidiUnder = isBidi && this.dataInBytes < this.bidiReadLength ? this.bidiReadLength - this.dataInBytes : 0;
-    const good = c.status === 0x00 && !c.sense?.length && response === ScsiResponseCode.CommandCompleted;
+    const good = c.status === ScsiStatus.Good && !c.sense?.length && response === ScsiResponseCode.CommandCompleted;
     if (this.held && good && !isBidi) {
       const h = this.held;
       this.held = undefined;
@@ -475,16 +476,3 @@ export class IscsiTask implements TaskRef, FabricIO {
   }
 }
 
-/** ABORTED COMMAND with the given ASC/ASCQ, fixed format (SPC-4 4.5.3). */
-function abortedCommandSense(asc: number, ascq: number): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x0b; s[7] = 10; s[12] = asc; s[13] = ascq;
-  return s;
-}
-
-/** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 4.5.6, ASC 44h). */
-function hardwareErrorSense(): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44; s[13] = 0x00;
-  return s;
-}

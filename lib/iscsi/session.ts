@@ -2,8 +2,8 @@
 // command window (CmdSN/ExpCmdSN/MaxCmdSN, §4.2.2.1) with in-order delivery of
 // non-immediate commands, and the task table by ITT. ERL 0: MaxConnections may be 1.
 
-import type { Nexus } from '../scsi/types.js';
-import type { IscsiCore, Logger } from './core.js';
+import type { Nexus, ScsiCore } from '../scsi/types.js';
+import type { Logger } from './core.js';
 import { snAdd, snLess, snLessEq } from './core.js';
 import type { OperationalParams } from './params.js';
 import type { IscsiTask } from './scsi-cmd.js';
@@ -137,7 +137,7 @@ export class IscsiSession {
     readonly params: OperationalParams,
     readonly tpg: TpgEntry | undefined,
     readonly nexus: Nexus | undefined,
-    readonly core: IscsiCore | undefined,
+    readonly core: ScsiCore | undefined,
     readonly cmdWindow: number,
     initialCmdSN: number,
     readonly log: Logger,

@@ -2,9 +2,10 @@
 // session table (ISID/TSIH, reinstatement), and shutdown. Transports hand it accepted
 // connections with `accept`; `lib/transport/tcp.ts` does so for TCP portals.
 
+import type { ScsiCore } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
-import { silentLogger, type IscsiCore, type Logger } from './core.js';
+import { silentLogger, type Logger } from './core.js';
 import { requestLogout } from './async.js';
 import { preferencesFrom, preferencesFromKeys, type TargetPreferences } from './params.js';
 import type { TargetContext, TargetCounters } from './context.js';
@@ -18,7 +19,7 @@ export interface AclOptions {
   /** Per-initiator CHAP; overrides the TPG's. */
   chap?: ChapCredentials;
   /** A core (LUN view) specific to this initiator, e.g. its mapped LUNs; default the TPG's. */
-  core?: IscsiCore;
+  core?: ScsiCore;
 }
 
 export interface TpgOptions {
@@ -30,7 +31,7 @@ export interface TpgOptions {
   /** Addresses advertised by SendTargets (wildcards are replaced by the connection's local address). */
   portals?: Array<{ address: string; port: number }>;
   /** The SCSI core serving this TPG's LUNs; default the target's `core`. */
-  core?: IscsiCore;
+  core?: ScsiCore;
   acls?: AclOptions[];
   /** Demo mode: any initiator may log in (LIO generate_node_acls). */
   generateNodeAcls?: boolean;
@@ -53,7 +54,7 @@ export interface TpgOptions {
 
 export interface IscsiTargetOptions {
   /** Default SCSI core for TPGs that name none. */
-  core?: IscsiCore;
+  core?: ScsiCore;
   tpgs: TpgOptions[];
   discoveryAuth?: { chap?: ChapCredentials; required?: boolean };
   /** Keep-alive: NOP-In after this many idle ms (0 = off; default 15000). */
@@ -93,7 +94,7 @@ export class IscsiTarget implements TargetContext {
     for (const t of opts.tpgs) this.addTpg(t, opts.core);
   }
 
-  addTpg(t: TpgOptions, defaultCore?: IscsiCore): TpgEntry {
+  addTpg(t: TpgOptions, defaultCore?: ScsiCore): TpgEntry {
     const tpgt = t.tpgt ?? 1;
     if (this.tpgs.some((x) => x.iqn === t.iqn && x.tpgt === tpgt)) throw new Error(`${t.iqn} tpgt ${tpgt} defined twice`);
     const explicit = { ...preferencesFromKeys(t.parameters ?? {}), ...(t.preferences ?? {}) };

@@ -2,7 +2,7 @@
 // its ACLs, CHAP and login preferences), built by IscsiTarget.addTpg from TpgOptions.
 
 import type { ChapCredentials } from './chap.js';
-import type { IscsiCore } from './core.js';
+import type { ScsiCore } from '../scsi/types.js';
 import type { TargetPreferences } from './params.js';
 
 export interface TpgEntry {
@@ -19,7 +19,7 @@ export interface TpgEntry {
   /** The same over iSER: InitialR2T=Yes unless the TPG's parameters say otherwise (see addTpg). */
   rdmaPrefs: TargetPreferences;
   cmdWindow: number;
-  core?: IscsiCore;
+  core?: ScsiCore;
   relativePortId: number;
   /** Keep-alive timers of its sessions' connections (ms), see NopKeeper. */
   nopInterval: number;
@@ -29,5 +29,5 @@ export interface TpgEntry {
 export interface AclEntry {
   initiator: string;
   chap?: ChapCredentials;
-  core?: IscsiCore;
+  core?: ScsiCore;
 }

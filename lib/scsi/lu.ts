@@ -9,14 +9,15 @@ import { createHash } from 'node:crypto';
 import { BufferPool } from './bufpool.js';
 import { coversNexus, PersistentReservations, prFile, type Registration } from './pr.js';
 import { RangeLocks } from './rangelock.js';
-import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
+import { Asc, buildSense, reservationConflict, ScsiError, SenseKey } from './sense.js';
 import { lookup, Lookup } from './table.js';
 import type { Task } from './task.js';
 import { nexusKey } from './task.js';
 import { TaskSet } from './taskset.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
-import { DataDirection, type Backstore, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction, type TmfResponse } from './types.js';
+import type { Backstore } from '../backstore/types.js';
+import { DataDirection, ScsiStatus, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction, type TmfResponse } from './types.js';
 
 export interface LogicalUnitOptions {
   backstore: Backstore;
@@ -44,7 +45,7 @@ export interface ModeState {
 }
 
 /** TASK ABORTED (SAM-5 5.3.1): a fresh object each time, fabrics may annotate completions. */
-const aborted = (): ScsiCompletion => ({ status: Status.TaskAborted, transferred: 0 });
+const aborted = (): ScsiCompletion => ({ status: ScsiStatus.TaskAborted, transferred: 0 });
 
 /** LIO's NAA 6 form: 6, IEEE company id 0x001405, then the serial's hex digits (spc_gen_naa_6h_vendor_specific). */
 export function naaFromSerial(serial: string): Uint8Array {
@@ -144,8 +145,8 @@ export class LogicalUnit {
     if (shape) return shape;
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
     if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
-      return { status: Status.ReservationConflict, transferred: 0 };
-    if (this.pr.conflicts(nexus, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
+      return { status: ScsiStatus.ReservationConflict, transferred: 0 };
+    if (this.pr.conflicts(nexus, entry.pr)) return { status: ScsiStatus.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
     if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
@@ -175,7 +176,7 @@ export class LogicalUnit {
   /** Takes the task through the task set to its handler. Few parameters: an async function keeps them all in its frame. */
   private async run(t: Task, handler: (t: Task) => Promise<number>): Promise<ScsiCompletion> {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
-    if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
+    if (this.tasks.full()) return { status: ScsiStatus.TaskSetFull, transferred: 0 };
     const cmd = t.cmd;
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
     try {
@@ -185,12 +186,12 @@ export class LogicalUnit {
       if (t.aborted) return aborted();
       const transferred = await handler(t);
       if (t.aborted) return aborted();
-      return { status: Status.Good, transferred };
+      return { status: ScsiStatus.Good, transferred };
     } catch (e) {
       // The fabric may fail data movement of a task it aborted itself.
       if (t.aborted) return aborted();
       if (e instanceof ScsiError) {
-        if (e.status !== Status.CheckCondition) return { status: e.status, transferred: 0 };
+        if (e.status !== ScsiStatus.CheckCondition) return { status: e.status, transferred: 0 };
         return this.check(e.key, e.asc, e.field, e.information);
       }
       throw e;
@@ -200,7 +201,7 @@ export class LogicalUnit {
   }
 
   check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {
-    return { status: Status.CheckCondition, sense: buildSense(this.mode.dsense, key, asc, field, info), transferred: 0 };
+    return { status: ScsiStatus.CheckCondition, sense: buildSense(this.mode.dsense, key, asc, field, info), transferred: 0 };
   }
 
   takeUnitAttention(key: string): Asc | undefined {
@@ -260,7 +261,7 @@ export class LogicalUnit {
   }
 
   reserve(key: string): void {
-    if (this.reservedBy !== undefined && this.reservedBy !== key) throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ReservationConflict);
+    if (this.reservedBy !== undefined && this.reservedBy !== key) throw reservationConflict();
     this.reservedBy = key;
   }
 

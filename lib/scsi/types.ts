@@ -1,32 +1,7 @@
-// The two small interfaces the SCSI core stands between (design.md, "Interfaces to keep
-// small"): fabrics (iSCSI over TCP or iSER, SRP) submit commands with a FabricIO that
-// moves data; backstores store blocks. The core never sees a socket or a QP.
-
-/** Where a LUN's blocks live. Offsets and counts are in blocks of `blockSize`. */
-export interface Backstore {
-  readonly blockSize: number;
-  readonly blockCount: number;
-  readonly readOnly: boolean;
-  /** Fills `into` (exactly blocks*blockSize bytes) from `lba`. */
-  read(lba: number, blocks: number, into: Uint8Array): Promise<void>;
-  /** Stores `from` (exactly blocks*blockSize bytes) at `lba`; `fua` returns only once on stable storage. */
-  write(lba: number, blocks: number, from: Uint8Array, opts?: { fua?: boolean }): Promise<void>;
-  flush(): Promise<void>;
-  /** Deallocates ranges; later reads return zeroes. */
-  unmap(ranges: ReadonlyArray<{ lba: number; blocks: number }>): Promise<void>;
-  /** Whether `lba` is mapped and how many blocks from it share that state (GET LBA STATUS). */
-  lbaStatus?(lba: number): Promise<{ mapped: boolean; blocks: number }>;
-  /**
-   * Zero-copy access for fabrics (design.md, memory model): the RAM backstore returns
-   * the byte view of its (registered) memory for these blocks, so Data-In can be an RDMA
-   * WRITE straight from it and Data-Out an RDMA READ straight into it. Undefined where the
-   * data must pass through a buffer (file, block).
-   */
-  view?(lba: number, blocks: number): Uint8Array | undefined;
-  /** Data reached these blocks through view() (thin bookkeeping: they are mapped now). */
-  written?(lba: number, blocks: number): void;
-  close(): Promise<void>;
-}
+// The SCSI core's face to the fabrics, kept small: fabrics (iSCSI over TCP or iSER, SRP)
+// submit commands to a ScsiCore with a FabricIO that moves data. Below the core,
+// backstores store blocks (Backstore, lib/backstore/types.ts). The core never sees a
+// socket or a QP.
 
 export const enum DataDirection {
   None = 0,
@@ -80,7 +55,7 @@ export interface FabricIO {
 }
 
 export interface ScsiCompletion {
-  status: number; // SAM status: 0x00 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, 0x18 RESERVATION CONFLICT, 0x28 TASK SET FULL
+  status: ScsiStatus;
   sense?: Uint8Array;
   /** Bytes actually moved; the fabric derives over/underflow residuals from expectedLength. */
   transferred: number;
@@ -106,9 +81,7 @@ export const enum TmfResponse {
   Rejected = 255,
 }
 
-// ---- Added by the SCSI core (additive; nothing above changed) ----------------------
-
-/** SAM-5 status codes a ScsiCompletion carries. */
+/** SAM-5 status codes a ScsiCompletion carries: the one status enum (ScsiError, fabrics, core). */
 export const enum ScsiStatus {
   Good = 0x00,
   CheckCondition = 0x02,
@@ -126,12 +99,18 @@ export const enum ScsiStatus {
 }
 
 /**
- * The SCSI core as a fabric sees it: one per LUN view (an ACL's mapping or a TPG's demo
- * LUNs), implemented by LunView in lib/scsi/view.ts. Structurally the same as IscsiCore.
+ * The SCSI core as every fabric (iSCSI over TCP or iSER, SRP) sees it: the one
+ * fabric-facing contract, one per LUN view (an ACL's mapping or a TPG's demo LUNs),
+ * implemented by LunView in lib/scsi/view.ts.
  */
-export interface ScsiTargetCore {
+export interface ScsiCore {
+  /** Execute one command; the core moves data through `io` and resolves with status. */
   submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion>;
-  /** Resolves once the aborted tasks have ended (bounded), so the fabric may answer the TMF then. */
+  /**
+   * A task management function; `referencedTag` is the tag of the task for ABORT TASK
+   * (iSCSI's Referenced Task Tag, SRP's TASK TAG). Resolves once the aborted tasks have
+   * ended (bounded), so the fabric may answer the TMF then.
+   */
   taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse>;
   /** The I_T nexus is gone: its tasks end, its RESERVE(6) goes; PR registrations stay. */
   nexusLost(nexus: Nexus): void;

@@ -1,16 +1,15 @@
 // A LUN view: the LUN numbers one initiator (or a TPG in demo mode) sees, mapped to
-// logical units. It is what a fabric submits to (IscsiCore). Commands to a LUN that is
+// logical units. It is what a fabric submits to (ScsiCore). Commands to a LUN that is
 // not in the view are answered here (SPC-4 4.6.6 / 6.6.2 / 6.39).
 
-import type { IscsiCore } from '../iscsi/core.js';
 import type { LogicalUnit } from './lu.js';
 import { Op } from './opcodes.js';
-import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
+import { Asc, buildSense, SenseKey, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
 import { u16, u32 } from '../common/bytes.js';
 import { directionLengths } from './task.js';
-import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
+import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -32,7 +31,7 @@ export function encodeLun(lun: number): bigint {
   return BigInt(lun < 256 ? lun : 0x4000 | lun) << 48n;
 }
 
-export class LunView implements IscsiCore, ScsiTargetCore {
+export class LunView implements ScsiCore {
   private readonly byLun = new Map<number, ViewEntry>();
   readonly luns: readonly number[];
 
@@ -62,12 +61,12 @@ export class LunView implements IscsiCore, ScsiTargetCore {
     const send = async (b: Uint8Array, len: number): Promise<ScsiCompletion> => {
       const n = Math.min(len, directionLengths(cmd).inLength);
       if (n > 0) await io.dataIn(b.subarray(0, n), 0);
-      return { status: Status.Good, transferred: len };
+      return { status: ScsiStatus.Good, transferred: len };
     };
     const entry = lookup(cdb);
     // A CDB shorter than its operation code's length cannot be answered either.
     if (typeof entry === 'object' && cdb.length < entry.cdbLength)
-      return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
+      return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
     switch (cdb[0]) {
       case Op.Inquiry: {
         if ((cdb[1]! & 1) !== 0 || cdb[2] !== 0) break;
@@ -86,10 +85,10 @@ export class LunView implements IscsiCore, ScsiTargetCore {
           luns = reportLunsSelection(cdb, this.luns);
         } catch (e) {
           const err = e as ScsiError;
-          return { status: Status.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
+          return { status: ScsiStatus.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
         }
         const alloc = u32(cdb, 6);
-        if (alloc < 16) return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
+        if (alloc < 16) return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
         const b = new Uint8Array(8 + 8 * luns.length);
         return send(b, Math.min(encodeLunList(luns, b), alloc));
       }
@@ -98,7 +97,7 @@ export class LunView implements IscsiCore, ScsiTargetCore {
         return send(s, Math.min(s.length, cdb[4]!));
       }
     }
-    return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.LunNotSupported), transferred: 0 };
+    return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.LunNotSupported), transferred: 0 };
   }
 
   async taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {

@@ -12,7 +12,7 @@
 // logins, the initiator's source address (what LIO names its RDMA/CM ACLs by); without ACLs
 // and with generateNodeAcls any initiator sees the demo LUN view.
 
-import { TmfFunction, TmfResponse, type Nexus, type ScsiTargetCore } from '../scsi/types.js';
+import { TmfFunction, TmfResponse, type Nexus, type ScsiCore } from '../scsi/types.js';
 import { SrpTmf, SrpRspCode, TLogoutReason, isKnownTmf, parsePortId, portIdHex, tagNumber, type TskMgmt } from './iu.js';
 import { defaultTargetPortId, evaluateLogin, type LoginAccepted, type LoginDecision, type LoginPolicy } from './login.js';
 import type { SrpChannel, SrpChannelOptions, SrpSessionLink } from './channel.js';
@@ -22,7 +22,7 @@ export interface SrpAcl {
   initiatorPortId?: string;
   /** ...the initiator's source IP address (RDMA/CM). */
   address?: string;
-  core: ScsiTargetCore;
+  core: ScsiCore;
 }
 
 export interface SrpLog {
@@ -35,7 +35,7 @@ export interface SrpTargetOptions {
   /** 16 bytes (id_ext ‖ ioc_guid); default: each device's node GUID twice, as LIO does. */
   targetPortId?: Uint8Array;
   /** The LUN view of demo mode (generateNodeAcls). */
-  core?: ScsiTargetCore;
+  core?: ScsiCore;
   generateNodeAcls?: boolean;
   acls?: SrpAcl[];
   /** Credits per channel (= request receive depth). Default 128, as LIO. */
@@ -70,7 +70,7 @@ export class SrpSession implements SrpSessionLink {
   /** Replaced by a SINGLE relogin or its last channel gone: the core was told. */
   ended = false;
 
-  constructor(readonly key: string, readonly nexus: Nexus, readonly core: ScsiTargetCore, private readonly log: SrpLog) {}
+  constructor(readonly key: string, readonly nexus: Nexus, readonly core: ScsiCore, private readonly log: SrpLog) {}
 
   async taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number> {
     if (!isKnownTmf(iu.function)) return SrpRspCode.NotSupported;
@@ -118,13 +118,13 @@ export class SrpTarget {
   readonly channels = new Set<SrpChannel>();
   readonly log: SrpLog;
   readonly counters = { srpLogins: 0, srpLoginRejects: 0, srpCommands: 0, srpMalformed: 0, srpExternalTables: 0 };
-  private readonly acls: Array<{ portId?: string; address?: string; core: ScsiTargetCore }>;
+  private readonly acls: Array<{ portId?: string; address?: string; core: ScsiCore }>;
   private shuttingDown = false;
 
   constructor(readonly opts: SrpTargetOptions) {
     this.log = opts.log ?? { info() {}, warn() {} };
     this.acls = (opts.acls ?? []).map((a) => {
-      const e: { portId?: string; address?: string; core: ScsiTargetCore } = { core: a.core };
+      const e: { portId?: string; address?: string; core: ScsiCore } = { core: a.core };
       if (a.initiatorPortId !== undefined) {
         const n = normalizePortId(a.initiatorPortId);
         if (!n) throw new Error(`SRP ACL initiatorPortId ${JSON.stringify(a.initiatorPortId)} is not 32 hex digits`);
@@ -158,7 +158,7 @@ export class SrpTarget {
    * Decides a login: the request's own fields, then the ACL and the channel limit. On
    * success the caller builds the channel and calls attach().
    */
-  evaluate(privateData: Uint8Array | undefined, nodeGuid: string, remoteAddress: string): LoginDecision & { core?: ScsiTargetCore } {
+  evaluate(privateData: Uint8Array | undefined, nodeGuid: string, remoteAddress: string): LoginDecision & { core?: ScsiCore } {
     if (this.shuttingDown) return { ok: false, reason: 0x00010001, why: 'the target is shutting down' };
     const d = evaluateLogin(privateData, this.policy(nodeGuid));
     if (!d.ok) return d;
@@ -174,7 +174,7 @@ export class SrpTarget {
     return { ...d, core };
   }
 
-  private authorize(initiatorPort: string, address: string): ScsiTargetCore | undefined {
+  private authorize(initiatorPort: string, address: string): ScsiCore | undefined {
     for (const a of this.acls) if (a.portId === initiatorPort) return a.core;
     for (const a of this.acls) if (a.address !== undefined && a.address === address) return a.core;
     if (this.opts.generateNodeAcls && this.opts.core) return this.opts.core;
@@ -185,7 +185,7 @@ export class SrpTarget {
    * The session a new channel joins, after the multichannel action (§5.4.4): SINGLE ends the
    * nexus' channels and starts it afresh; MULTI joins. Returns the LOGIN_RSP flag.
    */
-  attach(d: LoginAccepted, core: ScsiTargetCore, ch: SrpChannel): { session: SrpSession; existing: 0 | 1 | 2 } {
+  attach(d: LoginAccepted, core: ScsiCore, ch: SrpChannel): { session: SrpSession; existing: 0 | 1 | 2 } {
     const key = sessionKey(d);
     let s = this.sessions.get(key);
     let existing: 0 | 1 | 2 = 0;

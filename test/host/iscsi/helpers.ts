@@ -4,12 +4,11 @@
 
 import net from 'node:net';
 import { chapResponse, decodeBinary, encodeHex, type ChapAlgorithm } from '../../../lib/iscsi/chap.js';
-import type { IscsiCore } from '../../../lib/iscsi/core.js';
 import { crc32c, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
 import { Opcode, RESERVED_TAG } from '../../../lib/iscsi/opcodes.js';
 import { decodeBhs, encodeBhs, padLength, type Pdu, type PduInit } from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText } from '../../../lib/iscsi/text.js';
-import { TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction } from '../../../lib/scsi/types.js';
+import { TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type TmfFunction } from '../../../lib/scsi/types.js';
 
 export interface RxItem { pdu: Pdu; bhs: Buffer; data: Buffer }
 
@@ -279,7 +278,7 @@ function groupMap(pairs: Array<readonly [string, string]>): Map<string, string> 
 export interface FakeCoreOptions { blocks?: number; blockSize?: number; delayMs?: number }
 
 /** Enough SBC/SPC for the transport tests: TUR, INQUIRY, READ CAPACITY(10), READ/WRITE(10). */
-export class FakeCore implements IscsiCore {
+export class FakeCore implements ScsiCore {
   readonly disk: Buffer;
   readonly blockSize: number;
   readonly blocks: number;

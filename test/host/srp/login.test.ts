@@ -5,7 +5,7 @@ import { LoginRejReason, decodeLoginRej, decodeLoginRsp, encodeLoginReqRdma, typ
 import { defaultTargetPortId, evaluateLogin, loginReject, loginResponse, type LoginPolicy } from '../../../lib/srp/login.js';
 import { SrpTarget, srpTransportId } from '../../../lib/srp/target.js';
 import type { SrpChannel } from '../../../lib/srp/channel.js';
-import { TmfResponse, type ScsiTargetCore } from '../../../lib/scsi/types.js';
+import { TmfResponse, type ScsiCore } from '../../../lib/scsi/types.js';
 
 const tpid = Uint8Array.from(Buffer.from('52505441524745540011223344556677', 'hex'));
 const ipid = Uint8Array.from(Buffer.from('0000000000000000f8c16afffee72052', 'hex'));
@@ -74,7 +74,7 @@ describe('login: accepted', () => {
 
 describe('target: ACLs, nexus and multichannel action', () => {
   const lost: string[] = [];
-  const core = (name: string): ScsiTargetCore => ({
+  const core = (name: string): ScsiCore => ({
     submit: () => Promise.reject(new Error('unused')),
     taskManagement: () => Promise.resolve(TmfResponse.Complete),
     nexusLost: (n) => { lost.push(`${name}:${n.initiatorPort}`) },
