@@ -3,7 +3,8 @@
 // inside `receive`'s try/catch: bad input affects only this connection and never throws
 // out of the transport's event handler.
 
-import type { IscsiCore, Logger } from './core.js';
+import type { IscsiCore } from './core.js';
+import type { Logger } from '../common/log.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
@@ -326,7 +327,7 @@ export class IscsiConnection implements TransportSink {
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
   private sequenceError(task: ScsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
-    this.log.info(`${this.describe}: ${why}`);
+    this.log.debug(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
     task.failData(asc, ascq);
   }
@@ -389,7 +390,7 @@ export class IscsiConnection implements TransportSink {
   /** Abortive: close at once (ERL 0 connection failure). */
   drop(reason: string): void {
     if (this.phase === 'closed') return;
-    this.log.info(`${this.describe}: dropping connection: ${reason}`);
+    this.log.debug(`${this.describe}: dropping connection: ${reason}`);
     this.transport.close(true);
     this.cleanup(reason);
   }

@@ -4,7 +4,8 @@
 
 import type { Nexus } from '../scsi/types.js';
 import type { IscsiConnection } from './connection.js';
-import type { IscsiCore, Logger } from './core.js';
+import type { IscsiCore } from './core.js';
+import type { Logger } from '../common/log.js';
 import { snAdd, snLess, snLessEq } from './core.js';
 import type { OperationalParams } from './params.js';
 import type { ScsiTask } from './scsi-cmd.js';
@@ -187,7 +188,7 @@ export class IscsiSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.log.info(`session tsih=${this.tsih} ${this.key.initiatorName} isid=0x${this.isidHex} closed: ${reason}`);
+    this.log.debug(`session tsih=${this.tsih} ${this.key.initiatorName} isid=0x${this.isidHex} closed: ${reason}`);
     this.pending.clear();
     for (const t of this.tasks.values()) t.abort('session closed');
     this.tasks.clear();

@@ -4,7 +4,8 @@
 
 import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
-import { silentLogger, type IscsiCore, type Logger } from './core.js';
+import type { IscsiCore } from './core.js';
+import { silentLogger, type Logger } from '../common/log.js';
 import { requestLogout } from './async.js';
 import { parseNumber, preferencesFrom, type TargetPreferences } from './params.js';
 import type { IscsiSession, SessionKey, SessionType } from './session.js';
