@@ -8,6 +8,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AbsPath, backstoreSchema, Bool, chapProperties, type SchemaOptions } from './common.js';
 import { targetSchema } from './iscsi.js';
+import type { AclConfig, BackstoreConfig, ChapConfig, Config, DiscoveryAuthConfig, PortalConfig, SrpAttributes, SrpConfig, TargetConfig, TpgAttributes, TpgConfig } from './types.js';
 import { srpSchema } from './srp.js';
 
 export type { SchemaOptions };
@@ -47,3 +48,24 @@ export type ConfigDocument = Static<ReturnType<typeof configSchema>>;
 export function publishedSchema(): Record<string, unknown> {
   return { $schema: 'http://json-schema.org/draft-07/schema#', ...configSchema() };
 }
+
+// The resolved model (./types.ts) names the same fields as the file, object by object: a
+// field added to one and not the other fails the typecheck here.
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { onlyInFile: Exclude<keyof A, keyof B>; onlyInModel: Exclude<keyof B, keyof A> };
+type Item<T> = T extends ReadonlyArray<infer I> ? I : never;
+type Tpg = Item<ConfigDocument['targets'][number]['tpgs']>;
+type Srp = NonNullable<ConfigDocument['srp']>;
+const fieldsAgree: [
+  SameKeys<Omit<ConfigDocument, '$schema' | 'comment'>, Config>,
+  SameKeys<Item<NonNullable<ConfigDocument['backstores']>>, BackstoreConfig>,
+  SameKeys<ConfigDocument['targets'][number], TargetConfig>,
+  SameKeys<Tpg, TpgConfig>,
+  SameKeys<Item<NonNullable<Tpg['portals']>>, PortalConfig>,
+  SameKeys<Item<NonNullable<Tpg['acls']>>, AclConfig>,
+  SameKeys<NonNullable<Tpg['attributes']>, TpgAttributes>,
+  SameKeys<NonNullable<Tpg['chap']>, ChapConfig>,
+  SameKeys<Srp, SrpConfig>,
+  SameKeys<NonNullable<Srp['attributes']>, SrpAttributes>,
+  SameKeys<NonNullable<ConfigDocument['discoveryAuth']>, DiscoveryAuthConfig>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
+void fieldsAgree;
