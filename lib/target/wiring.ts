@@ -175,7 +175,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           immediateData: sc.attributes.immediateData,
           maxItIuLen: sc.attributes.maxItIuLength,
           ...(tpid ? { targetPortId: tpid } : {}),
-          ...(log ? { log } : {}),
+          log,
         });
       }
 
@@ -187,7 +187,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         ...(d.enable && d.userid && d.password
           ? { discoveryAuth: { required: true, chap: { userid: d.userid, password: d.password, ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}) } } }
           : {}),
-        ...(log ? { log } : {}),
+        log,
       });
 
       return {

@@ -111,7 +111,7 @@ export function checkBackstore(c: Checker, path: string, v: unknown): BackstoreC
     c.err(sp, `must be a multiple of blockSize ${blockSize}, got ${size}`);
     return undefined;
   }
-  if (c.bad(path) || size === undefined && o.size !== undefined || blockSize === undefined) return undefined;
+  if (c.bad(path) || (size === undefined && o.size !== undefined) || blockSize === undefined) return undefined;
   const b: BackstoreConfig = { type: o.type!, blockSize, readOnly: bool(o.readOnly, false), thin: bool(o.thin, false) };
   if (o.name !== undefined) b.name = o.name;
   if (size !== undefined) b.size = size;
