@@ -5,6 +5,7 @@
 
 import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
+import { TPG_KEY_RULES, type TpgKeyRule } from '../../iscsi/params.js';
 import { bool, isObj, join, type Checker, type Obj } from './checker.js';
 import {
   Bool, ChapSchema, LunListSchema, OneOf, Port, int, mappedLunsSchema, rangeMessage, resolveChap, resolveLuns, resolveMappedLuns,
@@ -14,34 +15,10 @@ import { DEFAULT_ADDRESS, DEFAULT_PORT, DEFAULT_TPG_TAG, TPG_ATTRIBUTE_DEFAULTS 
 import type { AclConfig, BackstoreConfig, ChapConfig, PortalConfig, TargetConfig, TpgAttributes, TpgConfig, TransportKind } from './types.js';
 import { describe, fmtAddr, ipLiteral, isLoopback, isWildcard, iscsiNameProblem, ISCSI_NAME_MAX_BYTES, ISCSI_NAME_PATTERN } from './values.js';
 
-// iSCSI login keys a config may override, with the value rule for each (RFC 7143 §13,
-// RFC 7145 §6 for the iSER ones). Values are kept as the strings the engine negotiates with.
-// AuthMethod is not among them: it follows attributes.authentication, as in LIO, so the two
-// cannot disagree; initiator-declared keys (InitiatorRecvDataSegmentLength) are not the
-// target's to set.
-type KeyRule = { kind: 'bool' } | { kind: 'int'; min: number; max: number } | { kind: 'enum'; values: string[] } | { kind: 'text' };
-const YESNO: KeyRule = { kind: 'bool' };
-const DIGEST: KeyRule = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
-export const ISCSI_KEYS: Record<string, KeyRule> = {
-  HeaderDigest: DIGEST,
-  DataDigest: DIGEST,
-  MaxConnections: { kind: 'int', min: 1, max: 65535 },
-  TargetAlias: { kind: 'text' },
-  InitialR2T: YESNO,
-  ImmediateData: YESNO,
-  MaxRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
-  MaxBurstLength: { kind: 'int', min: 512, max: 16777215 },
-  FirstBurstLength: { kind: 'int', min: 512, max: 16777215 },
-  DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 },
-  DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
-  MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 },
-  DataPDUInOrder: YESNO,
-  DataSequenceInOrder: YESNO,
-  ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 },
-  RDMAExtensions: YESNO,
-  TargetRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
-  MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
-};
+// iSCSI login keys a config may override, with the value rule for each: the engine's key
+// table says which (lib/iscsi/params.ts). Values are kept as the strings the engine negotiates with.
+type KeyRule = TpgKeyRule;
+export const ISCSI_KEYS: Readonly<Record<string, KeyRule>> = TPG_KEY_RULES;
 
 // ---------------------------------------------------------------------------------------
 // Parameters: the schema of each key follows its rule in ISCSI_KEYS
