@@ -25,3 +25,12 @@ const nothing: LogFn = () => {};
 
 /** Discards everything: the default of every layer that is given no logger (tests, tools). */
 export const silentLogger: Logger = { debug: nothing, info: nothing, warn: nothing, error: nothing, child: () => silentLogger };
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** A Logger that hands each line's level and message to `write` (tests, tools); fields are dropped. */
+export function lineLogger(write: (level: LogLevel, msg: string) => void): Logger {
+  const at = (level: LogLevel): LogFn => ((a: string | LogFields, b?: string) => write(level, typeof a === 'string' ? a : (b ?? ''))) as LogFn;
+  const log: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => log };
+  return log;
+}

@@ -232,6 +232,7 @@ export function resolveLuns(c: Checker, path: string, v: unknown, named: Readonl
 export function mappedLunsSchema(source: 'tpgLun' | 'srpLun', exportedBy: string) {
   return Type.Array(Type.Unsafe<number | { lun: number; readOnly?: boolean | 0 | 1 } & { [k in typeof source]?: number }>({
     if: { type: 'number' },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
     then: LunNumber,
     else: Type.Object({
       lun: int(0, 16383, { description: 'the LUN number the initiator sees' }),

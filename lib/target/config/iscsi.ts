@@ -33,6 +33,7 @@ function keySchema(rule: KeyRule): Obj {
     case 'int': {
       // Integers may be written as decimal strings, as LIO's saveconfig does; their range is checked after parsing.
       const errorMessage = rangeMessage(rule.min, rule.max);
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
       return { if: { type: 'string' }, then: { pattern: '^\\d+$', errorMessage }, else: { type: 'integer', minimum: rule.min, maximum: rule.max, errorMessage }, errorMessage };
     }
   }
