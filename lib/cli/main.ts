@@ -18,7 +18,8 @@ import {
   type Config,
   type ValidationResult,
 } from '../target/config.js';
-import { Daemon, StartError, type Logger } from '../target/daemon.js';
+import { Daemon, StartError } from '../target/daemon.js';
+import { createLogger, LOG_FORMATS, type LogFormat } from '../target/logging.js';
 import { controlRequest } from '../target/control.js';
 import type { Engine } from '../target/engine.js';
 
@@ -27,7 +28,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  rdma-target [--config FILE] [--listen ADDR:PORT] [--debug]
+  rdma-target [--config FILE] [--listen ADDR:PORT] [--debug] [--log-format human|json]
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
   rdma-target ctl COMMAND [JSON] [--socket PATH]
@@ -43,6 +44,8 @@ Options:
   -l, --listen ADDR:PORT   serve every TCP portal on ADDR:PORT instead ("[::1]:3260" for
                            IPv6; port 0 picks a free port and prints it)
       --debug              verbose log, stack traces on errors
+      --log-format F       human (default: the lines below, info on stdout, warnings on
+                           stderr) or json (one JSON object per line on stdout)
       --shutdown-timeout S seconds in-flight commands get at shutdown (default 5)
   -h, --help               this text
   -V, --version            print the version
@@ -90,15 +93,6 @@ const consoleIo: Io = {
   err: (l) => process.stderr.write(l + '\n'),
 };
 
-function makeLogger(io: Io, debug: boolean): Logger {
-  return {
-    info: (m) => io.out(m),
-    warn: (m) => io.err(`warning: ${m}`),
-    error: (m) => io.err(`error: ${m}`),
-    debug: (m) => { if (debug) io.err(`debug: ${m}`); },
-  };
-}
-
 function loadFile(file: string): { text?: string; error?: string } {
   try {
     return { text: readFileSync(file, 'utf8') };
@@ -136,6 +130,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         version: { type: 'boolean', short: 'V' },
         socket: { type: 'string' },
         'shutdown-timeout': { type: 'string' },
+        'log-format': { type: 'string' },
       },
     });
   } catch (e) {
@@ -182,6 +177,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     if (!Number.isFinite(s) || s < 0 || s > 3600) return usage(`--shutdown-timeout: must be seconds 0–3600, got ${JSON.stringify(o['shutdown-timeout'])}`);
     graceMs = s * 1000;
   }
+  const logFormat = o['log-format'] ?? 'human';
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) return usage(`--log-format: must be ${LOG_FORMATS.join(' or ')}, got ${JSON.stringify(logFormat)}`);
 
   let doc: Record<string, unknown>;
   let source = 'embedded default config';
@@ -209,7 +206,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     for (const e of result.errors) io.err(`rdma-target: ${source}: ${listen ? e.replace(/^targets\[\d+\]\.tpgs\[\d+\]\.portals\[0\]\.(address|port)/, '--listen') : e}`);
     return EXIT_FAILURE;
   }
-  const log = makeLogger(io, !!o.debug);
+  const log = createLogger({ format: logFormat as LogFormat, debug: !!o.debug, sink: io });
   for (const w of result.warnings) log.warn(w);
   if (o.config !== undefined) {
     const p = secretsExposed(o.config, result.config);
@@ -266,9 +263,9 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         finish(EXIT_FAILURE);
         return;
       }
-      io.out(`rdma-target: ${sig}: stopping (sessions asked to log out, ${graceMs / 1000}s for in-flight commands; ${sig} again to force)`);
+      log.info(`rdma-target: ${sig}: stopping (sessions asked to log out, ${graceMs / 1000}s for in-flight commands; ${sig} again to force)`);
       daemon.stop(graceMs).then(
-        () => { io.out('rdma-target: stopped'); finish(EXIT_OK); },
+        () => { log.info('rdma-target: stopped'); finish(EXIT_OK); },
         (e: unknown) => { io.err(`rdma-target: unclean stop: ${(e as Error).message}`); finish(EXIT_FAILURE); },
       );
     };
@@ -282,8 +279,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); process.on('SIGHUP', onHup); }
     // Only now say we are up: whoever reads these lines may signal at once (a pipe's write is
     // synchronous on Linux, so printing first let a quick SIGHUP find the default action: exit).
-    io.out(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
-    for (const line of daemon.connectionHints()) io.out(line);
+    log.info(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
+    for (const line of daemon.connectionHints()) log.info(line);
     ro.onStarted?.(daemon);
     // Tests without signals stop the daemon themselves; resolve once it has stopped.
     if (ro.signals === false) {

@@ -7,7 +7,7 @@ import { u32 } from '../common/bytes.js';
 import { Asc } from '../scsi/sense.js';
 import type { ScsiCore } from '../scsi/types.js';
 import type { ConnectionContext, ConnectionCounters, ConnectionPhase, TargetContext } from './context.js';
-import type { Logger } from './core.js';
+import type { Logger } from '../common/log.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
@@ -309,7 +309,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
   private sequenceError(task: IscsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
-    this.log.info(`${this.describe}: ${why}`);
+    this.log.debug(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
     task.failData(asc);
   }
@@ -372,7 +372,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   /** Abortive: close at once (ERL 0 connection failure). */
   drop(reason: string): void {
     if (this.phase === 'closed') return;
-    this.log.info(`${this.describe}: dropping connection: ${reason}`);
+    this.log.debug(`${this.describe}: dropping connection: ${reason}`);
     this.transport.close(true);
     this.cleanup(reason);
   }

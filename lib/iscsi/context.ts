@@ -5,7 +5,7 @@
 // iscsit_conn plays the part; tgt's iscsi_connection). Types only.
 
 import type { ChapCredentials } from './chap.js';
-import type { Logger } from './core.js';
+import type { Logger } from '../common/log.js';
 import type { OperationalParams, TargetPreferences } from './params.js';
 import type { IscsiSession, SessionConnection, SessionKey, SessionType } from './session.js';
 import type { TextAccumulator } from './text.js';

@@ -1,14 +1,6 @@
 // Small helpers shared by the iSCSI engine's files. What it submits commands to is the
 // SCSI core's fabric contract, ScsiCore in lib/scsi/types.ts.
 
-export interface Logger {
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-}
-
-export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
-
 /** Serial number arithmetic on 32 bits (RFC 1982, used by RFC 7143 §4.2.2.1 for CmdSN). */
 export function snLess(a: number, b: number): boolean {
   return a !== b && ((a < b && b - a < 0x80000000) || (a > b && a - b > 0x80000000));

@@ -291,7 +291,7 @@ export class LoginHandler {
     conn.transport.loginComplete();
     this.respond(reply, true, Stage.FullFeature, session);
     target.counters.logins++;
-    target.log.info(`login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`);
+    target.log.debug(`login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`);
     conn.enterFullFeature(session, session === this.joining ? { ...session.params, headerDigest: params.headerDigest, dataDigest: params.dataDigest, initiatorMaxRecvDataSegmentLength: params.initiatorMaxRecvDataSegmentLength } : params);
   }
 
@@ -312,7 +312,7 @@ export class LoginHandler {
     const conn = this.conn;
     this.done = true;
     conn.target.counters.loginFailures++;
-    conn.log.info(`login failed (0x${status.toString(16).padStart(4, '0')}) from ${conn.describe}${this.initiatorName ? ` ${this.initiatorName}` : ''}: ${why}`);
+    conn.log.debug(`login failed (0x${status.toString(16).padStart(4, '0')}) from ${conn.describe}${this.initiatorName ? ` ${this.initiatorName}` : ''}: ${why}`);
     conn.sendPdu(encodeBhs<LoginResponsePdu>({
       opcode: Opcode.LoginResponse, itt: pdu?.itt ?? this.itt, transit: false, cont: false, csg: this.stage, nsg: 0,
       versionMax: 0, versionActive: 0, isid: pdu?.isid ?? this.isid, tsih: pdu?.tsih ?? this.tsih,

@@ -13,7 +13,7 @@
 import { u32 } from '../common/bytes.js';
 import { abortedCommandSense, Asc, checkCondition, internalTargetFailureSense } from '../scsi/sense.js';
 import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from '../scsi/types.js';
-import type { Logger } from './core.js';
+import type { Logger } from '../common/log.js';
 import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, parseAhs, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
 import type { OperationalParams } from './params.js';

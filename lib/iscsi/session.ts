@@ -3,7 +3,7 @@
 // non-immediate commands, and the task table by ITT. ERL 0: MaxConnections may be 1.
 
 import type { Nexus, ScsiCore } from '../scsi/types.js';
-import type { Logger } from './core.js';
+import type { Logger } from '../common/log.js';
 import { snAdd, snLess, snLessEq } from './core.js';
 import type { OperationalParams } from './params.js';
 import type { IscsiTask } from './scsi-cmd.js';
@@ -198,7 +198,7 @@ export class IscsiSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.log.info(`session tsih=${this.tsih} ${this.key.initiatorName} isid=0x${this.isidHex} closed: ${reason}`);
+    this.log.debug(`session tsih=${this.tsih} ${this.key.initiatorName} isid=0x${this.isidHex} closed: ${reason}`);
     this.pending.clear();
     for (const t of this.tasks.values()) t.abort('session closed');
     this.tasks.clear();

@@ -5,7 +5,7 @@
 import type { ScsiCore } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
-import { silentLogger, type Logger } from './core.js';
+import { silentLogger, type Logger } from '../common/log.js';
 import { requestLogout } from './async.js';
 import { preferencesFrom, preferencesFromKeys, type TargetPreferences } from './params.js';
 import type { TargetContext, TargetCounters } from './context.js';

@@ -16,6 +16,7 @@ import { TmfFunction, TmfResponse, type Nexus, type ScsiCore } from '../scsi/typ
 import { SrpTmf, SrpRspCode, TLogoutReason, isKnownTmf, parsePortId, portIdHex, tagNumber, type TskMgmt } from './iu.js';
 import { defaultTargetPortId, evaluateLogin, type LoginAccepted, type LoginDecision, type LoginPolicy } from './login.js';
 import type { SrpChannel, SrpChannelOptions, SrpSessionLink } from './channel.js';
+import { silentLogger, type Logger } from '../common/log.js';
 
 export interface SrpAcl {
   /** Initiator port id, "0x" + 32 hex digits (any case, colons allowed), or... */
@@ -23,12 +24,6 @@ export interface SrpAcl {
   /** ...the initiator's source IP address (RDMA/CM). */
   address?: string;
   core: ScsiCore;
-}
-
-export interface SrpLog {
-  info(m: string): void;
-  warn(m: string): void;
-  debug?(m: string): void;
 }
 
 export interface SrpTargetOptions {
@@ -48,7 +43,7 @@ export interface SrpTargetOptions {
   /** Channels one nexus may have. Default 64. */
   channelsPerNexus?: number;
   relativePortId?: number;
-  log?: SrpLog;
+  log?: Logger;
   channel?: SrpChannelOptions;
 }
 
@@ -70,7 +65,7 @@ export class SrpSession implements SrpSessionLink {
   /** Replaced by a SINGLE relogin or its last channel gone: the core was told. */
   ended = false;
 
-  constructor(readonly key: string, readonly nexus: Nexus, readonly core: ScsiCore, private readonly log: SrpLog) {}
+  constructor(readonly key: string, readonly nexus: Nexus, readonly core: ScsiCore, private readonly log: Logger) {}
 
   async taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number> {
     if (!isKnownTmf(iu.function)) return SrpRspCode.NotSupported;
@@ -93,7 +88,7 @@ export class SrpSession implements SrpSessionLink {
         }
       }
     }
-    this.log.debug?.(`${from.describe}: task management 0x${iu.function.toString(16)} LUN ${iu.lun}${tag !== undefined ? ` tag 0x${tag.toString(16)}` : ''}`);
+    this.log.debug(`${from.describe}: task management 0x${iu.function.toString(16)} LUN ${iu.lun}${tag !== undefined ? ` tag 0x${tag.toString(16)}` : ''}`);
     const r = await this.core.taskManagement(fn, this.nexus, iu.lun, tag);
     switch (r) {
       case TmfResponse.Complete:
@@ -116,13 +111,13 @@ export interface SrpSessionStatus {
 export class SrpTarget {
   readonly sessions = new Map<string, SrpSession>();
   readonly channels = new Set<SrpChannel>();
-  readonly log: SrpLog;
+  readonly log: Logger;
   readonly counters = { srpLogins: 0, srpLoginRejects: 0, srpCommands: 0, srpMalformed: 0, srpExternalTables: 0 };
   private readonly acls: Array<{ portId?: string; address?: string; core: ScsiCore }>;
   private shuttingDown = false;
 
   constructor(readonly opts: SrpTargetOptions) {
-    this.log = opts.log ?? { info() {}, warn() {} };
+    this.log = opts.log ?? silentLogger;
     this.acls = (opts.acls ?? []).map((a) => {
       const e: { portId?: string; address?: string; core: ScsiCore } = { core: a.core };
       if (a.initiatorPortId !== undefined) {

@@ -5,7 +5,7 @@
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmod, unlink } from 'node:fs/promises';
-import type { Logger } from './daemon.js';
+import type { Logger } from '../common/log.js';
 
 export type ControlRequest = { cmd: string; id?: unknown; [k: string]: unknown };
 export type ControlHandler = (req: ControlRequest) => Promise<unknown>;

@@ -7,15 +7,7 @@ import { SRP_LUN_OWNER, fmtAddr, resolveBackstore, validateConfig, type Backstor
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
 import type { Backstore } from '../backstore/types.js';
-
-export interface Logger {
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-  debug(msg: string): void;
-}
-
-export const silentLogger: Logger = { info() {}, warn() {}, error() {}, debug() {} };
+import { silentLogger, type Logger } from '../common/log.js';
 
 /** A start-up failure attributable to one config field (or to the command line). */
 export class StartError extends Error {

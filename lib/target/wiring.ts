@@ -19,7 +19,7 @@ import { SrpTarget } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
 import { SRP_LUN_OWNER, type Config, type TpgConfig } from './config.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
-import type { Logger } from './daemon.js';
+import type { Logger } from '../common/log.js';
 import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
 
 /** A ScsiCore that forwards to whichever LUN view is current. */
@@ -159,7 +159,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           immediateData: sc.attributes.immediateData,
           maxItIuLen: sc.attributes.maxItIuLength,
           ...(tpid ? { targetPortId: tpid } : {}),
-          log: { info: (m) => log?.info(m), warn: (m) => log?.warn(m), debug: (m) => log?.debug(m) },
+          log,
         });
       }
 
@@ -171,7 +171,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         ...(d.enable && d.userid && d.password
           ? { discoveryAuth: { required: true, chap: { userid: d.userid, password: d.password, ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}) } } }
           : {}),
-        ...(log ? { log: { debug: log.debug, info: log.debug, warn: log.warn } } : {}),
+        log,
       });
 
       return {
@@ -180,7 +180,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             if (!srp) throw new Error('srp portal without an enabled srp section');
             if (!srpFabric) {
               const { SrpFabric } = await import('../srp/listener.js');
-              srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), { info: (m) => log?.info(m), warn: (m) => log?.warn(m) });
+              srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await srpFabric.listen(srp, { address: portal.address, port: portal.port });
             return { address: l.address, port: l.port, close: (force) => l.close(force) };
@@ -188,7 +188,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           if (portal.transport === 'iser') {
             if (!fabric) {
               const { IserFabric } = await import('../iser/listener.js');
-              fabric = new IserFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), { info: (m) => log?.info(m), warn: (m) => log?.warn(m) });
+              fabric = new IserFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await fabric.listen(target, { address: portal.address, port: portal.port });
             return { address: l.address, port: l.port, close: (force) => l.close(force) };

@@ -7,11 +7,7 @@ import { RdmaCm } from './cm.js';
 import { DeviceTable, type DeviceResources } from './device.js';
 import type { CmEvent, DeviceInfo, NativeCmId } from './binding.js';
 import type { MemoryRegistry } from './registry.js';
-
-export interface FabricLog {
-  info(m: string): void;
-  warn(m: string): void;
-}
+import { silentLogger, type Logger } from '../common/log.js';
 
 export interface CmListener {
   readonly address: string;
@@ -30,7 +26,7 @@ export abstract class CmFabric<C extends { close(abort?: boolean): void }> imple
   protected readonly connections = new Set<C>();
   protected closed = false;
 
-  constructor(readonly registry: MemoryRegistry, protected readonly log: FabricLog = { info() {}, warn() {} }) {
+  constructor(readonly registry: MemoryRegistry, protected readonly log: Logger = silentLogger) {
     this.cm = new RdmaCm();
     this.devices = new DeviceTable((dev, type, port) => this.log.warn(`RDMA device ${dev} port ${port}: ${type}`));
   }

@@ -5,6 +5,7 @@
 // beside it keeps reading and writing verified data, nothing is written outside the
 // addressed blocks, and every connection's QP/CQ/MRs are freed.
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { lineLogger } from '../../lib/common/log.js';
 import { IscsiTarget } from '../../lib/iscsi/target.js';
 import { Opcode } from '../../lib/iscsi/opcodes.js';
 import { decodeBhs, encodeBhs, type Pdu, type PduInit, type ScsiCommandPdu } from '../../lib/iscsi/pdu.js';
@@ -173,7 +174,7 @@ describe('hostile iSER initiator', () => {
     core = new FakeCore({ blocks: 4096 });
     core.disk.set(pattern(core.disk.length, 99));
     const say = (m: string) => { if (process.env.ISER_TEST_DEBUG) console.log(m) };
-    iscsi = new IscsiTarget({ tpgs: [{ iqn: TARGET, core, generateNodeAcls: true }], loginTimeout: 5000, log: { debug: say, info: say, warn: say } });
+    iscsi = new IscsiTarget({ tpgs: [{ iqn: TARGET, core, generateNodeAcls: true }], loginTimeout: 5000, log: lineLogger((_level, m) => say(m)) });
     fabric = new IserFabric(new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE));
     port = freshPort();
     await fabric.listen(iscsi, { address: ADDR_A, port, connection: { closeTimeoutMs: 1000 } });

@@ -4,6 +4,7 @@
 // independently of the PDU serializer and the text encoder, and each Login Response is
 // read back from its bytes (§11.13).
 import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../lib/common/log.js';
 import type { ConnectionContext, ConnectionCounters, ConnectionPhase } from '../../../lib/iscsi/context.js';
 import { LoginHandler } from '../../../lib/iscsi/login.js';
 import { loginParams, type OperationalParams } from '../../../lib/iscsi/params.js';
@@ -65,7 +66,7 @@ class Ctx implements ConnectionContext {
   cid = 0;
   statSN = 0;
   params: OperationalParams = loginParams();
-  readonly log = { debug(): void {}, info(): void {}, warn(): void {}, error(): void {} };
+  readonly log = silentLogger;
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly describe = 'test connection';
   readonly nop = { answered(): void {} };

@@ -1,6 +1,7 @@
 // The `srp` section of the configuration (lib/target/config.ts), the daemon's handling of SRP
 // LUNs and portals (lib/target/daemon.ts) with a fake engine, and the default config's SRP
 // portal beside a non-loopback TCP portal (addRdmaPortals).
+import { lineLogger } from '../../../lib/common/log.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,7 +106,7 @@ describe('daemon: SRP LUNs and portals (fake engine)', () => {
   it('opens the SRP LUN backstores (shared by name) and skips the portal loudly without RDMA', async () => {
     const engine = fakeEngine();
     const warnings: string[] = [];
-    const log = { info() {}, debug() {}, error() {}, warn: (m: string) => warnings.push(m) };
+    const log = lineLogger((level, m) => { if (level === 'warn') warnings.push(m); });
     const d = await Daemon.start(cfg({ portals: [{ address: '10.0.0.1' }], luns: [{ lun: 0, backstore: 'ram0' }, { lun: 1, backstore: { type: 'ram', size: '1M' } }], attributes: { generateNodeAcls: true } }), { engine, log });
     expect(engine.built!.luns.map((l) => [l.iqn, l.lun.lun, l.storeName])).toEqual([[SRP_LUN_OWNER, 0, 'ram0'], [SRP_LUN_OWNER, 1, 'srp/lun1']]);
     expect(engine.stores).toHaveLength(2);

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { lineLogger } from '../../../lib/common/log.js';
 import { createConnection, createServer, type Server } from 'node:net';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -110,7 +111,7 @@ describe('daemon lifecycle (fake engine)', () => {
     const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as any;
     doc.targets[0].tpgs[0].portals.push({ address: '127.0.0.1', port: 3260, transport: 'iser' });
     const warnings: string[] = [];
-    const log = { info() {}, debug() {}, error() {}, warn: (m: string) => warnings.push(m) };
+    const log = lineLogger((level, m) => { if (level === 'warn') warnings.push(m); });
     const d = await Daemon.start(config(doc, false), { engine: fakeEngine(), log });
     cleanups.push(() => d.stop());
     expect(d.portals.map((p) => p.transport)).toEqual(['tcp']);
