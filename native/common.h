@@ -113,13 +113,8 @@ template <class T>
 bool OptionalArg(Napi::Env env, Napi::Value v, const char* name, T** out) {
   *out = nullptr;
   if (v.IsNull() || v.IsUndefined()) return true;
-  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(Module::Of(env)->Class(T::kKind))) {
-    *out = Arg<T>(env, v, name);
-    return *out != nullptr;
-  }
-  Napi::TypeError::New(env, std::string(name) + " must be a " + NamesOf(T::kKind).jsClass + " or null")
-      .ThrowAsJavaScriptException();
-  return false;
+  *out = Arg<T>(env, v, name);
+  return *out != nullptr;
 }
 
 // An optional unsigned integer that must fit U: undefined or null leaves *dst (the
