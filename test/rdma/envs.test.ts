@@ -133,7 +133,9 @@ test('a worker thread ending (by itself, or terminated) closes only its own verb
     pair.close();
   }
 
+  const before = n.liveObjects();
   ctx.close(); // takes the PD, CQ and MR with it
-  expect(n.liveObjects().contexts).toBe(mine.contexts - 1);
-  expect(n.liveObjects().mrs).toBe(mine.mrs - 1);
+  expect(n.liveObjects()).toEqual({
+    ...before, contexts: before.contexts - 1, pds: before.pds - 1, cqs: before.cqs - 1, mrs: before.mrs - 1,
+  });
 });
