@@ -1,5 +1,6 @@
-// Module entry: registers the object families and an env cleanup hook that closes every
-// resource still open, children before parents, so exit never depends on GC.
+// Module entry: registers the object families in the env's Module (common.h), whose env
+// cleanup hook closes every resource of that env still open, children before parents, so
+// exit (of the process or of a worker thread) never depends on GC.
 #include <infiniband/verbs.h>
 
 #include "cm.h"
@@ -13,10 +14,12 @@
 
 namespace rt {
 
+// Live (open) resources of this env per kind, for leak checks.
 static Napi::Value LiveObjects(const Napi::CallbackInfo& info) {
-  static const char* names[] = {"contexts", "pds", "mrs", "cqs", "srqs", "qps", "cmChannels", "cmIds"};
+  Module* m = Module::Of(info.Env());
   Napi::Object o = Napi::Object::New(info.Env());
-  for (int k = 0; k < static_cast<int>(Kind::Count); k++) o.Set(names[k], LiveCount(static_cast<Kind>(k)));
+  for (int k = 0; k < static_cast<int>(Kind::Count); k++)
+    o.Set(NamesOf(static_cast<Kind>(k)).liveKey, m->LiveCount(static_cast<Kind>(k)));
   return o;
 }
 
@@ -54,15 +57,24 @@ static Napi::Object Constants(Napi::Env env) {
   return c;
 }
 
+// Exports the class and records its constructor in the env's Module for Arg<T>().
+template <class T>
+static void AddClass(Napi::Env env, Module* m, Napi::Object exports) {
+  Napi::Function f = T::Init(env);
+  m->SetClass(T::kKind, f);
+  exports.Set(NamesOf(T::kKind).jsClass, f);
+}
+
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Context", Context::Init(env));
-  exports.Set("ProtectionDomain", Pd::Init(env));
-  exports.Set("MemoryRegion", Mr::Init(env));
-  exports.Set("CompletionQueue", Cq::Init(env));
-  exports.Set("SharedReceiveQueue", Srq::Init(env));
-  exports.Set("QueuePair", Qp::Init(env));
-  exports.Set("CmEventChannel", CmChannel::Init(env));
-  exports.Set("CmId", CmId::Init(env));
+  Module* m = Module::Load(env);
+  AddClass<Context>(env, m, exports);
+  AddClass<Pd>(env, m, exports);
+  AddClass<Mr>(env, m, exports);
+  AddClass<Cq>(env, m, exports);
+  AddClass<Srq>(env, m, exports);
+  AddClass<Qp>(env, m, exports);
+  AddClass<CmChannel>(env, m, exports);
+  AddClass<CmId>(env, m, exports);
   exports.Set("listDevices", Napi::Function::New(env, ListDevices));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("liveObjects", Napi::Function::New(env, LiveObjects));
@@ -72,7 +84,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("seekHole", Napi::Function::New(env, SeekHole));
   exports.Set("blockDeviceInfo", Napi::Function::New(env, BlockDeviceInfo));
   exports.Set("constants", Constants(env));
-  napi_add_env_cleanup_hook(env, [](void*) { CloseAll(); }, nullptr);
   return exports;
 }
 

@@ -5,9 +5,6 @@
 
 namespace rt {
 
-Napi::FunctionReference CmChannel::ctor;
-Napi::FunctionReference CmId::ctor;
-
 static std::string AddrString(const sockaddr* sa) {
   char buf[INET6_ADDRSTRLEN] = "";
   if (!sa) return buf;
@@ -39,15 +36,12 @@ static bool ParseAddr(const std::string& s, int port, sockaddr_storage* out) {
 // ---------------------------------------------------------------- channel
 
 Napi::Function CmChannel::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "CmEventChannel", {InstanceMethod<&CmChannel::CloseJs>("close")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
-  return f;
+  return DefineClass(env, NamesOf(kKind).jsClass, {InstanceMethod<&CmChannel::CloseJs>("close")});
 }
 
 // new CmEventChannel(onEvent(event))
 CmChannel::CmChannel(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<CmChannel>(info), Resource(Kind::CmChannel) {
+    : Napi::ObjectWrap<CmChannel>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) {
     Napi::TypeError::New(env, "CmEventChannel(onEvent: function)").ThrowAsJavaScriptException();
@@ -95,7 +89,8 @@ void CmChannel::OnReadable() {
     bool reject = false;
     if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
       // A new id for the incoming connection, owned by this channel like every other id.
-      Napi::MaybeOrValue<Napi::Object> made = CmId::ctor.New({Value(), Napi::External<rdma_cm_id>::New(env, ev->id)});
+      Napi::MaybeOrValue<Napi::Object> made =
+          module()->Class(Kind::CmId).New({Value(), Napi::External<rdma_cm_id>::New(env, ev->id)});
       if (env.IsExceptionPending()) {
         // Could not wrap it (out of memory): refuse the connection rather than leak the id.
         env.GetAndClearPendingException();
@@ -134,8 +129,8 @@ Napi::Value CmChannel::CloseJs(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------- ids
 
 Napi::Function CmId::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(
-      env, "CmId",
+  return DefineClass(
+      env, NamesOf(kKind).jsClass,
       {InstanceMethod<&CmId::Bind>("bind"), InstanceMethod<&CmId::Listen>("listen"),
        InstanceMethod<&CmId::ResolveAddr>("resolveAddr"), InstanceMethod<&CmId::ResolveRoute>("resolveRoute"),
        InstanceMethod<&CmId::Connect>("connect"), InstanceMethod<&CmId::Accept>("accept"),
@@ -143,35 +138,14 @@ Napi::Function CmId::Init(Napi::Env env) {
        InstanceMethod<&CmId::CloseJs>("close"), InstanceAccessor<&CmId::LocalAddress>("localAddress"),
        InstanceAccessor<&CmId::RemoteAddress>("remoteAddress"), InstanceAccessor<&CmId::LocalPort>("localPort"),
        InstanceAccessor<&CmId::RemotePort>("remotePort"), InstanceAccessor<&CmId::DeviceName>("deviceName")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
-  return f;
-}
-
-CmId* CmId::From(Napi::Env env, Napi::Value v) {
-  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor.Value())) {
-    CmId* id = Unwrap(v.As<Napi::Object>());
-    if (id->id_) return id;
-    ThrowCode(env, "ERR_CLOSED", "the CM id is closed");
-    return nullptr;
-  }
-  Napi::TypeError::New(env, "expected a CmId").ThrowAsJavaScriptException();
-  return nullptr;
 }
 
 // new CmId(channel) — or, from CmChannel only, new CmId(channel, External<rdma_cm_id>).
 // An open id keeps its JS object alive (events must reach it) until close().
-CmId::CmId(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CmId>(info), Resource(Kind::CmId) {
+CmId::CmId(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CmId>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(CmChannel::ctor.Value())) {
-    Napi::TypeError::New(env, "CmId(channel: CmEventChannel)").ThrowAsJavaScriptException();
-    return;
-  }
-  CmChannel* ch = CmChannel::Unwrap(info[0].As<Napi::Object>());
-  if (!ch->channel()) {
-    ThrowCode(env, "ERR_CLOSED", "the CM event channel is closed");
-    return;
-  }
+  CmChannel* ch = Arg<CmChannel>(env, info[0], "channel");
+  if (!ch) return;
   if (info[1].IsExternal()) {
     id_ = info[1].As<Napi::External<rdma_cm_id>>().Data();
     id_->context = this;
@@ -196,12 +170,6 @@ void CmId::Release() {
   channel_.Reset();
 }
 
-bool CmId::Check(Napi::Env env) {
-  if (id_) return true;
-  ThrowCode(env, "ERR_CLOSED", "the CM id is closed");
-  return false;
-}
-
 static Napi::Value Done(const Napi::CallbackInfo& info, int rc, const char* call) {
   if (rc) ThrowErrno(info.Env(), call, errno);
   return info.Env().Undefined();
@@ -209,7 +177,7 @@ static Napi::Value Done(const Napi::CallbackInfo& info, int rc, const char* call
 
 // bind(address, port)
 Napi::Value CmId::Bind(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   sockaddr_storage sa;
   if (!info[0].IsString() || !ParseAddr(info[0].As<Napi::String>(), info[1].ToNumber().Int32Value(), &sa)) {
     ThrowCode(info.Env(), "EINVAL", "bind: address must be a numeric IPv4 or IPv6 address");
@@ -219,14 +187,15 @@ Napi::Value CmId::Bind(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CmId::Listen(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
-  int backlog = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 128;
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
+  int backlog = 128;
+  if (!OptionalUint(info.Env(), info[0], "backlog", &backlog)) return info.Env().Undefined();
   return Done(info, rdma_listen(id_, backlog), "rdma_listen");
 }
 
 // resolveAddr(dstAddress, dstPort, timeoutMs, srcAddress?) → ADDR_RESOLVED / ADDR_ERROR event
 Napi::Value CmId::ResolveAddr(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   sockaddr_storage dst, src;
   bool haveSrc = info[3].IsString();
   if (!info[0].IsString() || !ParseAddr(info[0].As<Napi::String>(), info[1].ToNumber().Int32Value(), &dst) ||
@@ -234,7 +203,8 @@ Napi::Value CmId::ResolveAddr(const Napi::CallbackInfo& info) {
     ThrowCode(info.Env(), "EINVAL", "resolveAddr: addresses must be numeric IPv4 or IPv6 addresses");
     return info.Env().Undefined();
   }
-  int timeout = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 2000;
+  int timeout = 2000;
+  if (!OptionalUint(info.Env(), info[2], "timeoutMs", &timeout)) return info.Env().Undefined();
   return Done(info,
               rdma_resolve_addr(id_, haveSrc ? reinterpret_cast<sockaddr*>(&src) : nullptr,
                                 reinterpret_cast<sockaddr*>(&dst), timeout),
@@ -242,53 +212,54 @@ Napi::Value CmId::ResolveAddr(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CmId::ResolveRoute(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
-  int timeout = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 2000;
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
+  int timeout = 2000;
+  if (!OptionalUint(info.Env(), info[0], "timeoutMs", &timeout)) return info.Env().Undefined();
   return Done(info, rdma_resolve_route(id_, timeout), "rdma_resolve_route");
 }
 
 // Connection parameters from { privateData?, initiatorDepth?, responderResources?,
 // retryCount?, rnrRetryCount? }; private data is copied by librdmacm during the call.
-static void ConnParam(Napi::Value v, rdma_conn_param* p, Napi::Buffer<uint8_t>* keep) {
+// False with a pending TypeError when a field is of the wrong type.
+static bool ConnParam(Napi::Env env, Napi::Value v, rdma_conn_param* p, Napi::Buffer<uint8_t>* keep) {
   memset(p, 0, sizeof *p);
   p->retry_count = 7;
   p->rnr_retry_count = 7;
   p->initiator_depth = 1;
   p->responder_resources = 1;
-  if (!v.IsObject()) return;
-  Napi::Object o = v.As<Napi::Object>();
-  auto num = [&](const char* k, uint8_t* dst) {
-    if (o.Get(k).IsNumber()) *dst = static_cast<uint8_t>(o.Get(k).As<Napi::Number>().Uint32Value());
-  };
-  num("initiatorDepth", &p->initiator_depth);
-  num("responderResources", &p->responder_resources);
-  num("retryCount", &p->retry_count);
-  num("rnrRetryCount", &p->rnr_retry_count);
-  if (o.Get("privateData").IsBuffer()) {
-    *keep = o.Get("privateData").As<Napi::Buffer<uint8_t>>();
+  if (!Options(env, v)
+           .Uint("initiatorDepth", &p->initiator_depth)
+           .Uint("responderResources", &p->responder_resources)
+           .Uint("retryCount", &p->retry_count)
+           .Uint("rnrRetryCount", &p->rnr_retry_count)
+           .Buffer("privateData", keep)
+           .ok())
+    return false;
+  if (!keep->IsEmpty()) {
     p->private_data = keep->Data();
     p->private_data_len = static_cast<uint8_t>(std::min<size_t>(keep->Length(), 255));
   }
+  return true;
 }
 
 Napi::Value CmId::Connect(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   rdma_conn_param p;
   Napi::Buffer<uint8_t> keep;
-  ConnParam(info[0], &p, &keep);
+  if (!ConnParam(info.Env(), info[0], &p, &keep)) return info.Env().Undefined();
   return Done(info, rdma_connect(id_, &p), "rdma_connect");
 }
 
 Napi::Value CmId::Accept(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   rdma_conn_param p;
   Napi::Buffer<uint8_t> keep;
-  ConnParam(info[0], &p, &keep);
+  if (!ConnParam(info.Env(), info[0], &p, &keep)) return info.Env().Undefined();
   return Done(info, rdma_accept(id_, &p), "rdma_accept");
 }
 
 Napi::Value CmId::Reject(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   const void* data = nullptr;
   uint8_t len = 0;
   if (info[0].IsBuffer()) {
@@ -300,7 +271,7 @@ Napi::Value CmId::Reject(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CmId::Disconnect(const Napi::CallbackInfo& info) {
-  if (!Check(info.Env())) return info.Env().Undefined();
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   // EINVAL here means "not connected (any more)": disconnecting twice is not an error.
   if (rdma_disconnect(id_) && errno != EINVAL) ThrowErrno(info.Env(), "rdma_disconnect", errno);
   return info.Env().Undefined();

@@ -12,7 +12,7 @@ namespace rt {
 
 class CmChannel : public Napi::ObjectWrap<CmChannel>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::CmChannel;
   static Napi::Function Init(Napi::Env env);
   explicit CmChannel(const Napi::CallbackInfo& info);
   ~CmChannel() override { Close(); }
@@ -30,12 +30,11 @@ class CmChannel : public Napi::ObjectWrap<CmChannel>, public Resource {
 
 class CmId : public Napi::ObjectWrap<CmId>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::CmId;
   static Napi::Function Init(Napi::Env env);
   explicit CmId(const Napi::CallbackInfo& info);
   ~CmId() override { Close(); }
   rdma_cm_id* id() const { return id_; }
-  static CmId* From(Napi::Env env, Napi::Value v);
 
  private:
   friend class CmChannel;
@@ -54,7 +53,6 @@ class CmId : public Napi::ObjectWrap<CmId>, public Resource {
   Napi::Value LocalPort(const Napi::CallbackInfo& info);
   Napi::Value RemotePort(const Napi::CallbackInfo& info);
   Napi::Value DeviceName(const Napi::CallbackInfo& info);
-  bool Check(Napi::Env env);
   rdma_cm_id* id_ = nullptr;
   Napi::ObjectReference channel_;
 };

@@ -21,15 +21,51 @@ Napi::Error ErrnoError(Napi::Env env, const char* syscall, int err) {
   return e;
 }
 
-static int g_live[static_cast<int>(Kind::Count)];
-static std::vector<Resource*> g_all;
+const KindNames& NamesOf(Kind kind) {
+  static const KindNames names[] = {
+      {"Context", "device context", "contexts"},
+      {"ProtectionDomain", "protection domain", "pds"},
+      {"MemoryRegion", "memory region", "mrs"},
+      {"CompletionQueue", "completion queue", "cqs"},
+      {"SharedReceiveQueue", "shared receive queue", "srqs"},
+      {"QueuePair", "queue pair", "qps"},
+      {"CmEventChannel", "CM event channel", "cmChannels"},
+      {"CmId", "CM id", "cmIds"},
+  };
+  static_assert(sizeof names / sizeof names[0] == static_cast<size_t>(Kind::Count), "one entry per Kind");
+  return names[static_cast<int>(kind)];
+}
 
-Resource::Resource(Kind kind) : kind_(kind) {}
+Module* Module::Load(Napi::Env env) {
+  if (Module* m = Of(env)) return m;  // loaded again in the same env: one state
+  Module* m = new Module();
+  env.SetInstanceData(m);  // deleted with the env, after the cleanup hook below has run
+  // Cleanup hooks run before the env's instance data is freed: at worker exit or process
+  // exit, this env's objects close children first and nothing is left to the GC.
+  napi_add_env_cleanup_hook(env, [](void* m) { static_cast<Module*>(m)->CloseAll(); }, m);
+  return m;
+}
+
+void Module::SetClass(Kind kind, Napi::Function ctor) {
+  ctors_[static_cast<int>(kind)] = Napi::Persistent(ctor);
+}
+
+void Module::CloseAll() {
+  while (!all_.empty()) all_.back()->Close();
+}
+
+Resource::Resource(Napi::Env env, Kind kind) : module_(Module::Of(env)), kind_(kind) {}
 
 void Resource::Opened() {
   opened_ = true;
-  g_live[static_cast<int>(kind_)]++;
-  g_all.push_back(this);
+  module_->live_[static_cast<int>(kind_)]++;
+  module_->all_.push_back(this);
+}
+
+bool Resource::CheckOpen(Napi::Env env) const {
+  if (open()) return true;
+  ThrowCode(env, "ERR_CLOSED", std::string("the ") + NamesOf(kind_).noun + " is closed");
+  return false;
 }
 
 // Derived destructors call Close(): Release() is virtual and cannot run from here.
@@ -57,15 +93,42 @@ void Resource::Close() {
   for (Resource* p : parents_) p->RemoveChild(this);
   parents_.clear();
   if (!opened_) return;
-  g_live[static_cast<int>(kind_)]--;
-  g_all.erase(std::remove(g_all.begin(), g_all.end(), this), g_all.end());
+  std::vector<Resource*>& all = module_->all_;
+  module_->live_[static_cast<int>(kind_)]--;
+  all.erase(std::remove(all.begin(), all.end(), this), all.end());
 }
 
-int LiveCount(Kind kind) { return g_live[static_cast<int>(kind)]; }
+bool UintFits(Napi::Env env, Napi::Value v, const char* name, double max, double* out) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (d >= 0 && d <= max && d == static_cast<double>(static_cast<uint64_t>(d))) {
+    *out = d;
+    return true;
+  }
+  Napi::TypeError::New(env, std::string(name) + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)))
+      .ThrowAsJavaScriptException();
+  return false;
+}
 
-void CloseAll() {
-  // Newest first; Close() of a parent takes its children with it.
-  while (!g_all.empty()) g_all.back()->Close();
+Options::Options(Napi::Env env, Napi::Value v) : env_(env) {
+  if (v.IsObject()) {
+    obj_ = v.As<Napi::Object>();
+    has_ = true;
+  } else if (!v.IsNull() && !v.IsUndefined()) {
+    Napi::TypeError::New(env, "options must be an object").ThrowAsJavaScriptException();
+    ok_ = false;
+  }
+}
+
+Options& Options::Buffer(const char* key, Napi::Buffer<uint8_t>* dst) {
+  if (!ok_ || !has_) return *this;
+  Napi::Value v = obj_.Get(key);
+  if (v.IsBuffer())
+    *dst = v.As<Napi::Buffer<uint8_t>>();
+  else if (!v.IsNull() && !v.IsUndefined()) {
+    Napi::TypeError::New(env_, std::string(key) + " must be a Buffer").ThrowAsJavaScriptException();
+    ok_ = false;
+  }
+  return *this;
 }
 
 bool SetNonBlocking(int fd) {

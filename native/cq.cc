@@ -4,37 +4,22 @@
 
 namespace rt {
 
-Napi::FunctionReference Cq::ctor;
 static constexpr unsigned kAckBatch = 64;
 
 Napi::Function Cq::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "CompletionQueue",
-                                 {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
-  return f;
-}
-
-Cq* Cq::From(Napi::Env env, Napi::Value v) {
-  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor.Value())) {
-    Cq* cq = Unwrap(v.As<Napi::Object>());
-    if (cq->cq_) return cq;
-    ThrowCode(env, "ERR_CLOSED", "the completion queue is closed");
-    return nullptr;
-  }
-  Napi::TypeError::New(env, "expected a CompletionQueue").ThrowAsJavaScriptException();
-  return nullptr;
+  return DefineClass(env, NamesOf(kKind).jsClass,
+                     {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close")});
 }
 
 // new CompletionQueue(context, cqe, records: Buffer, onCompletions(count))
-Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(Kind::Cq) {
+Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
   if (!info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsFunction()) {
     Napi::TypeError::New(env, "CompletionQueue(context, cqe: number, records: Buffer, onCompletions: function)")
         .ThrowAsJavaScriptException();
     return;
   }
-  Context* c = Context::From(env, info[0]);
+  Context* c = Arg<Context>(env, info[0], "context");
   if (!c) return;
   auto rec = info[2].As<Napi::Buffer<uint8_t>>();
   capacity_ = static_cast<int>(rec.Length() / (kWords * 4));
@@ -122,10 +107,7 @@ void Cq::OnReadable() {
 
 // Synchronous poll into the records (busy polling, tests): returns the count.
 Napi::Value Cq::PollJs(const Napi::CallbackInfo& info) {
-  if (!cq_) {
-    ThrowCode(info.Env(), "ERR_CLOSED", "the completion queue is closed");
-    return info.Env().Undefined();
-  }
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   return Napi::Number::New(info.Env(), PollInto());
 }
 

@@ -18,12 +18,11 @@ enum CqRecord : uint32_t {
 
 class Cq : public Napi::ObjectWrap<Cq>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::Cq;
   static Napi::Function Init(Napi::Env env);
   explicit Cq(const Napi::CallbackInfo& info);
   ~Cq() override { Close(); }
   ibv_cq* cq() const { return cq_; }
-  static Cq* From(Napi::Env env, Napi::Value v);
 
  private:
   void Release() override;

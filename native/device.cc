@@ -34,11 +34,11 @@ static const char* LinkLayer(uint8_t l) {
   }
 }
 
-// Contexts of every device, opened once by librdmacm for the life of the process.
+// Contexts of every device, opened once by librdmacm for the life of the process and
+// shared by every environment (the static's initialisation is thread-safe).
 static ibv_context** Devices(int* n) {
-  static ibv_context** list = nullptr;
   static int count = 0;
-  if (!list) list = rdma_get_devices(&count);
+  static ibv_context** list = rdma_get_devices(&count);
   *n = list ? count : 0;
   return list;
 }
@@ -105,35 +105,20 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::FunctionReference Context::ctor;
-
 Napi::Function Context::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "Context",
-                                 {InstanceAccessor<&Context::GetName>("name"),
-                                  InstanceMethod<&Context::Query>("query"),
-                                  InstanceMethod<&Context::CloseJs>("close")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();
-  return f;
+  return DefineClass(env, NamesOf(kKind).jsClass,
+                     {InstanceAccessor<&Context::GetName>("name"), InstanceMethod<&Context::Query>("query"),
+                      InstanceMethod<&Context::CloseJs>("close")});
 }
 
-Context* Context::From(Napi::Env env, Napi::Value v) {
-  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor.Value())) {
-    Context* c = Unwrap(v.As<Napi::Object>());
-    if (c->ctx_) return c;
-    ThrowCode(env, "ERR_CLOSED", "the device context is closed");
-    return nullptr;
-  }
-  Napi::TypeError::New(env, "expected a Context").ThrowAsJavaScriptException();
-  return nullptr;
-}
-
-// One watcher per device async fd, shared by every open Context on that device.
+// One watcher per device async fd, shared by every open Context on that device in one
+// environment. Each environment has its own thread and loop, so a thread-local map is a
+// per-env one: its pollers live on that env's loop and go with its last Context.
 struct AsyncWatch {
   std::unique_ptr<Poller> poller;
   std::vector<Context*> contexts;
 };
-static std::map<ibv_context*, AsyncWatch> g_watches;
+static thread_local std::map<ibv_context*, AsyncWatch> g_watches;
 
 void DeliverAsyncEvents(void* arg) {
   ibv_context* ctx = static_cast<ibv_context*>(arg);
@@ -161,7 +146,7 @@ void DeliverAsyncEvents(void* arg) {
 
 // new Context(name, onAsyncEvent(type: string, portNum: number))
 Context::Context(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Context>(info), Resource(Kind::Context) {
+    : Napi::ObjectWrap<Context>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsFunction()) {
     Napi::TypeError::New(env, "Context(name: string, onAsyncEvent: function)").ThrowAsJavaScriptException();
@@ -211,10 +196,7 @@ Napi::Value Context::GetName(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Context::Query(const Napi::CallbackInfo& info) {
-  if (!ctx_) {
-    ThrowCode(info.Env(), "ERR_CLOSED", "the device context is closed");
-    return info.Env().Undefined();
-  }
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   return DeviceInfo(info.Env(), ctx_);
 }
 

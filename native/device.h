@@ -1,8 +1,8 @@
 // Devices and their contexts. Contexts come from librdmacm's rdma_get_devices(), the same
 // ibv_context objects that CM ids bind to, so a PD made here can carry QPs of any CM id
 // on that device. librdmacm owns them; Context only watches async events. Several Context
-// objects may open one device: they share one watcher of its async fd (libuv allows one
-// poll handle per fd) and each receives every async event.
+// objects may open one device: in each environment they share one watcher of its async fd
+// (libuv allows one poll handle per fd on a loop) and each receives every async event.
 #pragma once
 #include <infiniband/verbs.h>
 
@@ -17,11 +17,9 @@ Napi::Value ListDevices(const Napi::CallbackInfo& info);
 
 class Context : public Napi::ObjectWrap<Context>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::Context;
   static Napi::Function Init(Napi::Env env);
   explicit Context(const Napi::CallbackInfo& info);
-  // The open Context a JS value holds, or nullptr with a pending exception.
-  static Context* From(Napi::Env env, Napi::Value v);
   ~Context() override { Close(); }
   ibv_context* ctx() const { return ctx_; }
 

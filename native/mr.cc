@@ -34,16 +34,16 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
 }
 
 Napi::Function Mr::Init(Napi::Env env) {
-  return DefineClass(env, "MemoryRegion", {InstanceMethod<&Mr::CloseJs>("close")});
+  return DefineClass(env, NamesOf(kKind).jsClass, {InstanceMethod<&Mr::CloseJs>("close")});
 }
 
 // new MemoryRegion(pd, sizeOrBuffer, access)
 // With a size, allocates page-aligned memory; with a Buffer, registers that Buffer's memory
 // (it must come from allocAligned or another native allocation, never Node's Buffer pool).
 // Sets this.buffer, this.lkey, this.rkey, this.address, this.length.
-Mr::Mr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mr>(info), Resource(Kind::Mr) {
+Mr::Mr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mr>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
-  Pd* pd = Pd::From(env, info[0]);
+  Pd* pd = Arg<Pd>(env, info[0], "pd");
   if (!pd) return;
   if (!info[2].IsNumber() || !(info[1].IsNumber() || info[1].IsBuffer())) {
     Napi::TypeError::New(env, "MemoryRegion(pd, size | Buffer, access: number)").ThrowAsJavaScriptException();

@@ -13,6 +13,7 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info);
 
 class Mr : public Napi::ObjectWrap<Mr>, public Resource {
  public:
+  static constexpr Kind kKind = Kind::Mr;
   static Napi::Function Init(Napi::Env env);
   explicit Mr(const Napi::CallbackInfo& info);
   ~Mr() override { Close(); }

@@ -4,30 +4,14 @@
 
 namespace rt {
 
-Napi::FunctionReference Pd::ctor;
-
 Napi::Function Pd::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "ProtectionDomain", {InstanceMethod<&Pd::CloseJs>("close")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
-  return f;
-}
-
-Pd* Pd::From(Napi::Env env, Napi::Value v) {
-  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(ctor.Value())) {
-    Pd* pd = Unwrap(v.As<Napi::Object>());
-    if (pd->pd_) return pd;
-    ThrowCode(env, "ERR_CLOSED", "the protection domain is closed");
-    return nullptr;
-  }
-  Napi::TypeError::New(env, "expected a ProtectionDomain").ThrowAsJavaScriptException();
-  return nullptr;
+  return DefineClass(env, NamesOf(kKind).jsClass, {InstanceMethod<&Pd::CloseJs>("close")});
 }
 
 // new ProtectionDomain(context)
-Pd::Pd(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pd>(info), Resource(Kind::Pd) {
+Pd::Pd(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pd>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
-  Context* c = Context::From(env, info[0]);
+  Context* c = Arg<Context>(env, info[0], "context");
   if (!c) return;
   pd_ = ibv_alloc_pd(c->ctx());
   if (!pd_) {

@@ -8,13 +8,11 @@ namespace rt {
 
 class Pd : public Napi::ObjectWrap<Pd>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::Pd;
   static Napi::Function Init(Napi::Env env);
   explicit Pd(const Napi::CallbackInfo& info);
   ~Pd() override { Close(); }
   ibv_pd* pd() const { return pd_; }
-  // For children: the PD from a JS value, or nullptr with a pending TypeError.
-  static Pd* From(Napi::Env env, Napi::Value v);
 
  private:
   void Release() override;

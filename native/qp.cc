@@ -6,8 +6,6 @@
 
 namespace rt {
 
-Napi::FunctionReference Srq::ctor;
-
 static inline uint64_t U64(const uint32_t* w) { return w[0] | (static_cast<uint64_t>(w[1]) << 32); }
 
 // Words of a typed array or Buffer argument; nullptr with a pending TypeError otherwise.
@@ -81,9 +79,10 @@ ibv_recv_wr* ParseRecv(Napi::Env env, const uint32_t* w, size_t nwords, uint32_t
 }
 
 // Scratch chains reused across calls: posting allocates nothing once they have grown.
-static std::vector<ibv_send_wr> g_sendWrs;
-static std::vector<ibv_recv_wr> g_recvWrs;
-static std::vector<ibv_sge> g_sges;
+// Thread-local, so per environment (each has its own thread): workers never share them.
+static thread_local std::vector<ibv_send_wr> g_sendWrs;
+static thread_local std::vector<ibv_recv_wr> g_recvWrs;
+static thread_local std::vector<ibv_sge> g_sges;
 
 static Napi::Value PostRecvCommon(const Napi::CallbackInfo& info, ibv_qp* qp, ibv_srq* srq) {
   Napi::Env env = info.Env();
@@ -108,26 +107,19 @@ static Napi::Value PostRecvCommon(const Napi::CallbackInfo& info, ibv_qp* qp, ib
 // ---------------------------------------------------------------- SRQ
 
 Napi::Function Srq::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(env, "SharedReceiveQueue",
-                                 {InstanceMethod<&Srq::PostRecv>("postRecv"), InstanceMethod<&Srq::CloseJs>("close")});
-  ctor = Napi::Persistent(f);
-  ctor.SuppressDestruct();  // static: must not be deleted after the env is gone
-  return f;
+  return DefineClass(env, NamesOf(kKind).jsClass,
+                     {InstanceMethod<&Srq::PostRecv>("postRecv"), InstanceMethod<&Srq::CloseJs>("close")});
 }
 
 // new SharedReceiveQueue(pd, { maxWr, maxSge })
-Srq::Srq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Srq>(info), Resource(Kind::Srq) {
+Srq::Srq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Srq>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
-  Pd* pd = Pd::From(env, info[0]);
+  Pd* pd = Arg<Pd>(env, info[0], "pd");
   if (!pd) return;
   ibv_srq_init_attr attr{};
   attr.attr.max_wr = 1024;
   attr.attr.max_sge = 1;
-  if (info[1].IsObject()) {
-    Napi::Object o = info[1].As<Napi::Object>();
-    if (o.Get("maxWr").IsNumber()) attr.attr.max_wr = o.Get("maxWr").As<Napi::Number>().Uint32Value();
-    if (o.Get("maxSge").IsNumber()) attr.attr.max_sge = o.Get("maxSge").As<Napi::Number>().Uint32Value();
-  }
+  if (!Options(env, info[1]).Uint("maxWr", &attr.attr.max_wr).Uint("maxSge", &attr.attr.max_sge).ok()) return;
   srq_ = ibv_create_srq(pd->pd(), &attr);
   if (!srq_) {
     ThrowErrno(env, "ibv_create_srq", errno ? errno : ENOMEM);
@@ -145,10 +137,7 @@ void Srq::Release() {
 }
 
 Napi::Value Srq::PostRecv(const Napi::CallbackInfo& info) {
-  if (!srq_) {
-    ThrowCode(info.Env(), "ERR_CLOSED", "the shared receive queue is closed");
-    return info.Env().Undefined();
-  }
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   return PostRecvCommon(info, nullptr, srq_);
 }
 
@@ -160,7 +149,7 @@ Napi::Value Srq::CloseJs(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------- QP
 
 Napi::Function Qp::Init(Napi::Env env) {
-  return DefineClass(env, "QueuePair",
+  return DefineClass(env, NamesOf(kKind).jsClass,
                      {InstanceMethod<&Qp::PostSend>("postSend"), InstanceMethod<&Qp::PostRecv>("postRecv"),
                       InstanceMethod<&Qp::State>("state"), InstanceMethod<&Qp::ToError>("toError"),
                       InstanceMethod<&Qp::CloseJs>("close")});
@@ -168,24 +157,18 @@ Napi::Function Qp::Init(Napi::Env env) {
 
 // new QueuePair(cmId, pd, sendCq, recvCq, srq | null, { maxSendWr, maxRecvWr, maxSendSge,
 //               maxRecvSge, maxInlineData })
-Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info), Resource(Kind::Qp) {
+Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
-  CmId* id = CmId::From(env, info[0]);
+  CmId* id = Arg<CmId>(env, info[0], "cmId");
   if (!id) return;
-  Pd* pd = Pd::From(env, info[1]);
+  Pd* pd = Arg<Pd>(env, info[1], "pd");
   if (!pd) return;
-  Cq* scq = Cq::From(env, info[2]);
+  Cq* scq = Arg<Cq>(env, info[2], "sendCq");
   if (!scq) return;
-  Cq* rcq = Cq::From(env, info[3]);
+  Cq* rcq = Arg<Cq>(env, info[3], "recvCq");
   if (!rcq) return;
-  Srq* srq = nullptr;
-  if (info[4].IsObject()) {
-    if (!info[4].As<Napi::Object>().InstanceOf(Srq::ctor.Value()) ||
-        !(srq = Srq::Unwrap(info[4].As<Napi::Object>()))->srq()) {
-      Napi::TypeError::New(env, "expected an open SharedReceiveQueue or null").ThrowAsJavaScriptException();
-      return;
-    }
-  }
+  Srq* srq;
+  if (!OptionalArg<Srq>(env, info[4], "srq", &srq)) return;
   if (id->id()->qp) {
     ThrowCode(env, "EBUSY", "this CM id already has a queue pair");
     return;
@@ -196,17 +179,14 @@ Qp::Qp(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Qp>(info), Resource(Ki
   attr.recv_cq = rcq->cq();
   attr.srq = srq ? srq->srq() : nullptr;
   attr.cap = {128, 128, 1, 1, 0};
-  if (info[5].IsObject()) {
-    Napi::Object o = info[5].As<Napi::Object>();
-    auto num = [&](const char* k, uint32_t* dst) {
-      if (o.Get(k).IsNumber()) *dst = o.Get(k).As<Napi::Number>().Uint32Value();
-    };
-    num("maxSendWr", &attr.cap.max_send_wr);
-    num("maxRecvWr", &attr.cap.max_recv_wr);
-    num("maxSendSge", &attr.cap.max_send_sge);
-    num("maxRecvSge", &attr.cap.max_recv_sge);
-    num("maxInlineData", &attr.cap.max_inline_data);
-  }
+  if (!Options(env, info[5])
+           .Uint("maxSendWr", &attr.cap.max_send_wr)
+           .Uint("maxRecvWr", &attr.cap.max_recv_wr)
+           .Uint("maxSendSge", &attr.cap.max_send_sge)
+           .Uint("maxRecvSge", &attr.cap.max_recv_sge)
+           .Uint("maxInlineData", &attr.cap.max_inline_data)
+           .ok())
+    return;
   if (srq) attr.cap.max_recv_wr = attr.cap.max_recv_sge = 0;
   if (rdma_create_qp(id->id(), pd->pd(), &attr)) {
     ThrowErrno(env, "rdma_create_qp", errno);
@@ -239,10 +219,7 @@ void Qp::Release() {
 // .index of the bad WR (counted from the first posted).
 Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!qp_) {
-    ThrowCode(env, "ERR_CLOSED", "the queue pair is closed");
-    return env.Undefined();
-  }
+  if (!CheckOpen(env)) return env.Undefined();
   size_t nwords;
   const uint32_t* w = Words(env, info[0], &nwords);
   if (!w || !Skip(env, info[2], &w, &nwords)) return env.Undefined();
@@ -285,10 +262,7 @@ Napi::Value Qp::PostSend(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Qp::PostRecv(const Napi::CallbackInfo& info) {
-  if (!qp_) {
-    ThrowCode(info.Env(), "ERR_CLOSED", "the queue pair is closed");
-    return info.Env().Undefined();
-  }
+  if (!CheckOpen(info.Env())) return info.Env().Undefined();
   return PostRecvCommon(info, qp_, nullptr);
 }
 

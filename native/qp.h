@@ -19,7 +19,7 @@ constexpr int kMaxSgePerWr = 32;
 
 class Srq : public Napi::ObjectWrap<Srq>, public Resource {
  public:
-  static Napi::FunctionReference ctor;
+  static constexpr Kind kKind = Kind::Srq;
   static Napi::Function Init(Napi::Env env);
   explicit Srq(const Napi::CallbackInfo& info);
   ~Srq() override { Close(); }
@@ -35,6 +35,7 @@ class Srq : public Napi::ObjectWrap<Srq>, public Resource {
 
 class Qp : public Napi::ObjectWrap<Qp>, public Resource {
  public:
+  static constexpr Kind kKind = Kind::Qp;
   static Napi::Function Init(Napi::Env env);
   explicit Qp(const Napi::CallbackInfo& info);
   ~Qp() override { Close(); }
