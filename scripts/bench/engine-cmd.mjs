@@ -67,6 +67,7 @@ class FakeTransport {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
     return DONE;
   }
+  loginComplete() {}
   enterFullFeature() {}
   pauseReceive() {} resumeReceive() {}
   close() { this.sink.closed() }
