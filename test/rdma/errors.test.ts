@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { expect, test } from 'vitest';
 import {
-  ADDR_A, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile,
+  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile,
 } from './rc.js';
 import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 
