@@ -1,25 +1,16 @@
 // Error paths against real verbs: a bad rkey, a peer that goes away mid-transfer, and
 // connection churn without leaking fds, MRs or QPs.
 import { readdirSync } from 'node:fs';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { expect, test } from 'vitest';
 import {
-  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
+  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile,
 } from './rc.js';
 import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 
 let cm: RdmaCm;
 let devices: DeviceTable;
 
-beforeAll(() => {
-  devicesOrFail();
-  cm = new RdmaCm();
-  devices = new DeviceTable();
-});
-
-afterAll(() => {
-  devices?.close();
-  cm?.close();
-});
+verbsPerFile((c, d) => { cm = c; devices = d });
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 

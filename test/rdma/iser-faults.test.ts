@@ -24,13 +24,12 @@
 // nopInResponseTimeout, LIO's nopin_timeout/nopin_response_timeout, 15 s + 30 s by default).
 // Test 1 runs its target at 3 s + 5 s; test 2 keeps the defaults, so there the initiator's
 // re-login (session reinstatement, §6.3.5) is what ends the dead connection.
-import { execSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { execSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { KernelRig, bg, fioVerify, inVm, sleep, stopIscsid, type Bg, type Status } from './kernel-helpers.js';
 
-const inVm = process.env.RDMA_TARGET_VM === '1';
 const BASE = 'iqn.2025-01.org.rdma-target:faults';
 const IQN = { victim: `${BASE}-victim`, survivor: `${BASE}-survivor`, flap: `${BASE}-flap` };
 const INITIATOR = 'iqn.2025-01.org.rdma-target:vm-faults-initiator';
@@ -38,24 +37,13 @@ const WIRE = '10.77.0.1'; // reached across veth1 → veth0
 const LOCAL = '10.77.1.1'; // on veth2 (rxe2), reached over rxe2's loopback
 const PORTAL = { victim: WIRE, flap: WIRE, survivor: LOCAL } as const;
 const NOP = { interval: 3, response: 5 };
-const work = inVm ? mkdtempSync('/run/rt-iser-faults-') : '';
-const socket = join(work, 'control.sock');
-let target: ChildProcess | undefined;
-let targetLog = '';
+const rig = new KernelRig({ name: 'rt-iser-faults-', diagnose: 'dmesg | tail -25; iscsiadm -m session -P1; ip route show table 100' });
+const { work, socket, sh, status, diskOf, waitForDisk } = rig;
 const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const say = (m: string) => console.log(`[iser-faults ${stamp()}] ${m}`);
 
-const sh = (cmd: string, timeout = 120_000): string => {
-  try {
-    return execSync(cmd, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd}\n${err.stdout ?? ''}${err.stderr ?? ''}\n${err.message}\n--- target log ---\n${targetLog.slice(-4000)}`);
-  }
-};
 const trySh = (cmd: string) => { try { execSync(cmd, { stdio: 'ignore', timeout: 30_000 }) } catch { /* best effort */ } };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const ROUTING = [
   'ip link add veth2 type veth peer name veth3',
@@ -100,45 +88,6 @@ function config(): object {
   };
 }
 
-async function startTarget(): Promise<void> {
-  writeFileSync(join(work, 'config.json'), JSON.stringify(config()));
-  target = spawn(process.execPath, ['dist/cli/main.js', '--config', join(work, 'config.json'), '--debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  target.stdout!.on('data', (d) => (targetLog += d));
-  target.stderr!.on('data', (d) => (targetLog += d));
-  for (let i = 0; i < 300; i++) {
-    if ((targetLog.match(/listening on iser/g) ?? []).length >= 2 && /control socket/.test(targetLog)) return;
-    if (target.exitCode !== null) throw new Error(`target exited ${target.exitCode}: ${targetLog}`);
-    await sleep(100);
-  }
-  throw new Error(`target did not start: ${targetLog}`);
-}
-
-interface Conn { transport: string; remote: string; local: string }
-interface Session { target: string; tsih: number; connections: Conn[] }
-interface Status { sessions: Session[]; counters: Record<string, number> }
-
-/** The control socket's status, straight from this process (the CLI costs seconds of start-up under TCG). */
-function status(): Promise<Status> {
-  if (target?.exitCode !== null) return Promise.reject(new Error(`the target died (exit ${target?.exitCode}):\n${targetLog.slice(-4000)}`));
-  return new Promise((resolve, reject) => {
-    const c = createConnection(socket);
-    let buf = '';
-    const timer = setTimeout(() => { c.destroy(); reject(new Error('control socket: no answer in 10 s')) }, 10_000);
-    c.on('connect', () => c.write(`${JSON.stringify({ id: 1, cmd: 'status' })}\n`));
-    c.on('data', (d) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      c.destroy();
-      const r = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result: Status; error?: string };
-      if (r.ok) resolve(r.result);
-      else reject(new Error(`status: ${r.error}`));
-    });
-    c.on('error', (e) => { clearTimeout(timer); reject(e) });
-  });
-}
-
 const summary = (st: Status) =>
   `sessions [${st.sessions.map((s) => `${s.target.replace(`${BASE}-`, '')}#${s.tsih}@${s.connections.map((c) => c.remote).join(',')}`).join(' ')}] ` +
   `open=${st.counters.openConnections} iser=${st.counters.iserConnections} qps=${st.counters.rdmaQps} cqs=${st.counters.rdmaCqs}`;
@@ -151,13 +100,11 @@ async function until(what: string, ok: (st: Status) => boolean, ms: number): Pro
   for (;;) {
     streak = ok(st) ? streak + 1 : 0;
     if (streak >= 2) return st;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s; last: ${summary(st)}\n--- target log ---\n${targetLog.slice(-4000)}\n--- dmesg ---\n${dmesgTail()}`);
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms / 1000} s; last: ${summary(st)}${rig.context()}`);
     await sleep(500);
     st = await status();
   }
 }
-
-const dmesgTail = () => { try { return execSync('dmesg | tail -25; iscsiadm -m session -P1; ip route show table 100', { encoding: 'utf8' }) } catch { return '' } };
 
 /** Exactly these targets have sessions (one each), with one iSER connection, QP and CQ apiece. */
 const holdsExactly = (iqns: string[]) => (st: Status) =>
@@ -168,30 +115,8 @@ const holdsExactly = (iqns: string[]) => (st: Status) =>
 
 const sessionOf = (st: Status, iqn: string) => st.sessions.find((s) => s.target === iqn);
 
-const node = (iqn: keyof typeof IQN, args: string) => sh(`iscsiadm -m node -T ${IQN[iqn]} -p ${PORTAL[iqn]}:3260 -I iser ${args}`);
-const login = (iqn: keyof typeof IQN) => sh(`iscsiadm -m node -T ${IQN[iqn]} -p ${PORTAL[iqn]}:3260 -I iser --login`, 60_000);
-
-/** The /dev/sdX of the session to `iqn` (iscsiadm -P3 lists sessions in blocks). */
-function diskOf(iqn: string): string {
-  const out = sh('iscsiadm -m session -P3');
-  for (const block of out.split(/^Target: /m).slice(1)) {
-    if (!block.startsWith(`${iqn} `) && !block.startsWith(`${iqn}\n`)) continue;
-    const m = /Lun: 0\s+Attached scsi disk (sd\w+)/.exec(block);
-    if (m) return `/dev/${m[1]}`;
-  }
-  throw new Error(`no disk for ${iqn} in:\n${out}`);
-}
-
-async function waitForDisk(iqn: string): Promise<string> {
-  for (let i = 0; i < 150; i++) {
-    try {
-      const d = diskOf(iqn);
-      if (existsSync(d)) return d;
-    } catch { /* not yet */ }
-    await sleep(200);
-  }
-  return diskOf(iqn);
-}
+const node = (iqn: keyof typeof IQN, args: string, timeout?: number) => rig.iscsiNode({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeout);
+const login = (iqn: keyof typeof IQN) => node(iqn, '--login', 60_000);
 
 /** Bytes written to a disk so far (the block layer's own count). */
 const written = (disk: string) => Number(readFileSync(`/sys/block/${disk.replace('/dev/', '')}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
@@ -207,27 +132,14 @@ async function whenWritten(disk: string, bytes: number, run: Bg, ms = 60_000): P
   }
 }
 
-/** Write the whole area, then read it back and check every block's crc32c (fio verify). */
-const fioVerify = (disk: string, name: string, extra: string): string =>
-  `fio --name=${name} --filename=${disk} --direct=1 --ioengine=libaio --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse ${extra}`;
-
-interface Bg { done: Promise<{ code: number | null; out: string }>; child: ChildProcess }
-function bg(cmd: string): Bg {
-  const child = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, out }))) };
-}
-
 /**
  * Awaits a fio verify job: exit 0, no verify error, and its read-back (terse v3: field 4 the
  * error, field 5 the KiB read) covered every one of the `kib` it wrote.
  */
 async function finished(run: Bg, what: string, ms: number, kib: number): Promise<void> {
   const r = await Promise.race([run.done, sleep(ms).then(() => undefined)]);
-  if (!r) throw new Error(`${what}: fio still running after ${ms / 1000} s\n--- target log ---\n${targetLog.slice(-3000)}\n--- dmesg ---\n${dmesgTail()}`);
-  const why = `${what}: ${r.out}\n--- dmesg ---\n${dmesgTail()}\n--- target log ---\n${targetLog.slice(-2000)}`;
+  if (!r) throw new Error(`${what}: fio still running after ${ms / 1000} s${rig.context(3000)}`);
+  const why = `${what}: ${r.out}${rig.context(2000)}`;
   expect(r.code, why).toBe(0);
   expect(r.out, why).not.toMatch(/verify: bad|error/i);
   const terse = r.out.split('\n').find((l) => l.startsWith('3;'))?.split(';');
@@ -244,11 +156,8 @@ describe('iSER faults with the Linux initiator', () => {
     // The faulted sessions must really cross the wire, the survivor must not.
     expect(sh(`ip route get ${WIRE}`)).toMatch(/dev veth1/);
     expect(sh(`ip route get ${LOCAL}`)).toMatch(/^local /);
-    mkdirSync('/etc/iscsi', { recursive: true });
-    writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${INITIATOR}\n`);
-    if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
-    try { sh('pgrep -x iscsid') } catch { sh('iscsid') }
-    await startTarget();
+    rig.startIscsid(INITIATOR);
+    await rig.start(config(), { iser: 2, control: true });
     for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) {
       node(k, '-o new');
       // Long enough that I/O waits out the fault instead of failing (the default is 120 s).
@@ -262,13 +171,12 @@ describe('iSER faults with the Linux initiator', () => {
     trySh('ip link set veth1 up');
     for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) trySh(`iscsiadm -m node -T ${IQN[k]} -p ${PORTAL[k]}:3260 -I iser --logout`);
     trySh('iscsiadm -m node -o delete');
-    target?.kill('SIGKILL');
+    rig.target?.kill('SIGKILL');
     trySh('sleep 1');
     for (const c of UNDO) trySh(c);
     // Neighbour entries left FAILED by the black hole would only slow the next resolution.
     for (const dev of ['veth0', 'veth1']) trySh(`ip neigh flush dev ${dev}`);
-    // iscsid read this file's initiator name at start; the next file starts its own.
-    trySh('pkill -x iscsid; sleep 0.5');
+    stopIscsid();
   });
 
   test('an initiator that vanishes mid-I/O is detected and freed; another session verifies meanwhile; it comes back and verifies', async () => {
@@ -296,7 +204,7 @@ describe('iSER faults with the Linux initiator', () => {
     const detected = (Date.now() - cut) / 1000;
     say(`target freed the dead connection ${detected.toFixed(1)} s after the cut: ${summary(gone)}`);
     expect(sessionOf(gone, IQN.survivor)!.tsih).toBe(survivorTsih);
-    expect(targetLog).toMatch(/10\.77\.0\.2:\d+: dropping connection: no NOP-Out answer in 5000 ms/);
+    expect(rig.log).toMatch(/10\.77\.0\.2:\d+: dropping connection: no NOP-Out answer in 5000 ms/);
     // nopInTimeout + nopInResponseTimeout + a tick, + the 3 s wait for an RDMA/CM DISCONNECTED that never comes.
     expect(detected).toBeLessThan(NOP.interval + NOP.response + 15);
     expect(victim.child.exitCode, 'the victim\'s fio must still be waiting for its I/O (replacement_timeout 300 s)').toBeNull();
@@ -355,7 +263,7 @@ describe('iSER faults with the Linux initiator', () => {
     const st = await until('everything freed', holdsExactly([]), 30_000);
     expect(st.sessions).toHaveLength(0);
     expect(st.counters.rdmaQps).toBe(0);
-    expect(target!.exitCode).toBeNull();
-    expect(targetLog).not.toMatch(/unhandled|uncaught|TypeError|RangeError/i);
+    expect(rig.target!.exitCode).toBeNull();
+    expect(rig.log).not.toMatch(/unhandled|uncaught|TypeError|RangeError/i);
   }, 120_000);
 });

@@ -11,12 +11,9 @@ import { Opcode } from '../../lib/iscsi/opcodes.js';
 import { decodeBhs, encodeBhs, type Pdu, type PduInit, type ScsiCommandPdu } from '../../lib/iscsi/pdu.js';
 import { decodeText, encodeText } from '../../lib/iscsi/text.js';
 import { IserFabric, encodeIserHeader, type IserHeader } from '../../lib/iser/index.js';
-import { MemoryRegistry, type NativeCmId, type NativeMr } from '../../lib/verbs/index.js';
+import { MemoryRegistry } from '../../lib/verbs/index.js';
 import { FakeCore, pattern, read10, write10 } from '../host/iscsi/helpers.js';
-import {
-  ADDR_A, BufferPool, CompletionDispatcher, Completions, DeviceTable, RdmaCm, SendBatch, access, devicesOrFail, freshPort, native, postRecvs,
-  type Endpoint,
-} from './rc.js';
+import { ADDR_A, DeviceTable, RawClient, RdmaCm, devicesOrFail, freshPort, native } from './rc.js';
 
 const TARGET = 'iqn.2025-01.org.rdma-target:hostile';
 const SLOT = 28 + 48 + 8192 + 512;
@@ -32,46 +29,26 @@ let nextIsid = 1;
 interface Rx { pdu: Pdu; bhs: Buffer; data: Buffer }
 
 /** A minimal iSER initiator: SENDs of [iSER header | BHS | data], receives into a ring. */
-class Client {
-  ep!: Endpoint;
-  ctrl!: BufferPool;
-  data!: NativeMr;
+class Client extends RawClient {
   readonly got: Rx[] = [];
   disconnected = false;
   cmdSN = 1;
   itt = 1;
-  private sendCount = 0;
+
+  constructor() {
+    super(SLOT);
+  }
 
   async connect(privateData = Buffer.from([0xc0, 0, 0, 0])): Promise<void> {
-    const id: NativeCmId = await cm.resolve(ADDR_A, port, 2000);
-    const dev = devices.get(id.deviceName!);
-    const disp = new CompletionDispatcher(dev.context, 256, 256);
-    const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, { maxSendWr: 64, maxRecvWr: 32 });
-    this.ep = { id, dev, disp, qp, sends: new Completions(), recvs: new Completions() };
-    this.ctrl = new BufferPool(dev.pd, SLOT, 48, access()); // 0..31 receives, 32..47 sends
-    this.data = new (native().MemoryRegion)(dev.pd, 1 << 20, access());
-    postRecvs(this.ep, this.ctrl, 0, 32);
-    const orig = this.ep.recvs.onCompletion.bind(this.ep.recvs);
-    this.ep.recvs.onCompletion = (wc, cookie) => {
-      orig(wc, cookie);
-      if (!wc.ok) return;
-      const b = Buffer.from(this.ctrl.view(cookie).subarray(0, wc.byteLen));
-      const bhs = b.subarray(28, 76);
-      this.got.push({ pdu: decodeBhs(bhs), bhs, data: b.subarray(76 + bhs[4] * 4, 76 + bhs[4] * 4 + bhs.readUIntBE(5, 3)) });
-      postRecvs(this.ep, this.ctrl, cookie, 1);
-    };
+    const id = await this.open(cm, devices, port);
     cm.setHandler(id, (ev) => { if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true });
     await cm.connect(id, { privateData, initiatorDepth: 1, responderResources: 16 });
     cm.setHandler(id, (ev) => { if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true });
   }
 
-  /** Sends raw bytes as one SEND. */
-  sendRaw(bytes: Uint8Array): void {
-    const slot = 32 + (this.sendCount++ % 16);
-    this.ctrl.view(slot).set(bytes);
-    const c = native().constants;
-    const b = new SendBatch(1).add(this.ep.disp.register(this.ep.sends, slot), c.WR_SEND, c.SEND_SIGNALED, this.ctrl.address(slot), bytes.length, this.ctrl.lkey);
-    this.ep.qp.postSend(b.words, b.count);
+  protected override received(b: Buffer): void {
+    const bhs = b.subarray(28, 76);
+    this.got.push({ pdu: decodeBhs(bhs), bhs, data: b.subarray(76 + bhs[4] * 4, 76 + bhs[4] * 4 + bhs.readUIntBE(5, 3)) });
   }
 
   send<T extends Pdu>(p: PduInit<T>, data?: Uint8Array, iser: Partial<IserHeader> = {}): void {
@@ -137,13 +114,6 @@ class Client {
     const end = Date.now() + ms;
     while (!this.disconnected && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     if (!this.disconnected) throw new Error('the target did not drop the connection');
-  }
-
-  close(): void {
-    try { cm.destroy(this.ep.id) } catch { /* gone */ }
-    this.ep.disp.close();
-    this.ctrl.close();
-    this.data.close();
   }
 }
 

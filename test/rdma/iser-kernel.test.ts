@@ -4,29 +4,17 @@
 // depth up to 128, ImmediateData off and InitialR2T off (unsolicited Data-Out), four
 // concurrent sessions each verifying, a LUN reset during I/O, and a session torn down mid-I/O
 // while another keeps serving — with the target's connections and RDMA objects freed.
-import { execSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { KernelRig, bg, fioVerify as fio, inVm, stopIscsid } from './kernel-helpers.js';
 
-const inVm = process.env.RDMA_TARGET_VM === '1';
 const BASE = 'iqn.2025-01.org.rdma-target:iser';
 const IQN = { chap: `${BASE}-chap`, noimm: `${BASE}-noimm`, unsol: `${BASE}-unsol`, plain: `${BASE}-plain` };
 const INITIATOR = 'iqn.2025-01.org.rdma-target:vm-iser-initiator';
 const PORTAL = '10.77.0.1:3260';
-const work = inVm ? mkdtempSync('/run/rt-iser-') : '';
-const socket = join(work, 'control.sock');
-let target: ChildProcess | undefined;
-let targetLog = '';
-
-const sh = (cmd: string, timeout = 120_000): string => {
-  try {
-    return execSync(cmd, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    throw new Error(`${cmd}\n${err.stdout ?? ''}${err.stderr ?? ''}\n${err.message}\n--- target log ---\n${targetLog.slice(-4000)}`);
-  }
-};
+const rig = new KernelRig({ name: 'rt-iser-' });
+const { work, socket, sh, shAsync, status, diskOf, sessionBlock, waitForDisk } = rig;
 
 function tpg(luns: object[], extra: object = {}): object {
   return {
@@ -58,84 +46,17 @@ function config(): object {
   };
 }
 
-async function startTarget(): Promise<void> {
-  writeFileSync(join(work, 'config.json'), JSON.stringify(config()));
-  target = spawn(process.execPath, ['dist/cli/main.js', '--config', join(work, 'config.json'), '--debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  target.stdout!.on('data', (d) => (targetLog += d));
-  target.stderr!.on('data', (d) => (targetLog += d));
-  for (let i = 0; i < 300; i++) {
-    if (/listening on iser/.test(targetLog) && /control socket/.test(targetLog)) return;
-    if (target.exitCode !== null) throw new Error(`target exited ${target.exitCode}: ${targetLog}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`target did not start: ${targetLog}`);
-}
-
-interface Status { sessions: Array<{ target: string; connections: Array<{ transport: string }> }>; counters: Record<string, number> }
-const status = (): Status => JSON.parse(sh(`node dist/cli/main.js status --socket ${socket}`)) as Status;
-
-const node = (iqn: string, args: string) => sh(`iscsiadm -m node -T ${iqn} -p ${PORTAL} -I iser ${args}`);
+const node = (iqn: string, args: string) => rig.iscsiNode({ iqn, portal: PORTAL, iface: 'iser' }, args);
 const login = (iqn: string) => node(iqn, '--login');
 const logout = (iqn: string) => node(iqn, '--logout');
-
-/** The /dev/sdX of `lun` in the session to `iqn` (iscsiadm -P3 lists sessions in blocks). */
-function diskOf(iqn: string, lun: number): string {
-  const out = sh('iscsiadm -m session -P3');
-  for (const block of out.split(/^Target: /m).slice(1)) {
-    if (!block.startsWith(`${iqn} `) && !block.startsWith(`${iqn}\n`)) continue;
-    const m = new RegExp(`Lun: ${lun}\\s+Attached scsi disk (sd\\w+)`).exec(block);
-    if (m) return `/dev/${m[1]}`;
-  }
-  throw new Error(`no disk for ${iqn} LUN ${lun} in:\n${out}`);
-}
-
-function sessionBlock(iqn: string): string {
-  const out = sh('iscsiadm -m session -P3');
-  const block = out.split(/^Target: /m).find((b) => b.startsWith(`${iqn} `) || b.startsWith(`${iqn}\n`));
-  if (!block) throw new Error(`no session to ${iqn}:\n${out}`);
-  return block;
-}
-
-async function waitForDisk(iqn: string, lun = 0): Promise<string> {
-  for (let i = 0; i < 150; i++) {
-    try {
-      const d = diskOf(iqn, lun);
-      if (existsSync(d)) return d;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return diskOf(iqn, lun);
-}
-
-const fio = (disk: string, name: string, extra: string): string =>
-  `fio --name=${name} --filename=${disk} --direct=1 --ioengine=libaio --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse ${extra}`;
-
-/** A long command without blocking the event loop (vitest's worker must keep answering). */
-async function shAsync(cmd: string): Promise<string> {
-  const r = await bg(cmd).done;
-  if (r.code !== 0) throw new Error(`${cmd}: exit ${r.code}\n${r.out}\n--- target log ---\n${targetLog.slice(-4000)}`);
-  return r.out;
-}
-
-/** Runs a shell command in the background; resolves with its exit code and output. */
-function bg(cmd: string): { done: Promise<{ code: number | null; out: string }>; child: ChildProcess } {
-  const child = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, out }))) };
-}
 
 describe('Linux ib_iser initiator against rdma-target', () => {
   beforeAll(async () => {
     // Loud, never skipped: the VM tier (npm run test:rdma) runs this file inside the guest.
     if (!inVm) throw new Error('the kernel iSER tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
     sh('modprobe ib_iser && modprobe sd_mod');
-    mkdirSync('/etc/iscsi', { recursive: true });
-    writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${INITIATOR}\n`);
-    if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
-    try { sh('pgrep -x iscsid') } catch { sh('iscsid') }
-    await startTarget();
+    rig.startIscsid(INITIATOR);
+    await rig.start(config(), { iser: 1, control: true });
     for (const iqn of Object.values(IQN)) node(iqn, '-o new');
   }, 120_000);
 
@@ -144,9 +65,8 @@ describe('Linux ib_iser initiator against rdma-target', () => {
       try { logout(iqn) } catch { /* not logged in */ }
     }
     try { sh('iscsiadm -m node -o delete') } catch { /* none left */ }
-    target?.kill('SIGKILL');
-    // iscsid read this file's initiator name at start; the next file starts its own.
-    try { execSync('pkill -x iscsid; sleep 0.5') } catch { /* not running */ }
+    rig.target?.kill('SIGKILL');
+    stopIscsid();
   });
 
   test('SendTargets discovery over TCP and over iSER on the one portal (LIO fails the iSER one)', async () => {
@@ -173,7 +93,7 @@ describe('Linux ib_iser initiator against rdma-target', () => {
     const block = sessionBlock(IQN.chap);
     expect(block).toMatch(/Iface Transport: iser/);
     expect(block).toMatch(/ImmediateData: Yes/);
-    const st = status();
+    const st = await status();
     expect(st.sessions.find((s) => s.target === IQN.chap)?.connections[0]?.transport).toBe('iser');
     const disk = await waitForDisk(IQN.chap);
     await shAsync(`mkfs.ext4 -q -F ${disk}`);
@@ -199,11 +119,11 @@ describe('Linux ib_iser initiator against rdma-target', () => {
     // The file LUN's bounce buffers are carved from registered memory: the fd reads into and
     // writes from what the RDMA WRITE/READ uses, with no copy through the fabric's slots.
     const file = await waitForDisk(IQN.chap, 1);
-    const bounced = status().counters.rdmaBounceBytes!;
+    const bounced = (await status()).counters.rdmaBounceBytes!;
     const out2 = await shAsync(fio(file, 'file', '--rw=randwrite --bsrange=4k-512k --iodepth=32 --size=32M'));
     expect(out2).not.toMatch(/verify: bad|err=/i);
     // 32 MiB written and read back; a few parameter-data pages may still bounce.
-    expect(status().counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
+    expect((await status()).counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
   }, 600_000);
 
   test('ImmediateData=No and InitialR2T=No sessions negotiate as configured and verify', async () => {
@@ -220,7 +140,7 @@ describe('Linux ib_iser initiator against rdma-target', () => {
   test('four concurrent sessions, each verifying its own LUN', async () => {
     login(IQN.plain);
     const disks = await Promise.all([IQN.chap, IQN.noimm, IQN.unsol, IQN.plain].map((iqn) => waitForDisk(iqn)));
-    expect(status().sessions.filter((s) => s.connections[0]?.transport === 'iser')).toHaveLength(4);
+    expect((await status()).sessions.filter((s) => s.connections[0]?.transport === 'iser')).toHaveLength(4);
     const runs = disks.map((d, i) => bg(fio(d, `c${i}`, `--rw=randrw --bsrange=4k-128k --iodepth=32 --size=24M`)));
     const results = await Promise.all(runs.map((r) => r.done));
     for (const r of results) {
@@ -241,17 +161,17 @@ describe('Linux ib_iser initiator against rdma-target', () => {
 
   test('a session torn down mid-I/O frees its connection; the others keep serving', async () => {
     const disk = diskOf(IQN.unsol, 0);
-    const before = status();
+    const before = await status();
     const run = bg(`fio --name=cut --filename=${disk} --direct=1 --ioengine=libaio --rw=randwrite --bs=64k --iodepth=32 --size=48M --time_based --runtime=60`);
     await new Promise((r) => setTimeout(r, 3000));
     // The initiator drops the session under load (logout aborts what is in flight).
     logout(IQN.unsol);
     run.child.kill('SIGKILL');
     await run.done;
-    let after = status();
+    let after = await status();
     for (let i = 0; i < 50 && after.sessions.length >= before.sessions.length; i++) {
       await new Promise((r) => setTimeout(r, 200));
-      after = status();
+      after = await status();
     }
     expect(after.sessions.map((s) => s.target).sort()).toEqual(before.sessions.map((s) => s.target).filter((t) => t !== IQN.unsol).sort());
     // The other sessions still move data.
@@ -265,10 +185,10 @@ describe('Linux ib_iser initiator against rdma-target', () => {
 
   test('after every logout no connection and no per-connection RDMA object is left', async () => {
     for (const iqn of Object.values(IQN)) { try { logout(iqn) } catch { /* not logged in */ } }
-    let st = status();
+    let st = await status();
     for (let i = 0; i < 50 && (st.counters.openConnections ?? 0) > 0; i++) {
       await new Promise((r) => setTimeout(r, 200));
-      st = status();
+      st = await status();
     }
     expect(st.sessions).toHaveLength(0);
     expect(st.counters.openConnections).toBe(0);

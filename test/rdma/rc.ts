@@ -1,8 +1,9 @@
 // Test support: RC connections between the two soft-RoCE ports through RDMA/CM, and a
 // completion handler that turns completions into awaitable results.
+import { afterAll, beforeAll } from 'vitest';
 import {
   BufferPool, CompletionDispatcher, DeviceTable, RdmaCm, RecvBatch, SendBatch, native, requireDevices,
-  type CompletionHandler, type NativeCmId, type NativeQp, type WorkCompletion, type DeviceResources,
+  type CompletionHandler, type NativeCmId, type NativeMr, type NativeQp, type WorkCompletion, type DeviceResources,
 } from '../../lib/verbs/index.js';
 
 /** Server and client addresses: the VM's veth pair unless pointed at real ports. */
@@ -145,6 +146,84 @@ export async function connectPair(
       cm.destroy(listener);
     },
   };
+}
+
+/**
+ * The RDMA/CM channel and device table a file's tests share: opened in beforeAll (a missing
+ * device fails the file, never skips it) and handed to `use`, closed in afterAll, after
+ * which `after` runs.
+ */
+export function verbsPerFile(use: (cm: RdmaCm, devices: DeviceTable) => void, after?: () => void): void {
+  let cm: RdmaCm | undefined;
+  let devices: DeviceTable | undefined;
+  beforeAll(() => {
+    devicesOrFail();
+    cm = new RdmaCm();
+    devices = new DeviceTable();
+    use(cm, devices);
+  });
+  afterAll(() => {
+    devices?.close();
+    cm?.close();
+    after?.();
+  });
+}
+
+/**
+ * The initiator of a hostile test on the project's binding: an RC connection to ADDR_A:port,
+ * one pool of `slotSize` slots (0..31 receives, posted again as they complete; 32..47 sends,
+ * used in turn) and a 1 MiB registered buffer for the target's RDMA. The protocol is the
+ * subclass's: it connects the id from open() and reads what received() hands it.
+ */
+export class RawClient {
+  ep!: Endpoint;
+  ctrl!: BufferPool;
+  data!: NativeMr;
+  private cm!: RdmaCm;
+  private sendCount = 0;
+
+  constructor(private readonly slotSize: number) {}
+
+  /** Resolves the target's address, builds the QP and buffers, posts the receives. */
+  protected async open(cm: RdmaCm, devices: DeviceTable, port: number): Promise<NativeCmId> {
+    this.cm = cm;
+    const id = await cm.resolve(ADDR_A, port, 2000);
+    const dev = devices.get(id.deviceName!);
+    const disp = new CompletionDispatcher(dev.context, 256, 256);
+    const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, { maxSendWr: 64, maxRecvWr: 32 });
+    this.ep = { id, dev, disp, qp, sends: new Completions(), recvs: new Completions() };
+    this.ctrl = new BufferPool(dev.pd, this.slotSize, 48, access());
+    this.data = new (native().MemoryRegion)(dev.pd, 1 << 20, access());
+    postRecvs(this.ep, this.ctrl, 0, 32);
+    const orig = this.ep.recvs.onCompletion.bind(this.ep.recvs);
+    this.ep.recvs.onCompletion = (wc, cookie) => {
+      orig(wc, cookie);
+      if (!wc.ok) return;
+      const bytes = Buffer.from(this.ctrl.view(cookie).subarray(0, wc.byteLen));
+      postRecvs(this.ep, this.ctrl, cookie, 1);
+      this.received(bytes);
+    };
+    return id;
+  }
+
+  /** One message received (a copy: its slot is already posted again). */
+  protected received(_bytes: Buffer): void {}
+
+  /** Sends raw bytes as one SEND. */
+  sendRaw(bytes: Uint8Array): void {
+    const slot = 32 + (this.sendCount++ % 16);
+    this.ctrl.view(slot).set(bytes);
+    const c = native().constants;
+    const b = new SendBatch(1).add(this.ep.disp.register(this.ep.sends, slot), c.WR_SEND, c.SEND_SIGNALED, this.ctrl.address(slot), bytes.length, this.ctrl.lkey);
+    this.ep.qp.postSend(b.words, b.count);
+  }
+
+  close(): void {
+    try { this.cm.destroy(this.ep.id) } catch { /* gone */ }
+    this.ep.disp.close();
+    this.ctrl.close();
+    this.data.close();
+  }
 }
 
 export { BufferPool, CompletionDispatcher, DeviceTable, RdmaCm, RecvBatch, SendBatch, native };

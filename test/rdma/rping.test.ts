@@ -7,10 +7,10 @@
 // The ping data is "rdma-ping-<n>: " followed by letters cycling 'A'..'z' from a start
 // letter that advances per ping, and a trailing NUL.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import {
-  ADDR_A, BufferPool, Completions, CompletionDispatcher, DeviceTable, RdmaCm, SendBatch, access, devicesOrFail, freshPort,
-  native, postRecvs, type Endpoint,
+  ADDR_A, BufferPool, Completions, CompletionDispatcher, DeviceTable, RdmaCm, SendBatch, access, freshPort,
+  native, postRecvs, verbsPerFile, type Endpoint,
 } from './rc.js';
 import type { NativeCmId } from '../../lib/verbs/index.js';
 
@@ -19,15 +19,7 @@ const PINGS = 20;
 let cm: RdmaCm;
 let devices: DeviceTable;
 
-beforeAll(() => {
-  devicesOrFail();
-  cm = new RdmaCm();
-  devices = new DeviceTable();
-});
-
-afterAll(() => {
-  devices?.close();
-  cm?.close();
+verbsPerFile((c, d) => { cm = c; devices = d }, () => {
   // Every id, QP, CQ and MR the tests made was closed: nothing native outlives the file.
   const live = native().liveObjects();
   expect(Object.values(live).every((n) => n === 0), `native objects left open: ${JSON.stringify(live)}`).toBe(true);

@@ -14,12 +14,9 @@ import {
   DescFormat, SrpOpcode, decodeCredReq, decodeLoginRej, decodeLoginRsp, decodeRsp, decodeTLogout, encodeCmd, encodeCredRsp, encodeDirect,
   encodeImmediateDesc, encodeIndirect, encodeLoginReqRdma, encodeTskMgmt, type DirectDesc, type LoginRsp, type SrpRsp,
 } from '../../lib/srp/iu.js';
-import { MemoryRegistry, type NativeCmId, type NativeMr } from '../../lib/verbs/index.js';
+import { MemoryRegistry } from '../../lib/verbs/index.js';
 import { FakeCore, pattern, read10, write10 } from '../host/iscsi/helpers.js';
-import {
-  ADDR_A, BufferPool, CompletionDispatcher, Completions, DeviceTable, RdmaCm, SendBatch, access, devicesOrFail, freshPort, native, postRecvs,
-  type Endpoint,
-} from './rc.js';
+import { ADDR_A, DeviceTable, RawClient, RdmaCm, devicesOrFail, freshPort, native } from './rc.js';
 
 const TPID = Uint8Array.from(Buffer.from('52505441524745540011223344556677', 'hex'));
 const CREDITS = 8;
@@ -36,37 +33,19 @@ let nextIpid = 1;
 type Iu = { type: number; bytes: Buffer };
 
 /** A minimal SRP initiator: SENDs of IUs, a receive ring, a registered data buffer. */
-class Client {
-  ep!: Endpoint;
-  ctrl!: BufferPool;
-  data!: NativeMr;
+class Client extends RawClient {
   login!: LoginRsp;
   readonly got: Iu[] = [];
   disconnected = false;
-  private sendCount = 0;
   private waiters: Array<() => void> = [];
+
+  constructor() {
+    super(SEND_SLOT);
+  }
 
   /** Connects; resolves with the SRP_LOGIN_RSP, or rejects with the REJECTED event's error. */
   async connect(opts: { tpid?: Uint8Array; itIuLen?: number; flags?: number } = {}): Promise<LoginRsp> {
-    const id: NativeCmId = await cm.resolve(ADDR_A, port, 2000);
-    const dev = devices.get(id.deviceName!);
-    const disp = new CompletionDispatcher(dev.context, 256, 256);
-    const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, { maxSendWr: 64, maxRecvWr: 32 });
-    this.ep = { id, dev, disp, qp, sends: new Completions(), recvs: new Completions() };
-    this.ctrl = new BufferPool(dev.pd, SEND_SLOT, 48, access()); // 0..31 receives, 32..47 sends
-    this.data = new (native().MemoryRegion)(dev.pd, 1 << 20, access());
-    postRecvs(this.ep, this.ctrl, 0, 32);
-    const orig = this.ep.recvs.onCompletion.bind(this.ep.recvs);
-    this.ep.recvs.onCompletion = (wc, cookie) => {
-      orig(wc, cookie);
-      if (!wc.ok) return;
-      const bytes = Buffer.from(this.ctrl.view(cookie).subarray(0, wc.byteLen));
-      this.got.push({ type: bytes[0]!, bytes });
-      postRecvs(this.ep, this.ctrl, cookie, 1);
-      // ib_srp answers SRP_CRED_REQ with SRP_CRED_RSP (§6.11); so do we.
-      if (bytes[0] === SrpOpcode.CredReq) this.sendRaw(encodeCredRsp({ tagLo: bytes.readUInt32LE(8), tagHi: bytes.readUInt32LE(12) }));
-      for (const w of this.waiters.splice(0)) w();
-    };
+    const id = await this.open(cm, devices, port);
     const ipid = new Uint8Array(16);
     ipid[15] = nextIpid++;
     const pd = Buffer.from(encodeLoginReqRdma({
@@ -84,12 +63,11 @@ class Client {
     return this.login;
   }
 
-  sendRaw(bytes: Uint8Array): void {
-    const slot = 32 + (this.sendCount++ % 16);
-    this.ctrl.view(slot).set(bytes);
-    const c = native().constants;
-    const b = new SendBatch(1).add(this.ep.disp.register(this.ep.sends, slot), c.WR_SEND, c.SEND_SIGNALED, this.ctrl.address(slot), bytes.length, this.ctrl.lkey);
-    this.ep.qp.postSend(b.words, b.count);
+  protected override received(bytes: Buffer): void {
+    this.got.push({ type: bytes[0]!, bytes });
+    // ib_srp answers SRP_CRED_REQ with SRP_CRED_RSP (§6.11); so do we.
+    if (bytes[0] === SrpOpcode.CredReq) this.sendRaw(encodeCredRsp({ tagLo: bytes.readUInt32LE(8), tagHi: bytes.readUInt32LE(12) }));
+    for (const w of this.waiters.splice(0)) w();
   }
 
   /** A descriptor of `len` bytes at `offset` of the data buffer. */
@@ -111,13 +89,6 @@ class Client {
 
   rsp(tagLo: number): Promise<SrpRsp> {
     return this.until(() => { const g = this.got.find((x) => x.type === SrpOpcode.Rsp && x.bytes.readUInt32LE(8) === tagLo); return g && decodeRsp(g.bytes) }, `SRP_RSP tag ${tagLo}`);
-  }
-
-  close(): void {
-    try { cm.destroy(this.ep.id) } catch { /* gone */ }
-    this.ep.disp.close();
-    this.ctrl.close();
-    this.data.close();
   }
 }
 

@@ -1,0 +1,282 @@
+// Test support for the files that drive the Linux kernel initiators against the daemon inside
+// the soft-RoCE VM: the daemon started with its log attached, its status over the control
+// socket, shell commands whose failures carry the target's log (and the kernel's), open-iscsi
+// and ib_srp login/logout, and fio write-then-verify.
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { controlRequest } from '../../lib/target/control.js';
+
+export const inVm = process.env.RDMA_TARGET_VM === '1';
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The only place that reads the wording of the daemon's log for the helpers' own needs (the
+ * start-up lines: a listener per portal, then the control socket), so a change of log format
+ * is one edit here. What a test asserts about the log stays in the test.
+ */
+const started = {
+  listeners: (log: string, transport: Transport): number => log.match(new RegExp(`listening on ${transport} `, 'g'))?.length ?? 0,
+  control: (log: string): boolean => /control socket /.test(log),
+};
+
+export type Transport = 'iser' | 'srp' | 'tcp';
+
+/** What start-up must have printed: at least this many listeners per transport, and the control socket if asked. */
+export type Ready = Partial<Record<Transport, number>> & { control?: boolean };
+
+export interface Connection { transport: string; remote: string; local: string }
+export interface Session { target: string; initiator: string; transport?: string; tsih: number; connections: Connection[] }
+/** The part of the daemon's `status` answer that the tests read. */
+export interface Status { sessions: Session[]; counters: Record<string, number> }
+
+export interface Bg { done: Promise<{ code: number | null; out: string }>; child: ChildProcess }
+
+/** Runs a shell command in the background; resolves with its exit code and output. */
+export function bg(cmd: string): Bg {
+  const child = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, out }))) };
+}
+
+/**
+ * fio writing the area, then reading it back and checking every block (verify_fatal: the
+ * first mismatch ends the run with an error). `timeoutS` puts the run under timeout(1).
+ */
+export function fioVerify(disk: string, name: string, extra: string, o: { verify?: 'crc32c' | 'md5'; timeoutS?: number } = {}): string {
+  const fio = `fio --name=${name} --filename=${disk} --direct=1 --ioengine=libaio --verify=${o.verify ?? 'crc32c'} --do_verify=1 --verify_fatal=1 --output-format=terse ${extra}`;
+  return o.timeoutS ? `timeout ${o.timeoutS} ${fio}` : fio;
+}
+
+export interface KernelRigOptions {
+  /** Prefix of the daemon's work folder under /run (config, state, control socket, file LUNs). */
+  name: string;
+  /** A shell command whose output every failure carries (dmesg, the initiator's state). */
+  diagnose?: string;
+}
+
+/**
+ * One file's daemon and the shell around it. Methods are bound (arrow properties) so a file
+ * can take `const { sh } = rig`.
+ */
+export class KernelRig {
+  readonly work: string;
+  readonly socket: string;
+  /** Everything the current daemon printed, stdout and stderr. */
+  log = '';
+  target: ChildProcess | undefined;
+
+  constructor(private readonly opts: KernelRigOptions) {
+    this.work = inVm ? mkdtempSync(`/run/${opts.name}`) : '';
+    this.socket = join(this.work, 'control.sock');
+  }
+
+  /** The output of the `diagnose` command ('' without one, or when it fails). */
+  readonly diagnostics = (): string => {
+    if (!this.opts.diagnose) return '';
+    try { return execSync(this.opts.diagnose, { encoding: 'utf8' }) } catch { return '' }
+  };
+
+  /** What a failure message ends with: the diagnostics and the tail of the target's log. */
+  readonly context = (logChars = 4000): string =>
+    `${this.opts.diagnose ? `\n--- dmesg ---\n${this.diagnostics()}` : ''}\n--- target log ---\n${this.log.slice(-logChars)}`;
+
+  /** Runs a command; a failure throws with its output and the context. */
+  readonly sh = (cmd: string, timeout = 120_000): string => {
+    try {
+      return execSync(cmd, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      const err = e as { stdout?: string; stderr?: string; message: string };
+      throw new Error(`${cmd}\n${err.stdout ?? ''}${err.stderr ?? ''}\n${err.message}${this.context()}`);
+    }
+  };
+
+  /** A long command without blocking the event loop (vitest's worker must keep answering). */
+  readonly shAsync = async (cmd: string): Promise<string> => {
+    const r = await bg(cmd).done;
+    if (r.code !== 0) throw new Error(`${cmd}: exit ${r.code}\n${r.out}${this.context()}`);
+    return r.out;
+  };
+
+  /**
+   * Starts the daemon (dist/cli/main.js) with `args`, after writing `config` to the work
+   * folder and adding --config when one is given; resolves once start-up printed `ready`.
+   */
+  readonly start = async (config: object | undefined, ready: Ready, args: string[] = ['--debug'], env?: NodeJS.ProcessEnv): Promise<void> => {
+    const argv = ['dist/cli/main.js'];
+    if (config) {
+      writeFileSync(join(this.work, 'config.json'), JSON.stringify(config));
+      argv.push('--config', join(this.work, 'config.json'));
+    }
+    this.log = '';
+    const target = spawn(process.execPath, [...argv, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+    this.target = target;
+    target.stdout!.on('data', (d) => (this.log += d));
+    target.stderr!.on('data', (d) => (this.log += d));
+    for (let i = 0; i < 300; i++) {
+      if (this.isReady(ready)) return;
+      if (target.exitCode !== null) throw new Error(`target exited ${target.exitCode}: ${this.log}`);
+      await sleep(100);
+    }
+    throw new Error(`target did not start: ${this.log}`);
+  };
+
+  private isReady(ready: Ready): boolean {
+    for (const t of ['iser', 'srp', 'tcp'] as const) if (started.listeners(this.log, t) < (ready[t] ?? 0)) return false;
+    return !ready.control || started.control(this.log);
+  }
+
+  /** Signals the daemon and resolves when it has exited. */
+  readonly stop = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const t = this.target;
+    if (!t || t.exitCode !== null || t.signalCode !== null) return;
+    const exited = new Promise((r) => t.once('exit', r));
+    t.kill(signal);
+    await exited;
+  };
+
+  /** The control socket's status, straight from this process (the CLI costs seconds of start-up under TCG). */
+  readonly status = async (): Promise<Status> => {
+    const t = this.target;
+    if (!t || t.exitCode !== null || t.signalCode !== null) throw new Error(`the target died (exit ${t?.exitCode ?? t?.signalCode}):\n${this.log.slice(-4000)}`);
+    return await controlRequest(this.socket, { id: 1, cmd: 'status' }, 10_000) as Status;
+  };
+
+  // --- open-iscsi -----------------------------------------------------------------------
+
+  /**
+   * iscsid with `initiator` as its InitiatorName. One iscsid per VM: another kernel-initiator
+   * file may have started it already (each stops it in afterAll with stopIscsid).
+   */
+  readonly startIscsid = (initiator: string): void => {
+    mkdirSync('/etc/iscsi', { recursive: true });
+    writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${initiator}\n`);
+    if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
+    try { this.sh('pgrep -x iscsid') } catch { this.sh('iscsid') }
+  };
+
+  /** `iscsiadm -m node` on one node record (iface iser, or the default tcp one). */
+  readonly iscsiNode = (n: IscsiNode, args: string, timeout?: number): string =>
+    this.sh(`iscsiadm -m node -T ${n.iqn} -p ${n.portal}${n.iface ? ` -I ${n.iface}` : ''} ${args}`, timeout);
+
+  /** The session to `iqn` as `iscsiadm -m session -P3` prints it. */
+  readonly sessionBlock = (iqn: string): string => {
+    const out = this.sh('iscsiadm -m session -P3');
+    const block = sessionBlocks(out, iqn)[0];
+    if (!block) throw new Error(`no session to ${iqn}:\n${out}`);
+    return block;
+  };
+
+  /** The /dev/sdX of `lun` in the session to `iqn`. */
+  readonly diskOf = (iqn: string, lun = 0): string => {
+    const out = this.sh('iscsiadm -m session -P3');
+    for (const block of sessionBlocks(out, iqn)) {
+      const m = new RegExp(`Lun: ${lun}\\s+Attached scsi disk (sd\\w+)`).exec(block);
+      if (m) return `/dev/${m[1]}`;
+    }
+    throw new Error(`no disk for ${iqn} LUN ${lun} in:\n${out}`);
+  };
+
+  /** The disk of `lun` once the kernel has scanned it and udev made its node. */
+  readonly waitForDisk = async (iqn: string, lun = 0): Promise<string> => {
+    for (let i = 0; i < 150; i++) {
+      try {
+        const d = this.diskOf(iqn, lun);
+        if (existsSync(d)) return d;
+      } catch { /* not yet */ }
+      await sleep(200);
+    }
+    return this.diskOf(iqn, lun);
+  };
+}
+
+export interface IscsiNode { iqn: string; portal: string; iface?: 'iser' }
+
+/** iscsiadm -P3 lists sessions in blocks, each opening with "Target: <iqn> ...". */
+function sessionBlocks(out: string, iqn: string): string[] {
+  return out.split(/^Target: /m).slice(1).filter((b) => b.startsWith(`${iqn} `) || b.startsWith(`${iqn}\n`));
+}
+
+/** Stops iscsid: it read this file's initiator name at start; the next file starts its own. */
+export function stopIscsid(): void {
+  try { execSync('pkill -x iscsid; sleep 0.5') } catch { /* not running */ }
+}
+
+// --- ib_srp ---------------------------------------------------------------------------------
+
+export interface SrpPort { idExt: string; iocGuid: string; dest: string }
+
+/** The kernel SRP initiator on rxe0: add_target logs in, deleting the remote port logs out. */
+export class IbSrp {
+  static readonly add = '/sys/class/infiniband_srp/srp-rxe0-1/add_target';
+  private static readonly ports = '/sys/class/srp_remote_ports';
+
+  constructor(private readonly rig: KernelRig, private readonly port: SrpPort) {}
+
+  /** Logs in to the target port with these add_target options. */
+  async addTarget(opts: string): Promise<void> {
+    const cmd = `echo "id_ext=${this.port.idExt},ioc_guid=${this.port.iocGuid},dest=${this.port.dest},${opts}" > ${IbSrp.add}`;
+    // ib_srp forgets a deleted target port only when its removal work has finished; until then
+    // add_target fails with "Already connected".
+    for (let i = 0; ; i++) {
+      try { this.rig.sh(cmd, 90_000); return } catch (e) {
+        if (i >= 20 || !/Already connected/.test(this.rig.diagnostics())) throw e;
+        await sleep(500);
+      }
+    }
+  }
+
+  /** Every SRP remote port deleted (the initiator's logout), its disks gone, and the target saw every channel disconnect. */
+  async removeTargets(): Promise<void> {
+    await this.removeTargetsOnly();
+    if (disks().length > 0 || IbSrp.remotePorts() > 0) throw new Error(`SRP disks/ports still present after delete: ${disks().map((d) => d.dev).join(', ')}\n${this.rig.diagnostics()}`);
+    for (let i = 0; i < 150 && (await this.channels()) > 0; i++) await sleep(200);
+    const left = await this.channels();
+    if (left > 0) throw new Error(`the target still has ${left} SRP channel(s) after the initiator deleted its ports\n${this.rig.log.slice(-3000)}`);
+  }
+
+  /** Deletes the initiator's SRP ports without asking the target for its channels (it may be another daemon). */
+  async removeTargetsOnly(): Promise<void> {
+    const dir = IbSrp.ports;
+    for (const p of existsSync(dir) ? readdirSync(dir) : []) {
+      try { writeFileSync(join(dir, p, 'delete'), '1') } catch { /* going */ }
+    }
+    // The disks go first; the initiator forgets the target port a little later (until then a
+    // new add_target for it fails with "Already connected").
+    for (let i = 0; i < 150 && (disks().length > 0 || IbSrp.remotePorts() > 0); i++) await sleep(200);
+  }
+
+  /** The target's SRP channels (status over the control socket). */
+  async channels(): Promise<number> {
+    return (await this.rig.status()).sessions.filter((s) => s.transport === 'srp').reduce((n, s) => n + s.connections.length, 0);
+  }
+
+  /** The LUNs' disks, once `n` are there with their device nodes. */
+  async waitForDisks(n = 2): Promise<Map<number, string>> {
+    for (let i = 0; i < 200; i++) {
+      const d = disks();
+      if (d.length >= n && d.every((x) => existsSync(x.dev))) return new Map(d.map((x) => [x.lun, x.dev]));
+      await sleep(200);
+    }
+    throw new Error(`expected ${n} SRP disks, have ${disks().map((d) => d.dev).join(', ') || 'none'}\n${this.rig.diagnostics()}\n${this.rig.log.slice(-3000)}`);
+  }
+
+  private static remotePorts(): number {
+    return existsSync(IbSrp.ports) ? readdirSync(IbSrp.ports).length : 0;
+  }
+}
+
+/** SCSI disks with their LUN numbers (H:C:T:L of the device link). */
+export function disks(): Array<{ dev: string; lun: number; sys: string }> {
+  const out: Array<{ dev: string; lun: number; sys: string }> = [];
+  for (const name of existsSync('/sys/block') ? readdirSync('/sys/block') : []) {
+    if (!name.startsWith('sd')) continue;
+    let link: string;
+    try { link = readlinkSync(`/sys/block/${name}/device`) } catch { continue } // appearing or going
+    const m = /(\d+):(\d+):(\d+):(\d+)$/.exec(link);
+    if (m) out.push({ dev: `/dev/${name}`, lun: Number(m[4]), sys: `/sys/block/${name}` });
+  }
+  return out;
+}
