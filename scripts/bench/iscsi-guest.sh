@@ -591,7 +591,7 @@ proc_ticks() { [[ -n $1 ]] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null 
 # The measured window of a job is fio's after its ramp: CPU is sampled when the ramp ends and
 # when fio exits, so CPU per I/O divides the CPU of that window by the I/Os fio counted in it.
 run_job() { # JOB
-  local job=$1 rw bs qd dir b0 t0 b1 t1 p0 p1 rc res busy tcpu hz fpid w0 w1 win pw=0 perfpid=""
+  local job=$1 rw bs qd dir b0 t0 b1 t1 p0 p1 rc res busy tcpu hz fpid w0 w1 win pw=0
   read -r rw bs qd dir <<<"$(job_args "$job")" || { REASON="unknown job $job"; return 1; }
   hz=$(getconf CLK_TCK)
   local ce0 ce1

@@ -499,11 +499,11 @@ function cell(job, r) {
   if (r.status !== 'ok') return `failed: ${short(r.reason)}`;
   const mark = r.conn_errors > 0 ? ` ⚠${r.conn_errors}` : '';
   const n = r.runs?.length ?? 1;
-  const spread = (f, fmt) => (r.rounds_ok > 1 && r.min?.[f] != null ? `<br>${fmt(r.min[f])}–${fmt(r.max[f])}` : '');
+  const spread = (f, fmt, unit = '') => (r.rounds_ok > 1 && r.min?.[f] != null ? `<br>${fmt(r.min[f])}–${fmt(r.max[f])}${unit}` : '');
   let text;
   if (job.metric === 'iops') text = `${fmtInt(r.iops)} IOPS${mark}${spread('iops', fmtInt)}`;
   else if (job.metric === 'bw') text = `${fmt1(r.MiBps)} MiB/s${mark}${spread('MiBps', fmt1)}`;
-  else text = `${fmtInt(r.lat_mean_us)} µs (${fmtInt(r.iops)} IOPS)${mark}${spread('lat_mean_us', (x) => `${fmtInt(x)} µs`)}`;
+  else text = `${fmtInt(r.lat_mean_us)} µs (${fmtInt(r.iops)} IOPS)${mark}${spread('lat_mean_us', fmtInt, ' µs')}`;
   if (r.target_cpu_us_per_io != null) text += `<br>${fmtInt(r.target_cpu_us_per_io)} CPU-µs/IO`;
   if (r.rounds_ok < n) text += `<br>(${r.rounds_ok} of ${n} rounds)`;
   return text;

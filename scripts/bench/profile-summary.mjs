@@ -6,7 +6,9 @@
 //
 //   node scripts/bench/profile-summary.mjs --perf-script FILE --pid PID --iops N
 //        [--cpuprofile FILE] [--target NAME] [--job NAME] [--top N]
-//   node scripts/bench/profile-summary.mjs --cpuprofile FILE      (the .cpuprofile alone)
+//   node scripts/bench/profile-summary.mjs --cpuprofile FILE|DIR [--top N]
+//        (a .cpuprofile alone, e.g. of scripts/bench/engine-cmd.mjs: self time by function and
+//        by file, as shares of the busy time)
 //
 // Prints one JSON record ({"type":"profile",...}) on stdout and a readable table on stderr.
 // Every figure is CPU time per I/O: samples × (1 s / 999) ÷ (IOPS × the window the samples
@@ -19,7 +21,8 @@
 //     libibverbs and the rxe provider, JS (JIT code and V8 builtins), the V8 runtime (IC,
 //     runtime calls, compiler), node/libuv, the profiler itself, tgtd's own code, other.
 // Frames in libc are charged to the first caller frame that is not libc.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 const HZ = 999;
 
@@ -208,7 +211,13 @@ function summarise(o) {
       ['kernel, all', target.filter((s) => s.frames.length && isKernelFrame(s.frames[0])).length]]);
   }
   if (o.cpuprofile) {
-    const p = JSON.parse(readFileSync(o.cpuprofile, 'utf8'));
+    let file = o.cpuprofile;
+    if (statSync(file).isDirectory()) {
+      const f = readdirSync(file).find((x) => x.endsWith('.cpuprofile'));
+      if (!f) throw new Error(`no .cpuprofile in ${file}`);
+      file = join(file, f);
+    }
+    const p = JSON.parse(readFileSync(file, 'utf8'));
     // perf's sample times are CLOCK_MONOTONIC seconds (perf record -k CLOCK_MONOTONIC), V8's µs of the same clock.
     let from = winFrom == null ? null : winFrom * 1e6;
     let to = winTo == null ? null : winTo * 1e6;
@@ -228,6 +237,12 @@ function summarise(o) {
     // Functions without a URL (other than V8's own entries) are native: the binding's methods and node's.
     const native = all.filter(([k]) => !special.has(k) && !/ \S+:\d+$/.test(k));
     const js = all.filter(([k]) => / \S+:\d+$/.test(k));
+    const byFile = new Map();
+    for (const [k, v] of all) {
+      if (k === '(idle)') continue;
+      const f = / (\S+):\d+$/.exec(k)?.[1] ?? k;
+      byFile.set(f, (byFile.get(f) ?? 0) + v);
+    }
     rec.cpuprofile = {
       window_us: self.total_us, busy_us_per_io: us(busy), idle_us_per_io: us(get('(idle)')),
       gc_us_per_io: us(get('(garbage collector)')), program_us_per_io: us(get('(program)')),
@@ -235,6 +250,7 @@ function summarise(o) {
       top: all.filter(([k]) => k !== '(idle)').slice(0, o.top).map(([name, v]) => ({ name, us_per_io: us(v), pct_of_busy: pct(v) })),
       top_js: js.slice(0, o.top).map(([name, v]) => ({ name, us_per_io: us(v), pct_of_busy: pct(v) })),
       top_native: native.slice(0, 8).map(([name, v]) => ({ name, us_per_io: us(v), pct_of_busy: pct(v) })),
+      top_files: [...byFile].sort((a, b) => b[1] - a[1]).slice(0, o.top).map(([name, v]) => ({ name, us_per_io: us(v), pct_of_busy: pct(v) })),
     };
   }
   return rec;
@@ -247,16 +263,20 @@ function print(rec) {
     L.push(`  ${title}`);
     for (const r of rows) L.push(`    ${String(r.us_per_io ?? (r.pct_of_busy != null ? `${r.pct_of_busy}%` : '?')).padStart(8)}  ${r.name}`);
   };
-  L.push(`PROFILE ${rec.target ?? ''} ${rec.job ?? ''}: ${rec.target_us_per_io ?? '?'} µs CPU per I/O in the target process ` +
-    `(${rec.iops ?? '?'} IOPS, ${rec.window_s ?? '?'} s window, ${rec.samples ?? 0} samples)`);
+  if (rec.iops) {
+    L.push(`PROFILE ${rec.target ?? ''} ${rec.job ?? ''}: ${rec.target_us_per_io ?? '?'} µs CPU per I/O in the target process ` +
+      `(${rec.iops} IOPS, ${rec.window_s} s window, ${rec.samples} samples)`);
+  }
   tab('system (µs/IO)', rec.system);
   tab('target by category (µs/IO)', rec.categories);
   tab('inclusive', rec.inclusive);
   tab('system calls', rec.syscalls);
   if (rec.cpuprofile) {
     const c = rec.cpuprofile;
-    L.push(`  cpuprofile (main thread): busy ${c.busy_us_per_io} µs/IO, JS ${c.js_us_per_io}, native ${c.native_us_per_io}, GC ${c.gc_us_per_io}, program ${c.program_us_per_io}${rec.cpuprofile_note ? ` (${rec.cpuprofile_note})` : ''}`);
-    tab('cpuprofile top (self, µs/IO)', c.top);
+    if (rec.iops) L.push(`  cpuprofile (main thread): busy ${c.busy_us_per_io} µs/IO, JS ${c.js_us_per_io}, native ${c.native_us_per_io}, GC ${c.gc_us_per_io}, program ${c.program_us_per_io}${rec.cpuprofile_note ? ` (${rec.cpuprofile_note})` : ''}`);
+    else L.push(`cpuprofile: ${(c.window_us / 1e6).toFixed(1)} s sampled (self time; "(idle)" is the event loop waiting)`);
+    tab(`cpuprofile by function (self${rec.iops ? ', µs/IO' : ', % of busy'})`, c.top);
+    if (!rec.iops) tab('cpuprofile by file (self, % of busy)', c.top_files);
   }
   console.error(L.join('\n'));
 }
