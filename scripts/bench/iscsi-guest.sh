@@ -114,10 +114,10 @@ emit "$(jq -nc --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg fio "$(fio
   --arg iscsiadm "$(iscsiadm --version 2>&1 | head -1)" \
   --arg mem_kib "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" \
   --arg rdma "$(ls /sys/class/infiniband 2>/dev/null | tr '\n' ' ')" \
-  --argjson runtime "$RUNTIME" --argjson ramp "$RAMP" --arg targets "$TARGETS" --arg jobs "$JOBS" --argjson rounds "$ROUNDS" \
+  --argjson runtime "$RUNTIME" --argjson ramp "$RAMP" --arg targets "$TARGETS" --arg jobs "$JOBS" --argjson rounds "$ROUNDS" --argjson prefill "$PREFILL" \
   --argjson profile "$PROFILE" --arg perf "$(perf --version 2>&1 | head -1)" \
   '{type:"env",kernel:$kernel,cpus:($cpus|tonumber),mem_kib:($mem_kib|tonumber),fio:$fio,node:$node,tgt:$tgt,
-    iscsiadm:$iscsiadm,rdma_devices:$rdma,runtime_s:$runtime,ramp_s:$ramp,rounds:$rounds,profile:($profile == 1),
+    iscsiadm:$iscsiadm,rdma_devices:$rdma,runtime_s:$runtime,ramp_s:$ramp,rounds:$rounds,profile:($profile == 1),prefill:($prefill == 1),
     perf:(if $profile == 1 then $perf else null end),targets:($targets|split(" ")),jobs:($jobs|split(" "))}')"
 
 # ------------------------------------------------------------------ raw RDMA WRITE

@@ -995,8 +995,11 @@ async function main() {
     if (env) {
       const abRun = env.targets.some((t) => t.includes('@'));
       Object.assign(o, { targets: [...new Set(env.targets.map((t) => t.replace(/@.*$/, '')))], jobs: env.jobs, runtime: env.runtime_s, ramp: env.ramp_s,
-        rounds: env.rounds ?? 1, profile: !!env.profile, ab: abRun ? ['A', 'B'] : undefined });
-      if (abRun) o.abBuilds = records.find((r) => r.type === 'ab_builds')?.builds ?? [{ rev: 'A', dir: '?' }, { rev: 'B', dir: '?' }];
+        rounds: env.rounds ?? 1, profile: !!env.profile, ...(env.prefill != null ? { prefill: env.prefill } : {}) });
+      if (abRun) {
+        o.abBuilds = records.find((r) => r.type === 'ab_builds')?.builds ?? [{ rev: 'A', dir: '?' }, { rev: 'B', dir: '?' }];
+        o.ab = o.abBuilds.map((b) => b.rev);
+      }
     }
   } else {
     prerequisites(notes, o);
