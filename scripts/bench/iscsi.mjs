@@ -723,8 +723,13 @@ export function renderMarkdown(res) {
   for (const t of TARGETS) {
     const tr = res.targets[t.key];
     if (tr.status === 'failed') problems.push({ head: `${t.label}: set-up failed (${tr.phase ?? 'setup'}): ${tr.reason}`, log: tr.log, dmesg: tr.dmesg });
+    for (const fr of tr.failed_rounds ?? []) problems.push({ head: `${t.label}: round ${fr.round}: set-up failed (${fr.phase ?? 'setup'}): ${fr.reason}`, log: fr.log, dmesg: fr.dmesg });
+    const failedSetup = new Set((tr.failed_rounds ?? []).map((fr) => fr.round));
     for (const [jk, r] of Object.entries(tr.jobs)) {
       if (r.status !== 'ok' && tr.status === 'ok') problems.push({ head: `${t.label} ${jk}: ${r.reason}` });
+      else if (r.status === 'ok' && (res.rounds ?? 1) > 1) {
+        for (const run of r.runs ?? []) if (run.status !== 'ok' && !failedSetup.has(run.round)) problems.push({ head: `${t.label} ${jk}, round ${run.round}: ${run.reason}` });
+      }
     }
     for (const l of tr.failure_logs ?? []) problems.push({ head: `${t.label}: log at the first failed job (${l.job})`, log: l.target_log, dmesg: l.dmesg });
     for (const nt of tr.notes ?? []) problems.push({ head: `${t.label}: ${nt.text}`, log: nt.log });

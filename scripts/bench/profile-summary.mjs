@@ -110,9 +110,10 @@ function kernelCategory(frames) {
     if (has(/exc_page_fault|do_user_addr_fault|handle_mm_fault/)) return 'kernel: page faults';
     return 'kernel: outside system calls (interrupts, softirq)';
   }
-  if (has(/^ib_uverbs_post_send$/)) return 'kernel: ibv_post_send (uverbs write into rxe: transmit, ICRC)';
-  if (has(/^ib_uverbs_post_recv$|^ib_uverbs_post_srq_recv$/)) return 'kernel: ibv_post_recv (uverbs write)';
-  if (has(/^ib_uverbs_req_notify_cq$/)) return 'kernel: CQ re-arm (ibv_req_notify_cq)';
+  // The uverbs handlers are static and may be inlined: the rxe verb they end in names them too.
+  if (has(/^ib_uverbs_post_send$|^rxe_post_send$|^ib_post_send$/)) return 'kernel: ibv_post_send (uverbs write into rxe: transmit, ICRC)';
+  if (has(/^ib_uverbs_post_recv$|^ib_uverbs_post_srq_recv$|^rxe_post_recv$|^rxe_post_srq_recv$/)) return 'kernel: ibv_post_recv (uverbs write)';
+  if (has(/^ib_uverbs_req_notify_cq$|^rxe_req_notify_cq$/)) return 'kernel: CQ re-arm (ibv_req_notify_cq)';
   if (has(/^ib_uverbs_poll_cq$/)) return 'kernel: ibv_poll_cq (uverbs write)';
   if (has(/ib_uverbs_comp_event|ib_uverbs_event_read|ib_uverbs_async_event|uverbs_event/)) return 'kernel: completion channel (read CQ events)';
   if (has(/^ib_uverbs_(write|ioctl)$/)) return 'kernel: other verbs commands';
