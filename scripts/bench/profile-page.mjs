@@ -66,8 +66,11 @@ export function renderProfile(res) {
     L.push(`| **user space, in all** | ${cols.map((c) => `**${f1(sumWhere(c, (n) => !n.startsWith('kernel')))}**`).join(' | ')} |`);
     L.push(`| **total** | ${cols.map((c) => `**${f1(c.p.target_us_per_io)}**`).join(' | ')} |`);
     L.push(`| fio IOPS during the profile | ${cols.map((c) => f1(c.p.iops)).join(' | ')} |`);
-    L.push(`| of which in rxe_* kernel code (any frame) | ${cols.map((c) => f1(c.p.inclusive?.find((x) => /rxe_/.test(x.name))?.us_per_io)).join(' | ')} |`);
-    L.push(`| of which ICRC (rxe_icrc_*, crc32*) | ${cols.map((c) => f1(c.p.inclusive?.find((x) => /ICRC/.test(x.name))?.us_per_io)).join(' | ')} |`);
+    L.push(`| of which in rxe_* kernel code (any frame; the rows below overlap) | ${cols.map((c) => f1(c.p.inclusive?.find((x) => /rxe_/.test(x.name))?.us_per_io)).join(' | ')} |`);
+    for (const [re, name] of [[/send path/, 'rxe send path (rxe_requester, rxe_xmit_packet)'], [/receive path/, 'rxe receive path (rxe_rcv, rxe_responder, rxe_completer)'],
+      [/ICRC/, 'ICRC (rxe_icrc_*, crc32*)'], [/softirq/, 'softirq']]) {
+      L.push(`| of which ${name} | ${cols.map((c) => f1(c.p.inclusive?.find((x) => re.test(x.name))?.us_per_io)).join(' | ')} |`);
+    }
     L.push('');
     L.push('## The whole guest per I/O (µs)');
     L.push('');

@@ -208,7 +208,13 @@ function summarise(o) {
     });
     // rxe and ICRC: inclusive (anywhere on the stack), whichever category the sample is in.
     const incl = (re) => target.filter((s) => s.frames.some((f) => isKernelFrame(f) && re.test(f.sym))).length;
-    rec.inclusive = rows([['kernel rxe_* code (any stack)', incl(/^rxe_/)], ['ICRC (rxe_icrc_*, crc32*)', incl(/rxe_icrc|^crc32|crc32_(le|be)|__crc32/)],
+    // Over rxe's loopback (both ends in this VM) the packets a target sends may be received,
+    // and the initiator's side processed, in the sender's context: the receive path shows that.
+    rec.inclusive = rows([['kernel rxe_* code (any stack)', incl(/^rxe_/)],
+      ['rxe send path (rxe_requester, rxe_xmit_packet)', incl(/^rxe_requester$|^rxe_xmit_packet$|^rxe_send$/)],
+      ['rxe receive path (rxe_rcv, rxe_responder, rxe_completer)', incl(/^rxe_rcv$|^rxe_responder$|^rxe_completer$|^rxe_udp_encap_recv$/)],
+      ['ICRC (rxe_icrc_*, crc32*)', incl(/rxe_icrc|^crc32|crc32_(le|be)|__crc32/)],
+      ['softirq (any stack)', incl(/^__do_softirq$|^do_softirq$|^net_rx_action$/)],
       ['kernel, all', target.filter((s) => s.frames.length && isKernelFrame(s.frames[0])).length]]);
   }
   if (o.cpuprofile) {
