@@ -147,9 +147,10 @@ function options() {
   const prefill = (env.BENCH_PREFILL ?? '1') !== '0';
   // The guest's own estimate: per round and target set-up and login (~30 s), prefill (~30 s),
   // per job ramp + runtime + fio's start and end; plus boot and raw RDMA (~3 min).
-  const perTarget = 30 + (prefill ? 30 : 0) + jobs.length * (runtime + 2 + 8);
+  // A profile sets a target up per job, and adds perf script and the summary (~90 s) to each.
+  const perTarget = profile ? jobs.length * (30 + (prefill ? 30 : 0) + runtime + 2 + 8 + 90) : 30 + (prefill ? 30 : 0) + jobs.length * (runtime + 2 + 8);
   const nTargets = targets.length * (ab ? 2 : 1);
-  const vmTimeout = Number(env.BENCH_VM_TIMEOUT || Math.max(1200, Math.round(1.5 * (180 + rounds * nTargets * (profile ? jobs.length : 1) * perTarget))));
+  const vmTimeout = Number(env.BENCH_VM_TIMEOUT || Math.max(1200, Math.round(1.5 * (180 + rounds * nTargets * perTarget))));
   const defaultOut = ab ? join(cacheDir, 'ab') : outDir;
   return { runtime, ramp: 2, targets, jobs, prefill, vmTimeout, fromLog, render, only, rounds, ab, profile, out: out ? resolve(out) : defaultOut };
 }

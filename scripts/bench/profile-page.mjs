@@ -76,10 +76,15 @@ export function renderProfile(res) {
     L.push('');
     L.push('All CPU samples of the VM in the same window, by process: the target, the initiator side (fio and the kernel work done in its context: ib_iser, the block layer, rxe on the initiator\'s side), kernel threads, idle.');
     L.push('');
-    const groups = [...new Set(cols.flatMap((c) => c.p.system.map((x) => x.name)))];
+    // The processes that matter: those over 1 µs/IO somewhere, the rest summed.
+    const big = (x) => (x.us_per_io ?? 0) >= 1 || x.name === 'target' || x.name === 'idle';
+    const groups = [...new Set(cols.flatMap((c) => c.p.system.filter(big).map((x) => x.name)))];
     L.push(`| process | ${cols.map((c) => c.head).join(' | ')} |`);
     L.push(`|---|${cols.map(() => '---:').join('|')}|`);
     for (const gname of groups) L.push(`| ${esc(gname)} | ${cols.map((c) => f1(c.p.system.find((x) => x.name === gname)?.us_per_io)).join(' | ')} |`);
+    const rest = (c) => c.p.system.filter((x) => !groups.includes(x.name)).reduce((a, x) => a + (x.us_per_io ?? 0), 0);
+    L.push(`| everything else | ${cols.map((c) => f1(rest(c))).join(' | ')} |`);
+    L.push(`| **busy in all (not idle)** | ${cols.map((c) => `**${f1(c.p.system.filter((x) => x.name !== 'idle').reduce((a, x) => a + (x.us_per_io ?? 0), 0))}**`).join(' | ')} |`);
     L.push('');
     L.push('## System calls of the target process (µs per I/O, kernel time)');
     L.push('');
