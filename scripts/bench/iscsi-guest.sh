@@ -553,7 +553,7 @@ profile_finish() { # JOB SECONDS IOPS
   wait "$PERF_PID"
   PROF_JOB=$1 PROF_IOPS=$3 PROF_PID=$TARGET_PID
   # While the target still runs (node's /tmp/perf-PID.map, if any, and its mappings are there).
-  perf script -i "$W/perf.data" -F comm,pid,tid,time,ip,sym,dso >"$W/perf-script.txt" 2>"$W/perf-script.err" ||
+  perf script -i "$W/perf.data" -F comm,pid,tid,time,period,ip,sym,dso >"$W/perf-script.txt" 2>"$W/perf-script.err" ||
     say "perf script failed: $(tail -n 3 "$W/perf-script.err" | tr '\n' ' ')"
 }
 profile_summarize() { # after the teardown, when node has written its .cpuprofile

@@ -66,6 +66,17 @@ export function renderProfile(res) {
     L.push(`| **user space, in all** | ${cols.map((c) => `**${f1(sumWhere(c, (n) => !n.startsWith('kernel')))}**`).join(' | ')} |`);
     L.push(`| **total** | ${cols.map((c) => `**${f1(c.p.target_us_per_io)}**`).join(' | ')} |`);
     L.push(`| fio IOPS during the profile | ${cols.map((c) => f1(c.p.iops)).join(' | ')} |`);
+    // Cross-checks: the same process's CPU from /proc/PID/stat over the job's measured window,
+    // and how busy the guest was by /proc/stat against the share of perf's time that was not idle.
+    const job = (c) => res.targets?.[c.t]?.jobs?.[c.j];
+    L.push(`| cross-check: target CPU-µs/IO by /proc/PID/stat (whole measured window) | ${cols.map((c) => f1(job(c)?.target_cpu_us_per_io)).join(' | ')} |`);
+    const perfBusy = (c) => {
+      const all = c.p.system.reduce((a, x) => a + (x.cpu_ms ?? 0), 0);
+      const idle = c.p.system.find((x) => x.name === 'idle')?.cpu_ms ?? 0;
+      return all > 0 ? (100 * (all - idle)) / all : null;
+    };
+    L.push(`| cross-check: guest busy % by /proc/stat / by perf | ${cols.map((c) => `${f1(job(c)?.guest_cpu_busy_pct)} / ${f1(perfBusy(c))}`).join(' | ')} |`);
+    L.push(`| perf samples account for … CPUs (of ${g.cpus ?? '?'}); sample period median (max), ms | ${cols.map((c) => `${c.p.cpus_sampled}; ${c.p.period_ns ? `${(c.p.period_ns.median / 1e6).toFixed(2)} (${(c.p.period_ns.max / 1e6).toFixed(1)})` : '—'}`).join(' | ')} |`);
     L.push(`| of which in rxe_* kernel code (any frame; the rows below overlap) | ${cols.map((c) => f1(c.p.inclusive?.find((x) => /rxe_/.test(x.name))?.us_per_io)).join(' | ')} |`);
     for (const [re, name] of [[/send path/, 'rxe send path (rxe_requester, rxe_xmit_packet)'], [/receive path/, 'rxe receive path (rxe_rcv, rxe_responder, rxe_completer)'],
       [/ICRC/, 'ICRC (rxe_icrc_*, crc32*)'], [/softirq/, 'softirq']]) {

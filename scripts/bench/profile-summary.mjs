@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Where a target's CPU goes per I/O, from a whole-system `perf record -g -a -e cpu-clock` (its
-// `perf script -F comm,pid,tid,time,ip,sym,dso` text) and, for rdma-target, node's
+// `perf script -F comm,pid,tid,time,period,ip,sym,dso` text) and, for rdma-target, node's
 // --cpu-prof of the daemon over the same window. Run by scripts/bench/iscsi-guest.sh --profile 1
 // inside the VM (where the samples' symbols resolve):
 //
@@ -11,8 +11,9 @@
 //        by file, as shares of the busy time)
 //
 // Prints one JSON record ({"type":"profile",...}) on stdout and a readable table on stderr.
-// Every figure is CPU time per I/O: samples × (1 s / 999) ÷ (IOPS × the window the samples
-// span). The target's samples (its pid, all threads) are split by the leaf frame:
+// Every figure is CPU time per I/O: the samples' periods (the CPU time each sample stands for;
+// under TCG a timer sample can arrive late and then stands for more than 1/999 s) ÷ (IOPS ×
+// the window the samples span). The target's samples (its pid, all threads) are split by the leaf frame:
 //   kernel, inside a system call: the verbs commands (ibv_post_send into rxe, which transmits
 //     and computes the ICRC in the caller's context; post_recv; CQ re-arm), completion-channel
 //     reads, epoll, socket I/O, other system calls; kernel outside system calls (interrupts,
@@ -47,7 +48,7 @@ function args() {
 
 // ------------------------------------------------------------------ perf script
 
-/** Samples from `perf script -F comm,pid,tid,time,ip,sym,dso` with call chains (leaf first). */
+/** Samples from `perf script -F comm,pid,tid,time,period,ip,sym,dso` with call chains (leaf first). */
 export function parsePerfScript(text) {
   const samples = [];
   let cur = null;
@@ -59,9 +60,10 @@ export function parsePerfScript(text) {
       if (m) cur.frames.push({ ip: m[1], sym: m[2].replace(/\+0x[0-9a-f]+$/, ''), dso: m[3] });
       continue;
     }
-    const h = /^(.*?)\s+(-?\d+)\/(-?\d+)\s+(?:\[\d+\]\s+)?([\d.]+):/.exec(line);
+    const h = /^(.*?)\s+(-?\d+)\/(-?\d+)\s+(?:\[\d+\]\s+)?([\d.]+):\s*(\d+)?/.exec(line);
     if (!h) { cur = null; continue; }
-    cur = { comm: h[1].trim(), pid: Number(h[2]), tid: Number(h[3]), time: Number(h[4]), frames: [] };
+    // period: nanoseconds of cpu-clock the sample stands for (perf script -F ...,period).
+    cur = { comm: h[1].trim(), pid: Number(h[2]), tid: Number(h[3]), time: Number(h[4]), ns: h[5] ? Number(h[5]) : 1e9 / HZ, frames: [] };
     samples.push(cur);
   }
   return samples;
@@ -168,7 +170,7 @@ export function cpuprofileSelf(p, fromUs, toUs) {
 
 // ------------------------------------------------------------------ main
 
-const perIo = (samples, ios) => (ios > 0 ? (samples * 1e6) / HZ / ios : null);
+const perIo = (ns, ios) => (ios > 0 ? ns / 1e3 / ios : null);
 const r1 = (x) => (x == null ? null : Math.round(x * 10) / 10);
 
 function summarise(o) {
@@ -183,19 +185,22 @@ function summarise(o) {
     winTo = Math.max(...samples.map((s) => s.time));
     const window = winTo - winFrom + 1 / HZ;
     ios = o.iops * window;
-    const cpus = samples.length / HZ / window;
+    const weight = (arr) => arr.reduce((a, x) => a + x.ns, 0);
+    // CPUs the samples account for over the window: the guest's vCPU count if none was lost.
+    const cpus = weight(samples) / 1e9 / window;
     const target = samples.filter((s) => s.pid === o.pid);
     // tgtd's own frames are named by its binary; node's by the categories above.
     const targetDso = target.map((s) => s.frames.find((f) => !isKernelFrame(f))?.dso).find((d) => d && /\/tgtd$/.test(d)) ? 'tgtd' : null;
     const count = (arr, key) => {
       const m = new Map();
-      for (const s of arr) { const k = key(s); m.set(k, (m.get(k) ?? 0) + 1); }
+      for (const s of arr) { const k = key(s); m.set(k, (m.get(k) ?? 0) + s.ns); }
       return [...m].sort((a, b) => b[1] - a[1]);
     };
-    const rows = (pairs, n = Infinity) => pairs.slice(0, n).map(([name, c]) => ({ name, samples: c, us_per_io: r1(perIo(c, ios)) }));
+    const rows = (pairs, n = Infinity) => pairs.slice(0, n).map(([name, ns]) => ({ name, cpu_ms: r1(ns / 1e6), us_per_io: r1(perIo(ns, ios)) }));
     Object.assign(rec, {
       window_s: +window.toFixed(3), iops: o.iops, ios: Math.round(ios), samples: samples.length, cpus_sampled: +cpus.toFixed(2),
-      target_pid: o.pid, target_samples: target.length, target_us_per_io: r1(perIo(target.length, ios)),
+      target_pid: o.pid, target_samples: target.length, target_us_per_io: r1(perIo(weight(target), ios)),
+      period_ns: { min: Math.min(...samples.map((x) => x.ns)), median: [...samples.map((x) => x.ns)].sort((a, b) => a - b)[samples.length >> 1], max: Math.max(...samples.map((x) => x.ns)) },
       system: rows(count(samples, (s) => group(s, o.pid))),
       categories: rows(count(target, (s) => classify(s.frames, targetDso))),
       threads: rows(count(target, (s) => (s.tid === o.pid ? `${s.comm} (main thread)` : s.comm)), o.top),
@@ -207,7 +212,7 @@ function summarise(o) {
       user_leaf: rows(count(target.filter((s) => s.frames.length && !isKernelFrame(s.frames[0])), (s) => `${s.frames[0].sym} (${s.frames[0].dso.split('/').pop()})`), o.top),
     });
     // rxe and ICRC: inclusive (anywhere on the stack), whichever category the sample is in.
-    const incl = (re) => target.filter((s) => s.frames.some((f) => isKernelFrame(f) && re.test(f.sym))).length;
+    const incl = (re) => weight(target.filter((s) => s.frames.some((f) => isKernelFrame(f) && re.test(f.sym))));
     // Over rxe's loopback (both ends in this VM) the packets a target sends may be received,
     // and the initiator's side processed, in the sender's context: the receive path shows that.
     rec.inclusive = rows([['kernel rxe_* code (any stack)', incl(/^rxe_/)],
@@ -215,7 +220,7 @@ function summarise(o) {
       ['rxe receive path (rxe_rcv, rxe_responder, rxe_completer)', incl(/^rxe_rcv$|^rxe_responder$|^rxe_completer$|^rxe_udp_encap_recv$/)],
       ['ICRC (rxe_icrc_*, crc32*)', incl(/rxe_icrc|^crc32|crc32_(le|be)|__crc32/)],
       ['softirq (any stack)', incl(/^__do_softirq$|^do_softirq$|^net_rx_action$/)],
-      ['kernel, all', target.filter((s) => s.frames.length && isKernelFrame(s.frames[0])).length]]);
+      ['kernel, all', weight(target.filter((s) => s.frames.length && isKernelFrame(s.frames[0])))]]);
   }
   if (o.cpuprofile) {
     let file = o.cpuprofile;
