@@ -215,11 +215,15 @@ EOF
     dir=${RT_DIRS[$VARIANT]:-}
     [[ -n $dir && -f $dir/dist/cli/main.js ]] || { REASON="no built rdma-target for variant $VARIANT (--rt-dir $VARIANT=${dir:-?})"; return 1; }
   fi
+  local debug=(--debug)
   if [[ $PROFILE == 1 ]]; then
+    # V8's sampler every 10 ms (its SIGPROF costs a system call per sample: 1 ms would be a
+    # large part of what is measured under TCG); every GC pause logged; no debug log writes.
     rm -rf "$W/cpuprof"
-    prof=(--cpu-prof --cpu-prof-dir="$W/cpuprof")
+    prof=(--cpu-prof --cpu-prof-dir="$W/cpuprof" --cpu-prof-interval 10000 --trace-gc)
+    debug=()
   fi
-  node "${prof[@]}" "$dir/dist/cli/main.js" --config "$W/rdma-target.json" --debug >"$TARGET_LOG" 2>&1 &
+  node "${prof[@]}" "$dir/dist/cli/main.js" --config "$W/rdma-target.json" "${debug[@]}" >"$TARGET_LOG" 2>&1 &
   RT_PID=$!
   TARGET_PID=$RT_PID
   for i in $(seq 1 600); do
@@ -543,14 +547,28 @@ disk_info() {
 # the guest's), software clock events (cpu-clock: TCG has no hardware counters), whole system
 # (-a), call graphs (-g), kernel symbols from /proc/kallsyms (kptr_restrict 0). Sample times on
 # CLOCK_MONOTONIC, the clock of V8's --cpu-prof timestamps, so both cover the same window.
-PERF_PID="" PROF_JOB="" PROF_PID="" PROF_IOPS=""
+# Beside the samples, exact accounting over the same seconds: the process's CPU time from the
+# scheduler (/proc/PID/task/*/schedstat, ns), the time of each system call from the syscall
+# tracepoints (perf trace -s), and V8's GC pauses (node --trace-gc lines logged meanwhile).
+PERF_PID="" TRACE_PID="" PROF_END_PID="" PROF_JOB="" PROF_PID="" PROF_IOPS="" PROF_T0="" PROF_NS0="" PROF_LOG0=""
+task_ns() { local pid=$1 f s=0 v; for f in /proc/"$pid"/task/*/schedstat; do read -r v _ <"$f" 2>/dev/null && s=$((s + v)); done; echo "$s"; }
 profile_start() { # SECONDS
-  rm -f "$W/perf.data" "$W/perf-script.txt"
+  rm -f "$W/perf.data" "$W/perf-script.txt" "$W/trace.txt"
   perf record -F 999 -g -a -e cpu-clock -k CLOCK_MONOTONIC -o "$W/perf.data" -- sleep "$1" >"$W/perf-record.log" 2>&1 &
   PERF_PID=$!
+  timeout -s INT "$1" perf trace -s -p "$TARGET_PID" -o "$W/trace.txt" >"$W/perf-trace.log" 2>&1 &
+  TRACE_PID=$!
+  PROF_T0=$(now) PROF_NS0=$(task_ns "$TARGET_PID") PROF_LOG0=$(wc -l <"$TARGET_LOG")
+  # The end of the window is taken when perf trace's ends, not when the slower perf record has
+  # written its file.
+  (sleep "$1"; task_ns "$TARGET_PID" >"$W/prof-ns1"; now >"$W/prof-t1"; wc -l <"$TARGET_LOG" >"$W/prof-log1") &
+  PROF_END_PID=$!
 }
 profile_finish() { # JOB SECONDS IOPS
-  wait "$PERF_PID"
+  wait "$PERF_PID" "$TRACE_PID" "$PROF_END_PID"
+  PROF_WINDOW=$(awk -v a="$PROF_T0" -v b="$(cat "$W/prof-t1")" 'BEGIN { printf "%.3f", b - a }')
+  PROF_CPU_NS=$(($(cat "$W/prof-ns1") - PROF_NS0))
+  sed -n "$((PROF_LOG0 + 1)),$(cat "$W/prof-log1")p" "$TARGET_LOG" | grep -E '(Scavenge|Mark-Compact|Mark-sweep|Minor Mark)' >"$W/gc.txt"
   PROF_JOB=$1 PROF_IOPS=$3 PROF_PID=$TARGET_PID
   # While the target still runs (node's /tmp/perf-PID.map, if any, and its mappings are there).
   perf script -i "$W/perf.data" -F comm,pid,tid,time,period,ip,sym,dso >"$W/perf-script.txt" 2>"$W/perf-script.err" ||
@@ -558,7 +576,8 @@ profile_finish() { # JOB SECONDS IOPS
 }
 profile_summarize() { # after the teardown, when node has written its .cpuprofile
   [[ -n $PROF_JOB ]] || return 0
-  local args=(--perf-script "$W/perf-script.txt" --pid "$PROF_PID" --iops "$PROF_IOPS" --target "$CUR" --job "$PROF_JOB") cp rec
+  local args=(--perf-script "$W/perf-script.txt" --pid "$PROF_PID" --iops "$PROF_IOPS" --target "$CUR" --job "$PROF_JOB"
+    --trace-summary "$W/trace.txt" --cpu-ns "$PROF_CPU_NS" --window "$PROF_WINDOW" --gc-log "$W/gc.txt") cp rec
   cp=$(ls "$W"/cpuprof/*.cpuprofile 2>/dev/null | head -1)
   [[ -n $cp ]] && args+=(--cpuprofile "$cp")
   if rec=$(node scripts/bench/profile-summary.mjs "${args[@]}" 2>"$W/profile-summary.err"); then

@@ -46,7 +46,8 @@ export function renderProfile(res) {
   L.push('## How it is measured');
   L.push('');
   L.push('- During each job, after the ramp: `perf record -F 999 -g -a -e cpu-clock -k CLOCK_MONOTONIC -- sleep <runtime − 1>` in the guest (software clock events: TCG has no hardware counters; whole system, call graphs; kernel symbols from /proc/kallsyms with `kernel.kptr_restrict=0`, `kernel.perf_event_paranoid=-1`). The perf binary is Debian\'s linux-perf for the guest\'s 6.1 kernel, run from the host\'s root that the guest mounts.');
-  L.push('- rdma-target runs under `node --cpu-prof` (V8\'s sampling profiler, 1 ms): its samples inside the perf window give JS by function. Its own cost shows as "profiler overhead" and is part of the total.');
+  L.push('- rdma-target runs under `node --cpu-prof --cpu-prof-interval 10000 --trace-gc` (V8\'s sampling profiler every 10 ms: each sample costs a signal and system calls, at 1 ms that cost was a large share of what is measured under TCG; GC pauses logged) and without `--debug`: its samples inside the perf window give JS by function. The profiler\'s own cost shows as "profiler overhead" in the sampled table and is part of the totals.');
+  L.push('- At the same time `perf trace -s -p PID` (syscall tracepoints: count and time of every system call) and the process\'s CPU from `/proc/PID/task/*/schedstat`: the exact accounting.');
   L.push('- `scripts/bench/profile-summary.mjs` (in the guest) charges each sample of the target process (all its threads) to one category by its leaf frame: kernel frames by the system call they are in (the verbs commands by their `ib_uverbs_*` handler: `ibv_post_send` writes into the kernel, where rxe builds, checksums (ICRC) and transmits the packets in the caller\'s context), user frames by code (napi_*, the addon, libibverbs and the rxe provider, JIT code, V8 runtime, GC, node/libuv, libc); libc frames go to their caller where the stack shows one.');
   L.push('- **µs per I/O** = samples ÷ 999 Hz ÷ (fio IOPS × the window). GC also runs on V8\'s worker threads; all threads of the process count.');
   L.push('');
@@ -54,7 +55,36 @@ export function renderProfile(res) {
     L.push('**No profile was recorded** (see the notes below).');
     L.push('');
   } else {
-    L.push('## CPU per I/O of the target process, by category (µs)');
+    const ex = cols.filter((c) => c.p.exact);
+    if (ex.length) {
+      L.push('## CPU per I/O of the target process, exactly accounted (µs)');
+      L.push('');
+      L.push('Over the profile window: the process\'s CPU time from the scheduler (`/proc/PID/task/*/schedstat`, all threads); the time inside each system call from the syscall tracepoints (`perf trace -s -p PID`, which adds its own cost to every call); "the rest" is CPU outside system calls (user space: JS, N-API, the binding, libibverbs and the rxe provider, GC, libc; plus interrupts taken in the process). GC pauses: the main thread\'s, from `node --trace-gc`. System calls in which a thread waits (epoll_wait, futex, ...) are listed with their time but not counted as CPU.');
+      L.push('');
+      L.push(`| | ${ex.map((c) => c.head).join(' | ')} |`);
+      L.push(`|---|${ex.map(() => '---:').join('|')}|`);
+      const e = (c) => c.p.exact;
+      L.push(`| **process CPU** | ${ex.map((c) => `**${f1(e(c).cpu_us_per_io)}**`).join(' | ')} |`);
+      L.push(`| kernel inside system calls (not waiting) | ${ex.map((c) => f1(e(c).syscall_cpu_us_per_io)).join(' | ')} |`);
+      L.push(`| the rest: user space and interrupts | ${ex.map((c) => f1(e(c).user_us_per_io)).join(' | ')} |`);
+      L.push(`| of which GC pauses (main thread) | ${ex.map((c) => (e(c).gc ? `${f1(e(c).gc.pause_us_per_io)} (${e(c).gc.per_1000_io} per 1000 I/Os)` : '—')).join(' | ')} |`);
+      L.push(`| system calls per I/O | ${ex.map((c) => e(c).syscalls_per_io ?? '—').join(' | ')} |`);
+      const names = [...new Set(ex.flatMap((c) => (e(c).syscalls ?? []).filter((x) => x.us_per_io >= 0.5 || x.calls_per_io >= 0.05).map((x) => x.name)))];
+      for (const n of names) {
+        const blocking = ex.some((c) => e(c).syscalls?.find((x) => x.name === n)?.blocking);
+        L.push(`| ${n}${blocking ? ' (waits: not CPU)' : ''}: µs/IO (calls/IO, µs each) | ${ex.map((c) => {
+          const x = e(c).syscalls?.find((y) => y.name === n);
+          return x ? `${f1(x.us_per_io)} (${x.calls_per_io}, ${f1(x.avg_us)})` : '—';
+        }).join(' | ')} |`);
+      }
+      L.push(`| fio IOPS during the profile | ${ex.map((c) => f1(c.p.iops)).join(' | ')} |`);
+      L.push('');
+      L.push('For rdma-target and tgt over iSER, `write` is the verbs commands: `ibv_post_send` (rxe builds, checksums and transmits the packets inside it) and re-arming the CQ; the rxe provider polls the CQ in user space.');
+      L.push('');
+    }
+    L.push('## Sampled: CPU per I/O of the target process, by category (µs)');
+    L.push('');
+    L.push('**Read with care under TCG:** compare "guest busy % by /proc/stat / by perf" below: the `cpu-clock` samples see the guest mostly idle while the scheduler\'s accounting sees it mostly busy, because qemu TCG delivers a busy vCPU\'s timer interrupt late (at points where the guest re-enables interrupts or halts): samples pile up on `_raw_spin_unlock_irqrestore`, `finish_task_switch` and the idle loop, and user code (JS, N-API) is under-sampled. The categories and kernel function names show *where* the kernel time goes; the exact table above gives *how much*.');
     L.push('');
     L.push(`| category | ${cols.map((c) => c.head).join(' | ')} |`);
     L.push(`|---|${cols.map(() => '---:').join('|')}|`);
@@ -117,7 +147,7 @@ export function renderProfile(res) {
     if (cp.length) {
       L.push('## rdma-target\'s main thread by JS function (node --cpu-prof, same window)');
       L.push('');
-      L.push('Self time per I/O of the main thread as V8\'s sampler saw it (wall time while not idle: it includes the kernel time of the system calls a function makes, and time the vCPU was taken away, so it need not add up to the perf figures). Native functions (no source position) are the binding\'s methods and node\'s built-ins: the N-API crossings seen from JS.');
+      L.push('Self time per I/O of the main thread as V8\'s sampler saw it (wall time while not idle: it includes the kernel time of the system calls a function makes, and time the vCPU was taken away, so it need not add up to the other figures; its SIGPROF reaches a busy thread late under TCG as the perf samples do, so shares lean towards code just after system calls). Native functions (no source position) are the binding\'s methods and node\'s built-ins: the N-API crossings seen from JS.');
       L.push('');
       for (const c of cp) {
         const x = c.p.cpuprofile;

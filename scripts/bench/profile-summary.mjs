@@ -40,6 +40,10 @@ function args() {
       case '--target': o.target = v; i++; break;
       case '--job': o.job = v; i++; break;
       case '--top': o.top = Number(v); i++; break;
+      case '--trace-summary': o.trace = v; i++; break;
+      case '--cpu-ns': o.cpuNs = Number(v); i++; break;
+      case '--window': o.window = Number(v); i++; break;
+      case '--gc-log': o.gcLog = v; i++; break;
       default: throw new Error(`profile-summary: unknown argument ${a[i]} (see the header of scripts/bench/profile-summary.mjs)`);
     }
   }
@@ -168,6 +172,64 @@ export function cpuprofileSelf(p, fromUs, toUs) {
   return { total_us: inWindow, byFunction };
 }
 
+// ------------------------------------------------------------------ exact accounting
+
+// System calls in which a thread waits rather than works: their time is not CPU time.
+const BLOCKING = /^(epoll_wait|epoll_pwait2?|poll|ppoll|select|pselect6|futex|futex_waitv|nanosleep|clock_nanosleep|wait4|waitid|pause|rt_sigtimedwait|rt_sigsuspend|io_getevents|io_pgetevents|accept4?)$/;
+
+/** `perf trace -s` output: per thread a table of syscall, calls, errors, total ms, ...; summed
+ *  over the threads. */
+export function parseTraceSummary(text) {
+  const m = new Map();
+  for (const line of text.split('\n')) {
+    const r = /^\s+([a-z_0-9]+)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+[\d.]+/.exec(line);
+    if (!r) continue;
+    const e = m.get(r[1]) ?? { calls: 0, ms: 0 };
+    e.calls += Number(r[2]);
+    e.ms += Number(r[4]);
+    m.set(r[1], e);
+  }
+  return m;
+}
+
+/** node --trace-gc lines: the main thread's pause of each GC, in ms, by kind. */
+export function parseGcLog(text) {
+  const kinds = new Map();
+  for (const line of text.split('\n')) {
+    const r = /(Scavenge|Minor Mark-Compact|Mark-Compact|Mark-sweep)\b.*?MB, ([\d.]+) \/ ([\d.]+) ms/.exec(line);
+    if (!r) continue;
+    const e = kinds.get(r[1]) ?? { count: 0, ms: 0 };
+    e.count++;
+    e.ms += Number(r[2]);
+    kinds.set(r[1], e);
+  }
+  return kinds;
+}
+
+function exact(o) {
+  const ios = o.iops * o.window;
+  const ex = { window_s: o.window, ios: Math.round(ios), cpu_us_per_io: o.cpuNs > 0 ? r1(o.cpuNs / 1e3 / ios) : null };
+  if (o.trace) {
+    let text = '';
+    try { text = readFileSync(o.trace, 'utf8'); } catch { /* perf trace failed: no table */ }
+    const sc = [...parseTraceSummary(text)].sort((a, b) => b[1].ms - a[1].ms);
+    ex.syscalls = sc.map(([name, e]) => ({ name, blocking: BLOCKING.test(name), calls_per_io: +(e.calls / ios).toFixed(2),
+      us_per_io: r1((e.ms * 1e3) / ios), avg_us: r1((e.ms * 1e3) / e.calls) }));
+    ex.syscall_cpu_us_per_io = r1(sc.filter(([n]) => !BLOCKING.test(n)).reduce((a, [, e]) => a + e.ms, 0) * 1e3 / ios);
+    ex.syscalls_per_io = +(sc.reduce((a, [, e]) => a + e.calls, 0) / ios).toFixed(2);
+    if (ex.cpu_us_per_io != null) ex.user_us_per_io = r1(ex.cpu_us_per_io - ex.syscall_cpu_us_per_io);
+  }
+  if (o.gcLog) {
+    let text = '';
+    try { text = readFileSync(o.gcLog, 'utf8'); } catch { /* none */ }
+    const kinds = parseGcLog(text);
+    const all = [...kinds.values()].reduce((a, e) => ({ count: a.count + e.count, ms: a.ms + e.ms }), { count: 0, ms: 0 });
+    ex.gc = { pause_us_per_io: r1((all.ms * 1e3) / ios), per_1000_io: +((1000 * all.count) / ios).toFixed(2),
+      kinds: [...kinds].map(([k, e]) => ({ kind: k, count: e.count, pause_us_per_io: r1((e.ms * 1e3) / ios), avg_ms: +(e.ms / e.count).toFixed(2) })) };
+  }
+  return ex;
+}
+
 // ------------------------------------------------------------------ main
 
 const perIo = (ns, ios) => (ios > 0 ? ns / 1e3 / ios : null);
@@ -222,6 +284,7 @@ function summarise(o) {
       ['softirq (any stack)', incl(/^__do_softirq$|^do_softirq$|^net_rx_action$/)],
       ['kernel, all', weight(target.filter((s) => s.frames.length && isKernelFrame(s.frames[0])))]]);
   }
+  if (o.window > 0 && o.iops > 0) rec.exact = exact(o);
   if (o.cpuprofile) {
     let file = o.cpuprofile;
     if (statSync(file).isDirectory()) {
@@ -278,6 +341,11 @@ function print(rec) {
   if (rec.iops) {
     L.push(`PROFILE ${rec.target ?? ''} ${rec.job ?? ''}: ${rec.target_us_per_io ?? '?'} µs CPU per I/O in the target process ` +
       `(${rec.iops} IOPS, ${rec.window_s} s window, ${rec.samples} samples)`);
+  }
+  if (rec.exact) {
+    const e = rec.exact;
+    L.push(`  exact: process CPU ${e.cpu_us_per_io} µs/IO = system calls (not waiting) ${e.syscall_cpu_us_per_io} + the rest ${e.user_us_per_io}; ${e.syscalls_per_io} system calls per I/O; GC pauses ${e.gc?.pause_us_per_io ?? '—'} µs/IO`);
+    tab('system calls (µs/IO, from the syscall tracepoints)', e.syscalls?.slice(0, 10));
   }
   tab('system (µs/IO)', rec.system);
   tab('target by category (µs/IO)', rec.categories);
