@@ -580,6 +580,7 @@ profile_summarize() { # after the teardown, when node has written its .cpuprofil
     --trace-summary "$W/trace.txt" --cpu-ns "$PROF_CPU_NS" --window "$PROF_WINDOW" --gc-log "$W/gc.txt") cp rec
   cp=$(ls "$W"/cpuprof/*.cpuprofile 2>/dev/null | head -1)
   [[ -n $cp ]] && args+=(--cpuprofile "$cp")
+  rm -rf "$W/cpuprof" # (the next target's summary must not find this one)
   if rec=$(node scripts/bench/profile-summary.mjs "${args[@]}" 2>"$W/profile-summary.err"); then
     emit "$rec"
     cat "$W/profile-summary.err"
