@@ -31,7 +31,8 @@
 //            docs/benchmarks (development runs that must not replace the recorded numbers)
 //          --from-log FILE  render the docs from a saved console log (no VM run).
 //          --render  re-render iscsi.md and iscsi.svg from the iscsi.json already in the output
-//            folder (no VM run; the recorded numbers, date and command stay as they are).
+//            folder (no VM run; the recorded numbers, date and command stay as they are);
+//            with --profile, profile.md from profile.json.
 //          --ab REV_A REV_B  A/B of two builds of rdma-target alone (git revisions, or WORKTREE
 //            for this checkout as it is): each revision is built in a worktree under
 //            .cache/bench/ab-<commit> (node scripts/bootstrap.mjs there), then both daemons
@@ -983,6 +984,12 @@ export function renderAb(res) {
 
 async function main() {
   const o = options();
+  if (o.render && o.profile) {
+    const res = JSON.parse(readFileSync(join(o.out, 'profile.json'), 'utf8'));
+    writeFileSync(join(o.out, 'profile.md'), renderProfile(res));
+    console.log(`bench: re-rendered ${relative(root, o.out)}/profile.md from its profile.json (${res.date})`);
+    return;
+  }
   if (o.render) {
     const res = loadResults(join(o.out, 'iscsi.json'));
     writeFileSync(join(o.out, 'iscsi.md'), renderMarkdown(res));

@@ -143,7 +143,8 @@ export function renderProfile(res) {
     L.push('');
     for (const c of cols) L.push(`- **${c.head}:** ${c.p.threads.map((x) => `${esc(x.name)} ${f1(x.us_per_io)}`).join(' · ')}`);
     L.push('');
-    const cp = cols.filter((c) => c.p.cpuprofile);
+    // (Only rdma-target runs under --cpu-prof.)
+    const cp = cols.filter((c) => c.p.cpuprofile && c.t.startsWith('rdma-target'));
     if (cp.length) {
       L.push('## rdma-target\'s main thread by JS function (node --cpu-prof, same window)');
       L.push('');
