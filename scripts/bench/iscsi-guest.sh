@@ -580,7 +580,11 @@ profile_summarize() { # after the teardown, when node has written its .cpuprofil
     --trace-summary "$W/trace.txt" --cpu-ns "$PROF_CPU_NS" --window "$PROF_WINDOW" --gc-log "$W/gc.txt") cp rec
   cp=$(ls "$W"/cpuprof/*.cpuprofile 2>/dev/null | head -1)
   [[ -n $cp ]] && args+=(--cpuprofile "$cp")
-  rm -rf "$W/cpuprof" # (the next target's summary must not find this one)
+  grep -q 'syscall' "$W/trace.txt" 2>/dev/null || {
+    say "perf trace gave no summary: $(tail -n 5 "$W/perf-trace.log" "$W/trace.txt" 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
+    emit "$(jq -nc --arg t "$CUR" --arg j "$PROF_JOB" --arg log "$(tail -n 10 "$W/perf-trace.log" 2>/dev/null)" \
+      '{type:"note",target:$t,text:("perf trace -s gave no system call table for " + $j),log:$log}')"
+  }
   if rec=$(node scripts/bench/profile-summary.mjs "${args[@]}" 2>"$W/profile-summary.err"); then
     emit "$rec"
     cat "$W/profile-summary.err"
@@ -590,6 +594,7 @@ profile_summarize() { # after the teardown, when node has written its .cpuprofil
       '{type:"note",target:$t,text:("profile summary failed for " + $j),log:$tail}')"
   fi
   PROF_JOB=""
+  rm -rf "$W/cpuprof" # (the next target's summary must not find this one)
 }
 
 # ------------------------------------------------------------------ fio
@@ -786,6 +791,9 @@ read -ra TLIST <<<"$TARGETS"
 if [[ $PROFILE == 1 ]]; then
   # One daemon per job, so each node --cpu-prof file holds one job; targets alternate per job.
   sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
+  # perf trace reads the syscall tracepoints' formats from tracefs.
+  mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
+  mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
   ROUND=1
   for job in $JOBS; do
     for t in "${TLIST[@]}"; do JOBS=$job bench_target "$t"; done
