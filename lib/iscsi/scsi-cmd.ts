@@ -1,5 +1,5 @@
 // SCSI Command / Data-Out / Data-In / R2T / SCSI Response (RFC 7143 §11.3–§11.8).
-// A ScsiTask turns one SCSI Command PDU into the core's ScsiCommand and is the FabricIO
+// An IscsiTask turns one SCSI Command PDU into the core's ScsiCommand and is the FabricIO
 // the core moves data through:
 //   - immediate data (§4.2.5.2) and unsolicited Data-Out (InitialR2T=No) land in the
 //     task's unsolicited buffer, up to FirstBurstLength;
@@ -10,11 +10,13 @@
 //     (S bit, §11.7.3) when the command ends GOOD.
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
-import { DataDirection, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
-import type { IscsiConnection } from './connection.js';
-import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
-import { encodeBhs, parseAhs, readU32, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
-import type { TaskRef } from './transport.js';
+import { u32 } from '../common/bytes.js';
+import { DataDirection, TaskAttribute, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
+import type { IscsiCore, Logger } from './core.js';
+import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
+import { encodeBhs, parseAhs, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
+import type { OperationalParams } from './params.js';
+import type { IscsiTransport, TaskRef } from './transport.js';
 
 /** Bytes of read data held back so the status can ride on the last Data-In (copied, small). */
 const COLLAPSE_WHOLE = 16384;
@@ -26,7 +28,7 @@ export class TaskAbortedError extends Error {
 
 /** One outstanding R2T (§11.8) and where its Data-Out goes. */
 export interface R2TRecord {
-  task: ScsiTask;
+  task: IscsiTask;
   ttt: number;
   /** Buffer offset (in the command's data) the R2T asked for, and its length. */
   offset: number;
@@ -38,6 +40,37 @@ export interface R2TRecord {
   intoOffset: number;
   done: () => void;
   fail: (e: Error) => void;
+}
+
+/**
+ * The connection as a task sees it: its transport's data movement, the negotiated values,
+ * the numbering and the R2T table that Data-Out is matched against.
+ */
+export interface TaskConnection {
+  readonly transport: IscsiTransport;
+  readonly params: OperationalParams;
+  readonly log: Logger;
+  readonly session: TaskSession | undefined;
+  /** Outstanding R2Ts by TTT (the receive path finds a Data-Out's destination there). */
+  readonly r2ts: Map<number, R2TRecord>;
+  /** StatSN not advanced (R2T, §11.8). */
+  readonly statSN: number;
+  nextStatSN(): number;
+  allocTtt(): number;
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
+  /** A task started or stopped waiting for Data-Out: receive flow control may change. */
+  updateReceive(): void;
+  /** The task sent its status (or was aborted) and leaves the connection. */
+  taskFinished(task: IscsiTask): void;
+}
+
+/** The session as a task sees it: the command window it reports and the core it runs in. */
+export interface TaskSession {
+  readonly expCmdSN: number;
+  readonly maxCmdSN: number;
+  readonly core: IscsiCore | undefined;
+  readonly nexus: Nexus | undefined;
+  readonly tasks: { get(itt: number): IscsiTask | undefined; delete(itt: number): boolean };
 }
 
 /** What `r2ts` is for the (most) tasks that never send an R2T: no Set per command. */
@@ -56,7 +89,7 @@ function mapAttr(a: number): TaskAttribute {
   }
 }
 
-export class ScsiTask implements TaskRef, FabricIO {
+export class IscsiTask implements TaskRef, FabricIO {
   readonly itt: number;
   readonly lun: bigint;
   readonly cmdSN: number;
@@ -90,7 +123,7 @@ export class ScsiTask implements TaskRef, FabricIO {
   /** Index in the connection's task list, -1 when not in it. */
   connSlot = -1;
 
-  constructor(readonly conn: IscsiConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
+  constructor(readonly conn: TaskConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
     this.itt = pdu.itt;
     this.lun = pdu.lun;
     this.cmdSN = pdu.cmdSN;
@@ -105,7 +138,7 @@ export class ScsiTask implements TaskRef, FabricIO {
         full.set(cdb, 0); full.set(a.body, 16);
         cdb = full;
       } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
-        bidi = readU32(a.body, 0);
+        bidi = u32(a.body, 0);
       }
     }
     this.bidiReadLength = bidi;
@@ -455,5 +488,3 @@ function hardwareErrorSense(): Uint8Array {
   s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44; s[13] = 0x00;
   return s;
 }
-
-export { RejectReason };

@@ -8,7 +8,8 @@ import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
-import { directionLengths, u16, u32 } from './task.js';
+import { u16, u32 } from '../common/bytes.js';
+import { directionLengths } from './task.js';
 import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiTargetCore } from './types.js';
 
 export interface ViewEntry {

@@ -4,7 +4,7 @@
 //
 // Where RDMA devices exist, RAM LUNs live in natively allocated memory that every RDMA
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
-// RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
+// RDMA WRITE/READ straight from and into the LUN (docs/architecture.md, memory model).
 
 import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, TmfFunction, TmfResponse } from '../scsi/types.js';
 import type { IscsiCore } from '../iscsi/core.js';

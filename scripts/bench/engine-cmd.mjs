@@ -62,11 +62,12 @@ class FakeTransport {
     return undefined;
   }
   // iSER: the RDMA operations complete at once (a resolved promise, no allocation here).
-  deliverDataIn(task, from, offset) { return DONE }
-  obtainDataOut(task, into, offset) {
+  deliverDataIn(_task, _from, _offset) { return DONE }
+  obtainDataOut(_task, into, offset) {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
     return DONE;
   }
+  loginComplete() {}
   enterFullFeature() {}
   pauseReceive() {} resumeReceive() {}
   close() { this.sink.closed() }
@@ -76,7 +77,7 @@ function login(t) {
   const step = (csg, nsg, keys) => {
     const data = encodeText(keys);
     t.sink.receive({ bhs: encodeBhs({ opcode: OP_LOGIN_REQUEST, immediate: true, itt: 1, transit: true, cont: false, csg, nsg, versionMax: 0, versionMin: 0, isid: 0x400000000001, tsih: 0, cid: 0, cmdSN: 1, expStatSN: 0, dataLength: data.length }), ahs: new Uint8Array(0), data });
-    if (!t.last || t.last.pdu.statusClass !== 0) throw new Error('login failed');
+    if (t.last?.pdu.statusClass !== 0) throw new Error('login failed');
     return new Map(decodeText(t.last.data));
   };
   step(0, 1, [['InitiatorName', 'iqn.2024-01.bench:init'], ['TargetName', 'iqn.2024-01.bench:target'], ['SessionType', 'Normal'], ['AuthMethod', 'None']]);

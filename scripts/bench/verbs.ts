@@ -1,5 +1,5 @@
 // Raw verbs benchmark: this binding against perftest on the same soft-RoCE devices, in one
-// run, printed side by side with ratios (shared/docs/design.md: benchmarks are scripts and
+// run, printed side by side with ratios (docs/architecture.md: benchmarks are scripts and
 // ratios, not absolute times). `npm run bench:verbs` builds the project, compiles this file
 // (scripts/bench/tsconfig.json, to .cache/bench/verbs.js beside nothing that ships) and runs it
 // inside the VM:

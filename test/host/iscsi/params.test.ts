@@ -1,8 +1,7 @@
 // Negotiation tables (RFC 7143 §6.2, §13; RFC 7145 §6): for each key its default, range,
 // result function and the answer to an offer.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFERENCES, KEYS, KEY_TABLE, Negotiator, parseNumber, preferencesFrom, type TargetPreferences } from '../../../lib/iscsi/params.js';
-import { preferencesFromKeys } from '../../../lib/iscsi/target.js';
+import { DEFAULT_PREFERENCES, KEYS, KEY_TABLE, Negotiator, parseNumber, loginParams, preferencesFrom, preferencesFromKeys, TPG_KEY_RULES, type TargetPreferences } from '../../../lib/iscsi/params.js';
 
 function answer(key: string, value: string, prefs: Partial<TargetPreferences> = {}, sessionType: 'Normal' | 'Discovery' = 'Normal'): string | undefined {
   const n = new Negotiator(preferencesFrom(prefs), sessionType);
@@ -22,6 +21,7 @@ describe('key table', () => {
       expect(names).toContain(k);
     }
   });
+  // biome-ignore format: a table: one case per row, read across
   const defaults: Array<[string, string, string, number?, number?]> = [
     ['HeaderDigest', 'None', 'list'], ['DataDigest', 'None', 'list'], ['MaxConnections', '1', 'min', 1, 65535],
     ['InitialR2T', 'Yes', 'or'], ['ImmediateData', 'Yes', 'and'], ['MaxRecvDataSegmentLength', '8192', 'declarative-number', 512, 16777215],
@@ -48,6 +48,7 @@ describe('key table', () => {
 });
 
 describe('answers to offers (target defaults: InitialR2T=No, ImmediateData=Yes, MaxBurst 1 MiB, FirstBurst 256 KiB, MaxOutstandingR2T 8)', () => {
+  // biome-ignore format: a table: one case per row, read across
   const cases: Array<[string, string, string | undefined, Partial<TargetPreferences>?]> = [
     // boolean OR: Yes if either says Yes
     ['InitialR2T', 'Yes', 'Yes'], ['InitialR2T', 'No', 'No'], ['InitialR2T', 'No', 'Yes', { initialR2T: true }],
@@ -138,5 +139,31 @@ describe('results', () => {
     expect(preferencesFromKeys({ InitialR2T: 'Yes', MaxBurstLength: '65536', HeaderDigest: 'CRC32C' })).toEqual({ initialR2T: true, maxBurstLength: 65536, headerDigest: ['CRC32C'] });
     expect(() => preferencesFromKeys({ InitialR2T: 'maybe' })).toThrow();
     expect(() => preferencesFromKeys({ Bogus: '1' })).toThrow();
+    expect(() => preferencesFromKeys({ TargetAlias: 'disk' })).toThrow(/not a negotiable/);
+    expect(() => preferencesFromKeys({ DataDigest: 'MD5' })).toThrow(/DataDigest=MD5/);
+    expect(() => preferencesFromKeys({ MaxBurstLength: 'lots' })).toThrow(/expected a number/);
+    // Every key a configuration may set maps to its preference field.
+    for (const k of Object.keys(TPG_KEY_RULES)) if (k !== 'TargetAlias') expect(Object.keys(preferencesFromKeys({ [k]: KEY_TABLE.get(k)!.def }))).toHaveLength(1);
+  });
+  it('the keys and value rules a configuration may set, in key-table order', () => {
+    const bool = { kind: 'bool' };
+    const digest = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
+    const seg = { kind: 'int', min: 512, max: 16777215 };
+    expect(Object.entries(TPG_KEY_RULES)).toEqual(Object.entries({
+      HeaderDigest: digest, DataDigest: digest, MaxConnections: { kind: 'int', min: 1, max: 65535 }, TargetAlias: { kind: 'text' },
+      InitialR2T: bool, ImmediateData: bool, MaxRecvDataSegmentLength: seg, MaxBurstLength: seg, FirstBurstLength: seg,
+      DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 }, DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
+      MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 }, DataPDUInOrder: bool, DataSequenceInOrder: bool,
+      ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 }, RDMAExtensions: bool, TargetRecvDataSegmentLength: seg,
+      MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
+    }));
+  });
+  it('login-phase values are the §13 defaults (§13.12: 8192-byte segments both ways)', () => {
+    expect(loginParams()).toEqual({
+      headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
+      initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
+      firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
+      dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
+    });
   });
 });

@@ -35,6 +35,7 @@ class FakeIser implements IscsiTransport {
     const src = this.initiatorBuffers.get(task.itt)!;
     into.set(src.subarray(offset, offset + into.length));
   }
+  loginComplete(): void {}
   enterFullFeature(p: OperationalParams): void { this.params = p }
   pauseReceive(): void {} resumeReceive(): void {}
   close(): void { if (!this.closed) { this.closed = true; this.sink.closed() } }
