@@ -1,7 +1,9 @@
 // Raw verbs benchmark: this binding against perftest on the same soft-RoCE devices, in one
-// run, printed side by side with ratios (shared/docs/design.md: benchmarks are scripts and
-// ratios, not absolute times). Run inside the VM:
-//   npm run build && bash scripts/vm/run.sh --timeout 900 -- node dist/bench/verbs.js
+// run, printed side by side with ratios (docs/architecture.md: benchmarks are scripts and
+// ratios, not absolute times). `npm run bench:verbs` builds the project, compiles this file
+// (scripts/bench/tsconfig.json, to .cache/bench/verbs.js beside nothing that ships) and runs it
+// inside the VM:
+//   bash scripts/vm/run.sh --timeout 900 -- node .cache/bench/verbs.js
 // Options: --bw-iters N (default 4000), --lat-iters N (default 10000), --size BYTES
 // (default 65536), --depth N (default 16), --lat-size BYTES (default 2), --addr A (default 10.77.0.1).
 //
@@ -15,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import {
   BufferPool, CompletionDispatcher, DeviceTable, RdmaCm, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native, requireDevices,
   type CompletionHandler, type NativeCmId, type NativePd, type NativeQp, type WorkCompletion,
-} from '../verbs/index.js';
+} from '../../dist/verbs/index.js';
 
 interface Options {
   bwIters: number;
@@ -43,7 +45,7 @@ function parseArgs(argv: string[]): Options {
       case '--role': o.role = v as Options['role']; break; // internal: the latency test's child
       case '--mode': o.mode = v as Options['mode']; break;
       case '--port': o.port = Number(v); break;
-      default: throw new Error(`unknown option ${argv[i]} (see the header of lib/bench/verbs.ts)`);
+      default: throw new Error(`unknown option ${argv[i]} (see the header of scripts/bench/verbs.ts)`);
     }
   }
   return o;
