@@ -279,9 +279,7 @@ export class IscsiConnection implements TransportSink {
     task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;
     this.target.counters.commands++;
-    const ok = s.order(pdu.cmdSN, pdu.immediate, () => {
-      task.execute().catch((e: Error) => this.drop(`task ITT 0x${task.itt.toString(16)} failed: ${e.message}`));
-    });
+    const ok = s.order(pdu.cmdSN, pdu.immediate, task.execute);
     if (!ok) { s.tasks.delete(pdu.itt); this.removeTask(task) }
     else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
   }

@@ -6,7 +6,7 @@
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
 // RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
 
-import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
+import type { Backstore, FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
 import { createScsiLayer } from '../scsi/layer.js';
@@ -40,8 +40,8 @@ export interface ScsiLayer {
 /** A ScsiCore that forwards to whichever LUN view is current. */
 class SwappableCore implements ScsiCore {
   current!: ScsiCore;
-  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
-    return this.current.submit(cmd, nexus, io);
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, done: ScsiDone): void {
+    this.current.submit(cmd, nexus, io, done);
   }
   taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {
     return this.current.taskManagement(fn, nexus, lun, referencedTag);
