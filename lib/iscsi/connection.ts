@@ -40,6 +40,10 @@ function loginParams(): OperationalParams {
   };
 }
 
+/** Immediate-data buffers kept for reuse per connection, and the FirstBurstLength up to which they are. */
+const IMMEDIATE_POOL_SLOTS = 64;
+const IMMEDIATE_POOL_MAX_BYTES = 256 * 1024;
+
 export class IscsiConnection implements TransportSink {
   phase: ConnectionPhase = 'login';
   session: IscsiSession | undefined;
@@ -65,8 +69,10 @@ export class IscsiConnection implements TransportSink {
   private receivePaused = false;
   private closeWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
-  /** Fresh buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
+  /** Buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
   private cmdBuffer: Uint8Array | undefined;
+  /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
+  private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly target: IscsiTarget, readonly transport: IscsiTransport) {
@@ -152,7 +158,7 @@ export class IscsiConnection implements TransportSink {
       if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
         const edtl = readU32(bhs, 20);
         const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
-        const buf = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+        const buf = this.takeImmediateBuffer(size);
         this.cmdBuffer = buf;
         return buf.subarray(0, dataLength);
       }
@@ -160,6 +166,27 @@ export class IscsiConnection implements TransportSink {
       this.log.warn(`${this.describe}: dataDestination: ${(e as Error).message}`);
     }
     return undefined;
+  }
+
+  /**
+   * A buffer of at least `size` bytes for a command's unsolicited data, whole (its own
+   * ArrayBuffer, offset 0: the task adopts it). FirstBurstLength-sized ones are reused
+   * (releaseImmediateBuffer) rather than allocated per command.
+   */
+  private takeImmediateBuffer(size: number): Uint8Array {
+    const fb = this.params.firstBurstLength;
+    if (size > fb || fb > IMMEDIATE_POOL_MAX_BYTES) return new Uint8Array(size);
+    const free = this.immediateFree;
+    while (free.length) {
+      const b = free.pop()!;
+      if (b.length === fb) return b;
+    }
+    return new Uint8Array(fb);
+  }
+
+  /** A task is done with the buffer takeImmediateBuffer gave it. */
+  releaseImmediateBuffer(buf: Uint8Array): void {
+    if (buf.length === this.params.firstBurstLength && this.immediateFree.length < IMMEDIATE_POOL_SLOTS) this.immediateFree.push(buf);
   }
 
   receive(rx: RxPdu, context?: unknown): void {
@@ -182,7 +209,8 @@ export class IscsiConnection implements TransportSink {
       this.log.warn(`${this.describe}: dropping connection: ${(e as Error).stack ?? e}`);
       this.drop(`internal error: ${(e as Error).message}`);
     } finally {
-      this.cmdBuffer = undefined;
+      // Handed out but not adopted by a task (the command was refused): reuse it.
+      if (this.cmdBuffer) { this.releaseImmediateBuffer(this.cmdBuffer); this.cmdBuffer = undefined }
     }
   }
 
@@ -275,6 +303,7 @@ export class IscsiConnection implements TransportSink {
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
+    if (adopt && task.unsolBuf?.buffer === this.cmdBuffer!.buffer) { task.immediateBuffer = this.cmdBuffer; this.cmdBuffer = undefined }
     s.tasks.set(pdu.itt, task);
     task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;

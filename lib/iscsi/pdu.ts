@@ -188,6 +188,41 @@ export function decodeBhs(b: Uint8Array): Pdu {
  * Encode a BHS into `out` (48 bytes, zeroed here first). Fields not in the layout of the
  * opcode stay zero, as reserved fields must (§11.2).
  */
+/**
+ * A zeroed BHS carved from Node's shared buffer pool: a view object only, where a
+ * `new Uint8Array(48)` also makes an ArrayBuffer (about twice the heap per PDU).
+ */
+function newBhs(): Uint8Array {
+  return Buffer.allocUnsafe(BHS_LENGTH).fill(0);
+}
+
+/**
+ * SCSI Response BHS (§11.4) from integers: the per-command status path, without the
+ * object literal encodeBhs takes. `flags` holds the o/u bits of byte 1 (bidi overflow
+ * 0x10, bidi underflow 0x08, overflow 0x04, underflow 0x02).
+ */
+export function encodeScsiResponse(itt: number, flags: number, response: number, status: number, statSN: number, expCmdSN: number,
+  maxCmdSN: number, expDataSN: number, bidiResidual: number, residual: number, dataLength: number): Uint8Array {
+  const b = newBhs();
+  b[0] = Opcode.ScsiResponse; b[1] = 0x80 | flags; b[2] = response; b[3] = status;
+  w24(b, 5, dataLength); w32(b, 16, itt); w32(b, 24, statSN); w32(b, 28, expCmdSN); w32(b, 32, maxCmdSN);
+  w32(b, 36, expDataSN); w32(b, 40, bidiResidual); w32(b, 44, residual);
+  return b;
+}
+
+/**
+ * SCSI Data-In BHS (§11.7) from integers, LUN 0 and TTT 0xffffffff as the engine sends it.
+ * `flags` is byte 1 (F 0x80, A 0x40, O 0x04, U 0x02, S 0x01); `status` counts only with S.
+ */
+export function encodeDataIn(itt: number, flags: number, status: number, dataLength: number, statSN: number, expCmdSN: number,
+  maxCmdSN: number, dataSN: number, bufferOffset: number, residual: number): Uint8Array {
+  const b = newBhs();
+  b[0] = Opcode.DataIn; b[1] = flags; b[3] = flags & 0x01 ? status : 0;
+  w24(b, 5, dataLength); w32(b, 16, itt); b[20] = 0xff; b[21] = 0xff; b[22] = 0xff; b[23] = 0xff;
+  w32(b, 24, statSN); w32(b, 28, expCmdSN); w32(b, 32, maxCmdSN); w32(b, 36, dataSN); w32(b, 40, bufferOffset); w32(b, 44, residual);
+  return b;
+}
+
 export function encodeBhs<T extends Pdu>(p: PduInit<T>, out: Uint8Array = new Uint8Array(BHS_LENGTH)): Uint8Array {
   const b = out;
   b.fill(0, 0, BHS_LENGTH);

@@ -13,7 +13,7 @@
 import { DataDirection, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
 import type { IscsiConnection } from './connection.js';
 import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
-import { encodeBhs, parseAhs, readU32, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
+import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, readU32, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
 import type { TaskRef } from './transport.js';
 
 /** Bytes of read data held back so the status can ride on the last Data-In (small; copied only when the command does not end at once). */
@@ -93,6 +93,8 @@ export class ScsiTask implements TaskRef, FabricIO {
   finished = false;
   /** Index in the connection's task list, -1 when not in it. */
   connSlot = -1;
+  /** The connection's immediate-data buffer this task adopted; given back when it finishes. */
+  immediateBuffer: Uint8Array | undefined;
 
   constructor(readonly conn: IscsiConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
     this.itt = pdu.itt;
@@ -101,7 +103,8 @@ export class ScsiTask implements TaskRef, FabricIO {
     this.immediate = pdu.immediate;
     this.expectedLength = pdu.edtl;
     // A copy: the BHS the CDB is a view of belongs to the transport's receive buffer.
-    let cdb: Uint8Array = pdu.cdb.slice();
+    let cdb: Uint8Array = Buffer.allocUnsafe(16);
+    cdb.set(pdu.cdb);
     let bidi = 0;
     if (ahs.length) for (const a of parseAhs(ahs) ?? []) {
       if (a.type === AhsType.ExtendedCdb) {
@@ -268,7 +271,7 @@ export class ScsiTask implements TaskRef, FabricIO {
       // The transport's own data movement (iSER's RDMA WRITE). Counted as delivered once
       // handed over: a failed RDMA WRITE fails the connection, and this command with it.
       this.dataInBytes = Math.max(this.dataInBytes, offset + len);
-      return t.deliverDataIn(this, from.subarray(0, len), offset, done);
+      return t.deliverDataIn(this, len === from.length ? from : from.subarray(0, len), offset, done);
     }
     this.dataInPdus(from, offset, limit, len, done);
   }
@@ -313,13 +316,9 @@ export class ScsiTask implements TaskRef, FabricIO {
       const last = pos + n >= data.length;
       const final = (last && (endSequence || !!status)) || n === seqLeft;
       const withStatus = last && !!status;
-      const bhs = encodeBhs<DataInPdu>({
-        opcode: Opcode.DataIn, itt: this.itt, dataLength: n, final, ack: false,
-        overflow: withStatus && status!.over > 0, underflow: withStatus && status!.under > 0, hasStatus: withStatus,
-        status: withStatus ? status!.status : 0, lun: 0n, ttt: RESERVED_TAG,
-        statSN: withStatus ? conn.nextStatSN() : 0, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-        dataSN: this.dataSN++, bufferOffset: offset + pos, residual: withStatus ? status!.over || status!.under : 0,
-      });
+      const flags = (final ? 0x80 : 0) | (withStatus ? 0x01 | (status!.over > 0 ? 0x04 : 0) | (status!.under > 0 ? 0x02 : 0) : 0);
+      const bhs = encodeDataIn(this.itt, flags, withStatus ? status!.status : 0, n, withStatus ? conn.nextStatSN() : 0, s.expCmdSN, s.maxCmdSN,
+        this.dataSN++, offset + pos, withStatus ? status!.over || status!.under : 0);
       wait = conn.sendPdu(bhs, n ? data.subarray(pos, pos + n) : undefined) ?? wait;
       pos += n;
     } while (pos < data.length);
@@ -422,12 +421,9 @@ export class ScsiTask implements TaskRef, FabricIO {
       data[0] = (sense.length >> 8) & 0xff; data[1] = sense.length & 0xff;
       data.set(sense, 2);
     }
-    const bhs = encodeBhs<ScsiResponsePdu>({
-      opcode: Opcode.ScsiResponse, itt: this.itt, dataLength: data?.length ?? 0,
-      bidiOverflow: false, bidiUnderflow: bidiUnder > 0, overflow: over > 0, underflow: under > 0,
-      response, status: status, snackTag: 0, statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-      expDataSN: this.dataSN, bidiResidual: bidiUnder, residual: over || under,
-    });
+    const flags = (bidiUnder > 0 ? 0x08 : 0) | (over > 0 ? 0x04 : 0) | (under > 0 ? 0x02 : 0);
+    const bhs = encodeScsiResponse(this.itt, flags, response, status, conn.nextStatSN(), s.expCmdSN, s.maxCmdSN,
+      this.dataSN, bidiUnder, over || under, data?.length ?? 0);
     this.finish();
     return conn.sendPdu(bhs, data);
   }
@@ -435,6 +431,7 @@ export class ScsiTask implements TaskRef, FabricIO {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.immediateBuffer) { this.conn.releaseImmediateBuffer(this.immediateBuffer); this.immediateBuffer = undefined; this.unsolBuf = undefined }
     const s = this.conn.session;
     if (s && s.tasks.get(this.itt) === this) s.tasks.delete(this.itt);
     this.conn.taskFinished(this);
