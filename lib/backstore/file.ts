@@ -6,7 +6,7 @@
 
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import type { Backstore } from '../scsi/types.js';
+import type { Backstore } from './types.js';
 import { backstoreSys } from './native.js';
 
 const ZERO_CHUNK = 1 << 20;

@@ -4,7 +4,7 @@
 // for GET LBA STATUS; untouched pages of a fresh ArrayBuffer are never faulted in, so an
 // unwritten thin LUN costs no resident memory.
 
-import type { Backstore } from '../scsi/types.js';
+import type { Backstore } from './types.js';
 
 export interface RamBackstoreOptions {
   blockSize: number;

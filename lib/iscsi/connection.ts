@@ -3,6 +3,7 @@
 // inside `receive`'s try/catch: bad input affects only this connection and never throws
 // out of the transport's event handler.
 
+import { Asc } from '../scsi/sense.js';
 import type { ScsiCore } from '../scsi/types.js';
 import type { Logger } from './core.js';
 import { snAdd } from './core.js';
@@ -324,11 +325,11 @@ export class IscsiConnection implements TransportSink {
         return sendReject(this, RejectReason.InvalidPduField, rx.bhs); // §11.7.4: TTT names no R2T
       }
       // §11.7.5 DataSN, §13.18 DataPDUInOrder=Yes, §11.8.4 the burst the R2T asked for.
-      let fault: [number, number] | undefined;
-      if (pdu.dataSN !== rec.nextDataSN) fault = [0x4b, 0x00]; // DATA PHASE ERROR
-      else if (pdu.bufferOffset !== rec.offset + rec.received) fault = [0x4b, 0x05]; // DATA OFFSET ERROR
-      else if (rec.received + data.length > rec.length) fault = [0x4b, 0x02]; // TOO MUCH WRITE DATA
-      else if (pdu.final && rec.received + data.length !== rec.length) fault = [0x4b, 0x05];
+      let fault: Asc | undefined;
+      if (pdu.dataSN !== rec.nextDataSN) fault = Asc.DataPhaseError;
+      else if (pdu.bufferOffset !== rec.offset + rec.received) fault = Asc.DataOffsetError;
+      else if (rec.received + data.length > rec.length) fault = Asc.TooMuchWriteData;
+      else if (pdu.final && rec.received + data.length !== rec.length) fault = Asc.DataOffsetError;
       if (fault) {
         return this.sequenceError(rec.task, rx.bhs, fault, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
       }
@@ -353,10 +354,10 @@ export class IscsiConnection implements TransportSink {
    * and fail only its task with CHECK CONDITION; the data never reached the task's buffer
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
-  private sequenceError(task: ScsiTask, bhs: Uint8Array, [asc, ascq]: [number, number], why: string): void {
+  private sequenceError(task: ScsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
     this.log.info(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
-    task.failData(asc, ascq);
+    task.failData(asc);
   }
 
   // ---- lifecycle ------------------------------------------------------------------------

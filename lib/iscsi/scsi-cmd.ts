@@ -10,7 +10,8 @@
 //     (S bit, §11.7.3) when the command ends GOOD.
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
-import { DataDirection, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
+import { abortedCommandSense, Asc, internalTargetFailureSense } from '../scsi/sense.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
 import type { IscsiConnection } from './connection.js';
 import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, readU32, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
@@ -161,16 +162,16 @@ export class ScsiTask implements TaskRef, FabricIO {
   }
 
   /**
-   * An unsolicited Data-Out arrived. Returns the [ASC, ASCQ] to fail the task with when it
+   * An unsolicited Data-Out arrived. Returns the ASC/ASCQ to fail the task with when it
    * breaks the §4.2.5.2 rules, undefined when accepted.
    */
-  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): [number, number] | undefined {
+  unsolicitedData(pdu: DataOutPdu, data: Uint8Array): Asc | undefined {
     // §11.4.7.2: unsolicited data the target did not expect.
-    if (this.unsolDone || !this.unsolBuf) return [0x0c, 0x0c];
+    if (this.unsolDone || !this.unsolBuf) return Asc.UnexpectedUnsolicitedData;
     // §11.7.5 DataSN and (DataPDUInOrder=Yes) offsets in order; §13.14 FirstBurstLength; EDTL.
-    if (pdu.dataSN !== this.unsolDataSN) return [0x4b, 0x00];
-    if (pdu.bufferOffset !== this.unsolReceived) return [0x4b, 0x05];
-    if (pdu.bufferOffset + data.length > this.unsolLimit) return [0x0c, 0x0c];
+    if (pdu.dataSN !== this.unsolDataSN) return Asc.DataPhaseError;
+    if (pdu.bufferOffset !== this.unsolReceived) return Asc.DataOffsetError;
+    if (pdu.bufferOffset + data.length > this.unsolLimit) return Asc.UnexpectedUnsolicitedData;
     const dst = this.unsolBuf.subarray(pdu.bufferOffset, pdu.bufferOffset + data.length);
     if (dst.buffer !== data.buffer || dst.byteOffset !== data.byteOffset) dst.set(data);
     this.unsolReceived += data.length;
@@ -337,10 +338,10 @@ export class ScsiTask implements TaskRef, FabricIO {
    * ABORTED COMMAND and the SPC-4 DATA PHASE ERROR family / iSCSI §11.4.7.2 sense, and
    * later Data-Out for it is discarded. Only this command fails; the session lives on.
    */
-  failData(asc: number, ascq: number): void {
+  failData(asc: Asc): void {
     if (this.dataError || this.aborted) return;
-    this.dataError = abortedCommandSense(asc, ascq);
-    const e = new Error(`Data-Out sequence error (ASC 0x${asc.toString(16)}/0x${ascq.toString(16)})`);
+    this.dataError = abortedCommandSense(asc);
+    const e = new Error(`Data-Out sequence error (ASC 0x${(asc >> 8).toString(16)}/0x${(asc & 0xff).toString(16)})`);
     for (const r of [...this.r2ts]) r.fail(e);
     this.unsolDone = true;
     const w = this.unsolWaiters;
@@ -366,10 +367,10 @@ export class ScsiTask implements TaskRef, FabricIO {
     try {
       if (!failure) { this.respond(status, transferred, sense, ScsiResponseCode.CommandCompleted); return }
       if (this.aborted) return this.finish();
-      if (this.dataError) { this.respond(0x02, 0, this.dataError, ScsiResponseCode.CommandCompleted); return }
+      if (this.dataError) { this.respond(ScsiStatus.CheckCondition, 0, this.dataError, ScsiResponseCode.CommandCompleted); return }
       this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${failure.message}`);
       this.heldData = undefined;
-      this.respond(0x02, 0, hardwareErrorSense(), ScsiResponseCode.TargetFailure);
+      this.respond(ScsiStatus.CheckCondition, 0, internalTargetFailureSense(), ScsiResponseCode.TargetFailure);
     } catch (e) {
       this.conn.drop(`task ITT 0x${this.itt.toString(16)} failed: ${(e as Error).message}`);
     }
@@ -381,7 +382,7 @@ export class ScsiTask implements TaskRef, FabricIO {
    */
   private respond(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> | undefined {
     if (this.aborted) { this.finish(); return undefined }
-    if (this.dataError) { status = 0x02; transferred = 0; sense = this.dataError; this.heldData = undefined }
+    if (this.dataError) { status = ScsiStatus.CheckCondition; transferred = 0; sense = this.dataError; this.heldData = undefined }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
     if (!this.unsolDone) return this.respondAfterUnsolicited(status, transferred, sense, response);
@@ -406,7 +407,7 @@ export class ScsiTask implements TaskRef, FabricIO {
     const over = moved > expected ? moved - expected : 0;
     const under = moved < expected ? expected - moved : 0;
     const bidiUnder = isBidi && this.dataInBytes < this.bidiReadLength ? this.bidiReadLength - this.dataInBytes : 0;
-    const good = status === 0x00 && !sense?.length && response === ScsiResponseCode.CommandCompleted;
+    const good = status === ScsiStatus.Good && !sense?.length && response === ScsiResponseCode.CommandCompleted;
     if (this.heldData && good && !isBidi) {
       const data = this.heldData;
       this.heldData = undefined;
@@ -451,20 +452,6 @@ export class ScsiTask implements TaskRef, FabricIO {
     // The task stays in the table until the core gives it back, so a late Data-Out finds
     // an aborted task rather than a reused ITT.
   }
-}
-
-/** ABORTED COMMAND with the given ASC/ASCQ, fixed format (SPC-4 4.5.3). */
-function abortedCommandSense(asc: number, ascq: number): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x0b; s[7] = 10; s[12] = asc; s[13] = ascq;
-  return s;
-}
-
-/** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 4.5.6, ASC 44h). */
-function hardwareErrorSense(): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44; s[13] = 0x00;
-  return s;
 }
 
 export { RejectReason };

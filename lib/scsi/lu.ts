@@ -9,13 +9,14 @@ import { createHash } from 'node:crypto';
 import { BufferPool } from './bufpool.js';
 import { coversNexus, PersistentReservations, prFile, type Registration } from './pr.js';
 import { RangeLocks } from './rangelock.js';
-import { Asc, buildSense, ScsiError, SenseKey, Status } from './sense.js';
+import { Asc, buildSense, reservationConflict, ScsiError, SenseKey } from './sense.js';
 import { lookup, Lookup, type Handler } from './table.js';
 import { nexusKey, Task } from './task.js';
 import { TaskSet } from './taskset.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
-import { type Backstore, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiDone, type TmfFunction, type TmfResponse } from './types.js';
+import type { Backstore } from '../backstore/types.js';
+import { ScsiStatus, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiDone, type TmfFunction, type TmfResponse } from './types.js';
 
 export interface LogicalUnitOptions {
   backstore: Backstore;
@@ -142,8 +143,8 @@ export class LogicalUnit {
     if (shape) return shape;
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
     if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
-      return { status: Status.ReservationConflict, transferred: 0 };
-    if (this.pr.conflicts(nexus, entry.pr)) return { status: Status.ReservationConflict, transferred: 0 };
+      return { status: ScsiStatus.ReservationConflict, transferred: 0 };
+    if (this.pr.conflicts(nexus, entry.pr)) return { status: ScsiStatus.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
     if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
@@ -166,7 +167,7 @@ export class LogicalUnit {
    */
   private run(t: Task, handler: Handler): ScsiCompletion | undefined {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
-    if (this.tasks.full()) return { status: Status.TaskSetFull, transferred: 0 };
+    if (this.tasks.full()) return { status: ScsiStatus.TaskSetFull, transferred: 0 };
     const cmd = t.cmd;
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
     t.entry = entry;
@@ -196,17 +197,17 @@ export class LogicalUnit {
   taskEnded(t: Task, e: unknown, transferred: number): void {
     t.entry!.end();
     // The fabric may fail data movement of a task it aborted itself.
-    if (t.aborted) return t.done(Status.TaskAborted, 0, undefined, undefined);
-    if (e === undefined) return t.done(Status.Good, transferred, undefined, undefined);
+    if (t.aborted) return t.done(ScsiStatus.TaskAborted, 0, undefined, undefined);
+    if (e === undefined) return t.done(ScsiStatus.Good, transferred, undefined, undefined);
     if (e instanceof ScsiError) {
-      if (e.status !== Status.CheckCondition) return t.done(e.status, 0, undefined, undefined);
-      return t.done(Status.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
+      if (e.status !== ScsiStatus.CheckCondition) return t.done(e.status, 0, undefined, undefined);
+      return t.done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
     }
     t.done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
   }
 
   check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {
-    return { status: Status.CheckCondition, sense: buildSense(this.mode.dsense, key, asc, field, info), transferred: 0 };
+    return { status: ScsiStatus.CheckCondition, sense: buildSense(this.mode.dsense, key, asc, field, info), transferred: 0 };
   }
 
   takeUnitAttention(key: string): Asc | undefined {
@@ -266,7 +267,7 @@ export class LogicalUnit {
   }
 
   reserve(key: string): void {
-    if (this.reservedBy !== undefined && this.reservedBy !== key) throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ReservationConflict);
+    if (this.reservedBy !== undefined && this.reservedBy !== key) throw reservationConflict();
     this.reservedBy = key;
   }
 

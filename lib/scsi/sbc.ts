@@ -4,8 +4,9 @@
 import { CHUNK_BYTES } from './bufpool.js';
 import { lbaRange, type Range } from './cdb.js';
 import { Op } from './opcodes.js';
-import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey, Status } from './sense.js';
+import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey } from './sense.js';
 import { dataIn, dataOut, IoNext, put32, put64, receiveOut, sendIn, u16, u32, u64, type Task } from './task.js';
+import { ScsiStatus } from './types.js';
 
 /** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */
 function checkRange(t: Task, r: Range): void {
@@ -389,7 +390,7 @@ export async function preFetch(t: Task): Promise<number> {
   const r = lbaRange(cdb);
   checkRange(t, r);
   // Everything is "in cache" as far as the initiator can tell (SBC-3 5.9: CONDITION MET).
-  throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ConditionMet);
+  throw new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, ScsiStatus.ConditionMet);
 }
 
 export async function readCapacity10(t: Task): Promise<number> {

@@ -1,6 +1,10 @@
 // Sense data (SPC-4 4.5): fixed format 0x70 and descriptor format 0x72. The control mode
 // page's D_SENSE bit picks the format per LU; errors are thrown as ScsiError and turned
-// into sense once, at the dispatcher, so handlers never build bytes themselves.
+// into sense once, at the dispatcher, so handlers never build bytes themselves. Fabrics
+// that fail a command the core never ran (a malformed IU, broken Data-Out, a transport
+// error) take their sense from the constructors at the end, not from hand-built bytes.
+
+import { ScsiStatus, type ScsiCompletion } from './types.js';
 
 export const enum SenseKey {
   NoSense = 0x0,
@@ -13,16 +17,6 @@ export const enum SenseKey {
   CopyAborted = 0xa,
   AbortedCommand = 0xb,
   Miscompare = 0xe,
-}
-
-export const enum Status {
-  Good = 0x00,
-  CheckCondition = 0x02,
-  ConditionMet = 0x04,
-  Busy = 0x08,
-  ReservationConflict = 0x18,
-  TaskSetFull = 0x28,
-  TaskAborted = 0x40,
 }
 
 /** Additional sense code + qualifier, packed as (asc << 8) | ascq. */
@@ -48,6 +42,12 @@ export const enum Asc {
   ReportedLunsDataChanged = 0x3f0e,
   MiscompareDuringVerify = 0x1d00,
   InsufficientRegistrationResources = 0x5504,
+  InvalidFieldInInformationUnit = 0x0e03,
+  InternalTargetFailure = 0x4400,
+  DataPhaseError = 0x4b00,
+  TooMuchWriteData = 0x4b02,
+  DataOffsetError = 0x4b05,
+  UnexpectedUnsolicitedData = 0x0c0c,
 }
 
 /** Where a bad field is (SPC-4 4.5.2.4.2): in the CDB or the parameter list, byte, and optionally bit. */
@@ -63,7 +63,7 @@ export class ScsiError extends Error {
     readonly asc: Asc,
     readonly field?: FieldPointer,
     readonly information?: number,
-    readonly status: Status = Status.CheckCondition,
+    readonly status: ScsiStatus = ScsiStatus.CheckCondition,
   ) {
     super(`sense ${key.toString(16)}/${(asc >> 8).toString(16)}/${(asc & 0xff).toString(16)}`);
   }
@@ -80,7 +80,7 @@ export function lbaOutOfRange(): ScsiError {
   return new ScsiError(SenseKey.IllegalRequest, Asc.LbaOutOfRange);
 }
 export function reservationConflict(): ScsiError {
-  return new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, Status.ReservationConflict);
+  return new ScsiError(SenseKey.NoSense, Asc.NoAdditional, undefined, undefined, ScsiStatus.ReservationConflict);
 }
 
 function sksBytes(f: FieldPointer): [number, number, number] {
@@ -133,4 +133,23 @@ export function buildSense(descriptor: boolean, key: SenseKey, asc: Asc, field?:
     s[17] = c;
   }
   return s;
+}
+
+// ---- For fabrics: failures the core never saw, in fixed format (SPC-4 4.5.3) ----------
+
+/** CHECK CONDITION with `sense`, nothing moved: a command the fabric fails on its own. */
+export function checkCondition(sense: Uint8Array): ScsiCompletion {
+  return { status: ScsiStatus.CheckCondition, sense, transferred: 0 };
+}
+/** HARDWARE ERROR / INTERNAL TARGET FAILURE: the core or the transport failed under a command. */
+export function internalTargetFailureSense(): Uint8Array {
+  return buildSense(false, SenseKey.HardwareError, Asc.InternalTargetFailure);
+}
+/** ABORTED COMMAND with `asc`: the DATA PHASE ERROR family for a broken Data-Out sequence (RFC 7143 §11.4.7.2). */
+export function abortedCommandSense(asc: Asc): Uint8Array {
+  return buildSense(false, SenseKey.AbortedCommand, asc);
+}
+/** ILLEGAL REQUEST / INVALID FIELD IN COMMAND INFORMATION UNIT: a malformed SRP_CMD or its descriptors. */
+export function invalidIuSense(): Uint8Array {
+  return buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInInformationUnit);
 }

@@ -1,32 +1,7 @@
-// The two small interfaces the SCSI core stands between (design.md, "Interfaces to keep
-// small"): fabrics (iSCSI over TCP or iSER, SRP) submit commands with a FabricIO that
-// moves data; backstores store blocks. The core never sees a socket or a QP.
-
-/** Where a LUN's blocks live. Offsets and counts are in blocks of `blockSize`. */
-export interface Backstore {
-  readonly blockSize: number;
-  readonly blockCount: number;
-  readonly readOnly: boolean;
-  /** Fills `into` (exactly blocks*blockSize bytes) from `lba`. */
-  read(lba: number, blocks: number, into: Uint8Array): Promise<void>;
-  /** Stores `from` (exactly blocks*blockSize bytes) at `lba`; `fua` returns only once on stable storage. */
-  write(lba: number, blocks: number, from: Uint8Array, opts?: { fua?: boolean }): Promise<void>;
-  flush(): Promise<void>;
-  /** Deallocates ranges; later reads return zeroes. */
-  unmap(ranges: ReadonlyArray<{ lba: number; blocks: number }>): Promise<void>;
-  /** Whether `lba` is mapped and how many blocks from it share that state (GET LBA STATUS). */
-  lbaStatus?(lba: number): Promise<{ mapped: boolean; blocks: number }>;
-  /**
-   * Zero-copy access for fabrics (design.md, memory model): the RAM backstore returns
-   * the byte view of its (registered) memory for these blocks, so Data-In can be an RDMA
-   * WRITE straight from it and Data-Out an RDMA READ straight into it. Undefined where the
-   * data must pass through a buffer (file, block).
-   */
-  view?(lba: number, blocks: number): Uint8Array | undefined;
-  /** Data reached these blocks through view() (thin bookkeeping: they are mapped now). */
-  written?(lba: number, blocks: number): void;
-  close(): Promise<void>;
-}
+// The SCSI core's face to the fabrics, kept small: fabrics (iSCSI over TCP or iSER, SRP)
+// submit commands to a ScsiCore with a FabricIO that moves data. Below the core,
+// backstores store blocks (Backstore, lib/backstore/types.ts). The core never sees a
+// socket or a QP.
 
 export const enum DataDirection {
   None = 0,
@@ -95,7 +70,7 @@ export interface FabricIO {
 export type ScsiDone = (status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined) => void;
 
 export interface ScsiCompletion {
-  status: number; // SAM status: 0x00 GOOD, 0x02 CHECK CONDITION, 0x08 BUSY, 0x18 RESERVATION CONFLICT, 0x28 TASK SET FULL
+  status: ScsiStatus;
   sense?: Uint8Array;
   /** Bytes actually moved; the fabric derives over/underflow residuals from expectedLength. */
   transferred: number;
@@ -121,9 +96,7 @@ export const enum TmfResponse {
   Rejected = 255,
 }
 
-// ---- Added by the SCSI core (additive; nothing above changed) ----------------------
-
-/** SAM-5 status codes a ScsiCompletion carries. */
+/** SAM-5 status codes a ScsiCompletion carries: the one status enum (ScsiError, fabrics, core). */
 export const enum ScsiStatus {
   Good = 0x00,
   CheckCondition = 0x02,

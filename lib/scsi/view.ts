@@ -4,11 +4,11 @@
 
 import type { LogicalUnit } from './lu.js';
 import { Op } from './opcodes.js';
-import { Asc, buildSense, SenseKey, Status, type ScsiError } from './sense.js';
+import { Asc, buildSense, SenseKey, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
 import { dataIn, directionLengths, u16, u32 } from './task.js';
-import { TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone } from './types.js';
+import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone } from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -59,12 +59,12 @@ export class LunView implements ScsiCore {
     const send = async (b: Uint8Array, len: number): Promise<ScsiCompletion> => {
       const n = Math.min(len, directionLengths(cmd).inLength);
       if (n > 0) await dataIn(io, b.subarray(0, n), 0);
-      return { status: Status.Good, transferred: len };
+      return { status: ScsiStatus.Good, transferred: len };
     };
     const entry = lookup(cdb);
     // A CDB shorter than its operation code's length cannot be answered either.
     if (typeof entry === 'object' && cdb.length < entry.cdbLength)
-      return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
+      return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
     switch (cdb[0]) {
       case Op.Inquiry: {
         if ((cdb[1]! & 1) !== 0 || cdb[2] !== 0) break;
@@ -83,10 +83,10 @@ export class LunView implements ScsiCore {
           luns = reportLunsSelection(cdb, this.luns);
         } catch (e) {
           const err = e as ScsiError;
-          return { status: Status.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
+          return { status: ScsiStatus.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
         }
         const alloc = u32(cdb, 6);
-        if (alloc < 16) return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
+        if (alloc < 16) return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
         const b = new Uint8Array(8 + 8 * luns.length);
         return send(b, Math.min(encodeLunList(luns, b), alloc));
       }
@@ -95,7 +95,7 @@ export class LunView implements ScsiCore {
         return send(s, Math.min(s.length, cdb[4]!));
       }
     }
-    return { status: Status.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.LunNotSupported), transferred: 0 };
+    return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.LunNotSupported), transferred: 0 };
   }
 
   async taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {

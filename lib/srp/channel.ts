@@ -21,9 +21,10 @@ import {
   ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
   type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RcChannelOptions, type RdmaCm, type WorkCompletion,
 } from '../verbs/index.js';
+import { internalTargetFailureSense, invalidIuSense } from '../scsi/sense.js';
 import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
 import {
-  CRED_LENGTH, DataDir, INVALID_FIELD_IN_IU, LOGOUT_LENGTH, RspFlags, SrpOpcode, SrpRspCode, TLogoutReason,
+  CRED_LENGTH, DataDir, LOGOUT_LENGTH, RspFlags, SrpOpcode, SrpRspCode, TLogoutReason,
   decodeCmd, decodeCredRsp, decodeDataDescriptors, decodeDescriptorTable, decodeILogout, decodeTskMgmt, encodeCredReq, encodeRsp, encodeTLogout, rspLength,
   tagNumber, writeTag, type DataLayout, type DirectDesc, type SrpCmd, type TskMgmt,
 } from './iu.js';
@@ -387,7 +388,7 @@ export class SrpChannel extends RcChannel {
     if (task.aborted) return this.creditWithoutResponse();
     if (this.state !== State.Established) return;
     this.hooks.warn(`${this.describe}: tag 0x${task.tag.toString(16)}: ${e.message}`);
-    this.respondRaw(task.iu.tagLo, task.iu.tagHi, ScsiStatus.CheckCondition, 0, 0, 0, hardwareErrorSense(), undefined, true);
+    this.respondRaw(task.iu.tagLo, task.iu.tagHi, ScsiStatus.CheckCondition, 0, 0, 0, internalTargetFailureSense(), undefined, true);
   }
 
   /** A command ended with no response (aborted by this nexus): its credit goes back later. */
@@ -566,18 +567,3 @@ export class SrpChannel extends RcChannel {
     this.hooks.closed(this, err);
   }
 }
-
-/** ILLEGAL REQUEST / INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 ASC 0Eh/03h), fixed format. */
-function invalidIuSense(): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x05; s[7] = 10; s[12] = INVALID_FIELD_IN_IU[0]; s[13] = INVALID_FIELD_IN_IU[1];
-  return s;
-}
-
-/** HARDWARE ERROR / INTERNAL TARGET FAILURE (SPC-4 ASC 44h). */
-function hardwareErrorSense(): Uint8Array {
-  const s = new Uint8Array(18);
-  s[0] = 0x70; s[2] = 0x04; s[7] = 10; s[12] = 0x44;
-  return s;
-}
-

@@ -562,9 +562,6 @@ export interface DataLayout {
 /** Largest external descriptor table fetched (entries; 16 bytes each). */
 export const MAX_EXTERNAL_DESCRIPTORS = 8192;
 
-/** The ASC/ASCQ a malformed descriptor is answered with: INVALID FIELD IN COMMAND INFORMATION UNIT. */
-export const INVALID_FIELD_IN_IU: [number, number] = [0x0e, 0x03];
-
 /**
  * SRP_CMD data buffer descriptors (§6.8, §5.5): the formats the login allowed, counts that
  * match the formats, indirect tables inside the IU (external tables are refused, as LIO

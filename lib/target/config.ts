@@ -6,22 +6,15 @@
 
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
+import type { BackstoreSpec } from '../backstore/open.js';
 
 /** 'srp' portals come only from the top-level `srp` section (a TPG serves iSCSI). */
 export type TransportKind = 'tcp' | 'iser' | 'srp';
-export type BackstoreType = 'ram' | 'file' | 'block';
 
-export interface BackstoreConfig {
+/** A backstore (type, size, path, block size, read-only, thin: lib/backstore's BackstoreSpec) and the LU's identity. */
+export interface BackstoreConfig extends BackstoreSpec {
   /** Required in the top-level `backstores[]` (LUNs refer to it); absent when inline. */
   name?: string;
-  type: BackstoreType;
-  /** Bytes. Required for ram; for file, required only when the file must be created or grown. */
-  size?: number;
-  blockSize: number;
-  path?: string;
-  readOnly: boolean;
-  /** Thin provisioning: the LUN reports LBPME and honours UNMAP / GET LBA STATUS. */
-  thin: boolean;
   /** Unit serial number (VPD page 0x80); derived from the name when absent. */
   serial?: string;
   /** 32 hex digits, NAA 6 (VPD page 0x83); LIO's 6001405 + serial form when absent. */

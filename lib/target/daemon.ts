@@ -6,7 +6,7 @@
 import { SRP_LUN_OWNER, fmtAddr, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
-import type { Backstore } from '../scsi/types.js';
+import type { Backstore } from '../backstore/types.js';
 
 export interface Logger {
   info(msg: string): void;

@@ -3,7 +3,7 @@
 // it needs from the backstores, the SCSI core, the iSCSI engine and its transports is this
 // small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
 
-import type { Backstore } from '../scsi/types.js';
+import type { Backstore } from '../backstore/types.js';
 import type { BackstoreConfig, Config, LunConfig, PortalConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */

@@ -4,7 +4,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { RamBackstore } from '../../../lib/backstore/ram.js';
-import { DataDirection, TaskAttribute, type Backstore, type ScsiCompletion } from '../../../lib/scsi/types.js';
+import type { Backstore } from '../../../lib/backstore/types.js';
+import { DataDirection, TaskAttribute, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { cdb10, cdb16, Harness, nexusA, nexusB } from './helpers.js';
 import { submitAsync } from './async-io.js';
 

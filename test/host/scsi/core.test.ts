@@ -283,7 +283,7 @@ describe('SBC extras', () => {
 
 describe('layer', () => {
   it('lunsChanged raises REPORTED LUNS DATA HAS CHANGED on every nexus of the LU', async () => {
-    const { createScsiLayer } = await import('../../../lib/scsi/layer.js');
+    const { createScsiLayer } = await import('../../../lib/target/scsi-layer.js');
     const h = Harness.ram();
     await h.ready();
     createScsiLayer().lunsChanged([h.lu]);

@@ -3,7 +3,8 @@
 import { LogicalUnit } from '../../../lib/scsi/lu.js';
 import { LunView } from '../../../lib/scsi/view.js';
 import { RamBackstore } from '../../../lib/backstore/ram.js';
-import { DataDirection, TaskAttribute, type Backstore, type Nexus, type ScsiCompletion } from '../../../lib/scsi/types.js';
+import type { Backstore } from '../../../lib/backstore/types.js';
+import { DataDirection, TaskAttribute, type Nexus, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { submitAsync } from './async-io.js';
 
 export const nexusA: Nexus = { initiatorPort: 'iqn.2025-01.test:a,i,0x1', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };

@@ -1,7 +1,7 @@
 // A stand-in Engine for lifecycle tests: real TCP listeners (so bind errors are real),
 // in-memory backstores that count flushes, no protocol.
 import { createServer, type Server, type Socket } from 'node:net';
-import type { Backstore } from '../../../lib/scsi/types.js';
+import type { Backstore } from '../../../lib/backstore/types.js';
 import type { Engine, Listener, ResolvedLun, ServedTargets } from '../../../lib/target/engine.js';
 import type { BackstoreConfig, Config } from '../../../lib/target/config.js';
 

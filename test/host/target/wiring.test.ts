@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeCore } from '../iscsi/helpers.js';
 import { Daemon } from '../../../lib/target/daemon.js';
-import { createEngine, type ScsiLayer } from '../../../lib/target/wiring.js';
+import { createEngine } from '../../../lib/target/wiring.js';
+import type { ScsiLayer } from '../../../lib/target/scsi-layer.js';
 import { validateConfig } from '../../../lib/target/config.js';
 import { FakeBackstore } from './fake-engine.js';
 

@@ -1,0 +1,72 @@
+// The SCSI layer as the daemon's wiring (./wiring.ts) uses it: backstores from their
+// config, one LogicalUnit per backstore, LUN views as the ScsiCore the fabrics submit to.
+// It lives in lib/target because it maps the daemon's config and resolved LUNs onto
+// lib/scsi and lib/backstore, which know nothing of either.
+
+import { openBackstore } from '../backstore/open.js';
+import type { Backstore } from '../backstore/types.js';
+import { BufferPool } from '../scsi/bufpool.js';
+import { LogicalUnit } from '../scsi/lu.js';
+import { Asc } from '../scsi/sense.js';
+import type { ScsiCore } from '../scsi/types.js';
+import { LunView } from '../scsi/view.js';
+import type { BackstoreConfig } from './config.js';
+import type { ResolvedLun } from './engine.js';
+
+/**
+ * What the daemon needs from the SCSI core and the backstores: storage, one logical unit
+ * per backstore (reservations, unit attentions and the task set live with the LU, so two
+ * TPGs exporting one backstore share them, as LIO's se_device does), and a LUN view — the
+ * numbers an initiator sees — as the ScsiCore the fabrics submit to.
+ */
+export interface ScsiLayer {
+  openBackstore(store: BackstoreConfig): Promise<Backstore>;
+  createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
+  createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
+  /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
+  lunsChanged?(lus: unknown[]): void;
+  close?(): Promise<void>;
+}
+
+export interface ScsiLayerOptions {
+  /**
+   * Memory for the bounce buffers of LUs without a zero-copy view (file, block), asked for
+   * once, at the first such LU: registered memory when RDMA fabrics run (lib/scsi/bufpool.ts).
+   */
+  dataMemory?: () => Uint8Array;
+}
+
+export function createScsiLayer(opts: ScsiLayerOptions = {}): Required<ScsiLayer> & { createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit> } {
+  const lus: LogicalUnit[] = [];
+  // One pool for every LU that needs bounce buffers: they serve one task at a time each.
+  let shared: BufferPool | undefined;
+  const poolFor = (b: Backstore): BufferPool | undefined =>
+    opts.dataMemory && !b.view ? (shared ??= new BufferPool(opts.dataMemory())) : undefined;
+  return {
+    openBackstore,
+    async createLogicalUnit(r, stateDir) {
+      const lu = new LogicalUnit({
+        backstore: r.backstore,
+        name: r.storeName,
+        thin: r.store.thin,
+        stateDir,
+        pool: poolFor(r.backstore),
+        ...(r.store.serial !== undefined ? { serial: r.store.serial } : {}),
+        ...(r.store.wwn !== undefined ? { wwn: r.store.wwn } : {}),
+      });
+      await lu.open();
+      lus.push(lu);
+      return lu;
+    },
+    createView(luns) {
+      return new LunView(luns.map((l) => ({ lun: l.lun, lu: l.lu as LogicalUnit, readOnly: l.readOnly })));
+    },
+    lunsChanged(changed) {
+      for (const lu of new Set(changed)) (lu as LogicalUnit).unitAttentionOthers(Asc.ReportedLunsDataChanged);
+    },
+    // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
+    async close() {
+      lus.splice(0);
+    },
+  };
+}
