@@ -363,8 +363,16 @@ export class SrpChannel extends RcChannel {
 
   // ---- completion of commands --------------------------------------------------------------
 
-  /** The core's end of a command (SrpTask.done). */
+  /** The core's end of a command (SrpTask.done); never throws back into the core, which may call it from deep in a data callback. */
   completed(task: SrpTask, status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
+    try {
+      this.respondTo(task, status, transferred, sense, failure);
+    } catch (e) {
+      this.hooks.warn(`${this.describe}: tag 0x${task.tag.toString(16)}: response failed: ${(e as Error).message}`);
+    }
+  }
+
+  private respondTo(task: SrpTask, status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
     if (failure) return this.completeError(task, failure);
     if (this.tasks.get(task.tag) === task) this.tasks.delete(task.tag);
     if (task.aborted && status === ScsiStatus.TaskAborted) return this.creditWithoutResponse();
