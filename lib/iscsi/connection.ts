@@ -12,7 +12,7 @@ import { handleLogout } from './logout.js';
 import { handleNopOut, NopKeeper } from './nop.js';
 import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
 import type { OperationalParams } from './params.js';
-import { bhsOpcode, decodeBhs, readU32, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
+import { bhsOpcode, decodeBhs, decodeScsiCommandInto, readU32, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
 import { ScsiTask, type R2TRecord } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
@@ -44,6 +44,7 @@ function loginParams(): OperationalParams {
 /** Immediate-data buffers kept for reuse per connection, and the FirstBurstLength up to which they are. */
 const IMMEDIATE_POOL_SLOTS = 64;
 const IMMEDIATE_POOL_MAX_BYTES = 256 * 1024;
+const EMPTY_COMMAND = Uint8Array.of(Opcode.ScsiCommand, ...new Array<number>(BHS_LENGTH - 1).fill(0));
 
 export class IscsiConnection implements TransportSink {
   phase: ConnectionPhase = 'login';
@@ -72,6 +73,8 @@ export class IscsiConnection implements TransportSink {
   private idleWaiters: Array<() => void> = [];
   /** Buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
   private cmdBuffer: Uint8Array | undefined;
+  /** The SCSI Command being received, decoded in place (read synchronously, never kept). */
+  private readonly commandPdu: ScsiCommandPdu = decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu;
   /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
   private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;
@@ -195,7 +198,9 @@ export class IscsiConnection implements TransportSink {
       if (this.phase === 'closed') return;
       this.counters.pdusIn++;
       this.nop.lastReceive = Date.now();
-      const pdu = decodeBhs(rx.bhs);
+      const bhs = rx.bhs;
+      const pdu = this.phase === 'full-feature' && bhs.length >= BHS_LENGTH && bhsOpcode(bhs) === Opcode.ScsiCommand
+        ? decodeScsiCommandInto(bhs, this.commandPdu) : decodeBhs(bhs);
       if (this.phase === 'login') {
         if (pdu.opcode !== Opcode.LoginRequest) {
           // §6.1: only Login Requests until the login completes; anything else ends it.
@@ -310,7 +315,7 @@ export class IscsiConnection implements TransportSink {
     this.counters.commands++;
     this.target.counters.commands++;
     const ok = s.order(pdu.cmdSN, pdu.immediate, task.execute);
-    if (!ok) { s.tasks.delete(pdu.itt); this.removeTask(task) }
+    if (!ok) { s.tasks.delete(task.itt); this.removeTask(task) }
     else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
   }
 

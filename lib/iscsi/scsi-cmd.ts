@@ -55,14 +55,17 @@ function mapAttr(a: number): TaskAttribute {
   }
 }
 
-export class ScsiTask implements TaskRef, FabricIO {
+export class ScsiTask implements TaskRef, FabricIO, ScsiCommand {
   readonly itt: number;
   readonly lun: bigint;
   readonly cmdSN: number;
   readonly immediate: boolean;
   readonly expectedLength: number;
   readonly direction: DataDirection;
-  readonly command: ScsiCommand;
+  // The task is the core's ScsiCommand too (no object of its own per command).
+  readonly cdb: Uint8Array;
+  readonly tag: number;
+  readonly attribute: TaskAttribute;
   readonly bidiReadLength: number;
   transportContext: unknown;
 
@@ -118,7 +121,9 @@ export class ScsiTask implements TaskRef, FabricIO {
     }
     this.bidiReadLength = bidi;
     this.direction = pdu.read && pdu.write ? DataDirection.Bidi : pdu.write ? DataDirection.Write : pdu.read ? DataDirection.Read : DataDirection.None;
-    this.command = { lun: pdu.lun, cdb, tag: pdu.itt, attribute: mapAttr(pdu.attr), expectedLength: pdu.edtl, direction: this.direction };
+    this.cdb = cdb;
+    this.tag = pdu.itt;
+    this.attribute = mapAttr(pdu.attr);
     this.coreDone = (status, transferred, sense, failure) => this.completed(status, transferred, sense, failure);
   }
 
@@ -356,7 +361,7 @@ export class ScsiTask implements TaskRef, FabricIO {
     const s = this.conn.session!;
     if (this.aborted) return this.finish();
     try {
-      s.core!.submit(this.command, s.nexus!, this, this.coreDone);
+      s.core!.submit(this, s.nexus!, this, this.coreDone);
     } catch (e) {
       this.completed(0, 0, undefined, e as Error);
     }
