@@ -74,7 +74,7 @@ export class IscsiConnection implements TransportSink {
   /** Buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
   private cmdBuffer: Uint8Array | undefined;
   /** The SCSI Command being received, decoded in place (read synchronously, never kept). */
-  private readonly commandPdu: ScsiCommandPdu = decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu;
+  private readonly commandPdu: ScsiCommandPdu = { ...(decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu), cdb: new Uint8Array(16) };
   /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
   private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;

@@ -114,13 +114,16 @@ export function bhsItt(bhs: Uint8Array): number { return u32(bhs, 16) }
 /**
  * Decode a SCSI Command BHS (§11.3) into `out`, the receiver's one scratch object: the
  * command path reads it synchronously and keeps nothing of it, so no object per command.
- * Same fields as decodeBhs gives; the CDB is a view.
+ * Same fields as decodeBhs gives, except that the CDB is copied into `out.cdb`, which must
+ * be 16 bytes of the scratch object's own (no view per command either).
  */
 export function decodeScsiCommandInto(b: Uint8Array, out: ScsiCommandPdu): ScsiCommandPdu {
   const f1 = b[1];
   out.immediate = (b[0] & IMMEDIATE_BIT) !== 0; out.ahsWords = b[4]; out.dataLength = u24(b, 5); out.itt = u32(b, 16);
   out.final = (f1 & 0x80) !== 0; out.read = (f1 & 0x40) !== 0; out.write = (f1 & 0x20) !== 0; out.attr = f1 & 0x07;
-  out.lun = u64(b, 8); out.edtl = u32(b, 20); out.cmdSN = u32(b, 24); out.expStatSN = u32(b, 28); out.cdb = b.subarray(32, 48);
+  out.lun = u64(b, 8); out.edtl = u32(b, 20); out.cmdSN = u32(b, 24); out.expStatSN = u32(b, 28);
+  const cdb = out.cdb;
+  for (let i = 0; i < 16; i++) cdb[i] = b[32 + i];
   return out;
 }
 

@@ -2,7 +2,7 @@
 // layouts (offset → bytes), independently of the serializer, and checked both ways.
 import { describe, expect, it } from 'vitest';
 import { crc32c, crc32cFinal, crc32cUpdate, CRC32C_INIT, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
-import { decodeBhs, encodeBhs, encodeBidiAhs, encodeDataIn, encodeExtendedCdbAhs, encodeScsiResponse, parseAhs, type Pdu } from '../../../lib/iscsi/pdu.js';
+import { decodeBhs, encodeBhs, encodeBidiAhs, decodeScsiCommandInto, encodeDataIn, encodeExtendedCdbAhs, encodeScsiResponse, parseAhs, type Pdu } from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText, TextAccumulator, TextFormatError } from '../../../lib/iscsi/text.js';
 
 /** 48 zero bytes with the given bytes at the given offsets. */
@@ -117,6 +117,20 @@ describe('BHS codec (RFC 7143 §11)', () => {
         opcode: 0x25, itt: 0xa1b2c3d4, dataLength: 4096, final: (flags & 0x80) !== 0, ack: false, overflow: (flags & 4) !== 0, underflow: (flags & 2) !== 0,
         hasStatus: s, status, lun: 0n, ttt: 0xffffffff, statSN: 11, expCmdSN: 12, maxCmdSN: 13, dataSN: 14, bufferOffset: 8192, residual: 77,
       })));
+    }
+  });
+  it('a SCSI Command decoded into a scratch object gives decodeBhs\'s fields, the CDB copied', () => {
+    const scratch = { ...(decodeBhs(Buffer.alloc(48, 0).fill(1, 0, 1)) as Pdu & { cdb: Uint8Array }), cdb: new Uint8Array(16) };
+    const ownCdb = scratch.cdb;
+    for (let i = 0; i < 50; i++) {
+      const b = Buffer.alloc(48);
+      for (let k = 0; k < 48; k++) b[k] = (Math.random() * 256) | 0;
+      b[0] = (b[0] & 0x40) | 0x01;
+      const want = decodeBhs(b) as Pdu & { cdb: Uint8Array };
+      const got = decodeScsiCommandInto(b, scratch as never);
+      expect(got.cdb).toBe(ownCdb);
+      expect(Buffer.from(got.cdb).toString('hex')).toBe(b.subarray(32, 48).toString('hex'));
+      expect({ ...got, cdb: undefined }).toEqual({ ...want, cdb: undefined });
     }
   });
   it('short BHS is a RangeError citing §11.2', () => {
