@@ -2,11 +2,11 @@
 // Parameter3 = seconds it has to do so) or announces it will drop the connection (event 2)
 // or all connections of the session (event 3). Advances StatSN.
 
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { AsyncEvent, Opcode, RESERVED_TAG } from './opcodes.js';
 import { encodeBhs, type AsyncPdu } from './pdu.js';
 
-export function sendAsync(conn: IscsiConnection, event: AsyncEvent, p: { param1?: number; param2?: number; param3?: number } = {}): void {
+export function sendAsync(conn: ConnectionContext, event: AsyncEvent, p: { param1?: number; param2?: number; param3?: number } = {}): void {
   const s = conn.session;
   if (!s || conn.phase !== 'full-feature') return;
   conn.sendPdu(encodeBhs<AsyncPdu>({
@@ -16,18 +16,16 @@ export function sendAsync(conn: IscsiConnection, event: AsyncEvent, p: { param1?
 }
 
 /** Event 1: "please log out within `seconds`" (Parameter3, §11.9.1). */
-export function requestLogout(conn: IscsiConnection, seconds: number): void {
+export function requestLogout(conn: ConnectionContext, seconds: number): void {
   sendAsync(conn, AsyncEvent.LogoutRequest, { param3: Math.max(0, Math.min(0xffff, Math.ceil(seconds))) });
 }
 
 /** Event 2: this connection will be dropped (Parameter1 = CID, 2 = Time2Wait, 3 = Time2Retain). */
-export function announceDrop(conn: IscsiConnection, time2Wait = 0, time2Retain = 0): void {
+export function announceDrop(conn: ConnectionContext, time2Wait = 0, time2Retain = 0): void {
   sendAsync(conn, AsyncEvent.ConnectionDrop, { param1: conn.cid, param2: time2Wait, param3: time2Retain });
 }
 
 /** Event 3: all connections of the session will be dropped. */
-export function announceSessionDrop(conn: IscsiConnection, time2Wait = 0, time2Retain = 0): void {
+export function announceSessionDrop(conn: ConnectionContext, time2Wait = 0, time2Retain = 0): void {
   sendAsync(conn, AsyncEvent.SessionDrop, { param2: time2Wait, param3: time2Retain });
 }
-
-export { RESERVED_TAG };

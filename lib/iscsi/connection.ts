@@ -3,50 +3,31 @@
 // inside `receive`'s try/catch: bad input affects only this connection and never throws
 // out of the transport's event handler.
 
+import { u32 } from '../common/bytes.js';
 import { Asc } from '../scsi/sense.js';
 import type { ScsiCore } from '../scsi/types.js';
+import type { ConnectionContext, ConnectionCounters, ConnectionPhase, TargetContext } from './context.js';
 import type { Logger } from './core.js';
 import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleNopOut, NopKeeper } from './nop.js';
 import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
-import type { OperationalParams } from './params.js';
-import { bhsOpcode, decodeBhs, decodeScsiCommandInto, readU32, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
+import { loginParams, type OperationalParams } from './params.js';
+import { bhsOpcode, decodeBhs, decodeScsiCommandInto, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
-import { ScsiTask, type R2TRecord } from './scsi-cmd.js';
+import { IscsiTask, type R2TRecord, type TaskConnection } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
-import type { IscsiTarget } from './target.js';
 import { handleTextRequest, TextExchange } from './text-req.js';
 import { handleTmf } from './tmf.js';
 import type { IscsiTransport, TransportSink } from './transport.js';
-
-export type ConnectionPhase = 'login' | 'full-feature' | 'logout' | 'closed';
-
-export interface ConnectionCounters {
-  pdusIn: number;
-  pdusOut: number;
-  commands: number;
-  rejects: number;
-  digestErrors: number;
-}
-
-/** Login-phase defaults (§13.12: 8192 until MaxRecvDataSegmentLength is declared). */
-function loginParams(): OperationalParams {
-  return {
-    headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
-    initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
-    firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
-    dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
-  };
-}
 
 /** Immediate-data buffers kept for reuse per connection, and the FirstBurstLength up to which they are. */
 const IMMEDIATE_POOL_SLOTS = 64;
 const IMMEDIATE_POOL_MAX_BYTES = 256 * 1024;
 const EMPTY_COMMAND = Uint8Array.of(Opcode.ScsiCommand, ...new Array<number>(BHS_LENGTH - 1).fill(0));
 
-export class IscsiConnection implements TransportSink {
+export class IscsiConnection implements ConnectionContext, TaskConnection, TransportSink {
   phase: ConnectionPhase = 'login';
   session: IscsiSession | undefined;
   cid = 0;
@@ -55,11 +36,11 @@ export class IscsiConnection implements TransportSink {
   params: OperationalParams = loginParams();
   readonly r2ts = new Map<number, R2TRecord>();
   /**
-   * Tasks outstanding on this connection, each knowing its index (ScsiTask.connSlot): add and
+   * Tasks outstanding on this connection, each knowing its index (IscsiTask.connSlot): add and
    * remove without hashing the task, which a Set did per command (a tenth of the engine's CPU
    * at queue depth 1, docs/benchmarks/engine.md).
    */
-  readonly tasks: ScsiTask[] = [];
+  readonly tasks: IscsiTask[] = [];
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly login: LoginHandler;
   readonly nop: NopKeeper;
@@ -79,7 +60,7 @@ export class IscsiConnection implements TransportSink {
   private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly target: IscsiTarget, readonly transport: IscsiTransport) {
+  constructor(readonly target: TargetContext, readonly transport: IscsiTransport) {
     this.log = target.log;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
@@ -160,7 +141,7 @@ export class IscsiConnection implements TransportSink {
         return rec.into.subarray(at, at + dataLength);
       }
       if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
-        const edtl = readU32(bhs, 20);
+        const edtl = u32(bhs, 20);
         const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
         const buf = this.takeImmediateBuffer(size);
         this.cmdBuffer = buf;
@@ -270,7 +251,7 @@ export class IscsiConnection implements TransportSink {
         return this.dataOut(pdu, rx);
       case Opcode.TaskMgmtRequest:
         if (discovery) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError);
-        return handleTmf(this, pdu, rx.bhs);
+        return handleTmf(this, pdu);
       case Opcode.SnackRequest:
         // §11.16: SNACK needs ErrorRecoveryLevel > 0.
         return sendReject(this, RejectReason.ProtocolError, rx.bhs);
@@ -305,7 +286,7 @@ export class IscsiConnection implements TransportSink {
       return;
     }
     if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);
-    const task = new ScsiTask(this, pdu, rx.ahs);
+    const task = new IscsiTask(this, pdu, rx.ahs);
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
@@ -359,7 +340,7 @@ export class IscsiConnection implements TransportSink {
    * and fail only its task with CHECK CONDITION; the data never reached the task's buffer
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
-  private sequenceError(task: ScsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
+  private sequenceError(task: IscsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
     this.log.info(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
     task.failData(asc);
@@ -383,7 +364,7 @@ export class IscsiConnection implements TransportSink {
     this.nop.start();
   }
 
-  taskFinished(task: ScsiTask): void {
+  taskFinished(task: IscsiTask): void {
     this.removeTask(task);
     if (this.receivePaused) this.updateReceive();
     if (this.tasks.length === 0) {
@@ -394,7 +375,7 @@ export class IscsiConnection implements TransportSink {
   }
 
   /** Swap-removes `task` from `tasks` (order does not matter there). */
-  private removeTask(task: ScsiTask): void {
+  private removeTask(task: IscsiTask): void {
     const i = task.connSlot;
     if (i < 0 || this.tasks[i] !== task) return;
     const last = this.tasks.pop()!;
@@ -455,5 +436,3 @@ export class IscsiConnection implements TransportSink {
 
   get core(): ScsiCore | undefined { return this.session?.core }
 }
-
-export { BHS_LENGTH };

@@ -2,6 +2,8 @@
 // (RFC 7143 §13.1; check values RFC 3720 Appendix B.4). Table-driven, slicing-by-4: the
 // data digest runs over every byte of every data PDU, so it is worth four tables.
 
+import { le32, putLe32 } from '../common/bytes.js';
+
 const POLY = 0x82f63b78;
 const T0 = new Uint32Array(256);
 const T1 = new Uint32Array(256);
@@ -45,13 +47,5 @@ export function crc32c(buf: Uint8Array): number {
  * iSCSI sends the digest as the CRC's register bytes in order, which is the 32-bit value
  * stored little-endian (RFC 3720 B.4: the 32 zero bytes give "aa 36 91 8a", value 0x8a9136aa).
  */
-export function writeDigest(buf: Uint8Array, offset: number, value: number): void {
-  buf[offset] = value & 0xff;
-  buf[offset + 1] = (value >>> 8) & 0xff;
-  buf[offset + 2] = (value >>> 16) & 0xff;
-  buf[offset + 3] = (value >>> 24) & 0xff;
-}
-
-export function readDigest(buf: Uint8Array, offset: number): number {
-  return (buf[offset] | (buf[offset + 1] << 8) | (buf[offset + 2] << 16) | (buf[offset + 3] << 24)) >>> 0;
-}
+export const writeDigest: (buf: Uint8Array, offset: number, value: number) => void = putLe32;
+export const readDigest: (buf: Uint8Array, offset: number) => number = le32;

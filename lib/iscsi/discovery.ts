@@ -3,15 +3,15 @@
 // sessions and in full feature phase of normal sessions.
 
 import { isIPv6 } from 'node:net';
-import type { IscsiConnection } from './connection.js';
-import type { TpgEntry } from './target.js';
+import type { ConnectionContext } from './context.js';
 import type { KeyValue } from './text.js';
+import type { TpgEntry } from './tpg.js';
 
 function hostPort(address: string, port: number): string {
   return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-export function sendTargetsReply(conn: IscsiConnection, value: string): KeyValue[] {
+export function sendTargetsReply(conn: ConnectionContext, value: string): KeyValue[] {
   const s = conn.session!;
   const target = conn.target;
   const initiator = s.key.initiatorName;

@@ -7,13 +7,13 @@
 import { randomInt } from 'node:crypto';
 import type { Nexus } from '../scsi/types.js';
 import { ChapServer, type ChapCredentials } from './chap.js';
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { LoginStatus, Opcode, Stage } from './opcodes.js';
 import { Negotiator, type TargetPreferences } from './params.js';
 import { encodeBhs, type LoginRequestPdu, type LoginResponsePdu } from './pdu.js';
 import { iscsiTransportId, IscsiSession, type SessionKey, type SessionType } from './session.js';
-import type { AclEntry, TpgEntry } from './target.js';
 import { decodeText, encodeText, TextAccumulator, TextFormatError, type KeyValue } from './text.js';
+import type { AclEntry, TpgEntry } from './tpg.js';
 
 /** §13.12: until negotiated, neither side sends more than 8192 bytes of data per PDU. */
 const LOGIN_MAX_DATA = 8192;
@@ -55,7 +55,7 @@ export class LoginHandler {
   /** Keys the login owns that were seen already (redeclaration is an initiator error, §6.2). */
   private declared = new Map<string, string>();
 
-  constructor(private readonly conn: IscsiConnection) {}
+  constructor(private readonly conn: ConnectionContext) {}
 
   handle(pdu: LoginRequestPdu, data: Uint8Array): void {
     if (this.done) return;
@@ -175,7 +175,7 @@ export class LoginHandler {
       const tname = keys.get('TargetName');
       if (!tname) throw new LoginFailure(LoginStatus.MissingParameter, 'TargetName missing in a normal session (RFC 7143 §13.4)');
       this.targetName = tname;
-      const tpg = target.findTpg(tname, conn);
+      const tpg = target.findTpg(tname, conn.transport);
       if (!tpg) throw new LoginFailure(LoginStatus.NotFound, `target ${tname} not found`);
       this.tpg = tpg;
       this.acl = tpg.acls.get(iname);
@@ -288,6 +288,7 @@ export class LoginHandler {
     }
     this.tsih = session.tsih;
     this.done = true;
+    conn.transport.loginComplete();
     this.respond(reply, true, Stage.FullFeature, session);
     target.counters.logins++;
     target.log.info(`login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`);

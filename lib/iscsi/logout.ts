@@ -3,13 +3,13 @@
 // Outstanding commands on the connection finish (bounded wait) before the response,
 // so the initiator gets their status first.
 
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { LogoutReason, LogoutResponseCode, Opcode } from './opcodes.js';
 import { encodeBhs, type LogoutRequestPdu, type LogoutResponsePdu } from './pdu.js';
 
 const LOGOUT_TASK_WAIT_MS = 10_000;
 
-export function handleLogout(conn: IscsiConnection, pdu: LogoutRequestPdu): void {
+export function handleLogout(conn: ConnectionContext, pdu: LogoutRequestPdu): void {
   const s = conn.session!;
   s.order(pdu.cmdSN, pdu.immediate, () => {
     void (async () => {

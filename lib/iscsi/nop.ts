@@ -5,11 +5,11 @@
 //  - Our keep-alive: when nothing arrives for `interval`, send a NOP-In with a TTT
 //    (ITT 0xffffffff, StatSN not advanced); no answer within `timeout` drops the connection.
 
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { Opcode, RESERVED_TAG } from './opcodes.js';
 import { encodeBhs, type NopInPdu, type NopOutPdu } from './pdu.js';
 
-export function handleNopOut(conn: IscsiConnection, pdu: NopOutPdu, data: Uint8Array): void {
+export function handleNopOut(conn: ConnectionContext, pdu: NopOutPdu, data: Uint8Array): void {
   if (pdu.itt === RESERVED_TAG) {
     if (pdu.ttt !== RESERVED_TAG) conn.nop.answered(pdu.ttt);
     return;
@@ -29,7 +29,7 @@ export class NopKeeper {
   private outstanding: { ttt: number; sentAt: number } | undefined;
   lastReceive = Date.now();
 
-  constructor(private readonly conn: IscsiConnection, private intervalMs: number, private timeoutMs: number) {}
+  constructor(private readonly conn: ConnectionContext, private intervalMs: number, private timeoutMs: number) {}
 
   /** The timers of the connection's TPG, known once the login has picked it (before start). */
   configure(intervalMs: number, timeoutMs: number): void {

@@ -37,6 +37,13 @@ export interface KeyDef {
   readonly senders: 'I' | 'T' | 'IT';
   /** Answered by the login state machine, not by the negotiator. */
   readonly owner?: 'login';
+  /**
+   * The TargetPreferences field holding the target's own value: the keys a TPG's
+   * `parameters` may set (preferencesFromKeys, TPG_KEY_RULES).
+   */
+  readonly pref?: keyof TargetPreferences;
+  /** The target's answer to a key no preference field holds (a value it always uses). */
+  readonly ours?: string | readonly string[];
   /** When the key is irrelevant (§13): answered with "Irrelevant". */
   readonly irrelevant?: (s: NegotiationState) => boolean;
   readonly spec: string;
@@ -47,9 +54,9 @@ const discovery = (s: NegotiationState): boolean => s.sessionType === 'Discovery
 const noRdma = (s: NegotiationState): boolean => s.values.get('RDMAExtensions') !== 'Yes';
 
 export const KEYS: readonly KeyDef[] = [
-  { name: 'HeaderDigest', kind: 'list', def: 'None', values: ['CRC32C', 'None'], use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.1' },
-  { name: 'DataDigest', kind: 'list', def: 'None', values: ['CRC32C', 'None'], use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.1' },
-  { name: 'MaxConnections', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.2' },
+  { name: 'HeaderDigest', kind: 'list', def: 'None', values: ['None', 'CRC32C'], use: 'IO', scope: 'CO', senders: 'IT', pref: 'headerDigest', spec: '§13.1' },
+  { name: 'DataDigest', kind: 'list', def: 'None', values: ['None', 'CRC32C'], use: 'IO', scope: 'CO', senders: 'IT', pref: 'dataDigest', spec: '§13.1' },
+  { name: 'MaxConnections', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxConnections', spec: '§13.2' },
   { name: 'SendTargets', kind: 'declarative', def: '', use: 'FFPO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.3' },
   { name: 'TargetName', kind: 'declarative', def: '', use: 'IO', scope: 'SW', senders: 'IT', owner: 'login', spec: '§13.4' },
   { name: 'InitiatorName', kind: 'declarative', def: '', use: 'IO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.5' },
@@ -57,30 +64,30 @@ export const KEYS: readonly KeyDef[] = [
   { name: 'InitiatorAlias', kind: 'declarative', def: '', use: 'ALL', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.7' },
   { name: 'TargetAddress', kind: 'declarative', def: '', use: 'ALL', scope: 'SW', senders: 'T', spec: '§13.8' },
   { name: 'TargetPortalGroupTag', kind: 'declarative-number', def: '1', min: 0, max: 65535, use: 'IO', scope: 'SW', senders: 'T', spec: '§13.9' },
-  { name: 'InitialR2T', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.10' },
-  { name: 'ImmediateData', kind: 'and', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.11' },
-  { name: 'MaxRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'ALL', scope: 'CO', senders: 'IT', irrelevant: (s) => s.values.get('RDMAExtensions') === 'Yes', spec: '§13.12' },
-  { name: 'MaxBurstLength', kind: 'min', def: '262144', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.13' },
-  { name: 'FirstBurstLength', kind: 'min', def: '65536', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: (s) => discovery(s) || (s.values.get('InitialR2T') === 'Yes' && s.values.get('ImmediateData') === 'No'), spec: '§13.14' },
-  { name: 'DefaultTime2Wait', kind: 'max', def: '2', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', spec: '§13.15' },
-  { name: 'DefaultTime2Retain', kind: 'min', def: '20', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', spec: '§13.16' },
-  { name: 'MaxOutstandingR2T', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.17' },
-  { name: 'DataPDUInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.18' },
-  { name: 'DataSequenceInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.19' },
-  { name: 'ErrorRecoveryLevel', kind: 'min', def: '0', min: 0, max: 2, use: 'LO', scope: 'SW', senders: 'IT', spec: '§13.20' },
+  { name: 'InitialR2T', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'initialR2T', spec: '§13.10' },
+  { name: 'ImmediateData', kind: 'and', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'immediateData', spec: '§13.11' },
+  { name: 'MaxRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'ALL', scope: 'CO', senders: 'IT', irrelevant: (s) => s.values.get('RDMAExtensions') === 'Yes', pref: 'maxRecvDataSegmentLength', spec: '§13.12' },
+  { name: 'MaxBurstLength', kind: 'min', def: '262144', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxBurstLength', spec: '§13.13' },
+  { name: 'FirstBurstLength', kind: 'min', def: '65536', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: (s) => discovery(s) || (s.values.get('InitialR2T') === 'Yes' && s.values.get('ImmediateData') === 'No'), pref: 'firstBurstLength', spec: '§13.14' },
+  { name: 'DefaultTime2Wait', kind: 'max', def: '2', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', pref: 'defaultTime2Wait', spec: '§13.15' },
+  { name: 'DefaultTime2Retain', kind: 'min', def: '20', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', pref: 'defaultTime2Retain', spec: '§13.16' },
+  { name: 'MaxOutstandingR2T', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxOutstandingR2T', spec: '§13.17' },
+  { name: 'DataPDUInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'dataPduInOrder', spec: '§13.18' },
+  { name: 'DataSequenceInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'dataSequenceInOrder', spec: '§13.19' },
+  { name: 'ErrorRecoveryLevel', kind: 'min', def: '0', min: 0, max: 2, use: 'LO', scope: 'SW', senders: 'IT', pref: 'errorRecoveryLevel', spec: '§13.20' },
   { name: 'SessionType', kind: 'declarative', def: 'Normal', values: ['Discovery', 'Normal'], use: 'LO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.21' },
   { name: 'AuthMethod', kind: 'list', def: 'None', values: ['KRB5', 'SPKM1', 'SPKM2', 'SRP', 'CHAP', 'None'], use: 'SEC', scope: 'CO', senders: 'IT', owner: 'login', spec: '§12.1' },
-  { name: 'TaskReporting', kind: 'list', def: 'RFC3720', values: ['RFC3720', 'ResponseFence', 'FastAbort'], use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.23' },
-  { name: 'iSCSIProtocolLevel', kind: 'min', def: '1', min: 0, max: 31, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: '§13.24, RFC 7144' },
+  { name: 'TaskReporting', kind: 'list', def: 'RFC3720', values: ['RFC3720', 'ResponseFence', 'FastAbort'], use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, ours: ['RFC3720'], spec: '§13.23' },
+  { name: 'iSCSIProtocolLevel', kind: 'min', def: '1', min: 0, max: 31, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, ours: '1', spec: '§13.24, RFC 7144' },
   { name: 'IFMarker', kind: 'marker', def: 'No', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'OFMarker', kind: 'marker', def: 'No', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'IFMarkInt', kind: 'obsolete', def: '', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'OFMarkInt', kind: 'obsolete', def: '', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   // RFC 7145 §6 (iSER)
-  { name: 'RDMAExtensions', kind: 'and', def: 'No', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, spec: 'RFC 7145 §6.2' },
-  { name: 'TargetRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'IO', scope: 'SW', senders: 'IT', irrelevant: noRdma, spec: 'RFC 7145 §6.3' },
+  { name: 'RDMAExtensions', kind: 'and', def: 'No', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'rdmaExtensions', spec: 'RFC 7145 §6.2' },
+  { name: 'TargetRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'IO', scope: 'SW', senders: 'IT', irrelevant: noRdma, pref: 'targetRecvDataSegmentLength', spec: 'RFC 7145 §6.3' },
   { name: 'InitiatorRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'IO', scope: 'SW', senders: 'IT', irrelevant: noRdma, spec: 'RFC 7145 §6.4' },
-  { name: 'MaxOutstandingUnexpectedPDUs', kind: 'min', def: '0', min: 0, max: 0xffffffff, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: noRdma, spec: 'RFC 7145 §6.5' },
+  { name: 'MaxOutstandingUnexpectedPDUs', kind: 'min', def: '0', min: 0, max: 0xffffffff, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: noRdma, pref: 'maxOutstandingUnexpectedPdus', spec: 'RFC 7145 §6.5' },
 ];
 
 export const KEY_TABLE: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.name, k]));
@@ -95,14 +102,11 @@ export function parseNumber(v: string): number | undefined {
   return undefined;
 }
 
-/** What the target is willing to do: every key's preferred value, from defaults plus overrides. */
-export interface TargetPreferences {
-  headerDigest: readonly ('CRC32C' | 'None')[];
-  dataDigest: readonly ('CRC32C' | 'None')[];
+/** The session-wide values both a preference and a negotiated result hold (RFC 7143 §13, RFC 7145 §6). */
+interface SessionValues {
   maxConnections: number;
   initialR2T: boolean;
   immediateData: boolean;
-  maxRecvDataSegmentLength: number;
   maxBurstLength: number;
   firstBurstLength: number;
   defaultTime2Wait: number;
@@ -111,10 +115,17 @@ export interface TargetPreferences {
   dataPduInOrder: boolean;
   dataSequenceInOrder: boolean;
   errorRecoveryLevel: number;
-  /** iSER: the transport can do RDMA (RFC 7145); TCP answers RDMAExtensions=No. */
+  /** RDMAExtensions (RFC 7145): as a preference, whether the transport can do RDMA (TCP answers No). */
   rdmaExtensions: boolean;
-  targetRecvDataSegmentLength: number;
   maxOutstandingUnexpectedPdus: number;
+}
+
+/** What the target is willing to do: every key's preferred value, from defaults plus overrides. */
+export interface TargetPreferences extends SessionValues {
+  headerDigest: readonly ('CRC32C' | 'None')[];
+  dataDigest: readonly ('CRC32C' | 'None')[];
+  maxRecvDataSegmentLength: number;
+  targetRecvDataSegmentLength: number;
 }
 
 export const DEFAULT_PREFERENCES: TargetPreferences = {
@@ -141,26 +152,10 @@ export const DEFAULT_PREFERENCES: TargetPreferences = {
 const yesNo = (b: boolean): string => (b ? 'Yes' : 'No');
 
 function preferred(p: TargetPreferences, key: string): string | readonly string[] | undefined {
-  switch (key) {
-    case 'HeaderDigest': return p.headerDigest;
-    case 'DataDigest': return p.dataDigest;
-    case 'MaxConnections': return String(p.maxConnections);
-    case 'InitialR2T': return yesNo(p.initialR2T);
-    case 'ImmediateData': return yesNo(p.immediateData);
-    case 'MaxBurstLength': return String(p.maxBurstLength);
-    case 'FirstBurstLength': return String(p.firstBurstLength);
-    case 'DefaultTime2Wait': return String(p.defaultTime2Wait);
-    case 'DefaultTime2Retain': return String(p.defaultTime2Retain);
-    case 'MaxOutstandingR2T': return String(p.maxOutstandingR2T);
-    case 'DataPDUInOrder': return yesNo(p.dataPduInOrder);
-    case 'DataSequenceInOrder': return yesNo(p.dataSequenceInOrder);
-    case 'ErrorRecoveryLevel': return String(p.errorRecoveryLevel);
-    case 'TaskReporting': return ['RFC3720'];
-    case 'iSCSIProtocolLevel': return '1';
-    case 'RDMAExtensions': return yesNo(p.rdmaExtensions);
-    case 'MaxOutstandingUnexpectedPDUs': return String(p.maxOutstandingUnexpectedPdus);
-    default: return undefined;
-  }
+  const def = KEY_TABLE.get(key);
+  if (!def?.pref) return def?.ours;
+  const v = p[def.pref];
+  return typeof v === 'boolean' ? yesNo(v) : typeof v === 'number' ? String(v) : v;
 }
 
 export interface NegotiationState {
@@ -177,26 +172,13 @@ export interface NegotiationResult {
 }
 
 /** The values a session and connection run with once login completes. */
-export interface OperationalParams {
+export interface OperationalParams extends SessionValues {
   headerDigest: boolean;
   dataDigest: boolean;
-  maxConnections: number;
-  initialR2T: boolean;
-  immediateData: boolean;
   /** Largest data segment the initiator accepts: our limit for Data-In, text responses... */
   initiatorMaxRecvDataSegmentLength: number;
   /** Largest data segment we accept (what we declared). */
   targetMaxRecvDataSegmentLength: number;
-  maxBurstLength: number;
-  firstBurstLength: number;
-  defaultTime2Wait: number;
-  defaultTime2Retain: number;
-  maxOutstandingR2T: number;
-  dataPduInOrder: boolean;
-  dataSequenceInOrder: boolean;
-  errorRecoveryLevel: number;
-  rdmaExtensions: boolean;
-  maxOutstandingUnexpectedPdus: number;
 }
 
 export class Negotiator {
@@ -322,10 +304,10 @@ export class Negotiator {
     };
     want('ImmediateData', 'No', !p.immediateData);
     want('InitialR2T', 'Yes', false);
-    want('MaxBurstLength', String(p.maxBurstLength), p.maxBurstLength < 262144);
-    want('FirstBurstLength', String(Math.min(p.firstBurstLength, p.maxBurstLength)), Math.min(p.firstBurstLength, p.maxBurstLength) < 65536);
-    want('DefaultTime2Wait', String(p.defaultTime2Wait), p.defaultTime2Wait > 2);
-    want('DefaultTime2Retain', String(p.defaultTime2Retain), p.defaultTime2Retain < 20);
+    want('MaxBurstLength', String(p.maxBurstLength), p.maxBurstLength < defaultNumber('MaxBurstLength'));
+    want('FirstBurstLength', String(Math.min(p.firstBurstLength, p.maxBurstLength)), Math.min(p.firstBurstLength, p.maxBurstLength) < defaultNumber('FirstBurstLength'));
+    want('DefaultTime2Wait', String(p.defaultTime2Wait), p.defaultTime2Wait > defaultNumber('DefaultTime2Wait'));
+    want('DefaultTime2Retain', String(p.defaultTime2Retain), p.defaultTime2Retain < defaultNumber('DefaultTime2Retain'));
     want('HeaderDigest', 'CRC32C', !p.headerDigest.includes('None'));
     want('DataDigest', 'CRC32C', !p.dataDigest.includes('None'));
     return out;
@@ -369,34 +351,48 @@ export class Negotiator {
 
   /** The negotiated values with defaults for keys nobody mentioned (§13). */
   result(): OperationalParams {
-    const v = this.state.values;
-    const num = (k: string): number => Number(v.get(k) ?? KEY_TABLE.get(k)!.def);
-    const bool = (k: string): boolean => (v.get(k) ?? KEY_TABLE.get(k)!.def) === 'Yes';
-    const rdma = bool('RDMAExtensions');
-    const maxBurst = num('MaxBurstLength');
-    return {
-      headerDigest: v.get('HeaderDigest') === 'CRC32C',
-      dataDigest: v.get('DataDigest') === 'CRC32C',
-      maxConnections: num('MaxConnections'),
-      initialR2T: bool('InitialR2T'),
-      immediateData: bool('ImmediateData'),
-      initiatorMaxRecvDataSegmentLength: rdma
-        ? Number(v.get('peer:InitiatorRecvDataSegmentLength') ?? 8192)
-        : Number(v.get('peer:MaxRecvDataSegmentLength') ?? 8192),
-      targetMaxRecvDataSegmentLength: rdma ? Number(v.get('TargetRecvDataSegmentLength') ?? 8192) : this.prefs.maxRecvDataSegmentLength,
-      maxBurstLength: maxBurst,
-      // §13.14: FirstBurstLength MUST NOT exceed MaxBurstLength.
-      firstBurstLength: Math.min(num('FirstBurstLength'), maxBurst),
-      defaultTime2Wait: num('DefaultTime2Wait'),
-      defaultTime2Retain: num('DefaultTime2Retain'),
-      maxOutstandingR2T: num('MaxOutstandingR2T'),
-      dataPduInOrder: bool('DataPDUInOrder'),
-      dataSequenceInOrder: bool('DataSequenceInOrder'),
-      errorRecoveryLevel: num('ErrorRecoveryLevel'),
-      rdmaExtensions: rdma,
-      maxOutstandingUnexpectedPdus: num('MaxOutstandingUnexpectedPDUs'),
-    };
+    return paramsFrom(this.state.values, this.prefs.maxRecvDataSegmentLength);
   }
+}
+
+/** A key's default (§13) as a number. */
+function defaultNumber(key: string): number {
+  return Number(KEY_TABLE.get(key)!.def);
+}
+
+/** Operational values from negotiated ones (`v`), the table's defaults for the rest. */
+function paramsFrom(v: ReadonlyMap<string, string>, ourMaxRecvDataSegmentLength: number): OperationalParams {
+  const num = (k: string): number => Number(v.get(k) ?? KEY_TABLE.get(k)!.def);
+  const bool = (k: string): boolean => (v.get(k) ?? KEY_TABLE.get(k)!.def) === 'Yes';
+  /** What the initiator declared it can receive. */
+  const peer = (k: string): number => Number(v.get(`peer:${k}`) ?? KEY_TABLE.get(k)!.def);
+  const rdma = bool('RDMAExtensions');
+  const maxBurst = num('MaxBurstLength');
+  return {
+    headerDigest: v.get('HeaderDigest') === 'CRC32C',
+    dataDigest: v.get('DataDigest') === 'CRC32C',
+    maxConnections: num('MaxConnections'),
+    initialR2T: bool('InitialR2T'),
+    immediateData: bool('ImmediateData'),
+    initiatorMaxRecvDataSegmentLength: rdma ? peer('InitiatorRecvDataSegmentLength') : peer('MaxRecvDataSegmentLength'),
+    targetMaxRecvDataSegmentLength: rdma ? num('TargetRecvDataSegmentLength') : ourMaxRecvDataSegmentLength,
+    maxBurstLength: maxBurst,
+    // §13.14: FirstBurstLength MUST NOT exceed MaxBurstLength.
+    firstBurstLength: Math.min(num('FirstBurstLength'), maxBurst),
+    defaultTime2Wait: num('DefaultTime2Wait'),
+    defaultTime2Retain: num('DefaultTime2Retain'),
+    maxOutstandingR2T: num('MaxOutstandingR2T'),
+    dataPduInOrder: bool('DataPDUInOrder'),
+    dataSequenceInOrder: bool('DataSequenceInOrder'),
+    errorRecoveryLevel: num('ErrorRecoveryLevel'),
+    rdmaExtensions: rdma,
+    maxOutstandingUnexpectedPdus: num('MaxOutstandingUnexpectedPDUs'),
+  };
+}
+
+/** The values in force during the login, before anything is negotiated: every key's default (§13; §13.12: 8192-byte data segments). */
+export function loginParams(): OperationalParams {
+  return paramsFrom(new Map(), defaultNumber('MaxRecvDataSegmentLength'));
 }
 
 /** Merge overrides (e.g. from config) into the defaults, clamping to the spec's ranges. */
@@ -412,3 +408,67 @@ export function preferencesFrom(overrides: Partial<TargetPreferences> = {}): Tar
   p.targetRecvDataSegmentLength = clamp(p.targetRecvDataSegmentLength, 512, SEG_MAX);
   return p;
 }
+
+/** Turn RFC 7143 key=value overrides into preferences (unknown keys are an error). */
+export function preferencesFromKeys(keys: Record<string, string>): Partial<TargetPreferences> {
+  const p: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(keys)) {
+    const def = KEY_TABLE.get(k);
+    if (!def?.pref) throw new Error(`${k}: not a negotiable operational key`);
+    p[def.pref] = preferenceValue(def, v);
+  }
+  return p as Partial<TargetPreferences>;
+}
+
+function preferenceValue(def: KeyDef, v: string): boolean | number | string[] {
+  switch (def.kind) {
+    case 'and':
+    case 'or':
+      if (v !== 'Yes' && v !== 'No') throw new Error(`${def.name}=${v}: expected Yes or No`);
+      return v === 'Yes';
+    case 'list': {
+      const l = v.split(',');
+      if (!l.every((x) => def.values!.includes(x))) throw new Error(`${def.name}=${v}: expected ${def.values!.join(' and/or ')}`);
+      return l;
+    }
+    default: {
+      const n = parseNumber(v);
+      if (n === undefined) throw new Error(`${def.name}=${v}: expected a number`);
+      return n;
+    }
+  }
+}
+
+/** How a configuration file may write a key's value. */
+export type TpgKeyRule = { kind: 'bool' } | { kind: 'int'; min: number; max: number } | { kind: 'enum'; values: string[] } | { kind: 'text' };
+
+/** Every ordering of every non-empty subset of `values`, shortest first ("None", "CRC32C", "CRC32C,None", ...). */
+function valueLists(values: readonly string[]): string[] {
+  const lists: string[][] = values.map((v) => [v]);
+  for (let i = 0; i < lists.length; i++) for (const v of values) if (!lists[i].includes(v)) lists.push([v, ...lists[i]]);
+  return lists.map((l) => l.join(','));
+}
+
+function tpgKeyRule(def: KeyDef): TpgKeyRule {
+  switch (def.kind) {
+    case 'and':
+    case 'or':
+      return { kind: 'bool' };
+    case 'list':
+      return { kind: 'enum', values: valueLists(def.values!) };
+    case 'declarative':
+      return { kind: 'text' };
+    default:
+      return { kind: 'int', min: def.min!, max: def.max! };
+  }
+}
+
+/**
+ * The login keys a TPG's configuration may set, with the rule for each value: every key a
+ * preference field holds, and TargetAlias (the TPG's alias, §13.6). AuthMethod is not among
+ * them: it follows the TPG's authentication attribute, as in LIO, so the two cannot
+ * disagree; initiator-declared keys (InitiatorRecvDataSegmentLength) are not the target's to set.
+ */
+export const TPG_KEY_RULES: Readonly<Record<string, TpgKeyRule>> = Object.fromEntries(
+  KEYS.filter((k) => k.pref !== undefined || k.name === 'TargetAlias').map((k) => [k.name, tpgKeyRule(k)]),
+);

@@ -5,6 +5,7 @@
 // fields ... MUST be ignored on receipt"), unknown opcodes decode as `Unknown` so the
 // connection can answer them with Reject.
 
+import { bigU64, put16, put24, put32, put48, putBigU64, u16, u24, u32, u48 } from '../common/bytes.js';
 import { AhsType, BHS_LENGTH, IMMEDIATE_BIT, Opcode } from './opcodes.js';
 
 interface Common {
@@ -78,32 +79,17 @@ export interface RxPdu {
   data: Uint8Array;
 }
 
-const u32 = (b: Uint8Array, o: number): number => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
-const u16 = (b: Uint8Array, o: number): number => (b[o] << 8) | b[o + 1];
-const u24 = (b: Uint8Array, o: number): number => (b[o] << 16) | (b[o + 1] << 8) | b[o + 2];
-const u48 = (b: Uint8Array, o: number): number => u16(b, o) * 0x100000000 + u32(b, o + 2);
 /** LUN fields of the common single-level form (only the first two bytes set), decoded once each. */
 const SHORT_U64: bigint[] = [];
-function u64(b: Uint8Array, o: number): bigint {
+function lun(b: Uint8Array, o: number): bigint {
   // Every PDU carries a LUN field; BigInt arithmetic per PDU is a measurable cost where the
   // CPU is emulated (the test VM), so the usual 2-byte form comes from a table.
   if (b[o + 2] === 0 && b[o + 3] === 0 && u32(b, o + 4) === 0) {
     const k = (b[o] << 8) | b[o + 1];
     return (SHORT_U64[k] ??= BigInt(k) << 48n);
   }
-  return (BigInt(u32(b, o)) << 32n) | BigInt(u32(b, o + 4));
+  return bigU64(b, o);
 }
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
-function w16(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff }
-function w24(b: Uint8Array, o: number, v: number): void { b[o] = (v >>> 16) & 0xff; b[o + 1] = (v >>> 8) & 0xff; b[o + 2] = v & 0xff }
-function w48(b: Uint8Array, o: number, v: number): void { w16(b, o, Math.floor(v / 0x100000000)); w32(b, o + 2, v >>> 0) }
-function w64(b: Uint8Array, o: number, v: bigint): void { w32(b, o, Number((v >> 32n) & 0xffffffffn)); w32(b, o + 4, Number(v & 0xffffffffn)) }
-
-export const readU32 = u32;
-export const readU24 = u24;
-export const writeU32 = w32;
 
 /** The opcode byte's low 6 bits. */
 export function bhsOpcode(bhs: Uint8Array): number { return bhs[0] & 0x3f }
@@ -121,7 +107,7 @@ export function decodeScsiCommandInto(b: Uint8Array, out: ScsiCommandPdu): ScsiC
   const f1 = b[1];
   out.immediate = (b[0] & IMMEDIATE_BIT) !== 0; out.ahsWords = b[4]; out.dataLength = u24(b, 5); out.itt = u32(b, 16);
   out.final = (f1 & 0x80) !== 0; out.read = (f1 & 0x40) !== 0; out.write = (f1 & 0x20) !== 0; out.attr = f1 & 0x07;
-  out.lun = u64(b, 8); out.edtl = u32(b, 20); out.cmdSN = u32(b, 24); out.expStatSN = u32(b, 28);
+  out.lun = lun(b, 8); out.edtl = u32(b, 20); out.cmdSN = u32(b, 24); out.expStatSN = u32(b, 28);
   const cdb = out.cdb;
   for (let i = 0; i < 16; i++) cdb[i] = b[32 + i];
   return out;
@@ -140,29 +126,29 @@ export function decodeBhs(b: Uint8Array): Pdu {
   const itt = u32(b, 16);
   switch (op) {
     case Opcode.NopOut:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: lun(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.ScsiCommand:
       return {
         immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, read: (f1 & 0x40) !== 0, write: (f1 & 0x20) !== 0, attr: f1 & 0x07,
-        lun: u64(b, 8), edtl: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), cdb: b.subarray(32, 48),
+        lun: lun(b, 8), edtl: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), cdb: b.subarray(32, 48),
       };
     case Opcode.TaskMgmtRequest:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, fn: f1 & 0x7f, lun: u64(b, 8), rtt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), refCmdSN: u32(b, 32), expDataSN: u32(b, 36) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, fn: f1 & 0x7f, lun: lun(b, 8), rtt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28), refCmdSN: u32(b, 32), expDataSN: u32(b, 36) };
     case Opcode.LoginRequest:
       return {
         immediate, ahsWords, dataLength, itt, opcode: op, transit: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, csg: (f1 >> 2) & 3, nsg: f1 & 3,
         versionMax: b[2], versionMin: b[3], isid: u48(b, 8), tsih: u16(b, 14), cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28),
       };
     case Opcode.TextRequest:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: lun(b, 8), ttt: u32(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.DataOut:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), dataSN: u32(b, 36), bufferOffset: u32(b, 40) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, lun: lun(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), dataSN: u32(b, 36), bufferOffset: u32(b, 40) };
     case Opcode.LogoutRequest:
       return { immediate, ahsWords, dataLength, itt, opcode: op, reason: f1 & 0x7f, cid: u16(b, 20), cmdSN: u32(b, 24), expStatSN: u32(b, 28) };
     case Opcode.SnackRequest:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, type: f1 & 0x0f, lun: u64(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), begRun: u32(b, 40), runLength: u32(b, 44) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, type: f1 & 0x0f, lun: lun(b, 8), ttt: u32(b, 20), expStatSN: u32(b, 28), begRun: u32(b, 40), runLength: u32(b, 44) };
     case Opcode.NopIn:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: lun(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
     case Opcode.ScsiResponse:
       return {
         immediate, ahsWords, dataLength, itt, opcode: op, bidiOverflow: (f1 & 0x10) !== 0, bidiUnderflow: (f1 & 0x08) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0,
@@ -178,19 +164,19 @@ export function decodeBhs(b: Uint8Array): Pdu {
         statusClass: b[36], statusDetail: b[37],
       };
     case Opcode.TextResponse:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, cont: (f1 & 0x40) !== 0, lun: lun(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32) };
     case Opcode.DataIn:
       return {
         immediate, ahsWords, dataLength, itt, opcode: op, final: (f1 & 0x80) !== 0, ack: (f1 & 0x40) !== 0, overflow: (f1 & 0x04) !== 0, underflow: (f1 & 0x02) !== 0, hasStatus: (f1 & 0x01) !== 0,
-        status: f1 & 0x01 ? b[3] : 0, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), bufferOffset: u32(b, 40), residual: u32(b, 44),
+        status: f1 & 0x01 ? b[3] : 0, lun: lun(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), dataSN: u32(b, 36), bufferOffset: u32(b, 40), residual: u32(b, 44),
       };
     case Opcode.LogoutResponse:
       return { immediate, ahsWords, dataLength, itt, opcode: op, response: b[2], statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), time2Wait: u16(b, 40), time2Retain: u16(b, 42) };
     case Opcode.R2T:
-      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), r2tSN: u32(b, 36), bufferOffset: u32(b, 40), desiredLength: u32(b, 44) };
+      return { immediate, ahsWords, dataLength, itt, opcode: op, lun: lun(b, 8), ttt: u32(b, 20), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32), r2tSN: u32(b, 36), bufferOffset: u32(b, 40), desiredLength: u32(b, 44) };
     case Opcode.AsyncMessage:
       return {
-        immediate, ahsWords, dataLength, itt, opcode: op, lun: u64(b, 8), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
+        immediate, ahsWords, dataLength, itt, opcode: op, lun: lun(b, 8), statSN: u32(b, 24), expCmdSN: u32(b, 28), maxCmdSN: u32(b, 32),
         event: b[36], vcode: b[37], param1: u16(b, 38), param2: u16(b, 40), param3: u16(b, 42),
       };
     case Opcode.Reject:
@@ -221,8 +207,8 @@ export function encodeScsiResponse(itt: number, flags: number, response: number,
   maxCmdSN: number, expDataSN: number, bidiResidual: number, residual: number, dataLength: number): Uint8Array {
   const b = newBhs();
   b[0] = Opcode.ScsiResponse; b[1] = 0x80 | flags; b[2] = response; b[3] = status;
-  w24(b, 5, dataLength); w32(b, 16, itt); w32(b, 24, statSN); w32(b, 28, expCmdSN); w32(b, 32, maxCmdSN);
-  w32(b, 36, expDataSN); w32(b, 40, bidiResidual); w32(b, 44, residual);
+  put24(b, 5, dataLength); put32(b, 16, itt); put32(b, 24, statSN); put32(b, 28, expCmdSN); put32(b, 32, maxCmdSN);
+  put32(b, 36, expDataSN); put32(b, 40, bidiResidual); put32(b, 44, residual);
   return b;
 }
 
@@ -234,8 +220,8 @@ export function encodeDataIn(itt: number, flags: number, status: number, dataLen
   maxCmdSN: number, dataSN: number, bufferOffset: number, residual: number): Uint8Array {
   const b = newBhs();
   b[0] = Opcode.DataIn; b[1] = flags; b[3] = flags & 0x01 ? status : 0;
-  w24(b, 5, dataLength); w32(b, 16, itt); b[20] = 0xff; b[21] = 0xff; b[22] = 0xff; b[23] = 0xff;
-  w32(b, 24, statSN); w32(b, 28, expCmdSN); w32(b, 32, maxCmdSN); w32(b, 36, dataSN); w32(b, 40, bufferOffset); w32(b, 44, residual);
+  put24(b, 5, dataLength); put32(b, 16, itt); b[20] = 0xff; b[21] = 0xff; b[22] = 0xff; b[23] = 0xff;
+  put32(b, 24, statSN); put32(b, 28, expCmdSN); put32(b, 32, maxCmdSN); put32(b, 36, dataSN); put32(b, 40, bufferOffset); put32(b, 44, residual);
   return b;
 }
 
@@ -246,55 +232,55 @@ export function encodeBhs<T extends Pdu>(p: PduInit<T>, out: Uint8Array = new Ui
   const op = q.opcode === -1 ? q.rawOpcode : q.opcode;
   b[0] = (op & 0x3f) | (q.immediate ? IMMEDIATE_BIT : 0);
   b[4] = q.ahsWords ?? 0;
-  w24(b, 5, q.dataLength ?? 0);
-  w32(b, 16, q.itt);
+  put24(b, 5, q.dataLength ?? 0);
+  put32(b, 16, q.itt);
   switch (q.opcode) {
     case Opcode.NopOut:
-      b[1] = 0x80; w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); break;
+      b[1] = 0x80; putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); break;
     case Opcode.ScsiCommand:
       b[1] = (q.final ? 0x80 : 0) | (q.read ? 0x40 : 0) | (q.write ? 0x20 : 0) | (q.attr & 7);
-      w64(b, 8, q.lun); w32(b, 20, q.edtl); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); b.set(q.cdb.subarray(0, 16), 32); break;
+      putBigU64(b, 8, q.lun); put32(b, 20, q.edtl); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); b.set(q.cdb.subarray(0, 16), 32); break;
     case Opcode.TaskMgmtRequest:
-      b[1] = 0x80 | (q.fn & 0x7f); w64(b, 8, q.lun); w32(b, 20, q.rtt); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); w32(b, 32, q.refCmdSN); w32(b, 36, q.expDataSN); break;
+      b[1] = 0x80 | (q.fn & 0x7f); putBigU64(b, 8, q.lun); put32(b, 20, q.rtt); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); put32(b, 32, q.refCmdSN); put32(b, 36, q.expDataSN); break;
     case Opcode.LoginRequest:
       b[1] = (q.transit ? 0x80 : 0) | (q.cont ? 0x40 : 0) | ((q.csg & 3) << 2) | (q.nsg & 3);
-      b[2] = q.versionMax; b[3] = q.versionMin; w48(b, 8, q.isid); w16(b, 14, q.tsih); w16(b, 20, q.cid); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); break;
+      b[2] = q.versionMax; b[3] = q.versionMin; put48(b, 8, q.isid); put16(b, 14, q.tsih); put16(b, 20, q.cid); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); break;
     case Opcode.TextRequest:
-      b[1] = (q.final ? 0x80 : 0) | (q.cont ? 0x40 : 0); w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); break;
+      b[1] = (q.final ? 0x80 : 0) | (q.cont ? 0x40 : 0); putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); break;
     case Opcode.DataOut:
-      b[1] = q.final ? 0x80 : 0; w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 28, q.expStatSN); w32(b, 36, q.dataSN); w32(b, 40, q.bufferOffset); break;
+      b[1] = q.final ? 0x80 : 0; putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 28, q.expStatSN); put32(b, 36, q.dataSN); put32(b, 40, q.bufferOffset); break;
     case Opcode.LogoutRequest:
-      b[1] = 0x80 | (q.reason & 0x7f); w16(b, 20, q.cid); w32(b, 24, q.cmdSN); w32(b, 28, q.expStatSN); break;
+      b[1] = 0x80 | (q.reason & 0x7f); put16(b, 20, q.cid); put32(b, 24, q.cmdSN); put32(b, 28, q.expStatSN); break;
     case Opcode.SnackRequest:
-      b[1] = 0x80 | (q.type & 0x0f); w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 28, q.expStatSN); w32(b, 40, q.begRun); w32(b, 44, q.runLength); break;
+      b[1] = 0x80 | (q.type & 0x0f); putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 28, q.expStatSN); put32(b, 40, q.begRun); put32(b, 44, q.runLength); break;
     case Opcode.NopIn:
-      b[1] = 0x80; w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN); break;
+      b[1] = 0x80; putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN); break;
     case Opcode.ScsiResponse:
       b[1] = 0x80 | (q.bidiOverflow ? 0x10 : 0) | (q.bidiUnderflow ? 0x08 : 0) | (q.overflow ? 0x04 : 0) | (q.underflow ? 0x02 : 0);
-      b[2] = q.response; b[3] = q.status; w32(b, 20, q.snackTag); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN);
-      w32(b, 36, q.expDataSN); w32(b, 40, q.bidiResidual); w32(b, 44, q.residual); break;
+      b[2] = q.response; b[3] = q.status; put32(b, 20, q.snackTag); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN);
+      put32(b, 36, q.expDataSN); put32(b, 40, q.bidiResidual); put32(b, 44, q.residual); break;
     case Opcode.TaskMgmtResponse:
-      b[1] = 0x80; b[2] = q.response; w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN); break;
+      b[1] = 0x80; b[2] = q.response; put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN); break;
     case Opcode.LoginResponse:
       b[1] = (q.transit ? 0x80 : 0) | (q.cont ? 0x40 : 0) | ((q.csg & 3) << 2) | (q.nsg & 3);
-      b[2] = q.versionMax; b[3] = q.versionActive; w48(b, 8, q.isid); w16(b, 14, q.tsih); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN);
+      b[2] = q.versionMax; b[3] = q.versionActive; put48(b, 8, q.isid); put16(b, 14, q.tsih); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN);
       b[36] = q.statusClass; b[37] = q.statusDetail; break;
     case Opcode.TextResponse:
-      b[1] = (q.final ? 0x80 : 0) | (q.cont ? 0x40 : 0); w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN); break;
+      b[1] = (q.final ? 0x80 : 0) | (q.cont ? 0x40 : 0); putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN); break;
     case Opcode.DataIn:
       b[1] = (q.final ? 0x80 : 0) | (q.ack ? 0x40 : 0) | (q.overflow ? 0x04 : 0) | (q.underflow ? 0x02 : 0) | (q.hasStatus ? 0x01 : 0);
-      b[3] = q.hasStatus ? q.status : 0; w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN);
-      w32(b, 36, q.dataSN); w32(b, 40, q.bufferOffset); w32(b, 44, q.residual); break;
+      b[3] = q.hasStatus ? q.status : 0; putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN);
+      put32(b, 36, q.dataSN); put32(b, 40, q.bufferOffset); put32(b, 44, q.residual); break;
     case Opcode.LogoutResponse:
-      b[1] = 0x80; b[2] = q.response; w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN); w16(b, 40, q.time2Wait); w16(b, 42, q.time2Retain); break;
+      b[1] = 0x80; b[2] = q.response; put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN); put16(b, 40, q.time2Wait); put16(b, 42, q.time2Retain); break;
     case Opcode.R2T:
-      b[1] = 0x80; w64(b, 8, q.lun); w32(b, 20, q.ttt); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN);
-      w32(b, 36, q.r2tSN); w32(b, 40, q.bufferOffset); w32(b, 44, q.desiredLength); break;
+      b[1] = 0x80; putBigU64(b, 8, q.lun); put32(b, 20, q.ttt); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN);
+      put32(b, 36, q.r2tSN); put32(b, 40, q.bufferOffset); put32(b, 44, q.desiredLength); break;
     case Opcode.AsyncMessage:
-      b[1] = 0x80; w64(b, 8, q.lun); w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN);
-      b[36] = q.event; b[37] = q.vcode; w16(b, 38, q.param1); w16(b, 40, q.param2); w16(b, 42, q.param3); break;
+      b[1] = 0x80; putBigU64(b, 8, q.lun); put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN);
+      b[36] = q.event; b[37] = q.vcode; put16(b, 38, q.param1); put16(b, 40, q.param2); put16(b, 42, q.param3); break;
     case Opcode.Reject:
-      b[1] = 0x80; b[2] = q.reason; w32(b, 24, q.statSN); w32(b, 28, q.expCmdSN); w32(b, 32, q.maxCmdSN); w32(b, 36, q.dataSN); break;
+      b[1] = 0x80; b[2] = q.reason; put32(b, 24, q.statSN); put32(b, 28, q.expCmdSN); put32(b, 32, q.maxCmdSN); put32(b, 36, q.dataSN); break;
     default:
       break;
   }
@@ -329,7 +315,7 @@ export function parseAhs(area: Uint8Array): Ahs[] | undefined {
 /** Build the Bidirectional Read Expected Data Transfer Length AHS (§11.2.2.4). */
 export function encodeBidiAhs(readLength: number): Uint8Array {
   const a = new Uint8Array(8);
-  w16(a, 0, 5); a[2] = AhsType.BidiReadLength; w32(a, 4, readLength);
+  put16(a, 0, 5); a[2] = AhsType.BidiReadLength; put32(a, 4, readLength);
   return a;
 }
 
@@ -338,6 +324,6 @@ export function encodeExtendedCdbAhs(cdb: Uint8Array): Uint8Array {
   const rest = cdb.subarray(16);
   const len = rest.length + 1;
   const a = new Uint8Array(4 + rest.length + padLength(3 + len));
-  w16(a, 0, len); a[2] = AhsType.ExtendedCdb; a.set(rest, 4);
+  put16(a, 0, len); a[2] = AhsType.ExtendedCdb; a.set(rest, 4);
   return a;
 }

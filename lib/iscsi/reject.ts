@@ -1,11 +1,11 @@
 // Reject PDU (RFC 7143 §11.17): the data segment is the complete header of the PDU being
 // rejected; ITT is 0xffffffff; StatSN advances (§11.17.3).
 
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { BHS_LENGTH, Opcode, RESERVED_TAG, type RejectReason } from './opcodes.js';
 import { encodeBhs, type RejectPdu } from './pdu.js';
 
-export function sendReject(conn: IscsiConnection, reason: RejectReason, badBhs: Uint8Array): void {
+export function sendReject(conn: ConnectionContext, reason: RejectReason, badBhs: Uint8Array): void {
   const header = Uint8Array.from(badBhs.subarray(0, BHS_LENGTH));
   const s = conn.session;
   conn.counters.rejects++;

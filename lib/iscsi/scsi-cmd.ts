@@ -1,5 +1,5 @@
 // SCSI Command / Data-Out / Data-In / R2T / SCSI Response (RFC 7143 §11.3–§11.8).
-// A ScsiTask turns one SCSI Command PDU into the core's ScsiCommand and is the FabricIO
+// An IscsiTask turns one SCSI Command PDU into the core's ScsiCommand and is the FabricIO
 // the core moves data through:
 //   - immediate data (§4.2.5.2) and unsolicited Data-Out (InitialR2T=No) land in the
 //     task's unsolicited buffer, up to FirstBurstLength;
@@ -10,12 +10,14 @@
 //     (S bit, §11.7.3) when the command ends GOOD.
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
+import { u32 } from '../common/bytes.js';
 import { abortedCommandSense, Asc, internalTargetFailureSense } from '../scsi/sense.js';
-import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
-import type { IscsiConnection } from './connection.js';
-import { AhsType, Opcode, RESERVED_TAG, RejectReason, ScsiResponseCode } from './opcodes.js';
-import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, readU32, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
-import type { TaskRef } from './transport.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type Nexus, type ScsiCommand, type ScsiCore, type ScsiDone } from '../scsi/types.js';
+import type { Logger } from './core.js';
+import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
+import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
+import type { OperationalParams } from './params.js';
+import type { IscsiTransport, TaskRef } from './transport.js';
 
 /** Bytes of read data held back so the status can ride on the last Data-In (small; copied only when the command does not end at once). */
 const COLLAPSE_WHOLE = 16384;
@@ -27,7 +29,7 @@ export class TaskAbortedError extends Error {
 
 /** One outstanding R2T (§11.8) and where its Data-Out goes. */
 export interface R2TRecord {
-  task: ScsiTask;
+  task: IscsiTask;
   ttt: number;
   /** Buffer offset (in the command's data) the R2T asked for, and its length. */
   offset: number;
@@ -39,6 +41,41 @@ export interface R2TRecord {
   intoOffset: number;
   done: () => void;
   fail: (e: Error) => void;
+}
+
+/**
+ * The connection as a task sees it: its transport's data movement, the negotiated values,
+ * the numbering and the R2T table that Data-Out is matched against.
+ */
+export interface TaskConnection {
+  readonly transport: IscsiTransport;
+  readonly params: OperationalParams;
+  readonly log: Logger;
+  readonly session: TaskSession | undefined;
+  /** Outstanding R2Ts by TTT (the receive path finds a Data-Out's destination there). */
+  readonly r2ts: Map<number, R2TRecord>;
+  /** StatSN not advanced (R2T, §11.8). */
+  readonly statSN: number;
+  nextStatSN(): number;
+  allocTtt(): number;
+  sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
+  /** A task started or stopped waiting for Data-Out: receive flow control may change. */
+  updateReceive(): void;
+  /** The task sent its status (or was aborted) and leaves the connection. */
+  taskFinished(task: IscsiTask): void;
+  /** The task adopted this immediate-data buffer (dataDestination) and is done with it. */
+  releaseImmediateBuffer(buf: Uint8Array): void;
+  /** Abortive close: a response could not be built or sent. */
+  drop(reason: string): void;
+}
+
+/** The session as a task sees it: the command window it reports and the core it runs in. */
+export interface TaskSession {
+  readonly expCmdSN: number;
+  readonly maxCmdSN: number;
+  readonly core: ScsiCore | undefined;
+  readonly nexus: Nexus | undefined;
+  readonly tasks: { get(itt: number): IscsiTask | undefined; delete(itt: number): boolean };
 }
 
 /** What `r2ts` is for the (most) tasks that never send an R2T: no Set per command. */
@@ -55,7 +92,7 @@ function mapAttr(a: number): TaskAttribute {
   }
 }
 
-export class ScsiTask implements TaskRef, FabricIO, ScsiCommand {
+export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   readonly itt: number;
   readonly lun: bigint;
   readonly cmdSN: number;
@@ -100,7 +137,7 @@ export class ScsiTask implements TaskRef, FabricIO, ScsiCommand {
   /** The connection's immediate-data buffer this task adopted; given back when it finishes. */
   immediateBuffer: Uint8Array | undefined;
 
-  constructor(readonly conn: IscsiConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
+  constructor(readonly conn: TaskConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
     this.itt = pdu.itt;
     this.lun = pdu.lun;
     this.cmdSN = pdu.cmdSN;
@@ -116,7 +153,7 @@ export class ScsiTask implements TaskRef, FabricIO, ScsiCommand {
         full.set(cdb, 0); full.set(a.body, 16);
         cdb = full;
       } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
-        bidi = readU32(a.body, 0);
+        bidi = u32(a.body, 0);
       }
     }
     this.bidiReadLength = bidi;
@@ -459,4 +496,3 @@ export class ScsiTask implements TaskRef, FabricIO, ScsiCommand {
   }
 }
 
-export { RejectReason };

@@ -3,12 +3,12 @@
 // non-immediate commands, and the task table by ITT. ERL 0: MaxConnections may be 1.
 
 import type { Nexus, ScsiCore } from '../scsi/types.js';
-import type { IscsiConnection } from './connection.js';
 import type { Logger } from './core.js';
 import { snAdd, snLess, snLessEq } from './core.js';
 import type { OperationalParams } from './params.js';
-import type { ScsiTask } from './scsi-cmd.js';
-import type { TpgEntry } from './target.js';
+import type { IscsiTask } from './scsi-cmd.js';
+import type { TpgEntry } from './tpg.js';
+import type { IscsiTransport } from './transport.js';
 
 export type SessionType = 'Discovery' | 'Normal';
 
@@ -28,7 +28,7 @@ export interface SessionKey {
 export class TaskTable {
   private bits = 4;
   private keys = new Uint32Array(1 << this.bits);
-  private vals: Array<ScsiTask | undefined> = new Array<ScsiTask | undefined>(1 << this.bits).fill(undefined);
+  private vals: Array<IscsiTask | undefined> = new Array<IscsiTask | undefined>(1 << this.bits).fill(undefined);
   private n = 0;
 
   get size(): number { return this.n }
@@ -43,14 +43,14 @@ export class TaskTable {
     }
   }
 
-  get(itt: number): ScsiTask | undefined {
+  get(itt: number): IscsiTask | undefined {
     const i = this.find(itt >>> 0);
     return i < 0 ? undefined : this.vals[i];
   }
 
   has(itt: number): boolean { return this.find(itt >>> 0) >= 0 }
 
-  set(itt: number, task: ScsiTask): this {
+  set(itt: number, task: IscsiTask): this {
     itt >>>= 0;
     if ((this.n + 1) * 2 > this.vals.length) this.grow();
     const mask = this.vals.length - 1;
@@ -87,8 +87,8 @@ export class TaskTable {
   }
 
   /** A snapshot: callers abort tasks while they walk it. */
-  values(): ScsiTask[] {
-    const out: ScsiTask[] = [];
+  values(): IscsiTask[] {
+    const out: IscsiTask[] = [];
     for (const v of this.vals) if (v !== undefined) out.push(v);
     return out;
   }
@@ -98,17 +98,28 @@ export class TaskTable {
     const oldKeys = this.keys;
     this.bits++;
     this.keys = new Uint32Array(1 << this.bits);
-    this.vals = new Array<ScsiTask | undefined>(1 << this.bits).fill(undefined);
+    this.vals = new Array<IscsiTask | undefined>(1 << this.bits).fill(undefined);
     this.n = 0;
     for (let i = 0; i < old.length; i++) if (old[i] !== undefined) this.set(oldKeys[i], old[i]!);
   }
+}
+
+/** A connection as its session (and its peers' logout) sees it. */
+export interface SessionConnection {
+  readonly cid: number;
+  readonly transport: IscsiTransport;
+  readonly params: OperationalParams;
+  /** Abortive close (ERL 0 connection failure). */
+  drop(reason: string): void;
+  /** Resolves when no task on the connection is outstanding, or after `ms`. */
+  whenIdle(ms: number): Promise<void>;
 }
 
 /** One queued non-immediate request waiting for its CmdSN turn. */
 type Deliver = () => void;
 
 export class IscsiSession {
-  readonly connections = new Set<IscsiConnection>();
+  readonly connections = new Set<SessionConnection>();
   readonly tasks = new TaskTable();
   expCmdSN: number;
   private maxCmdSNValue: number;

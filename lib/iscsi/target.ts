@@ -7,8 +7,10 @@ import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
 import { silentLogger, type Logger } from './core.js';
 import { requestLogout } from './async.js';
-import { parseNumber, preferencesFrom, type TargetPreferences } from './params.js';
+import { preferencesFrom, preferencesFromKeys, type TargetPreferences } from './params.js';
+import type { TargetContext, TargetCounters } from './context.js';
 import type { IscsiSession, SessionKey, SessionType } from './session.js';
+import type { TpgEntry } from './tpg.js';
 import type { IscsiTransport } from './transport.js';
 
 export interface AclOptions {
@@ -64,85 +66,7 @@ export interface IscsiTargetOptions {
   log?: Logger;
 }
 
-export interface TpgEntry {
-  iqn: string;
-  tpgt: number;
-  alias?: string;
-  enabled: boolean;
-  portals: Array<{ address: string; port: number }>;
-  acls: Map<string, AclEntry>;
-  generateNodeAcls: boolean;
-  authentication: boolean;
-  chap?: ChapCredentials;
-  prefs: TargetPreferences;
-  /** The same over iSER: InitialR2T=Yes unless the TPG's parameters say otherwise (see addTpg). */
-  rdmaPrefs: TargetPreferences;
-  cmdWindow: number;
-  core?: ScsiCore;
-  relativePortId: number;
-  /** Keep-alive timers of its sessions' connections (ms), see NopKeeper. */
-  nopInterval: number;
-  nopTimeout: number;
-}
-
-export interface AclEntry {
-  initiator: string;
-  chap?: ChapCredentials;
-  core?: ScsiCore;
-}
-
-export interface TargetCounters {
-  connections: number;
-  logins: number;
-  loginFailures: number;
-  logouts: number;
-  commands: number;
-  [k: string]: number;
-}
-
-/** Turn RFC 7143 key=value overrides into preferences (unknown keys are an error). */
-export function preferencesFromKeys(keys: Record<string, string>): Partial<TargetPreferences> {
-  const p: Partial<TargetPreferences> = {};
-  const bool = (k: string, v: string): boolean => {
-    if (v !== 'Yes' && v !== 'No') throw new Error(`${k}=${v}: expected Yes or No`);
-    return v === 'Yes';
-  };
-  const num = (k: string, v: string): number => {
-    const n = parseNumber(v);
-    if (n === undefined) throw new Error(`${k}=${v}: expected a number`);
-    return n;
-  };
-  const digests = (k: string, v: string): Array<'CRC32C' | 'None'> => {
-    const l = v.split(',');
-    if (!l.every((x) => x === 'CRC32C' || x === 'None')) throw new Error(`${k}=${v}: expected CRC32C and/or None`);
-    return l as Array<'CRC32C' | 'None'>;
-  };
-  for (const [k, v] of Object.entries(keys)) {
-    switch (k) {
-      case 'HeaderDigest': p.headerDigest = digests(k, v); break;
-      case 'DataDigest': p.dataDigest = digests(k, v); break;
-      case 'MaxConnections': p.maxConnections = num(k, v); break;
-      case 'InitialR2T': p.initialR2T = bool(k, v); break;
-      case 'ImmediateData': p.immediateData = bool(k, v); break;
-      case 'MaxRecvDataSegmentLength': p.maxRecvDataSegmentLength = num(k, v); break;
-      case 'MaxBurstLength': p.maxBurstLength = num(k, v); break;
-      case 'FirstBurstLength': p.firstBurstLength = num(k, v); break;
-      case 'DefaultTime2Wait': p.defaultTime2Wait = num(k, v); break;
-      case 'DefaultTime2Retain': p.defaultTime2Retain = num(k, v); break;
-      case 'MaxOutstandingR2T': p.maxOutstandingR2T = num(k, v); break;
-      case 'DataPDUInOrder': p.dataPduInOrder = bool(k, v); break;
-      case 'DataSequenceInOrder': p.dataSequenceInOrder = bool(k, v); break;
-      case 'ErrorRecoveryLevel': p.errorRecoveryLevel = num(k, v); break;
-      case 'RDMAExtensions': p.rdmaExtensions = bool(k, v); break;
-      case 'TargetRecvDataSegmentLength': p.targetRecvDataSegmentLength = num(k, v); break;
-      case 'MaxOutstandingUnexpectedPDUs': p.maxOutstandingUnexpectedPdus = num(k, v); break;
-      default: throw new Error(`${k}: not a negotiable operational key`);
-    }
-  }
-  return p;
-}
-
-export class IscsiTarget {
+export class IscsiTarget implements TargetContext {
   readonly tpgs: TpgEntry[] = [];
   readonly log: Logger;
   readonly options: {
@@ -202,10 +126,10 @@ export class IscsiTarget {
     return conn;
   }
 
-  findTpg(iqn: string, conn: IscsiConnection): TpgEntry | undefined {
+  findTpg(iqn: string, local: { readonly localAddress: string; readonly localPort: number }): TpgEntry | undefined {
     const all = this.tpgs.filter((t) => t.iqn === iqn && t.enabled);
     if (all.length <= 1) return all[0];
-    const { localAddress, localPort } = conn.transport;
+    const { localAddress, localPort } = local;
     return all.find((t) => t.portals.some((p) => p.port === localPort && (p.address === localAddress || p.address === '0.0.0.0' || p.address === '::'))) ?? all[0];
   }
 

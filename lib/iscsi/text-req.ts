@@ -4,7 +4,7 @@
 // MaxRecvDataSegmentLength go out in pieces, each continued by an empty request carrying
 // the Target Transfer Tag we gave (§11.11.4).
 
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext, TextExchangeState } from './context.js';
 import { Opcode, RESERVED_TAG, RejectReason } from './opcodes.js';
 import { KEY_TABLE, parseNumber } from './params.js';
 import { encodeBhs, type TextRequestPdu, type TextResponsePdu } from './pdu.js';
@@ -15,20 +15,19 @@ import { decodeText, encodeText, TextAccumulator, type KeyValue } from './text.j
 /** Bound on one text exchange's request text ("oversize text" is refused, §6.1). */
 export const TEXT_REQUEST_LIMIT = 65536;
 
-export class TextExchange {
+export class TextExchange implements TextExchangeState {
   readonly acc = new TextAccumulator(TEXT_REQUEST_LIMIT);
-  /** Response text still to send, and the TTT that continues it. */
   pending: { itt: number; ttt: number; rest: Uint8Array } | undefined;
 }
 
-export function handleTextRequest(conn: IscsiConnection, pdu: TextRequestPdu, data: Uint8Array, bhs: Uint8Array): void {
+export function handleTextRequest(conn: ConnectionContext, pdu: TextRequestPdu, data: Uint8Array, bhs: Uint8Array): void {
   const s = conn.session!;
   const copy = data.length ? Uint8Array.from(data) : data;
   const header = Uint8Array.from(bhs);
   s.order(pdu.cmdSN, pdu.immediate, () => process(conn, pdu, copy, header));
 }
 
-function process(conn: IscsiConnection, pdu: TextRequestPdu, data: Uint8Array, bhs: Uint8Array): void {
+function process(conn: ConnectionContext, pdu: TextRequestPdu, data: Uint8Array, bhs: Uint8Array): void {
   const ex = conn.text;
   if (pdu.ttt !== RESERVED_TAG) {
     if (ex.pending && ex.pending.ttt === pdu.ttt && ex.pending.itt === pdu.itt) return sendPiece(conn, pdu.itt, ex.pending.rest);
@@ -75,7 +74,7 @@ function process(conn: IscsiConnection, pdu: TextRequestPdu, data: Uint8Array, b
   sendPiece(conn, pdu.itt, encodeText(reply));
 }
 
-function sendPiece(conn: IscsiConnection, itt: number, text: Uint8Array): void {
+function sendPiece(conn: ConnectionContext, itt: number, text: Uint8Array): void {
   const max = conn.params.initiatorMaxRecvDataSegmentLength;
   if (text.length <= max) {
     conn.text.pending = undefined;
@@ -86,7 +85,7 @@ function sendPiece(conn: IscsiConnection, itt: number, text: Uint8Array): void {
   respond(conn, itt, text.subarray(0, max), false, true, ttt);
 }
 
-function respond(conn: IscsiConnection, itt: number, data: Uint8Array | undefined, final: boolean, cont: boolean, ttt: number): void {
+function respond(conn: ConnectionContext, itt: number, data: Uint8Array | undefined, final: boolean, cont: boolean, ttt: number): void {
   const s = conn.session!;
   conn.sendPdu(encodeBhs<TextResponsePdu>({
     opcode: Opcode.TextResponse, itt, dataLength: data?.length ?? 0, final, cont, lun: 0n, ttt,

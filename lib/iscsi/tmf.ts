@@ -4,13 +4,13 @@
 // their pending R2T / unsolicited-data waits release the core.
 
 import { TmfFunction, TmfResponse } from '../scsi/types.js';
-import type { IscsiConnection } from './connection.js';
+import type { ConnectionContext } from './context.js';
 import { snLess } from './core.js';
 import { IscsiTmfFunction, IscsiTmfResponse, Opcode } from './opcodes.js';
 import { encodeBhs, type TmfRequestPdu, type TmfResponsePdu } from './pdu.js';
-import type { ScsiTask } from './scsi-cmd.js';
+import type { IscsiTask } from './scsi-cmd.js';
 
-export function handleTmf(conn: IscsiConnection, pdu: TmfRequestPdu, _bhs: Uint8Array): void {
+export function handleTmf(conn: ConnectionContext, pdu: TmfRequestPdu): void {
   const s = conn.session!;
   s.order(pdu.cmdSN, pdu.immediate, () => {
     void run().catch((e: Error) => {
@@ -27,7 +27,7 @@ export function handleTmf(conn: IscsiConnection, pdu: TmfRequestPdu, _bhs: Uint8
     }));
   }
 
-  function abortWhere(pred: (t: ScsiTask) => boolean, why: string): void {
+  function abortWhere(pred: (t: IscsiTask) => boolean, why: string): void {
     for (const t of s.tasks.values()) if (pred(t)) t.abort(why);
   }
 

@@ -72,6 +72,14 @@ export interface IscsiTransport {
   obtainDataOut?(task: TaskRef, into: Uint8Array, offset: number, done: IoDone): void;
 
   /**
+   * The login succeeded: the next PDU `sendPdu` gets is the final Login Response (T=1,
+   * NSG=Full Feature Phase, status 0). A transport that must be ready for Full Feature
+   * Phase before the initiator can answer it gets ready here (iSER posts its whole receive
+   * ring, as LIO's isert_put_login_tx and tgt's ep_login_complete do); TCP has nothing to do.
+   */
+  loginComplete(): void;
+
+  /**
    * Login finished: the final Login Response has been queued by `sendPdu`, and every PDU
    * after it in either direction uses `params` (digests for TCP; message sizes for iSER).
    * Called synchronously from within `TransportSink.receive`, so a framer can switch

@@ -21,8 +21,9 @@ import {
   type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RcChannelOptions, type RdmaCm,
   type WorkCompletion,
 } from '../verbs/index.js';
-import { Opcode } from '../iscsi/opcodes.js';
+import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
+import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js';
 import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
 import type { IoDone } from '../scsi/types.js';
 import {
@@ -30,8 +31,7 @@ import {
   type IserHeader,
 } from './header.js';
 
-const BHS = 48;
-const HEADERS = ISER_HEADER_LENGTH + BHS;
+const HEADERS = ISER_HEADER_LENGTH + BHS_LENGTH;
 /** Room for AHS (an extended CDB of up to 260 bytes, a bidi read length). */
 const AHS_ROOM = 272;
 const EMPTY = new Uint8Array(0);
@@ -166,9 +166,16 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     this.drainReceives();
   }
 
+  /**
+   * LIO's order: the whole receive ring is posted after the last Login Request and before
+   * the final Login Response, so the first command cannot find the ring empty.
+   */
+  loginComplete(): void {
+    if (this.state === State.Established) this.postRing();
+  }
+
   enterFullFeature(_params: OperationalParams): void {
     this.fullFeature = true;
-    this.postRing(); // normally done already, just before the final Login Response went out
   }
 
   /**
@@ -190,15 +197,11 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (len > this.sendDataSegmentLimit || ahsLen > AHS_ROOM) {
       throw new RangeError(`iSER: PDU data segment ${len} (AHS ${ahsLen}) exceeds the send buffer (${this.sendDataSegmentLimit})`);
     }
-    const op = bhs[0] & 0x3f;
-    // LIO's order: the whole receive ring is posted after the last Login Request and before
-    // the final Login Response, so the first command cannot find the ring empty.
-    if (op === Opcode.LoginResponse && (bhs[1] & 0x80) !== 0 && (bhs[1] & 3) === 3 && bhs[36] === 0) this.postRing();
-    const inv = op === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
+    const inv = bhsOpcode(bhs) === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
     const slot = this.tx.alloc();
     const buf = slot >= 0 ? this.tx.view(slot) : new Uint8Array(HEADERS + ahsLen + len);
     encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
-    buf.set(bhs.subarray(0, BHS), ISER_HEADER_LENGTH);
+    buf.set(bhs.subarray(0, BHS_LENGTH), ISER_HEADER_LENGTH);
     let at = HEADERS;
     if (ahsLen) { buf.set(ahs!, at); at += ahsLen }
     if (parts) for (const p of parts) { buf.set(p, at); at += p.length }
@@ -349,22 +352,21 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       return this.protocolError(slot, `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`);
     }
     const bhsStart = ISER_HEADER_LENGTH;
-    const ahsLen = buf[bhsStart + 4] * 4;
-    const dataLen = (buf[bhsStart + 5] << 16) | (buf[bhsStart + 6] << 8) | buf[bhsStart + 7];
+    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
+    const ahsLen = bhsAhsLength(bhs);
+    const dataLen = bhsDataLength(bhs);
     if (HEADERS + ahsLen + dataLen > len) {
       return this.protocolError(slot, `PDU declares AHS ${ahsLen} + data ${dataLen} bytes but the SEND carried ${len - HEADERS} (RFC 7145 §7.2)`);
     }
-    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
     let ahs: Uint8Array = ahsLen ? buf.subarray(HEADERS, HEADERS + ahsLen) : EMPTY;
     let data: Uint8Array = dataLen ? buf.subarray(HEADERS + ahsLen, HEADERS + ahsLen + dataLen) : EMPTY;
-    const op = bhs[0] & 0x3f;
     let ctx: IserCommand | undefined;
-    if (op === Opcode.ScsiCommand) {
+    if (bhsOpcode(bhs) === Opcode.ScsiCommand) {
       ctx = {
         wsv: h.wsv, writeStag: h.writeStag, writeVaHi: h.writeVaHi, writeVaLo: h.writeVaLo,
         rsv: h.rsv, readStag: h.readStag, readVaHi: h.readVaHi, readVaLo: h.readVaLo,
       };
-      const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+      const itt = bhsItt(bhs);
       if (h.wsv || h.rsv) this.commands.set(itt, ctx);
     }
     if (!this.fullFeature) {
@@ -452,7 +454,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   /** The STag a SCSI Response may invalidate (one of read/write, never both: ib_iser checks it). */
   private invalidateKey(bhs: Uint8Array): number {
-    const itt = ((bhs[16] << 24) >>> 0) + ((bhs[17] << 16) | (bhs[18] << 8) | bhs[19]);
+    const itt = bhsItt(bhs);
     const c = this.commands.get(itt);
     if (!c) return 0;
     this.commands.delete(itt);

@@ -15,6 +15,8 @@
 // so they are kept as two 32-bit halves. Decoding writes into a caller-owned object so the
 // receive path allocates nothing; it never throws (callers check `opcode`).
 
+import { put32, u32 } from '../common/bytes.js';
+
 export const ISER_HEADER_LENGTH = 28;
 
 export const enum IserOpcode {
@@ -50,14 +52,6 @@ export function emptyIserHeader(): IserHeader {
   return { opcode: 0, wsv: false, rsv: false, writeStag: 0, writeVaHi: 0, writeVaLo: 0, readStag: 0, readVaHi: 0, readVaLo: 0 };
 }
 
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o] << 24) >>> 0) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
-}
-
-function w32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
-
 /** Decodes the 28 bytes at `at` of `b` into `into` (which it returns). */
 export function decodeIserHeader(b: Uint8Array, at = 0, into: IserHeader = emptyIserHeader()): IserHeader {
   const f = b[at];
@@ -77,12 +71,12 @@ export function decodeIserHeader(b: Uint8Array, at = 0, into: IserHeader = empty
 export function encodeIserHeader(h: Partial<IserHeader> & { opcode: number }, b: Uint8Array, at = 0): void {
   b[at] = (h.opcode << 4) | (h.wsv ? ISER_WSV : 0) | (h.rsv ? ISER_RSV : 0);
   b[at + 1] = 0; b[at + 2] = 0; b[at + 3] = 0;
-  w32(b, at + 4, h.writeStag ?? 0);
-  w32(b, at + 8, h.writeVaHi ?? 0);
-  w32(b, at + 12, h.writeVaLo ?? 0);
-  w32(b, at + 16, h.readStag ?? 0);
-  w32(b, at + 20, h.readVaHi ?? 0);
-  w32(b, at + 24, h.readVaLo ?? 0);
+  put32(b, at + 4, h.writeStag ?? 0);
+  put32(b, at + 8, h.writeVaHi ?? 0);
+  put32(b, at + 12, h.writeVaLo ?? 0);
+  put32(b, at + 16, h.readStag ?? 0);
+  put32(b, at + 20, h.readVaHi ?? 0);
+  put32(b, at + 24, h.readVaLo ?? 0);
 }
 
 export interface IserCmHeader {

@@ -2,7 +2,8 @@
 // active/optimized — implicit ALUA (TPGS=01b in standard INQUIRY) so that multipath
 // initiators asking REPORT TARGET PORT GROUPS get a definite answer.
 
-import { put16, put32, sendIn, u32, type Task } from './task.js';
+import { put16, put32, u32 } from '../common/bytes.js';
+import { sendIn, type Task } from './task.js';
 
 /** The one target port group's identifier (VPD 0x83 target port group designator, RTPG). */
 export const TARGET_PORT_GROUP = 1;

@@ -2,7 +2,7 @@
 // TRANSFER (or NUMBER OF LOGICAL BLOCKS) LENGTH sit is fixed by the CDB size, which the
 // operation code's group code gives (SPC-4 4.2.5.1, SBC-3 5.x).
 
-import { u16, u24, u32, u64 } from './task.js';
+import { u16, u24, u32, u64 } from '../common/bytes.js';
 
 export interface Range {
   lba: number;

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { PrInSa, PrOutSa } from './opcodes.js';
 import { Asc, badCdb, badParam, reservationConflict, ScsiError, SenseKey } from './sense.js';
 import { PrClass } from './table.js';
-import { put16, put32, receiveOut, sendIn, u16, u32, type Task } from './task.js';
+import { bigU64, put16, put32, putBigU64, u16, u32 } from '../common/bytes.js';
+import { receiveOut, sendIn, type Task } from './task.js';
 import type { Nexus } from './types.js';
 
 export const enum PrType {
@@ -317,7 +318,7 @@ export async function prIn(t: Task): Promise<number> {
       len = 8 + 8 * regs.length;
       b = t.lu.pool.acquire(len);
       b.fill(0, 0, len);
-      regs.forEach(([, r], i) => new DataView(b.buffer, b.byteOffset).setBigUint64(8 + 8 * i, r.key));
+      regs.forEach(([, r], i) => putBigU64(b, 8 + 8 * i, r.key));
       break;
     case PrInSa.ReadReservation:
       len = pr.res ? 24 : 8;
@@ -326,7 +327,7 @@ export async function prIn(t: Task): Promise<number> {
       if (pr.res) {
         // All-registrants reservations report key 0 (SPC-4 6.15.3.3).
         const key = allRegistrants(pr.res.type) ? 0n : (pr.regs.get(pr.res.holder)?.key ?? 0n);
-        new DataView(b.buffer, b.byteOffset).setBigUint64(8, key);
+        putBigU64(b, 8, key);
         b[21] = pr.res.type; // scope 0 (LU_SCOPE)
       }
       break;
@@ -347,7 +348,7 @@ export async function prIn(t: Task): Promise<number> {
       let o = 8;
       for (const [id, r] of regs) {
         // Full status descriptor (SPC-4 6.15.5).
-        new DataView(b.buffer, b.byteOffset).setBigUint64(o, r.key);
+        putBigU64(b, o, r.key);
         if (r.targetPort === undefined) b[o + 12] |= 0x02; // ALL_TG_PT
         if (pr.isHolderId(id)) {
           b[o + 12] |= 0x01; // R_HOLDER
@@ -403,10 +404,9 @@ export async function prOut(t: Task): Promise<number> {
   const list = lu.pool.acquire(plen);
   try {
     if ((await receiveOut(t, list, plen)) < plen) throw listLengthError();
-    const dv = new DataView(list.buffer, list.byteOffset);
     const p: ProutParams = {
-      key: dv.getBigUint64(0),
-      saKey: dv.getBigUint64(8),
+      key: bigU64(list, 0),
+      saKey: bigU64(list, 8),
       flags: sa === PrOutSa.RegisterAndMove ? list[17]! : list[20]!,
       list,
       length: plen,

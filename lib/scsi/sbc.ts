@@ -5,7 +5,8 @@ import { CHUNK_BYTES } from './bufpool.js';
 import { lbaRange, type Range } from './cdb.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey } from './sense.js';
-import { dataIn, dataOut, IoNext, put32, put64, receiveOut, sendIn, u16, u32, u64, type Task } from './task.js';
+import { put32, put64, u16, u32, u64 } from '../common/bytes.js';
+import { dataIn, dataOut, IoNext, receiveOut, sendIn, type Task } from './task.js';
 import { ScsiStatus } from './types.js';
 
 /** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */

@@ -3,7 +3,8 @@
 import { TARGET_PORT_GROUP } from './alua.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, buildSense, ScsiError, SenseKey } from './sense.js';
-import { put16, put32, receiveOut, sendIn, u16, u32, type Task } from './task.js';
+import { put16, put32, u16, u32 } from '../common/bytes.js';
+import { receiveOut, sendIn, type Task } from './task.js';
 
 export const VENDOR = 'RDMATGT ';
 export const PRODUCT = 'rdma-target     ';

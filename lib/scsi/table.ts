@@ -9,7 +9,8 @@ import * as sbc from './sbc.js';
 import { badCdb } from './sense.js';
 import * as spc from './spc.js';
 import * as xcopy from './xcopy.js';
-import { put16, put32, sendIn, u16, u32, type Task } from './task.js';
+import { put16, put32, u16, u32 } from '../common/bytes.js';
+import { sendIn, type Task } from './task.js';
 import type { LogicalUnit } from './lu.js';
 
 /** How a command fares against a persistent reservation held by someone else (SPC-4 5.12.1 table). */

@@ -125,31 +125,3 @@ export async function receiveOut(t: Task, buf: Uint8Array, len: number): Promise
   if (n < len) buf.fill(0, n, len);
   return n;
 }
-
-export function u16(b: Uint8Array, o: number): number {
-  return (b[o]! << 8) | b[o + 1]!;
-}
-export function u24(b: Uint8Array, o: number): number {
-  return (b[o]! << 16) | (b[o + 1]! << 8) | b[o + 2]!;
-}
-export function u32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) >>> 0) + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
-}
-/** 64-bit big-endian as a number; values past 2^53 lose precision but stay larger than any LUN. */
-export function u64(b: Uint8Array, o: number): number {
-  return u32(b, o) * 0x100000000 + u32(b, o + 4);
-}
-export function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff;
-  b[o + 1] = v & 0xff;
-}
-export function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff;
-  b[o + 1] = (v >>> 16) & 0xff;
-  b[o + 2] = (v >>> 8) & 0xff;
-  b[o + 3] = v & 0xff;
-}
-export function put64(b: Uint8Array, o: number, v: number): void {
-  put32(b, o, Math.floor(v / 0x100000000));
-  put32(b, o + 4, v >>> 0);
-}

@@ -7,7 +7,8 @@ import { Op } from './opcodes.js';
 import { Asc, buildSense, SenseKey, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
-import { dataIn, directionLengths, u16, u32 } from './task.js';
+import { u16, u32 } from '../common/bytes.js';
+import { dataIn, directionLengths } from './task.js';
 import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone } from './types.js';
 
 export interface ViewEntry {

@@ -5,7 +5,8 @@
 
 import { CHUNK_BYTES } from './bufpool.js';
 import { Asc, badCdb, badParam, ScsiError, SenseKey } from './sense.js';
-import { put16, put32, receiveOut, sendIn, u16, u32, u64, type Task } from './task.js';
+import { put16, put32, u16, u32, u64 } from '../common/bytes.js';
+import { receiveOut, sendIn, type Task } from './task.js';
 
 const MAX_TARGET_DESCRIPTORS = 2;
 const MAX_SEGMENT_DESCRIPTORS = 1;

@@ -8,6 +8,8 @@
 // initiator gets back exactly the bytes it sent. 64-bit virtual addresses are big-endian and
 // kept as 32-bit halves (kernel initiators use addresses above 2^53).
 
+import { bigU64, le32, put16, put32, putBigU64, putLe32, u16, u32 } from '../common/bytes.js';
+
 export const enum SrpOpcode {
   LoginReq = 0x00,
   TskMgmt = 0x01,
@@ -217,35 +219,16 @@ function need(b: Uint8Array, len: number, iu: string, min: number): void {
 function opcode(b: Uint8Array, at: number, want: number, iu: string): void {
   if (b[at] !== want) throw new SrpIuError(iu, 'IU TYPE', `0x${b[at]!.toString(16)} where 0x${want.toString(16)} was expected`);
 }
-export function be16(b: Uint8Array, o: number): number {
-  return (b[o]! << 8) | b[o + 1]!;
-}
-export function be32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) >>> 0) + ((b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!);
-}
-function le32(b: Uint8Array, o: number): number {
-  return ((b[o + 3]! << 24) >>> 0) + ((b[o + 2]! << 16) | (b[o + 1]! << 8) | b[o]!);
-}
-function put16(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 8) & 0xff; b[o + 1] = v & 0xff;
-}
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = (v >>> 24) & 0xff; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff;
-}
-function putLe32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v & 0xff; b[o + 1] = (v >>> 8) & 0xff; b[o + 2] = (v >>> 16) & 0xff; b[o + 3] = (v >>> 24) & 0xff;
+/** An IU's length and its IU TYPE (byte 0). */
+function checkIu(b: Uint8Array, len: number, iu: string, min: number, type: number): void {
+  need(b, len, iu, min);
+  opcode(b, 0, type, iu);
 }
 function readTag(b: Uint8Array, o: number): Tag {
   return { tagLo: le32(b, o), tagHi: le32(b, o + 4) };
 }
 export function writeTag(b: Uint8Array, o: number, lo: number, hi: number): void {
   putLe32(b, o, lo); putLe32(b, o + 4, hi);
-}
-function readLun(b: Uint8Array, o: number): bigint {
-  return (BigInt(be32(b, o)) << 32n) | BigInt(be32(b, o + 4));
-}
-function writeLun(b: Uint8Array, o: number, lun: bigint): void {
-  put32(b, o, Number((lun >> 32n) & 0xffffffffn)); put32(b, o + 4, Number(lun & 0xffffffffn));
 }
 function out(len: number, into?: Uint8Array): Uint8Array {
   if (!into) return new Uint8Array(len);
@@ -273,12 +256,12 @@ export function decodeLoginReqRdma(b: Uint8Array, len = b.length): LoginReq {
   opcode(b, 11, SrpOpcode.LoginReq, iu);
   return {
     ...readTag(b, 0),
-    reqBufFmt: be16(b, 8),
+    reqBufFmt: u16(b, 8),
     reqFlags: b[10]!,
-    reqItIuLen: be32(b, 12),
+    reqItIuLen: u32(b, 12),
     initiatorPortId: Uint8Array.from(b.subarray(16, 32)),
     targetPortId: Uint8Array.from(b.subarray(32, 48)),
-    immDataOffset: be16(b, 48),
+    immDataOffset: u16(b, 48),
   };
 }
 
@@ -298,14 +281,13 @@ export function encodeLoginReqRdma(r: LoginReq, into?: Uint8Array): Uint8Array {
 /** SRP_LOGIN_REQ as an IU (§6.2; the InfiniBand CM form). */
 export function decodeLoginReq(b: Uint8Array, len = b.length): LoginReq {
   const iu = 'SRP_LOGIN_REQ';
-  need(b, len, iu, LOGIN_REQ_LENGTH);
-  opcode(b, 0, SrpOpcode.LoginReq, iu);
+  checkIu(b, len, iu, LOGIN_REQ_LENGTH, SrpOpcode.LoginReq);
   return {
     ...readTag(b, 8),
-    reqItIuLen: be32(b, 16),
-    reqBufFmt: be16(b, 24),
+    reqItIuLen: u32(b, 16),
+    reqBufFmt: u16(b, 24),
     reqFlags: b[26]!,
-    immDataOffset: be16(b, 28),
+    immDataOffset: u16(b, 28),
     initiatorPortId: Uint8Array.from(b.subarray(32, 48)),
     targetPortId: Uint8Array.from(b.subarray(48, 64)),
   };
@@ -338,9 +320,8 @@ export function encodeLoginRsp(r: LoginRsp, into?: Uint8Array): Uint8Array {
 
 export function decodeLoginRsp(b: Uint8Array, len = b.length): LoginRsp {
   const iu = 'SRP_LOGIN_RSP';
-  need(b, len, iu, LOGIN_RSP_LENGTH);
-  opcode(b, 0, SrpOpcode.LoginRsp, iu);
-  return { reqLimDelta: be32(b, 4), ...readTag(b, 8), maxItIuLen: be32(b, 16), maxTiIuLen: be32(b, 20), bufFmt: be16(b, 24), rspFlags: b[26]! };
+  checkIu(b, len, iu, LOGIN_RSP_LENGTH, SrpOpcode.LoginRsp);
+  return { reqLimDelta: u32(b, 4), ...readTag(b, 8), maxItIuLen: u32(b, 16), maxTiIuLen: u32(b, 20), bufFmt: u16(b, 24), rspFlags: b[26]! };
 }
 
 export function encodeLoginRej(r: LoginRej, into?: Uint8Array): Uint8Array {
@@ -354,72 +335,59 @@ export function encodeLoginRej(r: LoginRej, into?: Uint8Array): Uint8Array {
 
 export function decodeLoginRej(b: Uint8Array, len = b.length): LoginRej {
   const iu = 'SRP_LOGIN_REJ';
-  need(b, len, iu, LOGIN_REJ_LENGTH);
-  opcode(b, 0, SrpOpcode.LoginRej, iu);
-  return { reason: be32(b, 4), ...readTag(b, 8), bufFmt: be16(b, 24) };
+  checkIu(b, len, iu, LOGIN_REJ_LENGTH, SrpOpcode.LoginRej);
+  return { reason: u32(b, 4), ...readTag(b, 8), bufFmt: u16(b, 24) };
 }
 
 // ---- logout, credits --------------------------------------------------------------------
+// SRP_I_LOGOUT, SRP_T_LOGOUT, SRP_CRED_REQ, SRP_CRED_RSP and SRP_AER_RSP share one 16-byte
+// layout (§6.5, §6.6, §6.11, §6.12): IU TYPE, SOLNOT, one 32-bit field (REASON or
+// REQUEST LIMIT DELTA; reserved in the others), TAG.
+
+function encodeShortIu(type: SrpOpcode, len: number, solNot: number, word: number, t: Tag, into?: Uint8Array): Uint8Array {
+  const b = out(len, into);
+  b[0] = type;
+  b[1] = solNot;
+  put32(b, 4, word);
+  writeTag(b, 8, t.tagLo, t.tagHi);
+  return b;
+}
 
 export function decodeILogout(b: Uint8Array, len = b.length): Tag {
-  const iu = 'SRP_I_LOGOUT';
-  need(b, len, iu, LOGOUT_LENGTH);
-  opcode(b, 0, SrpOpcode.ILogout, iu);
+  checkIu(b, len, 'SRP_I_LOGOUT', LOGOUT_LENGTH, SrpOpcode.ILogout);
   return readTag(b, 8);
 }
 
 export function encodeILogout(t: Tag, into?: Uint8Array): Uint8Array {
-  const b = out(LOGOUT_LENGTH, into);
-  b[0] = SrpOpcode.ILogout;
-  writeTag(b, 8, t.tagLo, t.tagHi);
-  return b;
+  return encodeShortIu(SrpOpcode.ILogout, LOGOUT_LENGTH, 0, 0, t, into);
 }
 
 export function encodeTLogout(t: TLogout, into?: Uint8Array): Uint8Array {
-  const b = out(LOGOUT_LENGTH, into);
-  b[0] = SrpOpcode.TLogout;
-  b[1] = t.solNot;
-  put32(b, 4, t.reason);
-  writeTag(b, 8, t.tagLo, t.tagHi);
-  return b;
+  return encodeShortIu(SrpOpcode.TLogout, LOGOUT_LENGTH, t.solNot, t.reason, t, into);
 }
 
 export function decodeTLogout(b: Uint8Array, len = b.length): TLogout {
-  const iu = 'SRP_T_LOGOUT';
-  need(b, len, iu, LOGOUT_LENGTH);
-  opcode(b, 0, SrpOpcode.TLogout, iu);
-  return { solNot: b[1]!, reason: be32(b, 4), ...readTag(b, 8) };
+  checkIu(b, len, 'SRP_T_LOGOUT', LOGOUT_LENGTH, SrpOpcode.TLogout);
+  return { solNot: b[1]!, reason: u32(b, 4), ...readTag(b, 8) };
 }
 
 export function encodeCredReq(c: CredReq, into?: Uint8Array): Uint8Array {
-  const b = out(CRED_LENGTH, into);
-  b[0] = SrpOpcode.CredReq;
-  b[1] = c.solNot;
-  put32(b, 4, c.reqLimDelta);
-  writeTag(b, 8, c.tagLo, c.tagHi);
-  return b;
+  return encodeShortIu(SrpOpcode.CredReq, CRED_LENGTH, c.solNot, c.reqLimDelta, c, into);
 }
 
 export function decodeCredReq(b: Uint8Array, len = b.length): CredReq {
-  const iu = 'SRP_CRED_REQ';
-  need(b, len, iu, CRED_LENGTH);
-  opcode(b, 0, SrpOpcode.CredReq, iu);
-  return { solNot: b[1]!, reqLimDelta: be32(b, 4), ...readTag(b, 8) };
+  checkIu(b, len, 'SRP_CRED_REQ', CRED_LENGTH, SrpOpcode.CredReq);
+  return { solNot: b[1]!, reqLimDelta: u32(b, 4), ...readTag(b, 8) };
 }
 
 /** SRP_CRED_RSP and SRP_AER_RSP: the initiator's answers, a tag and nothing else. */
 export function decodeCredRsp(b: Uint8Array, len = b.length, type: SrpOpcode.CredRsp | SrpOpcode.AerRsp = SrpOpcode.CredRsp): Tag {
-  const iu = type === SrpOpcode.CredRsp ? 'SRP_CRED_RSP' : 'SRP_AER_RSP';
-  need(b, len, iu, CRED_LENGTH);
-  opcode(b, 0, type, iu);
+  checkIu(b, len, type === SrpOpcode.CredRsp ? 'SRP_CRED_RSP' : 'SRP_AER_RSP', CRED_LENGTH, type);
   return readTag(b, 8);
 }
 
 export function encodeCredRsp(t: Tag, into?: Uint8Array): Uint8Array {
-  const b = out(CRED_LENGTH, into);
-  b[0] = SrpOpcode.CredRsp;
-  writeTag(b, 8, t.tagLo, t.tagHi);
-  return b;
+  return encodeShortIu(SrpOpcode.CredRsp, CRED_LENGTH, 0, 0, t, into);
 }
 
 // ---- task management --------------------------------------------------------------------
@@ -429,10 +397,9 @@ const TMF_FUNCTIONS = new Set<number>([SrpTmf.AbortTask, SrpTmf.AbortTaskSet, Sr
 /** SRP_TSK_MGMT (§6.7). An unknown function decodes (the response says NOT SUPPORTED). */
 export function decodeTskMgmt(b: Uint8Array, len = b.length): TskMgmt {
   const iu = 'SRP_TSK_MGMT';
-  need(b, len, iu, TSK_MGMT_LENGTH);
-  opcode(b, 0, SrpOpcode.TskMgmt, iu);
+  checkIu(b, len, iu, TSK_MGMT_LENGTH, SrpOpcode.TskMgmt);
   const tt = readTag(b, 32);
-  return { solNot: b[1]!, ...readTag(b, 8), lun: readLun(b, 20), function: b[30]!, taskTagLo: tt.tagLo, taskTagHi: tt.tagHi };
+  return { solNot: b[1]!, ...readTag(b, 8), lun: bigU64(b, 20), function: b[30]!, taskTagLo: tt.tagLo, taskTagHi: tt.tagHi };
 }
 
 export function isKnownTmf(fn: number): boolean {
@@ -444,7 +411,7 @@ export function encodeTskMgmt(t: TskMgmt, into?: Uint8Array): Uint8Array {
   b[0] = SrpOpcode.TskMgmt;
   b[1] = t.solNot;
   writeTag(b, 8, t.tagLo, t.tagHi);
-  writeLun(b, 20, t.lun);
+  putBigU64(b, 20, t.lun);
   b[30] = t.function;
   writeTag(b, 32, t.taskTagLo, t.taskTagHi);
   return b;
@@ -455,8 +422,7 @@ export function encodeTskMgmt(t: TskMgmt, into?: Uint8Array): Uint8Array {
 /** SRP_CMD's fixed part and CDB (§6.8). The descriptors are checked by decodeDataDescriptors. */
 export function decodeCmd(b: Uint8Array, len = b.length): SrpCmd {
   const iu = 'SRP_CMD';
-  need(b, len, iu, CMD_LENGTH);
-  opcode(b, 0, SrpOpcode.Cmd, iu);
+  checkIu(b, len, iu, CMD_LENGTH, SrpOpcode.Cmd);
   const addCdbLength = b[31]! & 0xfc;
   if (CMD_LENGTH + addCdbLength > len) {
     throw new SrpIuError(iu, 'ADDITIONAL CDB LENGTH', `${addCdbLength} additional CDB bytes but the IU ends ${len - CMD_LENGTH} bytes after the CDB`);
@@ -468,7 +434,7 @@ export function decodeCmd(b: Uint8Array, len = b.length): SrpCmd {
     dataOutCount: b[6]!,
     dataInCount: b[7]!,
     ...readTag(b, 8),
-    lun: readLun(b, 20),
+    lun: bigU64(b, 20),
     taskAttribute: b[29]! & 0x7,
     addCdbLength,
     cdb: b.subarray(32, 48 + addCdbLength),
@@ -505,7 +471,7 @@ export function encodeCmd(c: CmdEncoding, into?: Uint8Array): Uint8Array {
   b[6] = c.dataOutCount ?? 0;
   b[7] = c.dataInCount ?? 0;
   writeTag(b, 8, c.tagLo, c.tagHi);
-  writeLun(b, 20, c.lun);
+  putBigU64(b, 20, c.lun);
   b[29] = c.taskAttribute ?? 0;
   b[31] = add;
   b.set(c.cdb.subarray(0, 16), 32);
@@ -537,7 +503,7 @@ export function encodeImmediateDesc(len: number): Uint8Array {
 }
 
 function readDirect(b: Uint8Array, o: number): DirectDesc {
-  return { vaHi: be32(b, o), vaLo: be32(b, o + 4), key: be32(b, o + 8), len: be32(b, o + 12) };
+  return { vaHi: u32(b, o), vaLo: u32(b, o + 4), key: u32(b, o + 8), len: u32(b, o + 12) };
 }
 
 export const enum DataDir { None = 0, Out = 1, In = 2 }
@@ -602,7 +568,7 @@ export function decodeDataDescriptors(b: Uint8Array, len: number, cmd: SrpCmd, b
       if (!(bufFmt & BufFormat.Indirect)) throw new SrpIuError(iu, fieldF, 'indirect descriptor, which the login did not negotiate');
       if (at + INDIRECT_HEADER_LENGTH > len) throw new SrpIuError(iu, 'length', `the indirect descriptor header ends at ${at + INDIRECT_HEADER_LENGTH}, beyond the ${len}-byte IU`);
       const table = readDirect(b, at);
-      const total = be32(b, at + 16);
+      const total = u32(b, at + 16);
       if (table.len % DIRECT_DESC_LENGTH !== 0) throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', `${table.len} is not a multiple of 16`);
       const n = table.len / DIRECT_DESC_LENGTH;
       if (n === 0) throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', 'an empty indirect table');
@@ -629,7 +595,7 @@ export function decodeDataDescriptors(b: Uint8Array, len: number, cmd: SrpCmd, b
       if (!immOffset) throw new SrpIuError(iu, fieldF, 'immediate data, which the login did not negotiate');
       if (at + IMM_DESC_LENGTH > len) throw new SrpIuError(iu, 'length', `the immediate data descriptor ends at ${at + IMM_DESC_LENGTH}, beyond the ${len}-byte IU`);
       if (at + IMM_DESC_LENGTH > immOffset) throw new SrpIuError(iu, 'ADDITIONAL CDB LENGTH', `the immediate data descriptor overlaps the immediate data at ${immOffset}`);
-      const n = be32(b, at);
+      const n = u32(b, at);
       if (immOffset + n > len) throw new SrpIuError(iu, 'DATA LENGTH', `${n} bytes of immediate data at ${immOffset} but the IU is ${len} bytes`);
       return { direction: DataDir.Out, length: n, buffers: [], immediate: b.subarray(immOffset, immOffset + n) };
     }
@@ -679,15 +645,14 @@ export function encodeRsp(r: SrpRsp, into?: Uint8Array): Uint8Array {
 
 export function decodeRsp(b: Uint8Array, len = b.length): SrpRsp {
   const iu = 'SRP_RSP';
-  need(b, len, iu, RSP_LENGTH);
-  opcode(b, 0, SrpOpcode.Rsp, iu);
+  checkIu(b, len, iu, RSP_LENGTH, SrpOpcode.Rsp);
   const flags = b[18]!;
-  const senseLen = flags & RspFlags.SnsValid ? be32(b, 28) : 0;
-  const respLen = flags & RspFlags.RspValid ? be32(b, 32) : 0;
+  const senseLen = flags & RspFlags.SnsValid ? u32(b, 28) : 0;
+  const respLen = flags & RspFlags.RspValid ? u32(b, 32) : 0;
   if (RSP_LENGTH + respLen + senseLen > len) throw new SrpIuError(iu, 'SENSE DATA LIST LENGTH', `response ${respLen} + sense ${senseLen} bytes exceed the ${len}-byte IU`);
   const r: SrpRsp = {
-    solNot: b[1]!, reqLimDelta: be32(b, 4), ...readTag(b, 8), flags: flags & ~(RspFlags.RspValid | RspFlags.SnsValid), status: b[19]!,
-    dataOutResidual: be32(b, 20), dataInResidual: be32(b, 24),
+    solNot: b[1]!, reqLimDelta: u32(b, 4), ...readTag(b, 8), flags: flags & ~(RspFlags.RspValid | RspFlags.SnsValid), status: b[19]!,
+    dataOutResidual: u32(b, 20), dataInResidual: u32(b, 24),
   };
   if (respLen >= 4) r.rspCode = b[RSP_LENGTH + 3]!;
   if (senseLen) r.sense = Uint8Array.from(b.subarray(RSP_LENGTH + respLen, RSP_LENGTH + respLen + senseLen));

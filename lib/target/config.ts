@@ -7,6 +7,7 @@
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 import type { BackstoreSpec } from '../backstore/open.js';
+import { TPG_KEY_RULES, type TpgKeyRule } from '../iscsi/params.js';
 
 /** 'srp' portals come only from the top-level `srp` section (a TPG serves iSCSI). */
 export type TransportKind = 'tcp' | 'iser' | 'srp';
@@ -278,34 +279,10 @@ export function iscsiNameProblem(name: unknown): string | undefined {
   return `must be an iSCSI name such as "iqn.2025-01.com.example:disk1", "eui.<16 hex>" or "naa.<16 or 32 hex>", got ${describe(name)}`;
 }
 
-// iSCSI login keys a config may override, with the value rule for each (RFC 7143 §13,
-// RFC 7145 §6 for the iSER ones). Values are kept as the strings the engine negotiates with.
-// AuthMethod is not among them: it follows attributes.authentication, as in LIO, so the two
-// cannot disagree; initiator-declared keys (InitiatorRecvDataSegmentLength) are not the
-// target's to set.
-type KeyRule = { kind: 'bool' } | { kind: 'int'; min: number; max: number } | { kind: 'enum'; values: string[] } | { kind: 'text' };
-const YESNO: KeyRule = { kind: 'bool' };
-const DIGEST: KeyRule = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
-export const ISCSI_KEYS: Record<string, KeyRule> = {
-  HeaderDigest: DIGEST,
-  DataDigest: DIGEST,
-  MaxConnections: { kind: 'int', min: 1, max: 65535 },
-  TargetAlias: { kind: 'text' },
-  InitialR2T: YESNO,
-  ImmediateData: YESNO,
-  MaxRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
-  MaxBurstLength: { kind: 'int', min: 512, max: 16777215 },
-  FirstBurstLength: { kind: 'int', min: 512, max: 16777215 },
-  DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 },
-  DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
-  MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 },
-  DataPDUInOrder: YESNO,
-  DataSequenceInOrder: YESNO,
-  ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 },
-  RDMAExtensions: YESNO,
-  TargetRecvDataSegmentLength: { kind: 'int', min: 512, max: 16777215 },
-  MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
-};
+// iSCSI login keys a config may override, with the value rule for each: the engine's key
+// table says which (lib/iscsi/params.ts). Values are kept as the strings the engine negotiates with.
+type KeyRule = TpgKeyRule;
+export const ISCSI_KEYS: Readonly<Record<string, KeyRule>> = TPG_KEY_RULES;
 
 // ---------------------------------------------------------------------------------------
 // The validator

@@ -12,11 +12,11 @@
 import net from 'node:net';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate, readDigest, writeDigest } from '../iscsi/digest.js';
 import type { OperationalParams } from '../iscsi/params.js';
-import { padLength } from '../iscsi/pdu.js';
+import { BHS_LENGTH } from '../iscsi/opcodes.js';
+import { bhsAhsLength, bhsDataLength, padLength } from '../iscsi/pdu.js';
 import type { IscsiTarget } from '../iscsi/target.js';
 import type { IscsiTransport, TransportSink } from '../iscsi/transport.js';
 
-const BHS = 48;
 const ZERO_PAD = new Uint8Array(4);
 const EMPTY = new Uint8Array(0);
 /** Largest data segment framed during login (§13.12 allows 8192; the engine answers bigger ones). */
@@ -61,7 +61,7 @@ export class TcpTransport implements IscsiTransport {
 
   // Receive state machine.
   private state = RxState.Bhs;
-  private bhs: Uint8Array = new Uint8Array(BHS);
+  private bhs: Uint8Array = new Uint8Array(BHS_LENGTH);
   private bhsFill = 0;
   private ahs: Uint8Array = EMPTY;
   private ahsFill = 0;
@@ -95,6 +95,9 @@ export class TcpTransport implements IscsiTransport {
     this.sink = sink;
     if (!this.socket.destroyed) this.socket.resume();
   }
+
+  /** Nothing to prepare: the socket reads on as it did during the login. */
+  loginComplete(): void {}
 
   enterFullFeature(params: OperationalParams): void {
     this.headerDigest = params.headerDigest;
@@ -233,20 +236,20 @@ export class TcpTransport implements IscsiTransport {
         case RxState.Stopped:
           return;
         case RxState.Bhs: {
-          if (this.bhsFill === 0 && n - off >= BHS) {
-            this.bhs = chunk.subarray(off, off + BHS); // whole header in this chunk: view it
-            off += BHS;
+          if (this.bhsFill === 0 && n - off >= BHS_LENGTH) {
+            this.bhs = chunk.subarray(off, off + BHS_LENGTH); // whole header in this chunk: view it
+            off += BHS_LENGTH;
           } else {
-            if (this.bhsFill === 0) this.bhs = new Uint8Array(BHS);
-            const k = Math.min(BHS - this.bhsFill, n - off);
+            if (this.bhsFill === 0) this.bhs = new Uint8Array(BHS_LENGTH);
+            const k = Math.min(BHS_LENGTH - this.bhsFill, n - off);
             this.bhs.set(chunk.subarray(off, off + k), this.bhsFill);
             this.bhsFill += k;
             off += k;
-            if (this.bhsFill < BHS) return;
+            if (this.bhsFill < BHS_LENGTH) return;
           }
           this.bhsFill = 0;
-          const ahsLen = this.bhs[4] * 4;
-          this.dataLen = (this.bhs[5] << 16) | (this.bhs[6] << 8) | this.bhs[7];
+          const ahsLen = bhsAhsLength(this.bhs);
+          this.dataLen = bhsDataLength(this.bhs);
           if (this.dataLen > this.frameLimit) {
             this.stop();
             sink.framingError(`DataSegmentLength ${this.dataLen} > ${this.frameLimit} (RFC 7143 §13.12)`);

@@ -77,6 +77,7 @@ class FakeTransport {
     for (let i = 0; i < r.length; i++) r[i](undefined);
     r.length = 0;
   };
+  loginComplete() {}
   enterFullFeature() {}
   pauseReceive() {} resumeReceive() {}
   close() { this.sink.closed() }

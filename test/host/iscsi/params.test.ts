@@ -1,8 +1,7 @@
 // Negotiation tables (RFC 7143 §6.2, §13; RFC 7145 §6): for each key its default, range,
 // result function and the answer to an offer.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFERENCES, KEYS, KEY_TABLE, Negotiator, parseNumber, preferencesFrom, type TargetPreferences } from '../../../lib/iscsi/params.js';
-import { preferencesFromKeys } from '../../../lib/iscsi/target.js';
+import { DEFAULT_PREFERENCES, KEYS, KEY_TABLE, Negotiator, parseNumber, loginParams, preferencesFrom, preferencesFromKeys, TPG_KEY_RULES, type TargetPreferences } from '../../../lib/iscsi/params.js';
 
 function answer(key: string, value: string, prefs: Partial<TargetPreferences> = {}, sessionType: 'Normal' | 'Discovery' = 'Normal'): string | undefined {
   const n = new Negotiator(preferencesFrom(prefs), sessionType);
@@ -138,5 +137,31 @@ describe('results', () => {
     expect(preferencesFromKeys({ InitialR2T: 'Yes', MaxBurstLength: '65536', HeaderDigest: 'CRC32C' })).toEqual({ initialR2T: true, maxBurstLength: 65536, headerDigest: ['CRC32C'] });
     expect(() => preferencesFromKeys({ InitialR2T: 'maybe' })).toThrow();
     expect(() => preferencesFromKeys({ Bogus: '1' })).toThrow();
+    expect(() => preferencesFromKeys({ TargetAlias: 'disk' })).toThrow(/not a negotiable/);
+    expect(() => preferencesFromKeys({ DataDigest: 'MD5' })).toThrow(/DataDigest=MD5/);
+    expect(() => preferencesFromKeys({ MaxBurstLength: 'lots' })).toThrow(/expected a number/);
+    // Every key a configuration may set maps to its preference field.
+    for (const k of Object.keys(TPG_KEY_RULES)) if (k !== 'TargetAlias') expect(Object.keys(preferencesFromKeys({ [k]: KEY_TABLE.get(k)!.def }))).toHaveLength(1);
+  });
+  it('the keys and value rules a configuration may set, in key-table order', () => {
+    const bool = { kind: 'bool' };
+    const digest = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
+    const seg = { kind: 'int', min: 512, max: 16777215 };
+    expect(Object.entries(TPG_KEY_RULES)).toEqual(Object.entries({
+      HeaderDigest: digest, DataDigest: digest, MaxConnections: { kind: 'int', min: 1, max: 65535 }, TargetAlias: { kind: 'text' },
+      InitialR2T: bool, ImmediateData: bool, MaxRecvDataSegmentLength: seg, MaxBurstLength: seg, FirstBurstLength: seg,
+      DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 }, DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
+      MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 }, DataPDUInOrder: bool, DataSequenceInOrder: bool,
+      ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 }, RDMAExtensions: bool, TargetRecvDataSegmentLength: seg,
+      MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
+    }));
+  });
+  it('login-phase values are the §13 defaults (§13.12: 8192-byte segments both ways)', () => {
+    expect(loginParams()).toEqual({
+      headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
+      initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
+      firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
+      dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
+    });
   });
 });

@@ -38,6 +38,7 @@ class FakeIser implements IscsiTransport {
     into.set(src.subarray(offset, offset + into.length));
     setImmediate(done, undefined); // as an RDMA READ completes: later, not inside the call
   }
+  loginComplete(): void {}
   enterFullFeature(p: OperationalParams): void { this.params = p }
   pauseReceive(): void {} resumeReceive(): void {}
   close(): void { if (!this.closed) { this.closed = true; this.sink.closed() } }
