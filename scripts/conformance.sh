@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # libiscsi's iscsi-test-cu against this target on 127.0.0.1, one family per call, the way
-# docs/shared interop.md measured LIO and tgt. Starts the daemon itself (a random free port,
+# docs/interop.md measured LIO and tgt. Starts the daemon itself (a random free port,
 # three RAM LUNs), writes one log per family and a table under OUT, stops the daemon with
 # SIGTERM and checks that it exits 0.
 #
@@ -9,7 +9,7 @@
 #
 # --transport iser runs libiscsi's iser:// client against an iSER portal on ADDR:3260
 # (default 10.77.0.1, the soft-RoCE VM's rxe0: run it inside scripts/vm/run.sh). The client
-# is fragile (shared/docs/rxe-vm.md): its crashes are recorded as X, not as our failures.
+# is fragile (docs/rxe-vm.md): its crashes are recorded as X, not as our failures.
 # It declares immediate data it does not send (the SEND holds the BHS only), so the TPG
 # offers ImmediateData=No and InitialR2T=Yes, what LIO and tgt negotiated when they were
 # measured (ISER_IMMEDIATE_DATA=Yes / ISER_INITIAL_R2T=No to see the difference).

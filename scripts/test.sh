@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: `npm test`.
 #   1. Debian packages and npm dependencies, the addon and the compiled TypeScript;
-#   2. host tier (vitest, test/host): no RDMA needed;
-#   3. RDMA tier (vitest, test/rdma) against real verbs on soft-RoCE: directly on a host
+#   2. lint (scripts/lint.sh): formatter and linter check, clang-format on native/, the
+#      typecheck of test/; counted as one failure in the summary when it fails;
+#   3. host tier (vitest, test/host): no RDMA needed;
+#   4. RDMA tier (vitest, test/rdma) against real verbs on soft-RoCE: directly on a host
 #      that has RDMA devices (or can load rdma_rxe), otherwise inside the qemu VM that
 #      scripts/vm/run.sh boots (the project's own machines and CI: no rdma_rxe there).
-# Exits non-zero if any tier fails or cannot run; a tier that cannot run says why.
+# Exits non-zero if lint or any tier fails or cannot run; a tier that cannot run says why.
+# Lint failing does not stop the tiers: their results are worth having all the same.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,6 +27,10 @@ step "dependencies"
 bash scripts/deps.sh || exit 1
 node scripts/bootstrap.mjs || exit 1
 
+step "lint"
+bash scripts/lint.sh
+lint_rc=$?
+
 step "host tier"
 npx vitest run --config vitest.config.ts 2>&1 | tee "$logs/host"
 host_rc=${PIPESTATUS[0]}
@@ -40,6 +47,7 @@ else
 fi
 
 step "summary"
+echo "lint:      $([[ $lint_rc == 0 ]] && echo passed || echo "FAILED (exit $lint_rc)")"
 echo "host tier: $([[ $host_rc == 0 ]] && echo passed || echo "FAILED (exit $host_rc)")"
 echo "RDMA tier: $([[ $rdma_rc == 0 ]] && echo passed || echo "FAILED (exit $rdma_rc)")"
 read -r hp hf < <(counts "$logs/host")
@@ -47,5 +55,7 @@ read -r rp rf < <(counts "$logs/rdma")
 # A tier that exited non-zero without a failed test (crash, timeout, no tests) counts as one failure.
 [[ $host_rc != 0 && $hf == 0 ]] && hf=1
 [[ $rdma_rc != 0 && $rf == 0 ]] && rf=1
-echo "total: $((hp + rp)) passed, $((hf + rf)) failed"
-[[ $host_rc == 0 && $rdma_rc == 0 ]]
+lf=$([[ $lint_rc == 0 ]] && echo 0 || echo 1)
+lp=$((1 - lf))
+echo "total: $((hp + rp + lp)) passed, $((hf + rf + lf)) failed"
+[[ $lint_rc == 0 && $host_rc == 0 && $rdma_rc == 0 ]]

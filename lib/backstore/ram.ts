@@ -1,6 +1,6 @@
 // A LUN in memory. Its bytes are one Uint8Array (optionally supplied by the caller, e.g.
 // memory registered with the RDMA device) so fabrics can move data straight to and from
-// it through view() (design.md, memory model). Thin LUNs track mapped blocks in a bitmap
+// it through view() (docs/architecture.md, memory model). Thin LUNs track mapped blocks in a bitmap
 // for GET LBA STATUS; untouched pages of a fresh ArrayBuffer are never faulted in, so an
 // unwritten thin LUN costs no resident memory.
 

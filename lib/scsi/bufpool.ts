@@ -1,6 +1,6 @@
 // Reusable bounce buffers for backstores without a zero-copy view (file, block) and for
 // parameter data: one free list per power-of-two size class, so steady-state I/O
-// allocates nothing (design.md, memory model).
+// allocates nothing (docs/architecture.md, memory model).
 //
 // With a slab (registered memory from lib/verbs/registry.ts, when RDMA is in use) buffers
 // are carved from it, so a file LUN's read lands in memory an RDMA fabric can WRITE from

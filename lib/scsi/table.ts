@@ -57,6 +57,7 @@ const R = PrClass.Read;
 const W = PrClass.Write;
 const A = PrClass.Allowed;
 
+// biome-ignore format: the command table, one opcode per row
 const ENTRIES: CommandEntry[] = [
   { op: Op.TestUnitReady, name: 'TEST UNIT READY', cdbLength: 6, usage: u('00 00 00 00 00 07'), handler: spc.testUnitReady, pr: A },
   { op: Op.RequestSense, name: 'REQUEST SENSE', cdbLength: 6, usage: u('03 01 00 00 ff 07'), handler: spc.requestSense, noUa: true, pr: A, reserveAllowed: true },

@@ -1,5 +1,5 @@
 // The daemon's view of the layers below it. The daemon only turns configuration into
-// objects and runs their lifecycle (design.md: lib/target holds no protocol logic), so all
+// objects and runs their lifecycle (docs/architecture.md: lib/target holds no protocol logic), so all
 // it needs from the backstores, the SCSI core, the iSCSI engine and its transports is this
 // small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
 

@@ -5,7 +5,7 @@
 //
 // Where RDMA devices exist, RAM LUNs live in natively allocated memory that every RDMA
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
-// RDMA WRITE/READ straight from and into the LUN (design.md, memory model).
+// RDMA WRITE/READ straight from and into the LUN (docs/architecture.md, memory model).
 
 import type { Backstore } from '../backstore/types.js';
 import type { FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, TmfResponse } from '../scsi/types.js';

@@ -1,4 +1,4 @@
-// The typed face of the RDMA binding (design.md: lib/verbs). Knows no iSCSI or SRP.
+// The typed face of the RDMA binding (docs/architecture.md, lib/verbs). Knows no iSCSI or SRP.
 export * from './binding.js';
 export * from './wr.js';
 export * from './pool.js';

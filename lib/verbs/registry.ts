@@ -1,4 +1,4 @@
-// Memory that every protection domain registers: the RAM LUNs (design.md, memory model),
+// Memory that every protection domain registers: the RAM LUNs (docs/architecture.md, memory model),
 // so Data-In is an RDMA WRITE straight from the LUN and Data-Out an RDMA READ straight into
 // it. Memories are allocated natively (page-aligned, never from Node's Buffer pool) and
 // registered once per PD, when the PD is attached or when the memory is added, whichever

@@ -63,8 +63,8 @@ class FakeTransport {
   }
   // iSER: the RDMA WRITE is posted (done at once, as for LUN memory); the RDMA READ
   // completes in a later microtask, as a CQ completion would, not inside the call.
-  deliverDataIn(task, from, offset, done) { done(undefined) }
-  obtainDataOut(task, into, offset, done) {
+  deliverDataIn(_task, _from, _offset, done) { done(undefined) }
+  obtainDataOut(_task, into, offset, done) {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
     this.reads.push(done);
     if (!this.readsScheduled) { this.readsScheduled = true; DONE.then(this.completeReads) }
@@ -87,7 +87,7 @@ function login(t) {
   const step = (csg, nsg, keys) => {
     const data = encodeText(keys);
     t.sink.receive({ bhs: encodeBhs({ opcode: OP_LOGIN_REQUEST, immediate: true, itt: 1, transit: true, cont: false, csg, nsg, versionMax: 0, versionMin: 0, isid: 0x400000000001, tsih: 0, cid: 0, cmdSN: 1, expStatSN: 0, dataLength: data.length }), ahs: new Uint8Array(0), data });
-    if (!t.last || t.last.pdu.statusClass !== 0) throw new Error('login failed');
+    if (t.last?.pdu.statusClass !== 0) throw new Error('login failed');
     return new Map(decodeText(t.last.data));
   };
   step(0, 1, [['InitiatorName', 'iqn.2024-01.bench:init'], ['TargetName', 'iqn.2024-01.bench:target'], ['SessionType', 'Normal'], ['AuthMethod', 'None']]);

@@ -50,7 +50,7 @@ PORT=3260
 PORTAL=$IP:$PORT
 SRP_PORT=5555
 # ib_srp logs in through the port of rxe0: 10.77.0.1 is rxe0's address (loopback, see
-# shared/docs/rxe-vm.md); from srp-rxe1-1 add_target fails while both addresses are local.
+# docs/rxe-vm.md); from srp-rxe1-1 add_target fails while both addresses are local.
 SRP_HCA=rxe0
 SRP_ADD=/sys/class/infiniband_srp/srp-$SRP_HCA-1/add_target
 # RDMA/CM logins are named by IP address (LIO srpt: "%pIS" of the connection's address): the

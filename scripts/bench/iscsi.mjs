@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The iSCSI/iSER/SRP benchmark (`npm run bench`): the same fio jobs against eight targets in
-// ONE boot of the soft-RoCE VM (shared/docs/rxe-vm.md), each on an equal 512 MiB RAM LUN, one
+// ONE boot of the soft-RoCE VM (docs/rxe-vm.md), each on an equal 512 MiB RAM LUN, one
 // at a time: on 10.77.0.1:3260 rdma-target over iSER and over TCP, LIO over iSER and TCP
 // (configfs, rd_mcp), tgt over iSER and TCP (tmpfs-backed file); on 10.77.0.1:5555 (RDMA/CM)
 // rdma-target's SRP target port and LIO's ib_srpt (rd_mcp), both through the kernel's ib_srp;
@@ -369,7 +369,7 @@ export function renderMarkdown(res) {
   L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`);
   L.push(`- **Command:** \`${res.command}\` (${res.command.endsWith('npm run bench') ? '= `node scripts/bench/iscsi.mjs`, ' : ''}which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`);
   L.push(`- **Where:** one boot of the soft-RoCE VM (qemu TCG, ${g?.cpus ?? '?'} vCPUs, ${g ? Math.round(g.mem_kib / 1024) : '?'} MiB, kernel ${g?.kernel ?? '?'}; host: ${res.host.cpus} CPUs, ${res.host.cpu_model}). ` +
-    'RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0\'s loopback (shared/docs/rxe-vm.md).');
+    'RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0\'s loopback (docs/rxe-vm.md).');
   L.push(`- **Targets:** one at a time, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
     `iSCSI on 10.77.0.1:3260: LIO in demo mode, rdma-target with generated node ACLs; initiator Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`);
   if (TARGETS.some((t) => t.transport === 'srp' && res.targets[t.key].status !== 'not run')) L.push('- **SRP:** on 10.77.0.1:5555 over RDMA/CM: rdma-target\'s `srp` section, and LIO\'s `ib_srpt` (`srpt/discovery_auth/rdma_cm_port` 5555, the target port named by rxe0\'s port GUID, TPG `tpgt_1` with the ramdisk as LUN 0). ' +

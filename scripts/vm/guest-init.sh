@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs as PID 1 inside the soft-RoCE VM, on the host's root filesystem (overlaid).
-# Builds the two-host RDMA network the tests expect (shared/docs/rxe-vm.md):
+# Builds the two-host RDMA network the tests expect (docs/rxe-vm.md):
 #   veth0 10.77.0.1/24 ─ rxe0      veth1 10.77.0.2/24 ─ rxe1
 # then runs the command run.sh left in $VM_OUT/cmd from the repository root and leaves
 # its exit status in $VM_OUT/status. Powers off in every case.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command inside the soft-RoCE VM (shared/docs/rxe-vm.md) and returns its exit status.
+# Runs a command inside the soft-RoCE VM (docs/rxe-vm.md) and returns its exit status.
 #
 #   scripts/vm/run.sh [--timeout SECONDS] [--mem MIB] [--cpus N] -- COMMAND [ARGS...]
 #

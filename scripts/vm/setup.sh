@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepares everything the soft-RoCE VM needs (facts: shared/docs/rxe-vm.md), idempotently:
+# Prepares everything the soft-RoCE VM needs (docs/rxe-vm.md), idempotently:
 #  - Debian packages on the host (scripts/deps.sh: the guest runs the host's own / over 9p,
 #    so the initiators, rdma-core and fio the tests use come from here);
 #  - a Debian 6.1 kernel unpacked into .cache/vm (never installed on the host: its

@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
-  ADDR_A, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
+  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, native, postRecvs,
 } from './rc.js';
 import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 

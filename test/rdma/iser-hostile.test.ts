@@ -40,7 +40,6 @@ class Client {
   cmdSN = 1;
   itt = 1;
   private sendCount = 0;
-  private recvSeen = 0;
 
   async connect(privateData = Buffer.from([0xc0, 0, 0, 0])): Promise<void> {
     const id: NativeCmId = await cm.resolve(ADDR_A, port, 2000);

@@ -1,7 +1,7 @@
 // libiscsi's iscsi-test-cu over iser:// against rdma-target, inside the VM, through
 // scripts/conformance.sh --transport iser (docs/conformance.md, "Over iSER"). The client is
 // unreliable over iSER: it aborts or segfaults at varying points against every target
-// (shared/docs/rxe-vm.md), so a crash is recorded, not failed; what fails the test is a
+// (docs/rxe-vm.md), so a crash is recorded, not failed; what fails the test is a
 // test that ran to a verdict and FAILED, or too few verdicts to mean anything.
 import { spawn } from 'node:child_process';
 import { describe, expect, test } from 'vitest';

@@ -12,7 +12,7 @@ export const ADDR_B = process.env.RDMA_TEST_ADDR_B ?? '10.77.0.2';
 /**
  * Source address for clients. Unset by default: with both addresses local to the guest,
  * the kernel routes RDMA/CM to 10.77.0.1 over rxe0's loopback and resolution bound to
- * 10.77.0.2 times out (shared/docs/rxe-vm.md, "Loopback, not the veth").
+ * 10.77.0.2 times out (docs/rxe-vm.md, "Loopback, not the veth").
  */
 export const SOURCE = process.env.RDMA_TEST_SOURCE || undefined;
 
@@ -45,7 +45,11 @@ export class Completions implements CompletionHandler {
   private waiters: { n: number; resolve: () => void }[] = [];
   onCompletion(wc: WorkCompletion, cookie: number): void {
     this.done.push({ status: wc.status, statusName: wc.statusName, opcode: wc.opcode, byteLen: wc.byteLen, qpNum: wc.qpNum, cookie });
-    this.waiters = this.waiters.filter((w) => (this.done.length >= w.n ? (w.resolve(), false) : true));
+    this.waiters = this.waiters.filter((w) => {
+      if (this.done.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
   }
   wait(count: number, timeoutMs = 60_000): Promise<Done[]> {
     const target = (this.taken += count);

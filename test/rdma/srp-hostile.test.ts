@@ -23,7 +23,6 @@ import {
 
 const TPID = Uint8Array.from(Buffer.from('52505441524745540011223344556677', 'hex'));
 const CREDITS = 8;
-const RECV_SLOT = 512;
 const SEND_SLOT = 8260;
 let cm: RdmaCm;
 let devices: DeviceTable;

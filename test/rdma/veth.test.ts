@@ -1,7 +1,7 @@
 // Across the wire: a connection from rxe1 (10.77.0.2) to rxe0 (10.77.0.1) whose packets
 // really cross the veth pair. Both addresses are local to the guest, so by default the
 // kernel routes RDMA/CM over rxe0's loopback; this file reroutes locally generated traffic
-// through the veths for its duration (shared/docs/rxe-vm.md, "Loopback, not the veth").
+// through the veths for its duration (docs/rxe-vm.md, "Loopback, not the veth").
 // Few operations: under emulation, rxe on this path retransmits and is slow.
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';

@@ -138,6 +138,7 @@ describe('rdma-target reload', () => {
     const iqn = 'iqn.2025-01.com.example:reload';
     const sock = join(dir, 'reload.sock');
     const p = join(dir, 'reload.json');
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
     const doc: any = {
       control: { socket: sock },
       backstores: [{ name: 'r0', type: 'ram', size: '1M' }],

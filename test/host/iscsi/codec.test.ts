@@ -13,6 +13,7 @@ function bytes(...spans: Array<[number, number[]]>): Buffer {
 }
 const cdb16 = (...head: number[]): Uint8Array => { const c = new Uint8Array(16); c.set(head); return c };
 
+// biome-ignore format: a table: one case per row, read across
 const table: Array<[string, Pdu, Buffer]> = [
   ['SCSI Command READ(10) (RFC 3720 B.4 vector)',
     { opcode: 0x01, immediate: false, ahsWords: 0, dataLength: 0, itt: 0x14000000, final: true, read: true, write: false, attr: 0, lun: 0n, edtl: 0x400, cmdSN: 0x14, expStatSN: 0x18, cdb: cdb16(0x28) },
@@ -190,6 +191,7 @@ describe('text codec (RFC 7143 §6.1)', () => {
   it('tolerates trailing NUL padding', () => {
     expect(decodeText(Buffer.from('A=1\0\0\0\0'))).toEqual([['A', '1']]);
   });
+  // biome-ignore format: a table: one case per row, read across
   const bad: Array<[string, string]> = [
     ['no NUL', 'A=1'], ['no =', 'A\0'], ['empty key', '=1\0'], ['key too long', `${'K'.repeat(64)}=1\0`],
     ['bad key char', 'A B=1\0'], ['value too long', `A=${'v'.repeat(8193)}\0`],

@@ -317,7 +317,7 @@ export class FakeCore implements ScsiCore {
       case 0x12: {
         const inq = Buffer.alloc(36);
         inq[2] = 6; inq[3] = 2; inq[4] = 31; inq.write('FAKE    ', 8); inq.write('FAKECORE        ', 16); inq.write('0001', 32);
-        const alloc = c.readUInt16BE?.(3) ?? ((c[3] << 8) | c[4]);
+        const alloc = (c[3] << 8) | c[4];
         const n = Math.min(alloc, 36, cmd.expectedLength);
         await io.dataIn(inq.subarray(0, n), 0);
         return { status: 0, transferred: Math.min(alloc, 36) };

@@ -21,6 +21,7 @@ describe('key table', () => {
       expect(names).toContain(k);
     }
   });
+  // biome-ignore format: a table: one case per row, read across
   const defaults: Array<[string, string, string, number?, number?]> = [
     ['HeaderDigest', 'None', 'list'], ['DataDigest', 'None', 'list'], ['MaxConnections', '1', 'min', 1, 65535],
     ['InitialR2T', 'Yes', 'or'], ['ImmediateData', 'Yes', 'and'], ['MaxRecvDataSegmentLength', '8192', 'declarative-number', 512, 16777215],
@@ -47,6 +48,7 @@ describe('key table', () => {
 });
 
 describe('answers to offers (target defaults: InitialR2T=No, ImmediateData=Yes, MaxBurst 1 MiB, FirstBurst 256 KiB, MaxOutstandingR2T 8)', () => {
+  // biome-ignore format: a table: one case per row, read across
   const cases: Array<[string, string, string | undefined, Partial<TargetPreferences>?]> = [
     // boolean OR: Yes if either says Yes
     ['InitialR2T', 'Yes', 'Yes'], ['InitialR2T', 'No', 'No'], ['InitialR2T', 'No', 'Yes', { initialR2T: true }],

@@ -12,6 +12,7 @@ function bytes(...spans: Array<[number, number[]]>): Buffer {
   return b;
 }
 
+// biome-ignore format: a table: one case per row, read across
 const table: Array<[string, IserHeader, Buffer]> = [
   ['control, no STags (a SCSI Response or NOP)',
     { opcode: 1, wsv: false, rsv: false, writeStag: 0, writeVaHi: 0, writeVaLo: 0, readStag: 0, readVaHi: 0, readVaLo: 0 },
@@ -63,6 +64,7 @@ describe('iSER header', () => {
 });
 
 describe('iser_cm_hdr', () => {
+  // biome-ignore format: a table: one case per row, read across
   const cases: Array<[string, Uint8Array | undefined, { zbvaNotSupported: boolean; sendWithInvNotSupported: boolean }]> = [
     ['ib_iser with remote invalidation', Uint8Array.of(0x80, 0, 0, 0), { zbvaNotSupported: true, sendWithInvNotSupported: false }],
     ['ib_iser without remote invalidation', Uint8Array.of(0xc0, 0, 0, 0), { zbvaNotSupported: true, sendWithInvNotSupported: true }],

@@ -187,7 +187,7 @@ describe('read/write', () => {
     const r = await h.cmd(cdb10(0x2a, 0, 2), { out: new Uint8Array(512).fill(9) });
     expect(r.status).toBe(0);
     expect(r.transferred).toBe(1024);
-    expect(h.lu.backstore.view!(1, 1).every((x) => x === 0)).toBe(true);
+    expect(h.lu.backstore.view!(1, 1)!.every((x) => x === 0)).toBe(true);
   });
   it('read-only LU: DATA PROTECT / WRITE PROTECTED', async () => {
     const h = Harness.ram({ readOnly: true });
@@ -216,7 +216,7 @@ describe('SBC extras', () => {
     const buf = new Uint8Array(1024);
     buf.fill(5, 512);
     expect((await h.cmd(c, { out: buf })).status).toBe(0);
-    expect(h.lu.backstore.view!(3, 1)[0]).toBe(5);
+    expect(h.lu.backstore.view!(3, 1)![0]).toBe(5);
     const r = await h.cmd(c, { out: buf });
     expect(hex(r.sense)).toBe('f0000e000000000a000000001d0000000000');
   });
@@ -229,13 +229,13 @@ describe('SBC extras', () => {
     cw.fill(7, 512);
     const results = await Promise.all([h.cmd(c, { out: cw }), h.cmd(cdb10(0x2a, 0, 1), { out: new Uint8Array(512).fill(3) })]);
     expect(results.map((r) => r.status)).toEqual([0, 0]);
-    expect(h.lu.backstore.view!(0, 1)[0]).toBe(3);
+    expect(h.lu.backstore.view!(0, 1)![0]).toBe(3);
   });
   it('WRITE SAME, UNMAP, GET LBA STATUS on a thin LU', async () => {
     const h = Harness.ram({ thin: true });
     await h.ready();
     expect((await h.cmd(cdb16(0x93, 10, 20), { out: new Uint8Array(512).fill(0xab) })).status).toBe(0);
-    expect(h.lu.backstore.view!(29, 1)[511]).toBe(0xab);
+    expect(h.lu.backstore.view!(29, 1)![511]).toBe(0xab);
     let s = await h.cmd(cdb16(0x9e, 10, 0x20, 0x12));
     expect(hex(s.data)).toBe('00000014' + '00000000' + '000000000000000a' + '00000014' + '00000000');
     expect(s.data[20]).toBe(0);
@@ -248,7 +248,7 @@ describe('SBC extras', () => {
     expect((await h.cmd([0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], { out: p })).status).toBe(0);
     s = await h.cmd(cdb16(0x9e, 15, 0x20, 0x12));
     expect(s.data[20]).toBe(1);
-    expect(h.lu.backstore.view!(15, 5).every((x) => x === 0)).toBe(true);
+    expect(h.lu.backstore.view!(15, 5)!.every((x) => x === 0)).toBe(true);
     expect((await h.cmd(cdb16(0x93, 0, 30, 0x08), { out: new Uint8Array(512) })).status).toBe(0);
     s = await h.cmd(cdb16(0x9e, 0, 0x20, 0x12));
     expect(s.data[20]).toBe(1);
@@ -258,7 +258,7 @@ describe('SBC extras', () => {
     await h.ready();
     await h.cmd(cdb10(0x2a, 1, 1), { out: new Uint8Array(512).fill(0x0f) });
     expect((await h.cmd(cdb16(0x8b, 1, 1), { out: new Uint8Array(512).fill(0xf0) })).status).toBe(0);
-    expect(h.lu.backstore.view!(1, 1)[100]).toBe(0xff);
+    expect(h.lu.backstore.view!(1, 1)![100]).toBe(0xff);
   });
   it('SPC-2 RESERVE makes other nexuses conflict until RELEASE', async () => {
     const h = Harness.ram();
@@ -452,7 +452,7 @@ describe('UNMAP: parameter list checks (SBC-3 5.28)', () => {
       await h.cmd(cdb10(0x2a, 0, 8), { out: new Uint8Array(4096).fill(1) });
       const r = await h.cmd(c, params ? { out: params } : {});
       expect(hex(r.sense)).toBe(sense);
-      expect(h.lu.backstore.view!(0, 1)[0]).toBe(1); // nothing was unmapped
+      expect(h.lu.backstore.view!(0, 1)![0]).toBe(1); // nothing was unmapped
     });
   }
   it('zero-length parameter list and zero-block descriptors are no-ops', async () => {
@@ -563,7 +563,7 @@ describe('data direction', () => {
       submitAsync(h.view, { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 512, direction }, nexusA, io);
     // A WRITE the fabric calls a read: nothing to write with, nothing written; the residual is the fabric's.
     expect(await submit(cdb10(0x2a, 0, 1), 2)).toEqual({ status: 0, transferred: 512 });
-    expect(h.lu.backstore.view!(0, 1)[0]).toBe(0);
+    expect(h.lu.backstore.view!(0, 1)![0]).toBe(0);
     // A READ with no data direction moves nothing.
     expect(await submit(cdb10(0x28, 0, 1), 0)).toEqual({ status: 0, transferred: 512 });
     expect(calls).toEqual([]);

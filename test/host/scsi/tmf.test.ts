@@ -190,7 +190,7 @@ describe('task attributes (SAM-5 8.6)', () => {
     expect(await settled(second.done)).toBe(false);
     first.open();
     await Promise.all([first.done, second.done]);
-    expect(h.lu.backstore.view!(0, 1)[0]).toBe(0x22);
+    expect(h.lu.backstore.view!(0, 1)![0]).toBe(0x22);
   });
 });
 
@@ -228,6 +228,6 @@ describe('aborting a write that waits for an overlapping one', () => {
     expect((await second).status).toBe(0x40);
     expect((await first.done).status).toBe(0);
     expect(asked).toBe(false);
-    expect(h.lu.backstore.view!(0, 1)[0]).toBe(0x11);
+    expect(h.lu.backstore.view!(0, 1)![0]).toBe(0x11);
   });
 });

@@ -31,10 +31,10 @@ describe('EXTENDED COPY', () => {
   it('copies blocks within the LU', async () => {
     const h = Harness.ram();
     await h.ready();
-    h.lu.backstore.view!(0, 8).fill(0x41);
+    h.lu.backstore.view!(0, 8)!.fill(0x41);
     const p = xcopyParams(h.lu.naa, 512, { blocks: 8, src: 0, dst: 2000 });
     expect((await h.cmd(xcopyCdb(p.length), { out: p })).status).toBe(0);
-    expect(h.lu.backstore.view!(2000, 8).every((x) => x === 0x41)).toBe(true);
+    expect(h.lu.backstore.view!(2000, 8)!.every((x) => x === 0x41)).toBe(true);
     // COPY STATUS for list id 0 from this nexus: completed, one segment, 4096 bytes.
     const st = await h.cmd([0x84, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0]);
     expect(hex(st.data)).toBe('000000080100010000001000');

@@ -11,6 +11,7 @@ import { fakeEngine } from '../target/fake-engine.js';
 
 const pin = { defaults: { stateDir: '/var/lib/rt-test', controlSocket: '/run/rt-test.sock' } };
 
+// biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
 function doc(srp: unknown): any {
   return {
     backstores: [{ name: 'ram0', type: 'ram', size: '64M' }],

@@ -213,6 +213,7 @@ const set = (b: Uint8Array, at: number, v: number): Uint8Array => { const c = Ui
 
 type Bad = [name: string, bytes: Uint8Array, len: number | undefined, bufFmt: number, immOffset: number, field: string];
 const ALL = BufFormat.Direct | BufFormat.Indirect;
+// biome-ignore format: a table: one case per row, read across
 const bad: Bad[] = [
   ['shorter than the fixed part', readCmd().subarray(0, 40), undefined, ALL, 68, 'length'],
   ['declared length beyond the buffer', readCmd(), 80, ALL, 68, 'length'],

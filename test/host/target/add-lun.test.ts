@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon } from '../../../lib/target/daemon.js';
+import { Daemon, type DaemonStatus } from '../../../lib/target/daemon.js';
 import { controlRequest } from '../../../lib/target/control.js';
 import { createEngine } from '../../../lib/target/wiring.js';
 import { validateConfig } from '../../../lib/target/config.js';
@@ -56,7 +56,7 @@ describe.skipIf(!haveLibiscsi)('control socket: add-lun', () => {
     expect(ls.out).toMatch(/Lun:1 +Type:DIRECT_ACCESS \(Size:3M\)/);
     expect(ls.out).toMatch(/Lun:2 +Type:DIRECT_ACCESS \(Size:1M\)/);
 
-    const st = (await controlRequest(sock, { cmd: 'status' })) as any;
+    const st = (await controlRequest(sock, { cmd: 'status' })) as DaemonStatus;
     expect(st.targets[0].tpgs[0].luns.map((l: { lun: number }) => l.lun)).toEqual([0, 1, 2]);
 
     await expect(controlRequest(sock, { cmd: 'add-lun', target: iqn, lun: 1, backstore: 'spare' }))

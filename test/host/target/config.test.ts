@@ -13,6 +13,7 @@ import {
 const pin = { defaults: { stateDir: '/var/lib/rt-test', controlSocket: '/run/rt-test.sock' } };
 
 /** A minimal valid document; each bad case below breaks one field of it. */
+// biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
 function base(): any {
   return {
     backstores: [{ name: 'disk0', type: 'file', path: '/srv/disk0.img', size: '64M' }],
@@ -124,6 +125,7 @@ describe('config: good documents', () => {
 });
 
 // Each row: what to break, and the exact error(s) it must produce.
+// biome-ignore lint/suspicious/noExplicitAny: breaks a raw config document (base()) anywhere
 const bad: Array<[string, (d: any) => void, string[]]> = [
   ['port not a number', (d) => (d.targets[0].tpgs[0].portals = [{ port: 3260 }, { port: 'abc' }]), ['targets[0].tpgs[0].portals[1].port: must be an integer 1–65535, got "abc"']],
   ['port 0 without --listen', (d) => (d.targets[0].tpgs[0].portals[0].port = 0), ['targets[0].tpgs[0].portals[0].port: must be an integer 1–65535, got 0']],

@@ -3,7 +3,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Daemon, StartError } from '../../../lib/target/daemon.js';
+import { Daemon, StartError, type DaemonStatus } from '../../../lib/target/daemon.js';
 import { controlRequest } from '../../../lib/target/control.js';
 import { defaultConfigJson, overrideListen, validateConfig, type Config } from '../../../lib/target/config.js';
 import { fakeEngine } from './fake-engine.js';
@@ -38,7 +38,7 @@ describe('daemon lifecycle (fake engine)', () => {
     expect(engine.built!.luns[0]).toMatchObject({ iqn: 'iqn.2025-01.org.rdma-target:default', tpgTag: 1, storeName: 'ram0' });
 
     const sock = (cfg.control as { socket: string }).socket;
-    const st = (await controlRequest(sock, { cmd: 'status' })) as any;
+    const st = (await controlRequest(sock, { cmd: 'status' })) as DaemonStatus;
     expect(st.version).toBe('9.9.9');
     expect(st.state).toBe('running');
     expect(st.portals).toEqual([{ transport: 'tcp', address: '127.0.0.1', port, targets: ['iqn.2025-01.org.rdma-target:default'] }]);
@@ -63,6 +63,7 @@ describe('daemon lifecycle (fake engine)', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     cleanups.push(() => new Promise((r) => blocker.close(() => r())));
     const port = (blocker.address() as { port: number }).port;
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
     const doc = defaultConfigJson() as any;
     doc.targets[0].tpgs[0].portals[0].port = port;
     const engine = fakeEngine();
@@ -75,6 +76,7 @@ describe('daemon lifecycle (fake engine)', () => {
   });
 
   it('a missing file is a StartError naming backstores[i].path', async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
     const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as any;
     doc.backstores = [{ name: 'f', type: 'file', path: '/nonexistent/disk.img' }];
     doc.targets[0].tpgs[0].luns = [{ lun: 0, backstore: 'f' }];
@@ -84,6 +86,7 @@ describe('daemon lifecycle (fake engine)', () => {
   });
 
   it('an inline backstore failure names the LUN field', async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
     const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as any;
     doc.backstores = [];
     doc.targets[0].tpgs[0].luns = [{ lun: 3, backstore: { type: 'block', path: '/dev/nonexistent' } }];
@@ -99,10 +102,11 @@ describe('daemon lifecycle (fake engine)', () => {
     const cfg2 = { ...config(), control: cfg.control };
     const err = await Daemon.start(cfg2, { engine: fakeEngine() }).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/^control\.socket: cannot listen on .*: another rdma-target is running with this control socket$/);
-    expect(((await controlRequest((cfg.control as { socket: string }).socket, { cmd: 'version' })) as any).version).toBe('0.0.0');
+    expect(((await controlRequest((cfg.control as { socket: string }).socket, { cmd: 'version' })) as { version: string }).version).toBe('0.0.0');
   });
 
   it('skips portals of transports the build lacks, with a warning', async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
     const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as any;
     doc.targets[0].tpgs[0].portals.push({ address: '127.0.0.1', port: 3260, transport: 'iser' });
     const warnings: string[] = [];

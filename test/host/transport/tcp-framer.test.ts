@@ -29,7 +29,7 @@ class RecordingSink implements TransportSink {
   errors: string[] = [];
   destinations = new Map<number, Uint8Array>();
   closedCalled = false;
-  dataDestination(bhs: Uint8Array, len: number): Uint8Array | undefined {
+  dataDestination(_bhs: Uint8Array, len: number): Uint8Array | undefined {
     const d = this.destinations.get(this.got.length);
     return d && d.length === len ? d : undefined;
   }
