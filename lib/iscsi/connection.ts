@@ -12,15 +12,20 @@ import { snAdd } from './core.js';
 import { LoginHandler } from './login.js';
 import { handleLogout } from './logout.js';
 import { handleNopOut, NopKeeper } from './nop.js';
-import { Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
+import { BHS_LENGTH, Opcode, RESERVED_TAG, RejectReason, opcodeName } from './opcodes.js';
 import { loginParams, type OperationalParams } from './params.js';
-import { bhsOpcode, decodeBhs, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
+import { bhsOpcode, decodeBhs, decodeScsiCommandInto, type DataOutPdu, type Pdu, type RxPdu, type ScsiCommandPdu } from './pdu.js';
 import { sendReject } from './reject.js';
 import { IscsiTask, type R2TRecord, type TaskConnection } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
 import { handleTextRequest, TextExchange } from './text-req.js';
 import { handleTmf } from './tmf.js';
 import type { IscsiTransport, TransportSink } from './transport.js';
+
+/** Immediate-data buffers kept for reuse per connection, and the FirstBurstLength up to which they are. */
+const IMMEDIATE_POOL_SLOTS = 64;
+const IMMEDIATE_POOL_MAX_BYTES = 256 * 1024;
+const EMPTY_COMMAND = Uint8Array.of(Opcode.ScsiCommand, ...new Array<number>(BHS_LENGTH - 1).fill(0));
 
 export class IscsiConnection implements ConnectionContext, TaskConnection, TransportSink {
   phase: ConnectionPhase = 'login';
@@ -47,8 +52,12 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   private receivePaused = false;
   private closeWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
-  /** Fresh buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
+  /** Buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
   private cmdBuffer: Uint8Array | undefined;
+  /** The SCSI Command being received, decoded in place (read synchronously, never kept). */
+  private readonly commandPdu: ScsiCommandPdu = { ...(decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu), cdb: new Uint8Array(16) };
+  /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
+  private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;
 
   constructor(readonly target: TargetContext, readonly transport: IscsiTransport) {
@@ -134,7 +143,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
         const edtl = u32(bhs, 20);
         const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
-        const buf = new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+        const buf = this.takeImmediateBuffer(size);
         this.cmdBuffer = buf;
         return buf.subarray(0, dataLength);
       }
@@ -144,12 +153,35 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     return undefined;
   }
 
+  /**
+   * A buffer of at least `size` bytes for a command's unsolicited data, whole (its own
+   * ArrayBuffer, offset 0: the task adopts it). FirstBurstLength-sized ones are reused
+   * (releaseImmediateBuffer) rather than allocated per command.
+   */
+  private takeImmediateBuffer(size: number): Uint8Array {
+    const fb = this.params.firstBurstLength;
+    if (size > fb || fb > IMMEDIATE_POOL_MAX_BYTES) return new Uint8Array(size);
+    const free = this.immediateFree;
+    while (free.length) {
+      const b = free.pop()!;
+      if (b.length === fb) return b;
+    }
+    return new Uint8Array(fb);
+  }
+
+  /** A task is done with the buffer takeImmediateBuffer gave it. */
+  releaseImmediateBuffer(buf: Uint8Array): void {
+    if (buf.length === this.params.firstBurstLength && this.immediateFree.length < IMMEDIATE_POOL_SLOTS) this.immediateFree.push(buf);
+  }
+
   receive(rx: RxPdu, context?: unknown): void {
     try {
       if (this.phase === 'closed') return;
       this.counters.pdusIn++;
       this.nop.lastReceive = Date.now();
-      const pdu = decodeBhs(rx.bhs);
+      const bhs = rx.bhs;
+      const pdu = this.phase === 'full-feature' && bhs.length >= BHS_LENGTH && bhsOpcode(bhs) === Opcode.ScsiCommand
+        ? decodeScsiCommandInto(bhs, this.commandPdu) : decodeBhs(bhs);
       if (this.phase === 'login') {
         if (pdu.opcode !== Opcode.LoginRequest) {
           // §6.1: only Login Requests until the login completes; anything else ends it.
@@ -164,7 +196,8 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       this.log.warn(`${this.describe}: dropping connection: ${(e as Error).stack ?? e}`);
       this.drop(`internal error: ${(e as Error).message}`);
     } finally {
-      this.cmdBuffer = undefined;
+      // Handed out but not adopted by a task (the command was refused): reuse it.
+      if (this.cmdBuffer) { this.releaseImmediateBuffer(this.cmdBuffer); this.cmdBuffer = undefined }
     }
   }
 
@@ -257,14 +290,13 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
+    if (adopt && task.unsolBuf?.buffer === this.cmdBuffer!.buffer) { task.immediateBuffer = this.cmdBuffer; this.cmdBuffer = undefined }
     s.tasks.set(pdu.itt, task);
     task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;
     this.target.counters.commands++;
-    const ok = s.order(pdu.cmdSN, pdu.immediate, () => {
-      task.execute().catch((e: Error) => this.drop(`task ITT 0x${task.itt.toString(16)} failed: ${e.message}`));
-    });
-    if (!ok) { s.tasks.delete(pdu.itt); this.removeTask(task) }
+    const ok = s.order(pdu.cmdSN, pdu.immediate, task.execute);
+    if (!ok) { s.tasks.delete(task.itt); this.removeTask(task) }
     else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
   }
 

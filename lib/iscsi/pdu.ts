@@ -97,6 +97,22 @@ export function bhsAhsLength(bhs: Uint8Array): number { return bhs[4] * 4 }
 export function bhsDataLength(bhs: Uint8Array): number { return u24(bhs, 5) }
 export function bhsItt(bhs: Uint8Array): number { return u32(bhs, 16) }
 
+/**
+ * Decode a SCSI Command BHS (§11.3) into `out`, the receiver's one scratch object: the
+ * command path reads it synchronously and keeps nothing of it, so no object per command.
+ * Same fields as decodeBhs gives, except that the CDB is copied into `out.cdb`, which must
+ * be 16 bytes of the scratch object's own (no view per command either).
+ */
+export function decodeScsiCommandInto(b: Uint8Array, out: ScsiCommandPdu): ScsiCommandPdu {
+  const f1 = b[1];
+  out.immediate = (b[0] & IMMEDIATE_BIT) !== 0; out.ahsWords = b[4]; out.dataLength = u24(b, 5); out.itt = u32(b, 16);
+  out.final = (f1 & 0x80) !== 0; out.read = (f1 & 0x40) !== 0; out.write = (f1 & 0x20) !== 0; out.attr = f1 & 0x07;
+  out.lun = lun(b, 8); out.edtl = u32(b, 20); out.cmdSN = u32(b, 24); out.expStatSN = u32(b, 28);
+  const cdb = out.cdb;
+  for (let i = 0; i < 16; i++) cdb[i] = b[32 + i];
+  return out;
+}
+
 /** Decode the 48-byte BHS. `bhs` must be at least 48 bytes; the CDB is a view. */
 export function decodeBhs(b: Uint8Array): Pdu {
   if (b.length < BHS_LENGTH) throw new RangeError(`BHS is ${BHS_LENGTH} bytes (RFC 7143 §11.2), got ${b.length}`);
@@ -174,6 +190,41 @@ export function decodeBhs(b: Uint8Array): Pdu {
  * Encode a BHS into `out` (48 bytes, zeroed here first). Fields not in the layout of the
  * opcode stay zero, as reserved fields must (§11.2).
  */
+/**
+ * A zeroed BHS carved from Node's shared buffer pool: a view object only, where a
+ * `new Uint8Array(48)` also makes an ArrayBuffer (about twice the heap per PDU).
+ */
+function newBhs(): Uint8Array {
+  return Buffer.allocUnsafe(BHS_LENGTH).fill(0);
+}
+
+/**
+ * SCSI Response BHS (§11.4) from integers: the per-command status path, without the
+ * object literal encodeBhs takes. `flags` holds the o/u bits of byte 1 (bidi overflow
+ * 0x10, bidi underflow 0x08, overflow 0x04, underflow 0x02).
+ */
+export function encodeScsiResponse(itt: number, flags: number, response: number, status: number, statSN: number, expCmdSN: number,
+  maxCmdSN: number, expDataSN: number, bidiResidual: number, residual: number, dataLength: number): Uint8Array {
+  const b = newBhs();
+  b[0] = Opcode.ScsiResponse; b[1] = 0x80 | flags; b[2] = response; b[3] = status;
+  put24(b, 5, dataLength); put32(b, 16, itt); put32(b, 24, statSN); put32(b, 28, expCmdSN); put32(b, 32, maxCmdSN);
+  put32(b, 36, expDataSN); put32(b, 40, bidiResidual); put32(b, 44, residual);
+  return b;
+}
+
+/**
+ * SCSI Data-In BHS (§11.7) from integers, LUN 0 and TTT 0xffffffff as the engine sends it.
+ * `flags` is byte 1 (F 0x80, A 0x40, O 0x04, U 0x02, S 0x01); `status` counts only with S.
+ */
+export function encodeDataIn(itt: number, flags: number, status: number, dataLength: number, statSN: number, expCmdSN: number,
+  maxCmdSN: number, dataSN: number, bufferOffset: number, residual: number): Uint8Array {
+  const b = newBhs();
+  b[0] = Opcode.DataIn; b[1] = flags; b[3] = flags & 0x01 ? status : 0;
+  put24(b, 5, dataLength); put32(b, 16, itt); b[20] = 0xff; b[21] = 0xff; b[22] = 0xff; b[23] = 0xff;
+  put32(b, 24, statSN); put32(b, 28, expCmdSN); put32(b, 32, maxCmdSN); put32(b, 36, dataSN); put32(b, 40, bufferOffset); put32(b, 44, residual);
+  return b;
+}
+
 export function encodeBhs<T extends Pdu>(p: PduInit<T>, out: Uint8Array = new Uint8Array(BHS_LENGTH)): Uint8Array {
   const b = out;
   b.fill(0, 0, BHS_LENGTH);

@@ -11,15 +11,15 @@
 // A transport with its own data movement (iSER) replaces the PDU paths (transport.ts).
 
 import { u32 } from '../common/bytes.js';
-import { abortedCommandSense, Asc, checkCondition, internalTargetFailureSense } from '../scsi/sense.js';
-import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from '../scsi/types.js';
+import { abortedCommandSense, Asc, internalTargetFailureSense } from '../scsi/sense.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type Nexus, type ScsiCommand, type ScsiCore, type ScsiDone } from '../scsi/types.js';
 import type { Logger } from '../common/log.js';
 import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
-import { encodeBhs, parseAhs, type DataInPdu, type DataOutPdu, type R2TPdu, type ScsiCommandPdu, type ScsiResponsePdu } from './pdu.js';
+import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
 import type { OperationalParams } from './params.js';
 import type { IscsiTransport, TaskRef } from './transport.js';
 
-/** Bytes of read data held back so the status can ride on the last Data-In (copied, small). */
+/** Bytes of read data held back so the status can ride on the last Data-In (small; copied only when the command does not end at once). */
 const COLLAPSE_WHOLE = 16384;
 const COLLAPSE_TAIL = 4096;
 
@@ -63,6 +63,10 @@ export interface TaskConnection {
   updateReceive(): void;
   /** The task sent its status (or was aborted) and leaves the connection. */
   taskFinished(task: IscsiTask): void;
+  /** The task adopted this immediate-data buffer (dataDestination) and is done with it. */
+  releaseImmediateBuffer(buf: Uint8Array): void;
+  /** Abortive close: a response could not be built or sent. */
+  drop(reason: string): void;
 }
 
 /** The session as a task sees it: the command window it reports and the core it runs in. */
@@ -79,8 +83,6 @@ const NO_R2TS: ReadonlySet<R2TRecord> = new Set();
 
 type Waiter = { ok: () => void; fail: (e: Error) => void };
 
-const RESOLVED: Promise<void> = Promise.resolve();
-
 function mapAttr(a: number): TaskAttribute {
   switch (a) {
     case 2: return TaskAttribute.Ordered;
@@ -90,14 +92,17 @@ function mapAttr(a: number): TaskAttribute {
   }
 }
 
-export class IscsiTask implements TaskRef, FabricIO {
+export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   readonly itt: number;
   readonly lun: bigint;
   readonly cmdSN: number;
   readonly immediate: boolean;
   readonly expectedLength: number;
   readonly direction: DataDirection;
-  readonly command: ScsiCommand;
+  // The task is the core's ScsiCommand too (no object of its own per command).
+  readonly cdb: Uint8Array;
+  readonly tag: number;
+  readonly attribute: TaskAttribute;
   readonly bidiReadLength: number;
   transportContext: unknown;
 
@@ -113,7 +118,13 @@ export class IscsiTask implements TaskRef, FabricIO {
   /** DataSN/R2TSN share one numbering per task (§11.7.5, §11.8.3). */
   dataSN = 0;
   dataInBytes = 0;
-  private held: { offset: number; data: Uint8Array } | undefined;
+  /** The end of the read data, held back to carry the status (TCP, §11.7.3). */
+  private heldData: Uint8Array | undefined;
+  private heldOffset = 0;
+  /** heldData is our copy, not a view of the core's buffer. */
+  private heldOwned = false;
+  /** The core's completion callback (ScsiDone) for this task. */
+  private readonly coreDone: ScsiDone;
   private r2tSet: Set<R2TRecord> | undefined;
   aborted = false;
   /** Sense to report when a Data-Out sequence error failed the task (kept the connection). */
@@ -123,6 +134,8 @@ export class IscsiTask implements TaskRef, FabricIO {
   finished = false;
   /** Index in the connection's task list, -1 when not in it. */
   connSlot = -1;
+  /** The connection's immediate-data buffer this task adopted; given back when it finishes. */
+  immediateBuffer: Uint8Array | undefined;
 
   constructor(readonly conn: TaskConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
     this.itt = pdu.itt;
@@ -131,7 +144,8 @@ export class IscsiTask implements TaskRef, FabricIO {
     this.immediate = pdu.immediate;
     this.expectedLength = pdu.edtl;
     // A copy: the BHS the CDB is a view of belongs to the transport's receive buffer.
-    let cdb: Uint8Array = pdu.cdb.slice();
+    let cdb: Uint8Array = Buffer.allocUnsafe(16);
+    cdb.set(pdu.cdb);
     let bidi = 0;
     if (ahs.length) for (const a of parseAhs(ahs) ?? []) {
       if (a.type === AhsType.ExtendedCdb) {
@@ -144,7 +158,10 @@ export class IscsiTask implements TaskRef, FabricIO {
     }
     this.bidiReadLength = bidi;
     this.direction = pdu.read && pdu.write ? DataDirection.Bidi : pdu.write ? DataDirection.Write : pdu.read ? DataDirection.Read : DataDirection.None;
-    this.command = { lun: pdu.lun, cdb, tag: pdu.itt, attribute: mapAttr(pdu.attr), expectedLength: pdu.edtl, direction: this.direction };
+    this.cdb = cdb;
+    this.tag = pdu.itt;
+    this.attribute = mapAttr(pdu.attr);
+    this.coreDone = (status, transferred, sense, failure) => this.completed(status, transferred, sense, failure);
   }
 
   /** Outstanding R2Ts (the connection reads on while a task waits for Data-Out). */
@@ -220,32 +237,27 @@ export class IscsiTask implements TaskRef, FabricIO {
 
   // ---- FabricIO -------------------------------------------------------------------------
 
-  dataOut(into: Uint8Array, offset: number): Promise<void> {
-    // Not async: with the unsolicited data in (or none) this is a copy and the transport's
-    // promise, and an async frame per command costs.
-    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
+  dataOut(into: Uint8Array, offset: number, done: IoDone): void {
+    // No promise on the usual path: with the unsolicited data in (or none) this is a copy
+    // and the transport's own data movement.
+    if (this.aborted) return done(new TaskAbortedError('task aborted'));
     const end = offset + into.length;
-    if (end > this.expectedLength) return Promise.reject(new RangeError(`Data-Out beyond EDTL ${this.expectedLength}`));
+    if (end > this.expectedLength) return done(new RangeError(`Data-Out beyond EDTL ${this.expectedLength}`));
     let pos = offset;
     if (this.unsolBuf) {
-      if (!this.unsolDone && pos < this.unsolLimit) return this.dataOutAfterUnsolicited(into, offset);
+      // The unsolicited data is still arriving: wait for all of it, then go on as below.
+      if (!this.unsolDone && pos < this.unsolLimit) { this.waitUnsolicited().then(() => this.dataOut(into, offset, done), done); return }
       if (pos < this.unsolReceived) {
         const n = Math.min(end, this.unsolReceived) - pos;
         into.set(this.unsolBuf.subarray(pos, pos + n), 0);
         pos += n;
       }
     }
-    if (pos >= end) return RESOLVED;
+    if (pos >= end) return done(undefined);
     const rest = pos === offset ? into : into.subarray(pos - offset);
     const t = this.conn.transport;
-    if (t.obtainDataOut) return t.obtainDataOut(this, rest, pos);
-    return this.solicit(rest, pos);
-  }
-
-  /** The unsolicited data is still arriving: wait for all of it, then go on as above. */
-  private async dataOutAfterUnsolicited(into: Uint8Array, offset: number): Promise<void> {
-    await this.waitUnsolicited();
-    await this.dataOut(into, offset);
+    if (t.obtainDataOut) return t.obtainDataOut(this, rest, pos, done);
+    this.solicit(rest, pos).then(() => done(undefined), done);
   }
 
   /** R2T loop (§11.8): bursts of MaxBurstLength, at most MaxOutstandingR2T at once. */
@@ -292,34 +304,44 @@ export class IscsiTask implements TaskRef, FabricIO {
     });
   }
 
-  dataIn(from: Uint8Array, offset: number): Promise<void> {
-    if (this.aborted) return Promise.reject(new TaskAbortedError('task aborted'));
+  dataIn(from: Uint8Array, offset: number, done: IoDone): void {
+    if (this.aborted) return done(new TaskAbortedError('task aborted'));
     const limit = this.readLength;
     const len = Math.min(from.length, Math.max(0, limit - offset));
-    if (len <= 0) return RESOLVED; // overflow: never send beyond the expected length (§11.4.5.1)
+    if (len <= 0) return done(undefined); // overflow: never send beyond the expected length (§11.4.5.1)
     const t = this.conn.transport;
-    // The transport's own data movement (iSER's RDMA WRITE): its promise with one .then(),
-    // no async frame per command.
-    if (t.deliverDataIn) return t.deliverDataIn(this, from.subarray(0, len), offset).then(() => this.delivered(offset + len));
-    return this.dataInPdus(from, offset, limit, len);
+    if (t.deliverDataIn) {
+      // The transport's own data movement (iSER's RDMA WRITE). Counted as delivered once
+      // handed over: a failed RDMA WRITE fails the connection, and this command with it.
+      this.dataInBytes = Math.max(this.dataInBytes, offset + len);
+      return t.deliverDataIn(this, len === from.length ? from : from.subarray(0, len), offset, done);
+    }
+    this.dataInPdus(from, offset, limit, len, done);
   }
 
-  private delivered(end: number): void {
-    this.dataInBytes = Math.max(this.dataInBytes, end);
-  }
-
-  /** Data-In PDUs (TCP), the end held back to carry the status (§11.7.3). */
-  private async dataInPdus(from: Uint8Array, offset: number, limit: number, len: number): Promise<void> {
-    if (this.held) this.flushHeld(false);
+  /**
+   * Data-In PDUs (TCP), the end held back to carry the status (§11.7.3). The held end is a
+   * view of `from` while `done` runs: a command that ends inside it (the core's usual
+   * path) sends it with the status at once, uncopied; otherwise it is copied before
+   * `from` goes back to the core.
+   */
+  private dataInPdus(from: Uint8Array, offset: number, limit: number, len: number, done: IoDone): void {
+    if (this.heldData) this.flushHeld(false);
     const end = offset + len;
     let tail = 0;
     if (end === limit) tail = len <= COLLAPSE_WHOLE ? len : COLLAPSE_TAIL;
-    let wait = this.sendDataIn(from.subarray(0, len - tail), offset, tail === 0);
-    if (tail) this.held = { offset: end - tail, data: Uint8Array.from(from.subarray(len - tail, len)) };
+    const wait = this.sendDataIn(from.subarray(0, len - tail), offset, tail === 0);
+    if (tail) { this.heldData = from.subarray(len - tail, len); this.heldOffset = end - tail; this.heldOwned = false }
     this.dataInBytes = Math.max(this.dataInBytes, end);
-    if (wait) await wait;
-    if (this.aborted) throw new TaskAbortedError('task aborted');
-    wait = undefined;
+    if (wait) wait.then(() => this.dataInSent(done), done);
+    else this.dataInSent(done);
+  }
+
+  private dataInSent(done: IoDone): void {
+    const held = this.heldData;
+    done(this.aborted ? new TaskAbortedError('task aborted') : undefined);
+    // Still held (the command goes on, or ends later): `from` is the core's again, keep a copy.
+    if (this.heldData === held && held && !this.heldOwned) { this.heldData = Uint8Array.from(held); this.heldOwned = true }
   }
 
   /** Data-In PDUs for `data` at `offset`, the last one with F when `endSequence`. */
@@ -337,13 +359,9 @@ export class IscsiTask implements TaskRef, FabricIO {
       const last = pos + n >= data.length;
       const final = (last && (endSequence || !!status)) || n === seqLeft;
       const withStatus = last && !!status;
-      const bhs = encodeBhs<DataInPdu>({
-        opcode: Opcode.DataIn, itt: this.itt, dataLength: n, final, ack: false,
-        overflow: withStatus && status!.over > 0, underflow: withStatus && status!.under > 0, hasStatus: withStatus,
-        status: withStatus ? status!.status : 0, lun: 0n, ttt: RESERVED_TAG,
-        statSN: withStatus ? conn.nextStatSN() : 0, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-        dataSN: this.dataSN++, bufferOffset: offset + pos, residual: withStatus ? status!.over || status!.under : 0,
-      });
+      const flags = (final ? 0x80 : 0) | (withStatus ? 0x01 | (status!.over > 0 ? 0x04 : 0) | (status!.under > 0 ? 0x02 : 0) : 0);
+      const bhs = encodeDataIn(this.itt, flags, withStatus ? status!.status : 0, n, withStatus ? conn.nextStatSN() : 0, s.expCmdSN, s.maxCmdSN,
+        this.dataSN++, offset + pos, withStatus ? status!.over || status!.under : 0);
       wait = conn.sendPdu(bhs, n ? data.subarray(pos, pos + n) : undefined) ?? wait;
       pos += n;
     } while (pos < data.length);
@@ -351,9 +369,9 @@ export class IscsiTask implements TaskRef, FabricIO {
   }
 
   private flushHeld(endSequence: boolean): void {
-    const h = this.held!;
-    this.held = undefined;
-    this.sendDataIn(h.data, h.offset, endSequence);
+    const data = this.heldData!;
+    this.heldData = undefined;
+    this.sendDataIn(data, this.heldOffset, endSequence);
   }
 
   /**
@@ -375,47 +393,51 @@ export class IscsiTask implements TaskRef, FabricIO {
 
   // ---- completion ---------------------------------------------------------------------
 
-  /** Run the command in the core (called in CmdSN order). */
-  async execute(): Promise<void> {
+  /** Run the command in the core (called in CmdSN order; bound: the session's order queue calls it). */
+  readonly execute = (): void => {
     const s = this.conn.session!;
-    let c: ScsiCompletion;
+    if (this.aborted) return this.finish();
     try {
-      if (this.aborted) return this.finish();
-      c = await s.core!.submit(this.command, s.nexus!, this);
+      s.core!.submit(this, s.nexus!, this, this.coreDone);
     } catch (e) {
-      if (this.aborted) return this.finish();
-      if (this.dataError) return this.respond(checkCondition(this.dataError), ScsiResponseCode.CommandCompleted);
-      this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${(e as Error).message}`);
-      c = checkCondition(internalTargetFailureSense());
-      if (this.held) this.held = undefined;
-      return this.respond(c, ScsiResponseCode.TargetFailure);
+      this.completed(0, 0, undefined, e as Error);
     }
-    // Awaited (only when the transport pushes back) rather than returned: an async function
-    // returning a promise adopts it through an extra job (and promise) per command.
-    const w = this.respond(c, ScsiResponseCode.CommandCompleted);
-    if (w) await w;
+  };
+
+  /** The core's end of the command: send the status (or nothing, when aborted). */
+  private completed(status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
+    try {
+      if (!failure) { this.respond(status, transferred, sense, ScsiResponseCode.CommandCompleted); return }
+      if (this.aborted) return this.finish();
+      if (this.dataError) { this.respond(ScsiStatus.CheckCondition, 0, this.dataError, ScsiResponseCode.CommandCompleted); return }
+      this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${failure.message}`);
+      this.heldData = undefined;
+      this.respond(ScsiStatus.CheckCondition, 0, internalTargetFailureSense(), ScsiResponseCode.TargetFailure);
+    } catch (e) {
+      this.conn.drop(`task ITT 0x${this.itt.toString(16)} failed: ${(e as Error).message}`);
+    }
   }
 
   /**
    * Send the status; returns the transport's backpressure promise, if any. Not async: the
    * usual command has nothing to wait for here, and an async frame per command costs.
    */
-  private respond(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> | undefined {
+  private respond(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> | undefined {
     if (this.aborted) { this.finish(); return undefined }
-    if (this.dataError) { c = checkCondition(this.dataError); this.held = undefined }
+    if (this.dataError) { status = ScsiStatus.CheckCondition; transferred = 0; sense = this.dataError; this.heldData = undefined }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
-    if (!this.unsolDone) return this.respondAfterUnsolicited(c, response);
-    return this.sendStatus(c, response);
+    if (!this.unsolDone) return this.respondAfterUnsolicited(status, transferred, sense, response);
+    return this.sendStatus(status, transferred, sense, response);
   }
 
-  private async respondAfterUnsolicited(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> {
+  private async respondAfterUnsolicited(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> {
     try { await this.waitUnsolicited() } catch { return this.finish() }
-    const w = this.sendStatus(c, response);
+    const w = this.sendStatus(status, transferred, sense, response);
     if (w) await w;
   }
 
-  private sendStatus(c: ScsiCompletion, response: ScsiResponseCode): Promise<void> | undefined {
+  private sendStatus(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> | undefined {
     if (this.aborted) { this.finish(); return undefined }
     const conn = this.conn;
     const s = conn.session!;
@@ -423,31 +445,28 @@ export class IscsiTask implements TaskRef, FabricIO {
     // a bidirectional command against the bidi AHS length.
     const isBidi = this.direction === DataDirection.Bidi;
     const expected = this.expectedLength;
-    const moved = isBidi ? Math.min(c.transferred, expected) : c.transferred;
+    const moved = isBidi ? Math.min(transferred, expected) : transferred;
     const over = moved > expected ? moved - expected : 0;
     const under = moved < expected ? expected - moved : 0;
     const bidiUnder = isBidi && this.dataInBytes < this.bidiReadLength ? this.bidiReadLength - this.dataInBytes : 0;
-    const good = c.status === ScsiStatus.Good && !c.sense?.length && response === ScsiResponseCode.CommandCompleted;
-    if (this.held && good && !isBidi) {
-      const h = this.held;
-      this.held = undefined;
-      const w = this.sendDataIn(h.data, h.offset, true, { status: c.status, over, under });
+    const good = status === ScsiStatus.Good && !sense?.length && response === ScsiResponseCode.CommandCompleted;
+    if (this.heldData && good && !isBidi) {
+      const data = this.heldData;
+      this.heldData = undefined;
+      const w = this.sendDataIn(data, this.heldOffset, true, { status, over, under });
       this.finish();
       return w;
     }
-    if (this.held) this.flushHeld(true);
+    if (this.heldData) this.flushHeld(true);
     let data: Uint8Array | undefined;
-    if (c.sense?.length) {
-      data = new Uint8Array(2 + c.sense.length);
-      data[0] = (c.sense.length >> 8) & 0xff; data[1] = c.sense.length & 0xff;
-      data.set(c.sense, 2);
+    if (sense?.length) {
+      data = new Uint8Array(2 + sense.length);
+      data[0] = (sense.length >> 8) & 0xff; data[1] = sense.length & 0xff;
+      data.set(sense, 2);
     }
-    const bhs = encodeBhs<ScsiResponsePdu>({
-      opcode: Opcode.ScsiResponse, itt: this.itt, dataLength: data?.length ?? 0,
-      bidiOverflow: false, bidiUnderflow: bidiUnder > 0, overflow: over > 0, underflow: under > 0,
-      response, status: c.status, snackTag: 0, statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-      expDataSN: this.dataSN, bidiResidual: bidiUnder, residual: over || under,
-    });
+    const flags = (bidiUnder > 0 ? 0x08 : 0) | (over > 0 ? 0x04 : 0) | (under > 0 ? 0x02 : 0);
+    const bhs = encodeScsiResponse(this.itt, flags, response, status, conn.nextStatSN(), s.expCmdSN, s.maxCmdSN,
+      this.dataSN, bidiUnder, over || under, data?.length ?? 0);
     this.finish();
     return conn.sendPdu(bhs, data);
   }
@@ -455,6 +474,7 @@ export class IscsiTask implements TaskRef, FabricIO {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    if (this.immediateBuffer) { this.conn.releaseImmediateBuffer(this.immediateBuffer); this.immediateBuffer = undefined; this.unsolBuf = undefined }
     const s = this.conn.session;
     if (s && s.tasks.get(this.itt) === this) s.tasks.delete(this.itt);
     this.conn.taskFinished(this);
@@ -465,7 +485,7 @@ export class IscsiTask implements TaskRef, FabricIO {
     if (this.aborted) return;
     this.aborted = true;
     this.silent = silent;
-    this.held = undefined;
+    this.heldData = undefined;
     const e = new TaskAbortedError(reason);
     for (const r of [...this.r2ts]) r.fail(e);
     const w = this.unsolWaiters;

@@ -9,6 +9,7 @@
 //     `sendPdu` (a SEND).
 // Immediate and unsolicited data always arrive as PDUs on both transports.
 
+import type { IoDone } from '../scsi/types.js';
 import type { OperationalParams } from './params.js';
 import type { RxPdu } from './pdu.js';
 
@@ -62,10 +63,13 @@ export interface IscsiTransport {
    */
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
 
-  /** Optional (iSER): move `from` to the initiator's buffer at byte `offset` of the task's read data. */
-  deliverDataIn?(task: TaskRef, from: Uint8Array, offset: number): Promise<void>;
-  /** Optional (iSER): fetch `into.length` bytes at byte `offset` of the task's write data. */
-  obtainDataOut?(task: TaskRef, into: Uint8Array, offset: number): Promise<void>;
+  /**
+   * Optional (iSER): move `from` to the initiator's buffer at byte `offset` of the task's
+   * read data; `done` once `from` may be reused (maybe before this returns).
+   */
+  deliverDataIn?(task: TaskRef, from: Uint8Array, offset: number, done: IoDone): void;
+  /** Optional (iSER): fetch `into.length` bytes at byte `offset` of the task's write data; `done` once they are in `into`. */
+  obtainDataOut?(task: TaskRef, into: Uint8Array, offset: number, done: IoDone): void;
 
   /**
    * The login succeeded: the next PDU `sendPdu` gets is the final Login Response (T=1,

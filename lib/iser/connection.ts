@@ -25,6 +25,7 @@ import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
 import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js';
 import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
+import type { IoDone } from '../scsi/types.js';
 import {
   ISER_HEADER_LENGTH, IserOpcode, decodeIserHeader, emptyIserHeader, encodeIserHeader, parseCmHeader, acceptCmHeader,
   type IserHeader,
@@ -73,10 +74,18 @@ export class IserDataError extends Error {
 
 interface Op {
   remaining: number;
-  resolve: () => void;
-  reject: (e: Error) => void;
+  /** Called once: with the first error, or when the last piece completed. */
+  done: IoDone | undefined;
   /** Send-queue position of its signalled WR (direct READs), for the accounting. */
   seq?: number;
+}
+
+/** Ends an operation once: an error settles it at once, success when no piece remains. */
+function settle(op: Op, e: Error | undefined): void {
+  const done = op.done;
+  if (!done) return;
+  if (e) { op.done = undefined; return done(e) }
+  if (--op.remaining === 0) { op.done = undefined; done(undefined) }
 }
 
 /** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits, the rest an index). */
@@ -200,24 +209,34 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     return new Promise<void>((done) => this.txQueue.push({ bytes: buf.subarray(0, at), inv, done }));
   }
 
-  async deliverDataIn(task: TaskRef, from: Uint8Array, offset: number): Promise<void> {
+  deliverDataIn(task: TaskRef, from: Uint8Array, offset: number, done: IoDone): void {
     const c = task.transportContext as IserCommand | undefined;
-    if (!c?.rsv) throw new IserDataError(`ITT 0x${task.itt.toString(16)}: read data but the command carried no read STag (RSV=0, RFC 7145 §9.2)`);
-    if (this.state !== State.Established) throw new IserDataError('connection closing');
+    if (!c?.rsv) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: read data but the command carried no read STag (RSV=0, RFC 7145 §9.2)`));
+    if (this.state !== State.Established) return done(new IserDataError('connection closing'));
     const w = native().constants.WR_RDMA_WRITE;
     const mr = this.registry.lookup(this.dev.pd, from);
     if (mr) {
       // Zero copy from registered memory: ordered before the response SEND. A LUN's memory
-      // needs only posting (unsignalled); a transient bounce buffer is reused once we
-      // resolve, so then we wait for the WRITE's completion.
-      if (!this.registry.isTransient(from)) {
-        this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, undefined);
-        return;
+      // needs only posting (unsignalled): done at once; a transient bounce buffer is reused
+      // once we call done, so then we wait for the WRITE's completion.
+      try {
+        if (!this.registry.isTransient(from)) {
+          this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, undefined);
+        } else {
+          this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, { remaining: 1, done });
+          return;
+        }
+      } catch (e) {
+        return done(e as Error);
       }
-      return new Promise<void>((resolve, reject) => {
-        this.postDirect(w, mr, from, c.readStag, c.readVaHi, c.readVaLo + offset, { remaining: 1, resolve, reject });
-      });
+      return done(undefined);
     }
+    this.deliverThroughSlots(c, from, offset).then(() => done(undefined), done);
+  }
+
+  /** Data-In from unregistered memory: copied into data slots, one RDMA WRITE each. */
+  private async deliverThroughSlots(c: IserCommand, from: Uint8Array, offset: number): Promise<void> {
+    const w = native().constants.WR_RDMA_WRITE;
     const size = this.data.slotSize;
     for (let pos = 0; pos < from.length; pos += size) {
       const n = Math.min(size, from.length - pos);
@@ -228,34 +247,36 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     }
   }
 
-  obtainDataOut(task: TaskRef, into: Uint8Array, offset: number): Promise<void> {
+  obtainDataOut(task: TaskRef, into: Uint8Array, offset: number, done: IoDone): void {
     const c = task.transportContext as IserCommand | undefined;
-    if (!c?.wsv) return Promise.reject(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
+    if (!c?.wsv) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
     const base = task.unsolicitedLength;
-    if (offset < base) return Promise.reject(new IserDataError(`ITT 0x${task.itt.toString(16)}: Data-Out at ${offset} inside the ${base} unsolicited bytes`));
-    if (this.state !== State.Established) return Promise.reject(new IserDataError('connection closing'));
+    if (offset < base) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: Data-Out at ${offset} inside the ${base} unsolicited bytes`));
+    if (this.state !== State.Established) return done(new IserDataError('connection closing'));
     const r = native().constants.WR_RDMA_READ;
     const remoteLo = c.writeVaLo + (offset - base);
-    return new Promise<void>((resolve, reject) => {
-      const mr = this.registry.lookup(this.dev.pd, into);
-      if (mr) {
-        const op: Op = { remaining: 1, resolve, reject };
-        this.postDirect(r, mr, into, c.writeStag, c.writeVaHi, remoteLo, op);
-        return;
+    const mr = this.registry.lookup(this.dev.pd, into);
+    if (mr) {
+      // The op record is the one allocation left per RDMA READ (the completion finds it by id).
+      try {
+        this.postDirect(r, mr, into, c.writeStag, c.writeVaHi, remoteLo, { remaining: 1, done });
+      } catch (e) {
+        done(e as Error);
       }
-      const size = this.data.slotSize;
-      const chunks = Math.ceil(into.length / size);
-      const op: Op = { remaining: chunks, resolve, reject };
-      (async () => {
-        for (let i = 0; i < chunks; i++) {
-          const slot = await this.allocData();
-          if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); return reject(new IserDataError('connection closing')) }
-          const pos = i * size;
-          const n = Math.min(size, into.length - pos);
-          this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
-        }
-      })().catch(reject); // a full send queue fails this command, never the process
-    });
+      return;
+    }
+    const size = this.data.slotSize;
+    const chunks = Math.ceil(into.length / size);
+    const op: Op = { remaining: chunks, done };
+    (async () => {
+      for (let i = 0; i < chunks; i++) {
+        const slot = await this.allocData();
+        if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); return settle(op, new IserDataError('connection closing')) }
+        const pos = i * size;
+        const n = Math.min(size, into.length - pos);
+        this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
+      }
+    })().catch((e: Error) => settle(op, e)); // a full send queue fails this command, never the process
   }
 
   // ---- completions ------------------------------------------------------------------------
@@ -276,16 +297,16 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       this.dataCopy[index] = undefined;
       if (wc.ok && copy) copy.set(this.data.view(index).subarray(0, copy.length));
       this.freeData(index);
-      if (!wc.ok) { op?.reject(new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`)); return this.fail(`RDMA completion ${wc.statusName}`, wc.status) }
-      if (op && --op.remaining === 0) op.resolve();
+      if (!wc.ok) { if (op) settle(op, new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`)); return this.fail(`RDMA completion ${wc.statusName}`, wc.status) }
+      if (op) settle(op, undefined);
       return;
     }
     // Kind.Op: a direct RDMA READ into registered memory, or WRITE from a transient buffer.
     const op = this.ops.get(index);
     this.ops.delete(index);
     if (op?.seq !== undefined) this.advance(op.seq);
-    if (!wc.ok) { op?.reject(new IserDataError(`RDMA ${wc.statusName}`)); return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status) }
-    if (op && --op.remaining === 0) op.resolve();
+    if (!wc.ok) { if (op) settle(op, new IserDataError(`RDMA ${wc.statusName}`)); return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status) }
+    if (op) settle(op, undefined);
   }
 
   private onRecv(wc: WorkCompletion, slot: number): void {
@@ -461,9 +482,9 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   protected override releasePending(): Array<() => void> {
     const e = new IserDataError('connection closed');
-    for (const op of this.ops.values()) op.reject(e);
+    for (const op of this.ops.values()) settle(op, e);
     this.ops.clear();
-    for (let i = 0; i < this.dataOp.length; i++) { this.dataOp[i]?.reject(e); this.dataOp[i] = undefined }
+    for (let i = 0; i < this.dataOp.length; i++) { const op = this.dataOp[i]; if (op) settle(op, e); this.dataOp[i] = undefined }
     for (const q of this.txQueue) q.done();
     this.txQueue = [];
     return [];

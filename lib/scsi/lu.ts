@@ -10,14 +10,13 @@ import { BufferPool } from './bufpool.js';
 import { coversNexus, PersistentReservations, prFile, type Registration } from './pr.js';
 import { RangeLocks } from './rangelock.js';
 import { Asc, buildSense, reservationConflict, ScsiError, SenseKey } from './sense.js';
-import { lookup, Lookup } from './table.js';
-import type { Task } from './task.js';
-import { nexusKey } from './task.js';
+import { lookup, Lookup, type Handler } from './table.js';
+import { nexusKey, Task } from './task.js';
 import { TaskSet } from './taskset.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
 import type { Backstore } from '../backstore/types.js';
-import { DataDirection, ScsiStatus, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type TmfFunction, type TmfResponse } from './types.js';
+import { ScsiStatus, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiDone, type TmfFunction, type TmfResponse } from './types.js';
 
 export interface LogicalUnitOptions {
   backstore: Backstore;
@@ -44,8 +43,6 @@ export interface ModeState {
   swp: boolean;
 }
 
-/** TASK ABORTED (SAM-5 5.3.1): a fresh object each time, fabrics may annotate completions. */
-const aborted = (): ScsiCompletion => ({ status: ScsiStatus.TaskAborted, transferred: 0 });
 
 /** LIO's NAA 6 form: 6, IEEE company id 0x001405, then the serial's hex digits (spc_gen_naa_6h_vendor_specific). */
 export function naaFromSerial(serial: string): Uint8Array {
@@ -114,24 +111,25 @@ export class LogicalUnit {
     return this.backstore.readOnly || this.mode.swp;
   }
 
-  /** Executes one command from a LUN view. */
-  execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): Promise<ScsiCompletion> {
-    // Not an async function: the checks answer synchronously and a command that passes
-    // them gets run()'s promise itself, not one more promise wrapped around it.
+  /** Executes one command from a LUN view; `done` gets its end (maybe before this returns). */
+  execute(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], done: ScsiDone): void {
+    let c: ScsiCompletion | undefined;
     try {
-      const r = this.dispatch(cmd, nexus, io, mappedReadOnly, luns);
-      return r instanceof Promise ? r : Promise.resolve(r);
+      c = this.dispatch(cmd, nexus, io, mappedReadOnly, luns, done);
     } catch (e) {
-      return Promise.reject(e);
+      return done(0, 0, undefined, e as Error);
     }
+    // Answered by the checks without running a handler.
+    if (c) done(c.status, c.transferred, c.sense, undefined);
   }
 
-  private dispatch(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[]): ScsiCompletion | Promise<ScsiCompletion> {
+  /** A completion when the checks answer the command; undefined when it runs (run() calls `done`). */
+  private dispatch(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], done: ScsiDone): ScsiCompletion | undefined {
     const key = nexusKey(nexus);
     this.ua.arrive(key, nexus);
     const entry = lookup(cmd.cdb);
     if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
-      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key), entry.handler);
+      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(new Task(cmd, nexus, io, this, mappedReadOnly, luns, key, done), entry.handler);
     }
     const ua = this.ua.take(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
@@ -150,7 +148,7 @@ export class LogicalUnit {
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
     if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
-    return this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key), entry.handler);
+    return this.run(new Task(cmd, nexus, io, this, mappedReadOnly, luns, key, done), entry.handler);
   }
 
   /**
@@ -163,41 +161,49 @@ export class LogicalUnit {
     return undefined;
   }
 
-  private task(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], key: string): Task {
-    // The lengths written out rather than spread from directionLengths(): a spread in an
-    // object literal per command is a slow path in V8.
-    const len = Math.max(0, cmd.expectedLength);
-    return {
-      cmd, cdb: cmd.cdb, nexus, io, lu: this, mappedReadOnly, luns, key,
-      inLength: cmd.direction & DataDirection.Read ? len : 0, outLength: cmd.direction & DataDirection.Write ? len : 0, aborted: false,
-    };
-  }
-
-  /** Takes the task through the task set to its handler. Few parameters: an async function keeps them all in its frame. */
-  private async run(t: Task, handler: (t: Task) => Promise<number>): Promise<ScsiCompletion> {
+  /**
+   * Takes the task through the task set to its handler; returns a completion only when the
+   * set is full. No async frame: a task that waits for nothing goes straight to its handler.
+   */
+  private run(t: Task, handler: Handler): ScsiCompletion | undefined {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
     if (this.tasks.full()) return { status: ScsiStatus.TaskSetFull, transferred: 0 };
     const cmd = t.cmd;
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
-    try {
-      if (entry.before) await Promise.race([Promise.all(entry.before), entry.abortedSignal]);
-      // An aborted task ends with TASK ABORTED (SAM-5 5.6): the fabric sends it to other
-      // I_T nexuses (TAS=1 in the control mode page) and nothing to the one that aborted it.
-      if (t.aborted) return aborted();
-      const transferred = await handler(t);
-      if (t.aborted) return aborted();
-      return { status: ScsiStatus.Good, transferred };
-    } catch (e) {
-      // The fabric may fail data movement of a task it aborted itself.
-      if (t.aborted) return aborted();
-      if (e instanceof ScsiError) {
-        if (e.status !== ScsiStatus.CheckCondition) return { status: e.status, transferred: 0 };
-        return this.check(e.key, e.asc, e.field, e.information);
-      }
-      throw e;
-    } finally {
-      entry.end();
+    t.entry = entry;
+    if (entry.before) {
+      Promise.race([Promise.all(entry.before), entry.abortedSignal]).then(() => this.start(t, handler), (e: unknown) => t.end(e, 0));
+      return undefined;
     }
+    this.start(t, handler);
+    return undefined;
+  }
+
+  private start(t: Task, handler: Handler): void {
+    // An aborted task ends with TASK ABORTED (SAM-5 5.6): the fabric sends it to other
+    // I_T nexuses (TAS=1 in the control mode page) and nothing to the one that aborted it.
+    if (t.aborted) return t.end(undefined, 0);
+    let p: Promise<number> | void;
+    try {
+      p = handler(t);
+    } catch (e) {
+      return t.end(e, 0);
+    }
+    // A callback handler (READ/WRITE) ends the task itself (Task.end).
+    if (p) p.then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
+  }
+
+  /** The handler ended (Task.end): the task leaves the task set, then the fabric learns the status. */
+  taskEnded(t: Task, e: unknown, transferred: number): void {
+    t.entry!.end();
+    // The fabric may fail data movement of a task it aborted itself.
+    if (t.aborted) return t.done(ScsiStatus.TaskAborted, 0, undefined, undefined);
+    if (e === undefined) return t.done(ScsiStatus.Good, transferred, undefined, undefined);
+    if (e instanceof ScsiError) {
+      if (e.status !== ScsiStatus.CheckCondition) return t.done(e.status, 0, undefined, undefined);
+      return t.done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
+    }
+    t.done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
   }
 
   check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {

@@ -6,7 +6,7 @@ import { lbaRange, type Range } from './cdb.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey } from './sense.js';
 import { put32, put64, u16, u32, u64 } from '../common/bytes.js';
-import { receiveOut, sendIn, type Task } from './task.js';
+import { dataIn, dataOut, IoNext, receiveOut, sendIn, type Task } from './task.js';
 import { ScsiStatus } from './types.js';
 
 /** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */
@@ -23,29 +23,46 @@ function writeProtected(t: Task): void {
   if (t.mappedReadOnly || t.lu.writeProtected) throw new ScsiError(SenseKey.DataProtect, Asc.WriteProtected);
 }
 
-// READ and WRITE are not async themselves: they hand on moveIn's / moveOut's promise
-// rather than wrap it in one more (an async function returning a promise costs a promise
-// and extra microtask turns per command). Their CDB checks throw synchronously, which the
-// dispatcher's try (lu.ts run) catches as it catches a rejection.
-export function read(t: Task): Promise<number> {
+// READ and WRITE are the hot path: callback handlers (table.ts Handler) that end the task
+// through Task.end, with no promise or closure per command when the LU's memory can be
+// handed to the fabric (RAM: zero copy) and no other writer holds the range. Their CDB
+// checks throw synchronously, which the dispatcher (lu.ts start) turns into the status.
+export function read(t: Task): void {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Read6) checkProtect(cdb);
   const r = lbaRange(cdb);
   checkRange(t, r);
-  return moveIn(t, r.lba, r.blocks);
-}
-
-function moveIn(t: Task, lba: number, blocks: number): Promise<number> {
   const lu = t.lu;
   const bs = lu.blockSize;
-  const total = blocks * bs;
+  const total = r.blocks * bs;
   const moved = Math.min(total, t.inLength);
-  if (moved === 0) return Promise.resolve(total);
+  if (moved === 0) return t.end(undefined, total);
   const nb = Math.ceil(moved / bs);
-  const v = lu.backstore.view?.(lba, nb);
-  // Zero copy (RAM): one Data-In from the LU's memory; a .then() costs less than an async frame.
-  if (v) return t.io.dataIn(moved === v.length ? v : v.subarray(0, moved), 0).then(() => total);
-  return moveInChunks(t, lba, nb, moved, total);
+  const v = lu.backstore.view?.(r.lba, nb);
+  if (v) {
+    // Zero copy (RAM): one Data-In from the LU's memory.
+    t.next = IoNext.ReadView;
+    t.total = total;
+    t.io.dataIn(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
+    return;
+  }
+  moveInChunks(t, r.lba, nb, moved, total).then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
+}
+
+/** The hot path's data movement ended (Task.ioDone): finish what read() / write() started. */
+export function ioContinue(t: Task, e: Error | undefined): void {
+  const next = t.next;
+  t.next = IoNext.None;
+  if (next === IoNext.ReadView) return t.end(e, t.total);
+  if (next !== IoNext.WriteView) return t.end(e ?? new Error('data moved for a task that waited for none'), 0);
+  const lu = t.lu;
+  if (e) { lu.locks.unlock(t.held!); return t.end(e, 0) }
+  lu.backstore.written?.(t.lba, t.blocks);
+  if (!t.fua) { lu.locks.unlock(t.held!); return t.end(undefined, t.total) }
+  lu.backstore.flush().then(
+    () => { lu.locks.unlock(t.held!); t.end(undefined, t.total) },
+    (err: unknown) => { lu.locks.unlock(t.held!); t.end(err, 0) },
+  );
 }
 
 /** Through pooled chunks: the backstore reads into one, the fabric sends from it. */
@@ -59,7 +76,7 @@ async function moveInChunks(t: Task, lba: number, nb: number, moved: number, tot
       const n = Math.min(chunkBlocks, Math.ceil((moved - off) / bs));
       await lu.backstore.read(lba + off / bs, n, buf.subarray(0, n * bs));
       const bytes = Math.min(n * bs, moved - off);
-      await t.io.dataIn(buf.subarray(0, bytes), off);
+      await dataIn(t.io, buf.subarray(0, bytes), off);
       off += bytes;
     }
   } finally {
@@ -68,14 +85,29 @@ async function moveInChunks(t: Task, lba: number, nb: number, moved: number, tot
   return total;
 }
 
-export function write(t: Task): Promise<number> {
+export function write(t: Task): void {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Write6) checkProtect(cdb);
   const r = lbaRange(cdb);
   checkRange(t, r);
   writeProtected(t);
   const fua = cdb[0] !== Op.Write6 && (cdb[1]! & 0x08) !== 0;
-  return moveOut(t, r.lba, r.blocks, fua);
+  const lu = t.lu;
+  const bs = lu.blockSize;
+  const total = r.blocks * bs;
+  const moved = Math.min(total, t.outLength);
+  if (moved === 0) return t.end(undefined, total);
+  const nb = Math.ceil(moved / bs);
+  const v = lu.backstore.view?.(r.lba, nb);
+  const held = v ? lu.locks.tryLock(r.lba, nb) : undefined;
+  if (v && held) {
+    // Zero copy (RAM), no other writer on the range: Data-Out straight into the LU's memory.
+    t.next = IoNext.WriteView;
+    t.lba = r.lba; t.blocks = nb; t.total = total; t.fua = fua; t.held = held;
+    t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
+    return;
+  }
+  moveOut(t, r.lba, r.blocks, fua).then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
 }
 
 /** Writes Data-Out to the blocks; with a short EDTL only what arrived is written (libiscsi Write10Residuals). */
@@ -92,7 +124,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
     if (t.aborted) return total;
     const v = lu.backstore.view?.(lba, nb);
     if (v) {
-      await t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0);
+      await dataOut(t.io, moved === v.length ? v : v.subarray(0, moved), 0);
       lu.backstore.written?.(lba, nb);
       if (fua) await lu.backstore.flush();
       return total;
@@ -106,7 +138,7 @@ async function moveOut(t: Task, lba: number, blocks: number, fua: boolean): Prom
         const chunk = buf.subarray(0, n * bs);
         // A partial last block keeps the bytes the initiator did not send.
         if (bytes < n * bs) await lu.backstore.read(lba + off / bs, n, chunk);
-        await t.io.dataOut(buf.subarray(0, bytes), off);
+        await dataOut(t.io, buf.subarray(0, bytes), off);
         // An aborted task writes nothing more (SAM-5 7.2: nothing of it may follow the TMF's completion).
         if (t.aborted) break;
         await lu.backstore.write(lba + off / bs, n, chunk, { fua });

@@ -23,6 +23,13 @@ export const enum PrClass {
   Write = 2,
 }
 
+/**
+ * A command's handler: returns a promise of the bytes the CDB asked for, or nothing when it
+ * ends the task itself through Task.end (READ and WRITE: the hot path, sbc.ts, without a
+ * promise per command).
+ */
+export type Handler = (t: Task) => Promise<number> | void;
+
 export interface CommandEntry {
   readonly op: number;
   readonly sa?: number;
@@ -30,7 +37,7 @@ export interface CommandEntry {
   readonly cdbLength: number;
   /** CDB usage data: bit set = the device looks at that bit (SPC-4 6.35.3). */
   readonly usage: Uint8Array;
-  readonly handler: (t: Task) => Promise<number>;
+  readonly handler: Handler;
   /** Reported even with a unit attention pending (SAM-5 5.14: INQUIRY, REPORT LUNS, REQUEST SENSE). */
   readonly noUa?: boolean;
   readonly pr: PrClass;

@@ -42,6 +42,13 @@ export interface Nexus {
   transportId: Uint8Array;
 }
 
+/**
+ * Data moved (`error` undefined) or could not be. Called exactly once, possibly before the
+ * call that started the move returns (the command path runs as one synchronous chain when
+ * nothing waits: no promise, no closure per command).
+ */
+export type IoDone = (error: Error | undefined) => void;
+
 /** How the core moves data through the fabric for one command. */
 export interface FabricIO {
   /**
@@ -49,10 +56,18 @@ export interface FabricIO {
    * data. Called only for write-direction commands, after the CDB is validated. `into`
    * may be the LUN's own memory (zero copy).
    */
-  dataOut(into: Uint8Array, offset: number): Promise<void>;
-  /** Deliver Data-In bytes at byte `offset`; called with ascending offsets. */
-  dataIn(from: Uint8Array, offset: number): Promise<void>;
+  dataOut(into: Uint8Array, offset: number, done: IoDone): void;
+  /** Deliver Data-In bytes at byte `offset`; called with ascending offsets. `from` may be reused once `done` ran. */
+  dataIn(from: Uint8Array, offset: number, done: IoDone): void;
 }
+
+/**
+ * The command ended: SAM status, bytes the CDB asked for (the fabric derives residuals from
+ * its expected length), sense data if any; or `failure`, the core could not run it (the
+ * fabric answers HARDWARE ERROR). Integers rather than a completion object: nothing is
+ * allocated per command. Called exactly once, possibly before submit() returns.
+ */
+export type ScsiDone = (status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined) => void;
 
 export interface ScsiCompletion {
   status: ScsiStatus;
@@ -104,8 +119,8 @@ export const enum ScsiStatus {
  * implemented by LunView in lib/scsi/view.ts.
  */
 export interface ScsiCore {
-  /** Execute one command; the core moves data through `io` and resolves with status. */
-  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion>;
+  /** Execute one command; the core moves data through `io` and reports its end through `done`. */
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, done: ScsiDone): void;
   /**
    * A task management function; `referencedTag` is the tag of the task for ABORT TASK
    * (iSCSI's Referenced Task Tag, SRP's TASK TAG). Resolves once the aborted tasks have

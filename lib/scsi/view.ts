@@ -8,8 +8,8 @@ import { Asc, buildSense, SenseKey, type ScsiError } from './sense.js';
 import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from './spc.js';
 import { lookup } from './table.js';
 import { u16, u32 } from '../common/bytes.js';
-import { directionLengths } from './task.js';
-import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore } from './types.js';
+import { dataIn, directionLengths } from './task.js';
+import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone } from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -44,23 +44,22 @@ export class LunView implements ScsiCore {
   private lastLun: bigint | undefined;
   private lastEntry: ViewEntry | undefined;
 
-  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, done: ScsiDone): void {
     let e: ViewEntry | undefined;
     if (cmd.lun === this.lastLun) e = this.lastEntry;
     else {
       e = this.byLun.get(decodeLun(cmd.lun));
       if (e) { this.lastLun = cmd.lun; this.lastEntry = e }
     }
-    // Not async itself: the LU's promise is returned as it is, without a wrapper per command.
-    if (e) return e.lu.execute(cmd, nexus, io, e.readOnly, this.luns);
-    return this.noSuchLun(cmd, io);
+    if (e) return e.lu.execute(cmd, nexus, io, e.readOnly, this.luns, done);
+    this.noSuchLun(cmd, io).then((c) => done(c.status, c.transferred, c.sense, undefined), (err: Error) => done(0, 0, undefined, err));
   }
 
   private async noSuchLun(cmd: ScsiCommand, io: FabricIO): Promise<ScsiCompletion> {
     const cdb = cmd.cdb;
     const send = async (b: Uint8Array, len: number): Promise<ScsiCompletion> => {
       const n = Math.min(len, directionLengths(cmd).inLength);
-      if (n > 0) await io.dataIn(b.subarray(0, n), 0);
+      if (n > 0) await dataIn(io, b.subarray(0, n), 0);
       return { status: ScsiStatus.Good, transferred: len };
     };
     const entry = lookup(cdb);

@@ -22,7 +22,7 @@ import {
   type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RcChannelOptions, type RdmaCm, type WorkCompletion,
 } from '../verbs/index.js';
 import { internalTargetFailureSense, invalidIuSense } from '../scsi/sense.js';
-import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type ScsiCommand, type ScsiCompletion } from '../scsi/types.js';
+import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
 import {
   CRED_LENGTH, DataDir, LOGOUT_LENGTH, RspFlags, SrpOpcode, SrpRspCode, TLogoutReason,
   decodeCmd, decodeCredRsp, decodeDataDescriptors, decodeDescriptorTable, decodeILogout, decodeTskMgmt, encodeCredReq, encodeRsp, encodeTLogout, rspLength,
@@ -91,8 +91,11 @@ export class SrpTask implements FabricIO {
   /** Aborted by this nexus' task management: data movement stops, no response is sent. */
   aborted = false;
   dataInBytes = 0;
+  /** The core's completion callback for this command. */
+  readonly done: ScsiDone;
 
   constructor(readonly channel: SrpChannel, readonly iu: SrpCmd, readonly layout: DataLayout, readonly immediate: Uint8Array | undefined) {
+    this.done = (status, transferred, sense, failure) => channel.completed(this, status, transferred, sense, failure);
     this.tag = tagNumber(iu.tagLo, iu.tagHi);
     const direction = layout.direction === DataDir.Out ? DataDirection.Write : layout.direction === DataDir.In ? DataDirection.Read : DataDirection.None;
     this.command = { lun: iu.lun, cdb: Uint8Array.from(iu.cdb), tag: this.tag, attribute: mapAttr(iu.taskAttribute), expectedLength: layout.length, direction };
@@ -102,21 +105,23 @@ export class SrpTask implements FabricIO {
     return this.iu.lun;
   }
 
-  async dataOut(into: Uint8Array, offset: number): Promise<void> {
-    if (this.aborted) throw new SrpTaskAbortedError('task aborted');
-    if (this.layout.direction !== DataDir.Out) throw new SrpDataError('Data-Out for a command without a data-out descriptor');
-    if (offset + into.length > this.layout.length) throw new RangeError(`Data-Out ${offset}+${into.length} beyond the ${this.layout.length} bytes the descriptors describe`);
-    if (this.immediate) { into.set(this.immediate.subarray(offset, offset + into.length)); return }
-    await this.channel.transfer(this, false, into, offset);
+  dataOut(into: Uint8Array, offset: number, done: IoDone): void {
+    if (this.aborted) return done(new SrpTaskAbortedError('task aborted'));
+    if (this.layout.direction !== DataDir.Out) return done(new SrpDataError('Data-Out for a command without a data-out descriptor'));
+    if (offset + into.length > this.layout.length) return done(new RangeError(`Data-Out ${offset}+${into.length} beyond the ${this.layout.length} bytes the descriptors describe`));
+    if (this.immediate) { into.set(this.immediate.subarray(offset, offset + into.length)); return done(undefined) }
+    this.channel.transfer(this, false, into, offset).then(() => done(undefined), done);
   }
 
-  async dataIn(from: Uint8Array, offset: number): Promise<void> {
-    if (this.aborted) throw new SrpTaskAbortedError('task aborted');
+  dataIn(from: Uint8Array, offset: number, done: IoDone): void {
+    if (this.aborted) return done(new SrpTaskAbortedError('task aborted'));
     // Never beyond what the initiator described (the residual reports the rest).
     const len = Math.min(from.length, Math.max(0, (this.layout.direction === DataDir.In ? this.layout.length : 0) - offset));
-    if (len <= 0) return;
-    await this.channel.transfer(this, true, from.subarray(0, len), offset);
-    this.dataInBytes = Math.max(this.dataInBytes, offset + len);
+    if (len <= 0) return done(undefined);
+    this.channel.transfer(this, true, from.subarray(0, len), offset).then(() => {
+      this.dataInBytes = Math.max(this.dataInBytes, offset + len);
+      done(undefined);
+    }, done);
   }
 }
 
@@ -329,13 +334,11 @@ export class SrpChannel extends RcChannel {
   private submit(task: SrpTask): void {
     const s = this.session!;
     if (task.aborted) return this.creditWithoutResponse();
-    let p: Promise<ScsiCompletion>;
     try {
-      p = s.core.submit(task.command, s.nexus, task);
+      s.core.submit(task.command, s.nexus, task, task.done);
     } catch (e) {
-      p = Promise.reject(e);
+      this.completeError(task, e as Error);
     }
-    p.then((c) => this.complete(task, c), (e: unknown) => this.completeError(task, e as Error));
   }
 
   private onTskMgmt(b: Buffer, len: number): void {
@@ -360,11 +363,21 @@ export class SrpChannel extends RcChannel {
 
   // ---- completion of commands --------------------------------------------------------------
 
-  private complete(task: SrpTask, c: ScsiCompletion): void {
+  /** The core's end of a command (SrpTask.done); never throws back into the core, which may call it from deep in a data callback. */
+  completed(task: SrpTask, status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
+    try {
+      this.respondTo(task, status, transferred, sense, failure);
+    } catch (e) {
+      this.hooks.warn(`${this.describe}: tag 0x${task.tag.toString(16)}: response failed: ${(e as Error).message}`);
+    }
+  }
+
+  private respondTo(task: SrpTask, status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
+    if (failure) return this.completeError(task, failure);
     if (this.tasks.get(task.tag) === task) this.tasks.delete(task.tag);
-    if (task.aborted && c.status === ScsiStatus.TaskAborted) return this.creditWithoutResponse();
+    if (task.aborted && status === ScsiStatus.TaskAborted) return this.creditWithoutResponse();
     const expected = task.layout.length;
-    const moved = c.transferred;
+    const moved = transferred;
     let flags = 0;
     let outRes = 0;
     let inRes = 0;
@@ -375,7 +388,7 @@ export class SrpChannel extends RcChannel {
       if (task.layout.direction === DataDir.Out) { flags |= over ? RspFlags.DoOver : RspFlags.DoUnder; outRes = res }
       else if (task.layout.direction === DataDir.In || over) { flags |= over ? RspFlags.DiOver : RspFlags.DiUnder; inRes = res }
     }
-    this.respondRaw(task.iu.tagLo, task.iu.tagHi, c.status, flags, outRes, inRes, c.sense, undefined, true);
+    this.respondRaw(task.iu.tagLo, task.iu.tagHi, status, flags, outRes, inRes, sense, undefined, true);
   }
 
   private completeError(task: SrpTask, e: Error): void {

@@ -8,7 +8,7 @@
 // RDMA WRITE/READ straight from and into the LUN (docs/architecture.md, memory model).
 
 import type { Backstore } from '../backstore/types.js';
-import type { FabricIO, Nexus, ScsiCommand, ScsiCompletion, ScsiCore, TmfFunction, TmfResponse } from '../scsi/types.js';
+import type { FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
 import { RamBackstore } from '../backstore/ram.js';
@@ -25,8 +25,8 @@ import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
 /** A ScsiCore that forwards to whichever LUN view is current. */
 class SwappableCore implements ScsiCore {
   current!: ScsiCore;
-  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
-    return this.current.submit(cmd, nexus, io);
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, done: ScsiDone): void {
+    this.current.submit(cmd, nexus, io, done);
   }
   taskManagement(fn: TmfFunction, nexus: Nexus, lun: bigint, referencedTag?: number): Promise<TmfResponse> {
     return this.current.taskManagement(fn, nexus, lun, referencedTag);

@@ -61,12 +61,22 @@ class FakeTransport {
     }
     return undefined;
   }
-  // iSER: the RDMA operations complete at once (a resolved promise, no allocation here).
-  deliverDataIn(_task, _from, _offset) { return DONE }
-  obtainDataOut(_task, into, offset) {
+  // iSER: the RDMA WRITE is posted (done at once, as for LUN memory); the RDMA READ
+  // completes in a later microtask, as a CQ completion would, not inside the call.
+  deliverDataIn(_task, _from, _offset, done) { done(undefined) }
+  obtainDataOut(_task, into, offset, done) {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
-    return DONE;
+    this.reads.push(done);
+    if (!this.readsScheduled) { this.readsScheduled = true; DONE.then(this.completeReads) }
   }
+  reads = [];
+  readsScheduled = false;
+  completeReads = () => {
+    this.readsScheduled = false;
+    const r = this.reads;
+    for (let i = 0; i < r.length; i++) r[i](undefined);
+    r.length = 0;
+  };
   loginComplete() {}
   enterFullFeature() {}
   pauseReceive() {} resumeReceive() {}

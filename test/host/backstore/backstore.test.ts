@@ -8,6 +8,7 @@ import { BlockBackstore, blockDeviceGeometry, sysfsGeometry } from '../../../lib
 import { setBackstoreSys, type BackstoreSys } from '../../../lib/backstore/native.js';
 import { sys as nativeSys } from '../../../lib/verbs/sys.js';
 import { cdb10, cdb16, Harness, hex } from '../scsi/helpers.js';
+import { submitAsync } from '../scsi/async-io.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -121,7 +122,7 @@ describe('RAM backstore options', () => {
       async dataOut(into: Uint8Array) { seen.push(into); into.fill(0x5c); },
       async dataIn(from: Uint8Array) { seen.push(from); },
     };
-    const cmd = (cdb: number[], direction: number) => h.view.submit({ lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 1024, direction }, { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transportId: new Uint8Array([5]) }, io);
+    const cmd = (cdb: number[], direction: number) => submitAsync(h.view, { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 1024, direction }, { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transportId: new Uint8Array([5]) }, io);
     await cmd([0, 0, 0, 0, 0, 0], 0);
     expect((await cmd(cdb10(0x2a, 2, 2), 1)).status).toBe(0);
     expect((await cmd(cdb10(0x28, 2, 2), 2)).status).toBe(0);

@@ -2,7 +2,7 @@
 // layouts (offset → bytes), independently of the serializer, and checked both ways.
 import { describe, expect, it } from 'vitest';
 import { crc32c, crc32cFinal, crc32cUpdate, CRC32C_INIT, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
-import { decodeBhs, encodeBhs, encodeBidiAhs, encodeExtendedCdbAhs, parseAhs, type Pdu } from '../../../lib/iscsi/pdu.js';
+import { decodeBhs, encodeBhs, encodeBidiAhs, decodeScsiCommandInto, encodeDataIn, encodeExtendedCdbAhs, encodeScsiResponse, parseAhs, type Pdu } from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText, TextAccumulator, TextFormatError } from '../../../lib/iscsi/text.js';
 
 /** 48 zero bytes with the given bytes at the given offsets. */
@@ -104,6 +104,34 @@ describe('BHS codec (RFC 7143 §11)', () => {
       const b = Buffer.alloc(48);
       for (let k = 0; k < 48; k++) b[k] = (Math.random() * 256) | 0;
       expect(() => decodeBhs(b)).not.toThrow();
+    }
+  });
+  it('the status path\'s SCSI Response and Data-In encoders write what encodeBhs writes for the same fields', () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    expect(hex(encodeScsiResponse(0x12345678, 0x08 | 0x02, 1, 2, 0xfffffffe, 7, 9, 3, 0x100, 0x200, 20))).toBe(hex(encodeBhs({
+      opcode: 0x21, itt: 0x12345678, dataLength: 20, bidiOverflow: false, bidiUnderflow: true, overflow: false, underflow: true,
+      response: 1, status: 2, snackTag: 0, statSN: 0xfffffffe, expCmdSN: 7, maxCmdSN: 9, expDataSN: 3, bidiResidual: 0x100, residual: 0x200,
+    })));
+    for (const [flags, status] of [[0x80 | 0x01 | 0x04, 0x02], [0x80, 0x02], [0, 0]] as const) {
+      const s = (flags & 1) !== 0;
+      expect(hex(encodeDataIn(0xa1b2c3d4, flags, status, 4096, 11, 12, 13, 14, 8192, 77))).toBe(hex(encodeBhs({
+        opcode: 0x25, itt: 0xa1b2c3d4, dataLength: 4096, final: (flags & 0x80) !== 0, ack: false, overflow: (flags & 4) !== 0, underflow: (flags & 2) !== 0,
+        hasStatus: s, status, lun: 0n, ttt: 0xffffffff, statSN: 11, expCmdSN: 12, maxCmdSN: 13, dataSN: 14, bufferOffset: 8192, residual: 77,
+      })));
+    }
+  });
+  it('a SCSI Command decoded into a scratch object gives decodeBhs\'s fields, the CDB copied', () => {
+    const scratch = { ...(decodeBhs(Buffer.alloc(48, 0).fill(1, 0, 1)) as Pdu & { cdb: Uint8Array }), cdb: new Uint8Array(16) };
+    const ownCdb = scratch.cdb;
+    for (let i = 0; i < 50; i++) {
+      const b = Buffer.alloc(48);
+      for (let k = 0; k < 48; k++) b[k] = (Math.random() * 256) | 0;
+      b[0] = (b[0] & 0x40) | 0x01;
+      const want = decodeBhs(b) as Pdu & { cdb: Uint8Array };
+      const got = decodeScsiCommandInto(b, scratch as never);
+      expect(got.cdb).toBe(ownCdb);
+      expect(Buffer.from(got.cdb).toString('hex')).toBe(b.subarray(32, 48).toString('hex'));
+      expect({ ...got, cdb: undefined }).toEqual({ ...want, cdb: undefined });
     }
   });
   it('short BHS is a RangeError citing §11.2', () => {

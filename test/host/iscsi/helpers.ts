@@ -8,7 +8,9 @@ import { crc32c, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
 import { Opcode, RESERVED_TAG } from '../../../lib/iscsi/opcodes.js';
 import { decodeBhs, encodeBhs, padLength, type Pdu, type PduInit } from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText } from '../../../lib/iscsi/text.js';
-import { TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type TmfFunction } from '../../../lib/scsi/types.js';
+import { TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone, type TmfFunction } from '../../../lib/scsi/types.js';
+import { dataIn, dataOut } from '../../../lib/scsi/task.js';
+import type { AsyncIo } from '../scsi/async-io.js';
 
 export interface RxItem { pdu: Pdu; bhs: Buffer; data: Buffer }
 
@@ -298,7 +300,12 @@ export class FakeCore implements ScsiCore {
 
   release(): void { for (const f of this.held.splice(0)) f() }
 
-  async submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO): Promise<ScsiCompletion> {
+  submit(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, done: ScsiDone): void {
+    const asyncIo = { dataIn: (from: Uint8Array, offset: number) => dataIn(io, from, offset), dataOut: (into: Uint8Array, offset: number) => dataOut(io, into, offset) };
+    this.run(cmd, nexus, asyncIo).then((c) => done(c.status, c.transferred, c.sense, undefined), (e: Error) => done(0, 0, undefined, e));
+  }
+
+  private async run(cmd: ScsiCommand, nexus: Nexus, io: AsyncIo): Promise<ScsiCompletion> {
     this.submitted.push(cmd);
     this.nexuses.push(nexus);
     if (this.hold) await new Promise<void>((r) => this.held.push(r));

@@ -7,6 +7,7 @@ import { decodeBhs, encodeBhs, type Pdu, type PduInit } from '../../../lib/iscsi
 import { IscsiTarget } from '../../../lib/iscsi/target.js';
 import { decodeText, encodeText } from '../../../lib/iscsi/text.js';
 import type { IscsiTransport, TaskRef, TransportSink } from '../../../lib/iscsi/transport.js';
+import type { IoDone } from '../../../lib/scsi/types.js';
 import { FakeCore, pattern, read10, write10 } from './helpers.js';
 
 class FakeIser implements IscsiTransport {
@@ -28,12 +29,14 @@ class FakeIser implements IscsiTransport {
     this.sent.push({ pdu: decodeBhs(Buffer.from(bhs)), data: d });
     return undefined;
   }
-  async deliverDataIn(task: TaskRef, from: Uint8Array, offset: number): Promise<void> {
+  deliverDataIn(task: TaskRef, from: Uint8Array, offset: number, done: IoDone): void {
     this.rdmaWrites.push({ itt: task.itt, offset, data: Buffer.from(from), ctx: task.transportContext });
+    done(undefined);
   }
-  async obtainDataOut(task: TaskRef, into: Uint8Array, offset: number): Promise<void> {
+  obtainDataOut(task: TaskRef, into: Uint8Array, offset: number, done: IoDone): void {
     const src = this.initiatorBuffers.get(task.itt)!;
     into.set(src.subarray(offset, offset + into.length));
+    setImmediate(done, undefined); // as an RDMA READ completes: later, not inside the call
   }
   loginComplete(): void {}
   enterFullFeature(p: OperationalParams): void { this.params = p }

@@ -7,6 +7,7 @@ import { RamBackstore } from '../../../lib/backstore/ram.js';
 import type { Backstore } from '../../../lib/backstore/types.js';
 import { DataDirection, TaskAttribute, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { cdb10, cdb16, Harness, nexusA, nexusB } from './helpers.js';
+import { submitAsync } from './async-io.js';
 
 const pause = () => new Promise<void>((r) => setTimeout(r, Math.floor(Math.random() * 3)));
 
@@ -33,7 +34,7 @@ function slowBackstore(blockCount: number): Backstore {
 
 let tag = 1;
 function submit(h: Harness, cdb: number[], data: Uint8Array, nexus = nexusA): Promise<ScsiCompletion> {
-  return h.view.submit(
+  return submitAsync(h.view, 
     { lun: 0n, cdb: Uint8Array.from(cdb), tag: tag++, attribute: TaskAttribute.Simple, expectedLength: data.length, direction: DataDirection.Write },
     nexus,
     {

@@ -4,6 +4,7 @@ import { naaFromSerial } from '../../../lib/scsi/lu.js';
 import { decodeLun, encodeLun } from '../../../lib/scsi/view.js';
 import { commandTable } from '../../../lib/scsi/table.js';
 import { cdb10, cdb16, Harness, hex, nexusA, nexusB } from './helpers.js';
+import { submitAsync } from './async-io.js';
 
 /** Fixed-format ILLEGAL REQUEST sense, hex, with an optional SKS (3 bytes). */
 function illegal(ascAscq: string, sks = '000000'): string {
@@ -559,7 +560,7 @@ describe('data direction', () => {
       async dataIn() { calls.push('in'); },
     };
     const submit = (cdb: number[], direction: number) =>
-      h.view.submit({ lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 512, direction }, nexusA, io);
+      submitAsync(h.view, { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 512, direction }, nexusA, io);
     // A WRITE the fabric calls a read: nothing to write with, nothing written; the residual is the fabric's.
     expect(await submit(cdb10(0x2a, 0, 1), 2)).toEqual({ status: 0, transferred: 512 });
     expect(h.lu.backstore.view!(0, 1)![0]).toBe(0);

@@ -5,6 +5,7 @@ import { LunView } from '../../../lib/scsi/view.js';
 import { RamBackstore } from '../../../lib/backstore/ram.js';
 import type { Backstore } from '../../../lib/backstore/types.js';
 import { DataDirection, TaskAttribute, type Nexus, type ScsiCompletion } from '../../../lib/scsi/types.js';
+import { submitAsync } from './async-io.js';
 
 export const nexusA: Nexus = { initiatorPort: 'iqn.2025-01.test:a,i,0x1', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };
 export const nexusB: Nexus = { initiatorPort: 'iqn.2025-01.test:b,i,0x1', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };
@@ -47,7 +48,7 @@ export class Harness {
         hi = Math.max(hi, offset + from.length);
       },
     };
-    const r = await this.view.submit(
+    const r = await submitAsync(this.view, 
       { lun: opts.lun ?? 0n, cdb: c, tag: tag++, attribute: TaskAttribute.Simple, expectedLength: expected, direction: out ? DataDirection.Write : DataDirection.Read },
       opts.nexus ?? nexusA,
       io,

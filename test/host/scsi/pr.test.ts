@@ -6,6 +6,7 @@ import { RamBackstore } from '../../../lib/backstore/ram.js';
 import { LogicalUnit } from '../../../lib/scsi/lu.js';
 import { DataDirection, TaskAttribute, type Nexus } from '../../../lib/scsi/types.js';
 import { cdb10, Harness, hex, nexusA, nexusB } from './helpers.js';
+import { submitAsync } from './async-io.js';
 
 function params(key: bigint, saKey: bigint, flags = 0): Uint8Array {
   const p = new Uint8Array(24);
@@ -308,7 +309,7 @@ describe('PERSISTENT RESERVE: access by type (SPC-4 5.12.1)', () => {
     await h.cmd(prOut(1, 1), { out: params(0xbbn, 0n), nexus: nexusB });
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const pending = h.view.submit(
+    const pending = submitAsync(h.view, 
       { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag: 777, attribute: TaskAttribute.Simple, expectedLength: 512, direction: DataDirection.Write },
       nexusB,
       { dataOut: async (into) => { await gate; into.fill(1); }, dataIn: async () => {} },

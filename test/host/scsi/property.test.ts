@@ -5,8 +5,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { commandTable } from '../../../lib/scsi/table.js';
-import { DataDirection, TaskAttribute, type FabricIO, type ScsiCompletion } from '../../../lib/scsi/types.js';
+import { DataDirection, TaskAttribute, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { Harness, nexusA, nexusB } from './helpers.js';
+import { submitAsync, type AsyncIo } from './async-io.js';
 
 const STATUSES = new Set([0x00, 0x02, 0x04, 0x08, 0x18, 0x28, 0x40]);
 const OPCODES = [...new Set(commandTable().map((e) => e.op))];
@@ -51,7 +52,7 @@ const commandArb = fc.record({
 });
 
 /** A fabric that records every data movement and checks it against the expected length. */
-function recordingIo(expected: number, fill: number, direction: DataDirection): { io: FabricIO; problems: string[] } {
+function recordingIo(expected: number, fill: number, direction: DataDirection): { io: AsyncIo; problems: string[] } {
   const problems: string[] = [];
   let lastIn = -1;
   return {
@@ -97,7 +98,7 @@ describe('property: arbitrary CDBs', () => {
       await fc.assert(
         fc.asyncProperty(commandArb, async (c) => {
           const { io, problems } = recordingIo(c.expectedLength, c.dataByte, c.direction);
-          const done = await h.view.submit({ lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
+          const done = await submitAsync(h.view, { lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
           expect(wellFormed(done)).toBeUndefined();
           expect(problems).toEqual([]);
           // Sense-key specific field pointers name a byte inside the CDB (SPC-4 4.5.2.4.2).

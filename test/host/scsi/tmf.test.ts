@@ -3,12 +3,13 @@ import { RamBackstore } from '../../../lib/backstore/ram.js';
 import { LogicalUnit } from '../../../lib/scsi/lu.js';
 import { DataDirection, TaskAttribute, type Nexus, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { cdb10, Harness, hex, nexusA, nexusB } from './helpers.js';
+import { submitAsync } from './async-io.js';
 
 /** A WRITE(10) of one block whose Data-Out arrives only when `open()` is called. */
 function gatedWrite(h: Harness, tag: number, attribute = TaskAttribute.Simple, nexus: Nexus = nexusA, fill = 1) {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
-  const done = h.view.submit(
+  const done = submitAsync(h.view, 
     { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag, attribute, expectedLength: 512, direction: DataDirection.Write },
     nexus,
     { dataOut: async (into) => { await gate; into.fill(fill); }, dataIn: async () => {} },
@@ -17,7 +18,7 @@ function gatedWrite(h: Harness, tag: number, attribute = TaskAttribute.Simple, n
 }
 
 function tur(h: Harness, tag: number, attribute: TaskAttribute, nexus: Nexus = nexusA): Promise<ScsiCompletion> {
-  return h.view.submit({ lun: 0n, cdb: new Uint8Array(6), tag, attribute, expectedLength: 0, direction: DataDirection.None }, nexus, { dataOut: async () => {}, dataIn: async () => {} });
+  return submitAsync(h.view, { lun: 0n, cdb: new Uint8Array(6), tag, attribute, expectedLength: 0, direction: DataDirection.None }, nexus, { dataOut: async () => {}, dataIn: async () => {} });
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -215,7 +216,7 @@ describe('aborting a write that waits for an overlapping one', () => {
     const first = gatedWrite(h, 1, TaskAttribute.Simple, nexusA, 0x11);
     await tick();
     let asked = false;
-    const second = h.view.submit(
+    const second = submitAsync(h.view, 
       { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag: 2, attribute: TaskAttribute.Simple, expectedLength: 512, direction: DataDirection.Write },
       nexusA,
       { dataOut: async (into) => { asked = true; into.fill(0x22); }, dataIn: async () => {} },
