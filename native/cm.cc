@@ -40,8 +40,7 @@ Napi::Function CmChannel::Init(Napi::Env env) {
 }
 
 // new CmEventChannel(onEvent(event))
-CmChannel::CmChannel(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<CmChannel>(info), Resource(info.Env(), kKind) {
+CmChannel::CmChannel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CmChannel>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
   if (!info[0].IsFunction()) {
     Napi::TypeError::New(env, "CmEventChannel(onEvent: function)").ThrowAsJavaScriptException();
@@ -58,7 +57,8 @@ CmChannel::CmChannel(const Napi::CallbackInfo& info)
   }
   onEvent_ = Napi::Persistent(info[0].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:cm");
-  poller_ = std::make_unique<Poller>(env, channel_->fd, [](void* self) { static_cast<CmChannel*>(self)->OnReadable(); }, this);
+  poller_ = std::make_unique<Poller>(
+      env, channel_->fd, [](void* self) { static_cast<CmChannel*>(self)->OnReadable(); }, this);
   Opened();
 }
 
@@ -295,8 +295,7 @@ Napi::Value CmId::RemotePort(const Napi::CallbackInfo& info) {
   return id_ ? Napi::Number::New(info.Env(), ntohs(rdma_get_dst_port(id_))) : info.Env().Null();
 }
 Napi::Value CmId::DeviceName(const Napi::CallbackInfo& info) {
-  return id_ && id_->verbs ? Napi::String::New(info.Env(), ibv_get_device_name(id_->verbs->device))
-                           : info.Env().Null();
+  return id_ && id_->verbs ? Napi::String::New(info.Env(), ibv_get_device_name(id_->verbs->device)) : info.Env().Null();
 }
 
 }  // namespace rt

@@ -42,13 +42,12 @@ Module* Module::Load(Napi::Env env) {
   env.SetInstanceData(m);  // deleted with the env, after the cleanup hook below has run
   // Cleanup hooks run before the env's instance data is freed: at worker exit or process
   // exit, this env's objects close children first and nothing is left to the GC.
-  napi_add_env_cleanup_hook(env, [](void* m) { static_cast<Module*>(m)->CloseAll(); }, m);
+  napi_add_env_cleanup_hook(
+      env, [](void* m) { static_cast<Module*>(m)->CloseAll(); }, m);
   return m;
 }
 
-void Module::SetClass(Kind kind, Napi::Function ctor) {
-  ctors_[static_cast<int>(kind)] = Napi::Persistent(ctor);
-}
+void Module::SetClass(Kind kind, Napi::Function ctor) { ctors_[static_cast<int>(kind)] = Napi::Persistent(ctor); }
 
 void Module::CloseAll() {
   while (!all_.empty()) all_.back()->Close();
@@ -104,7 +103,8 @@ bool UintFits(Napi::Env env, Napi::Value v, const char* name, double max, double
     *out = d;
     return true;
   }
-  Napi::TypeError::New(env, std::string(name) + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)))
+  Napi::TypeError::New(
+      env, std::string(name) + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)))
       .ThrowAsJavaScriptException();
   return false;
 }
@@ -136,8 +136,7 @@ bool SetNonBlocking(int fd) {
   return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
-Poller::Poller(Napi::Env env, int fd, Callback onReadable, void* owner)
-    : onReadable_(onReadable), owner_(owner) {
+Poller::Poller(Napi::Env env, int fd, Callback onReadable, void* owner) : onReadable_(onReadable), owner_(owner) {
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   handle_ = new uv_poll_t;
@@ -152,8 +151,7 @@ void Poller::Stop() {
   if (!handle_) return;
   uv_poll_stop(handle_);
   handle_->data = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(handle_),
-           [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(handle_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   handle_ = nullptr;
 }
 
@@ -171,8 +169,8 @@ void CallFromLoop(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext
                   const std::vector<napi_value>& args) {
   Napi::HandleScope scope(env);
   napi_value result;
-  napi_status st = napi_make_callback(env, static_cast<napi_async_context>(ctx),
-                                      env.Global(), fn.Value(), args.size(), args.data(), &result);
+  napi_status st = napi_make_callback(env, static_cast<napi_async_context>(ctx), env.Global(), fn.Value(), args.size(),
+                                      args.data(), &result);
   if (st == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);

@@ -102,8 +102,7 @@ T* Arg(Napi::Env env, Napi::Value v, const char* name) {
     T* t = T::Unwrap(v.As<Napi::Object>());
     return t->CheckOpen(env) ? t : nullptr;
   }
-  Napi::TypeError::New(env, std::string(name) + " must be a " + NamesOf(T::kKind).jsClass)
-      .ThrowAsJavaScriptException();
+  Napi::TypeError::New(env, std::string(name) + " must be a " + NamesOf(T::kKind).jsClass).ThrowAsJavaScriptException();
   return nullptr;
 }
 

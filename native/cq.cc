@@ -24,7 +24,8 @@ Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(in
   auto rec = info[2].As<Napi::Buffer<uint8_t>>();
   capacity_ = static_cast<int>(rec.Length() / (kWords * 4));
   if (capacity_ < 1 || reinterpret_cast<uintptr_t>(rec.Data()) % 4) {
-    Napi::RangeError::New(env, "records must be a 4-byte aligned Buffer of at least 32 bytes").ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "records must be a 4-byte aligned Buffer of at least 32 bytes")
+        .ThrowAsJavaScriptException();
     return;
   }
   records_ = reinterpret_cast<uint32_t*>(rec.Data());
@@ -50,7 +51,8 @@ Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(in
   onCompletions_ = Napi::Persistent(info[3].As<Napi::Function>());
   async_ = std::make_unique<Napi::AsyncContext>(env, "rdma-target:cq");
   context_ = Napi::Persistent(info[0].As<Napi::Object>());
-  poller_ = std::make_unique<Poller>(env, channel_->fd, [](void* self) { static_cast<Cq*>(self)->OnReadable(); }, this);
+  poller_ = std::make_unique<Poller>(
+      env, channel_->fd, [](void* self) { static_cast<Cq*>(self)->OnReadable(); }, this);
   info.This().As<Napi::Object>().Set("capacity", capacity_);
   AddParent(c);
   Opened();

@@ -12,9 +12,7 @@
 namespace rt {
 
 // One completion, as JS reads it through a Uint32Array (8 words, 32 bytes).
-enum CqRecord : uint32_t {
-  kWrIdLo = 0, kWrIdHi, kStatus, kOpcode, kByteLen, kQpNum, kWcFlags, kImmOrInvRkey, kWords
-};
+enum CqRecord : uint32_t { kWrIdLo = 0, kWrIdHi, kStatus, kOpcode, kByteLen, kQpNum, kWcFlags, kImmOrInvRkey, kWords };
 
 class Cq : public Napi::ObjectWrap<Cq>, public Resource {
  public:

@@ -2,8 +2,8 @@
 
 #include <rdma/rdma_cma.h>
 
-#include <cinttypes>
 #include <algorithm>
+#include <cinttypes>
 #include <cstdio>
 #include <map>
 
@@ -82,9 +82,9 @@ Napi::Object DeviceInfo(Napi::Env env, ibv_context* ctx) {
       static const uint8_t zero[16] = {0};
       if (!memcmp(g.raw, zero, 16)) continue;
       char s[40];
-      snprintf(s, sizeof s, "%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x",
-               g.raw[0], g.raw[1], g.raw[2], g.raw[3], g.raw[4], g.raw[5], g.raw[6], g.raw[7],
-               g.raw[8], g.raw[9], g.raw[10], g.raw[11], g.raw[12], g.raw[13], g.raw[14], g.raw[15]);
+      snprintf(s, sizeof s, "%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x", g.raw[0],
+               g.raw[1], g.raw[2], g.raw[3], g.raw[4], g.raw[5], g.raw[6], g.raw[7], g.raw[8], g.raw[9], g.raw[10],
+               g.raw[11], g.raw[12], g.raw[13], g.raw[14], g.raw[15]);
       Napi::Object go = Napi::Object::New(env);
       go.Set("index", i);
       go.Set("gid", s);
@@ -145,8 +145,7 @@ void DeliverAsyncEvents(void* arg) {
 }
 
 // new Context(name, onAsyncEvent(type: string, portNum: number))
-Context::Context(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<Context>(info), Resource(info.Env(), kKind) {
+Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info), Resource(info.Env(), kKind) {
   Napi::Env env = info.Env();
   if (!info[0].IsString() || !info[1].IsFunction()) {
     Napi::TypeError::New(env, "Context(name: string, onAsyncEvent: function)").ThrowAsJavaScriptException();

@@ -25,7 +25,8 @@ static const uint32_t* Words(Napi::Env env, Napi::Value v, size_t* nwords) {
       return static_cast<const uint32_t*>(data);
     }
   }
-  Napi::TypeError::New(env, "work requests must be a 4-byte aligned Uint32Array or Buffer").ThrowAsJavaScriptException();
+  Napi::TypeError::New(env, "work requests must be a 4-byte aligned Uint32Array or Buffer")
+      .ThrowAsJavaScriptException();
   return nullptr;
 }
 
@@ -35,7 +36,8 @@ static bool Skip(Napi::Env env, Napi::Value v, const uint32_t** w, size_t* nword
   if (v.IsUndefined()) return true;
   uint32_t off = 0;
   if (napi_get_value_uint32(env, v, &off) != napi_ok || off > *nwords) {
-    Napi::RangeError::New(env, "offset (in 32-bit words) is outside the work-request array").ThrowAsJavaScriptException();
+    Napi::RangeError::New(env, "offset (in 32-bit words) is outside the work-request array")
+        .ThrowAsJavaScriptException();
     return false;
   }
   *w += off;
@@ -56,8 +58,8 @@ static Napi::Error WrError(Napi::Env env, const char* call, int err, uint32_t in
   return e;
 }
 
-ibv_recv_wr* ParseRecv(Napi::Env env, const uint32_t* w, size_t nwords, uint32_t count,
-                       std::vector<ibv_recv_wr>& wrs, std::vector<ibv_sge>& sges) {
+ibv_recv_wr* ParseRecv(Napi::Env env, const uint32_t* w, size_t nwords, uint32_t count, std::vector<ibv_recv_wr>& wrs,
+                       std::vector<ibv_sge>& sges) {
   wrs.resize(count);
   sges.resize(static_cast<size_t>(count) * kMaxSgePerWr);
   size_t at = 0;
@@ -72,8 +74,7 @@ ibv_recv_wr* ParseRecv(Napi::Env env, const uint32_t* w, size_t nwords, uint32_t
     wr.sg_list = &sges[static_cast<size_t>(i) * kMaxSgePerWr];
     wr.next = i + 1 < count ? &wrs[i + 1] : nullptr;
     at += 4;
-    for (int s = 0; s < wr.num_sge; s++, at += 4)
-      wr.sg_list[s] = ibv_sge{U64(w + at), w[at + 2], w[at + 3]};
+    for (int s = 0; s < wr.num_sge; s++, at += 4) wr.sg_list[s] = ibv_sge{U64(w + at), w[at + 2], w[at + 3]};
   }
   return count ? &wrs[0] : nullptr;
 }

@@ -21,8 +21,7 @@ static int64_t I64(const Napi::Value& v) { return v.As<Napi::Number>().Int64Valu
 // punchHole(fd, offset, length): deallocates the range; later reads return zeroes.
 Napi::Value PunchHole(const Napi::CallbackInfo& info) {
   if (!Ints(info, 3, "punchHole(fd, offset, length)")) return info.Env().Undefined();
-  if (fallocate(static_cast<int>(I64(info[0])), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, I64(info[1]),
-                I64(info[2])))
+  if (fallocate(static_cast<int>(I64(info[0])), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, I64(info[1]), I64(info[2])))
     ThrowErrno(info.Env(), "fallocate", errno);
   return info.Env().Undefined();
 }

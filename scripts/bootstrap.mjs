@@ -39,8 +39,10 @@ if (existsSync(join(root, 'native')) && existsSync(join(root, 'binding.gyp'))) {
     // download); node-gyp-build would load a stale addon rather than rebuild it.
     const r = spawnSync('npm', ['run', '--silent', 'build:native'], { cwd: root, stdio: 'inherit' });
     if (r.status !== 0) {
-      console.warn('bootstrap: the RDMA addon did not build (rdma-core headers: apt-get install libibverbs-dev ' +
-        'librdmacm-dev); everything that needs no RDMA still runs');
+      console.warn(
+        'bootstrap: the RDMA addon did not build (rdma-core headers: apt-get install libibverbs-dev ' +
+          'librdmacm-dev); everything that needs no RDMA still runs',
+      );
     }
   }
 }

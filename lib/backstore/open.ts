@@ -28,7 +28,12 @@ export async function openBackstore(store: BackstoreSpec): Promise<Backstore> {
     }
     case 'file':
       if (!store.path) throw new Error('a file backstore needs a path');
-      return FileBackstore.open({ path: store.path, blockSize: store.blockSize, readOnly: store.readOnly, ...(store.size !== undefined ? { size: store.size } : {}) });
+      return FileBackstore.open({
+        path: store.path,
+        blockSize: store.blockSize,
+        readOnly: store.readOnly,
+        ...(store.size !== undefined ? { size: store.size } : {}),
+      });
     case 'block':
       if (!store.path) throw new Error('a block backstore needs a path');
       return BlockBackstore.open({ path: store.path, blockSize: store.blockSize, readOnly: store.readOnly });

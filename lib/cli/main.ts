@@ -68,7 +68,9 @@ export function version(): string {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'rdma-target') return pkg.version ?? '0.0.0';
-    } catch { /* not here */ }
+    } catch {
+      /* not here */
+    }
     dir = dirname(dir);
   }
   return '0.0.0';
@@ -145,8 +147,14 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     return EXIT_USAGE;
   };
 
-  if (o.help) { io.out(USAGE); return EXIT_OK; }
-  if (o.version) { io.out(`rdma-target ${version()}`); return EXIT_OK; }
+  if (o.help) {
+    io.out(USAGE);
+    return EXIT_OK;
+  }
+  if (o.version) {
+    io.out(`rdma-target ${version()}`);
+    return EXIT_OK;
+  }
 
   const cmd = pos[0];
   if (cmd === 'check-config') {
@@ -163,7 +171,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     let args: Record<string, unknown> = {};
     if (pos[2] !== undefined) {
       const j = parseJsonText(pos[2]);
-      if (j.error || !j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) return usage(`ctl: arguments must be one JSON object, got ${JSON.stringify(pos[2])}`);
+      if (j.error || !j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc))
+        return usage(`ctl: arguments must be one JSON object, got ${JSON.stringify(pos[2])}`);
       args = j.doc as Record<string, unknown>;
     }
     return status(o.socket, o.config, io, { ...args, cmd: pos[1]! });
@@ -178,16 +187,26 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     graceMs = s * 1000;
   }
   const logFormat = o['log-format'] ?? 'human';
-  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) return usage(`--log-format: must be ${LOG_FORMATS.join(' or ')}, got ${JSON.stringify(logFormat)}`);
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat))
+    return usage(`--log-format: must be ${LOG_FORMATS.join(' or ')}, got ${JSON.stringify(logFormat)}`);
 
   let doc: Record<string, unknown>;
   let source = 'embedded default config';
   if (o.config !== undefined) {
     const f = loadFile(o.config);
-    if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+    if (f.error) {
+      io.err(`rdma-target: ${f.error}`);
+      return EXIT_FAILURE;
+    }
     const j = parseJsonText(f.text!);
-    if (j.error) { io.err(`rdma-target: ${o.config}: ${j.error}`); return EXIT_FAILURE; }
-    if (!j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) { io.err(`rdma-target: ${o.config}: must be a JSON object`); return EXIT_FAILURE; }
+    if (j.error) {
+      io.err(`rdma-target: ${o.config}: ${j.error}`);
+      return EXIT_FAILURE;
+    }
+    if (!j.doc || typeof j.doc !== 'object' || Array.isArray(j.doc)) {
+      io.err(`rdma-target: ${o.config}: must be a JSON object`);
+      return EXIT_FAILURE;
+    }
     doc = j.doc as Record<string, unknown>;
     source = o.config;
   } else {
@@ -203,7 +222,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   }
   const result: ValidationResult = validateConfig(doc, { allowEphemeralPort: listen !== undefined });
   if (!result.config) {
-    for (const e of result.errors) io.err(`rdma-target: ${source}: ${listen ? e.replace(/^targets\[\d+\]\.tpgs\[\d+\]\.portals\[0\]\.(address|port)/, '--listen') : e}`);
+    for (const e of result.errors)
+      io.err(`rdma-target: ${source}: ${listen ? e.replace(/^targets\[\d+\]\.tpgs\[\d+\]\.portals\[0\]\.(address|port)/, '--listen') : e}`);
     return EXIT_FAILURE;
   }
   const log = createLogger({ format: logFormat as LogFormat, debug: !!o.debug, sink: io });
@@ -227,9 +247,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       const before = result.config.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals)).length;
       addRdmaPortals(result.config, devices);
       const added = result.config.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals)).length - before;
-      log.info(added
-        ? `RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP${result.config.srp ? ', and SRP on port 5555' : ''}`
-        : `RDMA devices ${devices.map((d) => d.name).join(', ')}: no iSER or SRP on a loopback portal; --listen ADDR:3260 (an RDMA interface's address or 0.0.0.0) serves iSER and SRP there too`);
+      log.info(
+        added
+          ? `RDMA devices ${devices.map((d) => d.name).join(', ')}: serving iSER beside TCP${result.config.srp ? ', and SRP on port 5555' : ''}`
+          : `RDMA devices ${devices.map((d) => d.name).join(', ')}: no iSER or SRP on a loopback portal; --listen ADDR:3260 (an RDMA interface's address or 0.0.0.0) serves iSER and SRP there too`,
+      );
     }
   }
 
@@ -244,7 +266,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       ...(o.config !== undefined ? { reloadSource: () => reloadConfig(o.config!, listen) } : {}),
     });
   } catch (e) {
-    const msg = e instanceof StartError ? e.message : (e as Error).message ?? String(e);
+    const msg = e instanceof StartError ? e.message : ((e as Error).message ?? String(e));
     io.err(`rdma-target: ${msg}`);
     if (o.debug) io.err(((e as Error).cause as Error | undefined)?.stack ?? (e as Error).stack ?? '');
     return EXIT_FAILURE;
@@ -253,7 +275,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   return new Promise<number>((resolve) => {
     let signalled = 0;
     const finish = (code: number) => {
-      if (ro.signals !== false) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); process.off('SIGHUP', onHup); }
+      if (ro.signals !== false) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onHup);
+      }
       resolve(code);
     };
     const onSignal = (sig: NodeJS.Signals) => {
@@ -265,8 +291,14 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       }
       log.info(`rdma-target: ${sig}: stopping (sessions asked to log out, ${graceMs / 1000}s for in-flight commands; ${sig} again to force)`);
       daemon.stop(graceMs).then(
-        () => { log.info('rdma-target: stopped'); finish(EXIT_OK); },
-        (e: unknown) => { io.err(`rdma-target: unclean stop: ${(e as Error).message}`); finish(EXIT_FAILURE); },
+        () => {
+          log.info('rdma-target: stopped');
+          finish(EXIT_OK);
+        },
+        (e: unknown) => {
+          io.err(`rdma-target: unclean stop: ${(e as Error).message}`);
+          finish(EXIT_FAILURE);
+        },
       );
     };
     // SIGHUP: re-read the file and add what can be added live (see Daemon.reload).
@@ -276,7 +308,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         (e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`),
       );
     };
-    if (ro.signals !== false) { process.on('SIGINT', onSignal); process.on('SIGTERM', onSignal); process.on('SIGHUP', onHup); }
+    if (ro.signals !== false) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      process.on('SIGHUP', onHup);
+    }
     // Only now say we are up: whoever reads these lines may signal at once (a pipe's write is
     // synchronous on Linux, so printing first let a quick SIGHUP find the default action: exit).
     log.info(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
@@ -287,7 +323,10 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       const orig = daemon.stop.bind(daemon);
       daemon.stop = (ms?: number) => {
         const p = orig(ms);
-        p.then(() => finish(EXIT_OK), () => finish(EXIT_FAILURE));
+        p.then(
+          () => finish(EXIT_OK),
+          () => finish(EXIT_FAILURE),
+        );
         return p;
       };
     }
@@ -296,8 +335,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
 
 /** LIO keeps saveconfig.json at 0600 because it holds CHAP secrets; say so when a file that does is not. */
 function secretsExposed(file: string, c: Config): string | undefined {
-  const hasSecret = c.discoveryAuth.password !== undefined ||
-    c.targets.some((t) => t.tpgs.some((g) => g.chap !== undefined || g.acls.some((a) => a.chap !== undefined)));
+  const hasSecret =
+    c.discoveryAuth.password !== undefined || c.targets.some((t) => t.tpgs.some((g) => g.chap !== undefined || g.acls.some((a) => a.chap !== undefined)));
   if (!hasSecret) return undefined;
   try {
     const mode = statSync(file).mode & 0o777;
@@ -331,7 +370,10 @@ async function reloadConfig(file: string, listen: { address: string; port: numbe
 
 function checkConfig(file: string, io: Io): number {
   const f = loadFile(file);
-  if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+  if (f.error) {
+    io.err(`rdma-target: ${f.error}`);
+    return EXIT_FAILURE;
+  }
   const r = parseConfig(f.text!);
   for (const e of r.errors) io.err(`${file}: error: ${e}`);
   for (const w of r.warnings) io.err(`${file}: warning: ${w}`);
@@ -343,7 +385,9 @@ function checkConfig(file: string, io: Io): number {
   const tpgs = c.targets.reduce((n, t) => n + t.tpgs.length, 0);
   const luns = c.targets.reduce((n, t) => n + t.tpgs.reduce((m, g) => m + g.luns.length, 0), 0);
   const portals = new Set(c.targets.flatMap((t) => t.tpgs.flatMap((g) => g.portals.map((p) => `${p.transport} ${fmtAddr(p.address, p.port)}`))));
-  io.out(`${file}: OK: ${c.targets.length} target${c.targets.length === 1 ? '' : 's'}, ${tpgs} TPG${tpgs === 1 ? '' : 's'}, ${luns} LUN${luns === 1 ? '' : 's'}, portals: ${[...portals].join(', ') || 'none'}`);
+  io.out(
+    `${file}: OK: ${c.targets.length} target${c.targets.length === 1 ? '' : 's'}, ${tpgs} TPG${tpgs === 1 ? '' : 's'}, ${luns} LUN${luns === 1 ? '' : 's'}, portals: ${[...portals].join(', ') || 'none'}`,
+  );
   return EXIT_OK;
 }
 
@@ -354,14 +398,26 @@ async function status(socket: string | undefined, configFile: string | undefined
     let doc: unknown = defaultConfigJson();
     if (configFile) {
       const f = loadFile(configFile);
-      if (f.error) { io.err(`rdma-target: ${f.error}`); return EXIT_FAILURE; }
+      if (f.error) {
+        io.err(`rdma-target: ${f.error}`);
+        return EXIT_FAILURE;
+      }
       const j = parseJsonText(f.text!);
-      if (j.error) { io.err(`rdma-target: ${configFile}: ${j.error}`); return EXIT_FAILURE; }
+      if (j.error) {
+        io.err(`rdma-target: ${configFile}: ${j.error}`);
+        return EXIT_FAILURE;
+      }
       doc = j.doc;
     }
     const r = validateConfig(doc);
-    if (!r.config) { io.err(`rdma-target: ${configFile}: ${r.errors[0]}`); return EXIT_FAILURE; }
-    if (!r.config.control) { io.err('rdma-target: the configuration disables the control socket (control: false)'); return EXIT_FAILURE; }
+    if (!r.config) {
+      io.err(`rdma-target: ${configFile}: ${r.errors[0]}`);
+      return EXIT_FAILURE;
+    }
+    if (!r.config.control) {
+      io.err('rdma-target: the configuration disables the control socket (control: false)');
+      return EXIT_FAILURE;
+    }
     path = r.config.control.socket;
   }
   try {

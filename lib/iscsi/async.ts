@@ -9,10 +9,21 @@ import { encodeBhs, type AsyncPdu } from './pdu.js';
 export function sendAsync(conn: ConnectionContext, event: AsyncEvent, p: { param1?: number; param2?: number; param3?: number } = {}): void {
   const s = conn.session;
   if (!s || conn.phase !== 'full-feature') return;
-  conn.sendPdu(encodeBhs<AsyncPdu>({
-    opcode: Opcode.AsyncMessage, itt: RESERVED_TAG, lun: 0n, statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-    event, vcode: 0, param1: p.param1 ?? 0, param2: p.param2 ?? 0, param3: p.param3 ?? 0,
-  }));
+  conn.sendPdu(
+    encodeBhs<AsyncPdu>({
+      opcode: Opcode.AsyncMessage,
+      itt: RESERVED_TAG,
+      lun: 0n,
+      statSN: conn.nextStatSN(),
+      expCmdSN: s.expCmdSN,
+      maxCmdSN: s.maxCmdSN,
+      event,
+      vcode: 0,
+      param1: p.param1 ?? 0,
+      param2: p.param2 ?? 0,
+      param3: p.param3 ?? 0,
+    }),
+  );
 }
 
 /** Event 1: "please log out within `seconds`" (Parameter3, §11.9.1). */

@@ -39,7 +39,9 @@ export function decodeBinary(v: string): Buffer | undefined {
   return undefined;
 }
 
-export function encodeHex(b: Uint8Array): string { return '0x' + Buffer.from(b).toString('hex') }
+export function encodeHex(b: Uint8Array): string {
+  return '0x' + Buffer.from(b).toString('hex');
+}
 
 export function chapResponse(alg: ChapAlgorithm, id: number, secret: string, challenge: Uint8Array): Buffer {
   const h = createHash(DIGEST[alg].name);
@@ -68,8 +70,12 @@ export class ChapServer {
     private readonly opts: { algorithms?: readonly ChapAlgorithm[]; requireMutual?: boolean } = {},
   ) {}
 
-  get finished(): boolean { return this.state === 'done' }
-  get algorithm(): ChapAlgorithm { return this.alg }
+  get finished(): boolean {
+    return this.state === 'done';
+  }
+  get algorithm(): ChapAlgorithm {
+    return this.alg;
+  }
 
   /** Feed the CHAP_* keys of one Login Request. */
   step(keys: ReadonlyMap<string, string>): ChapStep {
@@ -78,13 +84,22 @@ export class ChapServer {
       if (offered === undefined) return { reply: [] }; // CHAP chosen; algorithm list comes next PDU
       if ([...keys.keys()].some((k) => k !== 'CHAP_A' && k.startsWith('CHAP_'))) return { reply: [], failure: 'CHAP keys out of order' };
       const ours = this.opts.algorithms ?? [ChapAlgorithm.Sha256, ChapAlgorithm.Md5];
-      const pick = offered.split(',').map((x) => Number(x)).find((a) => ours.includes(a as ChapAlgorithm));
+      const pick = offered
+        .split(',')
+        .map((x) => Number(x))
+        .find((a) => ours.includes(a as ChapAlgorithm));
       if (pick === undefined) return { reply: [['CHAP_A', 'Reject']], failure: `no acceptable CHAP_A in "${offered}"` };
       this.alg = pick as ChapAlgorithm;
       this.id = randomInt(256);
       this.challenge = randomBytes(DIGEST[this.alg].challenge);
       this.state = 'response';
-      return { reply: [['CHAP_A', String(this.alg)], ['CHAP_I', String(this.id)], ['CHAP_C', encodeHex(this.challenge)]] };
+      return {
+        reply: [
+          ['CHAP_A', String(this.alg)],
+          ['CHAP_I', String(this.id)],
+          ['CHAP_C', encodeHex(this.challenge)],
+        ],
+      };
     }
     if (this.state === 'response') {
       const name = keys.get('CHAP_N');
@@ -112,7 +127,13 @@ export class ChapServer {
       if (c.equals(this.challenge)) return { reply: [], failure: 'reflected CHAP challenge (RFC 7143 §12.1.3)' };
       this.state = 'done';
       const ours = chapResponse(this.alg, id, this.creds.mutualPassword, c);
-      return { reply: [['CHAP_N', this.creds.mutualUserid], ['CHAP_R', encodeHex(ours)]], done: true };
+      return {
+        reply: [
+          ['CHAP_N', this.creds.mutualUserid],
+          ['CHAP_R', encodeHex(ours)],
+        ],
+        done: true,
+      };
     }
     return { reply: [], failure: 'CHAP already complete' };
   }

@@ -60,12 +60,17 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   private readonly immediateFree: Uint8Array[] = [];
   private loginTimer: NodeJS.Timeout | undefined;
 
-  constructor(readonly target: TargetContext, readonly transport: IscsiTransport) {
+  constructor(
+    readonly target: TargetContext,
+    readonly transport: IscsiTransport,
+  ) {
     this.log = target.log;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
     if (target.options.loginTimeout > 0) {
-      this.loginTimer = setTimeout(() => { if (this.phase === 'login') this.drop('login timeout') }, target.options.loginTimeout);
+      this.loginTimer = setTimeout(() => {
+        if (this.phase === 'login') this.drop('login timeout');
+      }, target.options.loginTimeout);
       this.loginTimer.unref();
     }
   }
@@ -100,7 +105,13 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     if (w && !this.sendBlocked) {
       this.sendBlocked = true;
       this.updateReceive();
-      w.then(() => { this.sendBlocked = false; this.updateReceive() }, () => undefined);
+      w.then(
+        () => {
+          this.sendBlocked = false;
+          this.updateReceive();
+        },
+        () => undefined,
+      );
     }
     return w;
   }
@@ -116,7 +127,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     let windowFull = false;
     if (s && this.tasks.length >= s.cmdWindow) {
       windowFull = true;
-      for (const t of this.tasks) if (t.r2ts.size || !t.unsolDone) { windowFull = false; break }
+      for (const t of this.tasks)
+        if (t.r2ts.size || !t.unsolDone) {
+          windowFull = false;
+          break;
+        }
     }
     const want = this.sendBlocked || windowFull;
     if (want === this.receivePaused) return;
@@ -180,8 +195,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       this.counters.pdusIn++;
       this.nop.lastReceive = Date.now();
       const bhs = rx.bhs;
-      const pdu = this.phase === 'full-feature' && bhs.length >= BHS_LENGTH && bhsOpcode(bhs) === Opcode.ScsiCommand
-        ? decodeScsiCommandInto(bhs, this.commandPdu) : decodeBhs(bhs);
+      const pdu =
+        this.phase === 'full-feature' && bhs.length >= BHS_LENGTH && bhsOpcode(bhs) === Opcode.ScsiCommand
+          ? decodeScsiCommandInto(bhs, this.commandPdu)
+          : decodeBhs(bhs);
       if (this.phase === 'login') {
         if (pdu.opcode !== Opcode.LoginRequest) {
           // §6.1: only Login Requests until the login completes; anything else ends it.
@@ -197,7 +214,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       this.drop(`internal error: ${(e as Error).message}`);
     } finally {
       // Handed out but not adopted by a task (the command was refused): reuse it.
-      if (this.cmdBuffer) { this.releaseImmediateBuffer(this.cmdBuffer); this.cmdBuffer = undefined }
+      if (this.cmdBuffer) {
+        this.releaseImmediateBuffer(this.cmdBuffer);
+        this.cmdBuffer = undefined;
+      }
     }
   }
 
@@ -209,10 +229,17 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
 
   dataDigestError(bhs: Uint8Array): void {
     this.counters.digestErrors++;
-    if (this.phase !== 'full-feature') { this.drop('data digest error during login'); return }
+    if (this.phase !== 'full-feature') {
+      this.drop('data digest error during login');
+      return;
+    }
     // §7.8: Reject with Data (payload) Digest Error; at ERL 0 the lost data cannot be
     // re-requested (no SNACK / R2T recovery), so the connection is dropped after it.
-    try { sendReject(this, RejectReason.DataDigestError, bhs) } catch { /* closing anyway */ }
+    try {
+      sendReject(this, RejectReason.DataDigestError, bhs);
+    } catch {
+      /* closing anyway */
+    }
     this.close('data digest error (RFC 7143 §7.8, ERL 0)');
   }
 
@@ -290,14 +317,19 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
-    if (adopt && task.unsolBuf?.buffer === this.cmdBuffer!.buffer) { task.immediateBuffer = this.cmdBuffer; this.cmdBuffer = undefined }
+    if (adopt && task.unsolBuf?.buffer === this.cmdBuffer!.buffer) {
+      task.immediateBuffer = this.cmdBuffer;
+      this.cmdBuffer = undefined;
+    }
     s.tasks.set(pdu.itt, task);
     task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;
     this.target.counters.commands++;
     const ok = s.order(pdu.cmdSN, pdu.immediate, task.execute);
-    if (!ok) { s.tasks.delete(task.itt); this.removeTask(task) }
-    else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
+    if (!ok) {
+      s.tasks.delete(task.itt);
+      this.removeTask(task);
+    } else if (this.tasks.length >= s.cmdWindow) this.updateReceive();
   }
 
   private dataOut(pdu: DataOutPdu, rx: RxPdu): void {
@@ -317,7 +349,12 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       else if (rec.received + data.length > rec.length) fault = Asc.TooMuchWriteData;
       else if (pdu.final && rec.received + data.length !== rec.length) fault = Asc.DataOffsetError;
       if (fault) {
-        return this.sequenceError(rec.task, rx.bhs, fault, `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`);
+        return this.sequenceError(
+          rec.task,
+          rx.bhs,
+          fault,
+          `Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} does not fit R2T offset ${rec.offset}+${rec.received}/${rec.length} DataSN ${rec.nextDataSN}`,
+        );
       }
       const at = pdu.bufferOffset - rec.intoOffset;
       const dst = rec.into.subarray(at, at + data.length);
@@ -331,7 +368,12 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     if (!task || task.aborted || task.dataError) return; // command ignored (CmdSN window), aborted or failed: discard
     const fault = task.unsolicitedData(pdu, data);
     if (fault) {
-      return this.sequenceError(task, rx.bhs, fault, `unsolicited Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} breaks FirstBurstLength/EDTL/order`);
+      return this.sequenceError(
+        task,
+        rx.bhs,
+        fault,
+        `unsolicited Data-Out ITT 0x${pdu.itt.toString(16)} DataSN ${pdu.dataSN} offset ${pdu.bufferOffset} len ${data.length} breaks FirstBurstLength/EDTL/order`,
+      );
     }
   }
 
@@ -379,7 +421,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     const i = task.connSlot;
     if (i < 0 || this.tasks[i] !== task) return;
     const last = this.tasks.pop()!;
-    if (last !== task) { this.tasks[i] = last; last.connSlot = i }
+    if (last !== task) {
+      this.tasks[i] = last;
+      last.connSlot = i;
+    }
     task.connSlot = -1;
   }
 
@@ -389,7 +434,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       t.unref();
-      this.idleWaiters.push(() => { clearTimeout(t); resolve() });
+      this.idleWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
     });
   }
 
@@ -414,7 +462,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     this.phase = 'closed';
     this.nop.stop();
     if (this.loginTimer) clearTimeout(this.loginTimer);
-    for (const t of this.tasks.splice(0)) { t.connSlot = -1; t.abort(reason) }
+    for (const t of this.tasks.splice(0)) {
+      t.connSlot = -1;
+      t.abort(reason);
+    }
     for (const r of [...this.r2ts.values()]) r.fail(new Error(reason));
     this.r2ts.clear();
     const s = this.session;
@@ -434,5 +485,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     return new Promise((r) => this.closeWaiters.push(r));
   }
 
-  get core(): ScsiCore | undefined { return this.session?.core }
+  get core(): ScsiCore | undefined {
+    return this.session?.core;
+  }
 }

@@ -5,10 +5,19 @@
 export function snLess(a: number, b: number): boolean {
   return a !== b && ((a < b && b - a < 0x80000000) || (a > b && a - b > 0x80000000));
 }
-export function snLessEq(a: number, b: number): boolean { return a === b || snLess(a, b) }
-export function snAdd(a: number, n: number): number { return (a + n) >>> 0 }
+export function snLessEq(a: number, b: number): boolean {
+  return a === b || snLess(a, b);
+}
+export function snAdd(a: number, n: number): number {
+  return (a + n) >>> 0;
+}
 
 /** An engine error carrying the RFC section that makes it one. */
 export class IscsiProtocolError extends Error {
-  constructor(message: string, readonly code: string = 'ISCSI_PROTOCOL') { super(message) }
+  constructor(
+    message: string,
+    readonly code: string = 'ISCSI_PROTOCOL',
+  ) {
+    super(message);
+  }
 }

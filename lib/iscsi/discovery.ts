@@ -24,7 +24,12 @@ export function sendTargetsReply(conn: ConnectionContext, value: string): KeyVal
     wanted = (t) => t.iqn === s.key.targetName && visible(t);
   } else wanted = (t) => t.iqn === value && visible(t);
   const byIqn = new Map<string, TpgEntry[]>();
-  for (const t of target.tpgs) if (wanted(t)) { const l = byIqn.get(t.iqn) ?? []; l.push(t); byIqn.set(t.iqn, l) }
+  for (const t of target.tpgs)
+    if (wanted(t)) {
+      const l = byIqn.get(t.iqn) ?? [];
+      l.push(t);
+      byIqn.set(t.iqn, l);
+    }
   const out: KeyValue[] = [];
   const tr = conn.transport;
   for (const [iqn, tpgs] of byIqn) {

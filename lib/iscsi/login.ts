@@ -23,7 +23,12 @@ const LOGIN_TEXT_LIMIT = 65536;
 const DISCOVERY_WINDOW = 4;
 
 export class LoginFailure extends Error {
-  constructor(readonly status: LoginStatus, message: string) { super(message) }
+  constructor(
+    readonly status: LoginStatus,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export class LoginHandler {
@@ -79,7 +84,8 @@ export class LoginHandler {
       conn.statSN = randomInt(0x7fffffff);
       conn.cid = pdu.cid;
       if (pdu.versionMin > 0) throw new LoginFailure(LoginStatus.UnsupportedVersion, `Version-min ${pdu.versionMin} > 0 (RFC 7143 §11.12.4)`);
-      if (pdu.csg !== Stage.Security && pdu.csg !== Stage.Operational) throw new LoginFailure(LoginStatus.InitiatorError, `login starts in stage ${pdu.csg} (RFC 7143 §11.12.3)`);
+      if (pdu.csg !== Stage.Security && pdu.csg !== Stage.Operational)
+        throw new LoginFailure(LoginStatus.InitiatorError, `login starts in stage ${pdu.csg} (RFC 7143 §11.12.3)`);
       this.stage = pdu.csg;
     } else if (pdu.isid !== this.isid || pdu.tsih !== this.tsih || pdu.cid !== this.cid) {
       throw new LoginFailure(LoginStatus.InitiatorError, 'ISID/TSIH/CID changed during login (RFC 7143 §6.3)');
@@ -87,8 +93,10 @@ export class LoginHandler {
     this.itt = pdu.itt;
     if (pdu.csg !== this.stage) throw new LoginFailure(LoginStatus.InitiatorError, `Login Request CSG ${pdu.csg} while in stage ${this.stage} (RFC 7143 §6.3)`);
     if (pdu.transit && pdu.cont) throw new LoginFailure(LoginStatus.InitiatorError, 'T and C both set (RFC 7143 §11.12.2)');
-    if (pdu.transit && (pdu.nsg <= pdu.csg || pdu.nsg === 2)) throw new LoginFailure(LoginStatus.InitiatorError, `bad transition ${pdu.csg}→${pdu.nsg} (RFC 7143 §11.12.3)`);
-    if (data.length > LOGIN_MAX_DATA) throw new LoginFailure(LoginStatus.InitiatorError, `login data segment ${data.length} > ${LOGIN_MAX_DATA} (RFC 7143 §13.12)`);
+    if (pdu.transit && (pdu.nsg <= pdu.csg || pdu.nsg === 2))
+      throw new LoginFailure(LoginStatus.InitiatorError, `bad transition ${pdu.csg}→${pdu.nsg} (RFC 7143 §11.12.3)`);
+    if (data.length > LOGIN_MAX_DATA)
+      throw new LoginFailure(LoginStatus.InitiatorError, `login data segment ${data.length} > ${LOGIN_MAX_DATA} (RFC 7143 §13.12)`);
     if (!this.acc.push(data)) throw new LoginFailure(LoginStatus.InitiatorError, `login text over ${LOGIN_TEXT_LIMIT} bytes`);
     if (pdu.cont) {
       // §11.12.2: more text follows; answer with an empty response and wait.
@@ -96,7 +104,9 @@ export class LoginHandler {
       return;
     }
     let pairs: KeyValue[];
-    try { pairs = decodeText(this.acc.take()) } catch (e) {
+    try {
+      pairs = decodeText(this.acc.take());
+    } catch (e) {
       if (e instanceof TextFormatError) throw new LoginFailure(LoginStatus.InitiatorError, e.message);
       throw e;
     }
@@ -121,7 +131,8 @@ export class LoginHandler {
       this.security(keys, reply);
     } else {
       for (const k of keys.keys()) {
-        if (k === 'AuthMethod' || k.startsWith('CHAP_')) throw new LoginFailure(LoginStatus.InitiatorError, `${k} outside the security stage (RFC 7143 §6.3.1)`);
+        if (k === 'AuthMethod' || k.startsWith('CHAP_'))
+          throw new LoginFailure(LoginStatus.InitiatorError, `${k} outside the security stage (RFC 7143 §6.3.1)`);
       }
     }
     const r = this.neg!.negotiate(pairs.filter(([k]) => k !== 'AuthMethod' && !k.startsWith('CHAP_')));
@@ -148,7 +159,10 @@ export class LoginHandler {
       const offers = this.neg!.offers();
       reply.push(...offers);
       // §6.2: we may not leave the stage with our own offers unanswered.
-      if (this.neg!.awaitingAnswers) { transit = false; nsg = 0 }
+      if (this.neg!.awaitingAnswers) {
+        transit = false;
+        nsg = 0;
+      }
     }
     if (transit && nsg === Stage.FullFeature) {
       this.finish(reply);
@@ -169,7 +183,10 @@ export class LoginHandler {
     const st = keys.get('SessionType') ?? 'Normal';
     if (st !== 'Normal' && st !== 'Discovery') throw new LoginFailure(LoginStatus.SessionTypeNotSupported, `SessionType=${st} (RFC 7143 §13.21)`);
     this.sessionType = st;
-    for (const k of ['InitiatorName', 'InitiatorAlias', 'SessionType', 'TargetName']) { const v = keys.get(k); if (v !== undefined) this.declared.set(k, v) }
+    for (const k of ['InitiatorName', 'InitiatorAlias', 'SessionType', 'TargetName']) {
+      const v = keys.get(k);
+      if (v !== undefined) this.declared.set(k, v);
+    }
     let prefs: TargetPreferences;
     if (st === 'Normal') {
       const tname = keys.get('TargetName');
@@ -190,18 +207,26 @@ export class LoginHandler {
       this.authRequired = !!d?.required;
       prefs = target.discoveryPrefs;
     }
-    if (this.authRequired && !this.chapCreds) throw new LoginFailure(LoginStatus.AuthenticationFailure, 'authentication required but no CHAP credentials configured');
+    if (this.authRequired && !this.chapCreds)
+      throw new LoginFailure(LoginStatus.AuthenticationFailure, 'authentication required but no CHAP credentials configured');
     this.authMethods = this.authRequired ? ['CHAP'] : this.chapCreds ? ['CHAP', 'None'] : ['None'];
     if (this.tsih !== 0) {
       const s = target.sessionByTsih(this.tsih);
       if (!s || s.key.initiatorName !== iname || s.key.isid !== this.isid || s.type !== st || (s.type === 'Normal' && s.key.targetName !== this.targetName)) {
         throw new LoginFailure(LoginStatus.SessionDoesNotExist, `TSIH ${this.tsih} names no session of this initiator (RFC 7143 §6.3.4)`);
       }
-      if (s.connections.size >= s.params.maxConnections) throw new LoginFailure(LoginStatus.TooManyConnections, `session ${this.tsih} already has ${s.connections.size} connection(s) (MaxConnections=${s.params.maxConnections})`);
+      if (s.connections.size >= s.params.maxConnections)
+        throw new LoginFailure(
+          LoginStatus.TooManyConnections,
+          `session ${this.tsih} already has ${s.connections.size} connection(s) (MaxConnections=${s.params.maxConnections})`,
+        );
       this.joining = s;
     }
     const p = { ...prefs };
-    if (!conn.transport.digests) { p.headerDigest = ['None']; p.dataDigest = ['None'] }
+    if (!conn.transport.digests) {
+      p.headerDigest = ['None'];
+      p.dataDigest = ['None'];
+    }
     // RFC 7145 §6.2: RDMAExtensions=Yes only where the transport is iSER; TCP answers No.
     p.rdmaExtensions = conn.transport.rdma;
     const limit = conn.transport.recvDataSegmentLimit;
@@ -256,7 +281,10 @@ export class LoginHandler {
     const conn = this.conn;
     const target = conn.target;
     const params = this.neg!.result();
-    if (!conn.transport.digests) { params.headerDigest = false; params.dataDigest = false }
+    if (!conn.transport.digests) {
+      params.headerDigest = false;
+      params.dataDigest = false;
+    }
     // RFC 7145 §5.1: on an RDMA connection (InfiniBand/RoCE, no streaming mode to fall back
     // to) a normal session that did not agree RDMAExtensions=Yes cannot carry iSCSI at all.
     if (conn.transport.rdma && !params.rdmaExtensions && this.sessionType === 'Normal') {
@@ -291,20 +319,47 @@ export class LoginHandler {
     conn.transport.loginComplete();
     this.respond(reply, true, Stage.FullFeature, session);
     target.counters.logins++;
-    target.log.debug(`login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`);
-    conn.enterFullFeature(session, session === this.joining ? { ...session.params, headerDigest: params.headerDigest, dataDigest: params.dataDigest, initiatorMaxRecvDataSegmentLength: params.initiatorMaxRecvDataSegmentLength } : params);
+    target.log.debug(
+      `login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`,
+    );
+    conn.enterFullFeature(
+      session,
+      session === this.joining
+        ? {
+            ...session.params,
+            headerDigest: params.headerDigest,
+            dataDigest: params.dataDigest,
+            initiatorMaxRecvDataSegmentLength: params.initiatorMaxRecvDataSegmentLength,
+          }
+        : params,
+    );
   }
 
   private respond(reply: KeyValue[], transit: boolean, nsg: number, session?: IscsiSession): void {
     const data = reply.length ? encodeText(reply) : undefined;
     const expCmdSN = session?.expCmdSN ?? this.joining?.expCmdSN ?? this.initialCmdSN;
     const maxCmdSN = session?.maxCmdSN ?? this.joining?.maxCmdSN ?? this.initialCmdSN;
-    this.conn.sendPdu(encodeBhs<LoginResponsePdu>({
-      opcode: Opcode.LoginResponse, itt: this.itt, dataLength: data?.length ?? 0,
-      transit, cont: false, csg: this.stage, nsg: transit ? nsg : 0, versionMax: 0, versionActive: 0,
-      isid: this.isid, tsih: transit && nsg === Stage.FullFeature ? this.tsih : this.joining ? this.tsih : 0,
-      statSN: this.conn.nextStatSN(), expCmdSN, maxCmdSN, statusClass: 0, statusDetail: 0,
-    }), data);
+    this.conn.sendPdu(
+      encodeBhs<LoginResponsePdu>({
+        opcode: Opcode.LoginResponse,
+        itt: this.itt,
+        dataLength: data?.length ?? 0,
+        transit,
+        cont: false,
+        csg: this.stage,
+        nsg: transit ? nsg : 0,
+        versionMax: 0,
+        versionActive: 0,
+        isid: this.isid,
+        tsih: transit && nsg === Stage.FullFeature ? this.tsih : this.joining ? this.tsih : 0,
+        statSN: this.conn.nextStatSN(),
+        expCmdSN,
+        maxCmdSN,
+        statusClass: 0,
+        statusDetail: 0,
+      }),
+      data,
+    );
   }
 
   /** Login Reject: status class/detail (§11.13.5), then close the connection. */
@@ -312,13 +367,28 @@ export class LoginHandler {
     const conn = this.conn;
     this.done = true;
     conn.target.counters.loginFailures++;
-    conn.log.debug(`login failed (0x${status.toString(16).padStart(4, '0')}) from ${conn.describe}${this.initiatorName ? ` ${this.initiatorName}` : ''}: ${why}`);
-    conn.sendPdu(encodeBhs<LoginResponsePdu>({
-      opcode: Opcode.LoginResponse, itt: pdu?.itt ?? this.itt, transit: false, cont: false, csg: this.stage, nsg: 0,
-      versionMax: 0, versionActive: 0, isid: pdu?.isid ?? this.isid, tsih: pdu?.tsih ?? this.tsih,
-      statSN: conn.nextStatSN(), expCmdSN: this.initialCmdSN, maxCmdSN: this.initialCmdSN,
-      statusClass: status >> 8, statusDetail: status & 0xff,
-    }));
+    conn.log.debug(
+      `login failed (0x${status.toString(16).padStart(4, '0')}) from ${conn.describe}${this.initiatorName ? ` ${this.initiatorName}` : ''}: ${why}`,
+    );
+    conn.sendPdu(
+      encodeBhs<LoginResponsePdu>({
+        opcode: Opcode.LoginResponse,
+        itt: pdu?.itt ?? this.itt,
+        transit: false,
+        cont: false,
+        csg: this.stage,
+        nsg: 0,
+        versionMax: 0,
+        versionActive: 0,
+        isid: pdu?.isid ?? this.isid,
+        tsih: pdu?.tsih ?? this.tsih,
+        statSN: conn.nextStatSN(),
+        expCmdSN: this.initialCmdSN,
+        maxCmdSN: this.initialCmdSN,
+        statusClass: status >> 8,
+        statusDetail: status & 0xff,
+      }),
+    );
     conn.close(`login failed: ${why}`);
   }
 }

@@ -20,16 +20,26 @@ export function handleLogout(conn: ConnectionContext, pdu: LogoutRequestPdu): vo
         if (pdu.cid === conn.cid) closeWhat = 'connection';
         else {
           const other = [...s.connections].find((c) => c.cid === pdu.cid);
-          if (other) { other.drop(`logout of CID ${pdu.cid} from another connection`) } else code = LogoutResponseCode.CidNotFound;
+          if (other) {
+            other.drop(`logout of CID ${pdu.cid} from another connection`);
+          } else code = LogoutResponseCode.CidNotFound;
         }
       } else code = LogoutResponseCode.RecoveryNotSupported;
       if (closeWhat === 'session') await Promise.all([...s.connections].map((c) => c.whenIdle(LOGOUT_TASK_WAIT_MS)));
       else if (closeWhat === 'connection') await conn.whenIdle(LOGOUT_TASK_WAIT_MS);
       if (conn.phase === 'closed') return;
-      const w = conn.sendPdu(encodeBhs<LogoutResponsePdu>({
-        opcode: Opcode.LogoutResponse, itt: pdu.itt, response: code,
-        statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN, time2Wait: 0, time2Retain: 0,
-      }));
+      const w = conn.sendPdu(
+        encodeBhs<LogoutResponsePdu>({
+          opcode: Opcode.LogoutResponse,
+          itt: pdu.itt,
+          response: code,
+          statSN: conn.nextStatSN(),
+          expCmdSN: s.expCmdSN,
+          maxCmdSN: s.maxCmdSN,
+          time2Wait: 0,
+          time2Retain: 0,
+        }),
+      );
       if (closeWhat === 'none') return;
       if (w) await w.catch(() => undefined);
       if (closeWhat === 'session') {

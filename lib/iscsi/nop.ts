@@ -17,10 +17,19 @@ export function handleNopOut(conn: ConnectionContext, pdu: NopOutPdu, data: Uint
   const echo = data.length ? Uint8Array.from(data) : undefined;
   conn.session!.order(pdu.cmdSN, pdu.immediate, () => {
     const s = conn.session!;
-    conn.sendPdu(encodeBhs<NopInPdu>({
-      opcode: Opcode.NopIn, itt: pdu.itt, dataLength: echo?.length ?? 0, lun: pdu.lun, ttt: RESERVED_TAG,
-      statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-    }), echo);
+    conn.sendPdu(
+      encodeBhs<NopInPdu>({
+        opcode: Opcode.NopIn,
+        itt: pdu.itt,
+        dataLength: echo?.length ?? 0,
+        lun: pdu.lun,
+        ttt: RESERVED_TAG,
+        statSN: conn.nextStatSN(),
+        expCmdSN: s.expCmdSN,
+        maxCmdSN: s.maxCmdSN,
+      }),
+      echo,
+    );
   });
 }
 
@@ -29,7 +38,11 @@ export class NopKeeper {
   private outstanding: { ttt: number; sentAt: number } | undefined;
   lastReceive = Date.now();
 
-  constructor(private readonly conn: ConnectionContext, private intervalMs: number, private timeoutMs: number) {}
+  constructor(
+    private readonly conn: ConnectionContext,
+    private intervalMs: number,
+    private timeoutMs: number,
+  ) {}
 
   /** The timers of the connection's TPG, known once the login has picked it (before start). */
   configure(intervalMs: number, timeoutMs: number): void {
@@ -62,9 +75,17 @@ export class NopKeeper {
     if (!s) return;
     const ttt = this.conn.allocTtt();
     this.outstanding = { ttt, sentAt: now };
-    this.conn.sendPdu(encodeBhs<NopInPdu>({
-      opcode: Opcode.NopIn, itt: RESERVED_TAG, lun: 0n, ttt, statSN: this.conn.statSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-    }));
+    this.conn.sendPdu(
+      encodeBhs<NopInPdu>({
+        opcode: Opcode.NopIn,
+        itt: RESERVED_TAG,
+        lun: 0n,
+        ttt,
+        statSN: this.conn.statSN,
+        expCmdSN: s.expCmdSN,
+        maxCmdSN: s.maxCmdSN,
+      }),
+    );
   }
 
   answered(ttt: number): void {

@@ -138,24 +138,43 @@ export const enum AhsType {
 
 export function opcodeName(op: number): string {
   switch (op) {
-    case Opcode.NopOut: return 'NOP-Out';
-    case Opcode.ScsiCommand: return 'SCSI Command';
-    case Opcode.TaskMgmtRequest: return 'Task Management Request';
-    case Opcode.LoginRequest: return 'Login Request';
-    case Opcode.TextRequest: return 'Text Request';
-    case Opcode.DataOut: return 'SCSI Data-Out';
-    case Opcode.LogoutRequest: return 'Logout Request';
-    case Opcode.SnackRequest: return 'SNACK Request';
-    case Opcode.NopIn: return 'NOP-In';
-    case Opcode.ScsiResponse: return 'SCSI Response';
-    case Opcode.TaskMgmtResponse: return 'Task Management Response';
-    case Opcode.LoginResponse: return 'Login Response';
-    case Opcode.TextResponse: return 'Text Response';
-    case Opcode.DataIn: return 'SCSI Data-In';
-    case Opcode.LogoutResponse: return 'Logout Response';
-    case Opcode.R2T: return 'R2T';
-    case Opcode.AsyncMessage: return 'Async Message';
-    case Opcode.Reject: return 'Reject';
-    default: return `opcode 0x${op.toString(16)}`;
+    case Opcode.NopOut:
+      return 'NOP-Out';
+    case Opcode.ScsiCommand:
+      return 'SCSI Command';
+    case Opcode.TaskMgmtRequest:
+      return 'Task Management Request';
+    case Opcode.LoginRequest:
+      return 'Login Request';
+    case Opcode.TextRequest:
+      return 'Text Request';
+    case Opcode.DataOut:
+      return 'SCSI Data-Out';
+    case Opcode.LogoutRequest:
+      return 'Logout Request';
+    case Opcode.SnackRequest:
+      return 'SNACK Request';
+    case Opcode.NopIn:
+      return 'NOP-In';
+    case Opcode.ScsiResponse:
+      return 'SCSI Response';
+    case Opcode.TaskMgmtResponse:
+      return 'Task Management Response';
+    case Opcode.LoginResponse:
+      return 'Login Response';
+    case Opcode.TextResponse:
+      return 'Text Response';
+    case Opcode.DataIn:
+      return 'SCSI Data-In';
+    case Opcode.LogoutResponse:
+      return 'Logout Response';
+    case Opcode.R2T:
+      return 'R2T';
+    case Opcode.AsyncMessage:
+      return 'Async Message';
+    case Opcode.Reject:
+      return 'Reject';
+    default:
+      return `opcode 0x${op.toString(16)}`;
   }
 }

@@ -56,7 +56,19 @@ const noRdma = (s: NegotiationState): boolean => s.values.get('RDMAExtensions') 
 export const KEYS: readonly KeyDef[] = [
   { name: 'HeaderDigest', kind: 'list', def: 'None', values: ['None', 'CRC32C'], use: 'IO', scope: 'CO', senders: 'IT', pref: 'headerDigest', spec: '§13.1' },
   { name: 'DataDigest', kind: 'list', def: 'None', values: ['None', 'CRC32C'], use: 'IO', scope: 'CO', senders: 'IT', pref: 'dataDigest', spec: '§13.1' },
-  { name: 'MaxConnections', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxConnections', spec: '§13.2' },
+  {
+    name: 'MaxConnections',
+    kind: 'min',
+    def: '1',
+    min: 1,
+    max: 65535,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    pref: 'maxConnections',
+    spec: '§13.2',
+  },
   { name: 'SendTargets', kind: 'declarative', def: '', use: 'FFPO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.3' },
   { name: 'TargetName', kind: 'declarative', def: '', use: 'IO', scope: 'SW', senders: 'IT', owner: 'login', spec: '§13.4' },
   { name: 'InitiatorName', kind: 'declarative', def: '', use: 'IO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.5' },
@@ -66,28 +78,174 @@ export const KEYS: readonly KeyDef[] = [
   { name: 'TargetPortalGroupTag', kind: 'declarative-number', def: '1', min: 0, max: 65535, use: 'IO', scope: 'SW', senders: 'T', spec: '§13.9' },
   { name: 'InitialR2T', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'initialR2T', spec: '§13.10' },
   { name: 'ImmediateData', kind: 'and', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'immediateData', spec: '§13.11' },
-  { name: 'MaxRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'ALL', scope: 'CO', senders: 'IT', irrelevant: (s) => s.values.get('RDMAExtensions') === 'Yes', pref: 'maxRecvDataSegmentLength', spec: '§13.12' },
-  { name: 'MaxBurstLength', kind: 'min', def: '262144', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxBurstLength', spec: '§13.13' },
-  { name: 'FirstBurstLength', kind: 'min', def: '65536', min: 512, max: SEG_MAX, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: (s) => discovery(s) || (s.values.get('InitialR2T') === 'Yes' && s.values.get('ImmediateData') === 'No'), pref: 'firstBurstLength', spec: '§13.14' },
+  {
+    name: 'MaxRecvDataSegmentLength',
+    kind: 'declarative-number',
+    def: '8192',
+    min: 512,
+    max: SEG_MAX,
+    use: 'ALL',
+    scope: 'CO',
+    senders: 'IT',
+    irrelevant: (s) => s.values.get('RDMAExtensions') === 'Yes',
+    pref: 'maxRecvDataSegmentLength',
+    spec: '§13.12',
+  },
+  {
+    name: 'MaxBurstLength',
+    kind: 'min',
+    def: '262144',
+    min: 512,
+    max: SEG_MAX,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    pref: 'maxBurstLength',
+    spec: '§13.13',
+  },
+  {
+    name: 'FirstBurstLength',
+    kind: 'min',
+    def: '65536',
+    min: 512,
+    max: SEG_MAX,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: (s) => discovery(s) || (s.values.get('InitialR2T') === 'Yes' && s.values.get('ImmediateData') === 'No'),
+    pref: 'firstBurstLength',
+    spec: '§13.14',
+  },
   { name: 'DefaultTime2Wait', kind: 'max', def: '2', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', pref: 'defaultTime2Wait', spec: '§13.15' },
   { name: 'DefaultTime2Retain', kind: 'min', def: '20', min: 0, max: 3600, use: 'LO', scope: 'SW', senders: 'IT', pref: 'defaultTime2Retain', spec: '§13.16' },
-  { name: 'MaxOutstandingR2T', kind: 'min', def: '1', min: 1, max: 65535, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'maxOutstandingR2T', spec: '§13.17' },
+  {
+    name: 'MaxOutstandingR2T',
+    kind: 'min',
+    def: '1',
+    min: 1,
+    max: 65535,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    pref: 'maxOutstandingR2T',
+    spec: '§13.17',
+  },
   { name: 'DataPDUInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'dataPduInOrder', spec: '§13.18' },
-  { name: 'DataSequenceInOrder', kind: 'or', def: 'Yes', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'dataSequenceInOrder', spec: '§13.19' },
+  {
+    name: 'DataSequenceInOrder',
+    kind: 'or',
+    def: 'Yes',
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    pref: 'dataSequenceInOrder',
+    spec: '§13.19',
+  },
   { name: 'ErrorRecoveryLevel', kind: 'min', def: '0', min: 0, max: 2, use: 'LO', scope: 'SW', senders: 'IT', pref: 'errorRecoveryLevel', spec: '§13.20' },
-  { name: 'SessionType', kind: 'declarative', def: 'Normal', values: ['Discovery', 'Normal'], use: 'LO', scope: 'SW', senders: 'I', owner: 'login', spec: '§13.21' },
-  { name: 'AuthMethod', kind: 'list', def: 'None', values: ['KRB5', 'SPKM1', 'SPKM2', 'SRP', 'CHAP', 'None'], use: 'SEC', scope: 'CO', senders: 'IT', owner: 'login', spec: '§12.1' },
-  { name: 'TaskReporting', kind: 'list', def: 'RFC3720', values: ['RFC3720', 'ResponseFence', 'FastAbort'], use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, ours: ['RFC3720'], spec: '§13.23' },
-  { name: 'iSCSIProtocolLevel', kind: 'min', def: '1', min: 0, max: 31, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, ours: '1', spec: '§13.24, RFC 7144' },
+  {
+    name: 'SessionType',
+    kind: 'declarative',
+    def: 'Normal',
+    values: ['Discovery', 'Normal'],
+    use: 'LO',
+    scope: 'SW',
+    senders: 'I',
+    owner: 'login',
+    spec: '§13.21',
+  },
+  {
+    name: 'AuthMethod',
+    kind: 'list',
+    def: 'None',
+    values: ['KRB5', 'SPKM1', 'SPKM2', 'SRP', 'CHAP', 'None'],
+    use: 'SEC',
+    scope: 'CO',
+    senders: 'IT',
+    owner: 'login',
+    spec: '§12.1',
+  },
+  {
+    name: 'TaskReporting',
+    kind: 'list',
+    def: 'RFC3720',
+    values: ['RFC3720', 'ResponseFence', 'FastAbort'],
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    ours: ['RFC3720'],
+    spec: '§13.23',
+  },
+  {
+    name: 'iSCSIProtocolLevel',
+    kind: 'min',
+    def: '1',
+    min: 0,
+    max: 31,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    ours: '1',
+    spec: '§13.24, RFC 7144',
+  },
   { name: 'IFMarker', kind: 'marker', def: 'No', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'OFMarker', kind: 'marker', def: 'No', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'IFMarkInt', kind: 'obsolete', def: '', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   { name: 'OFMarkInt', kind: 'obsolete', def: '', use: 'IO', scope: 'CO', senders: 'IT', spec: '§13.25' },
   // RFC 7145 §6 (iSER)
-  { name: 'RDMAExtensions', kind: 'and', def: 'No', use: 'LO', scope: 'SW', senders: 'IT', irrelevant: discovery, pref: 'rdmaExtensions', spec: 'RFC 7145 §6.2' },
-  { name: 'TargetRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'IO', scope: 'SW', senders: 'IT', irrelevant: noRdma, pref: 'targetRecvDataSegmentLength', spec: 'RFC 7145 §6.3' },
-  { name: 'InitiatorRecvDataSegmentLength', kind: 'declarative-number', def: '8192', min: 512, max: SEG_MAX, use: 'IO', scope: 'SW', senders: 'IT', irrelevant: noRdma, spec: 'RFC 7145 §6.4' },
-  { name: 'MaxOutstandingUnexpectedPDUs', kind: 'min', def: '0', min: 0, max: 0xffffffff, use: 'LO', scope: 'SW', senders: 'IT', irrelevant: noRdma, pref: 'maxOutstandingUnexpectedPdus', spec: 'RFC 7145 §6.5' },
+  {
+    name: 'RDMAExtensions',
+    kind: 'and',
+    def: 'No',
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: discovery,
+    pref: 'rdmaExtensions',
+    spec: 'RFC 7145 §6.2',
+  },
+  {
+    name: 'TargetRecvDataSegmentLength',
+    kind: 'declarative-number',
+    def: '8192',
+    min: 512,
+    max: SEG_MAX,
+    use: 'IO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: noRdma,
+    pref: 'targetRecvDataSegmentLength',
+    spec: 'RFC 7145 §6.3',
+  },
+  {
+    name: 'InitiatorRecvDataSegmentLength',
+    kind: 'declarative-number',
+    def: '8192',
+    min: 512,
+    max: SEG_MAX,
+    use: 'IO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: noRdma,
+    spec: 'RFC 7145 §6.4',
+  },
+  {
+    name: 'MaxOutstandingUnexpectedPDUs',
+    kind: 'min',
+    def: '0',
+    min: 0,
+    max: 0xffffffff,
+    use: 'LO',
+    scope: 'SW',
+    senders: 'IT',
+    irrelevant: noRdma,
+    pref: 'maxOutstandingUnexpectedPdus',
+    spec: 'RFC 7145 §6.5',
+  },
 ];
 
 export const KEY_TABLE: ReadonlyMap<string, KeyDef> = new Map(KEYS.map((k) => [k.name, k]));
@@ -190,11 +348,16 @@ export class Negotiator {
   private readonly offered = new Set<string>();
   private offersMade = false;
 
-  constructor(readonly prefs: TargetPreferences, sessionType: 'Discovery' | 'Normal' = 'Normal') {
+  constructor(
+    readonly prefs: TargetPreferences,
+    sessionType: 'Discovery' | 'Normal' = 'Normal',
+  ) {
     this.state = { sessionType, values: new Map() };
   }
 
-  setSessionType(t: 'Discovery' | 'Normal'): void { this.state.sessionType = t }
+  setSessionType(t: 'Discovery' | 'Normal'): void {
+    this.state.sessionType = t;
+  }
 
   /**
    * Answer one batch of offers (one login/text request's keys). Keys owned by the login
@@ -215,16 +378,27 @@ export class Negotiator {
     for (const [key, value] of sorted) {
       const def = KEY_TABLE.get(key);
       if (def?.owner === 'login' || CHAP_KEYS.has(key)) continue;
-      if (!def) { answers.set(key, 'NotUnderstood'); continue; } // §6.2, X- and X# keys included
+      if (!def) {
+        answers.set(key, 'NotUnderstood');
+        continue;
+      } // §6.2, X- and X# keys included
       // An initiator answering a key we offered uses these constants; nothing to answer (§6.2).
-      if (this.offered.has(key)) { this.offered.delete(key); this.settled.add(key); this.acceptAnswer(def, value); continue }
+      if (this.offered.has(key)) {
+        this.offered.delete(key);
+        this.settled.add(key);
+        this.acceptAnswer(def, value);
+        continue;
+      }
       if (value === 'NotUnderstood' || value === 'Irrelevant' || value === 'Reject') continue;
       if (this.settled.has(key) && def.kind !== 'declarative-number') return { reply: [], error: { kind: 'renegotiation', key } };
       const a = this.answer(def, value, opts.inFullFeature ?? false);
       this.settled.add(key);
       if (a !== undefined) answers.set(key, a);
     }
-    for (const [k] of pairs) { const a = answers.get(k); if (a !== undefined) reply.push([k, a]) }
+    for (const [k] of pairs) {
+      const a = answers.get(k);
+      if (a !== undefined) reply.push([k, a]);
+    }
     return { reply };
   }
 
@@ -270,16 +444,20 @@ export class Negotiator {
         if (n === undefined || n < (def.min ?? 0) || n > (def.max ?? 0)) return 'Reject';
         const ours = Number(preferred(this.prefs, def.name) ?? def.def);
         let r: number;
-        if (def.name === 'MaxOutstandingUnexpectedPDUs') r = n === 0 ? ours : ours === 0 ? n : Math.min(n, ours); // 0 = no limit
+        if (def.name === 'MaxOutstandingUnexpectedPDUs')
+          r = n === 0 ? ours : ours === 0 ? n : Math.min(n, ours); // 0 = no limit
         else r = def.kind === 'min' ? Math.min(n, ours) : Math.max(n, ours);
         s.values.set(def.name, String(r));
         return String(r);
       }
       case 'list': {
         const supported = preferred(this.prefs, def.name);
-        const allowed = Array.isArray(supported) ? supported : def.values ?? [];
+        const allowed = Array.isArray(supported) ? supported : (def.values ?? []);
         for (const v of value.split(',')) {
-          if (allowed.includes(v)) { s.values.set(def.name, v); return v }
+          if (allowed.includes(v)) {
+            s.values.set(def.name, v);
+            return v;
+          }
         }
         return 'Reject';
       }
@@ -305,7 +483,11 @@ export class Negotiator {
     want('ImmediateData', 'No', !p.immediateData);
     want('InitialR2T', 'Yes', false);
     want('MaxBurstLength', String(p.maxBurstLength), p.maxBurstLength < defaultNumber('MaxBurstLength'));
-    want('FirstBurstLength', String(Math.min(p.firstBurstLength, p.maxBurstLength)), Math.min(p.firstBurstLength, p.maxBurstLength) < defaultNumber('FirstBurstLength'));
+    want(
+      'FirstBurstLength',
+      String(Math.min(p.firstBurstLength, p.maxBurstLength)),
+      Math.min(p.firstBurstLength, p.maxBurstLength) < defaultNumber('FirstBurstLength'),
+    );
     want('DefaultTime2Wait', String(p.defaultTime2Wait), p.defaultTime2Wait > defaultNumber('DefaultTime2Wait'));
     want('DefaultTime2Retain', String(p.defaultTime2Retain), p.defaultTime2Retain < defaultNumber('DefaultTime2Retain'));
     want('HeaderDigest', 'CRC32C', !p.headerDigest.includes('None'));
@@ -313,18 +495,23 @@ export class Negotiator {
     return out;
   }
 
-  get awaitingAnswers(): boolean { return this.offered.size > 0 }
+  get awaitingAnswers(): boolean {
+    return this.offered.size > 0;
+  }
 
   /** The initiator's answer to one of our offers: the result, if admissible. */
   private acceptAnswer(def: KeyDef, value: string): void {
     const ours = preferred(this.prefs, def.name);
     const s = this.state.values;
     switch (def.kind) {
-      case 'and': case 'or':
-        if (value === 'Yes' || value === 'No') s.set(def.name, def.kind === 'and' ? yesNo(ours === 'Yes' && value === 'Yes') : yesNo(ours === 'Yes' || value === 'Yes'));
+      case 'and':
+      case 'or':
+        if (value === 'Yes' || value === 'No')
+          s.set(def.name, def.kind === 'and' ? yesNo(ours === 'Yes' && value === 'Yes') : yesNo(ours === 'Yes' || value === 'Yes'));
         else if (typeof ours === 'string') s.set(def.name, ours);
         return;
-      case 'min': case 'max': {
+      case 'min':
+      case 'max': {
         const n = parseNumber(value);
         const o = Number(ours);
         s.set(def.name, String(n === undefined ? o : def.kind === 'min' ? Math.min(n, o) : Math.max(n, o)));

@@ -10,8 +10,17 @@ export function sendReject(conn: ConnectionContext, reason: RejectReason, badBhs
   const s = conn.session;
   conn.counters.rejects++;
   conn.log.debug(`reject reason 0x${reason.toString(16)} for opcode 0x${(header[0] & 0x3f).toString(16)}`);
-  conn.sendPdu(encodeBhs<RejectPdu>({
-    opcode: Opcode.Reject, itt: RESERVED_TAG, dataLength: header.length, reason,
-    statSN: conn.nextStatSN(), expCmdSN: s?.expCmdSN ?? 0, maxCmdSN: s?.maxCmdSN ?? 0, dataSN: 0,
-  }), header);
+  conn.sendPdu(
+    encodeBhs<RejectPdu>({
+      opcode: Opcode.Reject,
+      itt: RESERVED_TAG,
+      dataLength: header.length,
+      reason,
+      statSN: conn.nextStatSN(),
+      expCmdSN: s?.expCmdSN ?? 0,
+      maxCmdSN: s?.maxCmdSN ?? 0,
+      dataSN: 0,
+    }),
+    header,
+  );
 }

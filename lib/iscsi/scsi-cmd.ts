@@ -12,7 +12,17 @@
 
 import { u32 } from '../common/bytes.js';
 import { abortedCommandSense, Asc, internalTargetFailureSense } from '../scsi/sense.js';
-import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type Nexus, type ScsiCommand, type ScsiCore, type ScsiDone } from '../scsi/types.js';
+import {
+  DataDirection,
+  ScsiStatus,
+  TaskAttribute,
+  type FabricIO,
+  type IoDone,
+  type Nexus,
+  type ScsiCommand,
+  type ScsiCore,
+  type ScsiDone,
+} from '../scsi/types.js';
 import type { Logger } from '../common/log.js';
 import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
@@ -85,10 +95,14 @@ type Waiter = { ok: () => void; fail: (e: Error) => void };
 
 function mapAttr(a: number): TaskAttribute {
   switch (a) {
-    case 2: return TaskAttribute.Ordered;
-    case 3: return TaskAttribute.HeadOfQueue;
-    case 4: return TaskAttribute.Aca;
-    default: return TaskAttribute.Simple; // 0 untagged, 1 simple (§11.3.1.1)
+    case 2:
+      return TaskAttribute.Ordered;
+    case 3:
+      return TaskAttribute.HeadOfQueue;
+    case 4:
+      return TaskAttribute.Aca;
+    default:
+      return TaskAttribute.Simple; // 0 untagged, 1 simple (§11.3.1.1)
   }
 }
 
@@ -137,7 +151,11 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   /** The connection's immediate-data buffer this task adopted; given back when it finishes. */
   immediateBuffer: Uint8Array | undefined;
 
-  constructor(readonly conn: TaskConnection, pdu: ScsiCommandPdu, ahs: Uint8Array) {
+  constructor(
+    readonly conn: TaskConnection,
+    pdu: ScsiCommandPdu,
+    ahs: Uint8Array,
+  ) {
     this.itt = pdu.itt;
     this.lun = pdu.lun;
     this.cmdSN = pdu.cmdSN;
@@ -147,15 +165,17 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     let cdb: Uint8Array = Buffer.allocUnsafe(16);
     cdb.set(pdu.cdb);
     let bidi = 0;
-    if (ahs.length) for (const a of parseAhs(ahs) ?? []) {
-      if (a.type === AhsType.ExtendedCdb) {
-        const full = new Uint8Array(16 + a.body.length);
-        full.set(cdb, 0); full.set(a.body, 16);
-        cdb = full;
-      } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
-        bidi = u32(a.body, 0);
+    if (ahs.length)
+      for (const a of parseAhs(ahs) ?? []) {
+        if (a.type === AhsType.ExtendedCdb) {
+          const full = new Uint8Array(16 + a.body.length);
+          full.set(cdb, 0);
+          full.set(a.body, 16);
+          cdb = full;
+        } else if (a.type === AhsType.BidiReadLength && a.body.length >= 4) {
+          bidi = u32(a.body, 0);
+        }
       }
-    }
     this.bidiReadLength = bidi;
     this.direction = pdu.read && pdu.write ? DataDirection.Bidi : pdu.write ? DataDirection.Write : pdu.read ? DataDirection.Read : DataDirection.None;
     this.cdb = cdb;
@@ -246,7 +266,10 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     let pos = offset;
     if (this.unsolBuf) {
       // The unsolicited data is still arriving: wait for all of it, then go on as below.
-      if (!this.unsolDone && pos < this.unsolLimit) { this.waitUnsolicited().then(() => this.dataOut(into, offset, done), done); return }
+      if (!this.unsolDone && pos < this.unsolLimit) {
+        this.waitUnsolicited().then(() => this.dataOut(into, offset, done), done);
+        return;
+      }
       if (pos < this.unsolReceived) {
         const n = Math.min(end, this.unsolReceived) - pos;
         into.set(this.unsolBuf.subarray(pos, pos + n), 0);
@@ -272,8 +295,13 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
         const len = Math.min(p.maxBurstLength, end - next);
         const pr = this.sendR2T(into, offset, next, len);
         const tracked: Promise<void> = pr.then(
-          () => { active.delete(tracked) },
-          (e: Error) => { active.delete(tracked); failure ??= e },
+          () => {
+            active.delete(tracked);
+          },
+          (e: Error) => {
+            active.delete(tracked);
+            failure ??= e;
+          },
         );
         active.add(tracked);
         next += len;
@@ -288,19 +316,43 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     const conn = this.conn;
     return new Promise<void>((done, fail) => {
       const rec: R2TRecord = {
-        task: this, ttt: conn.allocTtt(), offset, length, received: 0, nextDataSN: 0, into, intoOffset,
-        done: () => { this.r2tSet!.delete(rec); conn.r2ts.delete(rec.ttt); done() },
-        fail: (e) => { this.r2tSet!.delete(rec); conn.r2ts.delete(rec.ttt); fail(e) },
+        task: this,
+        ttt: conn.allocTtt(),
+        offset,
+        length,
+        received: 0,
+        nextDataSN: 0,
+        into,
+        intoOffset,
+        done: () => {
+          this.r2tSet!.delete(rec);
+          conn.r2ts.delete(rec.ttt);
+          done();
+        },
+        fail: (e) => {
+          this.r2tSet!.delete(rec);
+          conn.r2ts.delete(rec.ttt);
+          fail(e);
+        },
       };
       (this.r2tSet ??= new Set()).add(rec);
       conn.r2ts.set(rec.ttt, rec);
       conn.updateReceive(); // a task now waits for Data-Out: keep reading
       const s = conn.session!;
-      conn.sendPdu(encodeBhs<R2TPdu>({
-        opcode: Opcode.R2T, itt: this.itt, lun: this.lun, ttt: rec.ttt,
-        statSN: conn.statSN, expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN, // R2T does not advance StatSN (§11.8)
-        r2tSN: this.dataSN++, bufferOffset: offset, desiredLength: length,
-      }));
+      conn.sendPdu(
+        encodeBhs<R2TPdu>({
+          opcode: Opcode.R2T,
+          itt: this.itt,
+          lun: this.lun,
+          ttt: rec.ttt,
+          statSN: conn.statSN,
+          expCmdSN: s.expCmdSN,
+          maxCmdSN: s.maxCmdSN, // R2T does not advance StatSN (§11.8)
+          r2tSN: this.dataSN++,
+          bufferOffset: offset,
+          desiredLength: length,
+        }),
+      );
     });
   }
 
@@ -331,7 +383,11 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     let tail = 0;
     if (end === limit) tail = len <= COLLAPSE_WHOLE ? len : COLLAPSE_TAIL;
     const wait = this.sendDataIn(from.subarray(0, len - tail), offset, tail === 0);
-    if (tail) { this.heldData = from.subarray(len - tail, len); this.heldOffset = end - tail; this.heldOwned = false }
+    if (tail) {
+      this.heldData = from.subarray(len - tail, len);
+      this.heldOffset = end - tail;
+      this.heldOwned = false;
+    }
     this.dataInBytes = Math.max(this.dataInBytes, end);
     if (wait) wait.then(() => this.dataInSent(done), done);
     else this.dataInSent(done);
@@ -341,11 +397,19 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     const held = this.heldData;
     done(this.aborted ? new TaskAbortedError('task aborted') : undefined);
     // Still held (the command goes on, or ends later): `from` is the core's again, keep a copy.
-    if (this.heldData === held && held && !this.heldOwned) { this.heldData = Uint8Array.from(held); this.heldOwned = true }
+    if (this.heldData === held && held && !this.heldOwned) {
+      this.heldData = Uint8Array.from(held);
+      this.heldOwned = true;
+    }
   }
 
   /** Data-In PDUs for `data` at `offset`, the last one with F when `endSequence`. */
-  private sendDataIn(data: Uint8Array, offset: number, endSequence: boolean, status?: { status: number; over: number; under: number }): Promise<void> | undefined {
+  private sendDataIn(
+    data: Uint8Array,
+    offset: number,
+    endSequence: boolean,
+    status?: { status: number; over: number; under: number },
+  ): Promise<void> | undefined {
     const conn = this.conn;
     const p = conn.params;
     const s = conn.session!;
@@ -354,14 +418,24 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     let wait: Promise<void> | undefined;
     if (data.length === 0 && !status) return undefined;
     do {
-      const seqLeft = p.maxBurstLength - (((offset + pos) % p.maxBurstLength));
+      const seqLeft = p.maxBurstLength - ((offset + pos) % p.maxBurstLength);
       const n = Math.min(mrdsl, data.length - pos, seqLeft);
       const last = pos + n >= data.length;
       const final = (last && (endSequence || !!status)) || n === seqLeft;
       const withStatus = last && !!status;
       const flags = (final ? 0x80 : 0) | (withStatus ? 0x01 | (status!.over > 0 ? 0x04 : 0) | (status!.under > 0 ? 0x02 : 0) : 0);
-      const bhs = encodeDataIn(this.itt, flags, withStatus ? status!.status : 0, n, withStatus ? conn.nextStatSN() : 0, s.expCmdSN, s.maxCmdSN,
-        this.dataSN++, offset + pos, withStatus ? status!.over || status!.under : 0);
+      const bhs = encodeDataIn(
+        this.itt,
+        flags,
+        withStatus ? status!.status : 0,
+        n,
+        withStatus ? conn.nextStatSN() : 0,
+        s.expCmdSN,
+        s.maxCmdSN,
+        this.dataSN++,
+        offset + pos,
+        withStatus ? status!.over || status!.under : 0,
+      );
       wait = conn.sendPdu(bhs, n ? data.subarray(pos, pos + n) : undefined) ?? wait;
       pos += n;
     } while (pos < data.length);
@@ -407,9 +481,15 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   /** The core's end of the command: send the status (or nothing, when aborted). */
   private completed(status: number, transferred: number, sense: Uint8Array | undefined, failure: Error | undefined): void {
     try {
-      if (!failure) { this.respond(status, transferred, sense, ScsiResponseCode.CommandCompleted); return }
+      if (!failure) {
+        this.respond(status, transferred, sense, ScsiResponseCode.CommandCompleted);
+        return;
+      }
       if (this.aborted) return this.finish();
-      if (this.dataError) { this.respond(ScsiStatus.CheckCondition, 0, this.dataError, ScsiResponseCode.CommandCompleted); return }
+      if (this.dataError) {
+        this.respond(ScsiStatus.CheckCondition, 0, this.dataError, ScsiResponseCode.CommandCompleted);
+        return;
+      }
       this.conn.log.warn(`ITT 0x${this.itt.toString(16)}: core failed: ${failure.message}`);
       this.heldData = undefined;
       this.respond(ScsiStatus.CheckCondition, 0, internalTargetFailureSense(), ScsiResponseCode.TargetFailure);
@@ -423,8 +503,16 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
    * usual command has nothing to wait for here, and an async frame per command costs.
    */
   private respond(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> | undefined {
-    if (this.aborted) { this.finish(); return undefined }
-    if (this.dataError) { status = ScsiStatus.CheckCondition; transferred = 0; sense = this.dataError; this.heldData = undefined }
+    if (this.aborted) {
+      this.finish();
+      return undefined;
+    }
+    if (this.dataError) {
+      status = ScsiStatus.CheckCondition;
+      transferred = 0;
+      sense = this.dataError;
+      this.heldData = undefined;
+    }
     // Data the initiator sends unsolicited must all have arrived before the status
     // (its ITT must not be reused while Data-Out for it is still in flight).
     if (!this.unsolDone) return this.respondAfterUnsolicited(status, transferred, sense, response);
@@ -432,13 +520,20 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   }
 
   private async respondAfterUnsolicited(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> {
-    try { await this.waitUnsolicited() } catch { return this.finish() }
+    try {
+      await this.waitUnsolicited();
+    } catch {
+      return this.finish();
+    }
     const w = this.sendStatus(status, transferred, sense, response);
     if (w) await w;
   }
 
   private sendStatus(status: number, transferred: number, sense: Uint8Array | undefined, response: ScsiResponseCode): Promise<void> | undefined {
-    if (this.aborted) { this.finish(); return undefined }
+    if (this.aborted) {
+      this.finish();
+      return undefined;
+    }
     const conn = this.conn;
     const s = conn.session!;
     // Residuals (§11.4.5): against EDTL for the write (or only) direction; the read side of
@@ -461,12 +556,24 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     let data: Uint8Array | undefined;
     if (sense?.length) {
       data = new Uint8Array(2 + sense.length);
-      data[0] = (sense.length >> 8) & 0xff; data[1] = sense.length & 0xff;
+      data[0] = (sense.length >> 8) & 0xff;
+      data[1] = sense.length & 0xff;
       data.set(sense, 2);
     }
     const flags = (bidiUnder > 0 ? 0x08 : 0) | (over > 0 ? 0x04 : 0) | (under > 0 ? 0x02 : 0);
-    const bhs = encodeScsiResponse(this.itt, flags, response, status, conn.nextStatSN(), s.expCmdSN, s.maxCmdSN,
-      this.dataSN, bidiUnder, over || under, data?.length ?? 0);
+    const bhs = encodeScsiResponse(
+      this.itt,
+      flags,
+      response,
+      status,
+      conn.nextStatSN(),
+      s.expCmdSN,
+      s.maxCmdSN,
+      this.dataSN,
+      bidiUnder,
+      over || under,
+      data?.length ?? 0,
+    );
     this.finish();
     return conn.sendPdu(bhs, data);
   }
@@ -474,7 +581,11 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.immediateBuffer) { this.conn.releaseImmediateBuffer(this.immediateBuffer); this.immediateBuffer = undefined; this.unsolBuf = undefined }
+    if (this.immediateBuffer) {
+      this.conn.releaseImmediateBuffer(this.immediateBuffer);
+      this.immediateBuffer = undefined;
+      this.unsolBuf = undefined;
+    }
     const s = this.conn.session;
     if (s && s.tasks.get(this.itt) === this) s.tasks.delete(this.itt);
     this.conn.taskFinished(this);
@@ -495,4 +606,3 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     // an aborted task rather than a reused ITT.
   }
 }
-

@@ -31,9 +31,13 @@ export class TaskTable {
   private vals: Array<IscsiTask | undefined> = new Array<IscsiTask | undefined>(1 << this.bits).fill(undefined);
   private n = 0;
 
-  get size(): number { return this.n }
+  get size(): number {
+    return this.n;
+  }
 
-  private home(itt: number): number { return Math.imul(itt, 0x9e3779b1) >>> (32 - this.bits) }
+  private home(itt: number): number {
+    return Math.imul(itt, 0x9e3779b1) >>> (32 - this.bits);
+  }
 
   private find(itt: number): number {
     const mask = this.vals.length - 1;
@@ -48,7 +52,9 @@ export class TaskTable {
     return i < 0 ? undefined : this.vals[i];
   }
 
-  has(itt: number): boolean { return this.find(itt >>> 0) >= 0 }
+  has(itt: number): boolean {
+    return this.find(itt >>> 0) >= 0;
+  }
 
   set(itt: number, task: IscsiTask): this {
     itt >>>= 0;
@@ -155,7 +161,9 @@ export class IscsiSession {
   }
 
   /** ISID as the 12 hex digits used in port names. */
-  get isidHex(): string { return this.key.isid.toString(16).padStart(12, '0') }
+  get isidHex(): string {
+    return this.key.isid.toString(16).padStart(12, '0');
+  }
 
   /** Whether a non-immediate CmdSN lies in [ExpCmdSN, MaxCmdSN]. */
   inWindow(cmdSN: number): boolean {
@@ -169,9 +177,15 @@ export class IscsiSession {
    */
   order(cmdSN: number, immediate: boolean, run: Deliver): boolean {
     if (this.closed) return false;
-    if (immediate) { run(); return true }
+    if (immediate) {
+      run();
+      return true;
+    }
     if (!this.inWindow(cmdSN) || this.pending.has(cmdSN)) return false;
-    if (cmdSN !== this.expCmdSN) { this.pending.set(cmdSN, run); return true }
+    if (cmdSN !== this.expCmdSN) {
+      this.pending.set(cmdSN, run);
+      return true;
+    }
     this.advance(run);
     return true;
   }
@@ -181,15 +195,25 @@ export class IscsiSession {
     while (run) {
       const sn = this.expCmdSN;
       this.expCmdSN = snAdd(sn, 1);
-      if (this.discard.delete(sn)) { run = this.pending.get(this.expCmdSN); this.pending.delete(this.expCmdSN); continue }
-      try { run() } catch (e) { this.log.warn(`session ${this.tsih}: request failed: ${(e as Error).message}`) }
+      if (this.discard.delete(sn)) {
+        run = this.pending.get(this.expCmdSN);
+        this.pending.delete(this.expCmdSN);
+        continue;
+      }
+      try {
+        run();
+      } catch (e) {
+        this.log.warn(`session ${this.tsih}: request failed: ${(e as Error).message}`);
+      }
       run = this.pending.get(this.expCmdSN);
       this.pending.delete(this.expCmdSN);
     }
   }
 
   /** Whether a CmdSN was received but waits for an earlier one. */
-  isQueued(cmdSN: number): boolean { return this.pending.has(cmdSN) }
+  isQueued(cmdSN: number): boolean {
+    return this.pending.has(cmdSN);
+  }
 
   /**
    * Close the session: abort tasks, tell the core the nexus is gone, close connections.
@@ -204,7 +228,11 @@ export class IscsiSession {
     this.tasks.clear();
     for (const c of [...this.connections]) c.drop(reason);
     if (this.nexus && this.core) {
-      try { this.core.nexusLost(this.nexus) } catch (e) { this.log.warn(`nexusLost threw: ${(e as Error).message}`) }
+      try {
+        this.core.nexusLost(this.nexus);
+      } catch (e) {
+        this.log.warn(`nexusLost threw: ${(e as Error).message}`);
+      }
     }
     const w = this.closeWaiters;
     this.closeWaiters = [];

@@ -105,12 +105,22 @@ export class IscsiTarget implements TargetContext {
     // (as LIO's isert negotiates); immediate data still saves the READ for small writes.
     const rdmaPrefs = preferencesFrom({ initialR2T: true, ...explicit });
     const e: TpgEntry = {
-      iqn: t.iqn, tpgt, alias: t.alias, enabled: t.enabled ?? true, portals: t.portals ?? [],
+      iqn: t.iqn,
+      tpgt,
+      alias: t.alias,
+      enabled: t.enabled ?? true,
+      portals: t.portals ?? [],
       acls: new Map((t.acls ?? []).map((a) => [a.initiator, { ...a }])),
-      generateNodeAcls: t.generateNodeAcls ?? false, authentication: t.authentication ?? false, chap: t.chap,
-      prefs, rdmaPrefs, cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)), core: t.core ?? defaultCore,
+      generateNodeAcls: t.generateNodeAcls ?? false,
+      authentication: t.authentication ?? false,
+      chap: t.chap,
+      prefs,
+      rdmaPrefs,
+      cmdWindow: Math.max(1, Math.min(t.cmdsnDepth ?? 64, 0x7fffffff)),
+      core: t.core ?? defaultCore,
       relativePortId: t.relativePortId ?? tpgt,
-      nopInterval: t.nopInterval ?? this.options.nopInterval, nopTimeout: t.nopTimeout ?? this.options.nopTimeout,
+      nopInterval: t.nopInterval ?? this.options.nopInterval,
+      nopTimeout: t.nopTimeout ?? this.options.nopTimeout,
     };
     this.tpgs.push(e);
     return e;
@@ -130,10 +140,14 @@ export class IscsiTarget implements TargetContext {
     const all = this.tpgs.filter((t) => t.iqn === iqn && t.enabled);
     if (all.length <= 1) return all[0];
     const { localAddress, localPort } = local;
-    return all.find((t) => t.portals.some((p) => p.port === localPort && (p.address === localAddress || p.address === '0.0.0.0' || p.address === '::'))) ?? all[0];
+    return (
+      all.find((t) => t.portals.some((p) => p.port === localPort && (p.address === localAddress || p.address === '0.0.0.0' || p.address === '::'))) ?? all[0]
+    );
   }
 
-  sessionByTsih(tsih: number): IscsiSession | undefined { return this.sessions.get(tsih) }
+  sessionByTsih(tsih: number): IscsiSession | undefined {
+    return this.sessions.get(tsih);
+  }
 
   findSession(key: SessionKey, type: SessionType): IscsiSession | undefined {
     for (const s of this.sessions.values()) {
@@ -152,7 +166,9 @@ export class IscsiTarget implements TargetContext {
     return 0;
   }
 
-  addSession(s: IscsiSession): void { this.sessions.set(s.tsih, s) }
+  addSession(s: IscsiSession): void {
+    this.sessions.set(s.tsih, s);
+  }
 
   /** Called by a connection when it was the session's last one (ERL 0). */
   sessionEnded(s: IscsiSession, reason: string): void {
@@ -160,11 +176,17 @@ export class IscsiTarget implements TargetContext {
     s.close(reason);
   }
 
-  connectionEnded(c: IscsiConnection): void { this.connections.delete(c) }
+  connectionEnded(c: IscsiConnection): void {
+    this.connections.delete(c);
+  }
 
   /** Drop every session of a portal group (TARGET COLD RESET, or all with undefined). */
   resetSessionsOf(tpg: TpgEntry | undefined, reason: string): void {
-    for (const s of [...this.sessions.values()]) if (!tpg || s.tpg === tpg) { this.sessions.delete(s.tsih); s.close(reason) }
+    for (const s of [...this.sessions.values()])
+      if (!tpg || s.tpg === tpg) {
+        this.sessions.delete(s.tsih);
+        s.close(reason);
+      }
   }
 
   /**
@@ -180,14 +202,21 @@ export class IscsiTarget implements TargetContext {
     }
     const all = Promise.all([...this.connections].map((c) => c.whenClosed()));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([all, new Promise<void>((r) => { timer = setTimeout(r, graceMs) })]);
+    await Promise.race([
+      all,
+      new Promise<void>((r) => {
+        timer = setTimeout(r, graceMs);
+      }),
+    ]);
     if (timer) clearTimeout(timer);
     for (const c of [...this.connections]) c.drop('shutdown grace period over');
     for (const s of [...this.sessions.values()]) s.close('target shut down');
     this.sessions.clear();
   }
 
-  get shuttingDown(): boolean { return this.stopping }
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
 
   status(): { sessions: Array<Record<string, unknown> & { initiator: string; target: string }>; counters: Record<string, number> } {
     const sessions = [...this.sessions.values()].map((s) => ({
@@ -201,9 +230,12 @@ export class IscsiTarget implements TargetContext {
       tasks: s.tasks.size,
       expCmdSN: s.expCmdSN,
       connections: [...s.connections].map((c) => ({
-        cid: c.cid, transport: c.transport.kind,
-        remote: `${c.transport.remoteAddress}:${c.transport.remotePort}`, local: `${c.transport.localAddress}:${c.transport.localPort}`,
-        headerDigest: c.params.headerDigest, dataDigest: c.params.dataDigest,
+        cid: c.cid,
+        transport: c.transport.kind,
+        remote: `${c.transport.remoteAddress}:${c.transport.remotePort}`,
+        local: `${c.transport.localAddress}:${c.transport.localPort}`,
+        headerDigest: c.params.headerDigest,
+        dataDigest: c.params.dataDigest,
       })),
     }));
     return { sessions, counters: { ...this.counters, sessions: this.sessions.size, openConnections: this.connections.size } };

@@ -31,7 +31,9 @@ function process(conn: ConnectionContext, pdu: TextRequestPdu, data: Uint8Array,
   const ex = conn.text;
   if (pdu.ttt !== RESERVED_TAG) {
     if (ex.pending && ex.pending.ttt === pdu.ttt && ex.pending.itt === pdu.itt) return sendPiece(conn, pdu.itt, ex.pending.rest);
-    if (ex.acc.size > 0 && data.length >= 0 && !ex.pending) { /* continuation of a C-bit request */ } else {
+    if (ex.acc.size > 0 && data.length >= 0 && !ex.pending) {
+      /* continuation of a C-bit request */
+    } else {
       ex.acc.take();
       return sendReject(conn, RejectReason.InvalidPduField, bhs); // §11.10.4: TTT names nothing we sent
     }
@@ -48,7 +50,9 @@ function process(conn: ConnectionContext, pdu: TextRequestPdu, data: Uint8Array,
     return respond(conn, pdu.itt, undefined, false, false, ttt);
   }
   let pairs: KeyValue[];
-  try { pairs = decodeText(ex.acc.take()) } catch {
+  try {
+    pairs = decodeText(ex.acc.take());
+  } catch {
     return sendReject(conn, RejectReason.ProtocolError, bhs);
   }
   const seen = new Set<string>();
@@ -58,9 +62,15 @@ function process(conn: ConnectionContext, pdu: TextRequestPdu, data: Uint8Array,
   }
   const reply: KeyValue[] = [];
   for (const [k, v] of pairs) {
-    if (k === 'SendTargets') { reply.push(...sendTargetsReply(conn, v)); continue }
+    if (k === 'SendTargets') {
+      reply.push(...sendTargetsReply(conn, v));
+      continue;
+    }
     const def = KEY_TABLE.get(k);
-    if (!def) { reply.push([k, 'NotUnderstood']); continue }
+    if (!def) {
+      reply.push([k, 'NotUnderstood']);
+      continue;
+    }
     if (k === 'MaxRecvDataSegmentLength') {
       // Declarative and allowed in FFP (§13.12): the initiator changes what it accepts.
       const n = parseNumber(v);
@@ -87,8 +97,19 @@ function sendPiece(conn: ConnectionContext, itt: number, text: Uint8Array): void
 
 function respond(conn: ConnectionContext, itt: number, data: Uint8Array | undefined, final: boolean, cont: boolean, ttt: number): void {
   const s = conn.session!;
-  conn.sendPdu(encodeBhs<TextResponsePdu>({
-    opcode: Opcode.TextResponse, itt, dataLength: data?.length ?? 0, final, cont, lun: 0n, ttt,
-    statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-  }), data && data.length ? data : undefined);
+  conn.sendPdu(
+    encodeBhs<TextResponsePdu>({
+      opcode: Opcode.TextResponse,
+      itt,
+      dataLength: data?.length ?? 0,
+      final,
+      cont,
+      lun: 0n,
+      ttt,
+      statSN: conn.nextStatSN(),
+      expCmdSN: s.expCmdSN,
+      maxCmdSN: s.maxCmdSN,
+    }),
+    data && data.length ? data : undefined,
+  );
 }

@@ -14,8 +14,16 @@ const VALUE_MAX = 8192;
 
 function validKeyByte(c: number): boolean {
   return (
-    (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
-    c === 0x2e || c === 0x2d || c === 0x2b || c === 0x40 || c === 0x5f || c === 0x3a || c === 0x23
+    (c >= 0x41 && c <= 0x5a) ||
+    (c >= 0x61 && c <= 0x7a) ||
+    (c >= 0x30 && c <= 0x39) ||
+    c === 0x2e ||
+    c === 0x2d ||
+    c === 0x2b ||
+    c === 0x40 ||
+    c === 0x5f ||
+    c === 0x3a ||
+    c === 0x23
   );
 }
 
@@ -28,7 +36,10 @@ export function decodeText(buf: Uint8Array): KeyValue[] {
   const out: KeyValue[] = [];
   let start = 0;
   while (start < buf.length) {
-    if (buf[start] === 0) { start++; continue; }
+    if (buf[start] === 0) {
+      start++;
+      continue;
+    }
     let eq = -1;
     let end = start;
     for (; end < buf.length && buf[end] !== 0; end++) if (eq < 0 && buf[end] === 0x3d) eq = end;
@@ -64,10 +75,15 @@ export class TextAccumulator {
   /** Returns false when the limit would be exceeded. */
   push(data: Uint8Array): boolean {
     if (this.length + data.length > this.limit) return false;
-    if (data.length) { this.parts.push(Uint8Array.from(data)); this.length += data.length; }
+    if (data.length) {
+      this.parts.push(Uint8Array.from(data));
+      this.length += data.length;
+    }
     return true;
   }
-  get size(): number { return this.length }
+  get size(): number {
+    return this.length;
+  }
   take(): Uint8Array {
     const all = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length);
     this.parts = [];

@@ -21,10 +21,16 @@ export function handleTmf(conn: ConnectionContext, pdu: TmfRequestPdu): void {
 
   function respond(code: number): void {
     if (conn.phase !== 'full-feature') return;
-    conn.sendPdu(encodeBhs<TmfResponsePdu>({
-      opcode: Opcode.TaskMgmtResponse, itt: pdu.itt, response: code,
-      statSN: conn.nextStatSN(), expCmdSN: s.expCmdSN, maxCmdSN: s.maxCmdSN,
-    }));
+    conn.sendPdu(
+      encodeBhs<TmfResponsePdu>({
+        opcode: Opcode.TaskMgmtResponse,
+        itt: pdu.itt,
+        response: code,
+        statSN: conn.nextStatSN(),
+        expCmdSN: s.expCmdSN,
+        maxCmdSN: s.maxCmdSN,
+      }),
+    );
   }
 
   function abortWhere(pred: (t: IscsiTask) => boolean, why: string): void {

@@ -17,8 +17,19 @@
 // freed, sink.closed(). A bad STag (a remote access error) ends only this connection.
 
 import {
-  ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
-  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type NativeMr, type RcChannelOptions, type RdmaCm,
+  ChannelState as State,
+  CookieKind,
+  MemoryRegistry,
+  RcChannel,
+  UNSIGNALED_WR_ID,
+  native,
+  type CmEvent,
+  type DeviceLimits,
+  type DeviceResources,
+  type NativeCmId,
+  type NativeMr,
+  type RcChannelOptions,
+  type RdmaCm,
   type WorkCompletion,
 } from '../verbs/index.js';
 import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
@@ -27,7 +38,13 @@ import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js'
 import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
 import type { IoDone } from '../scsi/types.js';
 import {
-  ISER_HEADER_LENGTH, IserOpcode, decodeIserHeader, emptyIserHeader, encodeIserHeader, parseCmHeader, acceptCmHeader,
+  ISER_HEADER_LENGTH,
+  IserOpcode,
+  decodeIserHeader,
+  emptyIserHeader,
+  encodeIserHeader,
+  parseCmHeader,
+  acceptCmHeader,
   type IserHeader,
 } from './header.js';
 
@@ -84,12 +101,21 @@ interface Op {
 function settle(op: Op, e: Error | undefined): void {
   const done = op.done;
   if (!done) return;
-  if (e) { op.done = undefined; return done(e) }
-  if (--op.remaining === 0) { op.done = undefined; done(undefined) }
+  if (e) {
+    op.done = undefined;
+    return done(e);
+  }
+  if (--op.remaining === 0) {
+    op.done = undefined;
+    done(undefined);
+  }
 }
 
 /** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits, the rest an index). */
-const enum Kind { Data = 2, Op = 3 }
+const enum Kind {
+  Data = 2,
+  Op = 3,
+}
 
 export class IserConnection extends RcChannel implements IscsiTransport {
   readonly kind = 'iser';
@@ -133,10 +159,15 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const sendLimit = opts.sendDataSegmentLength ?? 8192;
     const ring = opts.receiveDepth ?? 256;
     super(cm, id, dev, registry, request, limits, {
-      ring, rxSlotSize: HEADERS + AHS_ROOM + recvLimit,
-      sendSlots: opts.sendSlots ?? 256, txSlotSize: HEADERS + AHS_ROOM + sendLimit,
-      dataSlots: opts.dataSlots ?? 64, dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
-      readDepth: opts.readDepth, maxRdmaBytes: opts.maxRdmaBytes, closeTimeoutMs: opts.closeTimeoutMs,
+      ring,
+      rxSlotSize: HEADERS + AHS_ROOM + recvLimit,
+      sendSlots: opts.sendSlots ?? 256,
+      txSlotSize: HEADERS + AHS_ROOM + sendLimit,
+      dataSlots: opts.dataSlots ?? 64,
+      dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
+      readDepth: opts.readDepth,
+      maxRdmaBytes: opts.maxRdmaBytes,
+      closeTimeoutMs: opts.closeTimeoutMs,
     });
     this.sendWithInv = !parseCmHeader(request.privateData).sendWithInvNotSupported;
     this.recvDataSegmentLimit = recvLimit;
@@ -203,9 +234,19 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
     buf.set(bhs.subarray(0, BHS_LENGTH), ISER_HEADER_LENGTH);
     let at = HEADERS;
-    if (ahsLen) { buf.set(ahs!, at); at += ahsLen }
-    if (parts) for (const p of parts) { buf.set(p, at); at += p.length }
-    if (slot >= 0) { this.postSend(slot, at, inv); return undefined }
+    if (ahsLen) {
+      buf.set(ahs!, at);
+      at += ahsLen;
+    }
+    if (parts)
+      for (const p of parts) {
+        buf.set(p, at);
+        at += p.length;
+      }
+    if (slot >= 0) {
+      this.postSend(slot, at, inv);
+      return undefined;
+    }
     return new Promise<void>((done) => this.txQueue.push({ bytes: buf.subarray(0, at), inv, done }));
   }
 
@@ -241,7 +282,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     for (let pos = 0; pos < from.length; pos += size) {
       const n = Math.min(size, from.length - pos);
       const slot = await this.allocData();
-      if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); throw new IserDataError('connection closing') }
+      if (slot < 0 || this.state !== State.Established) {
+        if (slot >= 0) this.freeData(slot);
+        throw new IserDataError('connection closing');
+      }
       this.data.view(slot).set(from.subarray(pos, pos + n));
       this.postData(w, slot, n, c.readStag, c.readVaHi, c.readVaLo + offset + pos, undefined, undefined);
     }
@@ -249,7 +293,8 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   obtainDataOut(task: TaskRef, into: Uint8Array, offset: number, done: IoDone): void {
     const c = task.transportContext as IserCommand | undefined;
-    if (!c?.wsv) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
+    if (!c?.wsv)
+      return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
     const base = task.unsolicitedLength;
     if (offset < base) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: Data-Out at ${offset} inside the ${base} unsolicited bytes`));
     if (this.state !== State.Established) return done(new IserDataError('connection closing'));
@@ -271,7 +316,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     (async () => {
       for (let i = 0; i < chunks; i++) {
         const slot = await this.allocData();
-        if (slot < 0 || this.state !== State.Established) { if (slot >= 0) this.freeData(slot); return settle(op, new IserDataError('connection closing')) }
+        if (slot < 0 || this.state !== State.Established) {
+          if (slot >= 0) this.freeData(slot);
+          return settle(op, new IserDataError('connection closing'));
+        }
         const pos = i * size;
         const n = Math.min(size, into.length - pos);
         this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
@@ -297,7 +345,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       this.dataCopy[index] = undefined;
       if (wc.ok && copy) copy.set(this.data.view(index).subarray(0, copy.length));
       this.freeData(index);
-      if (!wc.ok) { if (op) settle(op, new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`)); return this.fail(`RDMA completion ${wc.statusName}`, wc.status) }
+      if (!wc.ok) {
+        if (op) settle(op, new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`));
+        return this.fail(`RDMA completion ${wc.statusName}`, wc.status);
+      }
       if (op) settle(op, undefined);
       return;
     }
@@ -305,7 +356,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const op = this.ops.get(index);
     this.ops.delete(index);
     if (op?.seq !== undefined) this.advance(op.seq);
-    if (!wc.ok) { if (op) settle(op, new IserDataError(`RDMA ${wc.statusName}`)); return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status) }
+    if (!wc.ok) {
+      if (op) settle(op, new IserDataError(`RDMA ${wc.statusName}`));
+      return this.fail(`direct RDMA completion ${wc.statusName}`, wc.status);
+    }
     if (op) settle(op, undefined);
   }
 
@@ -314,7 +368,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       this.rx.free(slot);
       return this.fail(`receive completion ${wc.statusName}`, wc.status);
     }
-    if (this.state === State.Closed) { this.rx.free(slot); return }
+    if (this.state === State.Closed) {
+      this.rx.free(slot);
+      return;
+    }
     const at = (this.rxHead + this.rxCount) % this.rxQueueSlot.length;
     this.rxQueueSlot[at] = slot;
     this.rxQueueLen[at] = wc.byteLen;
@@ -349,7 +406,10 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (len < HEADERS) return this.protocolError(slot, `iSER message of ${len} bytes, shorter than iSER header + BHS (RFC 7145 §9.2)`);
     const h = decodeIserHeader(buf, 0, this.hdr);
     if (h.opcode !== IserOpcode.Control) {
-      return this.protocolError(slot, `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`);
+      return this.protocolError(
+        slot,
+        `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`,
+      );
     }
     const bhsStart = ISER_HEADER_LENGTH;
     let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
@@ -363,8 +423,14 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     let ctx: IserCommand | undefined;
     if (bhsOpcode(bhs) === Opcode.ScsiCommand) {
       ctx = {
-        wsv: h.wsv, writeStag: h.writeStag, writeVaHi: h.writeVaHi, writeVaLo: h.writeVaLo,
-        rsv: h.rsv, readStag: h.readStag, readVaHi: h.readVaHi, readVaLo: h.readVaLo,
+        wsv: h.wsv,
+        writeStag: h.writeStag,
+        writeVaHi: h.writeVaHi,
+        writeVaLo: h.writeVaLo,
+        rsv: h.rsv,
+        readStag: h.readStag,
+        readVaHi: h.readVaHi,
+        readVaLo: h.readVaLo,
       };
       const itt = bhsItt(bhs);
       if (h.wsv || h.rsv) this.commands.set(itt, ctx);
@@ -372,14 +438,19 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (!this.fullFeature) {
       // Login phase: copy out and repost at once (the login is one request at a time and
       // the ring is not posted yet).
-      bhs = Uint8Array.from(bhs); ahs = ahsLen ? Uint8Array.from(ahs) : EMPTY; data = dataLen ? Uint8Array.from(data) : EMPTY;
+      bhs = Uint8Array.from(bhs);
+      ahs = ahsLen ? Uint8Array.from(ahs) : EMPTY;
+      data = dataLen ? Uint8Array.from(data) : EMPTY;
       this.postRecvSlot(slot);
       sink.receive({ bhs, ahs, data }, ctx);
       return;
     }
     if (dataLen) {
       const dst = sink.dataDestination(bhs, dataLen);
-      if (dst && dst.length === dataLen) { dst.set(data); data = dst }
+      if (dst && dst.length === dataLen) {
+        dst.set(data);
+        data = dst;
+      }
     }
     try {
       sink.receive({ bhs, ahs, data }, ctx);
@@ -441,9 +512,23 @@ export class IserConnection extends RcChannel implements IscsiTransport {
   }
 
   /** One RDMA op on a data slot: signalled, the slot freed (after copying out for READ) on completion. */
-  private postData(opcode: number, slot: number, n: number, rkey: number, remoteHi: number, remoteLo: number, op: Op | undefined, copyTo: Uint8Array | undefined): void {
+  private postData(
+    opcode: number,
+    slot: number,
+    n: number,
+    rkey: number,
+    remoteHi: number,
+    remoteLo: number,
+    op: Op | undefined,
+    copyTo: Uint8Array | undefined,
+  ): void {
     const c = native().constants;
-    try { this.reserveSq(1) } catch (e) { this.freeData(slot); throw e }
+    try {
+      this.reserveSq(1);
+    } catch (e) {
+      this.freeData(slot);
+      throw e;
+    }
     this.dataOp[slot] = op;
     this.dataCopy[slot] = copyTo;
     const b = this.room(1);
@@ -484,7 +569,11 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const e = new IserDataError('connection closed');
     for (const op of this.ops.values()) settle(op, e);
     this.ops.clear();
-    for (let i = 0; i < this.dataOp.length; i++) { const op = this.dataOp[i]; if (op) settle(op, e); this.dataOp[i] = undefined }
+    for (let i = 0; i < this.dataOp.length; i++) {
+      const op = this.dataOp[i];
+      if (op) settle(op, e);
+      this.dataOp[i] = undefined;
+    }
     for (const q of this.txQueue) q.done();
     this.txQueue = [];
     return [];

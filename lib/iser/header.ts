@@ -70,7 +70,9 @@ export function decodeIserHeader(b: Uint8Array, at = 0, into: IserHeader = empty
 /** Writes an iSER header at `at` of `b` (reserved bytes zeroed). */
 export function encodeIserHeader(h: Partial<IserHeader> & { opcode: number }, b: Uint8Array, at = 0): void {
   b[at] = (h.opcode << 4) | (h.wsv ? ISER_WSV : 0) | (h.rsv ? ISER_RSV : 0);
-  b[at + 1] = 0; b[at + 2] = 0; b[at + 3] = 0;
+  b[at + 1] = 0;
+  b[at + 2] = 0;
+  b[at + 3] = 0;
   put32(b, at + 4, h.writeStag ?? 0);
   put32(b, at + 8, h.writeVaHi ?? 0);
   put32(b, at + 12, h.writeVaLo ?? 0);

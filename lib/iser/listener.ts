@@ -39,25 +39,44 @@ export class IserFabric extends CmFabric<IserConnection> {
       const name = ev.deviceName ?? id.deviceName;
       if (!name) throw new Error('connect request names no RDMA device');
       const { info, res } = this.device(name);
-      conn = new IserConnection(this.cm, id, res, this.registry, ev, info, {
-        established: (c) => {
-          try {
-            target.accept(c);
-          } catch (e) {
-            this.log.warn(`iser: accept failed: ${(e as Error).message}`);
-            c.close(true);
-          }
+      conn = new IserConnection(
+        this.cm,
+        id,
+        res,
+        this.registry,
+        ev,
+        info,
+        {
+          established: (c) => {
+            try {
+              target.accept(c);
+            } catch (e) {
+              this.log.warn(`iser: accept failed: ${(e as Error).message}`);
+              c.close(true);
+            }
+          },
+          closed: (c) => this.untrack(c, mine),
         },
-        closed: (c) => this.untrack(c, mine),
-      }, opts);
+        opts,
+      );
       this.track(conn, mine);
       conn.accept();
     } catch (e) {
       this.log.warn(`iser: connect request from ${ev.remoteAddress ?? '?'} refused: ${(e as Error).message}`);
-      if (conn) { this.untrack(conn, mine); conn.close(true) }
-      else {
-        try { id.reject() } catch { /* gone */ }
-        try { this.cm.destroy(id) } catch { /* gone */ }
+      if (conn) {
+        this.untrack(conn, mine);
+        conn.close(true);
+      } else {
+        try {
+          id.reject();
+        } catch {
+          /* gone */
+        }
+        try {
+          this.cm.destroy(id);
+        } catch {
+          /* gone */
+        }
       }
     }
   }

@@ -11,7 +11,7 @@ export const TARGET_PORT_GROUP = 1;
 /** REPORT TARGET PORT GROUPS (SPC-4 6.37), length-only or extended header. */
 export async function reportTargetPortGroups(t: Task): Promise<number> {
   const cdb = t.cdb;
-  const extended = (cdb[1]! >> 5) === 1;
+  const extended = cdb[1]! >> 5 === 1;
   const alloc = u32(cdb, 6);
   const b = t.lu.pool.acquire(64);
   try {

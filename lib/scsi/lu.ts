@@ -43,7 +43,6 @@ export interface ModeState {
   swp: boolean;
 }
 
-
 /** LIO's NAA 6 form: 6, IEEE company id 0x001405, then the serial's hex digits (spc_gen_naa_6h_vendor_specific). */
 export function naaFromSerial(serial: string): Uint8Array {
   const hex = ('6001405' + serial.replace(/[^0-9a-fA-F]/g, '')).padEnd(32, '0').slice(0, 32);
@@ -87,7 +86,14 @@ export class LogicalUnit {
     this.blockSize = b.blockSize;
     this.blockCount = b.blockCount;
     this.serial = opts.serial ?? createHash('sha256').update(opts.name).digest('hex').slice(0, 32);
-    this.naa = opts.wwn ? Uint8Array.from(opts.wwn.replace(/^0x/, '').match(/../g)!.map((h) => parseInt(h, 16))) : naaFromSerial(this.serial);
+    this.naa = opts.wwn
+      ? Uint8Array.from(
+          opts.wwn
+            .replace(/^0x/, '')
+            .match(/../g)!
+            .map((h) => parseInt(h, 16)),
+        )
+      : naaFromSerial(this.serial);
     this.thin = opts.thin ?? false;
     this.stateDir = opts.stateDir;
     this.maxTransferBlocks = Math.max(1, Math.floor((8 << 20) / this.blockSize));
@@ -142,8 +148,7 @@ export class LogicalUnit {
     const shape = this.badShape(cmd.cdb, entry.cdbLength);
     if (shape) return shape;
     // SPC-2 reservation held by another nexus (SPC-2 5.5.1).
-    if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed)
-      return { status: ScsiStatus.ReservationConflict, transferred: 0 };
+    if (this.reservedBy !== undefined && this.reservedBy !== key && !entry.reserveAllowed) return { status: ScsiStatus.ReservationConflict, transferred: 0 };
     if (this.pr.conflicts(nexus, entry.pr)) return { status: ScsiStatus.ReservationConflict, transferred: 0 };
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
@@ -172,7 +177,10 @@ export class LogicalUnit {
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
     t.entry = entry;
     if (entry.before) {
-      Promise.race([Promise.all(entry.before), entry.abortedSignal]).then(() => this.start(t, handler), (e: unknown) => t.end(e, 0));
+      Promise.race([Promise.all(entry.before), entry.abortedSignal]).then(
+        () => this.start(t, handler),
+        (e: unknown) => t.end(e, 0),
+      );
       return undefined;
     }
     this.start(t, handler);
@@ -190,7 +198,11 @@ export class LogicalUnit {
       return t.end(e, 0);
     }
     // A callback handler (READ/WRITE) ends the task itself (Task.end).
-    if (p) p.then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
+    if (p)
+      p.then(
+        (n) => t.end(undefined, n),
+        (e: unknown) => t.end(e, 0),
+      );
   }
 
   /** The handler ended (Task.end): the task leaves the task set, then the fabric learns the status. */

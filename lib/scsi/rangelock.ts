@@ -10,7 +10,10 @@ export class Held {
   private donePromise: Promise<void> | undefined;
   private resolveDone: (() => void) | undefined;
 
-  constructor(readonly lba: number, readonly end: number) {}
+  constructor(
+    readonly lba: number,
+    readonly end: number,
+  ) {}
 
   /** Resolves when the holder releases the range. */
   get done(): Promise<void> {

@@ -46,7 +46,10 @@ export function read(t: Task): void {
     t.io.dataIn(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
     return;
   }
-  moveInChunks(t, r.lba, nb, moved, total).then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
+  moveInChunks(t, r.lba, nb, moved, total).then(
+    (n) => t.end(undefined, n),
+    (e: unknown) => t.end(e, 0),
+  );
 }
 
 /** The hot path's data movement ended (Task.ioDone): finish what read() / write() started. */
@@ -56,12 +59,24 @@ export function ioContinue(t: Task, e: Error | undefined): void {
   if (next === IoNext.ReadView) return t.end(e, t.total);
   if (next !== IoNext.WriteView) return t.end(e ?? new Error('data moved for a task that waited for none'), 0);
   const lu = t.lu;
-  if (e) { lu.locks.unlock(t.held!); return t.end(e, 0) }
+  if (e) {
+    lu.locks.unlock(t.held!);
+    return t.end(e, 0);
+  }
   lu.backstore.written?.(t.lba, t.blocks);
-  if (!t.fua) { lu.locks.unlock(t.held!); return t.end(undefined, t.total) }
+  if (!t.fua) {
+    lu.locks.unlock(t.held!);
+    return t.end(undefined, t.total);
+  }
   lu.backstore.flush().then(
-    () => { lu.locks.unlock(t.held!); t.end(undefined, t.total) },
-    (err: unknown) => { lu.locks.unlock(t.held!); t.end(err, 0) },
+    () => {
+      lu.locks.unlock(t.held!);
+      t.end(undefined, t.total);
+    },
+    (err: unknown) => {
+      lu.locks.unlock(t.held!);
+      t.end(err, 0);
+    },
   );
 }
 
@@ -103,11 +118,18 @@ export function write(t: Task): void {
   if (v && held) {
     // Zero copy (RAM), no other writer on the range: Data-Out straight into the LU's memory.
     t.next = IoNext.WriteView;
-    t.lba = r.lba; t.blocks = nb; t.total = total; t.fua = fua; t.held = held;
+    t.lba = r.lba;
+    t.blocks = nb;
+    t.total = total;
+    t.fua = fua;
+    t.held = held;
     t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
     return;
   }
-  moveOut(t, r.lba, r.blocks, fua).then((n) => t.end(undefined, n), (e: unknown) => t.end(e, 0));
+  moveOut(t, r.lba, r.blocks, fua).then(
+    (n) => t.end(undefined, n),
+    (e: unknown) => t.end(e, 0),
+  );
 }
 
 /** Writes Data-Out to the blocks; with a short EDTL only what arrived is written (libiscsi Write10Residuals). */
@@ -295,7 +317,11 @@ export async function writeSame(t: Task): Promise<number> {
     if (ndob) pattern.fill(0, 0, bs);
     else await receiveOut(t, pattern, bs);
     let zero = true;
-    for (let i = 0; i < bs; i++) if (pattern[i] !== 0) { zero = false; break; }
+    for (let i = 0; i < bs; i++)
+      if (pattern[i] !== 0) {
+        zero = false;
+        break;
+      }
     // LBPRZ: unmapped blocks read back as zeroes, so UNMAP of a zero pattern is exact.
     if (unmap && zero) {
       await t.lu.backstore.unmap([r]);

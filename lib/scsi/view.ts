@@ -9,7 +9,17 @@ import { encodeLunList, PRODUCT, REVISION, reportLunsSelection, VENDOR } from '.
 import { lookup } from './table.js';
 import { u16, u32 } from '../common/bytes.js';
 import { dataIn, directionLengths } from './task.js';
-import { ScsiStatus, TmfFunction, TmfResponse, type FabricIO, type Nexus, type ScsiCommand, type ScsiCompletion, type ScsiCore, type ScsiDone } from './types.js';
+import {
+  ScsiStatus,
+  TmfFunction,
+  TmfResponse,
+  type FabricIO,
+  type Nexus,
+  type ScsiCommand,
+  type ScsiCompletion,
+  type ScsiCore,
+  type ScsiDone,
+} from './types.js';
 
 export interface ViewEntry {
   lun: number;
@@ -49,10 +59,16 @@ export class LunView implements ScsiCore {
     if (cmd.lun === this.lastLun) e = this.lastEntry;
     else {
       e = this.byLun.get(decodeLun(cmd.lun));
-      if (e) { this.lastLun = cmd.lun; this.lastEntry = e }
+      if (e) {
+        this.lastLun = cmd.lun;
+        this.lastEntry = e;
+      }
     }
     if (e) return e.lu.execute(cmd, nexus, io, e.readOnly, this.luns, done);
-    this.noSuchLun(cmd, io).then((c) => done(c.status, c.transferred, c.sense, undefined), (err: Error) => done(0, 0, undefined, err));
+    this.noSuchLun(cmd, io).then(
+      (c) => done(c.status, c.transferred, c.sense, undefined),
+      (err: Error) => done(0, 0, undefined, err),
+    );
   }
 
   private async noSuchLun(cmd: ScsiCommand, io: FabricIO): Promise<ScsiCompletion> {
@@ -65,7 +81,11 @@ export class LunView implements ScsiCore {
     const entry = lookup(cdb);
     // A CDB shorter than its operation code's length cannot be answered either.
     if (typeof entry === 'object' && cdb.length < entry.cdbLength)
-      return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }), transferred: 0 };
+      return {
+        status: ScsiStatus.CheckCondition,
+        sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 0, bit: 7 }),
+        transferred: 0,
+      };
     switch (cdb[0]) {
       case Op.Inquiry: {
         if ((cdb[1]! & 1) !== 0 || cdb[2] !== 0) break;
@@ -74,7 +94,12 @@ export class LunView implements ScsiCore {
         b[2] = 0x06;
         b[3] = 0x12;
         b[4] = 31;
-        for (const [o, s] of [[8, VENDOR], [16, PRODUCT], [32, REVISION]] as const) for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
+        for (const [o, s] of [
+          [8, VENDOR],
+          [16, PRODUCT],
+          [32, REVISION],
+        ] as const)
+          for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
         return send(b, Math.min(36, u16(cdb, 3)));
       }
       case Op.ReportLuns: {
@@ -87,7 +112,12 @@ export class LunView implements ScsiCore {
           return { status: ScsiStatus.CheckCondition, sense: buildSense(false, err.key, err.asc, err.field), transferred: 0 };
         }
         const alloc = u32(cdb, 6);
-        if (alloc < 16) return { status: ScsiStatus.CheckCondition, sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }), transferred: 0 };
+        if (alloc < 16)
+          return {
+            status: ScsiStatus.CheckCondition,
+            sense: buildSense(false, SenseKey.IllegalRequest, Asc.InvalidFieldInCdb, { cdb: true, byte: 6 }),
+            transferred: 0,
+          };
         const b = new Uint8Array(8 + 8 * luns.length);
         return send(b, Math.min(encodeLunList(luns, b), alloc));
       }

@@ -18,15 +18,46 @@
 // this channel.
 
 import {
-  ChannelState as State, CookieKind, MemoryRegistry, RcChannel, UNSIGNALED_WR_ID, native,
-  type CmEvent, type DeviceLimits, type DeviceResources, type NativeCmId, type RcChannelOptions, type RdmaCm, type WorkCompletion,
+  ChannelState as State,
+  CookieKind,
+  MemoryRegistry,
+  RcChannel,
+  UNSIGNALED_WR_ID,
+  native,
+  type CmEvent,
+  type DeviceLimits,
+  type DeviceResources,
+  type NativeCmId,
+  type RcChannelOptions,
+  type RdmaCm,
+  type WorkCompletion,
 } from '../verbs/index.js';
 import { internalTargetFailureSense, invalidIuSense } from '../scsi/sense.js';
 import { DataDirection, ScsiStatus, TaskAttribute, type FabricIO, type IoDone, type ScsiCommand, type ScsiDone } from '../scsi/types.js';
 import {
-  CRED_LENGTH, DataDir, LOGOUT_LENGTH, RspFlags, SrpOpcode, SrpRspCode, TLogoutReason,
-  decodeCmd, decodeCredRsp, decodeDataDescriptors, decodeDescriptorTable, decodeILogout, decodeTskMgmt, encodeCredReq, encodeRsp, encodeTLogout, rspLength,
-  tagNumber, writeTag, type DataLayout, type DirectDesc, type SrpCmd, type TskMgmt,
+  CRED_LENGTH,
+  DataDir,
+  LOGOUT_LENGTH,
+  RspFlags,
+  SrpOpcode,
+  SrpRspCode,
+  TLogoutReason,
+  decodeCmd,
+  decodeCredRsp,
+  decodeDataDescriptors,
+  decodeDescriptorTable,
+  decodeILogout,
+  decodeTskMgmt,
+  encodeCredReq,
+  encodeRsp,
+  encodeTLogout,
+  rspLength,
+  tagNumber,
+  writeTag,
+  type DataLayout,
+  type DirectDesc,
+  type SrpCmd,
+  type TskMgmt,
 } from './iu.js';
 import type { LoginAccepted } from './login.js';
 
@@ -59,7 +90,9 @@ export class SrpDataError extends Error {
 }
 
 /** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits). */
-const enum Kind { Op = 2 }
+const enum Kind {
+  Op = 2,
+}
 
 /** A signalled RDMA work request: its place in the send queue and what its completion does. */
 interface RdmaOp {
@@ -77,10 +110,14 @@ interface OpGroup {
 
 function mapAttr(a: number): TaskAttribute {
   switch (a) {
-    case 1: return TaskAttribute.HeadOfQueue; // SRP r16a table 21: 0 simple, 1 head of queue, 2 ordered, 4 ACA
-    case 2: return TaskAttribute.Ordered;
-    case 4: return TaskAttribute.Aca;
-    default: return TaskAttribute.Simple;
+    case 1:
+      return TaskAttribute.HeadOfQueue; // SRP r16a table 21: 0 simple, 1 head of queue, 2 ordered, 4 ACA
+    case 2:
+      return TaskAttribute.Ordered;
+    case 4:
+      return TaskAttribute.Aca;
+    default:
+      return TaskAttribute.Simple;
   }
 }
 
@@ -94,7 +131,12 @@ export class SrpTask implements FabricIO {
   /** The core's completion callback for this command. */
   readonly done: ScsiDone;
 
-  constructor(readonly channel: SrpChannel, readonly iu: SrpCmd, readonly layout: DataLayout, readonly immediate: Uint8Array | undefined) {
+  constructor(
+    readonly channel: SrpChannel,
+    readonly iu: SrpCmd,
+    readonly layout: DataLayout,
+    readonly immediate: Uint8Array | undefined,
+  ) {
     this.done = (status, transferred, sense, failure) => channel.completed(this, status, transferred, sense, failure);
     this.tag = tagNumber(iu.tagLo, iu.tagHi);
     const direction = layout.direction === DataDir.Out ? DataDirection.Write : layout.direction === DataDir.In ? DataDirection.Read : DataDirection.None;
@@ -108,8 +150,12 @@ export class SrpTask implements FabricIO {
   dataOut(into: Uint8Array, offset: number, done: IoDone): void {
     if (this.aborted) return done(new SrpTaskAbortedError('task aborted'));
     if (this.layout.direction !== DataDir.Out) return done(new SrpDataError('Data-Out for a command without a data-out descriptor'));
-    if (offset + into.length > this.layout.length) return done(new RangeError(`Data-Out ${offset}+${into.length} beyond the ${this.layout.length} bytes the descriptors describe`));
-    if (this.immediate) { into.set(this.immediate.subarray(offset, offset + into.length)); return done(undefined) }
+    if (offset + into.length > this.layout.length)
+      return done(new RangeError(`Data-Out ${offset}+${into.length} beyond the ${this.layout.length} bytes the descriptors describe`));
+    if (this.immediate) {
+      into.set(this.immediate.subarray(offset, offset + into.length));
+      return done(undefined);
+    }
     this.channel.transfer(this, false, into, offset).then(() => done(undefined), done);
   }
 
@@ -157,10 +203,15 @@ export class SrpChannel extends RcChannel {
     opts: SrpChannelOptions = {},
   ) {
     super(cm, id, dev, registry, request, limits, {
-      ring: login.credits + SPARE_RECEIVES, rxSlotSize: login.itIuLen,
-      sendSlots: login.credits + 16, txSlotSize: Math.max(login.tiIuLen, 64),
-      dataSlots: opts.dataSlots ?? 32, dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
-      readDepth: opts.readDepth, maxRdmaBytes: opts.maxRdmaBytes, closeTimeoutMs: opts.closeTimeoutMs,
+      ring: login.credits + SPARE_RECEIVES,
+      rxSlotSize: login.itIuLen,
+      sendSlots: login.credits + 16,
+      txSlotSize: Math.max(login.tiIuLen, 64),
+      dataSlots: opts.dataSlots ?? 32,
+      dataSlotSize: opts.dataSlotSize ?? 128 * 1024,
+      readDepth: opts.readDepth,
+      maxRdmaBytes: opts.maxRdmaBytes,
+      closeTimeoutMs: opts.closeTimeoutMs,
     });
     this.login = login;
     this.creditsHeld = login.credits;
@@ -209,7 +260,10 @@ export class SrpChannel extends RcChannel {
     if (op.slot >= 0) this.freeData(op.slot);
     const g = op.group;
     if (!wc.ok) {
-      if (g && !g.failed) { g.failed = true; g.reject(new SrpDataError(`RDMA ${op.copyTo ? 'READ' : 'WRITE'} ${wc.statusName}`)) }
+      if (g && !g.failed) {
+        g.failed = true;
+        g.reject(new SrpDataError(`RDMA ${op.copyTo ? 'READ' : 'WRITE'} ${wc.statusName}`));
+      }
       return this.fail(`RDMA completion ${wc.statusName}`, wc.status);
     }
     if (g && --g.remaining === 0 && !g.failed) g.resolve();
@@ -225,7 +279,10 @@ export class SrpChannel extends RcChannel {
       this.state = State.Established;
       this.hooks.established(this);
     }
-    if (this.state !== State.Established) { this.rx.free(slot); return }
+    if (this.state !== State.Established) {
+      this.rx.free(slot);
+      return;
+    }
     try {
       this.handleIu(this.rx.view(slot), wc.byteLen);
     } catch (e) {
@@ -240,15 +297,25 @@ export class SrpChannel extends RcChannel {
   private handleIu(b: Buffer, len: number): void {
     if (len < 1) return this.protocolError(TLogoutReason.InvalidIuLength, 'empty IU');
     switch (b[0]) {
-      case SrpOpcode.Cmd: return this.onCmd(b, len);
-      case SrpOpcode.TskMgmt: return this.onTskMgmt(b, len);
+      case SrpOpcode.Cmd:
+        return this.onCmd(b, len);
+      case SrpOpcode.TskMgmt:
+        return this.onTskMgmt(b, len);
       case SrpOpcode.ILogout:
-        try { decodeILogout(b, len) } catch (e) { return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message) }
+        try {
+          decodeILogout(b, len);
+        } catch (e) {
+          return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message);
+        }
         this.close();
         return;
       case SrpOpcode.CredRsp:
       case SrpOpcode.AerRsp:
-        try { decodeCredRsp(b, len, b[0] as SrpOpcode.CredRsp) } catch (e) { return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message) }
+        try {
+          decodeCredRsp(b, len, b[0] as SrpOpcode.CredRsp);
+        } catch (e) {
+          return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message);
+        }
         return;
       default:
         return this.protocolError(TLogoutReason.InvalidIuType, `IU type 0x${b[0]!.toString(16)} is not one an initiator sends (SRP r16a table 7)`);
@@ -298,8 +365,12 @@ export class SrpChannel extends RcChannel {
     if (layout.external) {
       // The descriptor table is in the initiator's memory: read it, then run the command.
       this.externalTables++;
-      this.fetchTable(task, layout.external.table, layout.external.entries).then((ok) => { if (ok) this.submit(task) },
-        (e: unknown) => this.completeError(task, e as Error));
+      this.fetchTable(task, layout.external.table, layout.external.entries).then(
+        (ok) => {
+          if (ok) this.submit(task);
+        },
+        (e: unknown) => this.completeError(task, e as Error),
+      );
       return;
     }
     this.submit(task);
@@ -385,8 +456,13 @@ export class SrpChannel extends RcChannel {
       const over = moved > expected;
       const res = over ? moved - expected : expected - moved;
       // A no-data command whose CDB wanted data reports it as data-in overflow.
-      if (task.layout.direction === DataDir.Out) { flags |= over ? RspFlags.DoOver : RspFlags.DoUnder; outRes = res }
-      else if (task.layout.direction === DataDir.In || over) { flags |= over ? RspFlags.DiOver : RspFlags.DiUnder; inRes = res }
+      if (task.layout.direction === DataDir.Out) {
+        flags |= over ? RspFlags.DoOver : RspFlags.DoUnder;
+        outRes = res;
+      } else if (task.layout.direction === DataDir.In || over) {
+        flags |= over ? RspFlags.DiOver : RspFlags.DiUnder;
+        inRes = res;
+      }
     }
     this.respondRaw(task.iu.tagLo, task.iu.tagHi, status, flags, outRes, inRes, sense, undefined, true);
   }
@@ -408,7 +484,11 @@ export class SrpChannel extends RcChannel {
       this.credCheck = false;
       // Nothing in flight would carry the credits back: push them (SRP_CRED_REQ, §6.10).
       let carried = false;
-      for (const t of this.tasks.values()) if (!t.aborted) { carried = true; break }
+      for (const t of this.tasks.values())
+        if (!t.aborted) {
+          carried = true;
+          break;
+        }
       if (this.pendingDelta > 0 && !carried && this.state === State.Established) {
         const b = new Uint8Array(CRED_LENGTH);
         const delta = this.takeDelta(0);
@@ -426,18 +506,42 @@ export class SrpChannel extends RcChannel {
   }
 
   /** Builds and sends one SRP_RSP; `returnCredit` false only for an IU that took no credit. */
-  private respondRaw(tagLo: number, tagHi: number, status: number, flags: number, outRes: number, inRes: number,
-    sense: Uint8Array | undefined, rspCode: number | undefined, returnCredit: boolean): void {
+  private respondRaw(
+    tagLo: number,
+    tagHi: number,
+    status: number,
+    flags: number,
+    outRes: number,
+    inRes: number,
+    sense: Uint8Array | undefined,
+    rspCode: number | undefined,
+    returnCredit: boolean,
+  ): void {
     if (this.state !== State.Established) return;
     let s = sense;
     const room = this.tx.slotSize - rspLength(0, rspCode !== undefined);
     if (s && s.length > room) s = s.subarray(0, room);
     const slot = this.tx.alloc();
-    const build = (into: Uint8Array): number => encodeRsp({
-      tagLo, tagHi, solNot: 0, reqLimDelta: returnCredit ? this.takeDelta(1) : 0, flags, status,
-      dataOutResidual: outRes, dataInResidual: inRes, ...(s ? { sense: s } : {}), ...(rspCode !== undefined ? { rspCode } : {}),
-    }, into).length;
-    if (slot >= 0) { this.postSendSlot(slot, build(this.tx.view(slot))); return }
+    const build = (into: Uint8Array): number =>
+      encodeRsp(
+        {
+          tagLo,
+          tagHi,
+          solNot: 0,
+          reqLimDelta: returnCredit ? this.takeDelta(1) : 0,
+          flags,
+          status,
+          dataOutResidual: outRes,
+          dataInResidual: inRes,
+          ...(s ? { sense: s } : {}),
+          ...(rspCode !== undefined ? { rspCode } : {}),
+        },
+        into,
+      ).length;
+    if (slot >= 0) {
+      this.postSendSlot(slot, build(this.tx.view(slot)));
+      return;
+    }
     // More responses than send slots in flight (rare): wait for one.
     this.txWaiters.push(() => {
       if (this.state !== State.Established) return;
@@ -448,7 +552,16 @@ export class SrpChannel extends RcChannel {
 
   private sendIu(bytes: Uint8Array): void {
     const slot = this.tx.alloc();
-    if (slot < 0) { this.txWaiters.push(() => { const s = this.tx.alloc(); if (s >= 0) { this.tx.view(s).set(bytes); this.postSendSlot(s, bytes.length) } }); return }
+    if (slot < 0) {
+      this.txWaiters.push(() => {
+        const s = this.tx.alloc();
+        if (s >= 0) {
+          this.tx.view(s).set(bytes);
+          this.postSendSlot(s, bytes.length);
+        }
+      });
+      return;
+    }
     this.tx.view(slot).set(bytes);
     this.postSendSlot(slot, bytes.length);
   }
@@ -487,11 +600,16 @@ export class SrpChannel extends RcChannel {
     // which the core reuses at once (lib/verbs/registry.ts).
     const wait = !write || (mr !== undefined && this.registry.isTransient(view));
     const group: OpGroup | undefined = !wait ? undefined : { remaining: 0, failed: false, resolve: () => {}, reject: () => {} };
-    const landed = group ? new Promise<void>((res, rej) => { group.resolve = res; group.reject = rej }) : undefined;
+    const landed = group
+      ? new Promise<void>((res, rej) => {
+          group.resolve = res;
+          group.reject = rej;
+        })
+      : undefined;
     // Count first so the group cannot resolve before every piece is posted.
     if (group) group.remaining = 1;
     for (const p of pieces) {
-      for (let pos = 0; pos < p.n;) {
+      for (let pos = 0; pos < p.n; ) {
         if (mr) {
           const n = Math.min(this.maxRdma, p.n - pos);
           const w = this.sqRoom(1);
@@ -503,10 +621,16 @@ export class SrpChannel extends RcChannel {
         } else {
           const n = Math.min(this.data.slotSize, p.n - pos);
           const slot = await this.allocData();
-          if (slot < 0 || this.state !== State.Established || task.aborted) { if (slot >= 0) this.freeData(slot); throw new SrpDataError('channel closing or task aborted') }
+          if (slot < 0 || this.state !== State.Established || task.aborted) {
+            if (slot >= 0) this.freeData(slot);
+            throw new SrpDataError('channel closing or task aborted');
+          }
           const w = this.sqRoom(1);
           if (w) await w;
-          if (this.state !== State.Established) { this.freeData(slot); throw new SrpDataError('channel closing') }
+          if (this.state !== State.Established) {
+            this.freeData(slot);
+            throw new SrpDataError('channel closing');
+          }
           const chunk = view.subarray(p.local + pos, p.local + pos + n);
           if (write) this.data.view(slot).set(chunk);
           this.post(opcode, this.data.address(slot), n, this.data.lkey, p.d, p.remote + pos, slot, write ? undefined : chunk, group);
@@ -521,8 +645,17 @@ export class SrpChannel extends RcChannel {
   }
 
   /** One RDMA WR; signalled when it holds a slot, belongs to a READ group, or the SQ fills up. */
-  private post(opcode: number, local: number, n: number, lkey: number, d: DirectDesc, remoteOffset: number, slot: number,
-    copyTo: Uint8Array | undefined, group: OpGroup | undefined): void {
+  private post(
+    opcode: number,
+    local: number,
+    n: number,
+    lkey: number,
+    d: DirectDesc,
+    remoteOffset: number,
+    slot: number,
+    copyTo: Uint8Array | undefined,
+    group: OpGroup | undefined,
+  ): void {
     const c = native().constants;
     const b = this.room(1);
     const signal = slot >= 0 || group !== undefined || this.sqPosted - this.sqDone > this.sqDepth / 2;
@@ -563,7 +696,11 @@ export class SrpChannel extends RcChannel {
   protected override releasePending(): Array<() => void> {
     this.abortAll();
     const e = new SrpDataError('channel closed');
-    for (const op of this.ops.values()) if (op.group && !op.group.failed) { op.group.failed = true; op.group.reject(e) }
+    for (const op of this.ops.values())
+      if (op.group && !op.group.failed) {
+        op.group.failed = true;
+        op.group.reject(e);
+      }
     this.ops.clear();
     const waiters = [...this.sqWaiters.map((w) => w.go), ...this.txWaiters];
     this.sqWaiters = [];

@@ -125,7 +125,11 @@ export const IB_SRP_IMM_IU_LENGTH = 8260;
 /** A malformed IU: `field` is the SRP r16a field at fault, for logs and tests. */
 export class SrpIuError extends Error {
   readonly code = 'SRP_IU';
-  constructor(readonly iu: string, readonly field: string, message: string) {
+  constructor(
+    readonly iu: string,
+    readonly field: string,
+    message: string,
+  ) {
     super(`${iu}: ${field}: ${message}`);
   }
 }
@@ -228,7 +232,8 @@ function readTag(b: Uint8Array, o: number): Tag {
   return { tagLo: le32(b, o), tagHi: le32(b, o + 4) };
 }
 export function writeTag(b: Uint8Array, o: number, lo: number, hi: number): void {
-  putLe32(b, o, lo); putLe32(b, o + 4, hi);
+  putLe32(b, o, lo);
+  putLe32(b, o + 4, hi);
 }
 function out(len: number, into?: Uint8Array): Uint8Array {
   if (!into) return new Uint8Array(len);
@@ -483,7 +488,10 @@ export function encodeCmd(c: CmdEncoding, into?: Uint8Array): Uint8Array {
 
 export function encodeDirect(d: DirectDesc, into?: Uint8Array, at = 0): Uint8Array {
   const b = into ?? new Uint8Array(DIRECT_DESC_LENGTH);
-  put32(b, at, d.vaHi); put32(b, at + 4, d.vaLo); put32(b, at + 8, d.key); put32(b, at + 12, d.len);
+  put32(b, at, d.vaHi);
+  put32(b, at + 4, d.vaLo);
+  put32(b, at + 8, d.key);
+  put32(b, at + 12, d.len);
   return b;
 }
 
@@ -506,7 +514,11 @@ function readDirect(b: Uint8Array, o: number): DirectDesc {
   return { vaHi: u32(b, o), vaLo: u32(b, o + 4), key: u32(b, o + 8), len: u32(b, o + 12) };
 }
 
-export const enum DataDir { None = 0, Out = 1, In = 2 }
+export const enum DataDir {
+  None = 0,
+  Out = 1,
+  In = 2,
+}
 
 /** Where a command's data is, after every descriptor field was checked against the IU. */
 export interface DataLayout {
@@ -550,8 +562,11 @@ export function decodeDataDescriptors(b: Uint8Array, len: number, cmd: SrpCmd, b
   const fieldC = outF ? 'DATA-OUT BUFFER DESCRIPTOR COUNT' : 'DATA-IN BUFFER DESCRIPTOR COUNT';
   // The count of the direction without a descriptor must be 0 (§6.8).
   if ((outF === 0 && cmd.dataOutCount !== 0) || (inF === 0 && cmd.dataInCount !== 0)) {
-    throw new SrpIuError(iu, outF === 0 && cmd.dataOutCount !== 0 ? 'DATA-OUT BUFFER DESCRIPTOR COUNT' : 'DATA-IN BUFFER DESCRIPTOR COUNT',
-      'nonzero for a direction whose format is "no data buffer descriptor"');
+    throw new SrpIuError(
+      iu,
+      outF === 0 && cmd.dataOutCount !== 0 ? 'DATA-OUT BUFFER DESCRIPTOR COUNT' : 'DATA-IN BUFFER DESCRIPTOR COUNT',
+      'nonzero for a direction whose format is "no data buffer descriptor"',
+    );
   }
   switch (format) {
     case DescFormat.None:
@@ -560,13 +575,15 @@ export function decodeDataDescriptors(b: Uint8Array, len: number, cmd: SrpCmd, b
       if (!(bufFmt & BufFormat.Direct)) throw new SrpIuError(iu, fieldF, 'direct descriptor, which the login did not negotiate');
       // ib_srp leaves the count 0 with a direct descriptor (LIO ignores it): 0 or 1.
       if (count > 1) throw new SrpIuError(iu, fieldC, `${count} for a direct descriptor (one descriptor follows)`);
-      if (at + DIRECT_DESC_LENGTH > len) throw new SrpIuError(iu, 'length', `the direct descriptor ends at ${at + DIRECT_DESC_LENGTH}, beyond the ${len}-byte IU`);
+      if (at + DIRECT_DESC_LENGTH > len)
+        throw new SrpIuError(iu, 'length', `the direct descriptor ends at ${at + DIRECT_DESC_LENGTH}, beyond the ${len}-byte IU`);
       const d = readDirect(b, at);
       return { direction: dir, length: d.len, buffers: [d] };
     }
     case DescFormat.Indirect: {
       if (!(bufFmt & BufFormat.Indirect)) throw new SrpIuError(iu, fieldF, 'indirect descriptor, which the login did not negotiate');
-      if (at + INDIRECT_HEADER_LENGTH > len) throw new SrpIuError(iu, 'length', `the indirect descriptor header ends at ${at + INDIRECT_HEADER_LENGTH}, beyond the ${len}-byte IU`);
+      if (at + INDIRECT_HEADER_LENGTH > len)
+        throw new SrpIuError(iu, 'length', `the indirect descriptor header ends at ${at + INDIRECT_HEADER_LENGTH}, beyond the ${len}-byte IU`);
       const table = readDirect(b, at);
       const total = u32(b, at + 16);
       if (table.len % DIRECT_DESC_LENGTH !== 0) throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', `${table.len} is not a multiple of 16`);
@@ -580,21 +597,29 @@ export function decodeDataDescriptors(b: Uint8Array, len: number, cmd: SrpCmd, b
       }
       if (count < n) {
         // Only the first `count` entries are in the IU; the table itself is in the initiator's memory.
-        if (!allowExternal) throw new SrpIuError(iu, fieldC, `${count} descriptors in the IU but the table has ${n}: external descriptor tables are not supported`);
-        if (n > MAX_EXTERNAL_DESCRIPTORS) throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', `an external table of ${n} descriptors exceeds ${MAX_EXTERNAL_DESCRIPTORS}`);
+        if (!allowExternal)
+          throw new SrpIuError(iu, fieldC, `${count} descriptors in the IU but the table has ${n}: external descriptor tables are not supported`);
+        if (n > MAX_EXTERNAL_DESCRIPTORS)
+          throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', `an external table of ${n} descriptors exceeds ${MAX_EXTERNAL_DESCRIPTORS}`);
         return { direction: dir, length: total, buffers: [], external: { table, entries: n } };
       }
       const buffers: DirectDesc[] = new Array(n);
       let sum = 0;
-      for (let i = 0; i < n; i++) { const d = readDirect(b, at + i * DIRECT_DESC_LENGTH); buffers[i] = d; sum += d.len }
+      for (let i = 0; i < n; i++) {
+        const d = readDirect(b, at + i * DIRECT_DESC_LENGTH);
+        buffers[i] = d;
+        sum += d.len;
+      }
       if (sum !== total) throw new SrpIuError(iu, 'TOTAL LENGTH', `${total} but the descriptors add up to ${sum}`);
       return { direction: dir, length: total, buffers };
     }
     case DescFormat.Immediate: {
       if (dir !== DataDir.Out) throw new SrpIuError(iu, fieldF, 'immediate data is for data-out only');
       if (!immOffset) throw new SrpIuError(iu, fieldF, 'immediate data, which the login did not negotiate');
-      if (at + IMM_DESC_LENGTH > len) throw new SrpIuError(iu, 'length', `the immediate data descriptor ends at ${at + IMM_DESC_LENGTH}, beyond the ${len}-byte IU`);
-      if (at + IMM_DESC_LENGTH > immOffset) throw new SrpIuError(iu, 'ADDITIONAL CDB LENGTH', `the immediate data descriptor overlaps the immediate data at ${immOffset}`);
+      if (at + IMM_DESC_LENGTH > len)
+        throw new SrpIuError(iu, 'length', `the immediate data descriptor ends at ${at + IMM_DESC_LENGTH}, beyond the ${len}-byte IU`);
+      if (at + IMM_DESC_LENGTH > immOffset)
+        throw new SrpIuError(iu, 'ADDITIONAL CDB LENGTH', `the immediate data descriptor overlaps the immediate data at ${immOffset}`);
       const n = u32(b, at);
       if (immOffset + n > len) throw new SrpIuError(iu, 'DATA LENGTH', `${n} bytes of immediate data at ${immOffset} but the IU is ${len} bytes`);
       return { direction: DataDir.Out, length: n, buffers: [], immediate: b.subarray(immOffset, immOffset + n) };
@@ -610,7 +635,11 @@ export function decodeDescriptorTable(b: Uint8Array, entries: number, total: num
   if (b.length < entries * DIRECT_DESC_LENGTH) throw new SrpIuError(iu, 'DESCRIPTOR TABLE LENGTH', `${entries} descriptors but ${b.length} bytes were read`);
   const out: DirectDesc[] = new Array(entries);
   let sum = 0;
-  for (let i = 0; i < entries; i++) { const d = readDirect(b, i * DIRECT_DESC_LENGTH); out[i] = d; sum += d.len }
+  for (let i = 0; i < entries; i++) {
+    const d = readDirect(b, i * DIRECT_DESC_LENGTH);
+    out[i] = d;
+    sum += d.len;
+  }
   if (sum !== total) throw new SrpIuError(iu, 'TOTAL LENGTH', `${total} but the external table's descriptors add up to ${sum}`);
   return out;
 }
@@ -638,7 +667,10 @@ export function encodeRsp(r: SrpRsp, into?: Uint8Array): Uint8Array {
   put32(b, 28, sense);
   put32(b, 32, withCode ? 4 : 0);
   let at = RSP_LENGTH;
-  if (withCode) { b[at + 3] = r.rspCode!; at += 4 }
+  if (withCode) {
+    b[at + 3] = r.rspCode!;
+    at += 4;
+  }
   if (sense) b.set(r.sense!, at);
   return b.subarray(0, len);
 }
@@ -649,10 +681,16 @@ export function decodeRsp(b: Uint8Array, len = b.length): SrpRsp {
   const flags = b[18]!;
   const senseLen = flags & RspFlags.SnsValid ? u32(b, 28) : 0;
   const respLen = flags & RspFlags.RspValid ? u32(b, 32) : 0;
-  if (RSP_LENGTH + respLen + senseLen > len) throw new SrpIuError(iu, 'SENSE DATA LIST LENGTH', `response ${respLen} + sense ${senseLen} bytes exceed the ${len}-byte IU`);
+  if (RSP_LENGTH + respLen + senseLen > len)
+    throw new SrpIuError(iu, 'SENSE DATA LIST LENGTH', `response ${respLen} + sense ${senseLen} bytes exceed the ${len}-byte IU`);
   const r: SrpRsp = {
-    solNot: b[1]!, reqLimDelta: u32(b, 4), ...readTag(b, 8), flags: flags & ~(RspFlags.RspValid | RspFlags.SnsValid), status: b[19]!,
-    dataOutResidual: u32(b, 20), dataInResidual: u32(b, 24),
+    solNot: b[1]!,
+    reqLimDelta: u32(b, 4),
+    ...readTag(b, 8),
+    flags: flags & ~(RspFlags.RspValid | RspFlags.SnsValid),
+    status: b[19]!,
+    dataOutResidual: u32(b, 20),
+    dataInResidual: u32(b, 24),
   };
   if (respLen >= 4) r.rspCode = b[RSP_LENGTH + 3]!;
   if (senseLen) r.sense = Uint8Array.from(b.subarray(RSP_LENGTH + respLen, RSP_LENGTH + respLen + senseLen));

@@ -25,7 +25,9 @@ export class SrpFabric extends CmFabric<SrpChannel> {
   }
 
   listen(target: SrpTarget, opts: SrpListenOptions = {}): Promise<SrpListener> {
-    return this.listenOn(opts.address ?? '0.0.0.0', opts.port ?? SRP_DEFAULT_PORT, (ev, mine) => this.onRequest(ev, target, mine, opts.channel ?? target.opts.channel));
+    return this.listenOn(opts.address ?? '0.0.0.0', opts.port ?? SRP_DEFAULT_PORT, (ev, mine) =>
+      this.onRequest(ev, target, mine, opts.channel ?? target.opts.channel),
+    );
   }
 
   /** Node GUIDs of the devices opened so far, by name (the default target port ids derive from them). */
@@ -40,8 +42,16 @@ export class SrpFabric extends CmFabric<SrpChannel> {
     const refuse = (pd: Buffer | undefined, why: string) => {
       target.counters.srpLoginRejects++;
       target.log.warn(`srp: login from ${from} rejected: ${why}`);
-      try { id.reject(pd) } catch { /* gone */ }
-      try { this.cm.destroy(id) } catch { /* gone */ }
+      try {
+        id.reject(pd);
+      } catch {
+        /* gone */
+      }
+      try {
+        this.cm.destroy(id);
+      } catch {
+        /* gone */
+      }
     };
     if (this.closed) return refuse(undefined, 'shutting down');
     const name = ev.deviceName ?? id.deviceName;
@@ -56,16 +66,29 @@ export class SrpFabric extends CmFabric<SrpChannel> {
     if (!d.ok) return refuse(loginReject(d), `${d.why} (SRP_LOGIN_REJ reason 0x${d.reason.toString(16)})`);
     let ch: SrpChannel;
     try {
-      ch = new SrpChannel(this.cm, id, dev.res, this.registry, ev, dev.info, d, {
-        established: (c) => target.log.info(`srp: channel up: ${c.describe}, it_iu_len ${d.itIuLen}, credits ${d.credits}${d.immOffset ? ', immediate data' : ''}${d.multichannel ? ', multichannel' : ''}`),
-        closed: (c, err) => {
-          this.untrack(c, mine);
-          target.detach(c);
-          if (err) target.log.warn(`srp: channel ended: ${err.message}`);
-          else target.log.info(`srp: channel down: ${c.describe}`);
+      ch = new SrpChannel(
+        this.cm,
+        id,
+        dev.res,
+        this.registry,
+        ev,
+        dev.info,
+        d,
+        {
+          established: (c) =>
+            target.log.info(
+              `srp: channel up: ${c.describe}, it_iu_len ${d.itIuLen}, credits ${d.credits}${d.immOffset ? ', immediate data' : ''}${d.multichannel ? ', multichannel' : ''}`,
+            ),
+          closed: (c, err) => {
+            this.untrack(c, mine);
+            target.detach(c);
+            if (err) target.log.warn(`srp: channel ended: ${err.message}`);
+            else target.log.info(`srp: channel down: ${c.describe}`);
+          },
+          warn: (m) => target.log.warn(`srp: ${m}`),
         },
-        warn: (m) => target.log.warn(`srp: ${m}`),
-      }, opts);
+        opts,
+      );
     } catch (e) {
       return refuse(loginReject({ ok: false, reason: 0x00010001, why: '', req: d.req }), `no resources for a channel: ${(e as Error).message}`);
     }

@@ -8,8 +8,19 @@
 // the target port identifier (id_ext ‖ ioc_guid), then the ACL.
 
 import {
-  BufFormat, CMD_LENGTH, IMM_DESC_LENGTH, LOGIN_REQ_RDMA_LENGTH, LoginRejReason, LoginReqFlags, LoginRspFlags, SrpIuError,
-  decodeLoginReqRdma, encodeLoginRej, encodeLoginRsp, portIdHex, type LoginReq,
+  BufFormat,
+  CMD_LENGTH,
+  IMM_DESC_LENGTH,
+  LOGIN_REQ_RDMA_LENGTH,
+  LoginRejReason,
+  LoginReqFlags,
+  LoginRspFlags,
+  SrpIuError,
+  decodeLoginReqRdma,
+  encodeLoginRej,
+  encodeLoginRsp,
+  portIdHex,
+  type LoginReq,
 } from './iu.js';
 
 export interface LoginPolicy {
@@ -60,7 +71,10 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
 /** Checks a login request's own fields; the ACL and channel limits are the target's to check after. */
 export function evaluateLogin(privateData: Uint8Array | undefined, p: LoginPolicy): LoginDecision {
   if (!privateData || privateData.length < LOGIN_REQ_RDMA_LENGTH) {
-    return refuse(LoginRejReason.UnableToEstablish, `connect request private data of ${privateData?.length ?? 0} bytes, shorter than srp_login_req_rdma (${LOGIN_REQ_RDMA_LENGTH})`);
+    return refuse(
+      LoginRejReason.UnableToEstablish,
+      `connect request private data of ${privateData?.length ?? 0} bytes, shorter than srp_login_req_rdma (${LOGIN_REQ_RDMA_LENGTH})`,
+    );
   }
   let req: LoginReq;
   try {
@@ -72,22 +86,39 @@ export function evaluateLogin(privateData: Uint8Array | undefined, p: LoginPolic
     return refuse(LoginRejReason.ItIuLengthTooLarge, `REQUESTED MAXIMUM INITIATOR TO TARGET IU LENGTH ${req.reqItIuLen} is below 64 (SRP r16a §6.2)`, req);
   }
   if (req.reqItIuLen > p.maxItIuLen) {
-    return refuse(LoginRejReason.ItIuLengthTooLarge, `REQUESTED MAXIMUM INITIATOR TO TARGET IU LENGTH ${req.reqItIuLen} exceeds ${p.maxItIuLen} (ib_srp: max_it_iu_size=)`, req);
+    return refuse(
+      LoginRejReason.ItIuLengthTooLarge,
+      `REQUESTED MAXIMUM INITIATOR TO TARGET IU LENGTH ${req.reqItIuLen} exceeds ${p.maxItIuLen} (ib_srp: max_it_iu_size=)`,
+      req,
+    );
   }
   const bufFmt = req.reqBufFmt & (BufFormat.Direct | BufFormat.Indirect);
   if (bufFmt === 0) {
-    return refuse(LoginRejReason.UnsupportedDescriptorFormat, `REQUIRED BUFFER FORMATS 0x${req.reqBufFmt.toString(16)} names neither direct nor indirect descriptors`, req);
+    return refuse(
+      LoginRejReason.UnsupportedDescriptorFormat,
+      `REQUIRED BUFFER FORMATS 0x${req.reqBufFmt.toString(16)} names neither direct nor indirect descriptors`,
+      req,
+    );
   }
   const action = req.reqFlags & LoginReqFlags.MultichannelMask;
   if (action > LoginReqFlags.MultichannelMulti) {
     return refuse(LoginRejReason.UnableToEstablish, `MULTI-CHANNEL ACTION ${action} is reserved (SRP r16a table 11)`, req);
   }
   if (!equal(req.targetPortId, p.targetPortId)) {
-    return refuse(LoginRejReason.UnableToAssociate, `TARGET PORT IDENTIFIER ${portIdHex(req.targetPortId)} is not this target's ${portIdHex(p.targetPortId)} (id_ext ‖ ioc_guid)`, req);
+    return refuse(
+      LoginRejReason.UnableToAssociate,
+      `TARGET PORT IDENTIFIER ${portIdHex(req.targetPortId)} is not this target's ${portIdHex(p.targetPortId)} (id_ext ‖ ioc_guid)`,
+      req,
+    );
   }
   // Immediate data (SRP-2): the data must start after the fixed part and the descriptor.
   let immOffset = 0;
-  if (p.immediateData && (req.reqFlags & LoginReqFlags.ImmediateRequested) && req.immDataOffset >= CMD_LENGTH + IMM_DESC_LENGTH && req.immDataOffset < req.reqItIuLen) {
+  if (
+    p.immediateData &&
+    req.reqFlags & LoginReqFlags.ImmediateRequested &&
+    req.immDataOffset >= CMD_LENGTH + IMM_DESC_LENGTH &&
+    req.immDataOffset < req.reqItIuLen
+  ) {
     immOffset = req.immDataOffset;
   }
   return {
@@ -105,12 +136,23 @@ export function evaluateLogin(privateData: Uint8Array | undefined, p: LoginPolic
 }
 
 /** The SRP_LOGIN_RSP for an accepted login; `existing` is what the multichannel action did. */
-export function loginResponse(a: LoginAccepted, existing: LoginRspFlags.NoExistingChannels | LoginRspFlags.ExistingTerminated | LoginRspFlags.ExistingMaintained): Buffer {
+export function loginResponse(
+  a: LoginAccepted,
+  existing: LoginRspFlags.NoExistingChannels | LoginRspFlags.ExistingTerminated | LoginRspFlags.ExistingMaintained,
+): Buffer {
   const b = Buffer.alloc(64);
-  encodeLoginRsp({
-    tagLo: a.req.tagLo, tagHi: a.req.tagHi, reqLimDelta: a.credits, maxItIuLen: a.itIuLen, maxTiIuLen: a.tiIuLen, bufFmt: a.bufFmt,
-    rspFlags: existing | (a.immOffset ? LoginRspFlags.ImmediateSupported : 0),
-  }, b);
+  encodeLoginRsp(
+    {
+      tagLo: a.req.tagLo,
+      tagHi: a.req.tagHi,
+      reqLimDelta: a.credits,
+      maxItIuLen: a.itIuLen,
+      maxTiIuLen: a.tiIuLen,
+      bufFmt: a.bufFmt,
+      rspFlags: existing | (a.immOffset ? LoginRspFlags.ImmediateSupported : 0),
+    },
+    b,
+  );
   return b.subarray(0, 52);
 }
 
@@ -125,6 +167,10 @@ export function loginReject(r: LoginRefused): Buffer {
 export function defaultTargetPortId(nodeGuidHex: string): Uint8Array {
   const h = nodeGuidHex.replace(/^0x/i, '').replace(/:/g, '').padStart(16, '0');
   const b = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) { const v = parseInt(h.slice(2 * i, 2 * i + 2), 16); b[i] = v; b[8 + i] = v }
+  for (let i = 0; i < 8; i++) {
+    const v = parseInt(h.slice(2 * i, 2 * i + 2), 16);
+    b[i] = v;
+    b[8 + i] = v;
+  }
   return b;
 }

@@ -65,18 +65,34 @@ export class SrpSession implements SrpSessionLink {
   /** Replaced by a SINGLE relogin or its last channel gone: the core was told. */
   ended = false;
 
-  constructor(readonly key: string, readonly nexus: Nexus, readonly core: ScsiCore, private readonly log: Logger) {}
+  constructor(
+    readonly key: string,
+    readonly nexus: Nexus,
+    readonly core: ScsiCore,
+    private readonly log: Logger,
+  ) {}
 
   async taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number> {
     if (!isKnownTmf(iu.function)) return SrpRspCode.NotSupported;
     let fn: TmfFunction;
     let tag: number | undefined;
     switch (iu.function) {
-      case SrpTmf.AbortTask: fn = TmfFunction.AbortTask; tag = tagNumber(iu.taskTagLo, iu.taskTagHi); break;
-      case SrpTmf.AbortTaskSet: fn = TmfFunction.AbortTaskSet; break;
-      case SrpTmf.ClearTaskSet: fn = TmfFunction.ClearTaskSet; break;
-      case SrpTmf.LunReset: fn = TmfFunction.LogicalUnitReset; break;
-      default: fn = TmfFunction.ClearAca; break;
+      case SrpTmf.AbortTask:
+        fn = TmfFunction.AbortTask;
+        tag = tagNumber(iu.taskTagLo, iu.taskTagHi);
+        break;
+      case SrpTmf.AbortTaskSet:
+        fn = TmfFunction.AbortTaskSet;
+        break;
+      case SrpTmf.ClearTaskSet:
+        fn = TmfFunction.ClearTaskSet;
+        break;
+      case SrpTmf.LunReset:
+        fn = TmfFunction.LogicalUnitReset;
+        break;
+      default:
+        fn = TmfFunction.ClearAca;
+        break;
     }
     // The tasks this nexus aborts end without a response (SAM-5 5.6): mark them first, so
     // that their data movement stops and their TASK ABORTED completion is suppressed.
@@ -226,21 +242,43 @@ export class SrpTarget {
     if (s.ended) return;
     s.ended = true;
     if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
-    try { s.core.nexusLost(s.nexus) } catch (e) { this.log.warn(`srp: nexusLost threw: ${(e as Error).message}`) }
+    try {
+      s.core.nexusLost(s.nexus);
+    } catch (e) {
+      this.log.warn(`srp: nexusLost threw: ${(e as Error).message}`);
+    }
   }
 
   /** Counters including the channels still open. */
   liveCounters(): Record<string, number> {
-    let commands = this.counters.srpCommands, malformed = this.counters.srpMalformed, ext = this.counters.srpExternalTables;
-    for (const c of this.channels) { commands += c.commands; malformed += c.malformed; ext += c.externalTables }
-    return { ...this.counters, srpCommands: commands, srpMalformed: malformed, srpExternalTables: ext, srpChannels: this.channels.size, srpSessions: this.sessions.size };
+    let commands = this.counters.srpCommands,
+      malformed = this.counters.srpMalformed,
+      ext = this.counters.srpExternalTables;
+    for (const c of this.channels) {
+      commands += c.commands;
+      malformed += c.malformed;
+      ext += c.externalTables;
+    }
+    return {
+      ...this.counters,
+      srpCommands: commands,
+      srpMalformed: malformed,
+      srpExternalTables: ext,
+      srpChannels: this.channels.size,
+      srpSessions: this.sessions.size,
+    };
   }
 
   status(): SrpSessionStatus[] {
     return [...this.sessions.values()].map((s) => ({
       initiator: s.nexus.initiatorPort,
       target: s.nexus.targetPort,
-      connections: [...s.channels].map((c) => ({ remote: `${c.remoteAddress}:${c.remotePort}`, local: `${c.localAddress}:${c.localPort}`, transport: 'srp' as const, device: c.deviceName })),
+      connections: [...s.channels].map((c) => ({
+        remote: `${c.remoteAddress}:${c.remotePort}`,
+        local: `${c.localAddress}:${c.localPort}`,
+        transport: 'srp' as const,
+        device: c.deviceName,
+      })),
     }));
   }
 

@@ -16,14 +16,21 @@ export class ControlServer {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
 
-  constructor(readonly path: string, private readonly handler: ControlHandler, private readonly log: Logger) {}
+  constructor(
+    readonly path: string,
+    private readonly handler: ControlHandler,
+    private readonly log: Logger,
+  ) {}
 
   async listen(): Promise<void> {
     await this.removeStale();
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.path, () => { server.off('error', reject); resolve(); });
+      server.listen(this.path, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
     this.server = server;
     // The socket can reconfigure the target: owner only, like LIO's saveconfig.json (0600).
@@ -34,7 +41,10 @@ export class ControlServer {
   private async removeStale(): Promise<void> {
     const alive = await new Promise<boolean>((resolve) => {
       const c = createConnection(this.path);
-      c.once('connect', () => { c.destroy(); resolve(true); });
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
       c.once('error', () => resolve(false));
     });
     if (alive) {
@@ -106,7 +116,10 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
   return new Promise((resolve, reject) => {
     const c = createConnection(path);
     let buf = '';
-    const timer = setTimeout(() => { c.destroy(); reject(new Error(`no answer from ${path} within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      c.destroy();
+      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
     c.setEncoding('utf8');
     c.once('connect', () => c.write(JSON.stringify(req) + '\n'));
     c.on('data', (d: string) => {
@@ -117,9 +130,15 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
       c.end();
       try {
         const r = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
-        if (r.ok) resolve(r.result); else reject(new Error(r.error ?? 'request failed'));
-      } catch (e) { reject(e as Error); }
+        if (r.ok) resolve(r.result);
+        else reject(new Error(r.error ?? 'request failed'));
+      } catch (e) {
+        reject(e as Error);
+      }
     });
-    c.once('error', (e) => { clearTimeout(timer); reject(e); });
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
   });
 }

@@ -11,7 +11,11 @@ import { silentLogger, type Logger } from '../common/log.js';
 
 /** A start-up failure attributable to one config field (or to the command line). */
 export class StartError extends Error {
-  constructor(readonly field: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(`${field}: ${message}`, options);
     this.name = 'StartError';
   }
@@ -63,17 +67,30 @@ export interface DaemonStatus {
 function errnoText(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   switch (err?.code) {
-    case 'ENOENT': return 'no such file or directory';
-    case 'EACCES': case 'EPERM': return 'permission denied';
-    case 'EISDIR': return 'is a directory';
-    case 'ENOTDIR': return 'a parent is not a directory';
-    case 'EROFS': return 'read-only file system (set readOnly: true to export it read-only)';
-    case 'ENOSPC': return 'no space left on device';
-    case 'EBUSY': return 'device or resource busy';
-    case 'ENXIO': case 'ENODEV': return 'no such device';
-    case 'EADDRINUSE': return 'address already in use';
-    case 'EADDRNOTAVAIL': return 'address not available on this host';
-    default: return err?.message ?? String(e);
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'a parent is not a directory';
+    case 'EROFS':
+      return 'read-only file system (set readOnly: true to export it read-only)';
+    case 'ENOSPC':
+      return 'no space left on device';
+    case 'EBUSY':
+      return 'device or resource busy';
+    case 'ENXIO':
+    case 'ENODEV':
+      return 'no such device';
+    case 'EADDRINUSE':
+      return 'address already in use';
+    case 'EADDRNOTAVAIL':
+      return 'address not available on this host';
+    default:
+      return err?.message ?? String(e);
   }
 }
 
@@ -95,7 +112,10 @@ export class Daemon {
   /** Serialises configuration changes from the control socket. */
   private changes: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly config: Config, private readonly opts: DaemonOptions) {
+  private constructor(
+    readonly config: Config,
+    private readonly opts: DaemonOptions,
+  ) {
     this.log = opts.log ?? silentLogger;
   }
 
@@ -148,7 +168,10 @@ export class Daemon {
     const srp = this.config.srp?.enable ? this.config.srp : undefined;
     for (const l of srp?.luns ?? []) if (typeof l.backstore === 'string') used.add(l.backstore);
     for (const [i, s] of this.config.backstores.entries()) {
-      if (!used.has(s.name!)) { this.log.warn(`backstores[${i}] (${s.name}) is used by no LUN; not opened`); continue; }
+      if (!used.has(s.name!)) {
+        this.log.warn(`backstores[${i}] (${s.name}) is used by no LUN; not opened`);
+        continue;
+      }
       byName.set(s.name!, await open(s, `backstores[${i}]`, s.name!));
     }
     for (const [ti, t] of this.config.targets.entries()) {
@@ -178,17 +201,23 @@ export class Daemon {
     const wanted = new Map<string, BoundPortal & { portal: PortalConfig }>();
     for (const [ti, t] of this.config.targets.entries()) {
       for (const [gi, g] of t.tpgs.entries()) {
-        if (!g.enable) { this.log.info(`targets[${ti}].tpgs[${gi}] (${t.iqn} tpg ${g.tag}) is disabled; not served`); continue; }
+        if (!g.enable) {
+          this.log.info(`targets[${ti}].tpgs[${gi}] (${t.iqn} tpg ${g.tag}) is disabled; not served`);
+          continue;
+        }
         for (const [pi, p] of g.portals.entries()) {
           const field = this.opts.listenOverride && p.transport === 'tcp' ? '--listen' : `targets[${ti}].tpgs[${gi}].portals[${pi}]`;
           if (!this.opts.engine.transports.has(p.transport)) {
-            this.log.warn(`${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: ${p.transport === 'iser' ? 'RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)' : `this build has no ${p.transport} transport`}`);
+            this.log.warn(
+              `${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: ${p.transport === 'iser' ? 'RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)' : `this build has no ${p.transport} transport`}`,
+            );
             continue;
           }
           const key = `${p.transport}|${p.address}|${p.port}`;
           const w = wanted.get(key);
-          if (w) { if (!w.targets.includes(t.iqn)) w.targets.push(t.iqn); }
-          else wanted.set(key, { field, transport: p.transport, address: p.address, port: p.port, targets: [t.iqn], portal: p });
+          if (w) {
+            if (!w.targets.includes(t.iqn)) w.targets.push(t.iqn);
+          } else wanted.set(key, { field, transport: p.transport, address: p.address, port: p.port, targets: [t.iqn], portal: p });
         }
       }
     }
@@ -198,10 +227,19 @@ export class Daemon {
       for (const [pi, p] of srp.portals.entries()) {
         const field = `srp.portals[${pi}]`;
         if (!this.opts.engine.transports.has('srp')) {
-          this.log.warn(`${field}: srp portal ${fmtAddr(p.address, p.port)} skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)`);
+          this.log.warn(
+            `${field}: srp portal ${fmtAddr(p.address, p.port)} skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)`,
+          );
           continue;
         }
-        wanted.set(`srp|${p.address}|${p.port}`, { field, transport: 'srp', address: p.address, port: p.port, targets: [SRP_LUN_OWNER], portal: { ...p, transport: 'srp' } });
+        wanted.set(`srp|${p.address}|${p.port}`, {
+          field,
+          transport: 'srp',
+          address: p.address,
+          port: p.port,
+          targets: [SRP_LUN_OWNER],
+          portal: { ...p, transport: 'srp' },
+        });
       }
     }
     for (const w of wanted.values()) {
@@ -231,8 +269,10 @@ export class Daemon {
         const id = this.config.srp?.targetPortId;
         const ids = id ? `id_ext=${id.idExt},ioc_guid=${id.iocGuid}` : 'id_ext=<node_guid>,ioc_guid=<node_guid>';
         lines.push(`listening on srp ${fmtAddr(p.address, p.port)} (RDMA/CM)`);
-        lines.push(`  login:     echo "${ids},dest=${fmtAddr(p.address === '0.0.0.0' ? '<address>' : p.address, p.port)}" > /sys/class/infiniband_srp/srp-<dev>-1/add_target`);
-        if (!id) lines.push('             (<node_guid>: /sys/class/infiniband/<dev>/node_guid of the target\'s device, without colons)');
+        lines.push(
+          `  login:     echo "${ids},dest=${fmtAddr(p.address === '0.0.0.0' ? '<address>' : p.address, p.port)}" > /sys/class/infiniband_srp/srp-<dev>-1/add_target`,
+        );
+        if (!id) lines.push("             (<node_guid>: /sys/class/infiniband/<dev>/node_guid of the target's device, without colons)");
         continue;
       }
       lines.push(`listening on ${p.transport} ${fmtAddr(p.address, p.port)} for ${p.targets.join(', ')}`);
@@ -263,19 +303,21 @@ export class Daemon {
           demoMode: g.attributes.generateNodeAcls,
           authentication: g.attributes.authentication,
           acls: g.acls.map((a) => a.initiator),
-          luns: this.resolved.filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag).map((r) => {
-            const lun: DaemonStatus['targets'][0]['tpgs'][0]['luns'][0] = {
-              lun: r.lun.lun,
-              backstore: r.storeName,
-              type: r.store.type,
-              sizeBytes: r.backstore.blockCount * r.backstore.blockSize,
-              blockSize: r.backstore.blockSize,
-              readOnly: r.backstore.readOnly,
-              thin: r.store.thin,
-            };
-            if (r.store.path) lun.path = r.store.path;
-            return lun;
-          }),
+          luns: this.resolved
+            .filter((r) => r.iqn === t.iqn && r.tpgTag === g.tag)
+            .map((r) => {
+              const lun: DaemonStatus['targets'][0]['tpgs'][0]['luns'][0] = {
+                lun: r.lun.lun,
+                backstore: r.storeName,
+                type: r.store.type,
+                sizeBytes: r.backstore.blockCount * r.backstore.blockSize,
+                blockSize: r.backstore.blockSize,
+                readOnly: r.backstore.readOnly,
+                thin: r.store.thin,
+              };
+              if (r.store.path) lun.path = r.store.path;
+              return lun;
+            }),
         })),
       })),
       sessions: engine.sessions,
@@ -285,16 +327,21 @@ export class Daemon {
 
   private async handleControl(req: { cmd: string; [k: string]: unknown }): Promise<unknown> {
     switch (req.cmd) {
-      case 'status': return this.status();
-      case 'version': return { version: this.opts.version ?? '0.0.0' };
+      case 'status':
+        return this.status();
+      case 'version':
+        return { version: this.opts.version ?? '0.0.0' };
       case 'add-lun': {
         const run = this.changes.then(() => this.addLun(req));
         this.changes = run.catch(() => {});
         return run;
       }
-      case 'reload': return this.reload();
-      case 'help': return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'reload', 'help'] };
-      default: throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
+      case 'reload':
+        return this.reload();
+      case 'help':
+        return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'reload', 'help'] };
+      default:
+        throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
     }
   }
 
@@ -348,11 +395,12 @@ export class Daemon {
       const next = await this.opts.reloadSource();
       const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
       const restart: string[] = [];
-      const strip = (c: Config) => JSON.stringify({
-        ...c,
-        backstores: undefined,
-        targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
-      });
+      const strip = (c: Config) =>
+        JSON.stringify({
+          ...c,
+          backstores: undefined,
+          targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
+        });
       if (strip(next) !== strip(this.config)) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
       for (const b of this.config.backstores) {
         const nb = next.backstores.find((x) => x.name === b.name);
@@ -370,7 +418,12 @@ export class Daemon {
           for (const l of g.luns) {
             if (old.luns.some((x) => x.lun === l.lun)) continue;
             const backstore = typeof l.backstore === 'string' ? next.backstores.find((b) => b.name === l.backstore)! : l.backstore;
-            adds.push({ target: t.iqn, tpg: g.tag, lun: l.lun, backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore });
+            adds.push({
+              target: t.iqn,
+              tpg: g.tag,
+              lun: l.lun,
+              backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore,
+            });
           }
         }
       }
@@ -404,11 +457,20 @@ export class Daemon {
     this.state = 'stopping';
     const errors: unknown[] = [];
     const attempt = async (what: string, f: () => Promise<void>) => {
-      try { await f(); } catch (e) { errors.push(e); this.log.error(`${what}: ${(e as Error).message}`); }
+      try {
+        await f();
+      } catch (e) {
+        errors.push(e);
+        this.log.error(`${what}: ${(e as Error).message}`);
+      }
     };
     // Stop accepting first, so no session starts while the others are asked to log out.
     const listeners = this.listeners.splice(0);
-    const closing = listeners.map((l) => l.close().catch((e: unknown) => { errors.push(e); }));
+    const closing = listeners.map((l) =>
+      l.close().catch((e: unknown) => {
+        errors.push(e);
+      }),
+    );
     const t0 = Date.now();
     if (this.served) await attempt('iSCSI shutdown', () => this.served!.shutdown(graceMs));
     this.log.debug(`sessions closed after ${Date.now() - t0} ms`);
@@ -417,7 +479,9 @@ export class Daemon {
     if (!settled) this.log.debug('portals still had connections 1 s after the iSCSI shutdown; forcing them closed');
     if (!settled) for (const l of listeners) await attempt(`closing ${fmtAddr(l.address, l.port)}`, () => l.close(true));
     for (const o of this.opened.splice(0).reverse()) {
-      await attempt(`flushing ${o.name}`, async () => { if (!o.backstore.readOnly) await o.backstore.flush(); });
+      await attempt(`flushing ${o.name}`, async () => {
+        if (!o.backstore.readOnly) await o.backstore.flush();
+      });
       await attempt(`closing ${o.name}`, () => o.backstore.close());
     }
     if (this.control) await attempt('control socket', () => this.control!.close());

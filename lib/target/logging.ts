@@ -41,18 +41,22 @@ function humanLine(json: string): { level: Level; line: string } {
 export function createLogger(o: LoggerOptions): Logger {
   // Lines are written synchronously (an object with write(), not a worker transport): what
   // the daemon logged is out before it exits, and in order with what the CLI prints itself.
-  const stream: DestinationStream = o.format === 'json'
-    ? { write: (s: string) => o.sink.out(s.replace(/\n$/, '')) }
-    : {
-      write: (s: string) => {
-        const { level, line } = humanLine(s);
-        if (level === 'info') o.sink.out(line);
-        else o.sink.err(`${PREFIX[level] ?? ''}${line}`);
-      },
-    };
-  return pino({
-    level: o.debug ? 'debug' : 'info',
-    formatters: { level: (label) => ({ level: label }) },
-    ...(o.format === 'json' ? { timestamp: pino.stdTimeFunctions.isoTime } : { timestamp: false, base: undefined }),
-  }, stream);
+  const stream: DestinationStream =
+    o.format === 'json'
+      ? { write: (s: string) => o.sink.out(s.replace(/\n$/, '')) }
+      : {
+          write: (s: string) => {
+            const { level, line } = humanLine(s);
+            if (level === 'info') o.sink.out(line);
+            else o.sink.err(`${PREFIX[level] ?? ''}${line}`);
+          },
+        };
+  return pino(
+    {
+      level: o.debug ? 'debug' : 'info',
+      formatters: { level: (label) => ({ level: label }) },
+      ...(o.format === 'json' ? { timestamp: pino.stdTimeFunctions.isoTime } : { timestamp: false, base: undefined }),
+    },
+    stream,
+  );
 }

@@ -36,12 +36,13 @@ export interface ScsiLayerOptions {
   dataMemory?: () => Uint8Array;
 }
 
-export function createScsiLayer(opts: ScsiLayerOptions = {}): Required<ScsiLayer> & { createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit> } {
+export function createScsiLayer(
+  opts: ScsiLayerOptions = {},
+): Required<ScsiLayer> & { createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<LogicalUnit> } {
   const lus: LogicalUnit[] = [];
   // One pool for every LU that needs bounce buffers: they serve one task at a time each.
   let shared: BufferPool | undefined;
-  const poolFor = (b: Backstore): BufferPool | undefined =>
-    opts.dataMemory && !b.view ? (shared ??= new BufferPool(opts.dataMemory())) : undefined;
+  const poolFor = (b: Backstore): BufferPool | undefined => (opts.dataMemory && !b.view ? (shared ??= new BufferPool(opts.dataMemory())) : undefined);
   return {
     openBackstore,
     async createLogicalUnit(r, stateDir) {

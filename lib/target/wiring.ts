@@ -96,7 +96,9 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         for (const a of g.tpg.acls) {
           // Without mappedLuns an ACL sees every TPG LUN (LIO's auto_add_mapped_luns), new ones included.
           const mapped = a.mappedLuns ?? g.luns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
-          g.aclCores.get(a.initiator)!.current = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
+          g.aclCores.get(a.initiator)!.current = scsi.createView(
+            mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })),
+          );
         }
       };
 
@@ -169,7 +171,16 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         tpgs,
         loginTimeout: loginTimeout * 1000,
         ...(d.enable && d.userid && d.password
-          ? { discoveryAuth: { required: true, chap: { userid: d.userid, password: d.password, ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}) } } }
+          ? {
+              discoveryAuth: {
+                required: true,
+                chap: {
+                  userid: d.userid,
+                  password: d.password,
+                  ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}),
+                },
+              },
+            }
           : {}),
         log,
       });

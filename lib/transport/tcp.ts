@@ -75,7 +75,10 @@ export class TcpTransport implements IscsiTransport {
   private dd = new Uint8Array(4);
   private ddFill = 0;
 
-  constructor(readonly socket: net.Socket, private readonly opts: TcpTransportOptions = {}) {
+  constructor(
+    readonly socket: net.Socket,
+    private readonly opts: TcpTransportOptions = {},
+  ) {
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -88,7 +91,9 @@ export class TcpTransport implements IscsiTransport {
     socket.on('drain', () => this.onDrain());
     socket.on('error', (e) => this.finish(e));
     socket.on('close', () => this.finish());
-    socket.on('end', () => { if (!socket.destroyed) socket.end() });
+    socket.on('end', () => {
+      if (!socket.destroyed) socket.end();
+    });
   }
 
   attach(sink: TransportSink): void {
@@ -119,13 +124,18 @@ export class TcpTransport implements IscsiTransport {
     if (rest) {
       // Bytes read before the pause: frame them first (not re-entrantly), then read on.
       this.stash = undefined;
-      setImmediate(() => { this.onData(rest); if (!this.pausedByEngine && !this.stash) this.socket.resume() });
+      setImmediate(() => {
+        this.onData(rest);
+        if (!this.pausedByEngine && !this.stash) this.socket.resume();
+      });
       return;
     }
     this.socket.resume();
   }
 
-  get paused(): boolean { return this.pausedByEngine }
+  get paused(): boolean {
+    return this.pausedByEngine;
+  }
 
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
     const s = this.socket;
@@ -185,7 +195,10 @@ export class TcpTransport implements IscsiTransport {
       });
     }
     if (ok && s.writableLength < s.writableHighWaterMark) return undefined;
-    if (!this.drainWait) this.drainWait = new Promise<void>((r) => { this.drainResolve = r });
+    if (!this.drainWait)
+      this.drainWait = new Promise<void>((r) => {
+        this.drainResolve = r;
+      });
     return this.drainWait;
   }
 
@@ -200,7 +213,10 @@ export class TcpTransport implements IscsiTransport {
     const s = this.socket;
     this.state = RxState.Stopped;
     if (s.destroyed) return;
-    if (abort) { s.destroy(); return }
+    if (abort) {
+      s.destroy();
+      return;
+    }
     s.end();
     const t = setTimeout(() => s.destroy(), this.opts.closeTimeoutMs ?? 5000);
     t.unref();
@@ -223,7 +239,10 @@ export class TcpTransport implements IscsiTransport {
   private onData(chunk: Buffer): void {
     const sink = this.sink;
     if (!sink) return;
-    if (this.stash) { this.stash = Buffer.concat([this.stash, chunk]); return }
+    if (this.stash) {
+      this.stash = Buffer.concat([this.stash, chunk]);
+      return;
+    }
     let off = 0;
     const n = chunk.length;
     while (off < n) {
@@ -349,7 +368,10 @@ export class TcpTransport implements IscsiTransport {
     this.dataFill = 0;
     this.crc = CRC32C_INIT;
     this.data = EMPTY;
-    if (this.dataLen === 0) { this.deliver(); return } // no data segment, no data digest (§11.2)
+    if (this.dataLen === 0) {
+      this.deliver();
+      return;
+    } // no data segment, no data digest (§11.2)
     const dst = this.sink!.dataDestination(this.bhs, this.dataLen);
     if (dst && dst.length === this.dataLen) this.data = dst;
     this.state = RxState.Data;
@@ -401,10 +423,11 @@ export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Pro
       resolve({
         address: a.address,
         port: a.port,
-        close: (destroyConnections = false) => new Promise<void>((r) => {
-          server.close(() => r());
-          if (destroyConnections) for (const s of sockets) s.destroy();
-        }),
+        close: (destroyConnections = false) =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            if (destroyConnections) for (const s of sockets) s.destroy();
+          }),
       });
     });
   });

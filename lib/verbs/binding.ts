@@ -135,14 +135,7 @@ export interface Addon {
   MemoryRegion: new (pd: NativePd, sizeOrBuffer: number | Buffer, access: number) => NativeMr;
   CompletionQueue: new (ctx: NativeContext, cqe: number, records: Buffer, onCompletions: (n: number) => void) => NativeCq;
   SharedReceiveQueue: new (pd: NativePd, attr: { maxWr?: number; maxSge?: number }) => NativeSrq;
-  QueuePair: new (
-    id: NativeCmId,
-    pd: NativePd,
-    sendCq: NativeCq,
-    recvCq: NativeCq,
-    srq: NativeSrq | null,
-    caps: QpCaps,
-  ) => NativeQp;
+  QueuePair: new (id: NativeCmId, pd: NativePd, sendCq: NativeCq, recvCq: NativeCq, srq: NativeSrq | null, caps: QpCaps) => NativeQp;
   CmEventChannel: new (onEvent: (ev: CmEvent) => void) => NativeCmChannel;
   CmId: new (channel: NativeCmChannel) => NativeCmId;
   listDevices(): DeviceInfo[];
@@ -169,10 +162,20 @@ export function native(): Addon {
     const require = createRequire(import.meta.url);
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => Addon;
     addon = nodeGypBuild(root);
-    for (const name of ['Context', 'ProtectionDomain', 'MemoryRegion', 'CompletionQueue', 'SharedReceiveQueue',
-      'QueuePair', 'CmEventChannel', 'CmId'] as const) {
+    for (const name of [
+      'Context',
+      'ProtectionDomain',
+      'MemoryRegion',
+      'CompletionQueue',
+      'SharedReceiveQueue',
+      'QueuePair',
+      'CmEventChannel',
+      'CmId',
+    ] as const) {
       const proto = (addon[name] as unknown as { prototype: Record<symbol, unknown> }).prototype;
-      proto[Symbol.dispose] = function (this: { close(): void }) { this.close(); };
+      proto[Symbol.dispose] = function (this: { close(): void }) {
+        this.close();
+      };
     }
     return addon;
   } catch (e) {

@@ -18,13 +18,21 @@ import { BufferPool } from './pool.js';
 import type { MemoryRegistry } from './registry.js';
 import { RecvBatch, SendBatch } from './wr.js';
 
-export const enum ChannelState { Accepting, Established, Closing, Closed }
+export const enum ChannelState {
+  Accepting,
+  Established,
+  Closing,
+  Closed,
+}
 
 /**
  * Completion kinds in the low 2 bits of a dispatcher cookie, the rest an index. Recv and Send
  * are the base's slots; the subclass numbers its own kinds from 2.
  */
-export const enum CookieKind { Recv = 0, Send = 1 }
+export const enum CookieKind {
+  Recv = 0,
+  Send = 1,
+}
 
 /**
  * Send WRs queued per ibv_post_send. Work produced in one turn of the loop (the responses,
@@ -92,7 +100,10 @@ export abstract class RcChannel implements CompletionHandler {
   private closeTimer: NodeJS.Timeout | undefined;
   private closeWaitSends = false;
   private flushScheduled = false;
-  private readonly flushSendsBound = (): void => { this.flushScheduled = false; this.flushSends() };
+  private readonly flushSendsBound = (): void => {
+    this.flushScheduled = false;
+    this.flushSends();
+  };
   private readonly closeTimeoutMs: number;
 
   constructor(
@@ -127,7 +138,10 @@ export abstract class RcChannel implements CompletionHandler {
       this.data = new BufferPool(dev.pd, sizes.dataSlotSize, sizes.dataSlots, c.ACCESS_LOCAL_WRITE);
       pools.push(this.data);
       this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
-        maxSendWr: this.sqDepth, maxRecvWr: sizes.ring, maxSendSge: 1, maxRecvSge: 1,
+        maxSendWr: this.sqDepth,
+        maxRecvWr: sizes.ring,
+        maxSendSge: 1,
+        maxRecvSge: 1,
       });
     } catch (e) {
       for (const p of pools) p.close();
@@ -166,7 +180,10 @@ export abstract class RcChannel implements CompletionHandler {
     const wasAccepting = this.state === ChannelState.Accepting;
     this.state = ChannelState.Closing;
     this.onClosing();
-    if (wasAccepting) { this.finish(); return }
+    if (wasAccepting) {
+      this.finish();
+      return;
+    }
     // Graceful: let posted sends (a Logout Response, an SRP_T_LOGOUT) reach the peer first.
     if (!abort && this.sqPosted > this.sqDone) {
       this.closeWaitSends = true;
@@ -200,8 +217,17 @@ export abstract class RcChannel implements CompletionHandler {
   protected postSendSlot(slot: number, length: number, inv = 0): void {
     const c = native().constants;
     const b = this.room(1);
-    b.add(this.disp.register(this, slot * 4 + CookieKind.Send), inv ? c.WR_SEND_WITH_INV : c.WR_SEND, c.SEND_SIGNALED,
-      this.tx.address(slot), length, this.tx.lkey, 0, 0, inv);
+    b.add(
+      this.disp.register(this, slot * 4 + CookieKind.Send),
+      inv ? c.WR_SEND_WITH_INV : c.WR_SEND,
+      c.SEND_SIGNALED,
+      this.tx.address(slot),
+      length,
+      this.tx.lkey,
+      0,
+      0,
+      inv,
+    );
     this.txSeq[slot] = ++this.sqPosted;
   }
 
@@ -209,8 +235,14 @@ export abstract class RcChannel implements CompletionHandler {
   protected sendCompleted(wc: WorkCompletion, slot: number): boolean {
     this.advance(this.txSeq[slot]);
     this.tx.free(slot);
-    if (!wc.ok) { this.fail(`SEND completion ${wc.statusName}`, wc.status); return false }
-    if (this.closeWaitSends && this.sqPosted === this.sqDone) { this.closeWaitSends = false; this.disconnect() }
+    if (!wc.ok) {
+      this.fail(`SEND completion ${wc.statusName}`, wc.status);
+      return false;
+    }
+    if (this.closeWaitSends && this.sqPosted === this.sqDone) {
+      this.closeWaitSends = false;
+      this.disconnect();
+    }
     return true;
   }
 
@@ -268,7 +300,10 @@ export abstract class RcChannel implements CompletionHandler {
         return;
       case CmEventType.Disconnected:
       case CmEventType.TimewaitExit:
-        if (this.state === ChannelState.Established) { this.state = ChannelState.Closing; this.onClosing() }
+        if (this.state === ChannelState.Established) {
+          this.state = ChannelState.Closing;
+          this.onClosing();
+        }
         this.finish();
         return;
       case CmEventType.DeviceRemoval:
@@ -295,7 +330,11 @@ export abstract class RcChannel implements CompletionHandler {
   private disconnect(): void {
     // Queued work first: the last responses should reach the peer.
     this.flushSends();
-    try { this.id.disconnect() } catch { /* not connected */ }
+    try {
+      this.id.disconnect();
+    } catch {
+      /* not connected */
+    }
     this.armCloseTimer(() => this.finish());
   }
 
@@ -313,13 +352,22 @@ export abstract class RcChannel implements CompletionHandler {
     const wake = [...this.releasePending(), ...this.dataWaiters];
     this.dataWaiters = [];
     this.sendBatch.reset(); // never posted: the QP is going away with its CQ
-    try { this.cm.destroy(this.id) } catch { /* already gone */ }
+    try {
+      this.cm.destroy(this.id);
+    } catch {
+      /* already gone */
+    }
     this.disp.close();
     this.rx.close();
     this.tx.close();
     this.data.close();
     // Waiters see Closed and give up.
-    for (const w of wake) try { w() } catch { /* closed */ }
+    for (const w of wake)
+      try {
+        w();
+      } catch {
+        /* closed */
+      }
     this.onClosed(err ?? this.closeError);
   }
 }

@@ -7,7 +7,10 @@ export class DeviceResources implements Disposable {
   readonly context: NativeContext;
   readonly pd: NativePd;
 
-  constructor(readonly name: string, onAsyncEvent: (type: string, port: number) => void = () => {}) {
+  constructor(
+    readonly name: string,
+    onAsyncEvent: (type: string, port: number) => void = () => {},
+  ) {
     this.context = new (native().Context)(name, onAsyncEvent);
     this.pd = new (native().ProtectionDomain)(this.context);
   }

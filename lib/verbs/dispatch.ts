@@ -63,7 +63,12 @@ export class CompletionDispatcher implements Disposable {
   onBatchEnd: (() => void) | undefined = undefined;
 
   /** `maxOutstanding` bounds the WRs in flight (table size); `cqe` the CQ depth. */
-  constructor(ctx: NativeContext, cqe: number, readonly maxOutstanding = cqe, batch = 64) {
+  constructor(
+    ctx: NativeContext,
+    cqe: number,
+    readonly maxOutstanding = cqe,
+    batch = 64,
+  ) {
     const buf = Buffer.alloc(batch * WORDS * 4);
     this.records = new Uint32Array(buf.buffer, buf.byteOffset, batch * WORDS);
     this.wc.records = this.records;

@@ -26,7 +26,10 @@ export abstract class CmFabric<C extends { close(abort?: boolean): void }> imple
   protected readonly connections = new Set<C>();
   protected closed = false;
 
-  constructor(readonly registry: MemoryRegistry, protected readonly log: Logger = silentLogger) {
+  constructor(
+    readonly registry: MemoryRegistry,
+    protected readonly log: Logger = silentLogger,
+  ) {
     this.cm = new RdmaCm();
     this.devices = new DeviceTable((dev, type, port) => this.log.warn(`RDMA device ${dev} port ${port}: ${type}`));
   }

@@ -11,7 +11,12 @@ export class BufferPool implements Disposable {
   private readonly freeStack: Int32Array;
   private freeTop: number;
 
-  constructor(pd: NativePd, readonly slotSize: number, readonly slotCount: number, access: number) {
+  constructor(
+    pd: NativePd,
+    readonly slotSize: number,
+    readonly slotCount: number,
+    access: number,
+  ) {
     if (!(slotSize > 0 && slotCount > 0)) throw new RangeError('slotSize and slotCount must be positive');
     this.mr = new (native().MemoryRegion)(pd, slotSize * slotCount, access);
     this.lkey = this.mr.lkey;

@@ -31,7 +31,10 @@ export class SendBatch {
   private at = 0;
   private readonly starts: Int32Array;
 
-  constructor(readonly maxWrs: number, readonly maxSgePerWr = 1) {
+  constructor(
+    readonly maxWrs: number,
+    readonly maxSgePerWr = 1,
+  ) {
     this.words = new Uint32Array(maxWrs * (SEND_HEADER_WORDS + SGE_WORDS * maxSgePerWr));
     this.starts = new Int32Array(maxWrs);
   }
@@ -103,8 +106,7 @@ export class SendBatch {
   }
 
   /** One WR with one SGE: the common case. */
-  add(wrId: number, opcode: number, flags: number, addr: number, length: number, lkey: number,
-    remoteAddr = 0, rkey = 0, immOrInv = 0): this {
+  add(wrId: number, opcode: number, flags: number, addr: number, length: number, lkey: number, remoteAddr = 0, rkey = 0, immOrInv = 0): this {
     return this.begin(wrId, opcode, flags, length > 0 ? 1 : 0, remoteAddr, rkey, immOrInv).sgeIf(addr, length, lkey);
   }
 

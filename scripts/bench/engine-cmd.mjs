@@ -35,26 +35,52 @@ const onlyIdx = args.indexOf('--only');
 const only = onlyIdx >= 0 ? new Set(args[onlyIdx + 1].split(',')) : undefined;
 const profIdx = args.indexOf('--alloc-prof');
 const allocProf = profIdx >= 0 ? args[profIdx + 1] : undefined;
-const silent = { debug() {}, info() {}, warn(m) { console.error(m) } };
+const silent = {
+  debug() {},
+  info() {},
+  warn(m) {
+    console.error(m);
+  },
+};
 const DONE = Promise.resolve();
 
 class FakeTransport {
-  kind; rdma; digests = false; recvDataSegmentLimit; sendDataSegmentLimit;
-  localAddress = '10.0.0.1'; localPort = 3260; remoteAddress = '10.0.0.2'; remotePort = 40000;
-  sink; last; onResponse; errors = 0;
+  kind;
+  rdma;
+  digests = false;
+  recvDataSegmentLimit;
+  sendDataSegmentLimit;
+  localAddress = '10.0.0.1';
+  localPort = 3260;
+  remoteAddress = '10.0.0.2';
+  remotePort = 40000;
+  sink;
+  last;
+  onResponse;
+  errors = 0;
   initiatorData = new Uint8Array(BS).fill(0xa5);
   constructor(rdma) {
     this.kind = rdma ? 'iser' : 'tcp';
     this.rdma = rdma;
-    if (rdma) { this.recvDataSegmentLimit = 8192; this.sendDataSegmentLimit = 8192 }
-    else { this.deliverDataIn = undefined; this.obtainDataOut = undefined }
+    if (rdma) {
+      this.recvDataSegmentLimit = 8192;
+      this.sendDataSegmentLimit = 8192;
+    } else {
+      this.deliverDataIn = undefined;
+      this.obtainDataOut = undefined;
+    }
   }
-  attach(sink) { this.sink = sink }
+  attach(sink) {
+    this.sink = sink;
+  }
   sendPdu(bhs, data) {
     const op = bhs[0] & 0x3f;
     if (op === OP_SCSI_RESPONSE || (op === OP_DATA_IN && (bhs[1] & 0x01) !== 0)) {
       // The first command of the nexus reports POWER ON (a unit attention); count others.
-      if (bhs[3] !== 0) { this.errors++; if (process.env.DBG && this.errors < 3) console.log(Buffer.from(bhs).toString("hex"), data && Buffer.from(data).toString("hex")) }
+      if (bhs[3] !== 0) {
+        this.errors++;
+        if (process.env.DBG && this.errors < 3) console.log(Buffer.from(bhs).toString('hex'), data && Buffer.from(data).toString('hex'));
+      }
       this.onResponse(((bhs[16] << 24) | (bhs[17] << 16) | (bhs[18] << 8) | bhs[19]) >>> 0);
     } else if (op === OP_LOGIN_RESPONSE) {
       this.last = { pdu: decodeBhs(Uint8Array.from(bhs)), data: data ? Uint8Array.from(data) : new Uint8Array(0) };
@@ -63,11 +89,16 @@ class FakeTransport {
   }
   // iSER: the RDMA WRITE is posted (done at once, as for LUN memory); the RDMA READ
   // completes in a later microtask, as a CQ completion would, not inside the call.
-  deliverDataIn(_task, _from, _offset, done) { done(undefined) }
+  deliverDataIn(_task, _from, _offset, done) {
+    done(undefined);
+  }
   obtainDataOut(_task, into, offset, done) {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
     this.reads.push(done);
-    if (!this.readsScheduled) { this.readsScheduled = true; DONE.then(this.completeReads) }
+    if (!this.readsScheduled) {
+      this.readsScheduled = true;
+      DONE.then(this.completeReads);
+    }
   }
   reads = [];
   readsScheduled = false;
@@ -79,20 +110,61 @@ class FakeTransport {
   };
   loginComplete() {}
   enterFullFeature() {}
-  pauseReceive() {} resumeReceive() {}
-  close() { this.sink.closed() }
+  pauseReceive() {}
+  resumeReceive() {}
+  close() {
+    this.sink.closed();
+  }
 }
 
 function login(t) {
   const step = (csg, nsg, keys) => {
     const data = encodeText(keys);
-    t.sink.receive({ bhs: encodeBhs({ opcode: OP_LOGIN_REQUEST, immediate: true, itt: 1, transit: true, cont: false, csg, nsg, versionMax: 0, versionMin: 0, isid: 0x400000000001, tsih: 0, cid: 0, cmdSN: 1, expStatSN: 0, dataLength: data.length }), ahs: new Uint8Array(0), data });
+    t.sink.receive({
+      bhs: encodeBhs({
+        opcode: OP_LOGIN_REQUEST,
+        immediate: true,
+        itt: 1,
+        transit: true,
+        cont: false,
+        csg,
+        nsg,
+        versionMax: 0,
+        versionMin: 0,
+        isid: 0x400000000001,
+        tsih: 0,
+        cid: 0,
+        cmdSN: 1,
+        expStatSN: 0,
+        dataLength: data.length,
+      }),
+      ahs: new Uint8Array(0),
+      data,
+    });
     if (t.last?.pdu.statusClass !== 0) throw new Error('login failed');
     return new Map(decodeText(t.last.data));
   };
-  step(0, 1, [['InitiatorName', 'iqn.2024-01.bench:init'], ['TargetName', 'iqn.2024-01.bench:target'], ['SessionType', 'Normal'], ['AuthMethod', 'None']]);
-  const op = [['HeaderDigest', 'None'], ['DataDigest', 'None'], ['ImmediateData', 'Yes'], ['InitialR2T', 'No'], ['MaxBurstLength', '262144'], ['FirstBurstLength', '65536']];
-  if (t.rdma) op.push(['RDMAExtensions', 'Yes'], ['InitiatorRecvDataSegmentLength', '262144'], ['TargetRecvDataSegmentLength', '8192'], ['MaxRecvDataSegmentLength', '8192']);
+  step(0, 1, [
+    ['InitiatorName', 'iqn.2024-01.bench:init'],
+    ['TargetName', 'iqn.2024-01.bench:target'],
+    ['SessionType', 'Normal'],
+    ['AuthMethod', 'None'],
+  ]);
+  const op = [
+    ['HeaderDigest', 'None'],
+    ['DataDigest', 'None'],
+    ['ImmediateData', 'Yes'],
+    ['InitialR2T', 'No'],
+    ['MaxBurstLength', '262144'],
+    ['FirstBurstLength', '65536'],
+  ];
+  if (t.rdma)
+    op.push(
+      ['RDMAExtensions', 'Yes'],
+      ['InitiatorRecvDataSegmentLength', '262144'],
+      ['TargetRecvDataSegmentLength', '8192'],
+      ['MaxRecvDataSegmentLength', '8192'],
+    );
   else op.push(['MaxRecvDataSegmentLength', '262144']);
   step(1, 3, op);
 }
@@ -100,7 +172,13 @@ function login(t) {
 function setup(rdma) {
   const lu = new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }), name: 'bench' });
   const core = new LunView([{ lun: 0, lu, readOnly: false }]);
-  const target = new IscsiTarget({ core, nopInterval: 0, loginTimeout: 0, log: silent, tpgs: [{ iqn: 'iqn.2024-01.bench:target', generateNodeAcls: true, cmdsnDepth: 128 }] });
+  const target = new IscsiTarget({
+    core,
+    nopInterval: 0,
+    loginTimeout: 0,
+    log: silent,
+    tpgs: [{ iqn: 'iqn.2024-01.bench:target', generateNodeAcls: true, cmdsnDepth: 128 }],
+  });
   const t = new FakeTransport(rdma);
   target.accept(t);
   login(t);
@@ -114,17 +192,28 @@ function makeSlots(qd, write, imm) {
     const bhs = new Uint8Array(48);
     bhs[0] = OP_SCSI_COMMAND;
     bhs[1] = 0x80 | (write ? 0x20 : 0x40) | 1; // F, W or R, SIMPLE
-    bhs[5] = 0; bhs[6] = imm ? (BS >> 8) & 0xff : 0; bhs[7] = 0; // DataSegmentLength
-    bhs[20] = 0; bhs[21] = 0; bhs[22] = BS >> 8; bhs[23] = 0; // EDTL 4096
+    bhs[5] = 0;
+    bhs[6] = imm ? (BS >> 8) & 0xff : 0;
+    bhs[7] = 0; // DataSegmentLength
+    bhs[20] = 0;
+    bhs[21] = 0;
+    bhs[22] = BS >> 8;
+    bhs[23] = 0; // EDTL 4096
     bhs[32] = write ? 0x2a : 0x28; // WRITE(10) / READ(10)
-    bhs[39] = 0; bhs[40] = 8; // TRANSFER LENGTH 8 blocks (CDB bytes 7-8)
+    bhs[39] = 0;
+    bhs[40] = 8; // TRANSFER LENGTH 8 blocks (CDB bytes 7-8)
     const data = imm ? new Uint8Array(BS).fill(0x5a) : new Uint8Array(0);
     slots.push({ bhs, data, rx: { bhs, ahs: new Uint8Array(0), data } });
   }
   return slots;
 }
 
-const w32 = (b, o, v) => { b[o] = v >>> 24; b[o + 1] = (v >>> 16) & 0xff; b[o + 2] = (v >>> 8) & 0xff; b[o + 3] = v & 0xff };
+const w32 = (b, o, v) => {
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+};
 
 /**
  * Runs `count` commands at queue depth `qd`; resolves with the elapsed ns. The fake
@@ -135,18 +224,28 @@ function makeRunner(t, qd, write, imm) {
   const slots = makeSlots(qd, write, imm);
   const ready = new Int32Array(qd);
   let readyN = 0;
-  let cmdSN = 1, itt = 0, issued = 0, done = 0, target = 0, scheduled = false, finish;
+  let cmdSN = 1,
+    itt = 0,
+    issued = 0,
+    done = 0,
+    target = 0,
+    scheduled = false,
+    finish;
   const issue = (slot) => {
     const s = slots[slot];
     const lba = ((issued * 8) % LUN_BLOCKS) >>> 0;
-    w32(s.bhs, 16, (slot << 24 | (itt++ & 0xffffff)) >>> 0); // ITT names the slot
-    w32(s.bhs, 24, cmdSN); cmdSN = (cmdSN + 1) >>> 0;
+    w32(s.bhs, 16, ((slot << 24) | (itt++ & 0xffffff)) >>> 0); // ITT names the slot
+    w32(s.bhs, 24, cmdSN);
+    cmdSN = (cmdSN + 1) >>> 0;
     w32(s.bhs, 34, lba);
     issued++;
     if (imm) {
       // As a transport does: ask where the data segment goes, receive it there.
       const dst = t.sink.dataDestination(s.bhs, BS);
-      if (dst) { dst.set(s.data); s.rx.data = dst } else s.rx.data = s.data;
+      if (dst) {
+        dst.set(s.data);
+        s.rx.data = dst;
+      } else s.rx.data = s.data;
     }
     t.sink.receive(s.rx, undefined);
   };
@@ -156,19 +255,27 @@ function makeRunner(t, qd, write, imm) {
       const slot = ready[--readyN];
       if (issued < target) issue(slot);
     }
-    if (done >= target && finish) { const f = finish; finish = undefined; f() }
+    if (done >= target && finish) {
+      const f = finish;
+      finish = undefined;
+      f();
+    }
   };
   t.onResponse = (ittv) => {
     done++;
     ready[readyN++] = ittv >>> 24;
-    if (!scheduled) { scheduled = true; DONE.then(drain) } // not queueMicrotask: it binds an AsyncResource per call
+    if (!scheduled) {
+      scheduled = true;
+      DONE.then(drain);
+    } // not queueMicrotask: it binds an AsyncResource per call
   };
-  return (count) => new Promise((resolve) => {
-    target = issued + count;
-    const start = process.hrtime.bigint();
-    finish = () => resolve(Number(process.hrtime.bigint() - start));
-    for (let i = 0; i < qd && issued < target; i++) issue(i);
-  });
+  return (count) =>
+    new Promise((resolve) => {
+      target = issued + count;
+      const start = process.hrtime.bigint();
+      finish = () => resolve(Number(process.hrtime.bigint() - start));
+      for (let i = 0; i < qd && issued < target; i++) issue(i);
+    });
 }
 
 async function measure(name, rdma, write, imm, qd) {
@@ -181,7 +288,11 @@ async function measure(name, rdma, write, imm, qd) {
   if (allocProf) {
     session = new Session();
     session.connect();
-    await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
   }
   const ns = await run(N);
   if (session) {
@@ -193,14 +304,18 @@ async function measure(name, rdma, write, imm, qd) {
   // Allocation: chunks of commands with heap/ArrayBuffer usage before and after; chunks
   // during which a GC ran (usage fell) are discarded; the median of the rest is reported.
   const chunk = 500;
-  const heap = [], ab = [];
+  const heap = [],
+    ab = [];
   for (let i = 0; i < Math.max(20, Math.floor(N / chunk / 4)); i++) {
     const a = process.memoryUsage();
     await run(chunk);
     const b = process.memoryUsage();
-    if (b.heapUsed >= a.heapUsed && b.arrayBuffers >= a.arrayBuffers) { heap.push((b.heapUsed - a.heapUsed) / chunk); ab.push((b.arrayBuffers - a.arrayBuffers) / chunk) }
+    if (b.heapUsed >= a.heapUsed && b.arrayBuffers >= a.arrayBuffers) {
+      heap.push((b.heapUsed - a.heapUsed) / chunk);
+      ab.push((b.arrayBuffers - a.arrayBuffers) / chunk);
+    }
   }
-  const med = (xs) => xs.length ? [...xs].sort((x, y) => x - y)[xs.length >> 1] : NaN;
+  const med = (xs) => (xs.length ? [...xs].sort((x, y) => x - y)[xs.length >> 1] : NaN);
   await target.shutdown(0);
   return { name, nsPerCmd: ns / N, heapBytes: med(heap), abBytes: med(ab), samples: heap.length };
 }
@@ -213,7 +328,9 @@ const CASES = [
   ['tcp-write-imm', false, true, true],
 ];
 
-console.log(`engine command path, ${N} x 4 KiB commands per case, node ${process.version}${globalThis.gc ? '' : ' (run with --expose-gc for steadier numbers)'}`);
+console.log(
+  `engine command path, ${N} x 4 KiB commands per case, node ${process.version}${globalThis.gc ? '' : ' (run with --expose-gc for steadier numbers)'}`,
+);
 console.log('case                  ns/cmd   heap B/cmd   ArrayBuffer B/cmd');
 for (const [base, rdma, write, imm] of CASES) {
   for (const qd of [1, 32]) {

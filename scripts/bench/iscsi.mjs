@@ -116,16 +116,26 @@ function options() {
     else if (argv[i] === '--ab') {
       ab = [argv[++i], argv[++i]];
       if (!ab[0] || !ab[1] || ab.some((r) => r.startsWith('--'))) fail('--ab needs two revisions (a git revision, or WORKTREE for this checkout)');
-    }
-    else if (argv[i] === '--only') {
-      only = String(argv[++i] ?? '').split(',').filter(Boolean);
-      if (!only.length || only.some((t) => !TRANSPORTS.includes(t))) fail(`--only takes transports from ${TRANSPORTS.join(', ')} (comma-separated), got ${argv[i]}`);
+    } else if (argv[i] === '--only') {
+      only = String(argv[++i] ?? '')
+        .split(',')
+        .filter(Boolean);
+      if (!only.length || only.some((t) => !TRANSPORTS.includes(t)))
+        fail(`--only takes transports from ${TRANSPORTS.join(', ')} (comma-separated), got ${argv[i]}`);
     } else if (argv[i] === '--out') {
       out = argv[++i];
       if (!out) fail('--out needs a folder');
     } else if (argv[i] === '-h' || argv[i] === '--help') {
       const head = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
-      console.log(head.slice(1, head.findIndex((l) => l.startsWith('import '))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+      console.log(
+        head
+          .slice(
+            1,
+            head.findIndex((l) => l.startsWith('import ')),
+          )
+          .map((l) => l.replace(/^\/\/ ?/, ''))
+          .join('\n'),
+      );
       process.exit(0);
     } else fail(`unknown argument ${argv[i]} (see the header of scripts/bench/iscsi.mjs)`);
   }
@@ -167,11 +177,26 @@ const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'igno
 
 /** The guest runs the host's own binaries (the root is shared): make sure they are here. */
 function prerequisites(notes, o) {
-  const need = { fio: 'fio', jq: 'jq', tgtd: 'tgt', tgtadm: 'tgt', iscsiadm: 'open-iscsi', iscsid: 'open-iscsi',
-    ib_write_bw: 'perftest', ss: 'iproute2', rdma: 'iproute2' };
+  const need = {
+    fio: 'fio',
+    jq: 'jq',
+    tgtd: 'tgt',
+    tgtadm: 'tgt',
+    iscsiadm: 'open-iscsi',
+    iscsid: 'open-iscsi',
+    ib_write_bw: 'perftest',
+    ss: 'iproute2',
+    rdma: 'iproute2',
+  };
   // Debian's linux-perf is built for its own kernel, the one the VM boots (scripts/vm/setup.sh).
   if (o.profile) need.perf = 'linux-perf';
-  const missing = [...new Set(Object.entries(need).filter(([c]) => !has(c) && !has(`/usr/sbin/${c}`)).map(([, p]) => p))];
+  const missing = [
+    ...new Set(
+      Object.entries(need)
+        .filter(([c]) => !has(c) && !has(`/usr/sbin/${c}`))
+        .map(([, p]) => p),
+    ),
+  ];
   if (missing.length) {
     console.log(`bench: installing ${missing.join(' ')} (the guest uses the host's binaries)`);
     const apt = (args) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }).status === 0;
@@ -194,7 +219,9 @@ function concurrencyMonitor(ourPid) {
     try {
       const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       return Number(f[11]) + Number(f[12]);
-    } catch { return 0; }
+    } catch {
+      return 0;
+    }
   };
   const hostTicks = () => {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -207,7 +234,9 @@ function concurrencyMonitor(ourPid) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    } catch { return 0; }
+    } catch {
+      return 0;
+    }
   };
   const ours = (pid) => {
     for (let p = pid, n = 0; p > 1 && n < 50; p = parentOf(p), n++) if (p === ourPid) return true;
@@ -218,7 +247,11 @@ function concurrencyMonitor(ourPid) {
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
       let comm = '';
-      try { comm = readFileSync(`/proc/${d}/comm`, 'utf8').trim(); } catch { continue; }
+      try {
+        comm = readFileSync(`/proc/${d}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
       if (!comm.startsWith('qemu-system')) continue;
       if (ours(Number(d))) ourQemu.set(Number(d), procTicks(Number(d)) || ourQemu.get(Number(d)) || 0);
       else others++;
@@ -229,8 +262,8 @@ function concurrencyMonitor(ourPid) {
     const now = { ...hostTicks(), vm: [...ourQemu.values()].reduce((a, b) => a + b, 0) };
     // CPUs busy outside this benchmark's VM over the last interval.
     // (Not at the end: our qemu has exited, and its last CPU seconds are gone with it.)
-    const otherCpus = !final && prev && now.total > prev.total
-      ? Math.max(0, (now.busy - prev.busy - (now.vm - prev.vm)) / (now.total - prev.total)) * cpus().length : null;
+    const otherCpus =
+      !final && prev && now.total > prev.total ? Math.max(0, (now.busy - prev.busy - (now.vm - prev.vm)) / (now.total - prev.total)) * cpus().length : null;
     const hostCpus = prev && now.total > prev.total ? ((now.busy - prev.busy) / (now.total - prev.total)) * cpus().length : null;
     prev = now;
     samples.push({ others, load, otherCpus, hostCpus });
@@ -266,9 +299,28 @@ function concurrencyMonitor(ourPid) {
 function guestArgs(o) {
   // A/B: each rdma-target row twice, as variant A and B, A first in odd rounds (the rotation).
   const targets = o.ab ? o.targets.flatMap((k) => [`${k}@A`, `${k}@B`]) : o.targets;
-  const args = ['bash', 'scripts/bench/iscsi-guest.sh', '--runtime', String(o.runtime), '--ramp', String(o.ramp),
-    '--targets', targets.join(' '), '--jobs', o.jobs.join(' '), '--prefill', o.prefill ? '1' : '0', '--rounds', String(o.rounds)];
-  if (o.ab) for (const [v, b] of [['A', o.abBuilds[0]], ['B', o.abBuilds[1]]]) args.push('--rt-dir', `${v}=${b.dir}`);
+  const args = [
+    'bash',
+    'scripts/bench/iscsi-guest.sh',
+    '--runtime',
+    String(o.runtime),
+    '--ramp',
+    String(o.ramp),
+    '--targets',
+    targets.join(' '),
+    '--jobs',
+    o.jobs.join(' '),
+    '--prefill',
+    o.prefill ? '1' : '0',
+    '--rounds',
+    String(o.rounds),
+  ];
+  if (o.ab)
+    for (const [v, b] of [
+      ['A', o.abBuilds[0]],
+      ['B', o.abBuilds[1]],
+    ])
+      args.push('--rt-dir', `${v}=${b.dir}`);
   if (o.profile) args.push('--profile', '1');
   return args;
 }
@@ -343,27 +395,62 @@ export function median(xs) {
   const m = v.length >> 1;
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
-const minOf = (xs) => { const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)); return v.length ? Math.min(...v) : null; };
-const maxOf = (xs) => { const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)); return v.length ? Math.max(...v) : null; };
+const minOf = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  return v.length ? Math.min(...v) : null;
+};
+const maxOf = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x));
+  return v.length ? Math.max(...v) : null;
+};
 // The per-run numbers whose median (and, for SPREAD, min and max) a job's summary carries.
-const MEDIAN_FIELDS = ['iops', 'MiBps', 'lat_mean_us', 'lat_p50_us', 'lat_p99_us', 'lat_p999_us', 'lat_max_us', 'lat_stddev_us', 'clat_mean_us',
-  'total_ios', 'io_KiB', 'runtime_ms', 'fio_usr_cpu_pct', 'fio_sys_cpu_pct', 'guest_cpu_busy_pct', 'target_process_cpu_s', 'target_cpu_us_per_io', 'guest_cpu_us_per_io'];
+const MEDIAN_FIELDS = [
+  'iops',
+  'MiBps',
+  'lat_mean_us',
+  'lat_p50_us',
+  'lat_p99_us',
+  'lat_p999_us',
+  'lat_max_us',
+  'lat_stddev_us',
+  'clat_mean_us',
+  'total_ios',
+  'io_KiB',
+  'runtime_ms',
+  'fio_usr_cpu_pct',
+  'fio_sys_cpu_pct',
+  'guest_cpu_busy_pct',
+  'target_process_cpu_s',
+  'target_cpu_us_per_io',
+  'guest_cpu_us_per_io',
+];
 const SPREAD_FIELDS = ['iops', 'MiBps', 'lat_mean_us', 'target_cpu_us_per_io', 'guest_cpu_us_per_io'];
 const roundOf = (r) => r.round || 1;
 
 /** One round's fio result as the JSON keeps it. */
 function runResult(jr, impl) {
   return {
-    round: roundOf(jr), status: 'ok',
-    iops: jr.iops, MiBps: jr.bw_kib / 1024, lat_mean_us: us(jr.lat_mean_ns), lat_p50_us: us(jr.lat_p50_ns),
-    lat_p99_us: us(jr.lat_p99_ns), lat_p999_us: us(jr.lat_p999_ns), lat_max_us: us(jr.lat_max_ns),
-    lat_stddev_us: us(jr.lat_stddev_ns), clat_mean_us: us(jr.clat_mean_ns),
-    total_ios: jr.total_ios, io_KiB: jr.io_kib, runtime_ms: jr.runtime_ms,
-    fio_usr_cpu_pct: jr.fio_usr_cpu, fio_sys_cpu_pct: jr.fio_sys_cpu, guest_cpu_busy_pct: jr.guest_cpu_busy_pct,
+    round: roundOf(jr),
+    status: 'ok',
+    iops: jr.iops,
+    MiBps: jr.bw_kib / 1024,
+    lat_mean_us: us(jr.lat_mean_ns),
+    lat_p50_us: us(jr.lat_p50_ns),
+    lat_p99_us: us(jr.lat_p99_ns),
+    lat_p999_us: us(jr.lat_p999_ns),
+    lat_max_us: us(jr.lat_max_ns),
+    lat_stddev_us: us(jr.lat_stddev_ns),
+    clat_mean_us: us(jr.clat_mean_ns),
+    total_ios: jr.total_ios,
+    io_KiB: jr.io_kib,
+    runtime_ms: jr.runtime_ms,
+    fio_usr_cpu_pct: jr.fio_usr_cpu,
+    fio_sys_cpu_pct: jr.fio_sys_cpu,
+    guest_cpu_busy_pct: jr.guest_cpu_busy_pct,
     cpu_window_s: jr.cpu_window_s ?? null,
     // LIO runs in the kernel: its CPU shows only in the guest-wide figure.
-    target_process_cpu_s: impl === 'lio' ? null : jr.target_proc_cpu_s ?? null,
-    target_cpu_us_per_io: impl === 'lio' ? null : jr.target_cpu_us_per_io ?? null,
+    target_process_cpu_s: impl === 'lio' ? null : (jr.target_proc_cpu_s ?? null),
+    target_cpu_us_per_io: impl === 'lio' ? null : (jr.target_cpu_us_per_io ?? null),
     guest_cpu_us_per_io: jr.guest_cpu_us_per_io ?? null,
     conn_errors: jr.conn_errors ?? null,
   };
@@ -399,7 +486,12 @@ function buildTarget(key, meta, records, o, vmEnded, requested) {
   if (requested) {
     entry.rounds = Array.from({ length: o.rounds }, (_, i) => {
       const r = setups.find((x) => roundOf(x) === i + 1);
-      return r ? { round: i + 1, status: r.status, ...(r.status === 'ok' ? { setup_s: r.setup_s, prefill_MiBps: r.prefill_MiBps } : { phase: r.phase, reason: r.reason }) }
+      return r
+        ? {
+            round: i + 1,
+            status: r.status,
+            ...(r.status === 'ok' ? { setup_s: r.setup_s, prefill_MiBps: r.prefill_MiBps } : { phase: r.phase, reason: r.reason }),
+          }
         : { round: i + 1, status: 'failed', reason: `no result from the guest${vmEnded ? ` (${vmEnded})` : ''}` };
     });
     const failedSetups = setups.filter((r) => r.status !== 'ok');
@@ -412,7 +504,11 @@ function buildTarget(key, meta, records, o, vmEnded, requested) {
       if (jr?.status === 'ok') return runResult(jr, meta.impl);
       if (jr) return { round, status: 'failed', reason: jr.reason ?? 'failed' };
       const setup = setups.find((x) => roundOf(x) === round);
-      return { round, status: 'failed', reason: setup?.status === 'failed' ? `target ${setup.phase ?? 'setup'} failed: ${setup.reason}` : `no result${vmEnded ? ` (${vmEnded})` : ''}` };
+      return {
+        round,
+        status: 'failed',
+        reason: setup?.status === 'failed' ? `target ${setup.phase ?? 'setup'} failed: ${setup.reason}` : `no result${vmEnded ? ` (${vmEnded})` : ''}`,
+      };
     });
     const sum = summariseRuns(runs);
     const first = records.find((r) => r.type === 'job' && r.target === key && r.job === j.key && r.status === 'ok');
@@ -426,7 +522,10 @@ function buildTarget(key, meta, records, o, vmEnded, requested) {
   if (kes.length) {
     entry.conn_errors = kes.reduce((a, r) => a + (r.conn_errors ?? 0), 0);
     entry.target_logins = kes.some((r) => r.target_logins != null) ? maxOf(kes.map((r) => r.target_logins)) : null;
-    entry.kernel_events = kes.map((r) => String(r.dmesg ?? '')).filter((x) => x.trim()).join('');
+    entry.kernel_events = kes
+      .map((r) => String(r.dmesg ?? ''))
+      .filter((x) => x.trim())
+      .join('');
   }
   const tls = mine('target_log');
   if (tls.length) entry.log_tail = tls[tls.length - 1].tail;
@@ -454,7 +553,9 @@ export function buildResults(o, text, vm, notes) {
     benchmark: 'iscsi',
     date: new Date().toISOString(),
     command: commandLine(o),
-    vm_command: `bash scripts/vm/run.sh --timeout ${o.vmTimeout} -- ${guestArgs(o).map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`,
+    vm_command: `bash scripts/vm/run.sh --timeout ${o.vmTimeout} -- ${guestArgs(o)
+      .map((a) => (/\s/.test(a) ? `'${a}'` : a))
+      .join(' ')}`,
     runtime_s: o.runtime,
     ramp_s: o.ramp,
     rounds: o.rounds,
@@ -510,9 +611,15 @@ function cell(job, r) {
   if (r.rounds_ok < n) text += `<br>(${r.rounds_ok} of ${n} rounds)`;
   return text;
 }
-const mdEscape = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const mdEscape = (s) =>
+  String(s ?? '')
+    .replace(/\|/g, '\\|')
+    .replace(/\n/g, ' ');
 /** A failure reason short enough for a table cell (the full text is in the notes and the JSON). */
-const short = (s, n = 90) => { const t = String(s ?? ''); return mdEscape(t.length > n ? `${t.slice(0, n - 1)}…` : t); };
+const short = (s, n = 90) => {
+  const t = String(s ?? '');
+  return mdEscape(t.length > n ? `${t.slice(0, n - 1)}…` : t);
+};
 const shortName = (key) => TARGETS.find((t) => t.key === key).label.split(' ')[0];
 
 /** ours / best peer (by the job's headline metric, higher is better), taken in each round
@@ -540,18 +647,27 @@ export function ratio(res, job, ours, peers) {
   const v = median(values);
   const peer = [...bestCount].sort((a, b) => b[1] - a[1])[0][0];
   const spread = perRound.length > 1 ? `<br>${minOf(values).toFixed(2)}–${maxOf(values).toFixed(2)}` : '';
-  return { value: v, min: minOf(values), max: maxOf(values), rounds: perRound,
-    text: `**${v.toFixed(2)}** (vs ${shortName(peer)}${bestCount.size > 1 ? ' mostly' : ''})${spread}` };
+  return {
+    value: v,
+    min: minOf(values),
+    max: maxOf(values),
+    rounds: perRound,
+    text: `**${v.toFixed(2)}** (vs ${shortName(peer)}${bestCount.size > 1 ? ' mostly' : ''})${spread}`,
+  };
 }
 
 /** What else the host was doing while the benchmark's VM ran (the page states it). */
 export function loadLines(c) {
   if (!c) return [];
-  const cpu = c.other_cpus_busy_mean != null
-    ? `; CPU busy outside this benchmark's VM: mean ${c.other_cpus_busy_mean} of ${c.host_cpus} CPUs, max ${c.other_cpus_busy_max} over 5 s; host CPUs busy in all, mean ${c.host_cpus_busy_mean}` : '';
-  return [c.samples_with_other_vms > 0
-    ? `- **⚠ Host load:** another VM ran on this ${c.host_cpus}-CPU host during ${c.samples_with_other_vms} of ${c.samples} samples (up to ${c.max_other_vms} at once; load average mean ${c.load1_mean}, max ${c.load1_max}${cpu}). Absolute numbers are depressed and noisier than on an idle host.`
-    : `- **Host load:** no other VM ran on the host during the run (${c.samples} samples every 5 s; load average mean ${c.load1_mean}, max ${c.load1_max}${cpu}).`];
+  const cpu =
+    c.other_cpus_busy_mean != null
+      ? `; CPU busy outside this benchmark's VM: mean ${c.other_cpus_busy_mean} of ${c.host_cpus} CPUs, max ${c.other_cpus_busy_max} over 5 s; host CPUs busy in all, mean ${c.host_cpus_busy_mean}`
+      : '';
+  return [
+    c.samples_with_other_vms > 0
+      ? `- **⚠ Host load:** another VM ran on this ${c.host_cpus}-CPU host during ${c.samples_with_other_vms} of ${c.samples} samples (up to ${c.max_other_vms} at once; load average mean ${c.load1_mean}, max ${c.load1_max}${cpu}). Absolute numbers are depressed and noisier than on an idle host.`
+      : `- **Host load:** no other VM ran on the host during the run (${c.samples} samples every 5 s; load average mean ${c.load1_mean}, max ${c.load1_max}${cpu}).`,
+  ];
 }
 
 export function renderMarkdown(res) {
@@ -561,45 +677,76 @@ export function renderMarkdown(res) {
   L.push('# iSCSI / iSER / SRP benchmark: rdma-target against LIO and tgt');
   L.push('');
   L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}`);
-  L.push(`- **Command:** \`${res.command}\` (${res.command.endsWith('npm run bench') ? '= `node scripts/bench/iscsi.mjs`, ' : ''}which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`);
-  L.push(`- **Where:** one boot of the soft-RoCE VM (qemu TCG, ${g?.cpus ?? '?'} vCPUs, ${g ? Math.round(g.mem_kib / 1024) : '?'} MiB, kernel ${g?.kernel ?? '?'}; host: ${res.host.cpus} CPUs, ${res.host.cpu_model}). ` +
-    'RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0\'s loopback (docs/rxe-vm.md).');
-  L.push(`- **Targets:** one at a time, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
-    `iSCSI on 10.77.0.1:3260: LIO in demo mode, rdma-target with generated node ACLs; initiator Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`);
-  if (TARGETS.some((t) => t.transport === 'srp' && res.targets[t.key].status !== 'not run')) L.push('- **SRP:** on 10.77.0.1:5555 over RDMA/CM: rdma-target\'s `srp` section, and LIO\'s `ib_srpt` (`srpt/discovery_auth/rdma_cm_port` 5555, the target port named by rxe0\'s port GUID, TPG `tpgt_1` with the ramdisk as LUN 0). ' +
-    'Both answer to target port id rxe0\'s node GUID (LIO\'s default `srpt_service_guid`) and admit one initiator, by an ACL named `10.77.0.1` with LUN 0 mapped (srpt names RDMA/CM logins by IP address and has no demo mode). ' +
-    'Initiator: the kernel\'s ib_srp, `echo id_ext=<guid>,ioc_guid=<guid>,dest=10.77.0.1:5555 > /sys/class/infiniband_srp/srp-rxe0-1/add_target` with its defaults (2 channels on 2 CPUs, queue_size 64, cmd_sg_entries 12, immediate data); logout by `srp_remote_ports/*/delete`.');
+  L.push(
+    `- **Command:** \`${res.command}\` (${res.command.endsWith('npm run bench') ? '= `node scripts/bench/iscsi.mjs`, ' : ''}which runs \`node scripts/bootstrap.mjs\` and then \`${res.vm_command}\`)`,
+  );
+  L.push(
+    `- **Where:** one boot of the soft-RoCE VM (qemu TCG, ${g?.cpus ?? '?'} vCPUs, ${g ? Math.round(g.mem_kib / 1024) : '?'} MiB, kernel ${g?.kernel ?? '?'}; host: ${res.host.cpus} CPUs, ${res.host.cpu_model}). ` +
+      "RDMA is rdma_rxe; every connection to 10.77.0.1 runs over rxe0's loopback (docs/rxe-vm.md).",
+  );
+  L.push(
+    `- **Targets:** one at a time, each fully torn down before the next; a 512 MiB RAM LUN each: rdma-target \`ram\` backstore (\`node dist/cli/main.js --debug\`, ${g?.node ?? ''}), LIO \`rd_mcp\` (configfs), tgt ${g?.tgt ?? ''} (tmpfs file). ` +
+      `iSCSI on 10.77.0.1:3260: LIO in demo mode, rdma-target with generated node ACLs; initiator Linux ib_iser / iscsi_tcp with open-iscsi ${g?.iscsiadm?.replace(/^iscsiadm version /, '') ?? ''}, its packaged iscsid.conf defaults (queue_depth 32, NOP-Out every 5 s, 5 s timeout) except replacement_timeout 20 s.`,
+  );
+  if (TARGETS.some((t) => t.transport === 'srp' && res.targets[t.key].status !== 'not run'))
+    L.push(
+      "- **SRP:** on 10.77.0.1:5555 over RDMA/CM: rdma-target's `srp` section, and LIO's `ib_srpt` (`srpt/discovery_auth/rdma_cm_port` 5555, the target port named by rxe0's port GUID, TPG `tpgt_1` with the ramdisk as LUN 0). " +
+        "Both answer to target port id rxe0's node GUID (LIO's default `srpt_service_guid`) and admit one initiator, by an ACL named `10.77.0.1` with LUN 0 mapped (srpt names RDMA/CM logins by IP address and has no demo mode). " +
+        "Initiator: the kernel's ib_srp, `echo id_ext=<guid>,ioc_guid=<guid>,dest=10.77.0.1:5555 > /sys/class/infiniband_srp/srp-rxe0-1/add_target` with its defaults (2 channels on 2 CPUs, queue_size 64, cmd_sg_entries 12, immediate data); logout by `srp_remote_ports/*/delete`.",
+    );
   const src = res.rdma_target_source;
-  if (src?.commit) L.push(`- **rdma-target:** commit ${src.commit}${src.uncommitted.length ? ` plus uncommitted changes to ${src.uncommitted.join(', ')}` : ''}, built by \`node scripts/bootstrap.mjs\`.`);
-  L.push(`- **Jobs:** ${g?.fio ?? 'fio'}, \`--ioengine=libaio --direct=1 --time_based --runtime=${res.runtime_s} --ramp_time=${res.ramp_s} --numjobs=1\` on the raw disk` +
-    (res.prefill ? '; before the jobs each LUN is written once end to end (1 MiB sequential, qd8), so no target reads never-written memory.' : '; no prefill.'));
+  if (src?.commit)
+    L.push(
+      `- **rdma-target:** commit ${src.commit}${src.uncommitted.length ? ` plus uncommitted changes to ${src.uncommitted.join(', ')}` : ''}, built by \`node scripts/bootstrap.mjs\`.`,
+    );
+  L.push(
+    `- **Jobs:** ${g?.fio ?? 'fio'}, \`--ioengine=libaio --direct=1 --time_based --runtime=${res.runtime_s} --ramp_time=${res.ramp_s} --numjobs=1\` on the raw disk` +
+      (res.prefill
+        ? '; before the jobs each LUN is written once end to end (1 MiB sequential, qd8), so no target reads never-written memory.'
+        : '; no prefill.'),
+  );
   const rounds = res.rounds ?? 1;
-  L.push(rounds > 1
-    ? `- **Rounds:** ${rounds}, interleaved in the one VM boot: each round sets up every target in turn, runs every job against it and tears it down; the order of the targets is rotated by one each round (round r starts with the r-th target). Cells are the median over the rounds with the spread (min–max) beneath; ratios are taken per round (rdma-target against that round's best peer), then their median and spread.`
-    : '- **Rounds:** 1 (a single pass: no spread, and the ratios are single samples; see "How to run").');
+  L.push(
+    rounds > 1
+      ? `- **Rounds:** ${rounds}, interleaved in the one VM boot: each round sets up every target in turn, runs every job against it and tears it down; the order of the targets is rotated by one each round (round r starts with the r-th target). Cells are the median over the rounds with the spread (min–max) beneath; ratios are taken per round (rdma-target against that round's best peer), then their median and spread.`
+      : '- **Rounds:** 1 (a single pass: no spread, and the ratios are single samples; see "How to run").',
+  );
   L.push(...loadLines(res.concurrency));
   L.push('');
   L.push('Everything is emulated: absolute figures mean nothing outside this VM. Compare targets side by side within one run.');
   L.push('');
   L.push('## How to run');
   L.push('');
-  L.push('- `npm run bench`: all eight targets (rdma-target, LIO and tgt over iSER and TCP; rdma-target SRP and LIO srpt), all six jobs, 3 interleaved rounds (`--rounds N` or `BENCH_ROUNDS`), one VM boot, about 15 minutes per round under TCG; rewrites this page, `iscsi.json` and `iscsi.svg`. On a shared machine `BENCH_LOCK=/path/to/lock` holds that lock (flock) for the VM run.');
-  L.push('- A subset: `node scripts/bench/iscsi.mjs --only srp` (or `iser`, `tcp`, comma-separated) runs only those transports\' targets; `BENCH_TARGETS`, `BENCH_JOBS`, `BENCH_RUNTIME` (seconds per job, default 8), `BENCH_PREFILL=0` narrow it further. ' +
-    'Add `--out DIR` so a development run does not replace the recorded numbers here, e.g. `BENCH_RUNTIME=3 BENCH_PREFILL=0 node scripts/bench/iscsi.mjs --only srp --out .cache/bench/dev`.');
+  L.push(
+    '- `npm run bench`: all eight targets (rdma-target, LIO and tgt over iSER and TCP; rdma-target SRP and LIO srpt), all six jobs, 3 interleaved rounds (`--rounds N` or `BENCH_ROUNDS`), one VM boot, about 15 minutes per round under TCG; rewrites this page, `iscsi.json` and `iscsi.svg`. On a shared machine `BENCH_LOCK=/path/to/lock` holds that lock (flock) for the VM run.',
+  );
+  L.push(
+    "- A subset: `node scripts/bench/iscsi.mjs --only srp` (or `iser`, `tcp`, comma-separated) runs only those transports' targets; `BENCH_TARGETS`, `BENCH_JOBS`, `BENCH_RUNTIME` (seconds per job, default 8), `BENCH_PREFILL=0` narrow it further. " +
+      'Add `--out DIR` so a development run does not replace the recorded numbers here, e.g. `BENCH_RUNTIME=3 BENCH_PREFILL=0 node scripts/bench/iscsi.mjs --only srp --out .cache/bench/dev`.',
+  );
   L.push('- `--from-log FILE` renders the pages from a saved console log; `--render` re-renders this page and the chart from `iscsi.json` (no VM).');
-  L.push('- A/B of two builds of rdma-target alone, for development: `node scripts/bench/iscsi.mjs --ab REV_A REV_B` (a git revision, or `WORKTREE` for the checkout as it is; each revision is built in `.cache/bench/ab-<commit>`), both daemons in alternation in one VM boot, per job the median B/A ratio with its spread, in `.cache/bench/ab/ab.md`.');
+  L.push(
+    '- A/B of two builds of rdma-target alone, for development: `node scripts/bench/iscsi.mjs --ab REV_A REV_B` (a git revision, or `WORKTREE` for the checkout as it is; each revision is built in `.cache/bench/ab-<commit>`), both daemons in alternation in one VM boot, per job the median B/A ratio with its spread, in `.cache/bench/ab/ab.md`.',
+  );
   L.push('- Where the CPU goes: `npm run bench:profile` ([profile.md](profile.md)).');
-  L.push('- Columns: one per target that ran — `rdma-target iSER`, `LIO iSER`, `tgt iSER`, `rdma-target TCP`, `LIO TCP`, `tgt TCP` (open-iscsi with ib_iser or iscsi_tcp to 10.77.0.1:3260), `rdma-target SRP` and `LIO srpt` (the kernel\'s ib_srp, `add_target` with `dest=10.77.0.1:5555` over RDMA/CM) — then one ratio per transport: rdma-target against the best peer on it (iSER, TCP: LIO or tgt; SRP: LIO srpt, tgt has no SRP). ' +
-    'A target that could not be set up shows `failed:` with the reason in every cell; the full reason and its logs are under "Failures and notes".');
+  L.push(
+    "- Columns: one per target that ran — `rdma-target iSER`, `LIO iSER`, `tgt iSER`, `rdma-target TCP`, `LIO TCP`, `tgt TCP` (open-iscsi with ib_iser or iscsi_tcp to 10.77.0.1:3260), `rdma-target SRP` and `LIO srpt` (the kernel's ib_srp, `add_target` with `dest=10.77.0.1:5555` over RDMA/CM) — then one ratio per transport: rdma-target against the best peer on it (iSER, TCP: LIO or tgt; SRP: LIO srpt, tgt has no SRP). " +
+      'A target that could not be set up shows `failed:` with the reason in every cell; the full reason and its logs are under "Failures and notes".',
+  );
   L.push('');
   L.push('## Results');
   L.push('');
-  L.push('Cells: IOPS for the 4k qd32 jobs, MiB/s for the large-block jobs, mean latency (and IOPS) for qd1' +
-    (rounds > 1 ? ', each the median over the rounds, with the lowest and highest round beneath' : '') +
-    '; then, for the user-space targets (rdma-target, tgtd), **CPU-µs/IO**: the target process\'s CPU time (user + system, all threads) over the measured part of the job (after the ramp) ÷ the I/Os fio completed in it. LIO works in the kernel; its CPU shows only in the guest-wide figure under "All numbers". ' +
-    'Ratios compare the throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport (SRP: with LIO srpt; tgt has no SRP)' +
-    (rounds > 1 ? ', per round; the cell is their median, the spread beneath' : '') + ': **> 1 means rdma-target is faster**.' +
-    (res.cpu_per_io_estimated ? ' (This recording predates the measured window: its CPU-µs/IO is the CPU over the whole fio run, ramp included, ÷ (IOPS × (runtime + ramp)).)' : ''));
+  L.push(
+    'Cells: IOPS for the 4k qd32 jobs, MiB/s for the large-block jobs, mean latency (and IOPS) for qd1' +
+      (rounds > 1 ? ', each the median over the rounds, with the lowest and highest round beneath' : '') +
+      '; then, for the user-space targets (rdma-target, tgtd), **CPU-µs/IO**: the target process\'s CPU time (user + system, all threads) over the measured part of the job (after the ramp) ÷ the I/Os fio completed in it. LIO works in the kernel; its CPU shows only in the guest-wide figure under "All numbers". ' +
+      'Ratios compare the throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport (SRP: with LIO srpt; tgt has no SRP)' +
+      (rounds > 1 ? ', per round; the cell is their median, the spread beneath' : '') +
+      ': **> 1 means rdma-target is faster**.' +
+      (res.cpu_per_io_estimated
+        ? ' (This recording predates the measured window: its CPU-µs/IO is the CPU over the whole fio run, ramp included, ÷ (IOPS × (runtime + ramp)).)'
+        : ''),
+  );
   L.push('');
   const shown = TARGETS.filter((t) => res.targets[t.key].status !== 'not run');
   const comps = COMPARISONS.filter((c) => res.targets[c.ours].status !== 'not run' || c.peers.some((k) => res.targets[k].status !== 'not run'));
@@ -616,11 +763,15 @@ export function renderMarkdown(res) {
   L.push('');
   const notRun = TARGETS.filter((t) => res.targets[t.key].status === 'not run');
   if (notRun.length) {
-    L.push(`Not in this run: ${notRun.map((t) => t.label).join(', ')}${notRun.some((t) => t.transport === 'srp') && !res.command.includes('--only') && !res.command.includes('BENCH_TARGETS') ? ' (this recording predates the SRP rows)' : ''}.`);
+    L.push(
+      `Not in this run: ${notRun.map((t) => t.label).join(', ')}${notRun.some((t) => t.transport === 'srp') && !res.command.includes('--only') && !res.command.includes('BENCH_TARGETS') ? ' (this recording predates the SRP rows)' : ''}.`,
+    );
     L.push('');
   }
   if (shown.some((t) => Object.values(res.targets[t.key].jobs).some((r) => r.conn_errors > 0))) {
-    L.push('⚠N: during this job the initiator logged N connection error(s) (iSCSI: dmesg "detected conn error"; SRP: ib_srp reconnects and failed completions) and logged in again; the figure includes that recovery. See "Failures and notes".');
+    L.push(
+      '⚠N: during this job the initiator logged N connection error(s) (iSCSI: dmesg "detected conn error"; SRP: ib_srp reconnects and failed completions) and logged in again; the figure includes that recovery. See "Failures and notes".',
+    );
     L.push('');
   }
   // 128k read against raw RDMA WRITE.
@@ -631,11 +782,15 @@ export function renderMarkdown(res) {
       const r = res.targets[k].jobs['read-128k-qd8'];
       return `${res.targets[k].label} ${r?.status === 'ok' ? `**${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %** (${fmt1(r.MiBps)} MiB/s)` : 'n/a'}`;
     });
-    L.push(`**read 128k qd8 over RDMA (iSER, SRP) as a share of raw RDMA WRITE bandwidth at 128 KiB** (${fmt1(raw.mean_MiBps)} MiB/s, ` +
-      `${runs.length > 1 ? 'the mean of ' : ''}${runs.map((r) => `${fmt1(r.bw_avg_MiBps)} ${r.run}`).join(' and ')} the targets; \`ib_write_bw -R -d rxe0 -s 131072 -D 5\` as server, ` +
-      `\`ib_write_bw -R -d rxe1 -s 131072 -D 5 10.77.0.1\` as client, in the same VM): ${pct.join(' · ')}.`);
+    L.push(
+      `**read 128k qd8 over RDMA (iSER, SRP) as a share of raw RDMA WRITE bandwidth at 128 KiB** (${fmt1(raw.mean_MiBps)} MiB/s, ` +
+        `${runs.length > 1 ? 'the mean of ' : ''}${runs.map((r) => `${fmt1(r.bw_avg_MiBps)} ${r.run}`).join(' and ')} the targets; \`ib_write_bw -R -d rxe0 -s 131072 -D 5\` as server, ` +
+        `\`ib_write_bw -R -d rxe1 -s 131072 -D 5 10.77.0.1\` as client, in the same VM): ${pct.join(' · ')}.`,
+    );
   } else if (runs.length) {
-    L.push(`**Raw RDMA WRITE 128 KiB** (\`ib_write_bw -R\`, rxe1 → 10.77.0.1): ${fmt1(raw.mean_MiBps)} MiB/s (${runs.map((r) => `${r.run}: ${fmt1(r.bw_avg_MiBps)}`).join(', ')}); read 128k qd8 was not run.`);
+    L.push(
+      `**Raw RDMA WRITE 128 KiB** (\`ib_write_bw -R\`, rxe1 → 10.77.0.1): ${fmt1(raw.mean_MiBps)} MiB/s (${runs.map((r) => `${r.run}: ${fmt1(r.bw_avg_MiBps)}`).join(', ')}); read 128k qd8 was not run.`,
+    );
   } else {
     L.push(`**Raw RDMA WRITE 128 KiB:** ${raw.runs.length ? `failed (${raw.runs.map((r) => mdEscape(r.reason)).join('; ')})` : 'not measured'}.`);
   }
@@ -645,7 +800,9 @@ export function renderMarkdown(res) {
   // Details.
   L.push('## All numbers');
   L.push('');
-  L.push(`Latency is fio's total latency (submission to completion) in µs${rounds > 1 ? '; every figure is the median over the rounds' : ''}. Guest CPU: both vCPUs busy, % over the measured part of the job; target CPU-µs/IO: the user-space target process (rdma-target, tgtd), as in the table above; guest CPU-µs/IO: all busy CPU time of the guest (initiator, fio and target, both vCPUs) ÷ I/Os, the one CPU figure that covers LIO.`);
+  L.push(
+    `Latency is fio's total latency (submission to completion) in µs${rounds > 1 ? '; every figure is the median over the rounds' : ''}. Guest CPU: both vCPUs busy, % over the measured part of the job; target CPU-µs/IO: the user-space target process (rdma-target, tgtd), as in the table above; guest CPU-µs/IO: all busy CPU time of the guest (initiator, fio and target, both vCPUs) ÷ I/Os, the one CPU figure that covers LIO.`,
+  );
   L.push('');
   L.push('| target | job | IOPS | MiB/s | mean µs | p50 µs | p99 µs | p99.9 µs | guest CPU % | target CPU-µs/IO | guest CPU-µs/IO |');
   L.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
@@ -658,8 +815,10 @@ export function renderMarkdown(res) {
         continue;
       }
       const n = (v) => (v == null ? '—' : fmtInt(v));
-      L.push(`| ${t.label} | ${j.label} | ${fmtInt(r.iops)} | ${fmt1(r.MiBps)} | ${n(r.lat_mean_us)} | ${n(r.lat_p50_us)} | ${n(r.lat_p99_us)} | ${n(r.lat_p999_us)} | ` +
-        `${r.guest_cpu_busy_pct == null ? '—' : +r.guest_cpu_busy_pct.toFixed(1)} | ${n(r.target_cpu_us_per_io)} | ${n(r.guest_cpu_us_per_io)} |`);
+      L.push(
+        `| ${t.label} | ${j.label} | ${fmtInt(r.iops)} | ${fmt1(r.MiBps)} | ${n(r.lat_mean_us)} | ${n(r.lat_p50_us)} | ${n(r.lat_p99_us)} | ${n(r.lat_p999_us)} | ` +
+          `${r.guest_cpu_busy_pct == null ? '—' : +r.guest_cpu_busy_pct.toFixed(1)} | ${n(r.target_cpu_us_per_io)} | ${n(r.guest_cpu_us_per_io)} |`,
+      );
     }
   }
   L.push('');
@@ -677,7 +836,7 @@ export function renderMarkdown(res) {
         if (!r?.runs) continue;
         const cells = Array.from({ length: rounds }, (_, i) => {
           const run = r.runs.find((x) => x.round === i + 1);
-          const pos = order.indexOf(t.key) < 0 ? '' : ` #${((order.indexOf(t.key) - i) % order.length + order.length) % order.length + 1}`;
+          const pos = order.indexOf(t.key) < 0 ? '' : ` #${((((order.indexOf(t.key) - i) % order.length) + order.length) % order.length) + 1}`;
           if (run?.status !== 'ok') return `failed${pos}`;
           const v = j.metric === 'iops' ? fmtInt(run.iops) : j.metric === 'bw' ? fmt1(run.MiBps) : fmtInt(run.lat_mean_us);
           return `${v}${pos}`;
@@ -691,7 +850,9 @@ export function renderMarkdown(res) {
   L.push('');
   L.push('As negotiated (`iscsiadm -m session -P2`) and as the block layer saw the disk; set-up time is from starting the target to the disk appearing.');
   L.push('');
-  L.push('Connection errors: what the initiator logged (dmesg "detected conn error") over the whole target run, prefill included; logins: sessions rdma-target saw (one is expected).');
+  L.push(
+    'Connection errors: what the initiator logged (dmesg "detected conn error") over the whole target run, prefill included; logins: sessions rdma-target saw (one is expected).',
+  );
   L.push('');
   const iscsiShown = shown.filter((t) => t.transport !== 'srp');
   const srpShown = shown.filter((t) => t.transport === 'srp');
@@ -703,20 +864,44 @@ export function renderMarkdown(res) {
     return `| ${t.label} | ${tr.setup_s ?? '—'} | ${prefill} | ${tr.conn_errors ?? '?'} | ${tr.target_logins ?? '—'} | ${cells(tr.negotiated ?? {}, tr).join(' | ')} |`;
   };
   if (iscsiShown.length) {
-    L.push('| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |');
+    L.push(
+      '| target | set-up s | prefill MiB/s | connection errors | logins | ImmediateData | InitialR2T | FirstBurstLength | MaxBurstLength | MaxXmitDataSegmentLength | max_sectors_kb |',
+    );
     L.push('|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|');
     for (const t of iscsiShown) {
-      L.push(sessionRow(t, (n, tr) => [n.ImmediateData ?? '?', n.InitialR2T ?? '?', n.FirstBurstLength ?? '?', n.MaxBurstLength ?? '?', n.MaxXmitDataSegmentLength ?? '?', tr.disk?.max_sectors_kb ?? '?']));
+      L.push(
+        sessionRow(t, (n, tr) => [
+          n.ImmediateData ?? '?',
+          n.InitialR2T ?? '?',
+          n.FirstBurstLength ?? '?',
+          n.MaxBurstLength ?? '?',
+          n.MaxXmitDataSegmentLength ?? '?',
+          tr.disk?.max_sectors_kb ?? '?',
+        ]),
+      );
     }
     L.push('');
   }
   if (srpShown.length) {
-    L.push('SRP logins as ib_srp set them up (its SCSI host\'s attributes); connection errors: ib_srp reconnects and failed work completions in dmesg over the whole target run; channels: the RDMA channels rdma-target saw come up (one login is `ch_count` of them).');
+    L.push(
+      "SRP logins as ib_srp set them up (its SCSI host's attributes); connection errors: ib_srp reconnects and failed work completions in dmesg over the whole target run; channels: the RDMA channels rdma-target saw come up (one login is `ch_count` of them).",
+    );
     L.push('');
-    L.push('| target | set-up s | prefill MiB/s | connection errors | channels | ch_count | req_lim | can_queue | cmd_sg_entries | sg_tablesize | max_sectors_kb |');
+    L.push(
+      '| target | set-up s | prefill MiB/s | connection errors | channels | ch_count | req_lim | can_queue | cmd_sg_entries | sg_tablesize | max_sectors_kb |',
+    );
     L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of srpShown) {
-      L.push(sessionRow(t, (n, tr) => [n.ch_count || '?', n.req_lim || '?', n.can_queue || '?', n.cmd_sg_entries || '?', n.sg_tablesize || '?', tr.disk?.max_sectors_kb ?? '?']));
+      L.push(
+        sessionRow(t, (n, tr) => [
+          n.ch_count || '?',
+          n.req_lim || '?',
+          n.can_queue || '?',
+          n.cmd_sg_entries || '?',
+          n.sg_tablesize || '?',
+          tr.disk?.max_sectors_kb ?? '?',
+        ]),
+      );
     }
     L.push('');
   }
@@ -725,12 +910,14 @@ export function renderMarkdown(res) {
   for (const t of TARGETS) {
     const tr = res.targets[t.key];
     if (tr.status === 'failed') problems.push({ head: `${t.label}: set-up failed (${tr.phase ?? 'setup'}): ${tr.reason}`, log: tr.log, dmesg: tr.dmesg });
-    for (const fr of tr.failed_rounds ?? []) problems.push({ head: `${t.label}: round ${fr.round}: set-up failed (${fr.phase ?? 'setup'}): ${fr.reason}`, log: fr.log, dmesg: fr.dmesg });
+    for (const fr of tr.failed_rounds ?? [])
+      problems.push({ head: `${t.label}: round ${fr.round}: set-up failed (${fr.phase ?? 'setup'}): ${fr.reason}`, log: fr.log, dmesg: fr.dmesg });
     const failedSetup = new Set((tr.failed_rounds ?? []).map((fr) => fr.round));
     for (const [jk, r] of Object.entries(tr.jobs)) {
       if (r.status !== 'ok' && tr.status === 'ok') problems.push({ head: `${t.label} ${jk}: ${r.reason}` });
       else if (r.status === 'ok' && (res.rounds ?? 1) > 1) {
-        for (const run of r.runs ?? []) if (run.status !== 'ok' && !failedSetup.has(run.round)) problems.push({ head: `${t.label} ${jk}, round ${run.round}: ${run.reason}` });
+        for (const run of r.runs ?? [])
+          if (run.status !== 'ok' && !failedSetup.has(run.round)) problems.push({ head: `${t.label} ${jk}, round ${run.round}: ${run.reason}` });
       }
     }
     for (const l of tr.failure_logs ?? []) problems.push({ head: `${t.label}: log at the first failed job (${l.job})`, log: l.target_log, dmesg: l.dmesg });
@@ -738,8 +925,11 @@ export function renderMarkdown(res) {
     const srp = t.transport === 'srp';
     const expectedLogins = srp ? Number(tr.negotiated?.ch_count) || 1 : 1;
     if (tr.conn_errors > 0 || tr.target_logins > expectedLogins) {
-      problems.push({ head: `${t.label}: the initiator logged ${tr.conn_errors} connection error(s)${tr.target_logins != null ? `; rdma-target saw ${tr.target_logins} ${srp ? 'channel(s) come up' : 'login(s)'}` : ''} during the run (it recovered; the jobs went on)`,
-        dmesg: tr.kernel_events, log: t.impl === 'rdma-target' ? tr.log_tail : undefined });
+      problems.push({
+        head: `${t.label}: the initiator logged ${tr.conn_errors} connection error(s)${tr.target_logins != null ? `; rdma-target saw ${tr.target_logins} ${srp ? 'channel(s) come up' : 'login(s)'}` : ''} during the run (it recovered; the jobs went on)`,
+        dmesg: tr.kernel_events,
+        log: t.impl === 'rdma-target' ? tr.log_tail : undefined,
+      });
     }
   }
   if (problems.length || res.notes.length) {
@@ -749,7 +939,10 @@ export function renderMarkdown(res) {
     const printed = new Set();
     for (const p of problems) {
       L.push(`- ${mdEscape(p.head)}`);
-      for (const [what, text, n] of [['target log', p.log, 25], ['dmesg', p.dmesg, 12]]) {
+      for (const [what, text, n] of [
+        ['target log', p.log, 25],
+        ['dmesg', p.dmesg, 12],
+      ]) {
         const body = String(text ?? '').trimEnd();
         if (!body) continue;
         if (printed.has(body)) {
@@ -777,17 +970,28 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function renderSvg(res) {
   const jobs = JOBS.filter((j) => res.jobs.some((x) => x.key === j.key));
   const targets = TARGETS.filter((t) => res.targets[t.key].status !== 'not run');
-  const barW = 20, gap = 3, groupGap = 34;
+  const barW = 20,
+    gap = 3,
+    groupGap = 34;
   const groupW = targets.length * (barW + gap) - gap;
-  const left = 56, top = 104, plotH = 260, bottom = 96;
+  const left = 56,
+    top = 104,
+    plotH = 260,
+    bottom = 96;
   const width = Math.max(760, left + jobs.length * (groupW + groupGap) + 20);
   const height = top + plotH + bottom;
   const y = (pct) => top + plotH - (plotH * pct) / 100;
   const S = [];
-  S.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  S.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   S.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  S.push(`<text x="${left}" y="22" font-size="15" font-weight="bold">iSCSI / iSER / SRP in the soft-RoCE VM: throughput relative to the best target, per job</text>`);
-  S.push(`<text x="${left}" y="40" fill="#555">higher is better · bar label: IOPS (4k, qd1) or MiB/s (128k, 1M) · ${esc(res.date.slice(0, 10))}, ${res.runtime_s} s per job${(res.rounds ?? 1) > 1 ? ` · median of ${res.rounds} rounds, line: min–max` : ''}${res.concurrency?.samples_with_other_vms ? ' · another VM was running on the host' : ''}</text>`);
+  S.push(
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">iSCSI / iSER / SRP in the soft-RoCE VM: throughput relative to the best target, per job</text>`,
+  );
+  S.push(
+    `<text x="${left}" y="40" fill="#555">higher is better · bar label: IOPS (4k, qd1) or MiB/s (128k, 1M) · ${esc(res.date.slice(0, 10))}, ${res.runtime_s} s per job${(res.rounds ?? 1) > 1 ? ` · median of ${res.rounds} rounds, line: min–max` : ''}${res.concurrency?.samples_with_other_vms ? ' · another VM was running on the host' : ''}</text>`,
+  );
   // Legend.
   targets.forEach((t, i) => {
     const lx = left + i * 118;
@@ -807,8 +1011,10 @@ export function renderSvg(res) {
       const r = res.targets[t.key].jobs[j.key];
       const v = vals[i];
       if (v == null) {
-        const why = r ? r.reason : res.targets[t.key].reason ?? 'no result';
-        S.push(`<g><title>${esc(`${t.label}, ${j.label}: failed: ${why}`)}</title><text x="${x + barW / 2}" y="${y(0) - 5}" text-anchor="middle" fill="#c00" font-weight="bold">✗</text></g>`);
+        const why = r ? r.reason : (res.targets[t.key].reason ?? 'no result');
+        S.push(
+          `<g><title>${esc(`${t.label}, ${j.label}: failed: ${why}`)}</title><text x="${x + barW / 2}" y="${y(0) - 5}" text-anchor="middle" fill="#c00" font-weight="bold">✗</text></g>`,
+        );
         return;
       }
       const pct = best > 0 ? (100 * v) / best : 0;
@@ -816,26 +1022,44 @@ export function renderSvg(res) {
       const whisker = (cx, rr) => {
         const f = j.metric === 'bw' ? 'MiBps' : 'iops';
         if (!(rr.rounds_ok > 1) || rr.min?.[f] == null || !(best > 0)) return '';
-        const lo = Math.min(110, (100 * rr.min[f]) / best), hi = Math.min(110, (100 * rr.max[f]) / best);
+        const lo = Math.min(110, (100 * rr.min[f]) / best),
+          hi = Math.min(110, (100 * rr.max[f]) / best);
         return `<line x1="${cx}" x2="${cx}" y1="${y(lo).toFixed(1)}" y2="${y(hi).toFixed(1)}" stroke="#222" stroke-width="1.5"/>`;
       };
       const label = j.metric === 'bw' ? fmt1(v) : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : fmtInt(v);
-      const tip = j.metric === 'lat' ? `${fmtInt(r.lat_mean_us)} µs mean, ${fmtInt(r.iops)} IOPS` : j.metric === 'bw' ? `${fmt1(r.MiBps)} MiB/s` : `${fmtInt(r.iops)} IOPS`;
+      const tip =
+        j.metric === 'lat'
+          ? `${fmtInt(r.lat_mean_us)} µs mean, ${fmtInt(r.iops)} IOPS`
+          : j.metric === 'bw'
+            ? `${fmt1(r.MiBps)} MiB/s`
+            : `${fmtInt(r.iops)} IOPS`;
       const ce = r.conn_errors > 0 ? `; ${r.conn_errors} connection error(s) during the job` : '';
-      S.push(`<g><title>${esc(`${t.label}, ${j.label}: ${tip} (${pct.toFixed(0)} % of the best)${ce}`)}</title>` +
-        `<rect x="${x}" y="${y(pct).toFixed(1)}" width="${barW}" height="${(y(0) - y(pct)).toFixed(1)}" fill="${t.color}"/>` +
-        whisker(x + barW / 2, r) +
-        `<text transform="translate(${x + barW / 2 + 4},${(y(pct) - 4).toFixed(1)}) rotate(-90)" font-size="10" fill="#222">${esc(label)}</text></g>`);
+      S.push(
+        `<g><title>${esc(`${t.label}, ${j.label}: ${tip} (${pct.toFixed(0)} % of the best)${ce}`)}</title>` +
+          `<rect x="${x}" y="${y(pct).toFixed(1)}" width="${barW}" height="${(y(0) - y(pct)).toFixed(1)}" fill="${t.color}"/>` +
+          whisker(x + barW / 2, r) +
+          `<text transform="translate(${x + barW / 2 + 4},${(y(pct) - 4).toFixed(1)}) rotate(-90)" font-size="10" fill="#222">${esc(label)}</text></g>`,
+      );
     });
     S.push(`<text x="${gx + groupW / 2}" y="${y(0) + 16}" text-anchor="middle" font-weight="bold">${esc(j.label.replace(' (latency)', ''))}</text>`);
     S.push(`<text x="${gx + groupW / 2}" y="${y(0) + 30}" text-anchor="middle" fill="#555">${j.metric === 'bw' ? 'MiB/s' : 'IOPS'}</text>`);
   });
   const raw = res.raw_rdma;
   if (raw.mean_MiBps) {
-    S.push(`<text x="${left}" y="${height - 30}" fill="#333">raw RDMA WRITE 128 KiB in the same VM (ib_write_bw -R): ${fmt1(raw.mean_MiBps)} MiB/s; read 128k qd8 as a share of it: ${RDMA_TARGETS.filter((k) => res.targets[k].status !== 'not run')
-      .map((k) => { const r = res.targets[k].jobs['read-128k-qd8']; return `${res.targets[k].label} ${r?.status === 'ok' ? `${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %` : 'n/a'}`; }).join(', ')}</text>`);
+    S.push(
+      `<text x="${left}" y="${height - 30}" fill="#333">raw RDMA WRITE 128 KiB in the same VM (ib_write_bw -R): ${fmt1(raw.mean_MiBps)} MiB/s; read 128k qd8 as a share of it: ${RDMA_TARGETS.filter(
+        (k) => res.targets[k].status !== 'not run',
+      )
+        .map((k) => {
+          const r = res.targets[k].jobs['read-128k-qd8'];
+          return `${res.targets[k].label} ${r?.status === 'ok' ? `${((100 * r.MiBps) / raw.mean_MiBps).toFixed(0)} %` : 'n/a'}`;
+        })
+        .join(', ')}</text>`,
+    );
   }
-  S.push(`<text x="${left}" y="${height - 12}" fill="#777">✗ = failed (hover for the reason). Numbers: docs/benchmarks/iscsi.json · scripts/bench/iscsi.mjs</text>`);
+  S.push(
+    `<text x="${left}" y="${height - 12}" fill="#777">✗ = failed (hover for the reason). Numbers: docs/benchmarks/iscsi.json · scripts/bench/iscsi.mjs</text>`,
+  );
   S.push('</svg>');
   return `${S.join('\n')}\n`;
 }
@@ -849,7 +1073,13 @@ function sourceState() {
   const dirty = git(['status', '--porcelain', '--', 'lib', 'native', 'binding.gyp', 'tsconfig.json']);
   return {
     commit: head.status === 0 ? head.stdout.trim() : null,
-    uncommitted: dirty.status === 0 ? dirty.stdout.split('\n').filter(Boolean).map((l) => l.slice(3)) : [],
+    uncommitted:
+      dirty.status === 0
+        ? dirty.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => l.slice(3))
+        : [],
   };
 }
 
@@ -868,7 +1098,10 @@ export function loadResults(path) {
     res.cpu_per_io_estimated = true;
     for (const t of Object.values(res.targets)) {
       for (const [k, r] of Object.entries(t.jobs)) {
-        if (r.status !== 'ok') { t.jobs[k] = { ...r, runs: [{ round: 1, ...r }] }; continue; }
+        if (r.status !== 'ok') {
+          t.jobs[k] = { ...r, runs: [{ round: 1, ...r }] };
+          continue;
+        }
         const cpuUs = r.target_process_cpu_s != null && r.iops > 0 ? (r.target_process_cpu_s * 1e6) / (r.iops * (res.runtime_s + res.ramp_s)) : null;
         const run = { round: 1, ...r, target_cpu_us_per_io: cpuUs, guest_cpu_us_per_io: null };
         t.jobs[k] = { ...summariseRuns([run]), rw: r.rw, bs: r.bs, iodepth: r.iodepth };
@@ -935,17 +1168,36 @@ export function buildAb(o, text, vm, notes) {
         per.push(headline(j, rb) / headline(j, ra));
         if (ra.target_cpu_us_per_io > 0 && rb.target_cpu_us_per_io != null) cpu.push(rb.target_cpu_us_per_io / ra.target_cpu_us_per_io);
       }
-      rows.push({ target: key, job: j.key, label: `${t.label}, ${j.label}`, metric: j.metric, a, b,
+      rows.push({
+        target: key,
+        job: j.key,
+        label: `${t.label}, ${j.label}`,
+        metric: j.metric,
+        a,
+        b,
         ratio: { median: median(per), min: minOf(per), max: maxOf(per), rounds: per },
-        cpu_ratio: { median: median(cpu), min: minOf(cpu), max: maxOf(cpu), rounds: cpu } });
+        cpu_ratio: { median: median(cpu), min: minOf(cpu), max: maxOf(cpu), rounds: cpu },
+      });
     }
   }
   return {
-    benchmark: 'iscsi-ab', date: new Date().toISOString(), command: commandLine(o),
-    vm_command: `bash scripts/vm/run.sh --timeout ${o.vmTimeout} -- ${guestArgs(o).map((x) => (/\s/.test(x) ? `'${x}'` : x)).join(' ')}`,
-    runtime_s: o.runtime, ramp_s: o.ramp, rounds: o.rounds, prefill: o.prefill, builds, guest: env,
-    vm: { exit_code: vm.code, wall_s: vm.wall_s, guest_elapsed_s: done?.elapsed_s ?? null }, concurrency: vm.concurrency,
-    rows, variants, notes,
+    benchmark: 'iscsi-ab',
+    date: new Date().toISOString(),
+    command: commandLine(o),
+    vm_command: `bash scripts/vm/run.sh --timeout ${o.vmTimeout} -- ${guestArgs(o)
+      .map((x) => (/\s/.test(x) ? `'${x}'` : x))
+      .join(' ')}`,
+    runtime_s: o.runtime,
+    ramp_s: o.ramp,
+    rounds: o.rounds,
+    prefill: o.prefill,
+    builds,
+    guest: env,
+    vm: { exit_code: vm.code, wall_s: vm.wall_s, guest_elapsed_s: done?.elapsed_s ?? null },
+    concurrency: vm.concurrency,
+    rows,
+    variants,
+    notes,
   };
 }
 
@@ -955,10 +1207,14 @@ export function renderAb(res) {
   const L = ['# A/B: two builds of rdma-target in one VM boot', ''];
   L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}; **command:** \`${res.command}\``);
   L.push(`- **A:** ${desc(A)}; **B:** ${desc(B)}`);
-  L.push(`- **Rounds:** ${res.rounds}, A and B alternating (A first in odd rounds, B first in even ones), a fresh daemon for each; ${res.runtime_s} s per job after a ${res.ramp_s} s ramp${res.prefill ? ', LUN prefilled' : ', no prefill'}.`);
+  L.push(
+    `- **Rounds:** ${res.rounds}, A and B alternating (A first in odd rounds, B first in even ones), a fresh daemon for each; ${res.runtime_s} s per job after a ${res.ramp_s} s ramp${res.prefill ? ', LUN prefilled' : ', no prefill'}.`,
+  );
   L.push(...loadLines(res.concurrency));
   L.push('');
-  L.push('B/A: B\'s throughput (qd1: IOPS, the inverse of mean latency) over A\'s, taken per round, then the median and the spread (min–max) over the rounds: **> 1 means B is faster**. CPU B/A: the same for the target process\'s CPU-µs/IO: **< 1 means B spends less CPU per I/O**.');
+  L.push(
+    "B/A: B's throughput (qd1: IOPS, the inverse of mean latency) over A's, taken per round, then the median and the spread (min–max) over the rounds: **> 1 means B is faster**. CPU B/A: the same for the target process's CPU-µs/IO: **< 1 means B spends less CPU per I/O**.",
+  );
   L.push('');
   L.push('| target, job | A (median) | B (median) | B/A | B/A per round | CPU-µs/IO A | CPU-µs/IO B | CPU B/A |');
   L.push('|---|---:|---:|---:|---|---:|---:|---:|');
@@ -966,9 +1222,11 @@ export function renderAb(res) {
   const f2 = (x) => (x == null ? '—' : x.toFixed(2));
   for (const r of res.rows) {
     const sp = (st) => (st.rounds.length > 1 ? ` (${f2(st.min)}–${f2(st.max)})` : '');
-    L.push(`| ${r.label} | ${cell(job(r), r.a).replace(/<br>[^<]*CPU-µs\/IO/, '')} | ${cell(job(r), r.b).replace(/<br>[^<]*CPU-µs\/IO/, '')} | ` +
-      `**${f2(r.ratio.median)}**${sp(r.ratio)} | ${r.ratio.rounds.map(f2).join(', ') || '—'} | ` +
-      `${r.a.target_cpu_us_per_io == null ? '—' : fmtInt(r.a.target_cpu_us_per_io)} | ${r.b.target_cpu_us_per_io == null ? '—' : fmtInt(r.b.target_cpu_us_per_io)} | ${f2(r.cpu_ratio.median)}${sp(r.cpu_ratio)} |`);
+    L.push(
+      `| ${r.label} | ${cell(job(r), r.a).replace(/<br>[^<]*CPU-µs\/IO/, '')} | ${cell(job(r), r.b).replace(/<br>[^<]*CPU-µs\/IO/, '')} | ` +
+        `**${f2(r.ratio.median)}**${sp(r.ratio)} | ${r.ratio.rounds.map(f2).join(', ') || '—'} | ` +
+        `${r.a.target_cpu_us_per_io == null ? '—' : fmtInt(r.a.target_cpu_us_per_io)} | ${r.b.target_cpu_us_per_io == null ? '—' : fmtInt(r.b.target_cpu_us_per_io)} | ${f2(r.cpu_ratio.median)}${sp(r.cpu_ratio)} |`,
+    );
   }
   L.push('');
   for (const n of res.notes) L.push(`- ${n}`);
@@ -1007,10 +1265,20 @@ async function main() {
     const env = records.find((r) => r.type === 'env');
     if (env) {
       const abRun = env.targets.some((t) => t.includes('@'));
-      Object.assign(o, { targets: [...new Set(env.targets.map((t) => t.replace(/@.*$/, '')))], jobs: env.jobs, runtime: env.runtime_s, ramp: env.ramp_s,
-        rounds: env.rounds ?? 1, profile: !!env.profile, ...(env.prefill != null ? { prefill: env.prefill } : {}) });
+      Object.assign(o, {
+        targets: [...new Set(env.targets.map((t) => t.replace(/@.*$/, '')))],
+        jobs: env.jobs,
+        runtime: env.runtime_s,
+        ramp: env.ramp_s,
+        rounds: env.rounds ?? 1,
+        profile: !!env.profile,
+        ...(env.prefill != null ? { prefill: env.prefill } : {}),
+      });
       if (abRun) {
-        o.abBuilds = records.find((r) => r.type === 'ab_builds')?.builds ?? [{ rev: 'A', dir: '?' }, { rev: 'B', dir: '?' }];
+        o.abBuilds = records.find((r) => r.type === 'ab_builds')?.builds ?? [
+          { rev: 'A', dir: '?' },
+          { rev: 'B', dir: '?' },
+        ];
         o.ab = o.abBuilds.map((b) => b.rev);
       }
     }
@@ -1034,14 +1302,31 @@ async function main() {
     const md = renderAb(res);
     writeFileSync(join(o.out, 'ab.md'), md);
     console.log(`\nbench: wrote ${relative(root, o.out)}/ab.{json,md}\n`);
-    console.log(md.split('\n').filter((l) => l.startsWith('|')).join('\n'));
+    console.log(
+      md
+        .split('\n')
+        .filter((l) => l.startsWith('|'))
+        .join('\n'),
+    );
     process.exit(res.rows.some((r) => r.ratio.median != null) && (vm.code === 0 || o.fromLog) ? 0 : 1);
   }
   const res = buildResults(o, vm.text, vm, notes);
-  res.ratios = Object.fromEntries(res.jobs.map((j) => [j.key, Object.fromEntries(COMPARISONS.map((c) => {
-    const { text, ...rest } = ratio(res, JOBS.find((x) => x.key === j.key), c.ours, c.peers);
-    return [c.ours, rest];
-  }))]));
+  res.ratios = Object.fromEntries(
+    res.jobs.map((j) => [
+      j.key,
+      Object.fromEntries(
+        COMPARISONS.map((c) => {
+          const { text, ...rest } = ratio(
+            res,
+            JOBS.find((x) => x.key === j.key),
+            c.ours,
+            c.peers,
+          );
+          return [c.ours, rest];
+        }),
+      ),
+    ]),
+  );
   if (o.profile) {
     res.benchmark = 'profile';
     res.profiles = parseRecords(vm.text).records.filter((r) => r.type === 'profile');
@@ -1049,7 +1334,13 @@ async function main() {
     const md = renderProfile(res);
     writeFileSync(join(o.out, 'profile.md'), md);
     console.log(`\nbench: wrote ${relative(root, o.out)}/profile.{json,md}\n`);
-    console.log(md.split('\n').filter((l) => l.startsWith('|')).slice(0, 40).join('\n'));
+    console.log(
+      md
+        .split('\n')
+        .filter((l) => l.startsWith('|'))
+        .slice(0, 40)
+        .join('\n'),
+    );
     process.exit(res.profiles.length && (vm.code === 0 || o.fromLog) ? 0 : 1);
   }
   writeFileSync(join(o.out, 'iscsi.json'), `${JSON.stringify(res, null, 2)}\n`);

@@ -15,8 +15,20 @@
 import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import {
-  BufferPool, CompletionDispatcher, DeviceTable, RdmaCm, RecvBatch, SendBatch, UNSIGNALED_WR_ID, native, requireDevices,
-  type CompletionHandler, type NativeCmId, type NativePd, type NativeQp, type WorkCompletion,
+  BufferPool,
+  CompletionDispatcher,
+  DeviceTable,
+  RdmaCm,
+  RecvBatch,
+  SendBatch,
+  UNSIGNALED_WR_ID,
+  native,
+  requireDevices,
+  type CompletionHandler,
+  type NativeCmId,
+  type NativePd,
+  type NativeQp,
+  type WorkCompletion,
 } from '../../dist/verbs/index.js';
 
 interface Options {
@@ -36,16 +48,35 @@ function parseArgs(argv: string[]): Options {
   for (let i = 0; i < argv.length; i += 2) {
     const v = argv[i + 1];
     switch (argv[i]) {
-      case '--bw-iters': o.bwIters = Number(v); break;
-      case '--lat-iters': o.latIters = Number(v); break;
-      case '--size': o.size = Number(v); break;
-      case '--depth': o.depth = Number(v); break;
-      case '--lat-size': o.latSize = Number(v); break;
-      case '--addr': o.addr = v; break;
-      case '--role': o.role = v as Options['role']; break; // internal: the latency test's child
-      case '--mode': o.mode = v as Options['mode']; break;
-      case '--port': o.port = Number(v); break;
-      default: throw new Error(`unknown option ${argv[i]} (see the header of scripts/bench/verbs.ts)`);
+      case '--bw-iters':
+        o.bwIters = Number(v);
+        break;
+      case '--lat-iters':
+        o.latIters = Number(v);
+        break;
+      case '--size':
+        o.size = Number(v);
+        break;
+      case '--depth':
+        o.depth = Number(v);
+        break;
+      case '--lat-size':
+        o.latSize = Number(v);
+        break;
+      case '--addr':
+        o.addr = v;
+        break;
+      case '--role':
+        o.role = v as Options['role'];
+        break; // internal: the latency test's child
+      case '--mode':
+        o.mode = v as Options['mode'];
+        break;
+      case '--port':
+        o.port = Number(v);
+        break;
+      default:
+        throw new Error(`unknown option ${argv[i]} (see the header of scripts/bench/verbs.ts)`);
     }
   }
   return o;
@@ -53,7 +84,11 @@ function parseArgs(argv: string[]): Options {
 
 // ------------------------------------------------------------------ perftest
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; out: string }
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  out: string;
+}
 
 function exec(cmd: string, args: string[]): { done: Promise<Run>; kill(): void } {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -106,8 +141,14 @@ interface Side {
 }
 
 /** A connected RC pair in this process: server on `addr`, client resolved to it. */
-async function connectPair(cm: RdmaCm, devices: DeviceTable, addr: string, port: number, depth: number,
-  prepare: (side: Side, role: 'server' | 'client') => void): Promise<{ server: Side; client: Side; close(): void }> {
+async function connectPair(
+  cm: RdmaCm,
+  devices: DeviceTable,
+  addr: string,
+  port: number,
+  depth: number,
+  prepare: (side: Side, role: 'server' | 'client') => void,
+): Promise<{ server: Side; client: Side; close(): void }> {
   const make = (id: NativeCmId): Side => makeSide(devices, id, depth);
   let listener: NativeCmId | undefined;
   const serverUp = new Promise<Side>((resolve, reject) => {
@@ -127,7 +168,8 @@ async function connectPair(cm: RdmaCm, devices: DeviceTable, addr: string, port:
   await cm.connect(client.id, { initiatorDepth: 16, responderResources: 16 });
   const server = await serverUp;
   return {
-    server, client,
+    server,
+    client,
     close() {
       for (const s of [client, server]) {
         cm.destroy(s.id);
@@ -171,8 +213,7 @@ async function jsWriteBandwidth(cm: RdmaCm, devices: DeviceTable, o: Options, po
   const table = new SendBatch(o.depth);
   for (let s = 0; s < o.depth; s++) {
     const last = (s + 1) % group === 0;
-    table.add(UNSIGNALED_WR_ID, c.WR_RDMA_WRITE, last ? c.SEND_SIGNALED : 0, local.address(s), o.size, local.lkey,
-      remote.address(s), remote.rkey);
+    table.add(UNSIGNALED_WR_ID, c.WR_RDMA_WRITE, last ? c.SEND_SIGNALED : 0, local.address(s), o.size, local.lkey, remote.address(s), remote.rkey);
   }
   const freed = new Int32Array(o.depth);
   let nFreed = 0;
@@ -241,7 +282,11 @@ class PingPongEnd {
   private readonly onSend: CompletionHandler;
   private readonly flags: number;
 
-  constructor(readonly side: Side, pd: NativePd, readonly size: number) {
+  constructor(
+    readonly side: Side,
+    pd: NativePd,
+    readonly size: number,
+  ) {
     const c = native().constants;
     this.pool = new BufferPool(pd, Math.max(64, size), RING + 1, c.ACCESS_LOCAL_WRITE);
     this.flags = size <= side.qp.maxInlineData ? c.SEND_INLINE : 0;
@@ -251,7 +296,11 @@ class PingPongEnd {
         this.got++;
       },
     };
-    this.onSend = { onCompletion: (wc) => { if (!wc.ok && !this.error) this.error = `send: ${wc.statusName}`; } };
+    this.onSend = {
+      onCompletion: (wc) => {
+        if (!wc.ok && !this.error) this.error = `send: ${wc.statusName}`;
+      },
+    };
     // Prebuilt WRs: the one send and a receive per ring slot; posting patches wr_ids only.
     this.send.add(UNSIGNALED_WR_ID, c.WR_SEND, this.flags, this.pool.address(RING), size, this.pool.lkey);
     for (let s = 0; s < RING; s++) this.recv.add(side.disp.register(this.onRecv, s), this.pool.address(s), this.pool.slotSize, this.pool.lkey);
@@ -295,7 +344,11 @@ function makeSide(devices: DeviceTable, id: NativeCmId, depth: number): Side {
   const dev = devices.get(id.deviceName!);
   const disp = new CompletionDispatcher(dev.context, depth * 4 + 16, depth * 4 + 16);
   const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, {
-    maxSendWr: depth * 2, maxRecvWr: depth * 2, maxSendSge: 1, maxRecvSge: 1, maxInlineData: 64,
+    maxSendWr: depth * 2,
+    maxRecvWr: depth * 2,
+    maxSendSge: 1,
+    maxRecvSge: 1,
+    maxInlineData: 64,
   });
   return { id, disp, qp };
 }
@@ -311,7 +364,11 @@ async function latencyServer(o: Options, port: number, mode: 'busy' | 'event'): 
       try {
         const side = makeSide(devices, ev.id!, RING);
         end = new PingPongEnd(side, devices.get(side.id.deviceName!).pd, o.latSize);
-        if (mode === 'event') end.onEachMessage((i) => { end.repost(i); end.ping(i); });
+        if (mode === 'event')
+          end.onEachMessage((i) => {
+            end.repost(i);
+            end.ping(i);
+          });
         cm.next(side.id, 15_000).then((e) => (e.type === 'RDMA_CM_EVENT_ESTABLISHED' ? resolve() : reject(new Error(e.type))), reject);
         side.id.accept({});
       } catch (e) {
@@ -363,8 +420,21 @@ async function jsSendLatencyOneProcess(cm: RdmaCm, devices: DeviceTable, o: Opti
 
 /** Mean one-way latency in µs (half the round trip, as perftest reports it). */
 async function jsSendLatency(cm: RdmaCm, devices: DeviceTable, o: Options, port: number, mode: 'busy' | 'event'): Promise<number> {
-  const server = exec(process.execPath, [process.argv[1], '--role', 'lat-server', '--mode', mode, '--port', String(port),
-    '--lat-iters', String(o.latIters), '--lat-size', String(o.latSize), '--addr', o.addr]);
+  const server = exec(process.execPath, [
+    process.argv[1],
+    '--role',
+    'lat-server',
+    '--mode',
+    mode,
+    '--port',
+    String(port),
+    '--lat-iters',
+    String(o.latIters),
+    '--lat-size',
+    String(o.latSize),
+    '--addr',
+    o.addr,
+  ]);
   try {
     let side: Side | undefined;
     for (let attempt = 0; !side; attempt++) {
@@ -380,7 +450,10 @@ async function jsSendLatency(cm: RdmaCm, devices: DeviceTable, o: Options, port:
         pre.close();
         cm.destroy(id);
         s.disp.close();
-        if (side || attempt >= 10) throw new Error(`${(e as Error).message}; latency server said: ${(await Promise.race([server.done, sleep(100)]) as Run | undefined)?.out ?? '(running)'}`);
+        if (side || attempt >= 10)
+          throw new Error(
+            `${(e as Error).message}; latency server said: ${((await Promise.race([server.done, sleep(100)])) as Run | undefined)?.out ?? '(running)'}`,
+          );
       }
     }
     throw new Error('unreachable');
@@ -389,8 +462,7 @@ async function jsSendLatency(cm: RdmaCm, devices: DeviceTable, o: Options, port:
   }
 }
 
-async function runClient(end: PingPongEnd, o: Options, mode: 'busy' | 'event', cm: RdmaCm,
-  server: { done: Promise<Run> }): Promise<number> {
+async function runClient(end: PingPongEnd, o: Options, mode: 'busy' | 'event', cm: RdmaCm, server: { done: Promise<Run> }): Promise<number> {
   const total = o.latIters + WARMUP;
   let t0 = 0;
   if (mode === 'busy') {
@@ -437,7 +509,9 @@ async function main(): Promise<void> {
   const dev = probe.deviceName!;
   cm.destroy(probe);
   let port = 19000 + (process.pid % 1000);
-  console.log(`\nall traffic to ${o.addr} (device ${dev}); ${o.size}-byte RDMA WRITEs x ${o.bwIters}, depth ${o.depth}; ${o.latSize}-byte ping-pong x ${o.latIters}\n`);
+  console.log(
+    `\nall traffic to ${o.addr} (device ${dev}); ${o.size}-byte RDMA WRITEs x ${o.bwIters}, depth ${o.depth}; ${o.latSize}-byte ping-pong x ${o.latIters}\n`,
+  );
 
   const bwArgs = ['-d', dev, '-s', String(o.size), '-t', String(o.depth), '-n', String(o.bwIters)];
   const bwReport = await perftest('ib_write_bw', bwArgs, o.addr, port++);
@@ -468,6 +542,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
+  console.error(e instanceof Error ? (e.stack ?? e.message) : e);
   process.exit(1);
 });

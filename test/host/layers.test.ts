@@ -94,9 +94,11 @@ test('every import in lib/ follows the layer table', () => {
   const unknown = onDisk.map((f) => place(f)?.layer ?? f).filter((l) => !(l in MAY_IMPORT));
   expect([...new Set(unknown)], 'folders of lib/ that the layer table does not place').toEqual([]);
 
-  const broken = edges.filter((e) => !allowed(e.from, e.to)).map((e) => {
-    const layer = place(e.from)!.layer;
-    return `${e.from} imports '${e.spec}' (${e.to}): lib/${layer} may import only ${(MAY_IMPORT[layer] ?? []).join(', ') || 'nothing of lib/'}`;
-  });
+  const broken = edges
+    .filter((e) => !allowed(e.from, e.to))
+    .map((e) => {
+      const layer = place(e.from)!.layer;
+      return `${e.from} imports '${e.spec}' (${e.to}): lib/${layer} may import only ${(MAY_IMPORT[layer] ?? []).join(', ') || 'nothing of lib/'}`;
+    });
   expect(broken, 'imports that break the layer table').toEqual([]);
 });

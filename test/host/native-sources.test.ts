@@ -9,7 +9,10 @@ test('binding.gyp and CMakeLists.txt list the same native sources, all of native
   const cmake = readFileSync('CMakeLists.txt', 'utf8');
   const block = /set\(RDMA_TARGET_SOURCES([\s\S]*?)\)/.exec(cmake)?.[1] ?? '';
   const fromCmake = block.split(/\s+/).filter(Boolean).sort();
-  const onDisk = readdirSync('native').filter((f) => f.endsWith('.cc')).map((f) => `native/${f}`).sort();
+  const onDisk = readdirSync('native')
+    .filter((f) => f.endsWith('.cc'))
+    .map((f) => `native/${f}`)
+    .sort();
   expect(fromCmake).toEqual(fromGyp);
   expect(fromGyp).toEqual(onDisk);
 });

@@ -15,10 +15,20 @@ describe('work-request records', () => {
     const b = new SendBatch(2).add(0x1_0000_0007, 4, 2, 0x7f12_3456_7000, 4096, 0xabcd, 0x5555_0000_1000, 0x1234, 99);
     expect(b.count).toBe(1);
     expect(Array.from(b.words.subarray(0, 14))).toEqual([
-      7, 1, // wr_id
-      4, 2, 1, 99, 0x1234, 0, // opcode, flags, num_sge, imm/inv, rkey, reserved
-      0x0000_1000, 0x5555, // remote_addr
-      0x3456_7000, 0x7f12, 4096, 0xabcd, // sge: addr lo/hi, length, lkey
+      7,
+      1, // wr_id
+      4,
+      2,
+      1,
+      99,
+      0x1234,
+      0, // opcode, flags, num_sge, imm/inv, rkey, reserved
+      0x0000_1000,
+      0x5555, // remote_addr
+      0x3456_7000,
+      0x7f12,
+      4096,
+      0xabcd, // sge: addr lo/hi, length, lkey
     ]);
   });
 
@@ -61,7 +71,9 @@ describe('the native addon without RDMA devices', () => {
   test('lists no devices and requireDevices() says what to do', () => {
     if (native().listDevices().length > 0) return expect(requireDevices().length).toBeGreaterThan(0);
     expect(native().listDevices()).toEqual([]);
-    expect(() => requireDevices()).toThrow(expect.objectContaining({ code: 'ERR_RDMA_UNAVAILABLE', message: expect.stringMatching(/rdma_rxe|scripts\/vm\/run\.sh/) }));
+    expect(() => requireDevices()).toThrow(
+      expect.objectContaining({ code: 'ERR_RDMA_UNAVAILABLE', message: expect.stringMatching(/rdma_rxe|scripts\/vm\/run\.sh/) }),
+    );
   });
 
   test('opening an unknown device fails with code ENODEV', () => {
@@ -76,8 +88,8 @@ describe('the native addon without RDMA devices', () => {
 
   test('argument errors are TypeErrors, not crashes', () => {
     const n = native();
-    expect(() => new (n.ProtectionDomain)({} as never)).toThrow();
-    expect(() => new (n.CompletionQueue)(undefined as never, 1, Buffer.alloc(32), () => {})).toThrow(TypeError);
+    expect(() => new n.ProtectionDomain({} as never)).toThrow();
+    expect(() => new n.CompletionQueue(undefined as never, 1, Buffer.alloc(32), () => {})).toThrow(TypeError);
     expect(() => n.allocAligned(-1)).toThrow(RangeError);
   });
 

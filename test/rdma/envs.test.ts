@@ -6,9 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, freshPort, native, postRecvs,
-} from './rc.js';
+import { ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail, freshPort, native, postRecvs } from './rc.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let cm: RdmaCm;
@@ -57,14 +55,23 @@ client.resolveAddr(w.address, w.port, 2000);
 parentPort.on('message', (m) => { if (m === 'exit') process.exit(0); });
 `;
 
-interface Report { live: Record<string, number>; states: string[] }
+interface Report {
+  live: Record<string, number>;
+  states: string[];
+}
 
 function startWorker(port: number): Promise<{ worker: Worker; report: Report }> {
   const worker = new Worker(WORKER, { eval: true, workerData: { root, address: ADDR_A, port } });
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('the worker did not connect in 30 s')), 30_000);
-    worker.once('message', (report: Report) => { clearTimeout(t); resolve({ worker, report }); });
-    worker.once('error', (e) => { clearTimeout(t); reject(e); });
+    worker.once('message', (report: Report) => {
+      clearTimeout(t);
+      resolve({ worker, report });
+    });
+    worker.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
   });
 }
 
@@ -136,6 +143,10 @@ test('a worker thread ending (by itself, or terminated) closes only its own verb
   const before = n.liveObjects();
   ctx.close(); // takes the PD, CQ and MR with it
   expect(n.liveObjects()).toEqual({
-    ...before, contexts: before.contexts - 1, pds: before.pds - 1, cqs: before.cqs - 1, mrs: before.mrs - 1,
+    ...before,
+    contexts: before.contexts - 1,
+    pds: before.pds - 1,
+    cqs: before.cqs - 1,
+    mrs: before.mrs - 1,
   });
 });

@@ -2,15 +2,16 @@
 // connection churn without leaking fds, MRs or QPs.
 import { readdirSync } from 'node:fs';
 import { expect, test } from 'vitest';
-import {
-  ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile,
-} from './rc.js';
+import { ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile } from './rc.js';
 import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 
 let cm: RdmaCm;
 let devices: DeviceTable;
 
-verbsPerFile((c, d) => { cm = c; devices = d });
+verbsPerFile((c, d) => {
+  cm = c;
+  devices = d;
+});
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 
@@ -23,8 +24,16 @@ test('an RDMA WRITE with a wrong rkey completes in error; the QP is errored and 
   const local = new BufferPool(bad.client.dev.pd, 4096, 2, access());
   const remote = new BufferPool(bad.server.dev.pd, 4096, 2, access());
   try {
-    const b = new SendBatch(1).add(bad.client.disp.register(bad.client.sends, 0), c.WR_RDMA_WRITE, c.SEND_SIGNALED,
-      local.address(0), 512, local.lkey, remote.address(0), remote.rkey ^ 0x5a5a00);
+    const b = new SendBatch(1).add(
+      bad.client.disp.register(bad.client.sends, 0),
+      c.WR_RDMA_WRITE,
+      c.SEND_SIGNALED,
+      local.address(0),
+      512,
+      local.lkey,
+      remote.address(0),
+      remote.rkey ^ 0x5a5a00,
+    );
     bad.client.qp.postSend(b.words, b.count);
     const [wc] = await bad.client.sends.wait(1);
     expect(wc.status).not.toBe(0);
@@ -68,8 +77,16 @@ test('a peer disconnecting mid-transfer: in-flight work completes or flushes, DI
   const reads = (n: number) => {
     const b = new SendBatch(n);
     for (let s = 0; s < n; s++)
-      b.add(pair.client.disp.register(pair.client.sends, s), c.WR_RDMA_READ, c.SEND_SIGNALED, local.address(s),
-        256 * 1024, local.lkey, remote.address(s), remote.rkey);
+      b.add(
+        pair.client.disp.register(pair.client.sends, s),
+        c.WR_RDMA_READ,
+        c.SEND_SIGNALED,
+        local.address(s),
+        256 * 1024,
+        local.lkey,
+        remote.address(s),
+        remote.rkey,
+      );
     return b;
   };
   const first = reads(32);
@@ -78,7 +95,9 @@ test('a peer disconnecting mid-transfer: in-flight work completes or flushes, DI
   pair.server.id.disconnect();
   const done = await pair.client.sends.wait(32, 60_000);
   const failed = done.filter((d) => d.status !== 0);
-  console.log(`peer disconnected mid-transfer: ${done.length - failed.length} reads completed, ${failed.length} failed (${[...new Set(failed.map((d) => d.statusName))].join(', ')})`);
+  console.log(
+    `peer disconnected mid-transfer: ${done.length - failed.length} reads completed, ${failed.length} failed (${[...new Set(failed.map((d) => d.statusName))].join(', ')})`,
+  );
   expect(done).toHaveLength(32);
   expect((await disconnected).type).toBe('RDMA_CM_EVENT_DISCONNECTED');
   // What a target does on DISCONNECTED: error the QP so whatever is still posted flushes.
@@ -128,7 +147,12 @@ test('close() is idempotent; closing a parent closes its children first; closed 
   const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, { maxSendWr: 4, maxRecvWr: 4 });
   const live = native().liveObjects();
   expect(live).toMatchObject({
-    contexts: base.contexts + 1, pds: base.pds + 1, mrs: base.mrs + 1, cqs: base.cqs + 1, srqs: base.srqs + 1, qps: base.qps + 1,
+    contexts: base.contexts + 1,
+    pds: base.pds + 1,
+    mrs: base.mrs + 1,
+    cqs: base.cqs + 1,
+    srqs: base.srqs + 1,
+    qps: base.qps + 1,
   });
   expect(qp.state()).toBe('INIT');
   mr.buffer.write('survives deregistration');

@@ -17,19 +17,23 @@ const fileLun = join(work, 'lun1.img');
 
 function config(): object {
   return {
-    targets: [{
-      iqn: IQN,
-      tpgs: [{
-        tag: 1,
-        portals: [{ address: '10.77.0.1', port: 3260, transport: 'tcp' }],
-        luns: [
-          { lun: 0, backstore: { type: 'ram', size: '256M' } },
-          { lun: 1, backstore: { type: 'file', path: fileLun, size: '64M' } },
+    targets: [
+      {
+        iqn: IQN,
+        tpgs: [
+          {
+            tag: 1,
+            portals: [{ address: '10.77.0.1', port: 3260, transport: 'tcp' }],
+            luns: [
+              { lun: 0, backstore: { type: 'ram', size: '256M' } },
+              { lun: 1, backstore: { type: 'file', path: fileLun, size: '64M' } },
+            ],
+            attributes: { authentication: true },
+            acls: [{ initiator: INITIATOR, chap: { userid: 'vm-initiator', password: 'kernel-secret-1' } }],
+          },
         ],
-        attributes: { authentication: true },
-        acls: [{ initiator: INITIATOR, chap: { userid: 'vm-initiator', password: 'kernel-secret-1' } }],
-      }],
-    }],
+      },
+    ],
     stateDir: join(work, 'state'),
   };
 }
@@ -56,7 +60,11 @@ describe('open-iscsi kernel initiator over TCP', () => {
   }, 60_000);
 
   afterAll(() => {
-    try { logout(); } catch { /* already out */ }
+    try {
+      logout();
+    } catch {
+      /* already out */
+    }
     rig.target?.kill('SIGKILL');
     stopIscsid();
   });
@@ -107,7 +115,9 @@ describe('open-iscsi kernel initiator over TCP', () => {
     for (let i = 0; i < 100; i++) {
       try {
         if (sh(`dd if=${diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`, 30_000) === want) return;
-      } catch { /* still reconnecting */ }
+      } catch {
+        /* still reconnecting */
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(sh(`dd if=${diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`)).toBe(want);

@@ -43,12 +43,19 @@ const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const say = (m: string) => console.log(`[iser-faults ${stamp()}] ${m}`);
 
-const trySh = (cmd: string) => { try { execSync(cmd, { stdio: 'ignore', timeout: 30_000 }) } catch { /* best effort */ } };
+const trySh = (cmd: string) => {
+  try {
+    execSync(cmd, { stdio: 'ignore', timeout: 30_000 });
+  } catch {
+    /* best effort */
+  }
+};
 
 const ROUTING = [
   'ip link add veth2 type veth peer name veth3',
   `ip addr add ${LOCAL}/24 dev veth2`,
-  'ip link set veth2 up', 'ip link set veth3 up',
+  'ip link set veth2 up',
+  'ip link set veth3 up',
   'rdma link add rxe2 type rxe netdev veth2',
   'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth0.rp_filter=0 net.ipv4.conf.veth1.rp_filter=0',
   'sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.veth0.accept_local=1 net.ipv4.conf.veth1.accept_local=1',
@@ -59,8 +66,12 @@ const ROUTING = [
   'ip rule del pref 0 lookup local',
 ];
 const UNDO = [
-  'ip rule add pref 0 lookup local', 'ip rule del pref 1000 lookup local', 'ip rule del pref 100', 'ip route flush table 100',
-  'rdma link delete rxe2', 'ip link del veth2',
+  'ip rule add pref 0 lookup local',
+  'ip rule del pref 1000 lookup local',
+  'ip rule del pref 100',
+  'ip route flush table 100',
+  'rdma link delete rxe2',
+  'ip link del veth2',
 ];
 const blackhole = (on: boolean) => {
   for (const dev of ['veth1', 'veth0']) sh(on ? `tc qdisc add dev ${dev} root netem loss 100%` : `tc qdisc del dev ${dev} root`);
@@ -69,7 +80,10 @@ const blackhole = (on: boolean) => {
 function tpg(luns: object[], attributes: object = {}): object {
   return {
     tag: 1,
-    portals: [{ address: WIRE, port: 3260, transport: 'iser' }, { address: LOCAL, port: 3260, transport: 'iser' }],
+    portals: [
+      { address: WIRE, port: 3260, transport: 'iser' },
+      { address: LOCAL, port: 3260, transport: 'iser' },
+    ],
     luns,
     attributes: { generateNodeAcls: true, ...attributes },
   };
@@ -108,18 +122,29 @@ async function until(what: string, ok: (st: Status) => boolean, ms: number): Pro
 
 /** Exactly these targets have sessions (one each), with one iSER connection, QP and CQ apiece. */
 const holdsExactly = (iqns: string[]) => (st: Status) =>
-  st.sessions.map((s) => s.target).sort().join() === [...iqns].sort().join() &&
+  st.sessions
+    .map((s) => s.target)
+    .sort()
+    .join() === [...iqns].sort().join() &&
   st.sessions.every((s) => s.connections.length === 1) &&
-  st.counters.openConnections === iqns.length && st.counters.iserConnections === iqns.length &&
-  st.counters.rdmaQps === iqns.length && st.counters.rdmaCqs === iqns.length;
+  st.counters.openConnections === iqns.length &&
+  st.counters.iserConnections === iqns.length &&
+  st.counters.rdmaQps === iqns.length &&
+  st.counters.rdmaCqs === iqns.length;
 
 const sessionOf = (st: Status, iqn: string) => st.sessions.find((s) => s.target === iqn);
 
-const node = (iqn: keyof typeof IQN, args: string, timeout?: number) => rig.iscsiNode({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeout);
+const node = (iqn: keyof typeof IQN, args: string, timeout?: number) =>
+  rig.iscsiNode({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeout);
 const login = (iqn: keyof typeof IQN) => node(iqn, '--login', 60_000);
 
 /** Bytes written to a disk so far (the block layer's own count). */
-const written = (disk: string) => Number(readFileSync(`/sys/block/${disk.replace('/dev/', '')}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
+const written = (disk: string) =>
+  Number(
+    readFileSync(`/sys/block/${disk.replace('/dev/', '')}/stat`, 'utf8')
+      .trim()
+      .split(/\s+/)[6],
+  ) * 512;
 
 /** Waits until `bytes` more have been written to `disk` (so a fault lands mid-I/O). */
 async function whenWritten(disk: string, bytes: number, run: Bg, ms = 60_000): Promise<void> {
@@ -142,7 +167,10 @@ async function finished(run: Bg, what: string, ms: number, kib: number): Promise
   const why = `${what}: ${r.out}${rig.context(2000)}`;
   expect(r.code, why).toBe(0);
   expect(r.out, why).not.toMatch(/verify: bad|error/i);
-  const terse = r.out.split('\n').find((l) => l.startsWith('3;'))?.split(';');
+  const terse = r.out
+    .split('\n')
+    .find((l) => l.startsWith('3;'))
+    ?.split(';');
   expect(terse?.[4], why).toBe('0');
   expect(Number(terse?.[5]), why).toBe(kib);
 }
@@ -200,14 +228,14 @@ describe('iSER faults with the Linux initiator', () => {
     const survivor = bg(fioVerify(sdisk, 'survivor', '--rw=randwrite --bsrange=4k-64k --iodepth=8 --size=16M'));
 
     // No DREQ, no ACK, no NOP-Out: only the target's keep-alive can end this connection.
-    const gone = await until('the vanished initiator\'s connection freed', holdsExactly([IQN.survivor]), 40_000);
+    const gone = await until("the vanished initiator's connection freed", holdsExactly([IQN.survivor]), 40_000);
     const detected = (Date.now() - cut) / 1000;
     say(`target freed the dead connection ${detected.toFixed(1)} s after the cut: ${summary(gone)}`);
     expect(sessionOf(gone, IQN.survivor)!.tsih).toBe(survivorTsih);
     expect(rig.log).toMatch(/10\.77\.0\.2:\d+: dropping connection: no NOP-Out answer in 5000 ms/);
     // nopInTimeout + nopInResponseTimeout + a tick, + the 3 s wait for an RDMA/CM DISCONNECTED that never comes.
     expect(detected).toBeLessThan(NOP.interval + NOP.response + 15);
-    expect(victim.child.exitCode, 'the victim\'s fio must still be waiting for its I/O (replacement_timeout 300 s)').toBeNull();
+    expect(victim.child.exitCode, "the victim's fio must still be waiting for its I/O (replacement_timeout 300 s)").toBeNull();
 
     await finished(survivor, 'survivor fio during the outage', 180_000, 16 << 10);
     say('survivor fio verified during the outage');
@@ -225,7 +253,7 @@ describe('iSER faults with the Linux initiator', () => {
     say(`after: ${summary(after)}`);
   }, 600_000);
 
-  test('the initiator\'s link down for 15 s and up during fio: ib_iser recovers, data verifies, only live connections remain', async () => {
+  test("the initiator's link down for 15 s and up during fio: ib_iser recovers, data verifies, only live connections remain", async () => {
     login('flap');
     const disk = await waitForDisk(IQN.flap);
     const three = [IQN.victim, IQN.survivor, IQN.flap];
@@ -255,7 +283,8 @@ describe('iSER faults with the Linux initiator', () => {
     expect(sessionOf(after, IQN.victim)!.tsih).not.toBe(tsih[IQN.victim]);
     expect(sessionOf(after, IQN.survivor)!.tsih).toBe(tsih[IQN.survivor]);
     // Every session moves verified data afterwards.
-    for (const iqn of three) await finished(bg(fioVerify(diskOf(iqn), 'after', '--rw=randwrite --bs=32k --iodepth=8 --size=4M')), `fio on ${iqn} after the flap`, 120_000, 4 << 10);
+    for (const iqn of three)
+      await finished(bg(fioVerify(diskOf(iqn), 'after', '--rw=randwrite --bs=32k --iodepth=8 --size=4M')), `fio on ${iqn} after the flap`, 120_000, 4 << 10);
   }, 600_000);
 
   test('after logout no connection and no per-connection RDMA object is left', async () => {

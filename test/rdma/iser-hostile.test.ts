@@ -26,7 +26,11 @@ let port: number;
 let baselineQps = 0;
 let nextIsid = 1;
 
-interface Rx { pdu: Pdu; bhs: Buffer; data: Buffer }
+interface Rx {
+  pdu: Pdu;
+  bhs: Buffer;
+  data: Buffer;
+}
 
 /** A minimal iSER initiator: SENDs of [iSER header | BHS | data], receives into a ring. */
 class Client extends RawClient {
@@ -41,9 +45,13 @@ class Client extends RawClient {
 
   async connect(privateData = Buffer.from([0xc0, 0, 0, 0])): Promise<void> {
     const id = await this.open(cm, devices, port);
-    cm.setHandler(id, (ev) => { if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true });
+    cm.setHandler(id, (ev) => {
+      if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true;
+    });
     await cm.connect(id, { privateData, initiatorDepth: 1, responderResources: 16 });
-    cm.setHandler(id, (ev) => { if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true });
+    cm.setHandler(id, (ev) => {
+      if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') this.disconnected = true;
+    });
   }
 
   protected override received(b: Buffer): void {
@@ -72,14 +80,60 @@ class Client extends RawClient {
   }
 
   async login(initiator = 'iqn.2025-01.org.rdma-target:hostile-client'): Promise<Map<string, string>> {
-    const isid = 0x023d00000000 + (nextIsid++);
+    const isid = 0x023d00000000 + nextIsid++;
     const keys: Array<[string, string]> = [
-      ['InitiatorName', initiator], ['TargetName', TARGET], ['SessionType', 'Normal'], ['AuthMethod', 'None'],
+      ['InitiatorName', initiator],
+      ['TargetName', TARGET],
+      ['SessionType', 'Normal'],
+      ['AuthMethod', 'None'],
     ];
-    this.send({ opcode: Opcode.LoginRequest, immediate: true, itt: 0x1000, transit: true, cont: false, csg: 0, nsg: 1, versionMax: 0, versionMin: 0, isid, tsih: 0, cid: 0, cmdSN: this.cmdSN, expStatSN: 0 }, encodeText(keys));
+    this.send(
+      {
+        opcode: Opcode.LoginRequest,
+        immediate: true,
+        itt: 0x1000,
+        transit: true,
+        cont: false,
+        csg: 0,
+        nsg: 1,
+        versionMax: 0,
+        versionMin: 0,
+        isid,
+        tsih: 0,
+        cid: 0,
+        cmdSN: this.cmdSN,
+        expStatSN: 0,
+      },
+      encodeText(keys),
+    );
     let r = await this.next((x) => x.pdu.opcode === Opcode.LoginResponse);
-    const op: Array<[string, string]> = [['RDMAExtensions', 'Yes'], ['InitiatorRecvDataSegmentLength', '8192'], ['TargetRecvDataSegmentLength', '8192'], ['ImmediateData', 'Yes'], ['HeaderDigest', 'None'], ['DataDigest', 'None']];
-    this.send({ opcode: Opcode.LoginRequest, immediate: true, itt: 0x1001, transit: true, cont: false, csg: 1, nsg: 3, versionMax: 0, versionMin: 0, isid, tsih: 0, cid: 0, cmdSN: this.cmdSN, expStatSN: 1 }, encodeText(op));
+    const op: Array<[string, string]> = [
+      ['RDMAExtensions', 'Yes'],
+      ['InitiatorRecvDataSegmentLength', '8192'],
+      ['TargetRecvDataSegmentLength', '8192'],
+      ['ImmediateData', 'Yes'],
+      ['HeaderDigest', 'None'],
+      ['DataDigest', 'None'],
+    ];
+    this.send(
+      {
+        opcode: Opcode.LoginRequest,
+        immediate: true,
+        itt: 0x1001,
+        transit: true,
+        cont: false,
+        csg: 1,
+        nsg: 3,
+        versionMax: 0,
+        versionMin: 0,
+        isid,
+        tsih: 0,
+        cid: 0,
+        cmdSN: this.cmdSN,
+        expStatSN: 1,
+      },
+      encodeText(op),
+    );
     r = await this.next((x) => x.pdu.opcode === Opcode.LoginResponse);
     const p = r.pdu as Extract<Pdu, { opcode: Opcode.LoginResponse }>;
     if (p.statusClass !== 0 || !p.transit || p.nsg !== 3) throw new Error(`login not complete: class ${p.statusClass} T=${p.transit} NSG=${p.nsg}`);
@@ -98,10 +152,29 @@ class Client extends RawClient {
     const lo = va >>> 0;
     const stag = o.stag ?? this.data.rkey;
     const edtl = o.read ?? o.write ?? 0;
-    this.send<ScsiCommandPdu>({
-      opcode: Opcode.ScsiCommand, immediate: false, itt, final: true, read: o.read !== undefined, write: o.write !== undefined, attr: 1,
-      lun: 0n, edtl, cmdSN: this.cmdSN++, expStatSN: 0, cdb: full, dataLength: imm,
-    }, o.immediate, o.read !== undefined ? { rsv: true, readStag: stag, readVaHi: hi, readVaLo: lo } : o.write !== undefined && edtl > imm ? { wsv: true, writeStag: stag, writeVaHi: hi, writeVaLo: lo >>> 0 } : {});
+    this.send<ScsiCommandPdu>(
+      {
+        opcode: Opcode.ScsiCommand,
+        immediate: false,
+        itt,
+        final: true,
+        read: o.read !== undefined,
+        write: o.write !== undefined,
+        attr: 1,
+        lun: 0n,
+        edtl,
+        cmdSN: this.cmdSN++,
+        expStatSN: 0,
+        cdb: full,
+        dataLength: imm,
+      },
+      o.immediate,
+      o.read !== undefined
+        ? { rsv: true, readStag: stag, readVaHi: hi, readVaLo: lo }
+        : o.write !== undefined && edtl > imm
+          ? { wsv: true, writeStag: stag, writeVaHi: hi, writeVaLo: lo >>> 0 }
+          : {},
+    );
     return itt;
   }
 
@@ -143,7 +216,9 @@ describe('hostile iSER initiator', () => {
     devices = new DeviceTable();
     core = new FakeCore({ blocks: 4096 });
     core.disk.set(pattern(core.disk.length, 99));
-    const say = (m: string) => { if (process.env.ISER_TEST_DEBUG) console.log(m) };
+    const say = (m: string) => {
+      if (process.env.ISER_TEST_DEBUG) console.log(m);
+    };
     iscsi = new IscsiTarget({ tpgs: [{ iqn: TARGET, core, generateNodeAcls: true }], loginTimeout: 5000, log: lineLogger((_level, m) => say(m)) });
     fabric = new IserFabric(new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE));
     port = freshPort();
@@ -174,7 +249,14 @@ describe('hostile iSER initiator', () => {
   }, 60_000);
 
   test('a message shorter than iSER header + BHS, and a Hello, drop only their connection', async () => {
-    for (const bytes of [Uint8Array.of(0x10, 0, 0, 0, 1, 2, 3), (() => { const b = new Uint8Array(76); encodeIserHeader({ opcode: 2 }, b); return b })()]) {
+    for (const bytes of [
+      Uint8Array.of(0x10, 0, 0, 0, 1, 2, 3),
+      (() => {
+        const b = new Uint8Array(76);
+        encodeIserHeader({ opcode: 2 }, b);
+        return b;
+      })(),
+    ]) {
       const c = new Client();
       await c.connect();
       await c.login();
@@ -229,7 +311,26 @@ describe('hostile iSER initiator', () => {
       const c = new Client();
       await c.connect();
       if (i % 2) await c.login(`iqn.2025-01.org.rdma-target:flood-${i}`);
-      else c.send({ opcode: Opcode.LoginRequest, immediate: true, itt: 1, transit: false, cont: false, csg: 0, nsg: 0, versionMax: 0, versionMin: 0, isid: 0x023d00000099, tsih: 0, cid: 0, cmdSN: 1, expStatSN: 0 }, encodeText([['InitiatorName', `iqn.x:f${i}`]]));
+      else
+        c.send(
+          {
+            opcode: Opcode.LoginRequest,
+            immediate: true,
+            itt: 1,
+            transit: false,
+            cont: false,
+            csg: 0,
+            nsg: 0,
+            versionMax: 0,
+            versionMin: 0,
+            isid: 0x023d00000099,
+            tsih: 0,
+            cid: 0,
+            cmdSN: 1,
+            expStatSN: 0,
+          },
+          encodeText([['InitiatorName', `iqn.x:f${i}`]]),
+        );
       flood.push(c);
     }
     await roundTrip(good, 700, 7);

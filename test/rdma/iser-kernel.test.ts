@@ -19,7 +19,10 @@ const { work, socket, sh, shAsync, status, diskOf, sessionBlock, waitForDisk } =
 function tpg(luns: object[], extra: object = {}): object {
   return {
     tag: 1,
-    portals: [{ address: '10.77.0.1', port: 3260, transport: 'iser' }, { address: '10.77.0.1', port: 3260, transport: 'tcp' }],
+    portals: [
+      { address: '10.77.0.1', port: 3260, transport: 'iser' },
+      { address: '10.77.0.1', port: 3260, transport: 'tcp' },
+    ],
     luns,
     attributes: { generateNodeAcls: true },
     ...extra,
@@ -32,10 +35,12 @@ function config(): object {
     targets: [
       {
         iqn: IQN.chap,
-        tpgs: [tpg([ram('256M'), { lun: 1, backstore: { type: 'file', path: join(work, 'lun1.img'), size: '64M' } }], {
-          attributes: { authentication: true },
-          acls: [{ initiator: INITIATOR, chap: { userid: 'vm-iser', password: 'iser-secret-12' } }],
-        })],
+        tpgs: [
+          tpg([ram('256M'), { lun: 1, backstore: { type: 'file', path: join(work, 'lun1.img'), size: '64M' } }], {
+            attributes: { authentication: true },
+            acls: [{ initiator: INITIATOR, chap: { userid: 'vm-iser', password: 'iser-secret-12' } }],
+          }),
+        ],
       },
       { iqn: IQN.noimm, tpgs: [tpg([ram('64M')], { parameters: { ImmediateData: 'No' } })] },
       { iqn: IQN.unsol, tpgs: [tpg([ram('64M')], { parameters: { InitialR2T: 'No' } })] },
@@ -62,9 +67,17 @@ describe('Linux ib_iser initiator against rdma-target', () => {
 
   afterAll(() => {
     for (const iqn of Object.values(IQN)) {
-      try { logout(iqn) } catch { /* not logged in */ }
+      try {
+        logout(iqn);
+      } catch {
+        /* not logged in */
+      }
     }
-    try { sh('iscsiadm -m node -o delete') } catch { /* none left */ }
+    try {
+      sh('iscsiadm -m node -o delete');
+    } catch {
+      /* none left */
+    }
     rig.target?.kill('SIGKILL');
     stopIscsid();
   });
@@ -77,7 +90,11 @@ describe('Linux ib_iser initiator against rdma-target', () => {
     let out = '';
     // iscsiadm retries a first SendTargets that it could not send (seen once in a few runs).
     for (let i = 0; i < 3 && !out.includes(IQN.plain); i++) {
-      try { out = sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000) } catch (e) { out = String(e) }
+      try {
+        out = sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
+      } catch (e) {
+        out = String(e);
+      }
     }
     for (const iqn of Object.values(IQN)) expect(out).toContain(`${PORTAL},1 ${iqn}`);
     for (const iqn of Object.values(IQN)) expect(node(iqn, '')).toContain('iface.transport_name = iser');
@@ -173,7 +190,12 @@ describe('Linux ib_iser initiator against rdma-target', () => {
       await new Promise((r) => setTimeout(r, 200));
       after = await status();
     }
-    expect(after.sessions.map((s) => s.target).sort()).toEqual(before.sessions.map((s) => s.target).filter((t) => t !== IQN.unsol).sort());
+    expect(after.sessions.map((s) => s.target).sort()).toEqual(
+      before.sessions
+        .map((s) => s.target)
+        .filter((t) => t !== IQN.unsol)
+        .sort(),
+    );
     // The other sessions still move data.
     const out = await shAsync(fio(diskOf(IQN.noimm, 0), 'alive', '--rw=randwrite --bs=16k --iodepth=8 --size=8M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
@@ -184,7 +206,13 @@ describe('Linux ib_iser initiator against rdma-target', () => {
   }, 600_000);
 
   test('after every logout no connection and no per-connection RDMA object is left', async () => {
-    for (const iqn of Object.values(IQN)) { try { logout(iqn) } catch { /* not logged in */ } }
+    for (const iqn of Object.values(IQN)) {
+      try {
+        logout(iqn);
+      } catch {
+        /* not logged in */
+      }
+    }
     let st = await status();
     for (let i = 0; i < 50 && (st.counters.openConnections ?? 0) > 0; i++) {
       await new Promise((r) => setTimeout(r, 200));

@@ -25,12 +25,28 @@ export type Transport = 'iser' | 'srp' | 'tcp';
 /** What start-up must have printed: at least this many listeners per transport, and the control socket if asked. */
 export type Ready = Partial<Record<Transport, number>> & { control?: boolean };
 
-export interface Connection { transport: string; remote: string; local: string }
-export interface Session { target: string; initiator: string; transport?: string; tsih: number; connections: Connection[] }
+export interface Connection {
+  transport: string;
+  remote: string;
+  local: string;
+}
+export interface Session {
+  target: string;
+  initiator: string;
+  transport?: string;
+  tsih: number;
+  connections: Connection[];
+}
 /** The part of the daemon's `status` answer that the tests read. */
-export interface Status { sessions: Session[]; counters: Record<string, number> }
+export interface Status {
+  sessions: Session[];
+  counters: Record<string, number>;
+}
 
-export interface Bg { done: Promise<{ code: number | null; out: string }>; child: ChildProcess }
+export interface Bg {
+  done: Promise<{ code: number | null; out: string }>;
+  child: ChildProcess;
+}
 
 /** Runs a shell command in the background; resolves with its exit code and output. */
 export function bg(cmd: string): Bg {
@@ -76,7 +92,11 @@ export class KernelRig {
   /** The output of the `diagnose` command ('' without one, or when it fails). */
   readonly diagnostics = (): string => {
     if (!this.opts.diagnose) return '';
-    try { return execSync(this.opts.diagnose, { encoding: 'utf8' }) } catch { return '' }
+    try {
+      return execSync(this.opts.diagnose, { encoding: 'utf8' });
+    } catch {
+      return '';
+    }
   };
 
   /** What a failure message ends with: the diagnostics and the tail of the target's log. */
@@ -140,8 +160,9 @@ export class KernelRig {
   /** The control socket's status, straight from this process (the CLI costs seconds of start-up under TCG). */
   readonly status = async (): Promise<Status> => {
     const t = this.target;
-    if (!t || t.exitCode !== null || t.signalCode !== null) throw new Error(`the target died (exit ${t?.exitCode ?? t?.signalCode}):\n${this.log.slice(-4000)}`);
-    return await controlRequest(this.socket, { id: 1, cmd: 'status' }, 10_000) as Status;
+    if (!t || t.exitCode !== null || t.signalCode !== null)
+      throw new Error(`the target died (exit ${t?.exitCode ?? t?.signalCode}):\n${this.log.slice(-4000)}`);
+    return (await controlRequest(this.socket, { id: 1, cmd: 'status' }, 10_000)) as Status;
   };
 
   // --- open-iscsi -----------------------------------------------------------------------
@@ -154,7 +175,11 @@ export class KernelRig {
     mkdirSync('/etc/iscsi', { recursive: true });
     writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${initiator}\n`);
     if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
-    try { this.sh('pgrep -x iscsid') } catch { this.sh('iscsid') }
+    try {
+      this.sh('pgrep -x iscsid');
+    } catch {
+      this.sh('iscsid');
+    }
   };
 
   /** `iscsiadm -m node` on one node record (iface iser, or the default tcp one). */
@@ -185,35 +210,55 @@ export class KernelRig {
       try {
         const d = this.diskOf(iqn, lun);
         if (existsSync(d)) return d;
-      } catch { /* not yet */ }
+      } catch {
+        /* not yet */
+      }
       await sleep(200);
     }
     return this.diskOf(iqn, lun);
   };
 }
 
-export interface IscsiNode { iqn: string; portal: string; iface?: 'iser' }
+export interface IscsiNode {
+  iqn: string;
+  portal: string;
+  iface?: 'iser';
+}
 
 /** iscsiadm -P3 lists sessions in blocks, each opening with "Target: <iqn> ...". */
 function sessionBlocks(out: string, iqn: string): string[] {
-  return out.split(/^Target: /m).slice(1).filter((b) => b.startsWith(`${iqn} `) || b.startsWith(`${iqn}\n`));
+  return out
+    .split(/^Target: /m)
+    .slice(1)
+    .filter((b) => b.startsWith(`${iqn} `) || b.startsWith(`${iqn}\n`));
 }
 
 /** Stops iscsid: it read this file's initiator name at start; the next file starts its own. */
 export function stopIscsid(): void {
-  try { execSync('pkill -x iscsid; sleep 0.5') } catch { /* not running */ }
+  try {
+    execSync('pkill -x iscsid; sleep 0.5');
+  } catch {
+    /* not running */
+  }
 }
 
 // --- ib_srp ---------------------------------------------------------------------------------
 
-export interface SrpPort { idExt: string; iocGuid: string; dest: string }
+export interface SrpPort {
+  idExt: string;
+  iocGuid: string;
+  dest: string;
+}
 
 /** The kernel SRP initiator on rxe0: add_target logs in, deleting the remote port logs out. */
 export class IbSrp {
   static readonly add = '/sys/class/infiniband_srp/srp-rxe0-1/add_target';
   private static readonly ports = '/sys/class/srp_remote_ports';
 
-  constructor(private readonly rig: KernelRig, private readonly port: SrpPort) {}
+  constructor(
+    private readonly rig: KernelRig,
+    private readonly port: SrpPort,
+  ) {}
 
   /** Logs in to the target port with these add_target options. */
   async addTarget(opts: string): Promise<void> {
@@ -221,7 +266,10 @@ export class IbSrp {
     // ib_srp forgets a deleted target port only when its removal work has finished; until then
     // add_target fails with "Already connected".
     for (let i = 0; ; i++) {
-      try { this.rig.sh(cmd, 90_000); return } catch (e) {
+      try {
+        this.rig.sh(cmd, 90_000);
+        return;
+      } catch (e) {
         if (i >= 20 || !/Already connected/.test(this.rig.diagnostics())) throw e;
         await sleep(500);
       }
@@ -231,7 +279,12 @@ export class IbSrp {
   /** Every SRP remote port deleted (the initiator's logout), its disks gone, and the target saw every channel disconnect. */
   async removeTargets(): Promise<void> {
     await this.removeTargetsOnly();
-    if (disks().length > 0 || IbSrp.remotePorts() > 0) throw new Error(`SRP disks/ports still present after delete: ${disks().map((d) => d.dev).join(', ')}\n${this.rig.diagnostics()}`);
+    if (disks().length > 0 || IbSrp.remotePorts() > 0)
+      throw new Error(
+        `SRP disks/ports still present after delete: ${disks()
+          .map((d) => d.dev)
+          .join(', ')}\n${this.rig.diagnostics()}`,
+      );
     for (let i = 0; i < 150 && (await this.channels()) > 0; i++) await sleep(200);
     const left = await this.channels();
     if (left > 0) throw new Error(`the target still has ${left} SRP channel(s) after the initiator deleted its ports\n${this.rig.log.slice(-3000)}`);
@@ -241,7 +294,11 @@ export class IbSrp {
   async removeTargetsOnly(): Promise<void> {
     const dir = IbSrp.ports;
     for (const p of existsSync(dir) ? readdirSync(dir) : []) {
-      try { writeFileSync(join(dir, p, 'delete'), '1') } catch { /* going */ }
+      try {
+        writeFileSync(join(dir, p, 'delete'), '1');
+      } catch {
+        /* going */
+      }
     }
     // The disks go first; the initiator forgets the target port a little later (until then a
     // new add_target for it fails with "Already connected").
@@ -260,7 +317,13 @@ export class IbSrp {
       if (d.length >= n && d.every((x) => existsSync(x.dev))) return new Map(d.map((x) => [x.lun, x.dev]));
       await sleep(200);
     }
-    throw new Error(`expected ${n} SRP disks, have ${disks().map((d) => d.dev).join(', ') || 'none'}\n${this.rig.diagnostics()}\n${this.rig.log.slice(-3000)}`);
+    throw new Error(
+      `expected ${n} SRP disks, have ${
+        disks()
+          .map((d) => d.dev)
+          .join(', ') || 'none'
+      }\n${this.rig.diagnostics()}\n${this.rig.log.slice(-3000)}`,
+    );
   }
 
   private static remotePorts(): number {
@@ -274,7 +337,11 @@ export function disks(): Array<{ dev: string; lun: number; sys: string }> {
   for (const name of existsSync('/sys/block') ? readdirSync('/sys/block') : []) {
     if (!name.startsWith('sd')) continue;
     let link: string;
-    try { link = readlinkSync(`/sys/block/${name}/device`) } catch { continue } // appearing or going
+    try {
+      link = readlinkSync(`/sys/block/${name}/device`);
+    } catch {
+      continue;
+    } // appearing or going
     const m = /(\d+):(\d+):(\d+):(\d+)$/.exec(link);
     if (m) out.push({ dev: `/dev/${name}`, lun: Number(m[4]), sys: `/sys/block/${name}` });
   }

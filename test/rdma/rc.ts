@@ -2,8 +2,20 @@
 // completion handler that turns completions into awaitable results.
 import { afterAll, beforeAll } from 'vitest';
 import {
-  BufferPool, CompletionDispatcher, DeviceTable, RdmaCm, RecvBatch, SendBatch, native, requireDevices,
-  type CompletionHandler, type NativeCmId, type NativeMr, type NativeQp, type WorkCompletion, type DeviceResources,
+  BufferPool,
+  CompletionDispatcher,
+  DeviceTable,
+  RdmaCm,
+  RecvBatch,
+  SendBatch,
+  native,
+  requireDevices,
+  type CompletionHandler,
+  type NativeCmId,
+  type NativeMr,
+  type NativeQp,
+  type WorkCompletion,
+  type DeviceResources,
 } from '../../lib/verbs/index.js';
 
 /** Server and client addresses: the VM's veth pair unless pointed at real ports. */
@@ -60,7 +72,13 @@ export class Completions implements CompletionHandler {
     if (this.done.length >= total) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`timed out waiting for completions: ${this.done.length}/${total}`)), timeoutMs);
-      this.waiters.push({ n: total, resolve: () => { clearTimeout(t); resolve(); } });
+      this.waiters.push({
+        n: total,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
     });
   }
 }
@@ -85,7 +103,10 @@ function endpoint(devices: DeviceTable, id: NativeCmId, depth: number): Endpoint
   const dev = devices.get(id.deviceName!);
   const disp = new CompletionDispatcher(dev.context, depth * 2 + 16, depth * 2 + 16);
   const qp = new (native().QueuePair)(id, dev.pd, disp.cq, disp.cq, null, {
-    maxSendWr: depth, maxRecvWr: depth, maxSendSge: 4, maxRecvSge: 1,
+    maxSendWr: depth,
+    maxRecvWr: depth,
+    maxSendSge: 4,
+    maxRecvSge: 1,
   });
   return { id, dev, disp, qp, sends: new Completions(), recvs: new Completions() };
 }
@@ -109,7 +130,9 @@ export interface Pair {
  * after its QP exists and before accept/connect (post receives there).
  */
 export async function connectPair(
-  cm: RdmaCm, devices: DeviceTable, depth = 64,
+  cm: RdmaCm,
+  devices: DeviceTable,
+  depth = 64,
   prepare: (ep: Endpoint, side: 'server' | 'client') => void = () => {},
 ): Promise<Pair> {
   const port = freshPort();
@@ -137,7 +160,9 @@ export async function connectPair(
   const listener = listenerRef!;
   const s = server;
   return {
-    server: s, client, listener,
+    server: s,
+    client,
+    listener,
     close() {
       for (const ep of [client, s]) {
         cm.destroy(ep.id);
@@ -214,12 +239,23 @@ export class RawClient {
     const slot = 32 + (this.sendCount++ % 16);
     this.ctrl.view(slot).set(bytes);
     const c = native().constants;
-    const b = new SendBatch(1).add(this.ep.disp.register(this.ep.sends, slot), c.WR_SEND, c.SEND_SIGNALED, this.ctrl.address(slot), bytes.length, this.ctrl.lkey);
+    const b = new SendBatch(1).add(
+      this.ep.disp.register(this.ep.sends, slot),
+      c.WR_SEND,
+      c.SEND_SIGNALED,
+      this.ctrl.address(slot),
+      bytes.length,
+      this.ctrl.lkey,
+    );
     this.ep.qp.postSend(b.words, b.count);
   }
 
   close(): void {
-    try { this.cm.destroy(this.ep.id) } catch { /* gone */ }
+    try {
+      this.cm.destroy(this.ep.id);
+    } catch {
+      /* gone */
+    }
     this.ep.disp.close();
     this.ctrl.close();
     this.data.close();

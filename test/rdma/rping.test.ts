@@ -9,8 +9,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, test } from 'vitest';
 import {
-  ADDR_A, BufferPool, Completions, CompletionDispatcher, DeviceTable, RdmaCm, SendBatch, access, freshPort,
-  native, postRecvs, verbsPerFile, type Endpoint,
+  ADDR_A,
+  BufferPool,
+  Completions,
+  CompletionDispatcher,
+  DeviceTable,
+  RdmaCm,
+  SendBatch,
+  access,
+  freshPort,
+  native,
+  postRecvs,
+  verbsPerFile,
+  type Endpoint,
 } from './rc.js';
 import type { NativeCmId } from '../../lib/verbs/index.js';
 
@@ -19,11 +30,20 @@ const PINGS = 20;
 let cm: RdmaCm;
 let devices: DeviceTable;
 
-verbsPerFile((c, d) => { cm = c; devices = d }, () => {
-  // Every id, QP, CQ and MR the tests made was closed: nothing native outlives the file.
-  const live = native().liveObjects();
-  expect(Object.values(live).every((n) => n === 0), `native objects left open: ${JSON.stringify(live)}`).toBe(true);
-});
+verbsPerFile(
+  (c, d) => {
+    cm = c;
+    devices = d;
+  },
+  () => {
+    // Every id, QP, CQ and MR the tests made was closed: nothing native outlives the file.
+    const live = native().liveObjects();
+    expect(
+      Object.values(live).every((n) => n === 0),
+      `native objects left open: ${JSON.stringify(live)}`,
+    ).toBe(true);
+  },
+);
 
 /** The bytes rping's client puts in its source buffer for ping `n` (size includes the NUL). */
 function pingData(n: number, size: number): Buffer {
@@ -140,12 +160,24 @@ describe('rping interop', () => {
       }
       expect(recvSlot).toBe(2 * PINGS);
       e.id.disconnect();
-      const code = await withTimeout(server.exit, 30_000, () => `rping server did not exit after our disconnect; stdout: ${server.out()} stderr: ${server.err()}`);
-      const echoed = server.out().split('\n').filter((l) => l.startsWith('server ping data: rdma-ping-'));
+      const code = await withTimeout(
+        server.exit,
+        30_000,
+        () => `rping server did not exit after our disconnect; stdout: ${server.out()} stderr: ${server.err()}`,
+      );
+      const echoed = server
+        .out()
+        .split('\n')
+        .filter((l) => l.startsWith('server ping data: rdma-ping-'));
       console.log(`rping server exited ${code}; it printed ${echoed.length} pings; stderr: ${server.err().trim()}`);
       expect(code).toBe(0);
       expect(echoed).toHaveLength(PINGS);
-      for (let n = 0; n < PINGS; n++) expect(echoed[n]).toBe(`server ping data: ${pingData(n, SIZE).subarray(0, SIZE - 1).toString()}`);
+      for (let n = 0; n < PINGS; n++)
+        expect(echoed[n]).toBe(
+          `server ping data: ${pingData(n, SIZE)
+            .subarray(0, SIZE - 1)
+            .toString()}`,
+        );
     } finally {
       server.child.kill('SIGKILL');
       if (ep) {
@@ -233,12 +265,20 @@ describe('rping interop', () => {
         await goAhead();
       }
       const code = await withTimeout(client.exit, 60_000, () => `rping client did not exit; stdout: ${client.out()} stderr: ${client.err()}`);
-      const pings = client.out().split('\n').filter((l) => l.startsWith('ping data: rdma-ping-'));
+      const pings = client
+        .out()
+        .split('\n')
+        .filter((l) => l.startsWith('ping data: rdma-ping-'));
       console.log(`our server verified ${verified} pings; rping -V client exited ${code} after ${pings.length} pings; stderr: ${client.err().trim()}`);
       expect(code).toBe(0);
       expect(pings).toHaveLength(PINGS);
       // rping -v prints its sink buffer after the echo: exactly the text we read and wrote back.
-      for (let n = 0; n < PINGS; n++) expect(pings[n]).toBe(`ping data: ${pingData(n, SIZE).subarray(0, SIZE - 1).toString()}`);
+      for (let n = 0; n < PINGS; n++)
+        expect(pings[n]).toBe(
+          `ping data: ${pingData(n, SIZE)
+            .subarray(0, SIZE - 1)
+            .toString()}`,
+        );
       expect((await disconnected).type).toBe('RDMA_CM_EVENT_DISCONNECTED');
     } finally {
       client.child.kill('SIGKILL');

@@ -11,8 +11,23 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SrpFabric } from '../../lib/srp/listener.js';
 import { SrpTarget } from '../../lib/srp/target.js';
 import {
-  DescFormat, SrpOpcode, decodeCredReq, decodeLoginRej, decodeLoginRsp, decodeRsp, decodeTLogout, encodeCmd, encodeCredRsp, encodeDirect,
-  encodeImmediateDesc, encodeIndirect, encodeLoginReqRdma, encodeTskMgmt, type DirectDesc, type LoginRsp, type SrpRsp,
+  DescFormat,
+  SrpOpcode,
+  decodeCredReq,
+  decodeLoginRej,
+  decodeLoginRsp,
+  decodeRsp,
+  decodeTLogout,
+  encodeCmd,
+  encodeCredRsp,
+  encodeDirect,
+  encodeImmediateDesc,
+  encodeIndirect,
+  encodeLoginReqRdma,
+  encodeTskMgmt,
+  type DirectDesc,
+  type LoginRsp,
+  type SrpRsp,
 } from '../../lib/srp/iu.js';
 import { MemoryRegistry } from '../../lib/verbs/index.js';
 import { FakeCore, pattern, read10, write10 } from '../host/iscsi/helpers.js';
@@ -48,10 +63,18 @@ class Client extends RawClient {
     const id = await this.open(cm, devices, port);
     const ipid = new Uint8Array(16);
     ipid[15] = nextIpid++;
-    const pd = Buffer.from(encodeLoginReqRdma({
-      tagLo: 1, tagHi: 0, reqBufFmt: 6, reqFlags: opts.flags ?? 0x80, reqItIuLen: opts.itIuLen ?? 8260,
-      initiatorPortId: ipid, targetPortId: opts.tpid ?? TPID, immDataOffset: 68,
-    }));
+    const pd = Buffer.from(
+      encodeLoginReqRdma({
+        tagLo: 1,
+        tagHi: 0,
+        reqBufFmt: 6,
+        reqFlags: opts.flags ?? 0x80,
+        reqItIuLen: opts.itIuLen ?? 8260,
+        initiatorPortId: ipid,
+        targetPortId: opts.tpid ?? TPID,
+        immDataOffset: 68,
+      }),
+    );
     try {
       const ev = await cm.connect(id, { privateData: pd, initiatorDepth: 1, responderResources: 16, rnrRetryCount: 7 });
       this.login = decodeLoginRsp(ev.privateData!);
@@ -59,7 +82,12 @@ class Client extends RawClient {
       this.close();
       throw e;
     }
-    cm.setHandler(id, (ev) => { if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') { this.disconnected = true; for (const w of this.waiters.splice(0)) w() } });
+    cm.setHandler(id, (ev) => {
+      if (ev.type === 'RDMA_CM_EVENT_DISCONNECTED') {
+        this.disconnected = true;
+        for (const w of this.waiters.splice(0)) w();
+      }
+    });
     return this.login;
   }
 
@@ -83,12 +111,18 @@ class Client extends RawClient {
       const v = pred();
       if (v !== undefined) return v;
       if (Date.now() > end) throw new Error(`timed out waiting for ${what}; got ${this.got.map((g) => g.type.toString(16)).join(',')}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 100) });
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
     }
   }
 
   rsp(tagLo: number): Promise<SrpRsp> {
-    return this.until(() => { const g = this.got.find((x) => x.type === SrpOpcode.Rsp && x.bytes.readUInt32LE(8) === tagLo); return g && decodeRsp(g.bytes) }, `SRP_RSP tag ${tagLo}`);
+    return this.until(() => {
+      const g = this.got.find((x) => x.type === SrpOpcode.Rsp && x.bytes.readUInt32LE(8) === tagLo);
+      return g && decodeRsp(g.bytes);
+    }, `SRP_RSP tag ${tagLo}`);
   }
 }
 
@@ -137,21 +171,48 @@ describe('a hostile SRP initiator on the project binding', () => {
     good.data.buffer.fill(0, 65536, 131072);
     // Read back in two indirect pieces.
     const list = [good.desc(65536 + 32768, 32768), good.desc(65536, 32768)];
-    good.sendRaw(encodeCmd({ tagLo: 200 + seed, tagHi: 0, lun: 0n, cdb: read10(64, 128), dataInFormat: DescFormat.Indirect, dataInCount: 2, descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 32 }, 65536, list) }));
+    good.sendRaw(
+      encodeCmd({
+        tagLo: 200 + seed,
+        tagHi: 0,
+        lun: 0n,
+        cdb: read10(64, 128),
+        dataInFormat: DescFormat.Indirect,
+        dataInCount: 2,
+        descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 32 }, 65536, list),
+      }),
+    );
     expect((await good.rsp(200 + seed)).status).toBe(0);
     const back = Buffer.from(good.data.buffer.subarray(65536, 131072));
     expect(Buffer.concat([back.subarray(32768), back.subarray(0, 32768)]).equals(data)).toBe(true);
     // 4 KiB of immediate data.
     const imm = pattern(4096, seed + 7);
-    good.sendRaw(encodeCmd({ tagLo: 300 + seed, tagHi: 0, lun: 0n, cdb: write10(8, 8), dataOutFormat: DescFormat.Immediate, descriptors: encodeImmediateDesc(4096), immediate: { offset: 68, data: imm } }));
+    good.sendRaw(
+      encodeCmd({
+        tagLo: 300 + seed,
+        tagHi: 0,
+        lun: 0n,
+        cdb: write10(8, 8),
+        dataOutFormat: DescFormat.Immediate,
+        descriptors: encodeImmediateDesc(4096),
+        immediate: { offset: 68, data: imm },
+      }),
+    );
     expect((await good.rsp(300 + seed)).status).toBe(0);
     expect(core.disk.subarray(8 * 512, 8 * 512 + 4096).equals(imm)).toBe(true);
   }
 
   test('logins naming another target port or asking too large an IU get SRP_LOGIN_REJ with the reason', async () => {
-    for (const [opts, reason] of [[{ tpid: new Uint8Array(16) }, 0x00010003], [{ itIuLen: 20000 }, 0x00010002], [{ flags: 0x03 }, 0x00010000]] as const) {
+    for (const [opts, reason] of [
+      [{ tpid: new Uint8Array(16) }, 0x00010003],
+      [{ itIuLen: 20000 }, 0x00010002],
+      [{ flags: 0x03 }, 0x00010000],
+    ] as const) {
       const c = new Client();
-      const err = await c.connect(opts).then(() => undefined, (e: Error & { event?: { privateData?: Buffer } }) => e);
+      const err = await c.connect(opts).then(
+        () => undefined,
+        (e: Error & { event?: { privateData?: Buffer } }) => e,
+      );
       expect(err, JSON.stringify(opts)).toBeInstanceOf(Error);
       expect(decodeLoginRej(err!.event!.privateData!).reason).toBe(reason);
     }
@@ -165,17 +226,53 @@ describe('a hostile SRP initiator on the project binding', () => {
     const d = h.desc(0, 4096);
     const bad: Uint8Array[] = [
       // Three descriptors declared, the IU holds one.
-      encodeCmd({ tagLo: 1, tagHi: 0, lun: 0n, cdb: read10(0, 8), dataInFormat: DescFormat.Indirect, dataInCount: 3, descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 48 }, 4096, [d]) }),
+      encodeCmd({
+        tagLo: 1,
+        tagHi: 0,
+        lun: 0n,
+        cdb: read10(0, 8),
+        dataInFormat: DescFormat.Indirect,
+        dataInCount: 3,
+        descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 48 }, 4096, [d]),
+      }),
       // TOTAL LENGTH that is not the sum of the descriptors.
-      encodeCmd({ tagLo: 2, tagHi: 0, lun: 0n, cdb: read10(0, 8), dataInFormat: DescFormat.Indirect, dataInCount: 2, descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 32 }, 9999, [d, d]) }),
+      encodeCmd({
+        tagLo: 2,
+        tagHi: 0,
+        lun: 0n,
+        cdb: read10(0, 8),
+        dataInFormat: DescFormat.Indirect,
+        dataInCount: 2,
+        descriptors: encodeIndirect({ vaHi: 0, vaLo: 0, key: 0, len: 32 }, 9999, [d, d]),
+      }),
       // Bidirectional.
-      encodeCmd({ tagLo: 3, tagHi: 0, lun: 0n, cdb: read10(0, 8), dataInFormat: DescFormat.Direct, dataOutFormat: DescFormat.Direct, descriptors: encodeDirect(d) }),
+      encodeCmd({
+        tagLo: 3,
+        tagHi: 0,
+        lun: 0n,
+        cdb: read10(0, 8),
+        dataInFormat: DescFormat.Direct,
+        dataOutFormat: DescFormat.Direct,
+        descriptors: encodeDirect(d),
+      }),
       // A direct descriptor cut off by the end of the IU.
       readCmd(4, 0, 8, d).subarray(0, 56),
       // Immediate data longer than the IU.
-      encodeCmd({ tagLo: 5, tagHi: 0, lun: 0n, cdb: write10(0, 8), dataOutFormat: DescFormat.Immediate, descriptors: encodeImmediateDesc(4096), immediate: { offset: 68, data: new Uint8Array(100) } }),
+      encodeCmd({
+        tagLo: 5,
+        tagHi: 0,
+        lun: 0n,
+        cdb: write10(0, 8),
+        dataOutFormat: DescFormat.Immediate,
+        descriptors: encodeImmediateDesc(4096),
+        immediate: { offset: 68, data: new Uint8Array(100) },
+      }),
       // Additional CDB length beyond the IU.
-      (() => { const b = readCmd(6, 0, 8, d); b[31] = 0xfc; return b })(),
+      (() => {
+        const b = readCmd(6, 0, 8, d);
+        b[31] = 0xfc;
+        return b;
+      })(),
     ];
     for (const b of bad) h.sendRaw(b);
     let credits = 0;
@@ -202,7 +299,11 @@ describe('a hostile SRP initiator on the project binding', () => {
     core.release();
     core.hold = false;
     let credits = 0;
-    for (let tag = 1; tag <= CREDITS; tag++) { const r = await h.rsp(tag); expect(r.status).toBe(0); credits += r.reqLimDelta }
+    for (let tag = 1; tag <= CREDITS; tag++) {
+      const r = await h.rsp(tag);
+      expect(r.status).toBe(0);
+      credits += r.reqLimDelta;
+    }
     expect(credits).toBe(CREDITS);
     h.close();
   }, 60_000);
@@ -222,7 +323,10 @@ describe('a hostile SRP initiator on the project binding', () => {
     // else the aborted one's by an SRP_CRED_REQ (nothing else is in flight to carry it).
     let pushed = 0;
     if (tmf.reqLimDelta < 2) {
-      const cred = await h.until(() => { const g = h.got.find((x) => x.type === SrpOpcode.CredReq); return g && decodeCredReq(g.bytes) }, 'SRP_CRED_REQ');
+      const cred = await h.until(() => {
+        const g = h.got.find((x) => x.type === SrpOpcode.CredReq);
+        return g && decodeCredReq(g.bytes);
+      }, 'SRP_CRED_REQ');
       pushed = cred.reqLimDelta;
     }
     expect(tmf.reqLimDelta + pushed).toBe(2);
@@ -235,7 +339,10 @@ describe('a hostile SRP initiator on the project binding', () => {
     const h = new Client();
     await h.connect();
     h.sendRaw(new Uint8Array(16).fill(0x55, 0, 1));
-    const lo = await h.until(() => { const g = h.got.find((x) => x.type === SrpOpcode.TLogout); return g && decodeTLogout(g.bytes) }, 'SRP_T_LOGOUT');
+    const lo = await h.until(() => {
+      const g = h.got.find((x) => x.type === SrpOpcode.TLogout);
+      return g && decodeTLogout(g.bytes);
+    }, 'SRP_T_LOGOUT');
     expect(lo.reason).toBe(2);
     await h.until(() => (h.disconnected ? true : undefined), 'DISCONNECTED');
     h.close();
@@ -260,14 +367,20 @@ describe('a hostile SRP initiator on the project binding', () => {
 
   test('shutdown: SRP_T_LOGOUT on every channel, then the disconnect; new logins refused', async () => {
     const done = target.shutdown(200);
-    const lo = await good.until(() => { const g = good.got.find((x) => x.type === SrpOpcode.TLogout); return g && decodeTLogout(g.bytes) }, 'SRP_T_LOGOUT at shutdown');
+    const lo = await good.until(() => {
+      const g = good.got.find((x) => x.type === SrpOpcode.TLogout);
+      return g && decodeTLogout(g.bytes);
+    }, 'SRP_T_LOGOUT at shutdown');
     expect(lo.reason).toBe(0);
     await good.until(() => (good.disconnected ? true : undefined), 'DISCONNECTED after SRP_T_LOGOUT');
     await done;
     expect(fabric.channelCount).toBe(0);
     expect(core.lost.length).toBeGreaterThan(0);
     const late = new Client();
-    const err = await late.connect().then(() => undefined, (e: Error & { event?: { privateData?: Buffer } }) => e);
+    const err = await late.connect().then(
+      () => undefined,
+      (e: Error & { event?: { privateData?: Buffer } }) => e,
+    );
     expect(decodeLoginRej(err!.event!.privateData!).reason).toBe(0x00010001);
   }, 30_000);
 });

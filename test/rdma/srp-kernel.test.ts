@@ -31,7 +31,10 @@ function config(): object {
     srp: {
       portals: [{ address: '10.77.0.1', port: 5555 }],
       targetPortId: { idExt: ID_EXT, iocGuid: IOC_GUID },
-      luns: [{ lun: 0, backstore: 'ram0' }, { lun: 1, backstore: 'file1' }],
+      luns: [
+        { lun: 0, backstore: 'ram0' },
+        { lun: 1, backstore: 'file1' },
+      ],
       // RDMA/CM logins are named by source address (LIO's srpt does the same); the initiator
       // reaches 10.77.0.1 over rxe0's loopback, so that is its source.
       acls: [{ initiator: '10.77.0.1' }],
@@ -46,14 +49,21 @@ const fio = (disk: string, name: string, extra: string): string => fioVerify(dis
 describe('Linux ib_srp initiator against rdma-target', () => {
   beforeAll(async () => {
     // Loud, never skipped: the VM tier (npm run test:rdma) runs this file inside the guest.
-    if (!inVm) throw new Error('the kernel SRP tests need the soft-RoCE VM (RDMA_TARGET_VM=1): bash scripts/vm/run.sh --timeout 900 -- npx vitest run --config vitest.rdma.config.ts test/rdma/srp-kernel.test.ts');
+    if (!inVm)
+      throw new Error(
+        'the kernel SRP tests need the soft-RoCE VM (RDMA_TARGET_VM=1): bash scripts/vm/run.sh --timeout 900 -- npx vitest run --config vitest.rdma.config.ts test/rdma/srp-kernel.test.ts',
+      );
     sh('modprobe ib_srp && modprobe sd_mod');
     if (!existsSync(ADD)) throw new Error(`${ADD} is missing: ib_srp did not bind rxe0\n${dmesgTail()}`);
     await rig.start(config(), { srp: 1, control: true });
   }, 120_000);
 
   afterAll(async () => {
-    try { await srp.removeTargetsOnly() } catch { /* reported by the tests */ }
+    try {
+      await srp.removeTargetsOnly();
+    } catch {
+      /* reported by the tests */
+    }
     rig.target?.kill('SIGKILL');
   });
 
@@ -128,7 +138,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     await srp.addTarget('ch_count=4,queue_size=128,cmd_sg_entries=255,max_sect=16384');
   }, 400_000);
 
-/** Logged in with `opts` unless some login is already up (tests stand alone when one before failed). */
+  /** Logged in with `opts` unless some login is already up (tests stand alone when one before failed). */
   async function ensureLogin(opts: string): Promise<void> {
     if (disks().length >= 2 && (await srp.channels()) > 0) return;
     await srp.removeTargets();

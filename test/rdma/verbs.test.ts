@@ -4,8 +4,19 @@ import { randomFillSync } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import {
-  ADDR_A, SOURCE, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, connectPair, devicesOrFail,
-  native, postRecvs, type Endpoint,
+  ADDR_A,
+  SOURCE,
+  BufferPool,
+  Completions,
+  DeviceTable,
+  RdmaCm,
+  SendBatch,
+  access,
+  connectPair,
+  devicesOrFail,
+  native,
+  postRecvs,
+  type Endpoint,
 } from './rc.js';
 
 const MiB = 1 << 20;
@@ -16,7 +27,9 @@ beforeAll(() => {
   const names = devicesOrFail();
   // The log shows which devices the tier ran on.
   for (const d of native().listDevices())
-    console.log(`device ${d.name} node_guid ${d.nodeGuid} ports ${d.ports.map((p) => `${p.port}:${p.state}/${p.linkLayer}/mtu${p.activeMtu}`).join(',')} max_qp_wr ${d.maxQpWr} max_sge ${d.maxSge} max_qp_rd_atom ${d.maxQpRdAtom} max_mr_size ${d.maxMrSize}`);
+    console.log(
+      `device ${d.name} node_guid ${d.nodeGuid} ports ${d.ports.map((p) => `${p.port}:${p.state}/${p.linkLayer}/mtu${p.activeMtu}`).join(',')} max_qp_wr ${d.maxQpWr} max_sge ${d.maxSge} max_qp_rd_atom ${d.maxQpRdAtom} max_mr_size ${d.maxMrSize}`,
+    );
   expect(names.length).toBeGreaterThan(0);
   cm = new RdmaCm();
   devices = new DeviceTable();
@@ -31,9 +44,9 @@ afterAll(() => {
 function sizeFor(i: number, rnd: Uint32Array): number {
   const r = rnd[i % rnd.length];
   const bucket = r % 100;
-  if (bucket < 75) return 1 + (r >>> 8) % 4096;
-  if (bucket < 98) return 4096 + (r >>> 8) % (60 * 1024);
-  return 64 * 1024 + (r >>> 8) % (MiB - 64 * 1024 + 1);
+  if (bucket < 75) return 1 + ((r >>> 8) % 4096);
+  if (bucket < 98) return 4096 + ((r >>> 8) % (60 * 1024));
+  return 64 * 1024 + ((r >>> 8) % (MiB - 64 * 1024 + 1));
 }
 
 describe('RC queue pairs over RDMA/CM', () => {
@@ -46,7 +59,8 @@ describe('RC queue pairs over RDMA/CM', () => {
     let clientRecv!: BufferPool;
     const pair = await connectPair(cm, devices, 64, (ep, side) => {
       const pool = new BufferPool(ep.dev.pd, 64 * 1024, SLOTS, access());
-      if (side === 'server') serverRecv = pool; else clientRecv = pool;
+      if (side === 'server') serverRecv = pool;
+      else clientRecv = pool;
       postRecvs(ep, pool, 0, SLOTS);
     });
     const { server, client } = pair;
@@ -111,7 +125,7 @@ describe('RC queue pairs over RDMA/CM', () => {
 
   test('a shared receive queue serves several QPs', async () => {
     const c = native().constants;
-    const dev = devices.get(readdirSync('/sys/class/infiniband').length ? (await serverDeviceName()) : 'rxe0');
+    const dev = devices.get(readdirSync('/sys/class/infiniband').length ? await serverDeviceName() : 'rxe0');
     const srqPool = new BufferPool(dev.pd, 4096, 64, access());
     const srq = new (native().SharedReceiveQueue)(dev.pd, { maxWr: 64, maxSge: 1 });
     const srqRecvs = new Completions();
@@ -157,7 +171,10 @@ describe('RC queue pairs over RDMA/CM', () => {
     const qpNums = new Set(got.map((d) => d.qpNum));
     expect(qpNums.size).toBe(3);
     for (let k = 0; k < 3; k++) for (let m = 0; m < 8; m++) expect(texts).toContain(`client ${k} message ${m}`);
-    for (const cl of clients) { cm.destroy(cl.id); cl.disp.close(); }
+    for (const cl of clients) {
+      cm.destroy(cl.id);
+      cl.disp.close();
+    }
     for (const id of serverIds) cm.destroy(id);
     cm.destroy(listener);
     srq.close();

@@ -6,9 +6,7 @@
 import { execSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  ADDR_A, ADDR_B, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, devicesOrFail, native, type Endpoint,
-} from './rc.js';
+import { ADDR_A, ADDR_B, BufferPool, Completions, DeviceTable, RdmaCm, SendBatch, access, devicesOrFail, native, type Endpoint } from './rc.js';
 import { CompletionDispatcher, RecvBatch } from '../../lib/verbs/index.js';
 
 const inVm = process.env.RDMA_TARGET_VM === '1';
@@ -38,7 +36,14 @@ beforeAll(() => {
 afterAll(() => {
   devices?.close();
   cm?.close();
-  if (inVm) for (const c of UNDO) { try { sh(c); } catch { /* best effort */ } }
+  if (inVm)
+    for (const c of UNDO) {
+      try {
+        sh(c);
+      } catch {
+        /* best effort */
+      }
+    }
 });
 
 test('rxe1 → rxe0 over the veth: SEND, RDMA WRITE and RDMA READ verified', async () => {
@@ -87,7 +92,16 @@ test('rxe1 → rxe0 over the veth: SEND, RDMA WRITE and RDMA READ verified', asy
   expect(serverPool!.view(0).equals(local.view(0))).toBe(true);
   expect(serverPool!.view(1).equals(local.view(0))).toBe(true);
   randomFillSync(serverPool!.view(2));
-  const rd = new SendBatch(1).add(disp.register(sends, 2), c.WR_RDMA_READ, c.SEND_SIGNALED, local.address(1), 65536, local.lkey, serverPool!.address(2), serverPool!.rkey);
+  const rd = new SendBatch(1).add(
+    disp.register(sends, 2),
+    c.WR_RDMA_READ,
+    c.SEND_SIGNALED,
+    local.address(1),
+    65536,
+    local.lkey,
+    serverPool!.address(2),
+    serverPool!.rkey,
+  );
   qp.postSend(rd.words, rd.count);
   expect((await sends.wait(1, 60_000))[0].statusName).toBe('success');
   expect(local.view(1).equals(serverPool!.view(2))).toBe(true);

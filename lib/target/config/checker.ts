@@ -9,7 +9,10 @@ export type Obj = Record<string, unknown>;
 export class Checker {
   readonly errors: string[] = [];
   readonly warnings: string[] = [];
-  constructor(readonly opts: ValidateOptions, private readonly refused: readonly string[] = []) {}
+  constructor(
+    readonly opts: ValidateOptions,
+    private readonly refused: readonly string[] = [],
+  ) {}
 
   err(path: string, msg: string): void {
     this.errors.push(path ? `${path}: ${msg}` : msg);

@@ -49,7 +49,13 @@ export function NonEmpty(description: string) {
 }
 
 export function AbsPath(description: string, dflt?: string) {
-  return Type.String({ pattern: '^/', description, errorMessage: 'must be an absolute path', requiredMessage: 'is required (a string)', ...(dflt ? { default: dflt } : {}) });
+  return Type.String({
+    pattern: '^/',
+    description,
+    errorMessage: 'must be an absolute path',
+    requiredMessage: 'is required (a string)',
+    ...(dflt ? { default: dflt } : {}),
+  });
 }
 
 export function Port(o: SchemaOptions, dflt: number, description: string) {
@@ -67,32 +73,60 @@ export function when(key: string, values: unknown[], then: Record<string, unknow
 export const SIZE_MESSAGE = 'must be a positive size in bytes or with a suffix such as "512M", "1GiB"';
 
 const Size = Type.Unsafe<number | string>({
-  anyOf: [{ type: 'integer', minimum: 1 }, { type: 'string', pattern: SIZE_PATTERN }],
+  anyOf: [
+    { type: 'integer', minimum: 1 },
+    { type: 'string', pattern: SIZE_PATTERN },
+  ],
   description: 'bytes, or a string with a binary suffix ("512M", "1GiB", "20G": all powers of 1024, as in targetcli); a multiple of blockSize',
   errorMessage: SIZE_MESSAGE,
 });
 
 export function backstoreSchema(named: boolean) {
-  return Type.Object({
-    name: named
-      ? Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$', description: 'how LUNs refer to it', errorMessage: 'must be 1–64 characters of letters, digits, "_", ".", ":" or "-"', requiredMessage: 'is required (a string)' })
-      : Type.Optional(Forbidden('an inline backstore has no name; move it to backstores[] to share it between LUNs')),
-    type: OneOf<BackstoreType>(['ram', 'file', 'block'], { description: 'RAM (lost at exit), a regular file, a block device' }),
-    size: Type.Optional(Size),
-    blockSize: Type.Optional(OneOf([512, 1024, 2048, 4096], { default: DEFAULT_BLOCK_SIZE, description: 'logical block size', errorMessage: 'must be 512, 1024, 2048 or 4096' })),
-    path: Type.Optional(AbsPath('the backing file or device; two backstores may not share one')),
-    readOnly: Type.Optional(Bool(false, 'export write-protected')),
-    thin: Type.Optional(Bool(false, 'thin provisioning: the LUN reports LBPME and honours UNMAP / GET LBA STATUS')),
-    serial: Type.Optional(Type.String({ pattern: '^[\\x21-\\x7e]{1,36}$', description: 'unit serial number (VPD page 0x80); derived from the name when absent', errorMessage: 'must be 1–36 printable ASCII characters without spaces (VPD page 0x80)' })),
-    wwn: Type.Optional(Type.String({ pattern: '^([nN][aA][aA]\\.)?6[0-9a-fA-F]{31}$', description: 'NAA 6 designator (VPD page 0x83); LIO\'s 6001405 + serial form when absent', errorMessage: 'must be an NAA 6 identifier of 32 hex digits starting with 6, e.g. "6001405c0ffee0000000000000000001"' })),
-  }, {
-    additionalProperties: false,
-    allOf: [
-      when('type', ['ram'], { required: ['size'], properties: { size: { requiredMessage: 'is required for a ram backstore' }, path: Forbidden('a ram backstore has no path') } }),
-      when('type', ['file', 'block'], { required: ['path'], properties: { path: { requiredMessage: 'is required (a string)' } } }),
-      when('type', ['block'], { properties: { size: Forbidden('a block backstore takes its size from the device; remove it') } }),
-    ],
-  });
+  return Type.Object(
+    {
+      name: named
+        ? Type.String({
+            pattern: '^[A-Za-z0-9_.:-]{1,64}$',
+            description: 'how LUNs refer to it',
+            errorMessage: 'must be 1–64 characters of letters, digits, "_", ".", ":" or "-"',
+            requiredMessage: 'is required (a string)',
+          })
+        : Type.Optional(Forbidden('an inline backstore has no name; move it to backstores[] to share it between LUNs')),
+      type: OneOf<BackstoreType>(['ram', 'file', 'block'], { description: 'RAM (lost at exit), a regular file, a block device' }),
+      size: Type.Optional(Size),
+      blockSize: Type.Optional(
+        OneOf([512, 1024, 2048, 4096], { default: DEFAULT_BLOCK_SIZE, description: 'logical block size', errorMessage: 'must be 512, 1024, 2048 or 4096' }),
+      ),
+      path: Type.Optional(AbsPath('the backing file or device; two backstores may not share one')),
+      readOnly: Type.Optional(Bool(false, 'export write-protected')),
+      thin: Type.Optional(Bool(false, 'thin provisioning: the LUN reports LBPME and honours UNMAP / GET LBA STATUS')),
+      serial: Type.Optional(
+        Type.String({
+          pattern: '^[\\x21-\\x7e]{1,36}$',
+          description: 'unit serial number (VPD page 0x80); derived from the name when absent',
+          errorMessage: 'must be 1–36 printable ASCII characters without spaces (VPD page 0x80)',
+        }),
+      ),
+      wwn: Type.Optional(
+        Type.String({
+          pattern: '^([nN][aA][aA]\\.)?6[0-9a-fA-F]{31}$',
+          description: "NAA 6 designator (VPD page 0x83); LIO's 6001405 + serial form when absent",
+          errorMessage: 'must be an NAA 6 identifier of 32 hex digits starting with 6, e.g. "6001405c0ffee0000000000000000001"',
+        }),
+      ),
+    },
+    {
+      additionalProperties: false,
+      allOf: [
+        when('type', ['ram'], {
+          required: ['size'],
+          properties: { size: { requiredMessage: 'is required for a ram backstore' }, path: Forbidden('a ram backstore has no path') },
+        }),
+        when('type', ['file', 'block'], { required: ['path'], properties: { path: { requiredMessage: 'is required (a string)' } } }),
+        when('type', ['block'], { properties: { size: Forbidden('a block backstore takes its size from the device; remove it') } }),
+      ],
+    },
+  );
 }
 export type BackstoreDocument = Static<ReturnType<typeof backstoreSchema>>;
 
@@ -106,7 +140,7 @@ export function checkBackstore(c: Checker, path: string, v: unknown): BackstoreC
     size = parseSize(o.size);
     if (size === undefined) c.err(sp, `${SIZE_MESSAGE}, got ${describe(o.size)}`);
   }
-  const blockSize = c.bad(join(path, 'blockSize')) ? undefined : o.blockSize ?? DEFAULT_BLOCK_SIZE;
+  const blockSize = c.bad(join(path, 'blockSize')) ? undefined : (o.blockSize ?? DEFAULT_BLOCK_SIZE);
   if (size !== undefined && blockSize !== undefined && size % blockSize !== 0) {
     c.err(sp, `must be a multiple of blockSize ${blockSize}, got ${size}`);
     return undefined;
@@ -125,12 +159,15 @@ export function checkBackstore(c: Checker, path: string, v: unknown): BackstoreC
 export function resolveBackstoreList(c: Checker, v: unknown): { backstores: BackstoreConfig[]; named: Map<string, BackstoreConfig> } {
   const backstores: BackstoreConfig[] = [];
   const named = new Map<string, BackstoreConfig>();
-  (Array.isArray(v) ? v as unknown[] : []).forEach((bv, i) => {
+  (Array.isArray(v) ? (v as unknown[]) : []).forEach((bv, i) => {
     const p = `backstores[${i}]`;
     const b = checkBackstore(c, p, bv);
     // Keep the name known even when the entry has other errors, so LUN references don't cascade.
     const name = isObj(bv) ? bv.name : undefined;
-    if (typeof name === 'string' && named.has(name)) { c.err(join(p, 'name'), `duplicates another backstore named ${describe(name)}`); return; }
+    if (typeof name === 'string' && named.has(name)) {
+      c.err(join(p, 'name'), `duplicates another backstore named ${describe(name)}`);
+      return;
+    }
     if (typeof name === 'string') named.set(name, b ?? ({} as BackstoreConfig));
     if (b) backstores.push(b);
   });
@@ -148,14 +185,20 @@ export function resolveBackstoreList(c: Checker, v: unknown): { backstores: Back
 // CHAP
 
 function Secret(description: string) {
-  return Type.String({ minLength: CHAP_SECRET_MIN, maxLength: CHAP_SECRET_MAX, description, errorMessage: `must be a CHAP secret of ${CHAP_SECRET_MIN}–${CHAP_SECRET_MAX} characters`, requiredMessage: 'is required (a string)' });
+  return Type.String({
+    minLength: CHAP_SECRET_MIN,
+    maxLength: CHAP_SECRET_MAX,
+    description,
+    errorMessage: `must be a CHAP secret of ${CHAP_SECRET_MIN}–${CHAP_SECRET_MAX} characters`,
+    requiredMessage: 'is required (a string)',
+  });
 }
 
 export const chapProperties = {
   userid: NonEmpty('the name the initiator authenticates as'),
-  password: Secret('the initiator\'s secret'),
+  password: Secret("the initiator's secret"),
   mutualUserid: Type.Optional(NonEmpty('mutual CHAP: the name the target authenticates as (with mutualPassword)')),
-  mutualPassword: Type.Optional(Secret('mutual CHAP: the target\'s secret; must differ from password (RFC 7143 §12.1.3)')),
+  mutualPassword: Type.Optional(Secret("mutual CHAP: the target's secret; must differ from password (RFC 7143 §12.1.3)")),
 };
 export const ChapSchema = Type.Object(chapProperties, { additionalProperties: false });
 
@@ -175,7 +218,10 @@ export function resolveChap(c: Checker, path: string, v: unknown): ChapConfig | 
   }
   for (const k of ['userid', 'password', 'mutualUserid', 'mutualPassword']) if (c.bad(join(path, k))) return undefined;
   const chap: ChapConfig = { userid: o.userid!, password: o.password! };
-  if (o.mutualUserid !== undefined && o.mutualPassword !== undefined) { chap.mutualUserid = o.mutualUserid; chap.mutualPassword = o.mutualPassword; }
+  if (o.mutualUserid !== undefined && o.mutualPassword !== undefined) {
+    chap.mutualUserid = o.mutualUserid;
+    chap.mutualPassword = o.mutualPassword;
+  }
   return chap;
 }
 
@@ -184,15 +230,20 @@ export function resolveChap(c: Checker, path: string, v: unknown): ChapConfig | 
 
 const LunNumber = int(0, 16383);
 
-export const LunListSchema = Type.Array(Type.Object({
-  lun: LunNumber,
-  backstore: Type.Unsafe<string | Static<ReturnType<typeof backstoreSchema>>>({
-    if: { type: 'string' },
-    else: backstoreSchema(false),
-    description: 'a name from backstores[] (one logical unit with every TPG that exports it) or an inline backstore owned by this LUN',
-    requiredMessage: 'is required: a name from backstores[] or an inline {type, size, ...}',
-  }),
-}, { additionalProperties: false }));
+export const LunListSchema = Type.Array(
+  Type.Object(
+    {
+      lun: LunNumber,
+      backstore: Type.Unsafe<string | Static<ReturnType<typeof backstoreSchema>>>({
+        if: { type: 'string' },
+        else: backstoreSchema(false),
+        description: 'a name from backstores[] (one logical unit with every TPG that exports it) or an inline backstore owned by this LUN',
+        requiredMessage: 'is required: a name from backstores[] or an inline {type, size, ...}',
+      }),
+    },
+    { additionalProperties: false },
+  ),
+);
 
 export interface LunList {
   luns: LunConfig[];
@@ -206,7 +257,7 @@ export function resolveLuns(c: Checker, path: string, v: unknown, named: Readonl
   v.forEach((lv, i) => {
     const lp = `${path}[${i}]`;
     if (!isObj(lv)) return;
-    const lun = c.bad(join(lp, 'lun')) ? undefined : lv.lun as number;
+    const lun = c.bad(join(lp, 'lun')) ? undefined : (lv.lun as number);
     const bp = join(lp, 'backstore');
     let backstore: string | BackstoreConfig | undefined;
     if (typeof lv.backstore === 'string') {
@@ -217,7 +268,10 @@ export function resolveLuns(c: Checker, path: string, v: unknown, named: Readonl
     }
     if (lun !== undefined) {
       const prev = out.numbers.get(lun);
-      if (prev !== undefined) { c.err(join(lp, 'lun'), `duplicates luns[${prev}].lun ${lun}`); return; }
+      if (prev !== undefined) {
+        c.err(join(lp, 'lun'), `duplicates luns[${prev}].lun ${lun}`);
+        return;
+      }
       out.numbers.set(lun, i);
     }
     if (lun !== undefined && backstore !== undefined) out.luns.push({ lun, backstore });
@@ -230,23 +284,36 @@ export function resolveLuns(c: Checker, path: string, v: unknown, named: Readonl
 
 /** `source` names the field holding the exported LUN number: tpgLun in a TPG, srpLun for SRP. */
 export function mappedLunsSchema(source: 'tpgLun' | 'srpLun', exportedBy: string) {
-  return Type.Array(Type.Unsafe<number | { lun: number; readOnly?: boolean | 0 | 1 } & { [k in typeof source]?: number }>({
-    if: { type: 'number' },
-    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
-    then: LunNumber,
-    else: Type.Object({
-      lun: int(0, 16383, { description: 'the LUN number the initiator sees' }),
-      [source]: Type.Optional(int(0, 16383, { description: `the LUN number in ${exportedBy} it shows (default: lun)` })),
-      readOnly: Type.Optional(Bool(false, 'write-protected for this initiator')),
-    }, { additionalProperties: false }),
-  }), { description: `absent: every LUN of ${exportedBy} under its own number; present: only these` });
+  return Type.Array(
+    Type.Unsafe<number | ({ lun: number; readOnly?: boolean | 0 | 1 } & { [k in typeof source]?: number })>({
+      if: { type: 'number' },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
+      then: LunNumber,
+      else: Type.Object(
+        {
+          lun: int(0, 16383, { description: 'the LUN number the initiator sees' }),
+          [source]: Type.Optional(int(0, 16383, { description: `the LUN number in ${exportedBy} it shows (default: lun)` })),
+          readOnly: Type.Optional(Bool(false, 'write-protected for this initiator')),
+        },
+        { additionalProperties: false },
+      ),
+    }),
+    { description: `absent: every LUN of ${exportedBy} under its own number; present: only these` },
+  );
 }
 
 /**
  * Resolves a mapped-LUN list against the LUN numbers exported (`exported`); `noSuch` words
  * the error for a number that is not one of them.
  */
-export function resolveMappedLuns(c: Checker, path: string, v: unknown, source: 'tpgLun' | 'srpLun', exported: ReadonlyMap<number, number>, noSuch: (keys: string, lun: number) => string): MappedLunConfig[] {
+export function resolveMappedLuns(
+  c: Checker,
+  path: string,
+  v: unknown,
+  source: 'tpgLun' | 'srpLun',
+  exported: ReadonlyMap<number, number>,
+  noSuch: (keys: string, lun: number) => string,
+): MappedLunConfig[] {
   const mapped: MappedLunConfig[] = [];
   if (!Array.isArray(v)) return mapped;
   const seen = new Set<number>();
@@ -254,11 +321,17 @@ export function resolveMappedLuns(c: Checker, path: string, v: unknown, source: 
     const mp = `${path}[${j}]`;
     if (c.bad(mp)) return;
     const isBare = typeof mv === 'number';
-    const mo = isBare ? { lun: mv } : mv as Obj;
+    const mo = isBare ? { lun: mv } : (mv as Obj);
     const ml = mo.lun as number;
     const tl = (mo[source] ?? ml) as number;
-    if (!exported.has(tl)) { c.err(isBare ? mp : join(mp, source), noSuch([...exported.keys()].join(', ') || 'none', tl)); return; }
-    if (seen.has(ml)) { c.err(isBare ? mp : join(mp, 'lun'), `maps LUN ${ml} twice`); return; }
+    if (!exported.has(tl)) {
+      c.err(isBare ? mp : join(mp, source), noSuch([...exported.keys()].join(', ') || 'none', tl));
+      return;
+    }
+    if (seen.has(ml)) {
+      c.err(isBare ? mp : join(mp, 'lun'), `maps LUN ${ml} twice`);
+      return;
+    }
     seen.add(ml);
     mapped.push({ lun: ml, tpgLun: tl, readOnly: bool(mo.readOnly, false) });
   });

@@ -8,37 +8,61 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AbsPath, backstoreSchema, Bool, chapProperties, type SchemaOptions } from './common.js';
 import { targetSchema } from './iscsi.js';
-import type { AclConfig, BackstoreConfig, ChapConfig, Config, DiscoveryAuthConfig, PortalConfig, SrpAttributes, SrpConfig, TargetConfig, TpgAttributes, TpgConfig } from './types.js';
+import type {
+  AclConfig,
+  BackstoreConfig,
+  ChapConfig,
+  Config,
+  DiscoveryAuthConfig,
+  PortalConfig,
+  SrpAttributes,
+  SrpConfig,
+  TargetConfig,
+  TpgAttributes,
+  TpgConfig,
+} from './types.js';
 import { srpSchema } from './srp.js';
 
 export type { SchemaOptions };
 
 export function configSchema(o: SchemaOptions = {}) {
-  return Type.Object({
-    targets: Type.Array(targetSchema(o), { description: 'iSCSI targets; may be empty (a warning)' }),
-    backstores: Type.Optional(Type.Array(backstoreSchema(true), { description: 'named storage, referred to from luns[].backstore; an entry no LUN uses is not opened' })),
-    discoveryAuth: Type.Optional(Type.Object({
-      enable: Type.Optional(Bool(true, 'CHAP for SendTargets discovery sessions (default true when the object is given)')),
-      userid: Type.Optional(Type.Unknown()),
-      password: Type.Optional(Type.Unknown()),
-      mutualUserid: Type.Optional(Type.Unknown()),
-      mutualPassword: Type.Optional(Type.Unknown()),
-    }, {
-      additionalProperties: false,
-      // The credentials are checked only when discovery authentication is on.
-      if: { properties: { enable: { enum: [false, 0] } }, required: ['enable'] },
-      else: Type.Object(chapProperties),
-    })),
-    srp: Type.Optional(srpSchema(o)),
-    stateDir: Type.Optional(AbsPath('where persistent-reservation state (APTPL) lives')),
-    control: Type.Optional(Type.Unsafe<false | { socket: string }>({
-      if: { const: false },
-      else: Type.Object({ socket: AbsPath('the control socket\'s path') }, { additionalProperties: false }),
-      description: 'the control socket (JSON lines); false disables it',
-    })),
-    $schema: Type.Optional(Type.Unknown({ description: 'ignored: for editors' })),
-    comment: Type.Optional(Type.Unknown({ description: 'ignored: for humans' })),
-  }, { title: 'rdma-target configuration', additionalProperties: false });
+  return Type.Object(
+    {
+      targets: Type.Array(targetSchema(o), { description: 'iSCSI targets; may be empty (a warning)' }),
+      backstores: Type.Optional(
+        Type.Array(backstoreSchema(true), { description: 'named storage, referred to from luns[].backstore; an entry no LUN uses is not opened' }),
+      ),
+      discoveryAuth: Type.Optional(
+        Type.Object(
+          {
+            enable: Type.Optional(Bool(true, 'CHAP for SendTargets discovery sessions (default true when the object is given)')),
+            userid: Type.Optional(Type.Unknown()),
+            password: Type.Optional(Type.Unknown()),
+            mutualUserid: Type.Optional(Type.Unknown()),
+            mutualPassword: Type.Optional(Type.Unknown()),
+          },
+          {
+            additionalProperties: false,
+            // The credentials are checked only when discovery authentication is on.
+            if: { properties: { enable: { enum: [false, 0] } }, required: ['enable'] },
+            else: Type.Object(chapProperties),
+          },
+        ),
+      ),
+      srp: Type.Optional(srpSchema(o)),
+      stateDir: Type.Optional(AbsPath('where persistent-reservation state (APTPL) lives')),
+      control: Type.Optional(
+        Type.Unsafe<false | { socket: string }>({
+          if: { const: false },
+          else: Type.Object({ socket: AbsPath("the control socket's path") }, { additionalProperties: false }),
+          description: 'the control socket (JSON lines); false disables it',
+        }),
+      ),
+      $schema: Type.Optional(Type.Unknown({ description: 'ignored: for editors' })),
+      comment: Type.Optional(Type.Unknown({ description: 'ignored: for humans' })),
+    },
+    { title: 'rdma-target configuration', additionalProperties: false },
+  );
 }
 
 /** A configuration file as written (before defaults and normalisation). */
@@ -51,7 +75,9 @@ export function publishedSchema(): Record<string, unknown> {
 
 // The resolved model (./types.ts) names the same fields as the file, object by object: a
 // field added to one and not the other fails the typecheck here.
-type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never] ? true : { onlyInFile: Exclude<keyof A, keyof B>; onlyInModel: Exclude<keyof B, keyof A> };
+type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? true
+  : { onlyInFile: Exclude<keyof A, keyof B>; onlyInModel: Exclude<keyof B, keyof A> };
 type Item<T> = T extends ReadonlyArray<infer I> ? I : never;
 type Tpg = Item<ConfigDocument['targets'][number]['tpgs']>;
 type Srp = NonNullable<ConfigDocument['srp']>;

@@ -23,7 +23,10 @@ const compiled = new Map<boolean, ValidateFunction>();
 function validator(o: SchemaOptions): ValidateFunction {
   const key = !!o.allowEphemeralPort;
   let v = compiled.get(key);
-  if (!v) { v = ajv.compile(configSchema(o)); compiled.set(key, v); }
+  if (!v) {
+    v = ajv.compile(configSchema(o));
+    compiled.set(key, v);
+  }
   return v;
 }
 
@@ -37,7 +40,14 @@ function fieldPath(pointer: string): string {
   return out;
 }
 
-const TYPE_WORDS: Record<string, string> = { object: 'an object', array: 'an array', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false' };
+const TYPE_WORDS: Record<string, string> = {
+  object: 'an object',
+  array: 'an array',
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'true or false',
+};
 
 function valueMessage(node: SchemaNode, e: ErrorObject): string {
   if (node.format === 'iscsi-name') return iscsiNameProblem(e.data) ?? `${e.message}`;
@@ -56,7 +66,11 @@ function requiredMessage(prop: SchemaNode): string {
   return word ? `is required (${word})` : 'is required';
 }
 
-interface Refusal { path: string; message: string; depth: number }
+interface Refusal {
+  path: string;
+  message: string;
+  depth: number;
+}
 
 /** One refusal per field: where several keywords refuse one value, the outermost speaks. */
 function refusals(errors: readonly ErrorObject[]): Refusal[] {
@@ -69,7 +83,9 @@ function refusals(errors: readonly ErrorObject[]): Refusal[] {
     if (e.keyword === 'additionalProperties') {
       const k = (e.params as { additionalProperty: string }).additionalProperty;
       // Fields a schema forbids outright (`not: {}`) are not offered as alternatives.
-      const allowed = Object.entries(node.properties ?? {}).filter(([, s]) => !('not' in s)).map(([name]) => name);
+      const allowed = Object.entries(node.properties ?? {})
+        .filter(([, s]) => !('not' in s))
+        .map(([name]) => name);
       const hint = nearest(k, allowed);
       r = { path: join(at, k), message: `unknown field${hint ? ` (did you mean "${hint}"?)` : ''}; allowed: ${allowed.join(', ')}`, depth: 0 };
     } else if (e.keyword === 'required') {
@@ -97,7 +113,10 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   const schemaErrors = refused.map((r) => (r.path ? `${r.path}: ${r.message}` : r.message));
   if (!isObj(doc)) return { errors: schemaErrors, warnings: [] };
 
-  const c = new Checker(opts, refused.map((r) => r.path));
+  const c = new Checker(
+    opts,
+    refused.map((r) => r.path),
+  );
   const { backstores, named } = resolveBackstoreList(c, doc.backstores);
   const targets = resolveTargets(c, doc.targets, named);
 
@@ -116,13 +135,15 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   let srp: SrpConfig | undefined;
   if (doc.srp !== undefined) srp = resolveSrp(c, 'srp', doc.srp, named);
 
-  const stateDir = typeof doc.stateDir === 'string' ? doc.stateDir : opts.defaults?.stateDir ?? defaultStateDir();
+  const stateDir = typeof doc.stateDir === 'string' ? doc.stateDir : (opts.defaults?.stateDir ?? defaultStateDir());
   let control: ControlConfig | false = { socket: opts.defaults?.controlSocket ?? defaultControlSocket() };
   if (doc.control === false) control = false;
   else if (isObj(doc.control) && typeof doc.control.socket === 'string') control = { socket: doc.control.socket };
 
-  const errors = [...schemaErrors, ...c.errors].map((line, i) => ({ line, i, rank: sectionRank(line) }))
-    .sort((a, b) => a.rank - b.rank || a.i - b.i).map((x) => x.line);
+  const errors = [...schemaErrors, ...c.errors]
+    .map((line, i) => ({ line, i, rank: sectionRank(line) }))
+    .sort((a, b) => a.rank - b.rank || a.i - b.i)
+    .map((x) => x.line);
   if (errors.length > 0) return { errors, warnings: c.warnings };
   const config: Config = { targets, backstores, discoveryAuth, stateDir, control };
   if (srp) config.srp = srp;

@@ -15,11 +15,20 @@ export function describe(v: unknown): string {
 
 const GiB = 1024 ** 3;
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1024, kb: 1024, kib: 1024,
-  m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2,
-  g: GiB, gb: GiB, gib: GiB,
-  t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1024,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: GiB,
+  gb: GiB,
+  gib: GiB,
+  t: 1024 ** 4,
+  tb: 1024 ** 4,
+  tib: 1024 ** 4,
 };
 /** The shape of a size string, for editors; parseSize() is the rule (it also bounds the value). */
 export const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\\s*$';
@@ -51,7 +60,8 @@ export const ISCSI_NAME_MAX_BYTES = 223;
 export function iscsiNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string') return `must be an iSCSI name string, got ${describe(name)}`;
   if (name.length === 0) return 'must not be empty';
-  if (Buffer.byteLength(name) > ISCSI_NAME_MAX_BYTES) return `must be at most ${ISCSI_NAME_MAX_BYTES} bytes (RFC 7143 §4.2.7.1), got ${Buffer.byteLength(name)}`;
+  if (Buffer.byteLength(name) > ISCSI_NAME_MAX_BYTES)
+    return `must be at most ${ISCSI_NAME_MAX_BYTES} bytes (RFC 7143 §4.2.7.1), got ${Buffer.byteLength(name)}`;
   if (name !== name.toLowerCase()) return `must be lowercase (iSCSI names are normalised to lowercase, RFC 3722), got ${describe(name)}`;
   if (ISCSI_NAME_RE.test(name)) return undefined;
   return `must be an iSCSI name such as "iqn.2025-01.com.example:disk1", "eui.<16 hex>" or "naa.<16 or 32 hex>", got ${describe(name)}`;
@@ -98,7 +108,10 @@ export function nearest(k: string, allowed: readonly string[]): string | undefin
   let bestD = Infinity;
   for (const a of allowed) {
     const d = editDistance(k.toLowerCase(), a.toLowerCase());
-    if (d < bestD) { bestD = d; best = a; }
+    if (d < bestD) {
+      bestD = d;
+      best = a;
+    }
   }
   // LIO spellings (generate_node_acls) differ mostly by underscores: compare without them too.
   const flat = k.replace(/_/g, '').toLowerCase();
@@ -110,7 +123,6 @@ function editDistance(a: string, b: string): number {
   const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
   for (let j = 1; j <= b.length; j++) d[0]![j] = j;
   for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
   return d[a.length]![b.length]!;
 }

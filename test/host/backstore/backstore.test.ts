@@ -119,14 +119,28 @@ describe('RAM backstore options', () => {
     await h.ready();
     const seen: Uint8Array[] = [];
     const io = {
-      async dataOut(into: Uint8Array) { seen.push(into); into.fill(0x5c); },
-      async dataIn(from: Uint8Array) { seen.push(from); },
+      async dataOut(into: Uint8Array) {
+        seen.push(into);
+        into.fill(0x5c);
+      },
+      async dataIn(from: Uint8Array) {
+        seen.push(from);
+      },
     };
-    const cmd = (cdb: number[], direction: number) => submitAsync(h.view, { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 1024, direction }, { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transportId: new Uint8Array([5]) }, io);
+    const cmd = (cdb: number[], direction: number) =>
+      submitAsync(
+        h.view,
+        { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 1024, direction },
+        { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transportId: new Uint8Array([5]) },
+        io,
+      );
     await cmd([0, 0, 0, 0, 0, 0], 0);
     expect((await cmd(cdb10(0x2a, 2, 2), 1)).status).toBe(0);
     expect((await cmd(cdb10(0x28, 2, 2), 2)).status).toBe(0);
-    expect(seen.map((b) => [b.buffer === mem.buffer, b.byteOffset, b.length])).toEqual([[true, 1024, 1024], [true, 1024, 1024]]);
+    expect(seen.map((b) => [b.buffer === mem.buffer, b.byteOffset, b.length])).toEqual([
+      [true, 1024, 1024],
+      [true, 1024, 1024],
+    ]);
     expect(mem[1024]).toBe(0x5c);
   });
 });
@@ -236,7 +250,7 @@ describe('block backstore geometry', () => {
     return { sys, dev };
   }
 
-  it('sysfs: size in 512-byte sectors and the queue\'s logical block size (partitions use the parent\'s)', async () => {
+  it("sysfs: size in 512-byte sectors and the queue's logical block size (partitions use the parent's)", async () => {
     const { sys, dev } = await fakeSysfs();
     expect(await sysfsGeometry(dev, sys)).toEqual({ bytes: 1 << 20, logicalBlockSize: 4096 });
     await mkdir(join(sys, 'fake0', 'fake0p1'), { recursive: true });
@@ -258,7 +272,7 @@ describe('block backstore geometry', () => {
     expect(await blockDeviceGeometry(dev, sys)).toEqual({ bytes: 1 << 20, logicalBlockSize: 4096 });
   });
 
-  it('BlockBackstore exports the device\'s block size by default and refuses one that is not a multiple of it', async () => {
+  it("BlockBackstore exports the device's block size by default and refuses one that is not a multiple of it", async () => {
     const { sys, dev } = await fakeSysfs();
     setBackstoreSys(undefined);
     const b = await BlockBackstore.open({ path: dev, sysRoot: sys });

@@ -72,7 +72,14 @@ describe('rdma-target usage', () => {
 
 describe('rdma-target check-config', () => {
   it('a good file: exit 0 and a summary, warnings on stderr', async () => {
-    const p = file('good.json', { targets: [{ iqn: 'iqn.2025-01.com.example:a', tpgs: [{ portals: [{ port: 3261 }], luns: [{ lun: 0, backstore: { type: 'ram', size: '16M' } }], attributes: { generateNodeAcls: true } }] }] });
+    const p = file('good.json', {
+      targets: [
+        {
+          iqn: 'iqn.2025-01.com.example:a',
+          tpgs: [{ portals: [{ port: 3261 }], luns: [{ lun: 0, backstore: { type: 'ram', size: '16M' } }], attributes: { generateNodeAcls: true } }],
+        },
+      ],
+    });
     const r = await cli(['check-config', p]);
     expect(r.code).toBe(EXIT_OK);
     expect(r.out).toBe(`${p}: OK: 1 target, 1 TPG, 1 LUN, portals: tcp 127.0.0.1:3261`);
@@ -80,7 +87,9 @@ describe('rdma-target check-config', () => {
   });
 
   it('a bad file: every error with its path, exit 1', async () => {
-    const p = file('bad.json', { targets: [{ iqn: 'iqn.2025-01.com.example:a', tpgs: [{ portals: [{ port: 'abc' }], luns: [{ lun: -1, backstore: 'nope' }] }] }] });
+    const p = file('bad.json', {
+      targets: [{ iqn: 'iqn.2025-01.com.example:a', tpgs: [{ portals: [{ port: 'abc' }], luns: [{ lun: -1, backstore: 'nope' }] }] }],
+    });
     const r = await cli(['check-config', p]);
     expect(r.code).toBe(EXIT_FAILURE);
     expect(r.err.split('\n')).toEqual([
@@ -139,8 +148,18 @@ describe('rdma-target serving (fake engine)', () => {
     const cfg = file('chap.json', {
       control: false,
       backstores: [{ name: 'r', type: 'ram', size: '1M' }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:c', tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { authentication: true },
-        acls: [{ initiator: 'iqn.2025-01.com.example:i', chap: { userid: 'u', password: 'twelve-chars' } }] }] }],
+      targets: [
+        {
+          iqn: 'iqn.2025-01.com.example:c',
+          tpgs: [
+            {
+              luns: [{ lun: 0, backstore: 'r' }],
+              attributes: { authentication: true },
+              acls: [{ initiator: 'iqn.2025-01.com.example:i', chap: { userid: 'u', password: 'twelve-chars' } }],
+            },
+          ],
+        },
+      ],
     });
     chmodSync(cfg, 0o644);
     const c = capture();
@@ -162,7 +181,9 @@ describe('rdma-target serving (fake engine)', () => {
     const cfg = file('fail.json', {
       control: false,
       backstores: [{ name: 'f', type: 'file', path: '/nonexistent/x.img' }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:f', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] }],
+      targets: [
+        { iqn: 'iqn.2025-01.com.example:f', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] },
+      ],
     });
     const c = capture();
     const enoent = Object.assign(new Error('ENOENT'), { code: 'ENOENT' });

@@ -51,25 +51,43 @@ describe('logger', () => {
     expect(Number.isNaN(Date.parse(lines[0].time))).toBe(false);
   });
 
-  it('rdma-target --log-format json: the daemon\'s lines, ready lines included, are JSON', async () => {
+  it("rdma-target --log-format json: the daemon's lines, ready lines included, are JSON", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rt-log-'));
     const cfg = join(dir, 'c.json');
-    writeFileSync(cfg, JSON.stringify({
-      control: false,
-      backstores: [{ name: 'r', type: 'ram', size: '1M' }, { name: 'unused', type: 'ram', size: '1M' }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:s', tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
-    }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        control: false,
+        backstores: [
+          { name: 'r', type: 'ram', size: '1M' },
+          { name: 'unused', type: 'ram', size: '1M' },
+        ],
+        targets: [{ iqn: 'iqn.2025-01.com.example:s', tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
+      }),
+    );
     const s = sink();
     let daemon: Daemon | undefined;
-    const p = run(['--config', cfg, '--listen', '127.0.0.1:0', '--log-format', 'json'], { io: s.io, engine: fakeEngine(), signals: false, onStarted: (d) => (daemon = d) });
+    const p = run(['--config', cfg, '--listen', '127.0.0.1:0', '--log-format', 'json'], {
+      io: s.io,
+      engine: fakeEngine(),
+      signals: false,
+      onStarted: (d) => (daemon = d),
+    });
     for (let i = 0; i < 200 && !daemon; i++) await new Promise((r) => setTimeout(r, 10));
     await daemon!.stop();
     expect(await p).toBe(EXIT_OK);
     expect(s.err).toEqual([]);
     const lines = s.out.map((l) => JSON.parse(l));
     expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: expect.stringMatching(/^targets\[0\]\.tpgs\[0\]: ACLs are off/) }));
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'info', msg: expect.stringMatching(new RegExp(`^rdma-target \\S+ serving ${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid \\d+\\)$`)) }));
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'info', msg: expect.stringMatching(/^listening on tcp 127\.0\.0\.1:\d+ for iqn\.2025-01\.com\.example:s$/) }));
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 'info',
+        msg: expect.stringMatching(new RegExp(`^rdma-target \\S+ serving ${cfg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid \\d+\\)$`)),
+      }),
+    );
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'info', msg: expect.stringMatching(/^listening on tcp 127\.0\.0\.1:\d+ for iqn\.2025-01\.com\.example:s$/) }),
+    );
   });
 
   it('--log-format takes human or json', async () => {

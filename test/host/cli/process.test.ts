@@ -47,10 +47,16 @@ function startDaemon(args: string[]): Promise<{ child: ChildProcess; port: numbe
     const timer = setTimeout(() => reject(new Error(`daemon did not start:\n${out}`)), 15_000);
     const check = () => {
       const m = /^listening on tcp 127\.0\.0\.1:(\d+) /m.exec(out);
-      if (m && /^ {2}libiscsi: .*\/0\n/m.test(out)) { clearTimeout(timer); resolve({ child, port: Number(m[1]), out: () => out, exit }); }
+      if (m && /^ {2}libiscsi: .*\/0\n/m.test(out)) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(m[1]), out: () => out, exit });
+      }
     };
     child.stdout!.on('data', check);
-    exit.then((code) => { clearTimeout(timer); reject(new Error(`daemon exited ${code} before listening:\n${out}`)); });
+    exit.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited ${code} before listening:\n${out}`));
+    });
   });
 }
 
@@ -73,14 +79,20 @@ describe('rdma-target as a process', () => {
 
   it('a missing file LUN: one line naming the field, exit 1, no stack trace', () => {
     const p = join(dir, 'missing.json');
-    writeFileSync(p, JSON.stringify({
-      control: false,
-      backstores: [{ name: 'f', type: 'file', path: join(dir, 'nope', 'disk.img') }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:m', tpgs: [{ luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] }],
-    }));
+    writeFileSync(
+      p,
+      JSON.stringify({
+        control: false,
+        backstores: [{ name: 'f', type: 'file', path: join(dir, 'nope', 'disk.img') }],
+        targets: [{ iqn: 'iqn.2025-01.com.example:m', tpgs: [{ luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] }],
+      }),
+    );
     const r = runSync(['--config', p, '--listen', '127.0.0.1:0']);
     expect(r.code).toBe(1);
-    const lines = r.err.trim().split('\n').filter((l) => !l.startsWith('warning:'));
+    const lines = r.err
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('warning:'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^rdma-target: backstores\[0\]\.path: cannot open file backstore: .*nope\/disk\.img: no such file or directory/);
     expect(r.err).not.toMatch(/\n\s+at /);
@@ -105,15 +117,21 @@ describe('rdma-target as a process', () => {
     const img = join(dir, 'disk.img');
     const sock = join(dir, 'file.sock');
     const p = join(dir, 'file.json');
-    writeFileSync(p, JSON.stringify({
-      control: { socket: sock },
-      backstores: [{ name: 'disk', type: 'file', path: img, size: '2M' }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:file', tpgs: [{ luns: [{ lun: 0, backstore: 'disk' }], attributes: { generateNodeAcls: true } }] }],
-    }));
+    writeFileSync(
+      p,
+      JSON.stringify({
+        control: { socket: sock },
+        backstores: [{ name: 'disk', type: 'file', path: img, size: '2M' }],
+        targets: [{ iqn: 'iqn.2025-01.com.example:file', tpgs: [{ luns: [{ lun: 0, backstore: 'disk' }], attributes: { generateNodeAcls: true } }] }],
+      }),
+    );
     const d = await startDaemon(['--config', p, '--listen', '127.0.0.1:0']);
     expect(d.out()).toContain(`iscsi://127.0.0.1:${d.port}/iqn.2025-01.com.example:file/0`);
     // Write10.Simple fills the first and last 256 blocks with 0xa6.
-    const t = spawnSync('iscsi-test-cu', ['-d', '-t', 'ALL.Write10.Simple', `iscsi://127.0.0.1:${d.port}/iqn.2025-01.com.example:file/0`], { encoding: 'utf8', timeout: 60_000 });
+    const t = spawnSync('iscsi-test-cu', ['-d', '-t', 'ALL.Write10.Simple', `iscsi://127.0.0.1:${d.port}/iqn.2025-01.com.example:file/0`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(t.stdout, t.stdout + t.stderr).toMatch(/Test: Simple \.\.\.passed/);
     const st = spawnSync(process.execPath, [cli, 'status', '--socket', sock], { encoding: 'utf8' });
     expect(JSON.parse(st.stdout).targets[0].tpgs[0].luns[0]).toMatchObject({ lun: 0, type: 'file', sizeBytes: 2 * 1024 * 1024, path: img });
@@ -128,7 +146,11 @@ describe('rdma-target as a process', () => {
     readSync(fd, head, 0, head.length, 0);
     closeSync(fd);
     expect(head.every((b) => b === 0xa6)).toBe(true);
-    expect(readFileSync(img).subarray(-256 * 512).every((b) => b === 0xa6)).toBe(true);
+    expect(
+      readFileSync(img)
+        .subarray(-256 * 512)
+        .every((b) => b === 0xa6),
+    ).toBe(true);
   });
 });
 
@@ -162,7 +184,9 @@ describe('rdma-target reload', () => {
       writeFileSync(p, JSON.stringify(doc));
       const r = runSync(['ctl', 'reload', '--socket', sock]);
       expect(r.code).toBe(1);
-      expect(r.err).toBe(`rdma-target: reload: not reloaded, these changes need a restart: targets, TPGs, portals, ACLs, attributes, parameters or global settings differ; ${iqn} tpg 1 LUN 0 removed\n`);
+      expect(r.err).toBe(
+        `rdma-target: reload: not reloaded, these changes need a restart: targets, TPGs, portals, ACLs, attributes, parameters or global settings differ; ${iqn} tpg 1 LUN 0 removed\n`,
+      );
       expect(spawnSync('iscsi-inq', [`iscsi://127.0.0.1:${d.port}/${iqn}/0`]).status).toBe(0);
     } finally {
       d.child.kill('SIGTERM');
@@ -181,10 +205,13 @@ async function waitFor(cond: () => boolean, ms = 10_000): Promise<void> {
 
 function writeRamConfig(name: string): string {
   const p = join(dir, `${name}.json`);
-  writeFileSync(p, JSON.stringify({
-    control: false,
-    backstores: [{ name: 'r', type: 'ram', size: '1M' }],
-    targets: [{ iqn: `iqn.2025-01.com.example:${name}`, tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
-  }));
+  writeFileSync(
+    p,
+    JSON.stringify({
+      control: false,
+      backstores: [{ name: 'r', type: 'ram', size: '1M' }],
+      targets: [{ iqn: `iqn.2025-01.com.example:${name}`, tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
+    }),
+  );
   return p;
 }

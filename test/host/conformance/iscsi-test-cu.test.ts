@@ -21,7 +21,11 @@ interface Floor {
 }
 
 function readTsv(path: string): string[][] {
-  return readFileSync(path, 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  return readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'));
 }
 
 describe('conformance: iscsi-test-cu ALL families on 127.0.0.1', () => {
@@ -36,7 +40,9 @@ describe('conformance: iscsi-test-cu ALL families on 127.0.0.1', () => {
     const floor = JSON.parse(readFileSync(join(here, 'floor.json'), 'utf8')) as Floor;
     const summary = new Map(readTsv(join(out, 'summary.tsv')).map(([fam, p, f, s, x]) => [fam!, { p: +p!, f: +f!, s: +s!, x: +x! }]));
     const results = readTsv(join(out, 'results.tsv'));
-    const failing = results.filter((row) => row[2] === 'F' || row[2] === 'X').map(([fam, test, res]) => `${res === 'F' ? 'FAILED' : 'NO RESULT'} ALL.${fam}.${test}`);
+    const failing = results
+      .filter((row) => row[2] === 'F' || row[2] === 'X')
+      .map(([fam, test, res]) => `${res === 'F' ? 'FAILED' : 'NO RESULT'} ALL.${fam}.${test}`);
     if (failing.length) console.log(`iscsi-test-cu: ${failing.length} failing tests (logs in ${out}):\n  ${failing.join('\n  ')}`);
     console.log(readFileSync(join(out, 'total.txt'), 'utf8').trim());
 
@@ -44,7 +50,10 @@ describe('conformance: iscsi-test-cu ALL families on 127.0.0.1', () => {
     for (const [fam, want] of Object.entries(floor.families)) {
       if (process.env.CONFORMANCE_FAMILIES && !process.env.CONFORMANCE_FAMILIES.split(/\s+/).includes(fam)) continue;
       const got = summary.get(fam);
-      if (!got) { regressions.push(`${fam}: did not run`); continue; }
+      if (!got) {
+        regressions.push(`${fam}: did not run`);
+        continue;
+      }
       if (got.p < want.minPassed) regressions.push(`${fam}: ${got.p} passed, floor is ${want.minPassed}`);
       if (got.f + got.x > want.maxFailed) {
         const names = results.filter((row) => row[0] === fam && (row[2] === 'F' || row[2] === 'X')).map((row) => row[1]);

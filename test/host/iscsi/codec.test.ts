@@ -2,7 +2,17 @@
 // layouts (offset → bytes), independently of the serializer, and checked both ways.
 import { describe, expect, it } from 'vitest';
 import { crc32c, crc32cFinal, crc32cUpdate, CRC32C_INIT, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
-import { decodeBhs, encodeBhs, encodeBidiAhs, decodeScsiCommandInto, encodeDataIn, encodeExtendedCdbAhs, encodeScsiResponse, parseAhs, type Pdu } from '../../../lib/iscsi/pdu.js';
+import {
+  decodeBhs,
+  encodeBhs,
+  encodeBidiAhs,
+  decodeScsiCommandInto,
+  encodeDataIn,
+  encodeExtendedCdbAhs,
+  encodeScsiResponse,
+  parseAhs,
+  type Pdu,
+} from '../../../lib/iscsi/pdu.js';
 import { decodeText, encodeText, TextAccumulator, TextFormatError } from '../../../lib/iscsi/text.js';
 
 /** 48 zero bytes with the given bytes at the given offsets. */
@@ -11,7 +21,11 @@ function bytes(...spans: Array<[number, number[]]>): Buffer {
   for (const [o, v] of spans) for (let i = 0; i < v.length; i++) b[o + i] = v[i];
   return b;
 }
-const cdb16 = (...head: number[]): Uint8Array => { const c = new Uint8Array(16); c.set(head); return c };
+const cdb16 = (...head: number[]): Uint8Array => {
+  const c = new Uint8Array(16);
+  c.set(head);
+  return c;
+};
 
 // biome-ignore format: a table: one case per row, read across
 const table: Array<[string, Pdu, Buffer]> = [
@@ -106,21 +120,62 @@ describe('BHS codec (RFC 7143 §11)', () => {
       expect(() => decodeBhs(b)).not.toThrow();
     }
   });
-  it('the status path\'s SCSI Response and Data-In encoders write what encodeBhs writes for the same fields', () => {
+  it("the status path's SCSI Response and Data-In encoders write what encodeBhs writes for the same fields", () => {
     const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-    expect(hex(encodeScsiResponse(0x12345678, 0x08 | 0x02, 1, 2, 0xfffffffe, 7, 9, 3, 0x100, 0x200, 20))).toBe(hex(encodeBhs({
-      opcode: 0x21, itt: 0x12345678, dataLength: 20, bidiOverflow: false, bidiUnderflow: true, overflow: false, underflow: true,
-      response: 1, status: 2, snackTag: 0, statSN: 0xfffffffe, expCmdSN: 7, maxCmdSN: 9, expDataSN: 3, bidiResidual: 0x100, residual: 0x200,
-    })));
-    for (const [flags, status] of [[0x80 | 0x01 | 0x04, 0x02], [0x80, 0x02], [0, 0]] as const) {
+    expect(hex(encodeScsiResponse(0x12345678, 0x08 | 0x02, 1, 2, 0xfffffffe, 7, 9, 3, 0x100, 0x200, 20))).toBe(
+      hex(
+        encodeBhs({
+          opcode: 0x21,
+          itt: 0x12345678,
+          dataLength: 20,
+          bidiOverflow: false,
+          bidiUnderflow: true,
+          overflow: false,
+          underflow: true,
+          response: 1,
+          status: 2,
+          snackTag: 0,
+          statSN: 0xfffffffe,
+          expCmdSN: 7,
+          maxCmdSN: 9,
+          expDataSN: 3,
+          bidiResidual: 0x100,
+          residual: 0x200,
+        }),
+      ),
+    );
+    for (const [flags, status] of [
+      [0x80 | 0x01 | 0x04, 0x02],
+      [0x80, 0x02],
+      [0, 0],
+    ] as const) {
       const s = (flags & 1) !== 0;
-      expect(hex(encodeDataIn(0xa1b2c3d4, flags, status, 4096, 11, 12, 13, 14, 8192, 77))).toBe(hex(encodeBhs({
-        opcode: 0x25, itt: 0xa1b2c3d4, dataLength: 4096, final: (flags & 0x80) !== 0, ack: false, overflow: (flags & 4) !== 0, underflow: (flags & 2) !== 0,
-        hasStatus: s, status, lun: 0n, ttt: 0xffffffff, statSN: 11, expCmdSN: 12, maxCmdSN: 13, dataSN: 14, bufferOffset: 8192, residual: 77,
-      })));
+      expect(hex(encodeDataIn(0xa1b2c3d4, flags, status, 4096, 11, 12, 13, 14, 8192, 77))).toBe(
+        hex(
+          encodeBhs({
+            opcode: 0x25,
+            itt: 0xa1b2c3d4,
+            dataLength: 4096,
+            final: (flags & 0x80) !== 0,
+            ack: false,
+            overflow: (flags & 4) !== 0,
+            underflow: (flags & 2) !== 0,
+            hasStatus: s,
+            status,
+            lun: 0n,
+            ttt: 0xffffffff,
+            statSN: 11,
+            expCmdSN: 12,
+            maxCmdSN: 13,
+            dataSN: 14,
+            bufferOffset: 8192,
+            residual: 77,
+          }),
+        ),
+      );
     }
   });
-  it('a SCSI Command decoded into a scratch object gives decodeBhs\'s fields, the CDB copied', () => {
+  it("a SCSI Command decoded into a scratch object gives decodeBhs's fields, the CDB copied", () => {
     const scratch = { ...(decodeBhs(Buffer.alloc(48, 0).fill(1, 0, 1)) as Pdu & { cdb: Uint8Array }), cdb: new Uint8Array(16) };
     const ownCdb = scratch.cdb;
     for (let i = 0; i < 50; i++) {
@@ -155,7 +210,8 @@ describe('BHS codec (RFC 7143 §11)', () => {
 describe('CRC32C (RFC 3720 Appendix B.4)', () => {
   const vec = (data: Buffer, wire: string): void => {
     const v = crc32c(data);
-    const out = Buffer.alloc(4); writeDigest(out, 0, v);
+    const out = Buffer.alloc(4);
+    writeDigest(out, 0, v);
     expect(out.toString('hex')).toBe(wire);
     expect(readDigest(out, 0)).toBe(v);
   };
@@ -166,11 +222,17 @@ describe('CRC32C (RFC 3720 Appendix B.4)', () => {
   it('table-driven equals a bit-at-a-time reference on a PDU header and random data', () => {
     const ref = (d: Uint8Array): number => {
       let c = 0xffffffff;
-      for (const x of d) { c ^= x; for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1 }
+      for (const x of d) {
+        c ^= x;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
       return (c ^ 0xffffffff) >>> 0;
     };
     expect(crc32c(table[0][2])).toBe(ref(table[0][2]));
-    for (let n = 0; n < 70; n++) { const d = Buffer.from(Array.from({ length: n }, () => (Math.random() * 256) | 0)); expect(crc32c(d)).toBe(ref(d)) }
+    for (let n = 0; n < 70; n++) {
+      const d = Buffer.from(Array.from({ length: n }, () => (Math.random() * 256) | 0));
+      expect(crc32c(d)).toBe(ref(d));
+    }
   });
   it('"123456789" check value 0xE3069283', () => expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283));
   it('incremental equals one-shot at every split', () => {
@@ -183,7 +245,12 @@ describe('CRC32C (RFC 3720 Appendix B.4)', () => {
 
 describe('text codec (RFC 7143 §6.1)', () => {
   it('round trip', () => {
-    const pairs: Array<[string, string]> = [['InitiatorName', 'iqn.1994-05.com.redhat:abc'], ['MaxRecvDataSegmentLength', '262144'], ['X-com.example.Key', ''], ['TargetAlias', 'ünïcode']];
+    const pairs: Array<[string, string]> = [
+      ['InitiatorName', 'iqn.1994-05.com.redhat:abc'],
+      ['MaxRecvDataSegmentLength', '262144'],
+      ['X-com.example.Key', ''],
+      ['TargetAlias', 'ünïcode'],
+    ];
     const b = encodeText(pairs);
     expect(b.toString('latin1').startsWith('InitiatorName=iqn.1994-05.com.redhat:abc\0')).toBe(true);
     expect(decodeText(b)).toEqual(pairs);

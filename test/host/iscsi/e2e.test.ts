@@ -49,7 +49,10 @@ describe('iSCSI/TCP end to end with a fake core', () => {
   for (const [name, keys] of [
     ['ImmediateData=Yes InitialR2T=No', { ImmediateData: 'Yes', InitialR2T: 'No', FirstBurstLength: '65536' }],
     ['ImmediateData=No InitialR2T=Yes', { ImmediateData: 'No', InitialR2T: 'Yes' }],
-    ['ImmediateData=Yes InitialR2T=Yes small bursts', { ImmediateData: 'Yes', InitialR2T: 'Yes', MaxBurstLength: '16384', FirstBurstLength: '8192', MaxOutstandingR2T: '2' }],
+    [
+      'ImmediateData=Yes InitialR2T=Yes small bursts',
+      { ImmediateData: 'Yes', InitialR2T: 'Yes', MaxBurstLength: '16384', FirstBurstLength: '8192', MaxOutstandingR2T: '2' },
+    ],
   ] as const) {
     it(`writes and reads back 300 KiB (${name})`, async () => {
       const i = await session({ keys: { ...keys } });

@@ -21,7 +21,10 @@ describe.skipIf(!have('iscsi-inq'))('libiscsi tools', () => {
     portal = await listenTcp(target, { address: '127.0.0.1', port: 0 });
     url = `iscsi://127.0.0.1:${portal.port}/${IQN}/0`;
   });
-  afterAll(async () => { await target.shutdown(200); await portal.close(true) });
+  afterAll(async () => {
+    await target.shutdown(200);
+    await portal.close(true);
+  });
 
   it('iscsi-inq', async () => {
     const { stdout } = await run('iscsi-inq', [url], { timeout: 20000 });
@@ -36,13 +39,19 @@ describe.skipIf(!have('iscsi-inq'))('libiscsi tools', () => {
     const { stdout } = await run('iscsi-readcapacity16', [url], { timeout: 20000 });
     expect(stdout).toContain('Total size:4194304');
   });
-  it.skipIf(!have('iscsi-test-cu'))('iscsi-test-cu -t iSCSI (cmdsn, datasn, residuals, TMF): no failures', async () => {
-    const { stdout } = await run('iscsi-test-cu', ['-d', '-t', 'iSCSI', '-i', 'iqn.2024-01.test:i1', '--initiator-name-2', 'iqn.2024-01.test:i2', url], { timeout: 120000 });
-    const summary = stdout.split('\n').find((l) => /^\s+tests\s/.test(l));
-    expect(summary).toBeDefined();
-    const [, total, ran, passed, failed] = summary!.trim().split(/\s+/).map(Number);
-    expect(failed).toBe(0);
-    expect(passed).toBe(ran);
-    expect(total).toBeGreaterThanOrEqual(15);
-  }, 130000);
+  it.skipIf(!have('iscsi-test-cu'))(
+    'iscsi-test-cu -t iSCSI (cmdsn, datasn, residuals, TMF): no failures',
+    async () => {
+      const { stdout } = await run('iscsi-test-cu', ['-d', '-t', 'iSCSI', '-i', 'iqn.2024-01.test:i1', '--initiator-name-2', 'iqn.2024-01.test:i2', url], {
+        timeout: 120000,
+      });
+      const summary = stdout.split('\n').find((l) => /^\s+tests\s/.test(l));
+      expect(summary).toBeDefined();
+      const [, total, ran, passed, failed] = summary!.trim().split(/\s+/).map(Number);
+      expect(failed).toBe(0);
+      expect(passed).toBe(ran);
+      expect(total).toBeGreaterThanOrEqual(15);
+    },
+    130000,
+  );
 });

@@ -21,8 +21,16 @@ const CHAP = 'iqn.2024-01.test:chap';
 const GOOD = 'iqn.2024-01.test:good-initiator';
 
 interface Req {
-  t?: boolean; c?: boolean; csg: number; nsg: number;
-  versionMin?: number; isid?: number[]; tsih?: number; itt?: number; cid?: number; cmdSN?: number;
+  t?: boolean;
+  c?: boolean;
+  csg: number;
+  nsg: number;
+  versionMin?: number;
+  isid?: number[];
+  tsih?: number;
+  itt?: number;
+  cid?: number;
+  cmdSN?: number;
   /** key=value pairs, or raw text bytes. */
   keys?: Array<[string, string]> | Buffer;
 }
@@ -35,27 +43,56 @@ function loginRequest(r: Req): { bhs: Buffer; data: Buffer } {
   b[1] = (r.t ? 0x80 : 0) | (r.c ? 0x40 : 0) | (r.csg << 2) | r.nsg;
   b[2] = 0x00; // Version-max
   b[3] = r.versionMin ?? 0;
-  b[5] = (data.length >> 16) & 0xff; b[6] = (data.length >> 8) & 0xff; b[7] = data.length & 0xff;
+  b[5] = (data.length >> 16) & 0xff;
+  b[6] = (data.length >> 8) & 0xff;
+  b[7] = data.length & 0xff;
   Buffer.from(r.isid ?? [0x40, 0x00, 0x01, 0x37, 0x00, 0x01]).copy(b, 8);
-  b[14] = ((r.tsih ?? 0) >> 8) & 0xff; b[15] = (r.tsih ?? 0) & 0xff;
+  b[14] = ((r.tsih ?? 0) >> 8) & 0xff;
+  b[15] = (r.tsih ?? 0) & 0xff;
   b.writeUInt32BE(r.itt ?? 0x1000, 16);
-  b[20] = ((r.cid ?? 0) >> 8) & 0xff; b[21] = (r.cid ?? 0) & 0xff;
+  b[20] = ((r.cid ?? 0) >> 8) & 0xff;
+  b[21] = (r.cid ?? 0) & 0xff;
   b.writeUInt32BE(r.cmdSN ?? 1, 24);
   return { bhs: b, data };
 }
 
 /** A Login Response (§11.13) read from its bytes. */
-interface Rsp { t: boolean; c: boolean; csg: number; nsg: number; tsih: number; itt: number; statSN: number; expCmdSN: number; maxCmdSN: number; status: number; keys: Map<string, string> }
+interface Rsp {
+  t: boolean;
+  c: boolean;
+  csg: number;
+  nsg: number;
+  tsih: number;
+  itt: number;
+  statSN: number;
+  expCmdSN: number;
+  maxCmdSN: number;
+  status: number;
+  keys: Map<string, string>;
+}
 function readResponse(bhs: Buffer, data: Buffer): Rsp {
   expect(bhs[0] & 0x3f).toBe(0x23);
   expect(bhs.readUIntBE(5, 3)).toBe(data.length);
   const text = data.toString('utf8');
   if (text.length) expect(text.endsWith('\0')).toBe(true);
-  const keys = new Map(text.split('\0').filter((kv) => kv).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]));
+  const keys = new Map(
+    text
+      .split('\0')
+      .filter((kv) => kv)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]),
+  );
   return {
-    t: (bhs[1] & 0x80) !== 0, c: (bhs[1] & 0x40) !== 0, csg: (bhs[1] >> 2) & 3, nsg: bhs[1] & 3,
-    tsih: bhs.readUInt16BE(14), itt: bhs.readUInt32BE(16), statSN: bhs.readUInt32BE(24), expCmdSN: bhs.readUInt32BE(28), maxCmdSN: bhs.readUInt32BE(32),
-    status: (bhs[36] << 8) | bhs[37], keys,
+    t: (bhs[1] & 0x80) !== 0,
+    c: (bhs[1] & 0x40) !== 0,
+    csg: (bhs[1] >> 2) & 3,
+    nsg: bhs[1] & 3,
+    tsih: bhs.readUInt16BE(14),
+    itt: bhs.readUInt32BE(16),
+    statSN: bhs.readUInt32BE(24),
+    expCmdSN: bhs.readUInt32BE(28),
+    maxCmdSN: bhs.readUInt32BE(32),
+    status: (bhs[36] << 8) | bhs[37],
+    keys,
   };
 }
 
@@ -78,12 +115,30 @@ class Ctx implements ConnectionContext {
   fullFeatureParams: OperationalParams | undefined;
   closeReason: string | undefined;
 
-  constructor(readonly target: IscsiTarget, rdma = false) {
+  constructor(
+    readonly target: IscsiTarget,
+    rdma = false,
+  ) {
     const events = this.events;
     this.transport = {
-      kind: rdma ? 'iser' : 'tcp', rdma, digests: !rdma, localAddress: '192.0.2.1', localPort: 3260, remoteAddress: '192.0.2.2', remotePort: 50000,
-      attach() {}, sendPdu() { return undefined }, loginComplete() { events.push('loginComplete') }, enterFullFeature() {},
-      pauseReceive() {}, resumeReceive() {}, close() {},
+      kind: rdma ? 'iser' : 'tcp',
+      rdma,
+      digests: !rdma,
+      localAddress: '192.0.2.1',
+      localPort: 3260,
+      remoteAddress: '192.0.2.2',
+      remotePort: 50000,
+      attach() {},
+      sendPdu() {
+        return undefined;
+      },
+      loginComplete() {
+        events.push('loginComplete');
+      },
+      enterFullFeature() {},
+      pauseReceive() {},
+      resumeReceive() {},
+      close() {},
     };
   }
 
@@ -93,22 +148,38 @@ class Ctx implements ConnectionContext {
     this.sent.push(readResponse(Buffer.from(bhs), d));
     return undefined;
   }
-  nextStatSN(): number { const s = this.statSN; this.statSN = (s + 1) >>> 0; return s }
-  allocTtt(): number { return 1 }
+  nextStatSN(): number {
+    const s = this.statSN;
+    this.statSN = (s + 1) >>> 0;
+    return s;
+  }
+  allocTtt(): number {
+    return 1;
+  }
   enterFullFeature(session: IscsiSession, params: OperationalParams): void {
     this.events.push('fullFeature');
     this.session = session;
     this.fullFeatureParams = params;
     this.phase = 'full-feature';
   }
-  close(reason: string): void { this.events.push('close'); this.closeReason = reason }
-  drop(reason: string): void { this.events.push('drop'); this.closeReason = reason }
-  whenIdle(): Promise<void> { return Promise.resolve() }
+  close(reason: string): void {
+    this.events.push('close');
+    this.closeReason = reason;
+  }
+  drop(reason: string): void {
+    this.events.push('drop');
+    this.closeReason = reason;
+  }
+  whenIdle(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 function newTarget(): IscsiTarget {
   return new IscsiTarget({
-    core: new FakeCore(), nopInterval: 0, loginTimeout: 0,
+    core: new FakeCore(),
+    nopInterval: 0,
+    loginTimeout: 0,
     tpgs: [
       { iqn: OPEN, generateNodeAcls: true, alias: 'open disk' },
       { iqn: ACL, acls: [{ initiator: GOOD }] },
@@ -128,13 +199,29 @@ function run(reqs: Req[], target = newTarget(), rdma = false): { ctx: Ctx; rsp: 
   return { ctx, rsp: ctx.sent };
 }
 
-const SEC: Array<[string, string]> = [['InitiatorName', GOOD], ['TargetName', OPEN], ['SessionType', 'Normal'], ['AuthMethod', 'None']];
+const SEC: Array<[string, string]> = [
+  ['InitiatorName', GOOD],
+  ['TargetName', OPEN],
+  ['SessionType', 'Normal'],
+  ['AuthMethod', 'None'],
+];
 
 describe('login from PDU tables (no transport)', () => {
   it('security → operational → full feature: statuses, stages, TSIH, StatSN, keys', () => {
     const { ctx, rsp } = run([
       { t: true, csg: 0, nsg: 1, keys: SEC, itt: 0x10, cid: 7 },
-      { t: true, csg: 1, nsg: 3, keys: [['MaxRecvDataSegmentLength', '65536'], ['MaxBurstLength', '131072'], ['ImmediateData', 'Yes']], itt: 0x11, cid: 7 },
+      {
+        t: true,
+        csg: 1,
+        nsg: 3,
+        keys: [
+          ['MaxRecvDataSegmentLength', '65536'],
+          ['MaxBurstLength', '131072'],
+          ['ImmediateData', 'Yes'],
+        ],
+        itt: 0x11,
+        cid: 7,
+      },
     ]);
     expect(rsp).toHaveLength(2);
     const [a, b] = rsp;
@@ -158,13 +245,33 @@ describe('login from PDU tables (no transport)', () => {
   });
 
   it('straight to the operational stage when no authentication is required', () => {
-    const { ctx, rsp } = run([{ t: true, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['TargetName', OPEN]] }]);
+    const { ctx, rsp } = run([
+      {
+        t: true,
+        csg: 1,
+        nsg: 3,
+        keys: [
+          ['InitiatorName', GOOD],
+          ['TargetName', OPEN],
+        ],
+      },
+    ]);
     expect(rsp.map((r) => [r.status, r.t, r.csg, r.nsg])).toEqual([[0, true, 1, 3]]);
     expect(ctx.phase).toBe('full-feature');
   });
 
   it('a discovery session', () => {
-    const { ctx, rsp } = run([{ t: true, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['SessionType', 'Discovery']] }]);
+    const { ctx, rsp } = run([
+      {
+        t: true,
+        csg: 1,
+        nsg: 3,
+        keys: [
+          ['InitiatorName', GOOD],
+          ['SessionType', 'Discovery'],
+        ],
+      },
+    ]);
     expect(rsp[0]).toMatchObject({ status: 0, t: true, nsg: 3 });
     expect(rsp[0].keys.has('TargetPortalGroupTag')).toBe(false);
     expect(ctx.session?.type).toBe('Discovery');
@@ -176,7 +283,10 @@ describe('login from PDU tables (no transport)', () => {
       { c: true, csg: 0, nsg: 1, keys: text.subarray(0, 25) },
       { t: true, csg: 0, nsg: 1, keys: text.subarray(25) },
     ]);
-    expect(rsp.map((r) => [r.status, r.t, r.keys.size])).toEqual([[0, false, 0], [0, true, 3]]);
+    expect(rsp.map((r) => [r.status, r.t, r.keys.size])).toEqual([
+      [0, false, 0],
+      [0, true, 3],
+    ]);
   });
 
   it('the target stays in the security stage when the initiator does not ask to leave it', () => {
@@ -185,11 +295,41 @@ describe('login from PDU tables (no transport)', () => {
   });
 
   it('over iSER: RDMAExtensions=Yes, no digests, and a normal session without it is refused (RFC 7145 §5.1, §6.2)', () => {
-    const ok = run([{ t: true, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['TargetName', OPEN], ['RDMAExtensions', 'Yes'], ['HeaderDigest', 'CRC32C,None']] }], newTarget(), true);
+    const ok = run(
+      [
+        {
+          t: true,
+          csg: 1,
+          nsg: 3,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', OPEN],
+            ['RDMAExtensions', 'Yes'],
+            ['HeaderDigest', 'CRC32C,None'],
+          ],
+        },
+      ],
+      newTarget(),
+      true,
+    );
     expect(ok.rsp[0].status).toBe(0);
     expect(ok.rsp[0].keys.get('RDMAExtensions')).toBe('Yes');
     expect(ok.rsp[0].keys.get('HeaderDigest')).toBe('None');
-    const no = run([{ t: true, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['TargetName', OPEN]] }], newTarget(), true);
+    const no = run(
+      [
+        {
+          t: true,
+          csg: 1,
+          nsg: 3,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', OPEN],
+          ],
+        },
+      ],
+      newTarget(),
+      true,
+    );
     expect(no.rsp[0].status).toBe(0x0207);
     expect(no.ctx.events).not.toContain('loginComplete');
   });
@@ -203,33 +343,157 @@ describe('login from PDU tables (no transport)', () => {
     ['T and C both set → 0x0200', 0x0200, [{ t: true, c: true, csg: 0, nsg: 1, keys: SEC }]],
     ['transit to an earlier stage → 0x0200', 0x0200, [{ t: true, csg: 1, nsg: 0, keys: SEC }]],
     ['transit to NSG 2 → 0x0200', 0x0200, [{ t: true, csg: 0, nsg: 2, keys: SEC }]],
-    ['InitiatorName missing → 0x0207 missing parameter', 0x0207, [{ t: true, csg: 0, nsg: 1, keys: [['TargetName', OPEN], ['AuthMethod', 'None']] }]],
-    ['TargetName missing in a normal session → 0x0207', 0x0207, [{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', GOOD], ['AuthMethod', 'None']] }]],
-    ['unknown target → 0x0203 not found', 0x0203, [{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', GOOD], ['TargetName', 'iqn.2024-01.test:nope']] }]],
-    ['initiator not in the ACL → 0x0202 authorization failure', 0x0202, [{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', 'iqn.2024-01.test:stranger'], ['TargetName', ACL]] }]],
-    ['SessionType=Fancy → 0x0209 session type not supported', 0x0209, [{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', GOOD], ['SessionType', 'Fancy']] }]],
-    ['CHAP required, security stage skipped → 0x0201 authentication failure', 0x0201, [{ t: true, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['TargetName', CHAP]] }]],
-    ['CHAP required, AuthMethod=None → 0x0201', 0x0201, [{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', GOOD], ['TargetName', CHAP], ['AuthMethod', 'None']] }]],
+    [
+      'InitiatorName missing → 0x0207 missing parameter',
+      0x0207,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['TargetName', OPEN],
+            ['AuthMethod', 'None'],
+          ],
+        },
+      ],
+    ],
+    [
+      'TargetName missing in a normal session → 0x0207',
+      0x0207,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['AuthMethod', 'None'],
+          ],
+        },
+      ],
+    ],
+    [
+      'unknown target → 0x0203 not found',
+      0x0203,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', 'iqn.2024-01.test:nope'],
+          ],
+        },
+      ],
+    ],
+    [
+      'initiator not in the ACL → 0x0202 authorization failure',
+      0x0202,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['InitiatorName', 'iqn.2024-01.test:stranger'],
+            ['TargetName', ACL],
+          ],
+        },
+      ],
+    ],
+    [
+      'SessionType=Fancy → 0x0209 session type not supported',
+      0x0209,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['SessionType', 'Fancy'],
+          ],
+        },
+      ],
+    ],
+    [
+      'CHAP required, security stage skipped → 0x0201 authentication failure',
+      0x0201,
+      [
+        {
+          t: true,
+          csg: 1,
+          nsg: 3,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', CHAP],
+          ],
+        },
+      ],
+    ],
+    [
+      'CHAP required, AuthMethod=None → 0x0201',
+      0x0201,
+      [
+        {
+          t: true,
+          csg: 0,
+          nsg: 1,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', CHAP],
+            ['AuthMethod', 'None'],
+          ],
+        },
+      ],
+    ],
     ['a key twice in one request → 0x0200', 0x0200, [{ t: true, csg: 0, nsg: 1, keys: [...SEC, ['AuthMethod', 'None']] }]],
     ['text without "=" → 0x0200', 0x0200, [{ t: true, csg: 0, nsg: 1, keys: Buffer.from(`InitiatorName=${GOOD}\0TargetName\0`) }]],
     ['text not NUL-terminated → 0x0200', 0x0200, [{ t: true, csg: 0, nsg: 1, keys: Buffer.from(`InitiatorName=${GOOD}`) }]],
     ['data segment over 8192 bytes during login (§13.12) → 0x0200', 0x0200, [{ t: true, csg: 0, nsg: 1, keys: [...SEC, ['X-pad', 'x'.repeat(8200)]] }]],
-    ['ISID changed between requests → 0x0200', 0x0200, [
-      { t: false, csg: 0, nsg: 1, keys: SEC },
-      { t: true, csg: 0, nsg: 1, keys: [], isid: [0x40, 0x00, 0x01, 0x37, 0x00, 0x02] },
-    ]],
-    ['CSG differs from the stage the target is in → 0x0200', 0x0200, [
-      { t: false, csg: 0, nsg: 1, keys: SEC },
-      { t: true, csg: 1, nsg: 3, keys: [] },
-    ]],
-    ['a key renegotiated in a later request → 0x0200', 0x0200, [
-      { t: false, csg: 1, nsg: 3, keys: [['InitiatorName', GOOD], ['TargetName', OPEN], ['MaxBurstLength', '65536']] },
-      { t: true, csg: 1, nsg: 3, keys: [['MaxBurstLength', '65536']] },
-    ]],
-    ['InitiatorName changed during the login → 0x0200', 0x0200, [
-      { t: false, csg: 0, nsg: 1, keys: SEC },
-      { t: true, csg: 0, nsg: 1, keys: [['InitiatorName', 'iqn.2024-01.test:other']] },
-    ]],
+    [
+      'ISID changed between requests → 0x0200',
+      0x0200,
+      [
+        { t: false, csg: 0, nsg: 1, keys: SEC },
+        { t: true, csg: 0, nsg: 1, keys: [], isid: [0x40, 0x00, 0x01, 0x37, 0x00, 0x02] },
+      ],
+    ],
+    [
+      'CSG differs from the stage the target is in → 0x0200',
+      0x0200,
+      [
+        { t: false, csg: 0, nsg: 1, keys: SEC },
+        { t: true, csg: 1, nsg: 3, keys: [] },
+      ],
+    ],
+    [
+      'a key renegotiated in a later request → 0x0200',
+      0x0200,
+      [
+        {
+          t: false,
+          csg: 1,
+          nsg: 3,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', OPEN],
+            ['MaxBurstLength', '65536'],
+          ],
+        },
+        { t: true, csg: 1, nsg: 3, keys: [['MaxBurstLength', '65536']] },
+      ],
+    ],
+    [
+      'InitiatorName changed during the login → 0x0200',
+      0x0200,
+      [
+        { t: false, csg: 0, nsg: 1, keys: SEC },
+        { t: true, csg: 0, nsg: 1, keys: [['InitiatorName', 'iqn.2024-01.test:other']] },
+      ],
+    ],
     ['TSIH naming no session → 0x020a session does not exist', 0x020a, [{ t: true, csg: 0, nsg: 1, tsih: 0x7777, keys: SEC }]],
   ];
   for (const [name, status, reqs] of bad) {

@@ -18,18 +18,27 @@ describe('login', () => {
   beforeAll(async () => {
     core = new FakeCore();
     target = new IscsiTarget({
-      core, nopInterval: 0,
+      core,
+      nopInterval: 0,
       tpgs: [
         { iqn: OPEN, generateNodeAcls: true },
         { iqn: ACL, acls: [{ initiator: GOOD }] },
         { iqn: CHAP, authentication: true, acls: [{ initiator: GOOD, chap: { userid: 'user1', password: 'secret-123456' } }] },
-        { iqn: MUTUAL, authentication: true, generateNodeAcls: true, chap: { userid: 'u2', password: 'pw-0123456789', mutualUserid: 'tgt', mutualPassword: 'tgt-secret-9876' } },
+        {
+          iqn: MUTUAL,
+          authentication: true,
+          generateNodeAcls: true,
+          chap: { userid: 'u2', password: 'pw-0123456789', mutualUserid: 'tgt', mutualPassword: 'tgt-secret-9876' },
+        },
       ],
       discoveryAuth: { required: false },
     });
     portal = await listenTcp(target, { port: 0 });
   });
-  afterAll(async () => { await target.shutdown(100); await portal.close(true) });
+  afterAll(async () => {
+    await target.shutdown(100);
+    await portal.close(true);
+  });
 
   const connect = (): Promise<TestInitiator> => TestInitiator.connect(portal.port);
 
@@ -61,45 +70,132 @@ describe('login', () => {
   const failures: Array<[string, number, (i: TestInitiator) => Promise<{ status: number }>]> = [
     ['unknown target → 0x0203', LoginStatus.NotFound, (i) => i.login({ targetName: 'iqn.2024-01.test:nope' })],
     ['initiator not in ACL → 0x0202', LoginStatus.AuthorizationFailure, (i) => i.login({ targetName: ACL, initiatorName: 'iqn.2024-01.test:stranger' })],
-    ['missing InitiatorName → 0x0207', LoginStatus.MissingParameter, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { TargetName: OPEN, AuthMethod: 'None' } })],
-    ['missing TargetName in a normal session → 0x0207', LoginStatus.MissingParameter, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { InitiatorName: GOOD, AuthMethod: 'None' } })],
-    ['bad SessionType → 0x0209', LoginStatus.SessionTypeNotSupported, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { InitiatorName: GOOD, SessionType: 'Fancy', AuthMethod: 'None' } })],
-    ['unsupported version → 0x0205', LoginStatus.UnsupportedVersion, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, versionMin: 1, keys: { InitiatorName: GOOD, TargetName: OPEN } })],
-    ['CSG=FullFeature in a request → 0x0200', LoginStatus.InitiatorError, (i) => i.loginStep({ csg: 3, nsg: 3, transit: true, keys: { InitiatorName: GOOD, TargetName: OPEN } })],
-    ['NSG not after CSG → 0x0200', LoginStatus.InitiatorError, (i) => i.loginStep({ csg: 1, nsg: 0, transit: true, keys: { InitiatorName: GOOD, TargetName: OPEN } })],
-    ['T and C both set → 0x0200', LoginStatus.InitiatorError, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, cont: true, keys: { InitiatorName: GOOD, TargetName: OPEN } })],
-    ['duplicated key in one PDU → 0x0200', LoginStatus.InitiatorError, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: [['InitiatorName', GOOD], ['TargetName', OPEN], ['AuthMethod', 'None'], ['AuthMethod', 'None']] })],
+    [
+      'missing InitiatorName → 0x0207',
+      LoginStatus.MissingParameter,
+      (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { TargetName: OPEN, AuthMethod: 'None' } }),
+    ],
+    [
+      'missing TargetName in a normal session → 0x0207',
+      LoginStatus.MissingParameter,
+      (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { InitiatorName: GOOD, AuthMethod: 'None' } }),
+    ],
+    [
+      'bad SessionType → 0x0209',
+      LoginStatus.SessionTypeNotSupported,
+      (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { InitiatorName: GOOD, SessionType: 'Fancy', AuthMethod: 'None' } }),
+    ],
+    [
+      'unsupported version → 0x0205',
+      LoginStatus.UnsupportedVersion,
+      (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, versionMin: 1, keys: { InitiatorName: GOOD, TargetName: OPEN } }),
+    ],
+    [
+      'CSG=FullFeature in a request → 0x0200',
+      LoginStatus.InitiatorError,
+      (i) => i.loginStep({ csg: 3, nsg: 3, transit: true, keys: { InitiatorName: GOOD, TargetName: OPEN } }),
+    ],
+    [
+      'NSG not after CSG → 0x0200',
+      LoginStatus.InitiatorError,
+      (i) => i.loginStep({ csg: 1, nsg: 0, transit: true, keys: { InitiatorName: GOOD, TargetName: OPEN } }),
+    ],
+    [
+      'T and C both set → 0x0200',
+      LoginStatus.InitiatorError,
+      (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, cont: true, keys: { InitiatorName: GOOD, TargetName: OPEN } }),
+    ],
+    [
+      'duplicated key in one PDU → 0x0200',
+      LoginStatus.InitiatorError,
+      (i) =>
+        i.loginStep({
+          csg: 0,
+          nsg: 1,
+          transit: true,
+          keys: [
+            ['InitiatorName', GOOD],
+            ['TargetName', OPEN],
+            ['AuthMethod', 'None'],
+            ['AuthMethod', 'None'],
+          ],
+        }),
+    ],
     ['malformed text → 0x0200', LoginStatus.InitiatorError, (i) => i.loginStep({ csg: 0, nsg: 1, transit: true, raw: Buffer.from('InitiatorName\0') })],
-    ['login PDU in the wrong stage → 0x0200', LoginStatus.InitiatorError, async (i) => {
-      const a = await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { InitiatorName: GOOD, TargetName: OPEN, AuthMethod: 'None' } });
-      expect(a.status).toBe(0);
-      return i.loginStep({ csg: 1, nsg: 3, transit: true, keys: {} }); // target never agreed to leave security
-    }],
-    ['renegotiating a key in a later PDU → 0x0200', LoginStatus.InitiatorError, async (i) => {
-      await i.loginStep({ csg: 1, nsg: 3, transit: false, keys: { InitiatorName: GOOD, TargetName: OPEN, MaxBurstLength: '65536' } });
-      return i.loginStep({ csg: 1, nsg: 3, transit: true, keys: { MaxBurstLength: '65536' } });
-    }],
+    [
+      'login PDU in the wrong stage → 0x0200',
+      LoginStatus.InitiatorError,
+      async (i) => {
+        const a = await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { InitiatorName: GOOD, TargetName: OPEN, AuthMethod: 'None' } });
+        expect(a.status).toBe(0);
+        return i.loginStep({ csg: 1, nsg: 3, transit: true, keys: {} }); // target never agreed to leave security
+      },
+    ],
+    [
+      'renegotiating a key in a later PDU → 0x0200',
+      LoginStatus.InitiatorError,
+      async (i) => {
+        await i.loginStep({ csg: 1, nsg: 3, transit: false, keys: { InitiatorName: GOOD, TargetName: OPEN, MaxBurstLength: '65536' } });
+        return i.loginStep({ csg: 1, nsg: 3, transit: true, keys: { MaxBurstLength: '65536' } });
+      },
+    ],
     ['CHAP required but skipped → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD, skipSecurity: true })],
     ['CHAP required, AuthMethod=None offered → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD })],
-    ['CHAP MD5 wrong secret → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'wrong-secret-1' } })],
-    ['CHAP wrong user → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user2', secret: 'secret-123456' } })],
-    ['CHAP unsupported algorithm only → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'secret-123456', algorithms: '6' } })],
-    ['mutual CHAP reflected challenge → 0x0201', LoginStatus.AuthenticationFailure, async (i) => {
-      await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { InitiatorName: GOOD, TargetName: MUTUAL, AuthMethod: 'CHAP' } });
-      const r = await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { CHAP_A: '5' } });
-      const { chapResponse, decodeBinary, encodeHex } = await import('../../../lib/iscsi/chap.js');
-      const c = decodeBinary(r.keys.get('CHAP_C')!)!;
-      const id = Number(r.keys.get('CHAP_I'));
-      return i.loginStep({ csg: 0, nsg: 1, transit: true, keys: { CHAP_N: 'u2', CHAP_R: encodeHex(chapResponse(5, id, 'pw-0123456789', c)), CHAP_I: '9', CHAP_C: encodeHex(c) } });
-    }],
-    ['mutual CHAP asked where none is configured → 0x0201', LoginStatus.AuthenticationFailure, (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'secret-123456', mutual: { secret: 'whatever-12345' } } })],
-    ['TSIH naming no session → 0x020a', LoginStatus.SessionDoesNotExist, (i) => { i.tsih = 0x7777; return i.login({ targetName: OPEN }) }],
-    ['non-login PDU during login → 0x0200', LoginStatus.InitiatorError, async (i) => {
-      i.send({ opcode: 0x00, immediate: true, itt: 5, lun: 0n, ttt: 0xffffffff, cmdSN: 1, expStatSN: 0 });
-      const r = await i.next();
-      const p = r.pdu as { statusClass: number; statusDetail: number };
-      return { status: (p.statusClass << 8) | p.statusDetail };
-    }],
+    [
+      'CHAP MD5 wrong secret → 0x0201',
+      LoginStatus.AuthenticationFailure,
+      (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'wrong-secret-1' } }),
+    ],
+    [
+      'CHAP wrong user → 0x0201',
+      LoginStatus.AuthenticationFailure,
+      (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user2', secret: 'secret-123456' } }),
+    ],
+    [
+      'CHAP unsupported algorithm only → 0x0201',
+      LoginStatus.AuthenticationFailure,
+      (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'secret-123456', algorithms: '6' } }),
+    ],
+    [
+      'mutual CHAP reflected challenge → 0x0201',
+      LoginStatus.AuthenticationFailure,
+      async (i) => {
+        await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { InitiatorName: GOOD, TargetName: MUTUAL, AuthMethod: 'CHAP' } });
+        const r = await i.loginStep({ csg: 0, nsg: 1, transit: false, keys: { CHAP_A: '5' } });
+        const { chapResponse, decodeBinary, encodeHex } = await import('../../../lib/iscsi/chap.js');
+        const c = decodeBinary(r.keys.get('CHAP_C')!)!;
+        const id = Number(r.keys.get('CHAP_I'));
+        return i.loginStep({
+          csg: 0,
+          nsg: 1,
+          transit: true,
+          keys: { CHAP_N: 'u2', CHAP_R: encodeHex(chapResponse(5, id, 'pw-0123456789', c)), CHAP_I: '9', CHAP_C: encodeHex(c) },
+        });
+      },
+    ],
+    [
+      'mutual CHAP asked where none is configured → 0x0201',
+      LoginStatus.AuthenticationFailure,
+      (i) => i.login({ targetName: CHAP, initiatorName: GOOD, chap: { user: 'user1', secret: 'secret-123456', mutual: { secret: 'whatever-12345' } } }),
+    ],
+    [
+      'TSIH naming no session → 0x020a',
+      LoginStatus.SessionDoesNotExist,
+      (i) => {
+        i.tsih = 0x7777;
+        return i.login({ targetName: OPEN });
+      },
+    ],
+    [
+      'non-login PDU during login → 0x0200',
+      LoginStatus.InitiatorError,
+      async (i) => {
+        i.send({ opcode: 0x00, immediate: true, itt: 5, lun: 0n, ttt: 0xffffffff, cmdSN: 1, expStatSN: 0 });
+        const r = await i.next();
+        const p = r.pdu as { statusClass: number; statusDetail: number };
+        return { status: (p.statusClass << 8) | p.statusDetail };
+      },
+    ],
   ];
   for (const [name, status, run] of failures) {
     it(name, async () => {
@@ -122,7 +218,11 @@ describe('login', () => {
   for (const alg of ['5', '7']) {
     it(`CHAP mutual, CHAP_A=${alg} (target proves itself)`, async () => {
       const i = await connect();
-      const r = await i.login({ targetName: MUTUAL, initiatorName: 'iqn.2024-01.test:anyone', chap: { user: 'u2', secret: 'pw-0123456789', algorithms: alg, mutual: { user: 'tgt', secret: 'tgt-secret-9876' } } });
+      const r = await i.login({
+        targetName: MUTUAL,
+        initiatorName: 'iqn.2024-01.test:anyone',
+        chap: { user: 'u2', secret: 'pw-0123456789', algorithms: alg, mutual: { user: 'tgt', secret: 'tgt-secret-9876' } },
+      });
       expect(r.status).toBe(0);
       i.close();
     });
@@ -145,7 +245,8 @@ describe('login', () => {
     expect((await b.scsi(tur())).status).toBe(0);
     const st = target.status().sessions.filter((s) => s.initiator === GOOD);
     expect(st.map((s) => s.isid).sort()).toEqual(['0x023d00000001', '0x023d00000002']);
-    b.close(); c.close();
+    b.close();
+    c.close();
   });
 
   it('a second connection to a MaxConnections=1 session → 0x0206', async () => {

@@ -1,7 +1,18 @@
 // Negotiation tables (RFC 7143 §6.2, §13; RFC 7145 §6): for each key its default, range,
 // result function and the answer to an offer.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PREFERENCES, KEYS, KEY_TABLE, Negotiator, parseNumber, loginParams, preferencesFrom, preferencesFromKeys, TPG_KEY_RULES, type TargetPreferences } from '../../../lib/iscsi/params.js';
+import {
+  DEFAULT_PREFERENCES,
+  KEYS,
+  KEY_TABLE,
+  Negotiator,
+  parseNumber,
+  loginParams,
+  preferencesFrom,
+  preferencesFromKeys,
+  TPG_KEY_RULES,
+  type TargetPreferences,
+} from '../../../lib/iscsi/params.js';
 
 function answer(key: string, value: string, prefs: Partial<TargetPreferences> = {}, sessionType: 'Normal' | 'Discovery' = 'Normal'): string | undefined {
   const n = new Negotiator(preferencesFrom(prefs), sessionType);
@@ -13,11 +24,41 @@ function answer(key: string, value: string, prefs: Partial<TargetPreferences> = 
 describe('key table', () => {
   it('has every RFC 7143 §13 key and the RFC 7145 iSER keys', () => {
     const names = KEYS.map((k) => k.name);
-    for (const k of ['HeaderDigest', 'DataDigest', 'MaxConnections', 'SendTargets', 'TargetName', 'InitiatorName', 'TargetAlias', 'InitiatorAlias',
-      'TargetAddress', 'TargetPortalGroupTag', 'InitialR2T', 'ImmediateData', 'MaxRecvDataSegmentLength', 'MaxBurstLength', 'FirstBurstLength',
-      'DefaultTime2Wait', 'DefaultTime2Retain', 'MaxOutstandingR2T', 'DataPDUInOrder', 'DataSequenceInOrder', 'ErrorRecoveryLevel', 'SessionType',
-      'AuthMethod', 'TaskReporting', 'iSCSIProtocolLevel', 'IFMarker', 'OFMarker', 'IFMarkInt', 'OFMarkInt',
-      'RDMAExtensions', 'TargetRecvDataSegmentLength', 'InitiatorRecvDataSegmentLength', 'MaxOutstandingUnexpectedPDUs']) {
+    for (const k of [
+      'HeaderDigest',
+      'DataDigest',
+      'MaxConnections',
+      'SendTargets',
+      'TargetName',
+      'InitiatorName',
+      'TargetAlias',
+      'InitiatorAlias',
+      'TargetAddress',
+      'TargetPortalGroupTag',
+      'InitialR2T',
+      'ImmediateData',
+      'MaxRecvDataSegmentLength',
+      'MaxBurstLength',
+      'FirstBurstLength',
+      'DefaultTime2Wait',
+      'DefaultTime2Retain',
+      'MaxOutstandingR2T',
+      'DataPDUInOrder',
+      'DataSequenceInOrder',
+      'ErrorRecoveryLevel',
+      'SessionType',
+      'AuthMethod',
+      'TaskReporting',
+      'iSCSIProtocolLevel',
+      'IFMarker',
+      'OFMarker',
+      'IFMarkInt',
+      'OFMarkInt',
+      'RDMAExtensions',
+      'TargetRecvDataSegmentLength',
+      'InitiatorRecvDataSegmentLength',
+      'MaxOutstandingUnexpectedPDUs',
+    ]) {
       expect(names).toContain(k);
     }
   });
@@ -36,7 +77,10 @@ describe('key table', () => {
       const d = KEY_TABLE.get(k)!;
       expect(d.def).toBe(def);
       expect(d.kind).toBe(kind);
-      if (min !== undefined) { expect(d.min).toBe(min); expect(d.max).toBe(max) }
+      if (min !== undefined) {
+        expect(d.min).toBe(min);
+        expect(d.max).toBe(max);
+      }
     });
   }
   it('scope and use', () => {
@@ -87,22 +131,51 @@ describe('answers to offers (target defaults: InitialR2T=No, ImmediateData=Yes, 
 });
 
 describe('irrelevance and phase', () => {
-  for (const k of ['InitialR2T', 'ImmediateData', 'MaxBurstLength', 'FirstBurstLength', 'MaxConnections', 'MaxOutstandingR2T', 'DataPDUInOrder', 'DataSequenceInOrder']) {
-    it(`${k} is Irrelevant in a discovery session`, () => expect(answer(k, k.endsWith('Length') ? '65536' : k.startsWith('Max') ? '1' : 'Yes', {}, 'Discovery')).toBe('Irrelevant'));
+  for (const k of [
+    'InitialR2T',
+    'ImmediateData',
+    'MaxBurstLength',
+    'FirstBurstLength',
+    'MaxConnections',
+    'MaxOutstandingR2T',
+    'DataPDUInOrder',
+    'DataSequenceInOrder',
+  ]) {
+    it(`${k} is Irrelevant in a discovery session`, () =>
+      expect(answer(k, k.endsWith('Length') ? '65536' : k.startsWith('Max') ? '1' : 'Yes', {}, 'Discovery')).toBe('Irrelevant'));
   }
   it('FirstBurstLength is Irrelevant with InitialR2T=Yes and ImmediateData=No in the same PDU, whatever the order', () => {
     const n = new Negotiator(preferencesFrom({}));
-    const r = n.negotiate([['FirstBurstLength', '65536'], ['InitialR2T', 'Yes'], ['ImmediateData', 'No']]);
-    expect(r.reply).toEqual([['FirstBurstLength', 'Irrelevant'], ['InitialR2T', 'Yes'], ['ImmediateData', 'No']]);
+    const r = n.negotiate([
+      ['FirstBurstLength', '65536'],
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'No'],
+    ]);
+    expect(r.reply).toEqual([
+      ['FirstBurstLength', 'Irrelevant'],
+      ['InitialR2T', 'Yes'],
+      ['ImmediateData', 'No'],
+    ]);
   });
   it('LO/IO keys are rejected in full feature phase; MaxRecvDataSegmentLength is not', () => {
     const n = new Negotiator(preferencesFrom({}));
-    const r = n.negotiate([['MaxBurstLength', '65536'], ['MaxRecvDataSegmentLength', '4096']], { inFullFeature: true });
+    const r = n.negotiate(
+      [
+        ['MaxBurstLength', '65536'],
+        ['MaxRecvDataSegmentLength', '4096'],
+      ],
+      { inFullFeature: true },
+    );
     expect(r.reply).toEqual([['MaxBurstLength', 'Reject']]);
   });
   it('duplicate key in one batch and renegotiation across batches are errors (§6.2)', () => {
     const n = new Negotiator(preferencesFrom({}));
-    expect(n.negotiate([['MaxBurstLength', '65536'], ['MaxBurstLength', '65536']]).error).toEqual({ kind: 'duplicate', key: 'MaxBurstLength' });
+    expect(
+      n.negotiate([
+        ['MaxBurstLength', '65536'],
+        ['MaxBurstLength', '65536'],
+      ]).error,
+    ).toEqual({ kind: 'duplicate', key: 'MaxBurstLength' });
     expect(n.negotiate([['MaxBurstLength', '65536']]).error).toBeUndefined();
     expect(n.negotiate([['MaxBurstLength', '65536']]).error).toEqual({ kind: 'renegotiation', key: 'MaxBurstLength' });
   });
@@ -113,19 +186,44 @@ describe('results', () => {
     const n = new Negotiator(preferencesFrom({}));
     n.negotiate([['MaxRecvDataSegmentLength', '65536']]);
     const r = n.result();
-    expect(r).toMatchObject({ headerDigest: false, dataDigest: false, initialR2T: true, immediateData: true, maxBurstLength: 262144, firstBurstLength: 65536, maxOutstandingR2T: 1, initiatorMaxRecvDataSegmentLength: 65536, targetMaxRecvDataSegmentLength: DEFAULT_PREFERENCES.maxRecvDataSegmentLength, errorRecoveryLevel: 0 });
+    expect(r).toMatchObject({
+      headerDigest: false,
+      dataDigest: false,
+      initialR2T: true,
+      immediateData: true,
+      maxBurstLength: 262144,
+      firstBurstLength: 65536,
+      maxOutstandingR2T: 1,
+      initiatorMaxRecvDataSegmentLength: 65536,
+      targetMaxRecvDataSegmentLength: DEFAULT_PREFERENCES.maxRecvDataSegmentLength,
+      errorRecoveryLevel: 0,
+    });
     expect(n.declarations()).toEqual([['MaxRecvDataSegmentLength', '262144']]);
     expect(n.declarations()).toEqual([]);
   });
   it('FirstBurstLength is clamped to MaxBurstLength (§13.14)', () => {
     const n = new Negotiator(preferencesFrom({}));
-    n.negotiate([['MaxBurstLength', '16384'], ['FirstBurstLength', '65536']]);
+    n.negotiate([
+      ['MaxBurstLength', '16384'],
+      ['FirstBurstLength', '65536'],
+    ]);
     expect(n.result().firstBurstLength).toBe(16384);
   });
   it('iSER: RDMAExtensions=Yes uses Initiator/TargetRecvDataSegmentLength and no MaxRecvDataSegmentLength', () => {
     const n = new Negotiator(preferencesFrom({ rdmaExtensions: true, targetRecvDataSegmentLength: 8192 }));
-    const r = n.negotiate([['InitiatorRecvDataSegmentLength', '262144'], ['TargetRecvDataSegmentLength', '65536'], ['RDMAExtensions', 'Yes'], ['MaxOutstandingUnexpectedPDUs', '0'], ['MaxRecvDataSegmentLength', '8192']]);
-    expect(r.reply).toEqual([['TargetRecvDataSegmentLength', '8192'], ['RDMAExtensions', 'Yes'], ['MaxOutstandingUnexpectedPDUs', '0'], ['MaxRecvDataSegmentLength', 'Irrelevant']]);
+    const r = n.negotiate([
+      ['InitiatorRecvDataSegmentLength', '262144'],
+      ['TargetRecvDataSegmentLength', '65536'],
+      ['RDMAExtensions', 'Yes'],
+      ['MaxOutstandingUnexpectedPDUs', '0'],
+      ['MaxRecvDataSegmentLength', '8192'],
+    ]);
+    expect(r.reply).toEqual([
+      ['TargetRecvDataSegmentLength', '8192'],
+      ['RDMAExtensions', 'Yes'],
+      ['MaxOutstandingUnexpectedPDUs', '0'],
+      ['MaxRecvDataSegmentLength', 'Irrelevant'],
+    ]);
     expect(n.declarations()).toEqual([]);
     expect(n.result()).toMatchObject({ rdmaExtensions: true, initiatorMaxRecvDataSegmentLength: 262144, targetMaxRecvDataSegmentLength: 8192 });
   });
@@ -136,34 +234,66 @@ describe('results', () => {
     expect(parseNumber('1e3')).toBeUndefined();
   });
   it('config overrides by RFC key name', () => {
-    expect(preferencesFromKeys({ InitialR2T: 'Yes', MaxBurstLength: '65536', HeaderDigest: 'CRC32C' })).toEqual({ initialR2T: true, maxBurstLength: 65536, headerDigest: ['CRC32C'] });
+    expect(preferencesFromKeys({ InitialR2T: 'Yes', MaxBurstLength: '65536', HeaderDigest: 'CRC32C' })).toEqual({
+      initialR2T: true,
+      maxBurstLength: 65536,
+      headerDigest: ['CRC32C'],
+    });
     expect(() => preferencesFromKeys({ InitialR2T: 'maybe' })).toThrow();
     expect(() => preferencesFromKeys({ Bogus: '1' })).toThrow();
     expect(() => preferencesFromKeys({ TargetAlias: 'disk' })).toThrow(/not a negotiable/);
     expect(() => preferencesFromKeys({ DataDigest: 'MD5' })).toThrow(/DataDigest=MD5/);
     expect(() => preferencesFromKeys({ MaxBurstLength: 'lots' })).toThrow(/expected a number/);
     // Every key a configuration may set maps to its preference field.
-    for (const k of Object.keys(TPG_KEY_RULES)) if (k !== 'TargetAlias') expect(Object.keys(preferencesFromKeys({ [k]: KEY_TABLE.get(k)!.def }))).toHaveLength(1);
+    for (const k of Object.keys(TPG_KEY_RULES))
+      if (k !== 'TargetAlias') expect(Object.keys(preferencesFromKeys({ [k]: KEY_TABLE.get(k)!.def }))).toHaveLength(1);
   });
   it('the keys and value rules a configuration may set, in key-table order', () => {
     const bool = { kind: 'bool' };
     const digest = { kind: 'enum', values: ['None', 'CRC32C', 'CRC32C,None', 'None,CRC32C'] };
     const seg = { kind: 'int', min: 512, max: 16777215 };
-    expect(Object.entries(TPG_KEY_RULES)).toEqual(Object.entries({
-      HeaderDigest: digest, DataDigest: digest, MaxConnections: { kind: 'int', min: 1, max: 65535 }, TargetAlias: { kind: 'text' },
-      InitialR2T: bool, ImmediateData: bool, MaxRecvDataSegmentLength: seg, MaxBurstLength: seg, FirstBurstLength: seg,
-      DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 }, DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
-      MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 }, DataPDUInOrder: bool, DataSequenceInOrder: bool,
-      ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 }, RDMAExtensions: bool, TargetRecvDataSegmentLength: seg,
-      MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
-    }));
+    expect(Object.entries(TPG_KEY_RULES)).toEqual(
+      Object.entries({
+        HeaderDigest: digest,
+        DataDigest: digest,
+        MaxConnections: { kind: 'int', min: 1, max: 65535 },
+        TargetAlias: { kind: 'text' },
+        InitialR2T: bool,
+        ImmediateData: bool,
+        MaxRecvDataSegmentLength: seg,
+        MaxBurstLength: seg,
+        FirstBurstLength: seg,
+        DefaultTime2Wait: { kind: 'int', min: 0, max: 3600 },
+        DefaultTime2Retain: { kind: 'int', min: 0, max: 3600 },
+        MaxOutstandingR2T: { kind: 'int', min: 1, max: 65535 },
+        DataPDUInOrder: bool,
+        DataSequenceInOrder: bool,
+        ErrorRecoveryLevel: { kind: 'int', min: 0, max: 2 },
+        RDMAExtensions: bool,
+        TargetRecvDataSegmentLength: seg,
+        MaxOutstandingUnexpectedPDUs: { kind: 'int', min: 0, max: 4294967295 },
+      }),
+    );
   });
   it('login-phase values are the §13 defaults (§13.12: 8192-byte segments both ways)', () => {
     expect(loginParams()).toEqual({
-      headerDigest: false, dataDigest: false, maxConnections: 1, initialR2T: true, immediateData: true,
-      initiatorMaxRecvDataSegmentLength: 8192, targetMaxRecvDataSegmentLength: 8192, maxBurstLength: 262144,
-      firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20, maxOutstandingR2T: 1, dataPduInOrder: true,
-      dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
+      headerDigest: false,
+      dataDigest: false,
+      maxConnections: 1,
+      initialR2T: true,
+      immediateData: true,
+      initiatorMaxRecvDataSegmentLength: 8192,
+      targetMaxRecvDataSegmentLength: 8192,
+      maxBurstLength: 262144,
+      firstBurstLength: 65536,
+      defaultTime2Wait: 2,
+      defaultTime2Retain: 20,
+      maxOutstandingR2T: 1,
+      dataPduInOrder: true,
+      dataSequenceInOrder: true,
+      errorRecoveryLevel: 0,
+      rdmaExtensions: false,
+      maxOutstandingUnexpectedPdus: 0,
     });
   });
 });

@@ -16,7 +16,16 @@ async function setup(o: Partial<ConstructorParameters<typeof IscsiTarget>[0]> = 
     expect((await i.login({ targetName: IQN })).status).toBe(0);
     return i;
   };
-  return { core, target, portal, login, done: async () => { await target.shutdown(50); await portal.close(true) } };
+  return {
+    core,
+    target,
+    portal,
+    login,
+    done: async () => {
+      await target.shutdown(50);
+      await portal.close(true);
+    },
+  };
 }
 
 describe('task management (RFC 7143 §11.5)', () => {
@@ -25,10 +34,24 @@ describe('task management (RFC 7143 §11.5)', () => {
     const i = await t.login();
     t.core.hold = true;
     const itt = i.itt;
-    const pending = i.scsi(read10(0, 1), { read: 512, timeoutMs: 800 }).then(() => 'answered', () => 'no answer');
+    const pending = i.scsi(read10(0, 1), { read: 512, timeoutMs: 800 }).then(
+      () => 'answered',
+      () => 'no answer',
+    );
     await new Promise((r) => setTimeout(r, 50));
     const tmfItt = 0x7000;
-    i.send({ opcode: Opcode.TaskMgmtRequest, immediate: true, itt: tmfItt, fn: 1, lun: 0n, rtt: itt, cmdSN: i.cmdSN, expStatSN: i.expStatSN, refCmdSN: i.cmdSN - 1, expDataSN: 0 });
+    i.send({
+      opcode: Opcode.TaskMgmtRequest,
+      immediate: true,
+      itt: tmfItt,
+      fn: 1,
+      lun: 0n,
+      rtt: itt,
+      cmdSN: i.cmdSN,
+      expStatSN: i.expStatSN,
+      refCmdSN: i.cmdSN - 1,
+      expDataSN: 0,
+    });
     const r = await i.next((x) => x.pdu.itt === tmfItt);
     expect(r.pdu.opcode).toBe(Opcode.TaskMgmtResponse);
     expect((r.pdu as { response: number }).response).toBe(0);
@@ -43,7 +66,18 @@ describe('task management (RFC 7143 §11.5)', () => {
     const i = await t.login();
     const send = async (fn: number, rtt = 0x5555): Promise<number> => {
       const itt = i.nextItt();
-      i.send({ opcode: Opcode.TaskMgmtRequest, immediate: true, itt, fn, lun: 0n, rtt, cmdSN: i.cmdSN, expStatSN: i.expStatSN, refCmdSN: i.cmdSN - 5, expDataSN: 0 });
+      i.send({
+        opcode: Opcode.TaskMgmtRequest,
+        immediate: true,
+        itt,
+        fn,
+        lun: 0n,
+        rtt,
+        cmdSN: i.cmdSN,
+        expStatSN: i.expStatSN,
+        refCmdSN: i.cmdSN - 5,
+        expDataSN: 0,
+      });
       const r = await i.next((x) => x.pdu.itt === itt);
       return (r.pdu as { response: number }).response;
     };
@@ -155,7 +189,14 @@ describe('shutdown (§11.9.1)', () => {
 describe('text (§11.10)', () => {
   it('a SendTargets answer longer than MaxRecvDataSegmentLength comes in pieces (C bit, TTT)', async () => {
     const core = new FakeCore();
-    const tpgs = Array.from({ length: 60 }, (_, k) => ({ iqn: `iqn.2024-01.test:a-rather-long-target-name-number-${k}`, generateNodeAcls: true, portals: [{ address: '192.0.2.1', port: 3260 }, { address: '2001:db8::1', port: 3260 }] }));
+    const tpgs = Array.from({ length: 60 }, (_, k) => ({
+      iqn: `iqn.2024-01.test:a-rather-long-target-name-number-${k}`,
+      generateNodeAcls: true,
+      portals: [
+        { address: '192.0.2.1', port: 3260 },
+        { address: '2001:db8::1', port: 3260 },
+      ],
+    }));
     const target = new IscsiTarget({ core, nopInterval: 0, tpgs });
     const portal = await listenTcp(target, { port: 0 });
     const i = await TestInitiator.connect(portal.port);

@@ -1,9 +1,7 @@
 // iSER header (RFC 7145 §9.2) and iser_cm_hdr codecs. Byte vectors are written out by hand
 // from the layout (offset → bytes), independently of the encoder, and checked both ways.
 import { describe, expect, it } from 'vitest';
-import {
-  ISER_HEADER_LENGTH, acceptCmHeader, decodeIserHeader, encodeIserHeader, parseCmHeader, type IserHeader,
-} from '../../../lib/iser/header.js';
+import { ISER_HEADER_LENGTH, acceptCmHeader, decodeIserHeader, encodeIserHeader, parseCmHeader, type IserHeader } from '../../../lib/iser/header.js';
 import { SendBatch, SEND_HEADER_WORDS } from '../../../lib/verbs/wr.js';
 
 function bytes(...spans: Array<[number, number[]]>): Buffer {
@@ -80,7 +78,7 @@ describe('iser_cm_hdr', () => {
     expect(parseCmHeader(pd)).toEqual(want);
   });
 
-  it('the accept says ZBVA is not used (base offsets are the initiator\'s addresses)', () => {
+  it("the accept says ZBVA is not used (base offsets are the initiator's addresses)", () => {
     expect([...acceptCmHeader()]).toEqual([0x80, 0, 0, 0]);
   });
 });

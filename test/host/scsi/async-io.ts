@@ -12,8 +12,12 @@ export interface AsyncIo {
 
 export function callbackIo(io: AsyncIo): FabricIO {
   return {
-    dataOut(into, offset, done) { io.dataOut(into, offset).then(() => done(undefined), done) },
-    dataIn(from, offset, done) { io.dataIn(from, offset).then(() => done(undefined), done) },
+    dataOut(into, offset, done) {
+      io.dataOut(into, offset).then(() => done(undefined), done);
+    },
+    dataIn(from, offset, done) {
+      io.dataIn(from, offset).then(() => done(undefined), done);
+    },
   };
 }
 

@@ -34,7 +34,8 @@ function slowBackstore(blockCount: number): Backstore {
 
 let tag = 1;
 function submit(h: Harness, cdb: number[], data: Uint8Array, nexus = nexusA): Promise<ScsiCompletion> {
-  return submitAsync(h.view, 
+  return submitAsync(
+    h.view,
     { lun: 0n, cdb: Uint8Array.from(cdb), tag: tag++, attribute: TaskAttribute.Simple, expectedLength: data.length, direction: DataDirection.Write },
     nexus,
     {

@@ -19,9 +19,7 @@ describe('sense builder', () => {
     expect(hex(buildSense(false, 0xe, 0x1d00, undefined, 0x1234))).toBe('f0000e000012340a000000001d0000000000');
   });
   it('descriptor format with information and sense-key specific descriptors', () => {
-    expect(hex(buildSense(true, 0xe, 0x1d00, { cdb: false, byte: 0x102 }, 5))).toBe(
-      '720e1d0000000014' + '000a800000000000' + '00000005' + '0206000080010200',
-    );
+    expect(hex(buildSense(true, 0xe, 0x1d00, { cdb: false, byte: 0x102 }, 5))).toBe('720e1d0000000014' + '000a800000000000' + '00000005' + '0206000080010200');
   });
 });
 
@@ -310,7 +308,13 @@ describe('more commands and CDB checks', () => {
     await h.ready();
     const all = '00000018' + '00000000' + '0000000000000000' + '0003000000000000' + '412c000000000000';
     const none = '00000000' + '00000000';
-    for (const [sel, want] of [[0x00, all], [0x02, all], [0x11, all], [0x01, none], [0x10, none]] as const) {
+    for (const [sel, want] of [
+      [0x00, all],
+      [0x02, all],
+      [0x11, all],
+      [0x01, none],
+      [0x10, none],
+    ] as const) {
       const r = await h.cmd([0xa0, 0, sel, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
       expect(hex(r.data)).toBe(want);
     }
@@ -368,7 +372,8 @@ describe('more commands and CDB checks', () => {
       [[0xa8, 0, 0, 0, 7, 0xff, 0, 0, 0, 2, 0, 0], 2],
       [cdb16(0x88, 2 ** 53, 1), 2],
     ];
-    for (const [cdb, status] of table) expect([cdb.map((v) => v.toString(16)).join(' '), (await h.cmd(cdb)).status]).toEqual([cdb.map((v) => v.toString(16)).join(' '), status]);
+    for (const [cdb, status] of table)
+      expect([cdb.map((v) => v.toString(16)).join(' '), (await h.cmd(cdb)).status]).toEqual([cdb.map((v) => v.toString(16)).join(' '), status]);
   });
 });
 
@@ -516,11 +521,17 @@ describe('identification and capacity data, byte for byte (SPC-4 6.6, 7.8; SBC-3
     const name = 'iqn.2025-01.test:t,t,0x1'; // 24 characters: NUL-terminated and padded to 28
     expect(hex(r.data)).toBe(
       '00830070' +
-        '01030010' + '60014050123456789abcdef012345678' +
-        '02010028' + ascii('RDMATGT 0123456789abcdef0123456789abcdef') +
-        '51940004' + '00000001' +
-        '51950004' + '00000001' +
-        '5398001c' + ascii(name) + '00000000',
+        '01030010' +
+        '60014050123456789abcdef012345678' +
+        '02010028' +
+        ascii('RDMATGT 0123456789abcdef0123456789abcdef') +
+        '51940004' +
+        '00000001' +
+        '51950004' +
+        '00000001' +
+        '5398001c' +
+        ascii(name) +
+        '00000000',
     );
   });
 
@@ -542,7 +553,9 @@ describe('identification and capacity data, byte for byte (SPC-4 6.6, 7.8; SBC-3
   it('READ CAPACITY(16) on a thick 512-byte LU and REPORT TARGET PORT GROUPS', async () => {
     const h = Harness.ram();
     await h.ready();
-    expect(hex((await h.cmd([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0])).data)).toBe('00000000000007ff' + '00000200' + '00' + '00' + '0000' + z(16));
+    expect(hex((await h.cmd([0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0])).data)).toBe(
+      '00000000000007ff' + '00000200' + '00' + '00' + '0000' + z(16),
+    );
     // One group, PREF, active/optimized, AO_SUP, id 1, one port: the relative port of this nexus.
     expect(hex((await h.cmd([0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0])).data)).toBe('0000000c' + '80010001' + '00000001' + '00000001');
     // Extended header (format 001b): length, format|implicit transition time.
@@ -556,8 +569,13 @@ describe('data direction', () => {
     await h.ready();
     const calls: string[] = [];
     const io = {
-      async dataOut(into: Uint8Array) { calls.push('out'); into.fill(7); },
-      async dataIn() { calls.push('in'); },
+      async dataOut(into: Uint8Array) {
+        calls.push('out');
+        into.fill(7);
+      },
+      async dataIn() {
+        calls.push('in');
+      },
     };
     const submit = (cdb: number[], direction: number) =>
       submitAsync(h.view, { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 512, direction }, nexusA, io);

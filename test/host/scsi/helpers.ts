@@ -7,8 +7,18 @@ import type { Backstore } from '../../../lib/backstore/types.js';
 import { DataDirection, TaskAttribute, type Nexus, type ScsiCompletion } from '../../../lib/scsi/types.js';
 import { submitAsync } from './async-io.js';
 
-export const nexusA: Nexus = { initiatorPort: 'iqn.2025-01.test:a,i,0x1', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };
-export const nexusB: Nexus = { initiatorPort: 'iqn.2025-01.test:b,i,0x1', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };
+export const nexusA: Nexus = {
+  initiatorPort: 'iqn.2025-01.test:a,i,0x1',
+  targetPort: 'iqn.2025-01.test:t,t,0x1',
+  relativePortId: 1,
+  transportId: new Uint8Array([0x05]),
+};
+export const nexusB: Nexus = {
+  initiatorPort: 'iqn.2025-01.test:b,i,0x1',
+  targetPort: 'iqn.2025-01.test:t,t,0x1',
+  relativePortId: 1,
+  transportId: new Uint8Array([0x05]),
+};
 
 export interface Result extends ScsiCompletion {
   data: Uint8Array;
@@ -18,12 +28,21 @@ let tag = 1;
 
 export class Harness {
   readonly view: LunView;
-  constructor(readonly lu: LogicalUnit, readOnly = false, luns: number[] = [0]) {
+  constructor(
+    readonly lu: LogicalUnit,
+    readOnly = false,
+    luns: number[] = [0],
+  ) {
     this.view = new LunView(luns.map((lun) => ({ lun, lu, readOnly })));
   }
 
   static ram(opts: { blockSize?: number; blockCount?: number; thin?: boolean; readOnly?: boolean } = {}): Harness {
-    const b = new RamBackstore({ blockSize: opts.blockSize ?? 512, blockCount: opts.blockCount ?? 2048, thin: opts.thin ?? false, readOnly: opts.readOnly ?? false });
+    const b = new RamBackstore({
+      blockSize: opts.blockSize ?? 512,
+      blockCount: opts.blockCount ?? 2048,
+      thin: opts.thin ?? false,
+      readOnly: opts.readOnly ?? false,
+    });
     return Harness.of(b, opts.thin);
   }
 
@@ -48,8 +67,16 @@ export class Harness {
         hi = Math.max(hi, offset + from.length);
       },
     };
-    const r = await submitAsync(this.view, 
-      { lun: opts.lun ?? 0n, cdb: c, tag: tag++, attribute: TaskAttribute.Simple, expectedLength: expected, direction: out ? DataDirection.Write : DataDirection.Read },
+    const r = await submitAsync(
+      this.view,
+      {
+        lun: opts.lun ?? 0n,
+        cdb: c,
+        tag: tag++,
+        attribute: TaskAttribute.Simple,
+        expectedLength: expected,
+        direction: out ? DataDirection.Write : DataDirection.Read,
+      },
       opts.nexus ?? nexusA,
       io,
     );

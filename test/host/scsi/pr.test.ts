@@ -103,7 +103,12 @@ describe('PERSISTENT RESERVE', () => {
 
 // ---- SPEC_I_PT, ALL_TG_PT, REGISTER AND MOVE, every type against the SPC-4 5.12.1 table ----
 
-const nexusC: Nexus = { initiatorPort: 'iqn.2025-01.test:c,i,0x2', targetPort: 'iqn.2025-01.test:t,t,0x1', relativePortId: 1, transportId: new Uint8Array([0x05]) };
+const nexusC: Nexus = {
+  initiatorPort: 'iqn.2025-01.test:c,i,0x2',
+  targetPort: 'iqn.2025-01.test:t,t,0x1',
+  relativePortId: 1,
+  transportId: new Uint8Array([0x05]),
+};
 /** Nexus A through a second target port (relative port 2). */
 const nexusA2: Nexus = { ...nexusA, targetPort: 'iqn.2025-01.test:t,t,0x2', relativePortId: 2 };
 
@@ -165,8 +170,26 @@ describe('PERSISTENT RESERVE: SPEC_I_PT and ALL_TG_PT', () => {
 
   const bad: Array<[string, number, () => Uint8Array, string]> = [
     ['SPEC_I_PT with REGISTER AND IGNORE EXISTING KEY', 6, () => specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b,i,0x1', 1)]), illegal('2600', '8b0014')],
-    ['TransportID parameter data length past the list', 0, () => { const l = specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b,i,0x1', 1)]); l[27]! += 4; return l; }, illegal('1a00')],
-    ['iSCSI ADDITIONAL LENGTH not a multiple of 4', 0, () => { const l = specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b,i,0x1', 1)]); l[31] = 21; return l; }, illegal('2600', '80001e')],
+    [
+      'TransportID parameter data length past the list',
+      0,
+      () => {
+        const l = specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b,i,0x1', 1)]);
+        l[27]! += 4;
+        return l;
+      },
+      illegal('1a00'),
+    ],
+    [
+      'iSCSI ADDITIONAL LENGTH not a multiple of 4',
+      0,
+      () => {
+        const l = specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b,i,0x1', 1)]);
+        l[31] = 21;
+        return l;
+      },
+      illegal('2600', '80001e'),
+    ],
     ['iSCSI format 1 without ,i,0x', 0, () => specIptList(0n, 1n, 0x08, [iscsiTid('iqn.x:b', 1)]), illegal('2600', '800020')],
     ['a protocol no nexus of this LU speaks (FC)', 0, () => specIptList(0n, 1n, 0x08, [[0x00, ...new Array(23).fill(1)]]), illegal('2600', '8b001c')],
     ['basic list longer than 24 without SPEC_I_PT', 0, () => new Uint8Array(32), illegal('1a00')],
@@ -220,17 +243,78 @@ describe('PERSISTENT RESERVE: REGISTER AND MOVE', () => {
 
   const cases: Array<[string, (h: Harness) => Promise<void>, () => Uint8Array, number, string]> = [
     ['from an unregistered I_T nexus', async () => {}, () => moveList(0xaan, 0xbbn, 0, 1, bTid), 0x18, ''],
-    ['with a zero SERVICE ACTION RESERVATION KEY', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); }, () => moveList(0xaan, 0n, 0, 1, bTid), 2, illegal('2600', '800008')],
-    ['to an unknown relative target port', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); await h.cmd(prOut(1, 1), { out: params(0xaan, 0n) }); }, () => moveList(0xaan, 0xbbn, 0, 9, bTid), 2, illegal('2600', '800012')],
-    ['to the I_T nexus it came from', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); await h.cmd(prOut(1, 1), { out: params(0xaan, 0n) }); }, () => moveList(0xaan, 0xbbn, 0, 1, iscsiTid('iqn.2025-01.test:a,i,0x1', 1)), 2, illegal('2600', '800018')],
-    ['with no reservation', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); }, () => moveList(0xaan, 0xbbn, 0, 1, bTid), 2, illegal('2400')],
-    ['of an all-registrants reservation', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); await h.cmd(prOut(1, 7), { out: params(0xaan, 0n) }); }, () => moveList(0xaan, 0xbbn, 0, 1, bTid), 0x18, ''],
-    ['by a registrant that does not hold the reservation', async (h) => {
-      await h.cmd(prOut(0), { out: params(0n, 0xaan) });
-      await h.cmd(prOut(0), { out: params(0n, 0xccn), nexus: nexusB });
-      await h.cmd(prOut(1, 1), { out: params(0xccn, 0n), nexus: nexusB });
-    }, () => moveList(0xaan, 0xbbn, 0, 1, bTid), 0x18, ''],
-    ['with a TransportID length past the list', async (h) => { await h.cmd(prOut(0), { out: params(0n, 0xaan) }); }, () => { const l = moveList(0xaan, 0xbbn, 0, 1, bTid); l[23]! += 1; return l; }, 2, illegal('1a00')],
+    [
+      'with a zero SERVICE ACTION RESERVATION KEY',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+      },
+      () => moveList(0xaan, 0n, 0, 1, bTid),
+      2,
+      illegal('2600', '800008'),
+    ],
+    [
+      'to an unknown relative target port',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+        await h.cmd(prOut(1, 1), { out: params(0xaan, 0n) });
+      },
+      () => moveList(0xaan, 0xbbn, 0, 9, bTid),
+      2,
+      illegal('2600', '800012'),
+    ],
+    [
+      'to the I_T nexus it came from',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+        await h.cmd(prOut(1, 1), { out: params(0xaan, 0n) });
+      },
+      () => moveList(0xaan, 0xbbn, 0, 1, iscsiTid('iqn.2025-01.test:a,i,0x1', 1)),
+      2,
+      illegal('2600', '800018'),
+    ],
+    [
+      'with no reservation',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+      },
+      () => moveList(0xaan, 0xbbn, 0, 1, bTid),
+      2,
+      illegal('2400'),
+    ],
+    [
+      'of an all-registrants reservation',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+        await h.cmd(prOut(1, 7), { out: params(0xaan, 0n) });
+      },
+      () => moveList(0xaan, 0xbbn, 0, 1, bTid),
+      0x18,
+      '',
+    ],
+    [
+      'by a registrant that does not hold the reservation',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+        await h.cmd(prOut(0), { out: params(0n, 0xccn), nexus: nexusB });
+        await h.cmd(prOut(1, 1), { out: params(0xccn, 0n), nexus: nexusB });
+      },
+      () => moveList(0xaan, 0xbbn, 0, 1, bTid),
+      0x18,
+      '',
+    ],
+    [
+      'with a TransportID length past the list',
+      async (h) => {
+        await h.cmd(prOut(0), { out: params(0n, 0xaan) });
+      },
+      () => {
+        const l = moveList(0xaan, 0xbbn, 0, 1, bTid);
+        l[23]! += 1;
+        return l;
+      },
+      2,
+      illegal('1a00'),
+    ],
   ];
   for (const [name, setup, list, status, sense] of cases) {
     it(`refuses a move ${name}`, async () => {
@@ -260,7 +344,10 @@ describe('PERSISTENT RESERVE: access by type (SPC-4 5.12.1)', () => {
       await h.cmd(prOut(0), { out: params(0n, 0xaan) });
       await h.cmd(prOut(0), { out: params(0n, 0xbbn), nexus: nexusB });
       expect((await h.cmd(prOut(1, type), { out: params(0xaan, 0n) })).status).toBe(0);
-      const rw = async (n: Nexus) => [(await h.cmd(cdb10(0x28, 0, 1), { nexus: n })).status, (await h.cmd(cdb10(0x2a, 0, 1), { out: new Uint8Array(512), nexus: n })).status];
+      const rw = async (n: Nexus) => [
+        (await h.cmd(cdb10(0x28, 0, 1), { nexus: n })).status,
+        (await h.cmd(cdb10(0x2a, 0, 1), { out: new Uint8Array(512), nexus: n })).status,
+      ];
       expect(await rw(nexusA)).toEqual([0, 0]);
       expect(await rw(nexusB)).toEqual(registered);
       expect(await rw(nexusC)).toEqual(unregistered);
@@ -302,17 +389,24 @@ describe('PERSISTENT RESERVE: access by type (SPC-4 5.12.1)', () => {
     expect((await h.cmd(cdb10(0x28, 0, 1))).status).toBe(0);
   });
 
-  it('PREEMPT AND ABORT ends the preempted nexus\'s tasks', async () => {
+  it("PREEMPT AND ABORT ends the preempted nexus's tasks", async () => {
     const h = await two();
     await h.cmd(prOut(0), { out: params(0n, 0xaan) });
     await h.cmd(prOut(0), { out: params(0n, 0xbbn), nexus: nexusB });
     await h.cmd(prOut(1, 1), { out: params(0xbbn, 0n), nexus: nexusB });
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
-    const pending = submitAsync(h.view, 
+    const pending = submitAsync(
+      h.view,
       { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag: 777, attribute: TaskAttribute.Simple, expectedLength: 512, direction: DataDirection.Write },
       nexusB,
-      { dataOut: async (into) => { await gate; into.fill(1); }, dataIn: async () => {} },
+      {
+        dataOut: async (into) => {
+          await gate;
+          into.fill(1);
+        },
+        dataIn: async () => {},
+      },
     );
     await new Promise((r) => setImmediate(r));
     expect((await h.cmd(prOut(5, 3), { out: params(0xaan, 0xbbn) })).status).toBe(0);

@@ -29,17 +29,15 @@ const cdbArb = fc
   });
 
 /** A CDB of a command the core knows, its bits limited to the CDB usage mask it reports (RSOC), lengths often small. */
-const knownCdbArb = fc
-  .tuple(fc.constantFrom(...commandTable()), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean())
-  .map(([e, bytes, small]) => {
-    const c = new Uint8Array(e.cdbLength);
-    for (let i = 0; i < e.cdbLength; i++) c[i] = bytes[i]! & e.usage[i]!;
-    c[0] = e.op;
-    if (e.sa !== undefined) c[1] = (c[1]! & 0xe0) | e.sa;
-    c[e.cdbLength - 1] = 0;
-    if (small) for (let i = 2; i < e.cdbLength - 1; i++) c[i]! &= i === e.cdbLength - 2 || i === e.cdbLength - 3 ? 0x0f : 0;
-    return c;
-  });
+const knownCdbArb = fc.tuple(fc.constantFrom(...commandTable()), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean()).map(([e, bytes, small]) => {
+  const c = new Uint8Array(e.cdbLength);
+  for (let i = 0; i < e.cdbLength; i++) c[i] = bytes[i]! & e.usage[i]!;
+  c[0] = e.op;
+  if (e.sa !== undefined) c[1] = (c[1]! & 0xe0) | e.sa;
+  c[e.cdbLength - 1] = 0;
+  if (small) for (let i = 2; i < e.cdbLength - 1; i++) c[i]! &= i === e.cdbLength - 2 || i === e.cdbLength - 3 ? 0x0f : 0;
+  return c;
+});
 
 const commandArb = fc.record({
   cdb: fc.oneof(cdbArb, knownCdbArb),
@@ -47,7 +45,11 @@ const commandArb = fc.record({
   direction: fc.constantFrom(DataDirection.None, DataDirection.Write, DataDirection.Read),
   attribute: fc.constantFrom(TaskAttribute.Simple, TaskAttribute.Ordered, TaskAttribute.HeadOfQueue, TaskAttribute.Aca),
   second: fc.boolean(),
-  lun: fc.oneof({ weight: 6, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.constant(7n << 48n) }, { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }),
+  lun: fc.oneof(
+    { weight: 6, arbitrary: fc.constant(0n) },
+    { weight: 1, arbitrary: fc.constant(7n << 48n) },
+    { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) },
+  ),
   dataByte: fc.integer({ min: 0, max: 255 }),
 });
 
@@ -98,7 +100,12 @@ describe('property: arbitrary CDBs', () => {
       await fc.assert(
         fc.asyncProperty(commandArb, async (c) => {
           const { io, problems } = recordingIo(c.expectedLength, c.dataByte, c.direction);
-          const done = await submitAsync(h.view, { lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction }, c.second ? nexusB : nexusA, io);
+          const done = await submitAsync(
+            h.view,
+            { lun: c.lun, cdb: c.cdb, tag: 1, attribute: c.attribute, expectedLength: c.expectedLength, direction: c.direction },
+            c.second ? nexusB : nexusA,
+            io,
+          );
           expect(wellFormed(done)).toBeUndefined();
           expect(problems).toEqual([]);
           // Sense-key specific field pointers name a byte inside the CDB (SPC-4 4.5.2.4.2).
@@ -117,10 +124,64 @@ describe('property: arbitrary CDBs', () => {
 describe('property: LBA and length decoding per CDB size', () => {
   const blockCount = 1000;
   const forms = [
-    { name: 'READ(6)', build: (lba: number, n: number) => [0x08, (lba >> 16) & 0x1f, (lba >> 8) & 0xff, lba & 0xff, n & 0xff, 0], maxLba: 0x1fffff, maxLen: 255, zeroMeans: 256 },
-    { name: 'READ(10)', build: (lba: number, n: number) => [0x28, 0, lba >>> 24, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, n >> 8, n & 0xff, 0], maxLba: 0xffffffff, maxLen: 0xffff, zeroMeans: 0 },
-    { name: 'READ(12)', build: (lba: number, n: number) => [0xa8, 0, lba >>> 24, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff, 0, 0], maxLba: 0xffffffff, maxLen: 0xffffffff, zeroMeans: 0 },
-    { name: 'READ(16)', build: (lba: number, n: number) => [0x88, 0, 0, 0, 0, 0, lba >>> 24, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff, 0, 0], maxLba: 0xffffffff, maxLen: 0xffffffff, zeroMeans: 0 },
+    {
+      name: 'READ(6)',
+      build: (lba: number, n: number) => [0x08, (lba >> 16) & 0x1f, (lba >> 8) & 0xff, lba & 0xff, n & 0xff, 0],
+      maxLba: 0x1fffff,
+      maxLen: 255,
+      zeroMeans: 256,
+    },
+    {
+      name: 'READ(10)',
+      build: (lba: number, n: number) => [0x28, 0, lba >>> 24, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, n >> 8, n & 0xff, 0],
+      maxLba: 0xffffffff,
+      maxLen: 0xffff,
+      zeroMeans: 0,
+    },
+    {
+      name: 'READ(12)',
+      build: (lba: number, n: number) => [
+        0xa8,
+        0,
+        lba >>> 24,
+        (lba >> 16) & 0xff,
+        (lba >> 8) & 0xff,
+        lba & 0xff,
+        n >>> 24,
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff,
+        0,
+        0,
+      ],
+      maxLba: 0xffffffff,
+      maxLen: 0xffffffff,
+      zeroMeans: 0,
+    },
+    {
+      name: 'READ(16)',
+      build: (lba: number, n: number) => [
+        0x88,
+        0,
+        0,
+        0,
+        0,
+        0,
+        lba >>> 24,
+        (lba >> 16) & 0xff,
+        (lba >> 8) & 0xff,
+        lba & 0xff,
+        n >>> 24,
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff,
+        0,
+        0,
+      ],
+      maxLba: 0xffffffff,
+      maxLen: 0xffffffff,
+      zeroMeans: 0,
+    },
   ];
   for (const f of forms) {
     it(`${f.name}: in range reads exactly the blocks asked for, out of range is LBA OUT OF RANGE`, async () => {
@@ -128,18 +189,22 @@ describe('property: LBA and length decoding per CDB size', () => {
       await h.ready();
       const near = fc.integer({ min: 0, max: blockCount + 8 });
       await fc.assert(
-        fc.asyncProperty(fc.oneof(near, fc.integer({ min: 0, max: f.maxLba })), fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: 0, max: f.maxLen })), async (lba, n) => {
-          const blocks = n === 0 ? f.zeroMeans : n;
-          const r = await h.cmd(f.build(lba, n), { expected: 4096 });
-          if (lba + blocks <= blockCount) {
-            expect(r.status).toBe(0);
-            expect(r.transferred).toBe(blocks * 512);
-            expect(r.data.length).toBe(Math.min(blocks * 512, 4096));
-          } else {
-            expect(r.status).toBe(2);
-            expect(r.sense![12]).toBe(0x21);
-          }
-        }),
+        fc.asyncProperty(
+          fc.oneof(near, fc.integer({ min: 0, max: f.maxLba })),
+          fc.oneof(fc.integer({ min: 0, max: 16 }), fc.integer({ min: 0, max: f.maxLen })),
+          async (lba, n) => {
+            const blocks = n === 0 ? f.zeroMeans : n;
+            const r = await h.cmd(f.build(lba, n), { expected: 4096 });
+            if (lba + blocks <= blockCount) {
+              expect(r.status).toBe(0);
+              expect(r.transferred).toBe(blocks * 512);
+              expect(r.data.length).toBe(Math.min(blocks * 512, 4096));
+            } else {
+              expect(r.status).toBe(2);
+              expect(r.sense![12]).toBe(0x21);
+            }
+          },
+        ),
         { numRuns: 300 },
       );
     });
@@ -153,7 +218,13 @@ describe('property: writes read back', () => {
       const h = Harness.ram({ blockSize: bs, blockCount });
       await h.ready();
       const model = new Uint8Array(bs * blockCount);
-      const op = fc.record({ size: fc.constantFrom(6, 10, 12, 16), lba: fc.integer({ min: 0, max: blockCount - 1 }), n: fc.integer({ min: 1, max: 8 }), byte: fc.integer({ min: 0, max: 255 }), fua: fc.boolean() });
+      const op = fc.record({
+        size: fc.constantFrom(6, 10, 12, 16),
+        lba: fc.integer({ min: 0, max: blockCount - 1 }),
+        n: fc.integer({ min: 1, max: 8 }),
+        byte: fc.integer({ min: 0, max: 255 }),
+        fua: fc.boolean(),
+      });
       await fc.assert(
         fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
           for (const o of ops) {
@@ -161,10 +232,13 @@ describe('property: writes read back', () => {
             const data = new Uint8Array(n * bs).map((_, i) => (o.byte + i) & 0xff);
             const flags = o.fua && o.size !== 6 ? 0x08 : 0;
             const cdb =
-              o.size === 6 ? [0x0a, 0, 0, o.lba, n, 0]
-              : o.size === 10 ? [0x2a, flags, 0, 0, 0, o.lba, 0, 0, n, 0]
-              : o.size === 12 ? [0xaa, flags, 0, 0, 0, o.lba, 0, 0, 0, n, 0, 0]
-              : [0x8a, flags, 0, 0, 0, 0, 0, 0, 0, o.lba, 0, 0, 0, n, 0, 0];
+              o.size === 6
+                ? [0x0a, 0, 0, o.lba, n, 0]
+                : o.size === 10
+                  ? [0x2a, flags, 0, 0, 0, o.lba, 0, 0, n, 0]
+                  : o.size === 12
+                    ? [0xaa, flags, 0, 0, 0, o.lba, 0, 0, 0, n, 0, 0]
+                    : [0x8a, flags, 0, 0, 0, 0, 0, 0, 0, o.lba, 0, 0, 0, n, 0, 0];
             expect((await h.cmd(cdb, { out: data })).status).toBe(0);
             model.set(data, o.lba * bs);
           }

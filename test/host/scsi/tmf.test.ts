@@ -9,29 +9,45 @@ import { submitAsync } from './async-io.js';
 function gatedWrite(h: Harness, tag: number, attribute = TaskAttribute.Simple, nexus: Nexus = nexusA, fill = 1) {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
-  const done = submitAsync(h.view, 
+  const done = submitAsync(
+    h.view,
     { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag, attribute, expectedLength: 512, direction: DataDirection.Write },
     nexus,
-    { dataOut: async (into) => { await gate; into.fill(fill); }, dataIn: async () => {} },
+    {
+      dataOut: async (into) => {
+        await gate;
+        into.fill(fill);
+      },
+      dataIn: async () => {},
+    },
   );
   return { open, done };
 }
 
 function tur(h: Harness, tag: number, attribute: TaskAttribute, nexus: Nexus = nexusA): Promise<ScsiCompletion> {
-  return submitAsync(h.view, { lun: 0n, cdb: new Uint8Array(6), tag, attribute, expectedLength: 0, direction: DataDirection.None }, nexus, { dataOut: async () => {}, dataIn: async () => {} });
+  return submitAsync(h.view, { lun: 0n, cdb: new Uint8Array(6), tag, attribute, expectedLength: 0, direction: DataDirection.None }, nexus, {
+    dataOut: async () => {},
+    dataIn: async () => {},
+  });
 }
 
 const tick = () => new Promise((r) => setImmediate(r));
 const settled = async <T>(p: Promise<T>): Promise<boolean> => {
   let done = false;
-  void p.then(() => (done = true), () => (done = true));
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  );
   await new Promise((r) => setTimeout(r, 5));
   return done;
 };
 const UA = (ascq: string) => '700006000000000a00000000' + ascq + '00000000';
 
 async function two(tmfWaitMs?: number): Promise<Harness> {
-  const h = tmfWaitMs === undefined ? Harness.ram() : new Harness(new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: 64 }), name: 't', tmfWaitMs }));
+  const h =
+    tmfWaitMs === undefined
+      ? Harness.ram()
+      : new Harness(new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: 64 }), name: 't', tmfWaitMs }));
   await h.ready();
   await h.ready(nexusB);
   return h;
@@ -66,7 +82,7 @@ describe('task management', () => {
     expect((await w.done).status).toBe(0x40);
   });
 
-  it('ABORT TASK SET ends only the requesting nexus\'s tasks; CLEAR TASK SET ends everyone\'s', async () => {
+  it("ABORT TASK SET ends only the requesting nexus's tasks; CLEAR TASK SET ends everyone's", async () => {
     const h = await two();
     const a = gatedWrite(h, 1, TaskAttribute.Simple, nexusA);
     const b = gatedWrite(h, 1, TaskAttribute.Simple, nexusB);
@@ -216,10 +232,17 @@ describe('aborting a write that waits for an overlapping one', () => {
     const first = gatedWrite(h, 1, TaskAttribute.Simple, nexusA, 0x11);
     await tick();
     let asked = false;
-    const second = submitAsync(h.view, 
+    const second = submitAsync(
+      h.view,
       { lun: 0n, cdb: Uint8Array.from(cdb10(0x2a, 0, 1)), tag: 2, attribute: TaskAttribute.Simple, expectedLength: 512, direction: DataDirection.Write },
       nexusA,
-      { dataOut: async (into) => { asked = true; into.fill(0x22); }, dataIn: async () => {} },
+      {
+        dataOut: async (into) => {
+          asked = true;
+          into.fill(0x22);
+        },
+        dataIn: async () => {},
+      },
     );
     await tick();
     const abort = h.view.taskManagement(1, nexusA, 0n, 2);

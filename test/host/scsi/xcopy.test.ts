@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { Harness, hex } from './helpers.js';
 
-function xcopyParams(naa: Uint8Array, blockSize: number, seg: { blocks: number; src: number; dst: number }, opts: { targetType?: number; nul?: boolean } = {}): Uint8Array {
+function xcopyParams(
+  naa: Uint8Array,
+  blockSize: number,
+  seg: { blocks: number; src: number; dst: number },
+  opts: { targetType?: number; nul?: boolean } = {},
+): Uint8Array {
   const p = new Uint8Array(16 + 32 + 28);
   p[3] = 32; // target descriptor list length
   p[11] = 28; // segment descriptor list length

@@ -3,11 +3,44 @@
 // object encodes to the vector. Then a table of malformed IUs, each refused naming its field.
 import { describe, expect, it } from 'vitest';
 import {
-  BufFormat, DataDir, DescFormat, RspFlags, SrpIuError, SrpOpcode, decodeCmd, decodeCredReq, decodeCredRsp, decodeDataDescriptors, decodeDescriptorTable,
-  decodeILogout, decodeLoginRej, decodeLoginReq, decodeLoginReqRdma, decodeLoginRsp, decodeRsp, decodeTLogout, decodeTskMgmt,
-  encodeCmd, encodeCredReq, encodeCredRsp, encodeDirect, encodeILogout, encodeImmediateDesc, encodeIndirect, encodeLoginRej,
-  encodeLoginReq, encodeLoginReqRdma, encodeLoginRsp, encodeRsp, encodeTLogout, encodeTskMgmt, parsePortId, portIdHex, tagNumber,
-  targetPortId, type SrpCmd,
+  BufFormat,
+  DataDir,
+  DescFormat,
+  RspFlags,
+  SrpIuError,
+  SrpOpcode,
+  decodeCmd,
+  decodeCredReq,
+  decodeCredRsp,
+  decodeDataDescriptors,
+  decodeDescriptorTable,
+  decodeILogout,
+  decodeLoginRej,
+  decodeLoginReq,
+  decodeLoginReqRdma,
+  decodeLoginRsp,
+  decodeRsp,
+  decodeTLogout,
+  decodeTskMgmt,
+  encodeCmd,
+  encodeCredReq,
+  encodeCredRsp,
+  encodeDirect,
+  encodeILogout,
+  encodeImmediateDesc,
+  encodeIndirect,
+  encodeLoginRej,
+  encodeLoginReq,
+  encodeLoginReqRdma,
+  encodeLoginRsp,
+  encodeRsp,
+  encodeTLogout,
+  encodeTskMgmt,
+  parsePortId,
+  portIdHex,
+  tagNumber,
+  targetPortId,
+  type SrpCmd,
 } from '../../../lib/srp/iu.js';
 
 /** "c0 00 | 01 02" → bytes; spaces and "|" are layout only. */
@@ -92,13 +125,32 @@ describe('SRP_CMD and its data descriptors, both ways', () => {
   const cdb = hex(CDB);
 
   it('READ(10) with a direct data-in descriptor at a kernel address', () => {
-    const bytes = hex(`02 00 00 00 00 | 01 | 00 | 00 | ${TAG} | ${zeros(4)} | 00 00 00 00 00 00 00 00 | 00 | 00 | 00 | 00 | ${CDB} | ff ff 88 80 12 34 56 78 | 00 00 12 34 | 00 00 10 00`);
+    const bytes = hex(
+      `02 00 00 00 00 | 01 | 00 | 00 | ${TAG} | ${zeros(4)} | 00 00 00 00 00 00 00 00 | 00 | 00 | 00 | 00 | ${CDB} | ff ff 88 80 12 34 56 78 | 00 00 12 34 | 00 00 10 00`,
+    );
     expect(bytes.length).toBe(64);
     const cmd = decodeCmd(bytes);
-    expect(cmd).toEqual({ ...tag, solNot: 0, dataOutFormat: 0, dataInFormat: DescFormat.Direct, dataOutCount: 0, dataInCount: 0, lun: 0n, taskAttribute: 0, addCdbLength: 0, cdb });
+    expect(cmd).toEqual({
+      ...tag,
+      solNot: 0,
+      dataOutFormat: 0,
+      dataInFormat: DescFormat.Direct,
+      dataOutCount: 0,
+      dataInCount: 0,
+      lun: 0n,
+      taskAttribute: 0,
+      addCdbLength: 0,
+      cdb,
+    });
     const layout = decodeDataDescriptors(bytes, bytes.length, cmd, BufFormat.Direct | BufFormat.Indirect, 68);
     expect(layout).toEqual({ direction: DataDir.In, length: 4096, buffers: [{ vaHi: 0xffff8880, vaLo: 0x12345678, key: 0x1234, len: 4096 }] });
-    const enc = encodeCmd({ ...tag, lun: 0n, cdb, dataInFormat: DescFormat.Direct, descriptors: encodeDirect({ vaHi: 0xffff8880, vaLo: 0x12345678, key: 0x1234, len: 4096 }) });
+    const enc = encodeCmd({
+      ...tag,
+      lun: 0n,
+      cdb,
+      dataInFormat: DescFormat.Direct,
+      descriptors: encodeDirect({ vaHi: 0xffff8880, vaLo: 0x12345678, key: 0x1234, len: 4096 }),
+    });
     expect(enc).toEqual(bytes);
   });
 
@@ -107,7 +159,9 @@ describe('SRP_CMD and its data descriptors, both ways', () => {
     const table = `00 00 00 00 00 00 10 00 | 00 00 00 09 | 00 00 00 20`;
     const d1 = `00 00 00 01 00 00 00 00 | 00 00 00 0a | 00 00 10 00`;
     const d2 = `00 00 00 01 00 01 00 00 | 00 00 00 0b | 00 00 10 00`;
-    const bytes = hex(`02 00 00 00 00 | 20 | 02 | 00 | ${TAG} | ${zeros(4)} | 00 01 00 00 00 00 00 00 | 00 | 02 | 00 | 00 | ${WCDB} | ${table} | 00 00 20 00 | ${d1} | ${d2}`);
+    const bytes = hex(
+      `02 00 00 00 00 | 20 | 02 | 00 | ${TAG} | ${zeros(4)} | 00 01 00 00 00 00 00 00 | 00 | 02 | 00 | 00 | ${WCDB} | ${table} | 00 00 20 00 | ${d1} | ${d2}`,
+    );
     expect(bytes.length).toBe(48 + 20 + 32);
     const cmd = decodeCmd(bytes);
     expect(cmd.dataOutFormat).toBe(DescFormat.Indirect);
@@ -116,19 +170,33 @@ describe('SRP_CMD and its data descriptors, both ways', () => {
     expect(cmd.lun).toBe(0x0001000000000000n);
     const layout = decodeDataDescriptors(bytes, bytes.length, cmd, BufFormat.Indirect, 0);
     expect(layout).toEqual({
-      direction: DataDir.Out, length: 8192,
-      buffers: [{ vaHi: 1, vaLo: 0, key: 10, len: 4096 }, { vaHi: 1, vaLo: 0x10000, key: 11, len: 4096 }],
+      direction: DataDir.Out,
+      length: 8192,
+      buffers: [
+        { vaHi: 1, vaLo: 0, key: 10, len: 4096 },
+        { vaHi: 1, vaLo: 0x10000, key: 11, len: 4096 },
+      ],
     });
     const enc = encodeCmd({
-      ...tag, lun: 0x0001000000000000n, cdb: hex(WCDB), taskAttribute: 2, dataOutFormat: DescFormat.Indirect, dataOutCount: 2,
-      descriptors: encodeIndirect({ vaHi: 0, vaLo: 0x1000, key: 9, len: 32 }, 8192, [{ vaHi: 1, vaLo: 0, key: 10, len: 4096 }, { vaHi: 1, vaLo: 0x10000, key: 11, len: 4096 }]),
+      ...tag,
+      lun: 0x0001000000000000n,
+      cdb: hex(WCDB),
+      taskAttribute: 2,
+      dataOutFormat: DescFormat.Indirect,
+      dataOutCount: 2,
+      descriptors: encodeIndirect({ vaHi: 0, vaLo: 0x1000, key: 9, len: 32 }, 8192, [
+        { vaHi: 1, vaLo: 0, key: 10, len: 4096 },
+        { vaHi: 1, vaLo: 0x10000, key: 11, len: 4096 },
+      ]),
     });
     expect(enc).toEqual(bytes);
   });
 
   it('WRITE(10) of 8 bytes as immediate data at offset 68, as ib_srp sends it', () => {
     const WCDB = '2a 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00';
-    const bytes = hex(`02 00 00 00 00 | 30 | 00 | 00 | ${TAG} | ${zeros(4)} | ${zeros(8)} | 00 00 00 00 | ${WCDB} | 00 00 00 08 | ${zeros(16)} | de ad be ef 01 02 03 04`);
+    const bytes = hex(
+      `02 00 00 00 00 | 30 | 00 | 00 | ${TAG} | ${zeros(4)} | ${zeros(8)} | 00 00 00 00 | ${WCDB} | 00 00 00 08 | ${zeros(16)} | de ad be ef 01 02 03 04`,
+    );
     expect(bytes.length).toBe(76);
     const cmd = decodeCmd(bytes);
     const layout = decodeDataDescriptors(bytes, bytes.length, cmd, BufFormat.Direct, 68);
@@ -136,7 +204,14 @@ describe('SRP_CMD and its data descriptors, both ways', () => {
     expect(layout.length).toBe(8);
     expect(layout.buffers).toEqual([]);
     expect(Buffer.from(layout.immediate!).toString('hex')).toBe('deadbeef01020304');
-    const enc = encodeCmd({ ...tag, lun: 0n, cdb: hex(WCDB), dataOutFormat: DescFormat.Immediate, descriptors: encodeImmediateDesc(8), immediate: { offset: 68, data: hex('de ad be ef 01 02 03 04') } });
+    const enc = encodeCmd({
+      ...tag,
+      lun: 0n,
+      cdb: hex(WCDB),
+      dataOutFormat: DescFormat.Immediate,
+      descriptors: encodeImmediateDesc(8),
+      immediate: { offset: 68, data: hex('de ad be ef 01 02 03 04') },
+    });
     expect(enc).toEqual(bytes);
   });
 
@@ -196,20 +271,37 @@ describe('port identifiers and tags', () => {
 
 /** A valid 64-byte READ(10) SRP_CMD with a direct descriptor, to break one field at a time. */
 function readCmd(): Uint8Array {
-  return hex(`02 00 00 00 00 | 01 | 00 | 01 | ${TAG} | ${zeros(4)} | ${zeros(8)} | 00 00 00 00 | 28 00 00 00 00 00 00 00 08 00 00 00 00 00 00 00 | 00 00 00 00 00 00 10 00 | 00 00 00 01 | 00 00 10 00`);
+  return hex(
+    `02 00 00 00 00 | 01 | 00 | 01 | ${TAG} | ${zeros(4)} | ${zeros(8)} | 00 00 00 00 | 28 00 00 00 00 00 00 00 08 00 00 00 00 00 00 00 | 00 00 00 00 00 00 10 00 | 00 00 00 01 | 00 00 10 00`,
+  );
 }
 /** A WRITE with an indirect table of `n` descriptors of 512 bytes. */
 function indirectCmd(n: number, count = n, total = 512 * n, tableLen = 16 * n): Uint8Array {
   const list = Array.from({ length: n }, (_, i) => ({ vaHi: 0, vaLo: 0x10000 * (i + 1), key: 7, len: 512 }));
   return encodeCmd({
-    ...tag, lun: 0n, cdb: hex('2a 00 00 00 00 00 00 00 08 00 00 00 00 00 00 00'), dataOutFormat: DescFormat.Indirect, dataOutCount: count,
+    ...tag,
+    lun: 0n,
+    cdb: hex('2a 00 00 00 00 00 00 00 08 00 00 00 00 00 00 00'),
+    dataOutFormat: DescFormat.Indirect,
+    dataOutCount: count,
     descriptors: encodeIndirect({ vaHi: 0, vaLo: 0x1000, key: 9, len: tableLen }, total, list),
   });
 }
 function immCmd(len: number, dataBytes = len): Uint8Array {
-  return encodeCmd({ ...tag, lun: 0n, cdb: hex('2a 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00'), dataOutFormat: DescFormat.Immediate, descriptors: encodeImmediateDesc(len), immediate: { offset: 68, data: new Uint8Array(dataBytes) } });
+  return encodeCmd({
+    ...tag,
+    lun: 0n,
+    cdb: hex('2a 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00'),
+    dataOutFormat: DescFormat.Immediate,
+    descriptors: encodeImmediateDesc(len),
+    immediate: { offset: 68, data: new Uint8Array(dataBytes) },
+  });
 }
-const set = (b: Uint8Array, at: number, v: number): Uint8Array => { const c = Uint8Array.from(b); c[at] = v; return c };
+const set = (b: Uint8Array, at: number, v: number): Uint8Array => {
+  const c = Uint8Array.from(b);
+  c[at] = v;
+  return c;
+};
 
 type Bad = [name: string, bytes: Uint8Array, len: number | undefined, bufFmt: number, immOffset: number, field: string];
 const ALL = BufFormat.Direct | BufFormat.Indirect;
@@ -260,9 +352,13 @@ describe('malformed SRP_CMD: refused before use, naming the field', () => {
     const cmd = decodeCmd(b);
     const layout = decodeDataDescriptors(b, b.length, cmd, ALL, 0, true);
     expect(layout).toEqual({ direction: DataDir.Out, length: 1024, buffers: [], external: { table: { vaHi: 0, vaLo: 0x1000, key: 9, len: 48 }, entries: 3 } });
-    const table = hex(`00 00 00 00 00 01 00 00 | 00 00 00 07 | 00 00 01 00 | 00 00 00 00 00 02 00 00 | 00 00 00 07 | 00 00 02 00 | 00 00 00 00 00 03 00 00 | 00 00 00 07 | 00 00 01 00`);
+    const table = hex(
+      `00 00 00 00 00 01 00 00 | 00 00 00 07 | 00 00 01 00 | 00 00 00 00 00 02 00 00 | 00 00 00 07 | 00 00 02 00 | 00 00 00 00 00 03 00 00 | 00 00 00 07 | 00 00 01 00`,
+    );
     expect(decodeDescriptorTable(table, 3, 1024)).toEqual([
-      { vaHi: 0, vaLo: 0x10000, key: 7, len: 256 }, { vaHi: 0, vaLo: 0x20000, key: 7, len: 512 }, { vaHi: 0, vaLo: 0x30000, key: 7, len: 256 },
+      { vaHi: 0, vaLo: 0x10000, key: 7, len: 256 },
+      { vaHi: 0, vaLo: 0x20000, key: 7, len: 512 },
+      { vaHi: 0, vaLo: 0x30000, key: 7, len: 256 },
     ]);
     expect(() => decodeDescriptorTable(table, 3, 2048)).toThrow(/TOTAL LENGTH: 2048 but the external table's descriptors add up to 1024/);
     expect(() => decodeDescriptorTable(table.subarray(0, 40), 3, 1024)).toThrow(/DESCRIPTOR TABLE LENGTH/);
@@ -275,7 +371,9 @@ describe('malformed SRP_CMD: refused before use, naming the field', () => {
     expect(() => decodeILogout(hex(`02 ${zeros(15)}`))).toThrow(/SRP_I_LOGOUT: IU TYPE/);
     expect(() => decodeLoginReqRdma(hex(zeros(40)))).toThrow(/length: 40 bytes/);
     expect(() => decodeLoginReqRdma(hex(`${zeros(11)} 02 ${zeros(44)}`))).toThrow(/IU TYPE: 0x2/);
-    expect(() => decodeRsp(hex(`c1 00 00 00 | 00 00 00 01 | ${TAG} | 00 00 | 02 | 02 | ${zeros(8)} | 00 00 00 40 | 00 00 00 00`))).toThrow(/SENSE DATA LIST LENGTH/);
+    expect(() => decodeRsp(hex(`c1 00 00 00 | 00 00 00 01 | ${TAG} | 00 00 | 02 | 02 | ${zeros(8)} | 00 00 00 40 | 00 00 00 00`))).toThrow(
+      /SENSE DATA LIST LENGTH/,
+    );
     expect(() => decodeCredRsp(hex(`41 ${zeros(10)}`))).toThrow(/SRP_CRED_RSP: length/);
   });
 });

@@ -12,7 +12,17 @@ const ipid = Uint8Array.from(Buffer.from('0000000000000000f8c16afffee72052', 'he
 const policy: LoginPolicy = { targetPortId: tpid, maxItIuLen: 65536, maxTiIuLen: 256, credits: 128, immediateData: true };
 
 function req(over: Partial<LoginReq> = {}): Buffer {
-  const r: LoginReq = { tagLo: 7, tagHi: 0, reqBufFmt: 6, reqFlags: 0x80, reqItIuLen: 8260, initiatorPortId: ipid, targetPortId: tpid, immDataOffset: 68, ...over };
+  const r: LoginReq = {
+    tagLo: 7,
+    tagHi: 0,
+    reqBufFmt: 6,
+    reqFlags: 0x80,
+    reqItIuLen: 8260,
+    initiatorPortId: ipid,
+    targetPortId: tpid,
+    immDataOffset: 68,
+    ...over,
+  };
   return Buffer.from(encodeLoginReqRdma(r));
 }
 
@@ -20,7 +30,16 @@ type Case = [name: string, pd: Buffer | undefined, reason: number, why: RegExp];
 const refused: Case[] = [
   ['no private data', undefined, LoginRejReason.UnableToEstablish, /private data of 0 bytes/],
   ['short private data', req().subarray(0, 40), LoginRejReason.UnableToEstablish, /shorter than srp_login_req_rdma/],
-  ['not a login request', (() => { const b = req(); b[11] = 0x02; return b })(), LoginRejReason.UnableToEstablish, /IU TYPE/],
+  [
+    'not a login request',
+    (() => {
+      const b = req();
+      b[11] = 0x02;
+      return b;
+    })(),
+    LoginRejReason.UnableToEstablish,
+    /IU TYPE/,
+  ],
   ['IU length below 64', req({ reqItIuLen: 32 }), LoginRejReason.ItIuLengthTooLarge, /below 64/],
   ['IU length above the limit', req({ reqItIuLen: 70000 }), LoginRejReason.ItIuLengthTooLarge, /exceeds 65536/],
   ['no buffer format', req({ reqBufFmt: 0x01 }), LoginRejReason.UnsupportedDescriptorFormat, /neither direct nor indirect/],
@@ -53,7 +72,12 @@ describe('login: accepted', () => {
   });
 
   it('no immediate data when not requested, not offered, or at an impossible offset', () => {
-    for (const [pd, p] of [[req({ reqFlags: 0 }), policy], [req(), { ...policy, immediateData: false }], [req({ immDataOffset: 40 }), policy], [req({ immDataOffset: 9000 }), policy]] as const) {
+    for (const [pd, p] of [
+      [req({ reqFlags: 0 }), policy],
+      [req(), { ...policy, immediateData: false }],
+      [req({ immDataOffset: 40 }), policy],
+      [req({ immDataOffset: 9000 }), policy],
+    ] as const) {
       const d = evaluateLogin(pd, p);
       expect(d.ok && d.immOffset).toBe(0);
       if (d.ok) expect(decodeLoginRsp(loginResponse(d, 0)).rspFlags & 0x80).toBe(0);
@@ -77,15 +101,33 @@ describe('target: ACLs, nexus and multichannel action', () => {
   const core = (name: string): ScsiCore => ({
     submit: () => Promise.reject(new Error('unused')),
     taskManagement: () => Promise.resolve(TmfResponse.Complete),
-    nexusLost: (n) => { lost.push(`${name}:${n.initiatorPort}`) },
+    nexusLost: (n) => {
+      lost.push(`${name}:${n.initiatorPort}`);
+    },
   });
   const fakeChannel = (): SrpChannel => {
-    const ch = { tasks: new Map(), session: undefined, commands: 0, malformed: 0, closedWith: 0, describe: 'fake', logout(r: number) { this.closedWith = r } };
+    const ch = {
+      tasks: new Map(),
+      session: undefined,
+      commands: 0,
+      malformed: 0,
+      closedWith: 0,
+      describe: 'fake',
+      logout(r: number) {
+        this.closedWith = r;
+      },
+    };
     return ch as unknown as SrpChannel;
   };
 
   it('an ACL by port id or by source address selects its view; others are refused', () => {
-    const t = new SrpTarget({ targetPortId: tpid, acls: [{ initiatorPortId: '0x0000000000000000F8C16AFFFEE72052', core: core('byId') }, { address: '10.0.0.9', core: core('byAddr') }] });
+    const t = new SrpTarget({
+      targetPortId: tpid,
+      acls: [
+        { initiatorPortId: '0x0000000000000000F8C16AFFFEE72052', core: core('byId') },
+        { address: '10.0.0.9', core: core('byAddr') },
+      ],
+    });
     const a = t.evaluate(req(), '00', '10.0.0.1');
     expect(a.ok && a.core).toBeTruthy();
     const other = req({ initiatorPortId: new Uint8Array(16).fill(1) });
@@ -108,7 +150,9 @@ describe('target: ACLs, nexus and multichannel action', () => {
     const single = evaluateLogin(req(), policy);
     const multi = evaluateLogin(req({ reqFlags: 0x81 }), policy);
     if (!single.ok || !multi.ok) throw new Error('login');
-    const c1 = fakeChannel(), c2 = fakeChannel(), c3 = fakeChannel();
+    const c1 = fakeChannel(),
+      c2 = fakeChannel(),
+      c3 = fakeChannel();
     expect(t.attach(single, core('c'), c1).existing).toBe(0);
     expect(t.attach(multi, core('c'), c2).existing).toBe(2);
     expect(t.sessions.size).toBe(1);
@@ -116,7 +160,8 @@ describe('target: ACLs, nexus and multichannel action', () => {
     expect(s1.existing).toBe(1);
     expect((c1 as unknown as { closedWith: number }).closedWith).toBe(4); // SRP_T_LOGOUT: multichannel action
     expect(lost).toEqual(['c:0x0000000000000000f8c16afffee72052']);
-    t.detach(c1); t.detach(c2);
+    t.detach(c1);
+    t.detach(c2);
     expect(lost).toHaveLength(1); // the old nexus was already ended
     t.detach(c3);
     expect(lost).toHaveLength(2);

@@ -12,7 +12,9 @@ import { fakeEngine } from './fake-engine.js';
 const dir = mkdtempSync(join(tmpdir(), 'rt-daemon-'));
 let n = 0;
 const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => { for (const c of cleanups.splice(0)) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
 
 function config(doc: Record<string, unknown> = overrideListen(defaultConfigJson(), '127.0.0.1', 0), control = true): Config {
   const r = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: dir, controlSocket: join(dir, `c${n++}.sock`) } });
@@ -55,7 +57,10 @@ describe('daemon lifecycle (fake engine)', () => {
     expect(existsSync(sock)).toBe(false);
     // The port is free again.
     const s = createServer();
-    await new Promise<void>((r, j) => { s.once('error', j); s.listen(port, '127.0.0.1', () => r()); });
+    await new Promise<void>((r, j) => {
+      s.once('error', j);
+      s.listen(port, '127.0.0.1', () => r());
+    });
     await new Promise<void>((r) => s.close(() => r()));
   });
 
@@ -83,7 +88,9 @@ describe('daemon lifecycle (fake engine)', () => {
     doc.targets[0].tpgs[0].luns = [{ lun: 0, backstore: 'f' }];
     const enoent = Object.assign(new Error('ENOENT: open'), { code: 'ENOENT' });
     const err = await Daemon.start(config(doc, false), { engine: fakeEngine({ failOpen: enoent }) }).catch((e: unknown) => e);
-    expect((err as Error).message).toBe('backstores[0].path: cannot open file backstore: /nonexistent/disk.img: no such file or directory (give a size to create it)');
+    expect((err as Error).message).toBe(
+      'backstores[0].path: cannot open file backstore: /nonexistent/disk.img: no such file or directory (give a size to create it)',
+    );
   });
 
   it('an inline backstore failure names the LUN field', async () => {
@@ -111,11 +118,15 @@ describe('daemon lifecycle (fake engine)', () => {
     const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as any;
     doc.targets[0].tpgs[0].portals.push({ address: '127.0.0.1', port: 3260, transport: 'iser' });
     const warnings: string[] = [];
-    const log = lineLogger((level, m) => { if (level === 'warn') warnings.push(m); });
+    const log = lineLogger((level, m) => {
+      if (level === 'warn') warnings.push(m);
+    });
     const d = await Daemon.start(config(doc, false), { engine: fakeEngine(), log });
     cleanups.push(() => d.stop());
     expect(d.portals.map((p) => p.transport)).toEqual(['tcp']);
-    expect(warnings).toContain('targets[0].tpgs[0].portals[1]: iser portal 127.0.0.1:3260 skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)');
+    expect(warnings).toContain(
+      'targets[0].tpgs[0].portals[1]: iser portal 127.0.0.1:3260 skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)',
+    );
   });
 
   it('stop with a connection open: the engine shuts it down before the listener finishes closing', async () => {

@@ -9,14 +9,22 @@ export class FakeBackstore implements Backstore {
   flushes = 0;
   closed = false;
   readonly blockCount: number;
-  constructor(readonly blockSize: number, size: number, readonly readOnly: boolean) {
+  constructor(
+    readonly blockSize: number,
+    size: number,
+    readonly readOnly: boolean,
+  ) {
     this.blockCount = size / blockSize;
   }
   async read(): Promise<void> {}
   async write(): Promise<void> {}
-  async flush(): Promise<void> { this.flushes++; }
+  async flush(): Promise<void> {
+    this.flushes++;
+  }
   async unmap(): Promise<void> {}
-  async close(): Promise<void> { this.closed = true; }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 }
 
 export interface FakeEngine extends Engine {
@@ -42,7 +50,10 @@ export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException } = {}): Fak
       const servers: Server[] = [];
       return {
         async listen(p): Promise<Listener> {
-          const s = createServer((c) => { e.connections.push(c); c.on('error', () => {}); });
+          const s = createServer((c) => {
+            e.connections.push(c);
+            c.on('error', () => {});
+          });
           await new Promise<void>((resolve, reject) => {
             s.once('error', reject);
             s.listen(p.port, p.address, () => resolve());
@@ -52,10 +63,11 @@ export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException } = {}): Fak
           return {
             address: a.address,
             port: a.port,
-            close: (force) => new Promise((r) => {
-              s.close(() => r());
-              if (force) for (const c of e.connections) c.destroy();
-            }),
+            close: (force) =>
+              new Promise((r) => {
+                s.close(() => r());
+                if (force) for (const c of e.connections) c.destroy();
+              }),
           };
         },
         async shutdown(graceMs) {

@@ -19,19 +19,44 @@ const editor = new Ajv({ allErrors: true, strict: false, validateFormats: false 
 function good(): any {
   return {
     $schema: '../schema/config.schema.json',
-    backstores: [{ name: 'disk0', type: 'file', path: '/srv/disk0.img', size: '64M' }, { name: 'dev', type: 'block', path: '/dev/vg0/lv', readOnly: 1 }],
-    targets: [{
-      iqn: 'iqn.2025-01.com.example:t1',
-      tpgs: [{
-        portals: [{ address: '::', port: 3260 }, { address: '::', transport: 'iser' }],
-        luns: [{ lun: 0, backstore: 'disk0' }, { lun: 1, backstore: { type: 'ram', size: 1048576, thin: true, wwn: 'naa.6001405c0ffee0000000000000000001' } }, { lun: 2, backstore: 'dev' }],
-        attributes: { authentication: true, nopInTimeout: 0 },
-        acls: [{ initiator: 'iqn.1994-05.com.redhat:c1', chap: { userid: 'c1', password: 'secret-123456', mutualUserid: 't', mutualPassword: 'other-1234567' }, mappedLuns: [0, { lun: 5, tpgLun: 1, readOnly: true }] }],
-        parameters: { MaxRecvDataSegmentLength: '262144', ImmediateData: true, HeaderDigest: 'CRC32C,None', TargetAlias: 'disk' },
-      }],
-    }],
+    backstores: [
+      { name: 'disk0', type: 'file', path: '/srv/disk0.img', size: '64M' },
+      { name: 'dev', type: 'block', path: '/dev/vg0/lv', readOnly: 1 },
+    ],
+    targets: [
+      {
+        iqn: 'iqn.2025-01.com.example:t1',
+        tpgs: [
+          {
+            portals: [
+              { address: '::', port: 3260 },
+              { address: '::', transport: 'iser' },
+            ],
+            luns: [
+              { lun: 0, backstore: 'disk0' },
+              { lun: 1, backstore: { type: 'ram', size: 1048576, thin: true, wwn: 'naa.6001405c0ffee0000000000000000001' } },
+              { lun: 2, backstore: 'dev' },
+            ],
+            attributes: { authentication: true, nopInTimeout: 0 },
+            acls: [
+              {
+                initiator: 'iqn.1994-05.com.redhat:c1',
+                chap: { userid: 'c1', password: 'secret-123456', mutualUserid: 't', mutualPassword: 'other-1234567' },
+                mappedLuns: [0, { lun: 5, tpgLun: 1, readOnly: true }],
+              },
+            ],
+            parameters: { MaxRecvDataSegmentLength: '262144', ImmediateData: true, HeaderDigest: 'CRC32C,None', TargetAlias: 'disk' },
+          },
+        ],
+      },
+    ],
     discoveryAuth: { enable: false, password: 'not checked when off' },
-    srp: { portals: [{ address: '10.0.0.1' }], targetPortId: { idExt: '0002:c903:00a1:b2c3', iocGuid: '0x0011223344556677' }, luns: [{ lun: 0, backstore: 'disk0' }], acls: [{ initiator: '10.0.0.2', mappedLuns: [{ lun: 0, srpLun: 0 }] }] },
+    srp: {
+      portals: [{ address: '10.0.0.1' }],
+      targetPortId: { idExt: '0002:c903:00a1:b2c3', iocGuid: '0x0011223344556677' },
+      luns: [{ lun: 0, backstore: 'disk0' }],
+      acls: [{ initiator: '10.0.0.2', mappedLuns: [{ lun: 0, srpLun: 0 }] }],
+    },
     stateDir: '/var/lib/rt',
     control: false,
     comment: 'ignored',
@@ -85,11 +110,24 @@ describe('schema/config.schema.json', () => {
     const d = good();
     breakIt(d);
     expect(editor(d)).toBe(false);
-    const pointers = editor.errors!.map((e) => e.instancePath + ('missingProperty' in e.params ? `/${e.params.missingProperty}` : '') + ('additionalProperty' in e.params ? `/${e.params.additionalProperty}` : ''));
-    const asPointer = '/' + field.replace(/\[(\d+)\]/g, '.$1').split('.').join('/');
+    const pointers = editor.errors!.map(
+      (e) =>
+        e.instancePath +
+        ('missingProperty' in e.params ? `/${e.params.missingProperty}` : '') +
+        ('additionalProperty' in e.params ? `/${e.params.additionalProperty}` : ''),
+    );
+    const asPointer =
+      '/' +
+      field
+        .replace(/\[(\d+)\]/g, '.$1')
+        .split('.')
+        .join('/');
     expect(pointers).toContain(asPointer);
     const errors = validateConfig(d, pin).errors;
     expect(errors.length).toBeGreaterThan(0);
-    expect(errors.every((e) => e.startsWith(`${field}: `)), errors.join('\n')).toBe(true);
+    expect(
+      errors.every((e) => e.startsWith(`${field}: `)),
+      errors.join('\n'),
+    ).toBe(true);
   });
 });

@@ -17,16 +17,22 @@ import { FakeBackstore } from './fake-engine.js';
 const dir = mkdtempSync(join(tmpdir(), 'rt-wiring-'));
 const haveLibiscsi = spawnSync('sh', ['-c', 'command -v iscsi-inq && command -v iscsi-ls']).status === 0;
 const stops: Array<() => Promise<void>> = [];
-afterEach(async () => { for (const s of stops.splice(0)) await s(); });
+afterEach(async () => {
+  for (const s of stops.splice(0)) await s();
+});
 
 function fakeScsi(): ScsiLayer & { views: number } {
   const layer = {
     views: 0,
-    async openBackstore(store: { blockSize: number; size?: number; readOnly: boolean }) { return new FakeBackstore(store.blockSize, store.size ?? 1 << 20, store.readOnly); },
-    async createLogicalUnit() { return new FakeCore(); },
+    async openBackstore(store: { blockSize: number; size?: number; readOnly: boolean }) {
+      return new FakeBackstore(store.blockSize, store.size ?? 1 << 20, store.readOnly);
+    },
+    async createLogicalUnit() {
+      return new FakeCore();
+    },
     createView(luns: ReadonlyArray<{ lun: number; lu: unknown }>) {
       layer.views++;
-      return luns.find((l) => l.lun === 0)?.lu as FakeCore ?? new FakeCore();
+      return (luns.find((l) => l.lun === 0)?.lu as FakeCore) ?? new FakeCore();
     },
   };
   return layer;
@@ -55,7 +61,9 @@ describe.skipIf(!haveLibiscsi)('wiring: real iSCSI engine, stand-in SCSI layer, 
   it('demo mode: discovery lists the target, iscsi-inq reads the LUN', async () => {
     const d = await start({
       backstores: [{ name: 'r', type: 'ram', size: '1M' }],
-      targets: [{ iqn: 'iqn.2025-01.com.example:demo', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
+      targets: [
+        { iqn: 'iqn.2025-01.com.example:demo', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] },
+      ],
     });
     const port = d.portals[0]!.port;
     const ls = await tool('iscsi-ls', `iscsi://127.0.0.1:${port}`);
@@ -68,15 +76,19 @@ describe.skipIf(!haveLibiscsi)('wiring: real iSCSI engine, stand-in SCSI layer, 
   it('ACLs and CHAP: the listed initiator with the right secret logs in, others are refused', async () => {
     const d = await start({
       backstores: [{ name: 'r', type: 'ram', size: '1M' }],
-      targets: [{
-        iqn: 'iqn.2025-01.com.example:acl',
-        tpgs: [{
-          portals: [{ port: 0 }],
-          luns: [{ lun: 0, backstore: 'r' }],
-          attributes: { authentication: true },
-          acls: [{ initiator: 'iqn.2025-01.com.example:good', chap: { userid: 'good', password: 'good-secret-12' } }],
-        }],
-      }],
+      targets: [
+        {
+          iqn: 'iqn.2025-01.com.example:acl',
+          tpgs: [
+            {
+              portals: [{ port: 0 }],
+              luns: [{ lun: 0, backstore: 'r' }],
+              attributes: { authentication: true },
+              acls: [{ initiator: 'iqn.2025-01.com.example:good', chap: { userid: 'good', password: 'good-secret-12' } }],
+            },
+          ],
+        },
+      ],
     });
     const port = d.portals[0]!.port;
     const url = (cred: string) => `iscsi://${cred}127.0.0.1:${port}/iqn.2025-01.com.example:acl/0`;
@@ -90,7 +102,10 @@ describe.skipIf(!haveLibiscsi)('wiring: real iSCSI engine, stand-in SCSI layer, 
 
   it('several targets on one portal: each found by name', async () => {
     const d = await start({
-      backstores: [{ name: 'a', type: 'ram', size: '1M' }, { name: 'b', type: 'ram', size: '1M' }],
+      backstores: [
+        { name: 'a', type: 'ram', size: '1M' },
+        { name: 'b', type: 'ram', size: '1M' },
+      ],
       targets: [
         { iqn: 'iqn.2025-01.com.example:one', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'a' }], attributes: { generateNodeAcls: true } }] },
         { iqn: 'iqn.2025-01.com.example:two', tpgs: [{ portals: [{ port: 0 }], luns: [{ lun: 0, backstore: 'b' }], attributes: { generateNodeAcls: true } }] },

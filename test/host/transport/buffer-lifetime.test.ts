@@ -25,8 +25,12 @@ class SlowSocket extends Duplex {
   flush(): void {
     while (this.pending.length) this.pending.shift()!();
   }
-  setNoDelay(): this { return this; }
-  setKeepAlive(): this { return this; }
+  setNoDelay(): this {
+    return this;
+  }
+  setKeepAlive(): this {
+    return this;
+  }
 }
 
 test('sendPdu settles only after queued data left, even below the high-water mark', async () => {

@@ -16,12 +16,30 @@ class MockSocket extends EventEmitter {
   writable = true;
   writableLength = 0;
   writableHighWaterMark = 1 << 20;
-  localAddress = '127.0.0.1'; localPort = 3260; remoteAddress = '127.0.0.1'; remotePort = 5000;
+  localAddress = '127.0.0.1';
+  localPort = 3260;
+  remoteAddress = '127.0.0.1';
+  remotePort = 5000;
   written: Buffer[] = [];
-  setNoDelay(): void {} setKeepAlive(): void {} pause(): void {} resume(): void {} cork(): void {} uncork(): void {}
-  write(b: Uint8Array): boolean { this.written.push(Buffer.from(b)); return true }
-  end(): void { this.destroy() }
-  destroy(): void { if (!this.destroyed) { this.destroyed = true; this.emit('close') } }
+  setNoDelay(): void {}
+  setKeepAlive(): void {}
+  pause(): void {}
+  resume(): void {}
+  cork(): void {}
+  uncork(): void {}
+  write(b: Uint8Array): boolean {
+    this.written.push(Buffer.from(b));
+    return true;
+  }
+  end(): void {
+    this.destroy();
+  }
+  destroy(): void {
+    if (!this.destroyed) {
+      this.destroyed = true;
+      this.emit('close');
+    }
+  }
 }
 
 class RecordingSink implements TransportSink {
@@ -33,66 +51,106 @@ class RecordingSink implements TransportSink {
     const d = this.destinations.get(this.got.length);
     return d && d.length === len ? d : undefined;
   }
-  receive(p: RxPdu): void { this.got.push({ bhs: Buffer.from(p.bhs), ahs: Buffer.from(p.ahs), data: Buffer.from(p.data), dataView: p.data }) }
-  headerDigestError(): void { this.errors.push('header') }
-  dataDigestError(): void { this.errors.push('data') }
-  framingError(r: string): void { this.errors.push(`framing: ${r}`) }
-  closed(): void { this.closedCalled = true }
+  receive(p: RxPdu): void {
+    this.got.push({ bhs: Buffer.from(p.bhs), ahs: Buffer.from(p.ahs), data: Buffer.from(p.data), dataView: p.data });
+  }
+  headerDigestError(): void {
+    this.errors.push('header');
+  }
+  dataDigestError(): void {
+    this.errors.push('data');
+  }
+  framingError(r: string): void {
+    this.errors.push(`framing: ${r}`);
+  }
+  closed(): void {
+    this.closedCalled = true;
+  }
 }
 
 const params = (hd: boolean, dd: boolean): OperationalParams => ({
-  headerDigest: hd, dataDigest: dd, maxConnections: 1, initialR2T: true, immediateData: true, initiatorMaxRecvDataSegmentLength: 8192,
-  targetMaxRecvDataSegmentLength: 65536, maxBurstLength: 262144, firstBurstLength: 65536, defaultTime2Wait: 2, defaultTime2Retain: 20,
-  maxOutstandingR2T: 1, dataPduInOrder: true, dataSequenceInOrder: true, errorRecoveryLevel: 0, rdmaExtensions: false, maxOutstandingUnexpectedPdus: 0,
+  headerDigest: hd,
+  dataDigest: dd,
+  maxConnections: 1,
+  initialR2T: true,
+  immediateData: true,
+  initiatorMaxRecvDataSegmentLength: 8192,
+  targetMaxRecvDataSegmentLength: 65536,
+  maxBurstLength: 262144,
+  firstBurstLength: 65536,
+  defaultTime2Wait: 2,
+  defaultTime2Retain: 20,
+  maxOutstandingR2T: 1,
+  dataPduInOrder: true,
+  dataSequenceInOrder: true,
+  errorRecoveryLevel: 0,
+  rdmaExtensions: false,
+  maxOutstandingUnexpectedPdus: 0,
 });
 
 function frame(bhs: Buffer, ahs: Buffer, data: Buffer, hd: boolean, dd: boolean): Buffer {
   const parts = [bhs, ahs];
-  if (hd) { const d = Buffer.alloc(4); writeDigest(d, 0, crc32c(Buffer.concat([bhs, ahs]))); parts.push(d) }
+  if (hd) {
+    const d = Buffer.alloc(4);
+    writeDigest(d, 0, crc32c(Buffer.concat([bhs, ahs])));
+    parts.push(d);
+  }
   if (data.length) {
     const padded = Buffer.concat([data, Buffer.alloc(padLength(data.length))]);
     parts.push(padded);
-    if (dd) { const d = Buffer.alloc(4); writeDigest(d, 0, crc32c(padded)); parts.push(d) }
+    if (dd) {
+      const d = Buffer.alloc(4);
+      writeDigest(d, 0, crc32c(padded));
+      parts.push(d);
+    }
   }
   return Buffer.concat(parts);
 }
 
-const pduArb = fc.record({
-  head: fc.uint8Array({ minLength: 48, maxLength: 48 }),
-  ahsWords: fc.integer({ min: 0, max: 3 }),
-  data: fc.uint8Array({ minLength: 0, maxLength: 3000 }),
-}).map(({ head, ahsWords, data }) => {
-  const bhs = Buffer.from(head);
-  bhs[4] = ahsWords;
-  bhs.writeUIntBE(data.length, 5, 3);
-  const ahs = Buffer.alloc(ahsWords * 4, 0xa5);
-  return { bhs, ahs, data: Buffer.from(data) };
-});
+const pduArb = fc
+  .record({
+    head: fc.uint8Array({ minLength: 48, maxLength: 48 }),
+    ahsWords: fc.integer({ min: 0, max: 3 }),
+    data: fc.uint8Array({ minLength: 0, maxLength: 3000 }),
+  })
+  .map(({ head, ahsWords, data }) => {
+    const bhs = Buffer.from(head);
+    bhs[4] = ahsWords;
+    bhs.writeUIntBE(data.length, 5, 3);
+    const ahs = Buffer.alloc(ahsWords * 4, 0xa5);
+    return { bhs, ahs, data: Buffer.from(data) };
+  });
 
 function feed(t: TcpTransport, sock: MockSocket, stream: Buffer, cuts: number[]): void {
   const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
   let prev = 0;
-  for (const p of [...points, stream.length]) { if (p > prev) sock.emit('data', stream.subarray(prev, p)); prev = p }
+  for (const p of [...points, stream.length]) {
+    if (p > prev) sock.emit('data', stream.subarray(prev, p));
+    prev = p;
+  }
   void t;
 }
 
 describe('TCP framer', () => {
   it('any chunking of a valid stream delivers the same PDUs (with and without digests)', () => {
-    fc.assert(fc.property(fc.array(pduArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 30 }), fc.boolean(), fc.boolean(), (pdus, cuts, hd, dd) => {
-      const sock = new MockSocket();
-      const t = new TcpTransport(sock as unknown as net.Socket);
-      const sink = new RecordingSink();
-      t.attach(sink);
-      if (hd || dd) t.enterFullFeature(params(hd, dd));
-      feed(t, sock, Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, dd))), cuts);
-      expect(sink.errors).toEqual([]);
-      expect(sink.got.length).toBe(pdus.length);
-      pdus.forEach((p, k) => {
-        expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
-        expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
-        expect(sink.got[k].data.equals(p.data)).toBe(true);
-      });
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.array(pduArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 30 }), fc.boolean(), fc.boolean(), (pdus, cuts, hd, dd) => {
+        const sock = new MockSocket();
+        const t = new TcpTransport(sock as unknown as net.Socket);
+        const sink = new RecordingSink();
+        t.attach(sink);
+        if (hd || dd) t.enterFullFeature(params(hd, dd));
+        feed(t, sock, Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, dd))), cuts);
+        expect(sink.errors).toEqual([]);
+        expect(sink.got.length).toBe(pdus.length);
+        pdus.forEach((p, k) => {
+          expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
+          expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
+          expect(sink.got[k].data.equals(p.data)).toBe(true);
+        });
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('data lands in the buffer the engine names (zero copy for Data-Out)', () => {
@@ -103,7 +161,9 @@ describe('TCP framer', () => {
     sink.destinations.set(0, lunMemory.subarray(1000, 1000 + 4097));
     t.attach(sink);
     const data = Buffer.alloc(4097, 7);
-    const bhs = Buffer.alloc(48); bhs[0] = 0x05; bhs.writeUIntBE(4097, 5, 3);
+    const bhs = Buffer.alloc(48);
+    bhs[0] = 0x05;
+    bhs.writeUIntBE(4097, 5, 3);
     const stream = frame(bhs, Buffer.alloc(0), data, false, false);
     feed(t, sock, stream, [10, 60, 3000, 4000]);
     expect(sink.got.length).toBe(1);
@@ -130,7 +190,8 @@ describe('TCP framer', () => {
     const sink = new RecordingSink();
     t.attach(sink);
     t.enterFullFeature(params(false, true));
-    const bhs = Buffer.alloc(48); bhs.writeUIntBE(5, 5, 3);
+    const bhs = Buffer.alloc(48);
+    bhs.writeUIntBE(5, 5, 3);
     const s = frame(bhs, Buffer.alloc(0), Buffer.from('hello'), false, true);
     s[48 + 6] = 9; // a padding byte
     sock.emit('data', s);
@@ -138,14 +199,17 @@ describe('TCP framer', () => {
   });
 
   it('garbage never throws; it ends in PDUs, a framing error, or waiting for more', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 10 }), fc.boolean(), (junk, cuts, digests) => {
-      const sock = new MockSocket();
-      const t = new TcpTransport(sock as unknown as net.Socket);
-      const sink = new RecordingSink();
-      t.attach(sink);
-      if (digests) t.enterFullFeature(params(true, true));
-      expect(() => feed(t, sock, Buffer.from(junk), cuts)).not.toThrow();
-    }), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.array(fc.nat(), { maxLength: 10 }), fc.boolean(), (junk, cuts, digests) => {
+        const sock = new MockSocket();
+        const t = new TcpTransport(sock as unknown as net.Socket);
+        const sink = new RecordingSink();
+        t.attach(sink);
+        if (digests) t.enterFullFeature(params(true, true));
+        expect(() => feed(t, sock, Buffer.from(junk), cuts)).not.toThrow();
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('send side: BHS, AHS, header digest, data views, zero padding, data digest', () => {
@@ -153,7 +217,25 @@ describe('TCP framer', () => {
     const t = new TcpTransport(sock as unknown as net.Socket);
     t.attach(new RecordingSink());
     t.enterFullFeature(params(true, true));
-    const bhs = encodeBhs({ opcode: 0x25, itt: 1, dataLength: 7, final: true, ack: false, overflow: false, underflow: false, hasStatus: false, status: 0, lun: 0n, ttt: 0xffffffff, statSN: 0, expCmdSN: 1, maxCmdSN: 2, dataSN: 0, bufferOffset: 0, residual: 0 });
+    const bhs = encodeBhs({
+      opcode: 0x25,
+      itt: 1,
+      dataLength: 7,
+      final: true,
+      ack: false,
+      overflow: false,
+      underflow: false,
+      hasStatus: false,
+      status: 0,
+      lun: 0n,
+      ttt: 0xffffffff,
+      statSN: 0,
+      expCmdSN: 1,
+      maxCmdSN: 2,
+      dataSN: 0,
+      bufferOffset: 0,
+      residual: 0,
+    });
     expect(t.sendPdu(bhs, [Buffer.from('abc'), Buffer.from('defg')])).toBeUndefined();
     const out = Buffer.concat(sock.written);
     expect(out.length).toBe(48 + 4 + 8 + 4);
@@ -165,30 +247,62 @@ describe('TCP framer', () => {
 
 describe('decoder and negotiation properties', () => {
   it('decode ∘ encode ∘ decode = decode for any 48 bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 48, maxLength: 48 }), (b) => {
-      const d = decodeBhs(b);
-      const again = decodeBhs(encodeBhs(d));
-      expect({ ...again, cdb: undefined }).toEqual({ ...d, cdb: undefined });
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 48, maxLength: 48 }), (b) => {
+        const d = decodeBhs(b);
+        const again = decodeBhs(encodeBhs(d));
+        expect({ ...again, cdb: undefined }).toEqual({ ...d, cdb: undefined });
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   const keyArb = fc.oneof(fc.constantFrom(...KEYS.map((k) => k.name)), fc.stringMatching(/^[A-Za-z0-9.\-+@_:]{1,20}$/));
-  const valueArb = fc.oneof(fc.constantFrom('Yes', 'No', 'None', 'CRC32C', 'CRC32C,None', '0', '1', '512', '8192', '65536', '16777215', '16777216', '0x10', 'Reject', 'Irrelevant', 'NotUnderstood', ''), fc.string({ maxLength: 12 }));
+  const valueArb = fc.oneof(
+    fc.constantFrom(
+      'Yes',
+      'No',
+      'None',
+      'CRC32C',
+      'CRC32C,None',
+      '0',
+      '1',
+      '512',
+      '8192',
+      '65536',
+      '16777215',
+      '16777216',
+      '0x10',
+      'Reject',
+      'Irrelevant',
+      'NotUnderstood',
+      '',
+    ),
+    fc.string({ maxLength: 12 }),
+  );
   it('negotiation never throws and answers each offered key at most once with a legal value', () => {
-    fc.assert(fc.property(fc.array(fc.tuple(keyArb, valueArb), { maxLength: 12 }), fc.constantFrom('Normal', 'Discovery') as fc.Arbitrary<'Normal' | 'Discovery'>, fc.boolean(), (pairs, st, rdma) => {
-      const n = new Negotiator(preferencesFrom({ rdmaExtensions: rdma }), st);
-      const r = n.negotiate(pairs);
-      if (r.error) return;
-      const keys = r.reply.map(([k]) => k);
-      expect(new Set(keys).size).toBe(keys.length);
-      for (const [k, v] of r.reply) {
-        expect(pairs.some(([pk]) => pk === k)).toBe(true);
-        expect(typeof v).toBe('string');
-      }
-      expect(() => n.result()).not.toThrow();
-      const res = n.result();
-      expect(res.firstBurstLength).toBeLessThanOrEqual(res.maxBurstLength);
-      expect(res.maxBurstLength).toBeGreaterThanOrEqual(512);
-    }), { numRuns: 1000 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(keyArb, valueArb), { maxLength: 12 }),
+        fc.constantFrom('Normal', 'Discovery') as fc.Arbitrary<'Normal' | 'Discovery'>,
+        fc.boolean(),
+        (pairs, st, rdma) => {
+          const n = new Negotiator(preferencesFrom({ rdmaExtensions: rdma }), st);
+          const r = n.negotiate(pairs);
+          if (r.error) return;
+          const keys = r.reply.map(([k]) => k);
+          expect(new Set(keys).size).toBe(keys.length);
+          for (const [k, v] of r.reply) {
+            expect(pairs.some(([pk]) => pk === k)).toBe(true);
+            expect(typeof v).toBe('string');
+          }
+          expect(() => n.result()).not.toThrow();
+          const res = n.result();
+          expect(res.firstBurstLength).toBeLessThanOrEqual(res.maxBurstLength);
+          expect(res.maxBurstLength).toBeGreaterThanOrEqual(512);
+        },
+      ),
+      { numRuns: 1000 },
+    );
   });
 });
