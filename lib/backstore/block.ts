@@ -51,6 +51,8 @@ export interface BlockBackstoreOptions {
   sysRoot?: string;
 }
 
+// A block device is served by FileBackstore; this class is the named way to open one.
+// biome-ignore lint/complexity/noStaticOnlyClass: BlockBackstore.open() beside RamBackstore and FileBackstore.open()
 export class BlockBackstore {
   static async open(opts: BlockBackstoreOptions): Promise<FileBackstore> {
     const g = await blockDeviceGeometry(opts.path, opts.sysRoot);

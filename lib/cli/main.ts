@@ -118,6 +118,7 @@ export interface RunOptions {
 /** Runs the command; resolves with the exit code instead of exiting, so tests can call it. */
 export async function run(argv: string[], ro: RunOptions = {}): Promise<number> {
   const io = ro.io ?? consoleIo;
+  // biome-ignore lint/suspicious/noImplicitAnyLet: TypeScript types it from the parseArgs() assignment below (control-flow typing)
   let parsed;
   try {
     parsed = parseArgs({

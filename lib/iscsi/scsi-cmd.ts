@@ -24,7 +24,7 @@ import {
   type ScsiDone,
 } from '../scsi/types.js';
 import type { Logger } from '../common/log.js';
-import { AhsType, Opcode, RESERVED_TAG, ScsiResponseCode } from './opcodes.js';
+import { AhsType, Opcode, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
 import type { OperationalParams } from './params.js';
 import type { IscsiTransport, TaskRef } from './transport.js';

@@ -110,6 +110,6 @@ function respond(conn: ConnectionContext, itt: number, data: Uint8Array | undefi
       expCmdSN: s.expCmdSN,
       maxCmdSN: s.maxCmdSN,
     }),
-    data && data.length ? data : undefined,
+    data?.length ? data : undefined,
   );
 }

@@ -3,7 +3,7 @@
 // their responses are not sent (§4.2.3.3 / SAM-5: an aborted task gets no status) and
 // their pending R2T / unsolicited-data waits release the core.
 
-import { TmfFunction, TmfResponse } from '../scsi/types.js';
+import { TmfFunction, type TmfResponse } from '../scsi/types.js';
 import type { ConnectionContext } from './context.js';
 import { snLess } from './core.js';
 import { IscsiTmfFunction, IscsiTmfResponse, Opcode } from './opcodes.js';

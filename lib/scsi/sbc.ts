@@ -427,7 +427,7 @@ export async function readCapacity10(t: Task): Promise<number> {
   const b = t.lu.pool.acquire(8);
   try {
     const last = t.lu.blockCount - 1;
-    put32(b, 0, last > 0xffffffff ? 0xffffffff : last);
+    put32(b, 0, Math.min(last, 0xffffffff));
     put32(b, 4, t.lu.blockSize);
     return await sendIn(t, b, 8);
   } finally {

@@ -41,7 +41,7 @@ export async function inquiry(t: Task): Promise<number> {
   }
 }
 
-function standardInquiry(t: Task, b: Uint8Array): number {
+function standardInquiry(_t: Task, b: Uint8Array): number {
   b[0] = 0x00; // direct-access block device, connected
   b[2] = 0x06; // SPC-4
   b[3] = 0x12; // HISUP, response data format 2

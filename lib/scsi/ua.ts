@@ -59,6 +59,6 @@ export class UnitAttentions {
   nexusLoss(key: string): void {
     if (!this.nexuses.has(key)) return;
     const q = this.pending.get(key);
-    if (!q || !q.includes(Asc.PowerOnReset)) this.pending.set(key, [Asc.ItNexusLoss]);
+    if (!q?.includes(Asc.PowerOnReset)) this.pending.set(key, [Asc.ItNexusLoss]);
   }
 }

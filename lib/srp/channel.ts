@@ -53,7 +53,6 @@ import {
   encodeTLogout,
   rspLength,
   tagNumber,
-  writeTag,
   type DataLayout,
   type DirectDesc,
   type SrpCmd,

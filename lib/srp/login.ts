@@ -15,7 +15,7 @@ import {
   LoginRejReason,
   LoginReqFlags,
   LoginRspFlags,
-  SrpIuError,
+  type SrpIuError,
   decodeLoginReqRdma,
   encodeLoginRej,
   encodeLoginRsp,

@@ -145,10 +145,10 @@ export class TcpTransport implements IscsiTransport {
     for (const p of parts) len += p.length;
     s.cork();
     s.write(bhs);
-    if (ahs && ahs.length) s.write(ahs);
+    if (ahs?.length) s.write(ahs);
     if (this.headerDigest) {
       let c = crc32cUpdate(CRC32C_INIT, bhs);
-      if (ahs && ahs.length) c = crc32cUpdate(c, ahs);
+      if (ahs?.length) c = crc32cUpdate(c, ahs);
       const d = Buffer.allocUnsafe(4);
       writeDigest(d, 0, crc32cFinal(c));
       s.write(d);

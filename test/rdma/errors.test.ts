@@ -2,7 +2,7 @@
 // connection churn without leaking fds, MRs or QPs.
 import { readdirSync } from 'node:fs';
 import { expect, test } from 'vitest';
-import { ADDR_A, BufferPool, DeviceTable, RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile } from './rc.js';
+import { ADDR_A, BufferPool, type DeviceTable, type RdmaCm, SendBatch, access, connectPair, native, postRecvs, verbsPerFile } from './rc.js';
 import { UNSIGNALED_WR_ID } from '../../lib/verbs/index.js';
 
 let cm: RdmaCm;

@@ -46,9 +46,9 @@ function keySchema(rule: KeyRule): Obj {
     case 'int': {
       // Integers may be written as decimal strings, as LIO's saveconfig does; their range is checked after parsing.
       const errorMessage = rangeMessage(rule.min, rule.max);
-      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
       return {
         if: { type: 'string' },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword
         then: { pattern: '^\\d+$', errorMessage },
         else: { type: 'integer', minimum: rule.min, maximum: rule.max, errorMessage },
         errorMessage,

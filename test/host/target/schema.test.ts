@@ -16,6 +16,7 @@ const pin = { defaults: { stateDir: '/x', controlSocket: '/x.sock' } };
 // As an editor sees it: a stock validator, the project's annotations and format unknown to it.
 const editor = new Ajv({ allErrors: true, strict: false, validateFormats: false }).compile(shipped);
 
+// biome-ignore lint/suspicious/noExplicitAny: a raw config document; the cases write any JSON into it, valid or not
 function good(): any {
   return {
     $schema: '../schema/config.schema.json',
@@ -79,6 +80,7 @@ describe('schema/config.schema.json', () => {
   });
 
   // What to break, and the field both the editor and the daemon must name.
+  // biome-ignore lint/suspicious/noExplicitAny: breaks a raw config document (good()) anywhere
   const bad: Array<[string, (d: any) => void, string]> = [
     ['unknown field', (d) => (d.targets[0].tpgs[0].atributes = {}), 'targets[0].tpgs[0].atributes'],
     ['port out of range', (d) => (d.targets[0].tpgs[0].portals[0].port = 0), 'targets[0].tpgs[0].portals[0].port'],
