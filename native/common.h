@@ -1,6 +1,6 @@
 // Shared pieces of the binding: errors with `code`, the ownership tree every verbs object
 // joins, the per-environment state (class constructors, live objects), argument and option
-// readers, and an RAII uv_poll watcher. Design rules (design.md): one owner per resource,
+// readers, and an RAII uv_poll watcher. Design rules (docs/architecture.md): one owner per resource,
 // children closed before parents, nothing left to the garbage collector at exit.
 #pragma once
 #define NAPI_VERSION 8

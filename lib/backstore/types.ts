@@ -16,7 +16,7 @@ export interface Backstore {
   /** Whether `lba` is mapped and how many blocks from it share that state (GET LBA STATUS). */
   lbaStatus?(lba: number): Promise<{ mapped: boolean; blocks: number }>;
   /**
-   * Zero-copy access for fabrics (design.md, memory model): the RAM backstore returns
+   * Zero-copy access for fabrics (docs/architecture.md, memory model): the RAM backstore returns
    * the byte view of its (registered) memory for these blocks, so Data-In can be an RDMA
    * WRITE straight from it and Data-Out an RDMA READ straight into it. Undefined where the
    * data must pass through a buffer (file, block).
