@@ -76,6 +76,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddClass<CmChannel>(env, m, exports);
   AddClass<CmId>(env, m, exports);
   exports.Set("listDevices", Napi::Function::New(env, ListDevices));
+  exports.Set("syncDevices", Napi::Function::New(env, SyncDevices));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
   exports.Set("liveObjects", Napi::Function::New(env, LiveObjects));
   exports.Set("wcStatusName", Napi::Function::New(env, WcStatusName));

@@ -1,11 +1,16 @@
 #include "device.h"
 
+#include <fcntl.h>
 #include <rdma/rdma_cma.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <mutex>
+#include <set>
 
 namespace rt {
 
@@ -34,21 +39,77 @@ static const char* LinkLayer(uint8_t l) {
   }
 }
 
-// Contexts of every device, opened once by librdmacm for the life of the process and
-// shared by every environment (the static's initialisation is thread-safe).
-static ibv_context** Devices(int* n) {
-  static int count = 0;
-  static ibv_context** list = rdma_get_devices(&count);
-  *n = list ? count : 0;
-  return list;
+// librdmacm owns the device contexts. Every rdma_get_devices() call re-syncs its list with
+// the kernel's (rdma-core's sync_devices_list over ibv_get_device_list, which re-reads
+// sysfs/netlink each call), opens arriving devices, marks vanished ones dead and closes a dead
+// one once nothing references it; every list it returns holds one reference per device until
+// rdma_free_devices. A Context keeps a reference to its own device only, so a removed device's
+// context closes when its last Context and CM id are gone (docs/architecture.md, device
+// lifecycle). One gap: when no device is left at all, librdmacm's sync gives up before marking
+// anything dead and would keep the removed device's context (and with it the kernel's
+// `rdma link del`) forever. For that case Sync() itself lets go of the kernel files of a
+// vanished context no Context uses any more (Orphan below).
+namespace {
+struct Known {
+  std::string name;
+  int cmdFd;
+  int asyncFd;
+  int opens;  // open Context objects on it, in every environment
+};
+std::mutex g_mu;
+std::map<ibv_context*, Known> g_known;
+
+// Points the context's kernel file descriptors at /dev/null: the uverbs file is released (the
+// kernel's device removal can finish) while the numbers stay owned by the context, so
+// librdmacm's eventual ibv_close_device closes /dev/null instead of someone else's fd. Only
+// for a context with no object of ours left on it.
+void Orphan(const Known& k) {
+  int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (nul < 0) return;
+  if (k.cmdFd >= 0) dup3(nul, k.cmdFd, O_CLOEXEC);
+  if (k.asyncFd >= 0) dup3(nul, k.asyncFd, O_CLOEXEC);
+  close(nul);
 }
 
-ibv_context* FindContext(const std::string& name) {
-  int n;
-  ibv_context** list = Devices(&n);
-  for (int i = 0; i < n; i++)
-    if (name == ibv_get_device_name(list[i]->device)) return list[i];
-  return nullptr;
+// Calls fn(list, n) with a fresh librdmacm device list (n may be 0), then drops the list's
+// references and settles the contexts of vanished devices. Caller holds g_mu.
+template <class F>
+void SyncLocked(F fn) {
+  int n = 0;
+  ibv_context** list = rdma_get_devices(&n);
+  if (!list) n = 0;
+  std::set<ibv_context*> present;
+  for (int i = 0; i < n; i++) {
+    present.insert(list[i]);
+    auto it = g_known.find(list[i]);
+    if (it == g_known.end())
+      g_known[list[i]] = Known{ibv_get_device_name(list[i]->device), list[i]->cmd_fd, list[i]->async_fd, 0};
+  }
+  fn(list, n);
+  if (list) rdma_free_devices(list);
+  for (auto it = g_known.begin(); it != g_known.end();) {
+    if (present.count(it->first)) {
+      ++it;
+    } else if (n > 0) {
+      it = g_known.erase(it);  // marked dead by this sync: librdmacm closes it when unreferenced
+    } else if (it->second.opens == 0) {
+      Orphan(it->second);
+      it = g_known.erase(it);
+    } else {
+      ++it;  // a Context still uses it: the sync after its close lets go
+    }
+  }
+}
+}  // namespace
+
+Napi::Value SyncDevices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array out = Napi::Array::New(env);
+  std::lock_guard<std::mutex> lk(g_mu);
+  SyncLocked([&](ibv_context** list, int n) {
+    for (int i = 0; i < n; i++) out.Set(i, Napi::String::New(env, ibv_get_device_name(list[i]->device)));
+  });
+  return out;
 }
 
 Napi::Object DeviceInfo(Napi::Env env, ibv_context* ctx) {
@@ -98,10 +159,11 @@ Napi::Object DeviceInfo(Napi::Env env, ibv_context* ctx) {
 }
 
 Napi::Value ListDevices(const Napi::CallbackInfo& info) {
-  int n;
-  ibv_context** list = Devices(&n);
   Napi::Array out = Napi::Array::New(info.Env());
-  for (int i = 0; i < n; i++) out.Set(i, DeviceInfo(info.Env(), list[i]));
+  std::lock_guard<std::mutex> lk(g_mu);
+  SyncLocked([&](ibv_context** list, int n) {
+    for (int i = 0; i < n; i++) out.Set(i, DeviceInfo(info.Env(), list[i]));
+  });
   return out;
 }
 
@@ -152,8 +214,37 @@ Context::Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(inf
     return;
   }
   std::string name = info[0].As<Napi::String>();
-  ibv_context* ctx = FindContext(name);
+  ibv_context* ctx = nullptr;
+  {
+    // Keep a reference to this device only: the list's references to the others are
+    // dropped now, so holding this Context never keeps another device's context open.
+    std::lock_guard<std::mutex> lk(g_mu);
+    SyncLocked([&](ibv_context** list, int n) {
+      for (int i = 0; i < n; i++)
+        if (!ctx && name == ibv_get_device_name(list[i]->device)) ctx = list[i];
+      if (!ctx) return;
+      held_ = static_cast<ibv_context**>(calloc(2, sizeof *held_));
+      if (!held_) {
+        ctx = nullptr;
+        return;
+      }
+      held_[0] = ctx;
+      // rdma_get_devices() took one reference per listed device and SyncLocked's
+      // rdma_free_devices drops them all: take ours again with a second list.
+      int m = 0;
+      ibv_context** again = rdma_get_devices(&m);
+      if (!again) return;
+      auto** others = static_cast<ibv_context**>(calloc(m + 1, sizeof(ibv_context*)));
+      for (int i = 0, k = 0; others && i < m; i++)
+        if (again[i] != ctx) others[k++] = again[i];
+      free(again);                            // the array only: its references now live in `held_` and `others`
+      if (others) rdma_free_devices(others);  // frees `others` too
+      g_known[ctx].opens++;
+    });
+  }
   if (!ctx) {
+    if (held_) free(held_);
+    held_ = nullptr;
     ThrowCode(env, "ENODEV", "no RDMA device named '" + name + "'");
     return;
   }
@@ -180,12 +271,20 @@ void Context::Deliver(const char* type, int port) {
 }
 
 void Context::Release() {
-  // The context itself belongs to librdmacm; only our share of the watcher goes.
+  // The context itself belongs to librdmacm; our share of the watcher goes, then our
+  // reference (which closes the context when its device is dead and this was the last).
   auto it = g_watches.find(ctx_);
   if (it != g_watches.end()) {
     auto& v = it->second.contexts;
     v.erase(std::remove(v.begin(), v.end(), this), v.end());
     if (v.empty()) g_watches.erase(it);  // stops the poll handle (freed in uv_close's callback)
+  }
+  if (held_) {
+    std::lock_guard<std::mutex> lk(g_mu);
+    auto k = g_known.find(ctx_);
+    if (k != g_known.end() && k->second.opens > 0) k->second.opens--;
+    rdma_free_devices(held_);
+    held_ = nullptr;
   }
   ctx_ = nullptr;
 }

@@ -61,6 +61,7 @@ export interface DaemonStatus {
   }>;
   sessions: EngineStatus['sessions'];
   counters: EngineStatus['counters'];
+  rdmaDevices?: EngineStatus['rdmaDevices'];
 }
 
 /** Human hint for an errno from opening a backstore or binding a portal. */
@@ -322,6 +323,7 @@ export class Daemon {
       })),
       sessions: engine.sessions,
       counters: engine.counters,
+      ...(engine.rdmaDevices ? { rdmaDevices: engine.rdmaDevices } : {}),
     };
   }
 

@@ -43,6 +43,8 @@ export interface EngineStatus {
   sessions: SessionStatus[];
   /** Monotonic counters the engine keeps (commands, bytes, errors, logins...). */
   counters: Record<string, number>;
+  /** RDMA devices the fabrics hold or are letting go of (docs/architecture.md, device lifecycle). */
+  rdmaDevices?: Array<{ fabric: string; name: string; state: string; connections: number; registeredMrs: number; ports: Record<string, string> }>;
 }
 
 /** The targets as built from a config, ready to be given portals. */

@@ -7,6 +7,7 @@
 // device registers (lazily, at its first iSER connection), so iSER moves their data with
 // RDMA WRITE/READ straight from and into the LUN (docs/architecture.md, memory model).
 
+import { existsSync } from 'node:fs';
 import type { Backstore } from '../backstore/types.js';
 import type { FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
@@ -18,7 +19,7 @@ import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
 import { SRP_LUN_OWNER, type Config, type TpgConfig } from './config.js';
-import type { Engine, Listener, ResolvedLun, ServedTargets } from './engine.js';
+import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from '../common/log.js';
 import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
 
@@ -56,7 +57,9 @@ const DATA_SLAB_BYTES = 64 << 20;
 
 export function rdmaUsable(): boolean {
   try {
-    return nativeAvailable() && native().listDevices().length > 0;
+    // The RDMA/CM character device exists while rdma_ucm is loaded, device or not: a target
+    // started before its device appears serves iSER and SRP once it does.
+    return nativeAvailable() && (native().listDevices().length > 0 || existsSync('/dev/infiniband/rdma_cm'));
   } catch {
     return false;
   }
@@ -222,15 +225,39 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           if (!fabric && !srpFabric) return st;
           // Live native objects: what the RDMA side holds now (QPs and CQs are per connection).
           const live = native().liveObjects();
-          const counters: Record<string, number> = { ...st.counters, rdmaQps: live.qps, rdmaCqs: live.cqs, rdmaMrs: live.mrs };
-          if (registry) counters.rdmaBounceBytes = registry.bounceBytes;
+          const counters: Record<string, number> = {
+            ...st.counters,
+            rdmaQps: live.qps,
+            rdmaCqs: live.cqs,
+            rdmaMrs: live.mrs,
+            rdmaPds: live.pds,
+            rdmaContexts: live.contexts,
+            rdmaCmIds: live.cmIds,
+          };
+          if (registry) {
+            counters.rdmaBounceBytes = registry.bounceBytes;
+            counters.rdmaRegisteredBytes = registry.registeredBytes();
+          }
           if (fabric) counters.iserConnections = fabric.connectionCount;
+          const fabrics = [
+            ['iser', fabric],
+            ['srp', srpFabric],
+          ] as const;
+          counters.rdmaDeviceRemovals = 0;
+          counters.rdmaDeviceArrivals = 0;
+          const rdmaDevices: NonNullable<EngineStatus['rdmaDevices']> = [];
+          for (const [name, f] of fabrics) {
+            if (!f) continue;
+            counters.rdmaDeviceRemovals += f.removals;
+            counters.rdmaDeviceArrivals += f.arrivals;
+            for (const d of f.deviceStatus()) rdmaDevices.push({ fabric: name, ...d });
+          }
           let sessions = st.sessions;
           if (srp && srpFabric) {
             Object.assign(counters, srp.liveCounters());
             sessions = [...sessions, ...srp.status().map((x) => ({ ...x, transport: 'srp' }))];
           }
-          return { ...st, sessions, counters };
+          return { ...st, sessions, counters, rdmaDevices };
         },
         async addLun(r) {
           const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);

@@ -139,6 +139,8 @@ export interface Addon {
   CmEventChannel: new (onEvent: (ev: CmEvent) => void) => NativeCmChannel;
   CmId: new (channel: NativeCmChannel) => NativeCmId;
   listDevices(): DeviceInfo[];
+  /** Names of the devices present now (re-syncs librdmacm's list; see native/device.cc). */
+  syncDevices(): string[];
   allocAligned(size: number): Buffer;
   liveObjects(): LiveObjects;
   wcStatusName(status: number): string;

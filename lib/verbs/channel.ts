@@ -307,12 +307,27 @@ export abstract class RcChannel implements CompletionHandler {
         this.finish();
         return;
       case CmEventType.DeviceRemoval:
+        this.lost(new Error(`${this.describe}: RDMA device ${this.deviceName} removed`));
+        return;
       case CmEventType.Rejected:
       case CmEventType.ConnectError:
       case CmEventType.Unreachable:
         this.finish(new Error(`RDMA/CM ${ev.type} (status ${ev.status})`));
         return;
     }
+  }
+
+  /**
+   * The device under it went away: end now, as a transport failure ends a connection
+   * (nothing more can reach the peer, so there is no disconnect to wait for).
+   */
+  lost(err: Error): void {
+    if (this.state === ChannelState.Closed) return;
+    if (this.state !== ChannelState.Closing) {
+      this.state = ChannelState.Closing;
+      this.onClosing();
+    }
+    this.finish(err);
   }
 
   /** A fatal fault on this connection: it ends (the peer's doing affects only it). */

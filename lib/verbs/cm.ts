@@ -24,6 +24,11 @@ export const CmEventType = {
 
 export class RdmaCm implements Disposable {
   readonly channel: NativeCmChannel;
+  /**
+   * Sees every DEVICE_REMOVAL and ADDR_CHANGE after the id's own handler: an owner of
+   * several ids on a device (a fabric) tears the whole device down on the first.
+   */
+  onDeviceEvent: ((ev: CmEvent) => void) | undefined;
   private readonly handlers = new Map<NativeCmId, CmHandler>();
   /** Timers of pending next() calls, cancelled when their id is destroyed. */
   private readonly timers = new Map<NativeCmId, NodeJS.Timeout>();
@@ -37,6 +42,7 @@ export class RdmaCm implements Disposable {
     const h = target && this.handlers.get(target);
     if (h) h(ev);
     else if (ev.type === CmEventType.ConnectRequest) ev.id?.reject(); // nobody listens any more
+    if (ev.type === CmEventType.DeviceRemoval || ev.type === CmEventType.AddrChange) this.onDeviceEvent?.(ev);
   }
 
   createId(handler?: CmHandler): NativeCmId {

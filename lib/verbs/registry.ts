@@ -49,6 +49,18 @@ export class MemoryRegistry {
     this.byPd.delete(pd);
   }
 
+  /** MRs this registry holds on `pd` (status: nothing may be left on a removed device). */
+  mrCount(pd: NativePd): number {
+    return this.byPd.get(pd)?.size ?? 0;
+  }
+
+  /** Bytes registered, summed over every attached PD (status counter rdmaRegisteredBytes). */
+  registeredBytes(): number {
+    let n = 0;
+    for (const mrs of this.byPd.values()) for (const mr of mrs.values()) n += mr.length;
+    return n;
+  }
+
   /**
    * Bytes fabrics asked about that were not in registered memory: each such view moves
    * through a bounce slot with a copy (the status counter rdmaBounceBytes).
