@@ -120,23 +120,24 @@ export interface DeviceEvents {
 }
 
 /**
- * Follows the set of RDMA devices by listing them on a timer. Each listing also re-syncs
- * librdmacm's own list, which is what lets it close a removed device's context once
- * nothing holds it (native/device.cc). Polling rather than a netlink subscription: the
- * RDMA netlink monitor group exists only in newer kernels (not the 6.1 of the test VM),
- * uevents would need a raw netlink socket Node has no API for, and a removed device must
- * be re-listed anyway for librdmacm to let go of it. A listing is a few sysfs/netlink reads.
- * After a removal starts, hurry() polls fast for a while, so the kernel's removal
- * completes within one fast interval of our last object going.
+ * Follows the set of RDMA devices by listing them on a timer, for every subscriber (the
+ * process has one, sharedDeviceMonitor(): both fabrics see a device vanish at the same
+ * listing). Each listing also re-syncs librdmacm's own list, which is what lets it close a
+ * removed device's context once nothing holds it (native/device.cc). Polling rather than a
+ * netlink subscription: the RDMA netlink monitor group exists only in newer kernels (not
+ * the 6.1 of the test VM), uevents would need a raw netlink socket Node has no API for, and
+ * a removed device must be re-listed anyway for librdmacm to let go of it. A listing is a
+ * few sysfs/netlink reads. After a removal starts, hurry() polls fast for a while, so the
+ * kernel's removal completes within one fast interval of our last object going.
  */
 export class DeviceMonitor implements Disposable {
   private present = new Set<string>();
+  private readonly subscribers = new Set<DeviceEvents>();
   private timer: NodeJS.Timeout | undefined;
   private fastUntil = 0;
-  private stopped = false;
+  private running = false;
 
   constructor(
-    private readonly events: DeviceEvents,
     private readonly list: () => string[] = () => native().syncDevices(),
     readonly intervalMs = 500,
     readonly fastIntervalMs = 50,
@@ -148,15 +149,27 @@ export class DeviceMonitor implements Disposable {
     return this.present;
   }
 
-  start(): this {
-    this.scan();
-    this.arm();
-    return this;
+  /**
+   * Adds a subscriber: it hears added() for each device listed now, then every change. The
+   * first subscriber starts the timer; unsubscribing the last stops it.
+   */
+  subscribe(events: DeviceEvents): () => void {
+    this.subscribers.add(events);
+    if (!this.running) {
+      this.running = true;
+      this.scan();
+      this.arm();
+    } else {
+      for (const n of this.present) events.added(n);
+    }
+    return () => {
+      this.subscribers.delete(events);
+      if (this.subscribers.size === 0) this.stop();
+    };
   }
 
-  /** Lists devices now; emits removed() for the vanished, then added() for the new. */
+  /** Lists devices now; tells every subscriber removed() for the vanished, then added() for the new. */
   scan(): void {
-    if (this.stopped) return;
     let names: string[];
     try {
       names = this.list();
@@ -166,22 +179,24 @@ export class DeviceMonitor implements Disposable {
     const now = new Set(names);
     const before = this.present;
     this.present = now;
-    for (const n of before) if (!now.has(n)) this.events.removed(n);
-    for (const n of now) if (!before.has(n)) this.events.added(n);
-    this.events.scanned?.();
+    for (const s of [...this.subscribers]) {
+      for (const n of before) if (!now.has(n)) s.removed(n);
+      for (const n of now) if (!before.has(n)) s.added(n);
+      s.scanned?.();
+    }
   }
 
   /** Poll fast for a while: a removal is under way. */
   hurry(): void {
     this.fastUntil = Date.now() + this.fastForMs;
-    if (this.timer && !this.stopped) {
+    if (this.running) {
       clearTimeout(this.timer);
       this.arm();
     }
   }
 
   private arm(): void {
-    if (this.stopped) return;
+    if (!this.running) return;
     const ms = Date.now() < this.fastUntil ? this.fastIntervalMs : this.intervalMs;
     this.timer = setTimeout(() => {
       this.scan();
@@ -191,11 +206,19 @@ export class DeviceMonitor implements Disposable {
   }
 
   stop(): void {
-    this.stopped = true;
+    this.running = false;
     clearTimeout(this.timer);
   }
 
   [Symbol.dispose](): void {
     this.stop();
   }
+}
+
+let shared: DeviceMonitor | undefined;
+
+/** The process's device monitor (one listing per interval, whatever the number of fabrics). */
+export function sharedDeviceMonitor(): DeviceMonitor {
+  shared ??= new DeviceMonitor();
+  return shared;
 }

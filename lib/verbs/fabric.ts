@@ -12,7 +12,7 @@
 // to bind to (the device is gone, none exists yet, an address moved) wait and retry at each
 // scan; wildcard listeners stay: the kernel extends them to devices that appear.
 import { CmEventType, RdmaCm } from './cm.js';
-import { DeviceMonitor, DeviceTable, type DeviceResources } from './device.js';
+import { DeviceTable, sharedDeviceMonitor, type DeviceMonitor, type DeviceResources } from './device.js';
 import type { CmEvent, DeviceInfo, NativeCmId } from './binding.js';
 import type { MemoryRegistry } from './registry.js';
 import { silentLogger, type Logger } from '../common/log.js';
@@ -57,8 +57,8 @@ export interface FabricDeviceStatus {
 }
 
 export interface FabricOptions {
-  /** Device listing interval of the monitor (ms); tests pass a custom monitor instead. */
-  monitor?: (events: ConstructorParameters<typeof DeviceMonitor>[0]) => DeviceMonitor;
+  /** The device monitor to follow (default: the process's). */
+  monitor?: DeviceMonitor;
 }
 
 export abstract class CmFabric<C extends FabricConnection> implements Disposable {
@@ -69,6 +69,8 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
   private cmChannel: RdmaCm | undefined;
   private readonly portals = new Set<Portal<C>>();
   private readonly monitor: DeviceMonitor;
+  private readonly unsubscribe: () => void;
+  private subscribed = false;
   private readonly ports = new Map<string, Record<string, string>>();
   /** Devices removed / appeared since start (status counters). */
   removals = 0;
@@ -82,19 +84,19 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
     opts: FabricOptions = {},
   ) {
     this.devices = new DeviceTable((dev, type, port) => this.onAsyncEvent(dev, type, port));
-    const events = {
-      added: (name: string) => this.deviceAdded(name),
-      removed: (name: string) => {
+    this.monitor = opts.monitor ?? sharedDeviceMonitor();
+    // The CM channel needs a device to exist (librdmacm refuses otherwise): made now when
+    // one does, else when the first appears.
+    this.ensureCm();
+    this.unsubscribe = this.monitor.subscribe({
+      added: (name) => this.deviceAdded(name),
+      removed: (name) => {
         this.removeDevice(name, 'no longer listed');
         this.devices.forget(name);
       },
       scanned: () => this.retryPortals(),
-    };
-    this.monitor = opts.monitor ? opts.monitor(events) : new DeviceMonitor(events);
-    // The CM channel needs a device to exist (librdmacm refuses otherwise): made now when
-    // one does, else when the first appears.
-    this.ensureCm();
-    this.monitor.start();
+    });
+    this.subscribed = true;
   }
 
   /** The CM event channel; throws ENODEV while no RDMA device has ever been present. */
@@ -198,8 +200,11 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
   }
 
   private deviceAdded(name: string): void {
-    this.arrivals++;
-    this.log.info(`RDMA device ${name} present`);
+    // Devices present when the fabric starts are not arrivals.
+    if (this.subscribed) {
+      this.arrivals++;
+      this.log.info(`RDMA device ${name} present`);
+    }
     this.ensureCm();
   }
 
@@ -299,7 +304,7 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.monitor.stop();
+    this.unsubscribe();
     for (const c of this.connections) c.close(true);
     this.connections.clear();
     for (const p of this.portals) p.closed = true;

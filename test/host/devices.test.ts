@@ -10,14 +10,17 @@ function fakeDevice(name: string, closed: string[]): DeviceResources {
 }
 
 describe('DeviceMonitor', () => {
+  const recorder = (seen: string[], tag = '') => ({
+    added: (n: string) => seen.push(`${tag}+${n}`),
+    removed: (n: string) => seen.push(`${tag}-${n}`),
+    scanned: () => seen.push(`${tag}scan`),
+  });
+
   test('reports devices that appear and vanish between listings, removals first', () => {
     let listing = ['rxe0', 'rxe1'];
     const seen: string[] = [];
-    const m = new DeviceMonitor(
-      { added: (n) => seen.push(`+${n}`), removed: (n) => seen.push(`-${n}`), scanned: () => seen.push('scan') },
-      () => listing,
-      60_000,
-    ).start();
+    const m = new DeviceMonitor(() => listing, 60_000);
+    const off = m.subscribe(recorder(seen));
     expect(seen).toEqual(['+rxe0', '+rxe1', 'scan']);
     seen.length = 0;
     m.scan();
@@ -26,30 +29,44 @@ describe('DeviceMonitor', () => {
     m.scan();
     expect(seen).toEqual(['scan', '-rxe0', '+rxe2', 'scan']);
     expect([...m.devices]).toEqual(['rxe1', 'rxe2']);
-    m.stop();
+    off();
+  });
+
+  test('every subscriber sees the same listing; a late one hears the present devices first', () => {
+    let listing = ['rxe0'];
+    const a: string[] = [];
+    const b: string[] = [];
+    const m = new DeviceMonitor(() => listing, 60_000);
+    const offA = m.subscribe(recorder(a));
+    const offB = m.subscribe(recorder(b));
+    expect(b).toEqual(['+rxe0']);
+    listing = [];
+    m.scan();
+    expect(a.slice(-2)).toEqual(['-rxe0', 'scan']);
+    expect(b.slice(-2)).toEqual(['-rxe0', 'scan']);
+    offA();
+    offB();
   });
 
   test('a listing that throws counts as no device (every device removed), and the next one brings them back', () => {
-    let fail = true;
+    let fail = false;
     const seen: string[] = [];
-    const m = new DeviceMonitor({ added: (n) => seen.push(`+${n}`), removed: (n) => seen.push(`-${n}`) }, () => {
+    const m = new DeviceMonitor(() => {
       if (fail) throw new Error('ENODEV');
       return ['rxe0'];
-    });
-    m.scan();
-    expect(seen).toEqual([]);
-    fail = false;
-    m.scan();
+    }, 60_000);
+    const off = m.subscribe({ added: (n) => seen.push(`+${n}`), removed: (n) => seen.push(`-${n}`) });
     fail = true;
     m.scan();
-    expect(seen).toEqual(['+rxe0', '-rxe0']);
-    m.stop();
+    fail = false;
+    m.scan();
+    expect(seen).toEqual(['+rxe0', '-rxe0', '+rxe0']);
+    off();
   });
 
-  test('hurry() polls at the fast interval, then falls back', async () => {
+  test('hurry() polls at the fast interval, then falls back; the last unsubscribe stops polling', async () => {
     let calls = 0;
     const m = new DeviceMonitor(
-      { added: () => {}, removed: () => {} },
       () => {
         calls++;
         return [];
@@ -57,7 +74,8 @@ describe('DeviceMonitor', () => {
       60_000,
       5,
       60,
-    ).start();
+    );
+    const off = m.subscribe({ added: () => {}, removed: () => {} });
     calls = 0;
     await new Promise((r) => setTimeout(r, 40));
     expect(calls).toBe(0);
@@ -67,20 +85,8 @@ describe('DeviceMonitor', () => {
     expect(fast).toBeGreaterThanOrEqual(4);
     await new Promise((r) => setTimeout(r, 60));
     expect(calls - fast).toBeLessThanOrEqual(1);
-    m.stop();
-  });
-
-  test('stop() ends polling', async () => {
-    let calls = 0;
-    const m = new DeviceMonitor(
-      { added: () => {}, removed: () => {} },
-      () => {
-        calls++;
-        return [];
-      },
-      5,
-    ).start();
-    m.stop();
+    m.hurry();
+    off();
     const at = calls;
     await new Promise((r) => setTimeout(r, 30));
     expect(calls).toBe(at);
