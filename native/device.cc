@@ -87,12 +87,21 @@ void SyncLocked(F fn) {
   }
   fn(list, n);
   if (list) rdma_free_devices(list);
+  // An empty librdmacm list may also be a failed listing: orphan only when libibverbs,
+  // asked on its own, lists no device either.
+  bool none = false;
+  if (n == 0) {
+    int m = -1;
+    ibv_device** all = ibv_get_device_list(&m);
+    none = all && m == 0;
+    if (all) ibv_free_device_list(all);
+  }
   for (auto it = g_known.begin(); it != g_known.end();) {
     if (present.count(it->first)) {
       ++it;
     } else if (n > 0) {
       it = g_known.erase(it);  // marked dead by this sync: librdmacm closes it when unreferenced
-    } else if (it->second.opens == 0) {
+    } else if (none && it->second.opens == 0) {
       Orphan(it->second);
       it = g_known.erase(it);
     } else {
