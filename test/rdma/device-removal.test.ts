@@ -18,7 +18,7 @@ import { execSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { KernelRig, bg, disks, fioVerify, inVm, sleep, stopIscsid, type Bg, type Status } from './kernel-helpers.js';
+import { KernelRig, bg, disks, fioVerify, inVm, rxe2On, sleep, stopIscsid, trySh, type Bg, type Status } from './kernel-helpers.js';
 
 const BASE = 'iqn.2025-01.org.rdma-target:devices';
 const IQN = { victim: `${BASE}-victim`, survivor: `${BASE}-survivor`, tcp: `${BASE}-tcp` };
@@ -39,22 +39,6 @@ const cold = new KernelRig({ name: 'rt-devices-cold-', diagnose: 'dmesg | tail -
 const { work, socket, sh, status, diskOf, waitForDisk } = rig;
 const t0 = Date.now();
 const say = (m: string) => console.log(`[devices ${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
-
-const trySh = (cmd: string) => {
-  try {
-    execSync(cmd, { stdio: 'ignore', timeout: 60_000 });
-  } catch {
-    /* best effort */
-  }
-};
-
-const SETUP = [
-  'ip link add veth2 type veth peer name veth3',
-  `ip addr add ${VICTIM_ADDR}/24 dev veth2`,
-  'ip link set veth2 up',
-  'ip link set veth3 up',
-  'rdma link add rxe2 type rxe netdev veth2',
-];
 
 function tpg(luns: object[], portals: object[]): object {
   return { tag: 1, portals, luns, attributes: { generateNodeAcls: true } };
@@ -173,7 +157,7 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
   beforeAll(async () => {
     if (!inVm) throw new Error('the device removal tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
     sh('modprobe ib_iser && modprobe ib_srp && modprobe sd_mod');
-    for (const c of SETUP) sh(c);
+    for (const c of rxe2On(VICTIM_ADDR)) sh(c);
     rig.startIscsid(INITIATOR);
     await rig.start(config(work, socket), { iser: 2, srp: 1, tcp: 1, control: true });
     for (const k of ['victim', 'survivor'] as const) {
@@ -202,7 +186,7 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
     })();
     if (!/rxe0/.test(links)) trySh('rdma link add rxe0 type rxe netdev veth0');
     if (!/rxe1/.test(links)) trySh('rdma link add rxe1 type rxe netdev veth1');
-    if (/rxe2/.test(links)) trySh('rdma link delete rxe2');
+    if (/rxe2/.test(links)) trySh('rdma link delete rxe2', 60_000);
     trySh('ip link del veth2');
   });
 

@@ -24,11 +24,10 @@
 // nopInResponseTimeout, LIO's nopin_timeout/nopin_response_timeout, 15 s + 30 s by default).
 // Test 1 runs its target at 3 s + 5 s; test 2 keeps the defaults, so there the initiator's
 // re-login (session reinstatement, §6.3.5) is what ends the dead connection.
-import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { KernelRig, bg, fioVerify, inVm, sleep, stopIscsid, type Bg, type Status } from './kernel-helpers.js';
+import { KernelRig, bg, fioVerify, inVm, rxe2On, sleep, stopIscsid, trySh, type Bg, type Status } from './kernel-helpers.js';
 
 const BASE = 'iqn.2025-01.org.rdma-target:faults';
 const IQN = { victim: `${BASE}-victim`, survivor: `${BASE}-survivor`, flap: `${BASE}-flap` };
@@ -43,20 +42,8 @@ const t0 = Date.now();
 const stamp = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 const say = (m: string) => console.log(`[iser-faults ${stamp()}] ${m}`);
 
-const trySh = (cmd: string) => {
-  try {
-    execSync(cmd, { stdio: 'ignore', timeout: 30_000 });
-  } catch {
-    /* best effort */
-  }
-};
-
 const ROUTING = [
-  'ip link add veth2 type veth peer name veth3',
-  `ip addr add ${LOCAL}/24 dev veth2`,
-  'ip link set veth2 up',
-  'ip link set veth3 up',
-  'rdma link add rxe2 type rxe netdev veth2',
+  ...rxe2On(LOCAL),
   'sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.veth0.rp_filter=0 net.ipv4.conf.veth1.rp_filter=0',
   'sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.veth0.accept_local=1 net.ipv4.conf.veth1.accept_local=1',
   `ip route add ${WIRE}/32 dev veth1 src 10.77.0.2 table 100`,

@@ -57,6 +57,24 @@ export function bg(cmd: string): Bg {
   return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, out }))) };
 }
 
+/** Runs a command, ignoring its failure (clean-up that may find nothing to undo). */
+export function trySh(cmd: string, timeout = 30_000): void {
+  try {
+    execSync(cmd, { stdio: 'ignore', timeout });
+  } catch {
+    /* best effort */
+  }
+}
+
+/** A third soft-RoCE port of its own: rxe2 on veth2 (peer veth3) with `address`/24, away from rxe0/rxe1. */
+export const rxe2On = (address: string): string[] => [
+  'ip link add veth2 type veth peer name veth3',
+  `ip addr add ${address}/24 dev veth2`,
+  'ip link set veth2 up',
+  'ip link set veth3 up',
+  'rdma link add rxe2 type rxe netdev veth2',
+];
+
 /**
  * fio writing the area, then reading it back and checking every block (verify_fatal: the
  * first mismatch ends the run with an error). `timeoutS` puts the run under timeout(1).
