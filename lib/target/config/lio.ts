@@ -65,6 +65,9 @@ const TPG_ATTRIBUTES: Readonly<Record<string, { to: string; bool?: boolean } | {
   login_keys_workaround: { lioDefault: 1, why: 'login keys follow RFC 7143' },
 };
 
+/** LIO's srpt TPG attributes (ib_srpt's defaults): this target sizes its channels itself (srp.attributes). */
+const SRPT_ATTRIBUTE_DEFAULTS: Readonly<Record<string, number>> = { srp_max_rdma_size: 65536, srp_max_rsp_size: 256, srp_sq_size: 4096 };
+
 /** LIO's per-ACL attributes that this project keeps per TPG. */
 const ACL_TO_TPG: Readonly<Record<string, string>> = { nopin_timeout: 'nopInTimeout', nopin_response_timeout: 'nopInResponseTimeout' };
 
@@ -262,6 +265,10 @@ export function importLio(saved: unknown): LioImport {
         return [{ initiator, mappedLuns: mappedOf(aw, arr(a.mapped_luns), 'srpLun', luns) }];
       });
       const attrs = isObj(g.attributes) ? g.attributes : {};
+      for (const [k, v] of Object.entries(attrs)) {
+        const dflt = SRPT_ATTRIBUTE_DEFAULTS[k];
+        if (dflt !== undefined && Number(v) !== dflt) note(`${gw}.attributes.${k}`, `${String(v)} is not imported (channel sizes are srp.attributes here: credits, maxItIuLength)`);
+      }
       const next = { enable: g.enable === undefined ? true : flag(g.enable), luns, acls, attributes: { generateNodeAcls: flag(attrs.generate_node_acls) } };
       if (srp) {
         // One SRP target port here: a second srpt target (another HCA port) must export the same.
