@@ -432,17 +432,20 @@ async function reloadConfig(file: string, listen: { address: string; port: numbe
 
 /**
  * Writes the running configuration to `file` or the configuration file (none: the embedded
- * default has no file, and nothing is written). --listen is this run's, so the configuration
- * file keeps its own portals.
+ * default has no file, and nothing is written). --listen is this run's, so what is written
+ * keeps the portals of the configuration it overrode (the file's, or the embedded default's).
  */
 async function saveRunning(config: Config, file: string | undefined, configFile: string | undefined, listen: unknown) {
   const target = file ?? configFile;
   if (target === undefined) return undefined;
   let doc = configDocument(config);
-  if (listen && configFile !== undefined && resolvePath(target) === resolvePath(configFile)) {
-    const f = loadFile(configFile);
-    const j = f.text === undefined ? {} : parseJsonText(f.text);
-    if (j.doc !== undefined) doc = filePortals(doc, j.doc);
+  if (listen) {
+    let source: unknown = defaultConfigJson();
+    if (configFile !== undefined) {
+      const f = loadFile(configFile);
+      source = f.text === undefined ? undefined : parseJsonText(f.text).doc;
+    }
+    if (source !== undefined) doc = filePortals(doc, source);
   }
   return saveConfigFile(target, doc);
 }
