@@ -78,7 +78,8 @@ export class FileBackstore implements Backstore {
     const bytes = this.regular ? (await this.fh.stat()).size : deviceBytes;
     if (bytes === undefined) throw new Error("a block device's size must be given");
     const blocks = Math.floor(bytes / this.blockSize);
-    if (blocks < this.blockCount) throw new Error(`now ${blocks * this.blockSize} bytes, smaller than the LUN's ${this.blockCount * this.blockSize}: shrinking is refused`);
+    if (blocks < this.blockCount)
+      throw new Error(`now ${blocks * this.blockSize} bytes, smaller than the LUN's ${this.blockCount * this.blockSize}: shrinking is refused`);
     this.blockCount = blocks;
   }
 

@@ -509,7 +509,9 @@ async function importLioCommand(file: string, out: string | undefined, io: Io): 
     io.err(`rdma-target: ${out}: ${(e as Error).message}`);
     return EXIT_FAILURE;
   }
-  io.err(`${file}: imported to ${out}${r.unmapped.length ? ` (${r.unmapped.length} item${r.unmapped.length === 1 ? '' : 's'} not imported, listed above)` : ''}`);
+  io.err(
+    `${file}: imported to ${out}${r.unmapped.length ? ` (${r.unmapped.length} item${r.unmapped.length === 1 ? '' : 's'} not imported, listed above)` : ''}`,
+  );
   return EXIT_OK;
 }
 

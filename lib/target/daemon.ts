@@ -3,7 +3,17 @@
 // StartError naming the config field it came from, because the operator's fix is always
 // an edit to that field (or freeing a port), never reading a stack trace.
 
-import { SRP_LUN_OWNER, configDocument, fmtAddr, parseSize, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
+import {
+  SRP_LUN_OWNER,
+  configDocument,
+  fmtAddr,
+  parseSize,
+  resolveBackstore,
+  validateConfig,
+  type BackstoreConfig,
+  type Config,
+  type PortalConfig,
+} from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
 import { isDeepStrictEqual } from 'node:util';
@@ -405,12 +415,16 @@ export class Daemon {
    * device holds now). Every I_T nexus of its LU gets CAPACITY DATA HAS CHANGED; a size
    * below the current one is refused, since it would cut off written data.
    */
-  private async resizeLun(req: { [k: string]: unknown }): Promise<{ target: string; tpg?: number; lun: number; backstore: string; previousBytes: number; sizeBytes: number }> {
+  private async resizeLun(req: {
+    [k: string]: unknown;
+  }): Promise<{ target: string; tpg?: number; lun: number; backstore: string; previousBytes: number; sizeBytes: number }> {
     if (this.state !== 'running') throw new Error('the daemon is stopping');
     if (!this.served?.resizeLun) throw new Error('this engine cannot resize LUNs');
     const srp = req.target === SRP_LUN_OWNER;
     if (!srp && !this.config.targets.some((t) => t.iqn === req.target))
-      throw new Error(`target: no target ${JSON.stringify(req.target)} (have: ${[...this.config.targets.map((t) => t.iqn), ...(this.config.srp ? [SRP_LUN_OWNER] : [])].join(', ')})`);
+      throw new Error(
+        `target: no target ${JSON.stringify(req.target)} (have: ${[...this.config.targets.map((t) => t.iqn), ...(this.config.srp ? [SRP_LUN_OWNER] : [])].join(', ')})`,
+      );
     const tag = srp ? 0 : (req.tpg ?? 1);
     const r = this.resolved.find((x) => x.iqn === req.target && x.tpgTag === tag && x.lun.lun === req.lun);
     if (!r) throw new Error(`lun: ${srp ? 'srp' : `${String(req.target)} tpg ${String(tag)}`} serves no LUN ${JSON.stringify(req.lun)}`);
@@ -419,7 +433,8 @@ export class Daemon {
     let bytes: number | undefined;
     if (req.size !== undefined) {
       bytes = parseSize(req.size);
-      if (bytes === undefined) throw new Error(`size: must be a positive size in bytes or with a suffix such as "512M", "1GiB", got ${JSON.stringify(req.size)}`);
+      if (bytes === undefined)
+        throw new Error(`size: must be a positive size in bytes or with a suffix such as "512M", "1GiB", got ${JSON.stringify(req.size)}`);
       if (r.store.type === 'block') throw new Error('size: a block backstore takes its size from the device; grow the device, then resize without a size');
       if (bytes % bs !== 0) throw new Error(`size: must be a multiple of blockSize ${bs}, got ${bytes}`);
       if (bytes < previousBytes) throw new Error(`size: must be at least the current ${previousBytes} bytes (shrinking would cut off data), got ${bytes}`);
@@ -444,7 +459,8 @@ export class Daemon {
       if (b) out.add(b);
       for (const x of this.resolved) if (x.backstore === r.backstore) out.add(x.store);
     } else {
-      const luns = r.iqn === SRP_LUN_OWNER ? this.config.srp?.luns : this.config.targets.find((t) => t.iqn === r.iqn)?.tpgs.find((g) => g.tag === r.tpgTag)?.luns;
+      const luns =
+        r.iqn === SRP_LUN_OWNER ? this.config.srp?.luns : this.config.targets.find((t) => t.iqn === r.iqn)?.tpgs.find((g) => g.tag === r.tpgTag)?.luns;
       const l = luns?.find((x) => x.lun === r.lun.lun);
       if (l && typeof l.backstore !== 'string') out.add(l.backstore);
     }
@@ -520,12 +536,11 @@ export class Daemon {
   private async apply(next: Config): Promise<{ added: unknown[] }> {
     const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
     const restart: string[] = [];
-    const strip = (c: Config) =>
-      ({
-        ...c,
-        backstores: undefined,
-        targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
-      });
+    const strip = (c: Config) => ({
+      ...c,
+      backstores: undefined,
+      targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
+    });
     if (!isDeepStrictEqual(strip(next), strip(this.config))) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
     for (const b of this.config.backstores) {
       const nb = next.backstores.find((x) => x.name === b.name);

@@ -40,6 +40,7 @@ function saveconfig(name: string): unknown {
 }
 
 /** Runs the CLI's import-lio; returns the converted configuration and what it reported. */
+// biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
 function importLio(name: string): { config: Record<string, any>; stderr: string } {
   const out = join(work, `${name}.rdma-target.json`);
   let stderr = '';
@@ -50,6 +51,7 @@ function importLio(name: string): { config: Record<string, any>; stderr: string 
   }
   const check = sh(`node dist/cli/main.js check-config ${out}`);
   expect(check).toContain('OK');
+  // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
   return { config: JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>, stderr };
 }
 

@@ -64,7 +64,8 @@ export function filePortals<T extends object>(doc: T, file: unknown): T {
   const targets = (x: unknown) => (x && typeof x === 'object' && Array.isArray((x as Obj).targets) ? ((x as Obj).targets as unknown[]) : []);
   for (const t of targets(file)) {
     const to = t as Obj;
-    for (const g of Array.isArray(to?.tpgs) ? (to.tpgs as Obj[]) : []) if (g && typeof g === 'object') fileTpgs.set(`${String(to.iqn)}\u0000${String(g.tag ?? 1)}`, g.portals);
+    for (const g of Array.isArray(to?.tpgs) ? (to.tpgs as Obj[]) : [])
+      if (g && typeof g === 'object') fileTpgs.set(`${String(to.iqn)}\u0000${String(g.tag ?? 1)}`, g.portals);
   }
   const copy = structuredClone(doc) as Obj;
   for (const t of targets(copy)) {

@@ -149,7 +149,8 @@ export function importLio(saved: unknown): LioImport {
     // designator derives from it as here (6001405 + its hex digits).
     if (typeof so.wwn === 'string' && /^[\x21-\x7e]{1,36}$/.test(so.wwn)) b.serial = so.wwn;
     if (flag(so.nullio)) note(`${where}.nullio`, 'a null-I/O ramdisk (reads zeroes, discards writes) is imported as a real RAM disk of the same size');
-    if (so.write_back === false && type === 'file') note(`${where}.write_back`, 'write-through is not imported: file LUNs report a write-back cache and honour SYNCHRONIZE CACHE and FUA');
+    if (so.write_back === false && type === 'file')
+      note(`${where}.write_back`, 'write-through is not imported: file LUNs report a write-back cache and honour SYNCHRONIZE CACHE and FUA');
     if (arr(so.alua_tpgs).some((g) => g.name !== 'default_tg_pt_gp')) note(`${where}.alua_tpgs`, 'ALUA groups other than the default are not imported');
     backstores.push(b);
     byPath.set(`/backstores/${plugin}/${so.name}`, name);
@@ -232,7 +233,11 @@ export function importLio(saved: unknown): LioImport {
             const v = isObj(a.attributes) ? a.attributes[k] : undefined;
             if (v === undefined) continue;
             if (tpgNop[to] === undefined) tpgNop[to] = Number(v);
-            else if (tpgNop[to] !== Number(v)) note(`${aw}.attributes.${k}`, `${String(v)} differs from another ACL's ${String(tpgNop[to])}; here it is one value per TPG (the first ACL's is used)`);
+            else if (tpgNop[to] !== Number(v))
+              note(
+                `${aw}.attributes.${k}`,
+                `${String(v)} differs from another ACL's ${String(tpgNop[to])}; here it is one value per TPG (the first ACL's is used)`,
+              );
           }
           return acl;
         });
@@ -267,7 +272,8 @@ export function importLio(saved: unknown): LioImport {
       const attrs = isObj(g.attributes) ? g.attributes : {};
       for (const [k, v] of Object.entries(attrs)) {
         const dflt = SRPT_ATTRIBUTE_DEFAULTS[k];
-        if (dflt !== undefined && Number(v) !== dflt) note(`${gw}.attributes.${k}`, `${String(v)} is not imported (channel sizes are srp.attributes here: credits, maxItIuLength)`);
+        if (dflt !== undefined && Number(v) !== dflt)
+          note(`${gw}.attributes.${k}`, `${String(v)} is not imported (channel sizes are srp.attributes here: credits, maxItIuLength)`);
       }
       const next = { enable: g.enable === undefined ? true : flag(g.enable), luns, acls, attributes: { generateNodeAcls: flag(attrs.generate_node_acls) } };
       if (srp) {

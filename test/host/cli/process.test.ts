@@ -196,7 +196,7 @@ describe('rdma-target reload', () => {
 });
 
 describe('rdma-target save, restore and the file after run-time changes', () => {
-  it('add-lun and lun resize write the file back (with a backup, the file\'s own portals kept); save FILE; restore FILE; a bad file changes nothing', async () => {
+  it("add-lun and lun resize write the file back (with a backup, the file's own portals kept); save FILE; restore FILE; a bad file changes nothing", async () => {
     const iqn = 'iqn.2025-01.com.example:persist';
     const d0 = mkdtempSync(join(dir, 'persist-'));
     const sock = join(d0, 'ctl.sock');
@@ -206,7 +206,9 @@ describe('rdma-target save, restore and the file after run-time changes', () => 
       control: { socket: sock },
       stateDir: join(d0, 'state'),
       backstores: [{ name: 'r0', type: 'ram', size: '1M' }],
-      targets: [{ iqn, tpgs: [{ portals: [{ address: '127.0.0.1', port: 3260 }], luns: [{ lun: 0, backstore: 'r0' }], attributes: { generateNodeAcls: true } }] }],
+      targets: [
+        { iqn, tpgs: [{ portals: [{ address: '127.0.0.1', port: 3260 }], luns: [{ lun: 0, backstore: 'r0' }], attributes: { generateNodeAcls: true } }] },
+      ],
     };
     writeFileSync(p, JSON.stringify(doc));
     const original = readFileSync(p, 'utf8');
@@ -234,7 +236,9 @@ describe('rdma-target save, restore and the file after run-time changes', () => 
       expect(saved.backstores[0].size).toBe(3 * 1024 * 1024);
       const shrink = runSync(['lun', 'resize', iqn, '0', '1M', '--socket', sock]);
       expect(shrink.code).toBe(1);
-      expect(shrink.err).toBe(`rdma-target: lun-resize: size: must be at least the current ${3 * 1024 * 1024} bytes (shrinking would cut off data), got ${1024 * 1024}\n`);
+      expect(shrink.err).toBe(
+        `rdma-target: lun-resize: size: must be at least the current ${3 * 1024 * 1024} bytes (shrinking would cut off data), got ${1024 * 1024}\n`,
+      );
       expect(runSync(['lun', 'resize', iqn, 'x', '--socket', sock]).err).toContain('lun resize: LUN must be a LUN number, got "x"');
 
       // save FILE: the running configuration, validated back to itself.

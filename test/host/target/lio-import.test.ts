@@ -30,6 +30,7 @@ describe('import-lio', () => {
 
   it('maps storage, portals (iSER beside TCP), LUNs, ACLs with CHAP and mapped LUNs, attributes, parameters, discovery auth and srpt', () => {
     const r = importLio(load('lio-handmade.json'));
+    // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
     const d = r.document as any;
     expect(d.backstores).toEqual([
       { name: 'disk0', type: 'file', size: 1073741824, path: '/srv/disk0.img', blockSize: 4096, thin: true, serial: '9d4a1c2e-3b5f-4a6d-8e7f-0a1b2c3d4e5f' },
@@ -59,7 +60,11 @@ describe('import-lio', () => {
           { lun: 1, tpgLun: 1, readOnly: false },
         ],
       },
-      { initiator: 'iqn.2004-10.com.example:init2', chap: { userid: 'user2', password: 'secret-user-02' }, mappedLuns: [{ lun: 5, tpgLun: 3, readOnly: true }] },
+      {
+        initiator: 'iqn.2004-10.com.example:init2',
+        chap: { userid: 'user2', password: 'secret-user-02' },
+        mappedLuns: [{ lun: 5, tpgLun: 3, readOnly: true }],
+      },
     ]);
     expect(g1.attributes).toEqual({
       authentication: true,
@@ -120,12 +125,15 @@ describe('import-lio', () => {
     expect(err.at(-1)).toContain(`imported to ${dest} (9 items not imported, listed above)`);
 
     // A CHAP secret LIO accepted but this target does not: the validator's error, naming the field.
+    // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
     const bad = structuredClone(load('lio-handmade.json')) as any;
     bad.targets[0].tpgs[0].node_acls[1].chap_password = 'short';
     const badFile = join(dirname(dest), 'bad.json');
     (await import('node:fs')).writeFileSync(badFile, JSON.stringify(bad));
     err.length = 0;
     expect(await run(['import-lio', badFile], { io })).toBe(1);
-    expect(err.join('\n')).toContain('error in the converted configuration: targets[0].tpgs[0].acls[1].chap.password: must be a CHAP secret of 12–16 characters');
+    expect(err.join('\n')).toContain(
+      'error in the converted configuration: targets[0].tpgs[0].acls[1].chap.password: must be a CHAP secret of 12–16 characters',
+    );
   });
 });
