@@ -16,6 +16,9 @@ const rig = new KernelRig({ name: 'rt-resize-', diagnose: 'dmesg | tail -n 30' }
 const { work, sh } = rig;
 const socket = join(work, 'control.sock');
 const fileLun = join(work, 'lun1.img');
+const blockImg = join(work, 'lun2.img');
+/** The loop device LUN 2 is on (a block backstore whose device grows, as after lvextend). */
+let loopDev = '';
 const MiB = 1 << 20;
 
 function config(): object {
@@ -31,6 +34,7 @@ function config(): object {
             luns: [
               { lun: 0, backstore: { type: 'ram', size: '64M' } },
               { lun: 1, backstore: { type: 'file', path: fileLun, size: '64M' } },
+              { lun: 2, backstore: { type: 'block', path: loopDev } },
             ],
             acls: [{ initiator: INITIATOR }],
           },
@@ -58,15 +62,18 @@ describe('online LUN resize with the kernel initiator', () => {
     if (!inVm) throw new Error('the kernel-initiator tests need the VM (RDMA_TARGET_VM=1): run npm run test:rdma');
     sh('modprobe iscsi_tcp && modprobe sd_mod');
     rig.startIscsid(INITIATOR);
+    sh(`modprobe loop; truncate -s 64M ${blockImg}`);
+    loopDev = sh(`losetup -f --show ${blockImg}`).trim();
     await rig.start(config(), { tcp: 1, control: true });
     sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`);
     node('--login');
     await rig.waitForDisk(IQN, 0);
     await rig.waitForDisk(IQN, 1);
+    await rig.waitForDisk(IQN, 2);
   }, 120_000);
 
   afterAll(() => {
-    for (const m of ['/mnt/resize0', '/mnt/resize1']) {
+    for (const m of ['/mnt/resize0', '/mnt/resize1', '/mnt/resize2']) {
       try {
         execSync(`umount ${m}`, { stdio: 'ignore' });
       } catch {
@@ -80,13 +87,15 @@ describe('online LUN resize with the kernel initiator', () => {
     }
     rig.target?.kill('SIGKILL');
     stopIscsid();
+    if (loopDev) execSync(`losetup -d ${loopDev}`);
   });
 
-  for (const [lun, grown] of [
-    [0, 160],
-    [1, 128],
+  for (const [lun, kind, grown] of [
+    [0, 'RAM', 160],
+    [1, 'file', 128],
+    [2, 'block', 96],
   ] as const) {
-    test(`LUN ${lun} (${lun === 0 ? 'RAM' : 'file'}): mkfs, files, grow to ${grown} MiB while mounted, rescan, resize2fs, checksums intact`, async () => {
+    test(`LUN ${lun} (${kind}): mkfs, files, grow to ${grown} MiB while mounted, rescan, resize2fs, checksums intact`, async () => {
       const disk = rig.diskOf(IQN, lun);
       const mnt = `/mnt/resize${lun}`;
       expect(blockdevBytes(disk)).toBe(64 * MiB);
@@ -96,7 +105,9 @@ describe('online LUN resize with the kernel initiator', () => {
       sh(`for i in $(seq 1 12); do head -c $((i * 53 * 1024)) /dev/urandom > ${mnt}/f$i; done; sync`);
       const before = sh(`cd ${mnt} && sha256sum f* | sort`);
 
-      const out = JSON.parse(cli(`lun resize ${IQN} ${lun} ${grown}M`));
+      // RAM and file LUNs grow to a size; a block LUN takes its device's new size.
+      if (kind === 'block') sh(`truncate -s ${grown}M ${blockImg} && losetup -c ${loopDev}`);
+      const out = JSON.parse(cli(kind === 'block' ? `lun resize ${IQN} ${lun}` : `lun resize ${IQN} ${lun} ${grown}M`));
       expect(out).toMatchObject({ lun, previousBytes: 64 * MiB, sizeBytes: grown * MiB });
       // The unit attention tells the kernel on its next command; a rescan makes it re-read the capacity.
       sh('iscsiadm -m session --rescan');
@@ -115,9 +126,10 @@ describe('online LUN resize with the kernel initiator', () => {
       sh(`mount ${disk} ${mnt}`);
       expect(sh(`cd ${mnt} && sha256sum f* | sort`)).toBe(before);
 
-      // Saved: the configuration file now says the new size.
+      // Saved: the configuration file now says the new size (a block device's is the device's own).
       const saved = JSON.parse(readFileSync(join(work, 'config.json'), 'utf8'));
-      expect(saved.targets[0].tpgs[0].luns[lun].backstore.size).toBe(grown * MiB);
+      if (kind !== 'block') expect(saved.targets[0].tpgs[0].luns[lun].backstore.size).toBe(grown * MiB);
+      else expect(saved.targets[0].tpgs[0].luns[lun].backstore).toMatchObject({ type: 'block', path: loopDev });
     }, 900_000);
   }
 
