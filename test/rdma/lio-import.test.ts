@@ -57,8 +57,14 @@ function importLio(name: string): { config: Record<string, any>; stderr: string 
 
 describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by targetcli', () => {
   let loop = '';
+  let dbusPid = '';
   beforeAll(() => {
     if (!inVm) throw new Error('LIO needs the VM (RDMA_TARGET_VM=1): run npm run test:rdma');
+    // targetcli asks the system D-Bus for tcmu-runner's backstores and fails outright when
+    // there is no bus (the VM runs no init): a private bus stands in for it.
+    const [address, pid] = sh('dbus-daemon --session --fork --nopidfile --print-address=1 --print-pid=1').trim().split('\n');
+    process.env.DBUS_SYSTEM_BUS_ADDRESS = address;
+    dbusPid = pid ?? '';
     sh('modprobe -a target_core_mod iscsi_target_mod target_core_file target_core_iblock ib_isert ib_srpt loop');
     sh(`truncate -s 16M ${join(work, 'blk.img')}`);
     loop = sh(`losetup -f --show ${join(work, 'blk.img')}`).trim();
@@ -73,6 +79,7 @@ describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by target
       /* nothing configured */
     }
     if (loop) execSync(`losetup -d ${loop}`);
+    if (dbusPid) execSync(`kill ${dbusPid}`);
   });
 
   test('an iSER portal in demo mode on a ramdisk', () => {
