@@ -27,7 +27,7 @@ import type { Logger } from '../common/log.js';
 import { AhsType, Opcode, ScsiResponseCode } from './opcodes.js';
 import { encodeBhs, encodeDataIn, encodeScsiResponse, parseAhs, type DataOutPdu, type R2TPdu, type ScsiCommandPdu } from './pdu.js';
 import type { OperationalParams } from './params.js';
-import type { IscsiTransport, TaskRef } from './transport.js';
+import { type IscsiTransport, type TaskRef, TransportClosedError } from './transport.js';
 
 /** Bytes of read data held back so the status can ride on the last Data-In (small; copied only when the command does not end at once). */
 const COLLAPSE_WHOLE = 16384;
@@ -485,7 +485,8 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
         this.respond(status, transferred, sense, ScsiResponseCode.CommandCompleted);
         return;
       }
-      if (this.aborted) return this.finish();
+      // Aborted, or the connection is ending under the command: nothing can be answered.
+      if (this.aborted || failure instanceof TransportClosedError) return this.finish();
       if (this.dataError) {
         this.respond(ScsiStatus.CheckCondition, 0, this.dataError, ScsiResponseCode.CommandCompleted);
         return;

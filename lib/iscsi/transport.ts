@@ -98,6 +98,14 @@ export interface IscsiTransport {
   close(abort?: boolean): void;
 }
 
+/**
+ * What a transport's data movement fails with once its connection is ending: the task just
+ * ends (no response can reach the initiator; the connection's cleanup follows), not news.
+ */
+export class TransportClosedError extends Error {
+  readonly code = 'TRANSPORT_CLOSED';
+}
+
 /** How the transport hands received PDUs to the engine (implemented by IscsiConnection). */
 export interface TransportSink {
   /**

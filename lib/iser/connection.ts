@@ -35,7 +35,7 @@ import {
 import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
 import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js';
-import type { IscsiTransport, TaskRef, TransportSink } from '../iscsi/transport.js';
+import { type IscsiTransport, type TaskRef, TransportClosedError, type TransportSink } from '../iscsi/transport.js';
 import type { IoDone } from '../scsi/types.js';
 import {
   ISER_HEADER_LENGTH,
@@ -253,7 +253,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
   deliverDataIn(task: TaskRef, from: Uint8Array, offset: number, done: IoDone): void {
     const c = task.transportContext as IserCommand | undefined;
     if (!c?.rsv) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: read data but the command carried no read STag (RSV=0, RFC 7145 §9.2)`));
-    if (this.state !== State.Established) return done(new IserDataError('connection closing'));
+    if (this.state !== State.Established) return done(new TransportClosedError('connection closing'));
     const w = native().constants.WR_RDMA_WRITE;
     const mr = this.registry.lookup(this.dev.pd, from);
     if (mr) {
@@ -284,7 +284,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       const slot = await this.allocData();
       if (slot < 0 || this.state !== State.Established) {
         if (slot >= 0) this.freeData(slot);
-        throw new IserDataError('connection closing');
+        throw new TransportClosedError('connection closing');
       }
       this.data.view(slot).set(from.subarray(pos, pos + n));
       this.postData(w, slot, n, c.readStag, c.readVaHi, c.readVaLo + offset + pos, undefined, undefined);
@@ -297,7 +297,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: solicited write data but the command carried no write STag (WSV=0, RFC 7145 §9.2)`));
     const base = task.unsolicitedLength;
     if (offset < base) return done(new IserDataError(`ITT 0x${task.itt.toString(16)}: Data-Out at ${offset} inside the ${base} unsolicited bytes`));
-    if (this.state !== State.Established) return done(new IserDataError('connection closing'));
+    if (this.state !== State.Established) return done(new TransportClosedError('connection closing'));
     const r = native().constants.WR_RDMA_READ;
     const remoteLo = c.writeVaLo + (offset - base);
     const mr = this.registry.lookup(this.dev.pd, into);
@@ -318,7 +318,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         const slot = await this.allocData();
         if (slot < 0 || this.state !== State.Established) {
           if (slot >= 0) this.freeData(slot);
-          return settle(op, new IserDataError('connection closing'));
+          return settle(op, new TransportClosedError('connection closing'));
         }
         const pos = i * size;
         const n = Math.min(size, into.length - pos);
@@ -566,7 +566,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
   }
 
   protected override releasePending(): Array<() => void> {
-    const e = new IserDataError('connection closed');
+    const e = new TransportClosedError('connection closed');
     for (const op of this.ops.values()) settle(op, e);
     this.ops.clear();
     for (let i = 0; i < this.dataOp.length; i++) {

@@ -129,6 +129,10 @@ export abstract class RcChannel implements CompletionHandler {
     const cqe = Math.min(this.sqDepth + sizes.ring + 16, limits.maxCqe || 65536);
     this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + sizes.ring + 16);
     this.disp.onBatchEnd = () => this.afterBatch();
+    // An unsignalled WR completes only when it fails: that failure ends the connection.
+    this.disp.onUnowned = (wc) => {
+      if (!wc.ok) this.fail(`unsignalled work request completion ${wc.statusName}`, wc.status);
+    };
     const pools: BufferPool[] = [];
     try {
       this.rx = new BufferPool(dev.pd, sizes.rxSlotSize, sizes.ring, c.ACCESS_LOCAL_WRITE);
@@ -319,8 +323,9 @@ export abstract class RcChannel implements CompletionHandler {
   protected fail(why: string, wcStatus?: number): void {
     if (this.state === ChannelState.Closed) return;
     // Flushes after we close are the expected end of every outstanding WR, not news.
-    const flushed = wcStatus === native().constants.WC_WR_FLUSH_ERR;
-    if (!flushed && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
+    // A flush while still established means the QP entered the error state unasked: report it.
+    const expectedFlush = wcStatus === native().constants.WC_WR_FLUSH_ERR && this.state !== ChannelState.Established;
+    if (!expectedFlush && !this.closeError) this.closeError = new Error(`${this.describe}: ${why}`);
     if (this.state === ChannelState.Closing) return;
     this.state = ChannelState.Closing;
     this.onClosing();

@@ -61,6 +61,12 @@ export class CompletionDispatcher implements Disposable {
    * the work the batch's handlers queued (receives to repost, the next sends) in one call.
    */
   onBatchEnd: (() => void) | undefined = undefined;
+  /**
+   * A completion no handler owns: an unsignalled WR that failed (the verbs still report
+   * those, e.g. RETRY_EXC_ERR on an RDMA WRITE to a vanished peer), or a stray wr_id.
+   * Its status is the first news of a dead QP, so the owner must hear it.
+   */
+  onUnowned: ((wc: WorkCompletion) => void) | undefined = undefined;
 
   /** `maxOutstanding` bounds the WRs in flight (table size); `cqe` the CQ depth. */
   constructor(
@@ -126,8 +132,8 @@ export class CompletionDispatcher implements Disposable {
       const id = wc.wrId;
       const cookie = this.cookies[id];
       const h = id < this.maxOutstanding ? this.release(id) : undefined;
-      // An unknown wr_id is a bug in the poster, not the peer's doing; never crash on it.
       if (h) h.onCompletion(wc, cookie);
+      else this.onUnowned?.(wc);
     }
     this.onBatchEnd?.();
   }
