@@ -7,11 +7,11 @@
 import { execSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { KernelRig, inVm } from './kernel-helpers.js';
 
 const rig = new KernelRig({ name: 'rt-lio-import-' });
-const { work, sh } = rig;
+const { work, sh, shAsync } = rig;
 const haveTargetcli = (() => {
   try {
     execSync('command -v targetcli', { stdio: 'ignore' });
@@ -27,13 +27,13 @@ const INIT1 = 'iqn.2004-10.com.example:init1';
 const INIT2 = 'iqn.2004-10.com.example:init2';
 const SRP_INIT = '0x0000000000000000aabbccddeeff0011';
 
-/** One targetcli command (each invocation is a fresh process: slow under TCG, so few). */
-const tcli = (cmd: string) => sh(`targetcli ${cmd}`, 120_000);
+/** One targetcli command (a fresh Python process each: seconds under TCG, so run without blocking vitest's worker). */
+const tcli = (cmd: string) => shAsync(`targetcli ${cmd}`);
 
 /** The file targetcli saves, printed for fixture capture, parsed. */
-function saveconfig(name: string): unknown {
+async function saveconfig(name: string): Promise<unknown> {
   const file = join(work, `${name}.json`);
-  tcli(`saveconfig savefile=${file}`);
+  await tcli(`saveconfig savefile=${file}`);
   const text = readFileSync(file, 'utf8');
   process.stdout.write(`\n--- saveconfig ${name} begin ---\n${text}\n--- saveconfig ${name} end ---\n`);
   return JSON.parse(text) as unknown;
@@ -41,18 +41,12 @@ function saveconfig(name: string): unknown {
 
 /** Runs the CLI's import-lio; returns the converted configuration and what it reported. */
 // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
-function importLio(name: string): { config: Record<string, any>; stderr: string } {
+async function importLio(name: string): Promise<{ config: Record<string, any>; stderr: string }> {
   const out = join(work, `${name}.rdma-target.json`);
-  let stderr = '';
-  try {
-    stderr = execSync(`node dist/cli/main.js import-lio ${join(work, `${name}.json`)} -o ${out} 2>&1 >/dev/null`, { encoding: 'utf8' });
-  } catch (e) {
-    throw new Error(`import-lio ${name}: ${(e as { stdout?: string }).stdout ?? ''}${(e as Error).message}`);
-  }
-  const check = sh(`node dist/cli/main.js check-config ${out}`);
-  expect(check).toContain('OK');
-  // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
-  return { config: JSON.parse(readFileSync(out, 'utf8')) as Record<string, any>, stderr };
+  const errFile = join(work, `${name}.stderr`);
+  await shAsync(`node dist/cli/main.js import-lio ${join(work, `${name}.json`)} -o ${out} 2>${errFile}`);
+  expect(await shAsync(`node dist/cli/main.js check-config ${out}`)).toContain('OK');
+  return { config: JSON.parse(readFileSync(out, 'utf8')), stderr: readFileSync(errFile, 'utf8') };
 }
 
 describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by targetcli', () => {
@@ -72,26 +66,26 @@ describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by target
     writeFileSync(join(work, 'empty'), '');
   }, 120_000);
 
+  // Each test starts from an empty LIO, whatever the one before left.
+  afterEach(async () => {
+    await tcli('clearconfig confirm=True');
+  }, 120_000);
+
   afterAll(() => {
-    try {
-      tcli('clearconfig confirm=True');
-    } catch {
-      /* nothing configured */
-    }
     if (loop) execSync(`losetup -d ${loop}`);
     if (dbusPid) execSync(`kill ${dbusPid}`);
   });
 
-  test('an iSER portal in demo mode on a ramdisk', () => {
-    tcli('/backstores/ramdisk create name=rd0 size=64M');
-    tcli(`/iscsi create ${ISER_IQN}`);
-    tcli(`/iscsi/${ISER_IQN}/tpg1/luns create /backstores/ramdisk/rd0`);
-    tcli(`/iscsi/${ISER_IQN}/tpg1/portals delete 0.0.0.0 3260`);
-    tcli(`/iscsi/${ISER_IQN}/tpg1/portals create 10.77.0.1 3260`);
-    tcli(`/iscsi/${ISER_IQN}/tpg1/portals/10.77.0.1:3260 enable_iser true`);
-    tcli(`/iscsi/${ISER_IQN}/tpg1 set attribute generate_node_acls=1 demo_mode_write_protect=0 authentication=0 cache_dynamic_acls=1`);
-    saveconfig('lio-iser');
-    const { config, stderr } = importLio('lio-iser');
+  test('an iSER portal in demo mode on a ramdisk', async () => {
+    await tcli('/backstores/ramdisk create name=rd0 size=64M');
+    await tcli(`/iscsi create ${ISER_IQN}`);
+    await tcli(`/iscsi/${ISER_IQN}/tpg1/luns create /backstores/ramdisk/rd0`);
+    await tcli(`/iscsi/${ISER_IQN}/tpg1/portals delete 0.0.0.0 3260`);
+    await tcli(`/iscsi/${ISER_IQN}/tpg1/portals create 10.77.0.1 3260`);
+    await tcli(`/iscsi/${ISER_IQN}/tpg1/portals/10.77.0.1:3260 enable_iser true`);
+    await tcli(`/iscsi/${ISER_IQN}/tpg1 set attribute generate_node_acls=1 demo_mode_write_protect=0 authentication=0 cache_dynamic_acls=1`);
+    await saveconfig('lio-iser');
+    const { config, stderr } = await importLio('lio-iser');
     expect(config.backstores).toEqual([expect.objectContaining({ name: 'rd0', type: 'ram', size: 64 << 20 })]);
     const g = config.targets[0].tpgs[0];
     expect(config.targets[0].iqn).toBe(ISER_IQN);
@@ -103,46 +97,54 @@ describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by target
     expect(g.attributes).toMatchObject({ generateNodeAcls: true, authentication: false, demoModeWriteProtect: false });
     // Said, not dropped: cache_dynamic_acls has no counterpart here.
     expect(stderr).toMatch(/attributes\.cache_dynamic_acls: 1 is not imported/);
-    tcli('clearconfig confirm=True');
   });
 
-  test('ACLs with CHAP and mutual CHAP, a read-only remapped LUN, fileio and block, discovery auth', () => {
-    tcli(`/backstores/fileio create name=file0 file_or_dev=${join(work, 'file0.img')} size=32M`);
-    tcli(`/backstores/block create name=blk0 dev=${loop}`);
-    tcli(`/iscsi create ${CHAP_IQN}`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/luns create /backstores/fileio/file0`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/luns create /backstores/block/blk0`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/portals delete 0.0.0.0 3260`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/portals create 10.77.0.1 3261`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/acls create ${INIT1}`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT1} set auth userid=user1 password=secret-user-01 mutual_userid=target1 mutual_password=secret-target1`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/acls create ${INIT2} add_mapped_luns=false`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT2} create mapped_lun=5 tpg_lun_or_backstore=1 write_protect=1`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT2} set auth userid=user2 password=secret-user-02`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1 set attribute authentication=1 generate_node_acls=0`);
-    tcli(`/iscsi/${CHAP_IQN}/tpg1 set parameter MaxRecvDataSegmentLength=65536`);
-    tcli('/iscsi set discovery_auth enable=1 userid=disc-user password=disc-secret-01 mutual_userid=disc-target mutual_password=disc-secret-02');
-    saveconfig('lio-chap');
-    const { config } = importLio('lio-chap');
-    expect(config.backstores).toEqual([
-      expect.objectContaining({ name: 'file0', type: 'file', path: join(work, 'file0.img'), size: 32 << 20 }),
-      expect.objectContaining({ name: 'blk0', type: 'block', path: loop }),
-    ]);
+  test('ACLs with CHAP and mutual CHAP, a read-only remapped LUN, fileio and block, discovery auth', async () => {
+    await tcli(`/backstores/fileio create name=file0 file_or_dev=${join(work, 'file0.img')} size=32M`);
+    await tcli(`/backstores/block create name=blk0 dev=${loop}`);
+    await tcli(`/iscsi create ${CHAP_IQN}`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/luns create /backstores/fileio/file0`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/luns create /backstores/block/blk0`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/portals delete 0.0.0.0 3260`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/portals create 10.77.0.1 3261`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/acls create ${INIT1}`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT1} set auth userid=user1 password=secret-user-01 mutual_userid=target1 mutual_password=secret-target1`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/acls create ${INIT2} add_mapped_luns=false`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT2} create mapped_lun=5 tpg_lun_or_backstore=1 write_protect=1`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1/acls/${INIT2} set auth userid=user2 password=secret-user-02`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1 set attribute authentication=1 generate_node_acls=0`);
+    await tcli(`/iscsi/${CHAP_IQN}/tpg1 set parameter MaxRecvDataSegmentLength=65536`);
+    await tcli('/iscsi set discovery_auth enable=1 userid=disc-user password=disc-secret-01 mutual_userid=disc-target mutual_password=disc-secret-02');
+    await saveconfig('lio-chap');
+    const { config } = await importLio('lio-chap');
+    // rtslib saves storage objects in its own order.
+    expect(config.backstores).toHaveLength(2);
+    expect(config.backstores).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'file0', type: 'file', path: join(work, 'file0.img'), size: 32 << 20 }),
+        expect.objectContaining({ name: 'blk0', type: 'block', path: loop }),
+      ]),
+    );
     const g = config.targets[0].tpgs[0];
     expect(g.portals).toEqual([{ address: '10.77.0.1', port: 3261, transport: 'tcp' }]);
     expect(g.attributes).toMatchObject({ authentication: true, generateNodeAcls: false });
     expect(g.parameters).toEqual({ MaxRecvDataSegmentLength: '65536' });
-    expect(g.acls).toEqual([
-      {
-        initiator: INIT1,
-        chap: { userid: 'user1', password: 'secret-user-01', mutualUserid: 'target1', mutualPassword: 'secret-target1' },
-        mappedLuns: [
-          { lun: 0, tpgLun: 0, readOnly: false },
-          { lun: 1, tpgLun: 1, readOnly: false },
-        ],
-      },
-      { initiator: INIT2, chap: { userid: 'user2', password: 'secret-user-02' }, mappedLuns: [{ lun: 5, tpgLun: 1, readOnly: true }] },
-    ]);
+    // rtslib saves ACLs, LUNs and mapped LUNs in its own order.
+    expect(g.luns).toHaveLength(2);
+    expect(g.acls).toHaveLength(2);
+    expect(g.acls).toEqual(
+      expect.arrayContaining([
+        {
+          initiator: INIT1,
+          chap: { userid: 'user1', password: 'secret-user-01', mutualUserid: 'target1', mutualPassword: 'secret-target1' },
+          mappedLuns: expect.arrayContaining([
+            { lun: 0, tpgLun: 0, readOnly: false },
+            { lun: 1, tpgLun: 1, readOnly: false },
+          ]),
+        },
+        { initiator: INIT2, chap: { userid: 'user2', password: 'secret-user-02' }, mappedLuns: [{ lun: 5, tpgLun: 1, readOnly: true }] },
+      ]),
+    );
     expect(config.discoveryAuth).toEqual({
       enable: true,
       userid: 'disc-user',
@@ -150,24 +152,22 @@ describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by target
       mutualUserid: 'disc-target',
       mutualPassword: 'disc-secret-02',
     });
-    tcli('clearconfig confirm=True');
   });
 
-  test('an srpt target port with an ACL', () => {
+  test('an srpt target port with an ACL', async () => {
     // rtslib names srpt targets by GID 0 of an RDMA port ("ib." + 32 hex digits).
     const gid = readFileSync('/sys/class/infiniband/rxe0/ports/1/gids/0', 'utf8').trim().replace(/:/g, '');
-    tcli('/backstores/ramdisk create name=srp0 size=32M');
-    tcli(`/srpt create ib.${gid}`);
-    tcli(`/srpt/ib.${gid}/luns create /backstores/ramdisk/srp0`);
-    tcli(`/srpt/ib.${gid}/acls create ${SRP_INIT.replace(/^0x/, 'ib.')}`);
-    saveconfig('lio-srpt');
-    const { config, stderr } = importLio('lio-srpt');
+    await tcli('/backstores/ramdisk create name=srp0 size=32M');
+    await tcli(`/srpt create ib.${gid}`);
+    await tcli(`/srpt/ib.${gid}/luns create /backstores/ramdisk/srp0`);
+    await tcli(`/srpt/ib.${gid}/acls create ${SRP_INIT.replace(/^0x/, 'ib.')}`);
+    await saveconfig('lio-srpt');
+    const { config, stderr } = await importLio('lio-srpt');
     expect(config.srp).toMatchObject({
       enable: true,
       luns: [{ lun: 0, backstore: 'srp0' }],
       acls: [{ initiator: SRP_INIT, mappedLuns: [{ lun: 0, srpLun: 0, readOnly: false }] }],
     });
     expect(stderr).toMatch(/the srpt port name is not imported/);
-    tcli('clearconfig confirm=True');
   });
 });

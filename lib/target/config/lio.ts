@@ -20,7 +20,7 @@ export interface LioImport {
 }
 
 /** LIO's iSCSI login key defaults (the kernel's iscsi_target_parameters.h): a value equal to one of these was not chosen. */
-const LIO_PARAMETER_DEFAULTS: Readonly<Record<string, string>> = {
+const LIO_PARAMETER_DEFAULTS: Readonly<Record<string, string | readonly string[]>> = {
   AuthMethod: 'CHAP,None',
   HeaderDigest: 'CRC32C,None',
   DataDigest: 'CRC32C,None',
@@ -40,8 +40,9 @@ const LIO_PARAMETER_DEFAULTS: Readonly<Record<string, string>> = {
   ErrorRecoveryLevel: '0',
   IFMarker: 'No',
   OFMarker: 'No',
-  IFMarkInt: '2048~65535',
-  OFMarkInt: '2048~65535',
+  // Markers are gone from RFC 7143; newer kernels save "Reject".
+  IFMarkInt: ['2048~65535', 'Reject'],
+  OFMarkInt: ['2048~65535', 'Reject'],
   RDMAExtensions: 'No',
   InitiatorRecvDataSegmentLength: '262144',
   TargetRecvDataSegmentLength: '8192',
@@ -202,9 +203,12 @@ export function importLio(saved: unknown): LioImport {
         }
         const parameters: Obj = {};
         for (const [k, v] of Object.entries(isObj(g.parameters) ? g.parameters : {})) {
-          if (String(v) === LIO_PARAMETER_DEFAULTS[k]) continue;
+          const dflt = LIO_PARAMETER_DEFAULTS[k];
+          if (dflt !== undefined && (typeof dflt === 'string' ? [dflt] : dflt).includes(String(v))) continue;
           if (k === 'AuthMethod') {
-            note(`${gw}.parameters.AuthMethod`, `${String(v)}: set by attributes.authentication here`);
+            // What LIO offers follows from its authentication attribute, as here: only a contradiction is worth saying.
+            if (String(v) !== (attributes.authentication ? 'CHAP' : 'None'))
+              note(`${gw}.parameters.AuthMethod`, `${String(v)} is not imported: attributes.authentication decides it here (CHAP when true, None when false)`);
             continue;
           }
           if (!ISCSI_KEYS[k]) {

@@ -109,6 +109,103 @@ describe('import-lio', () => {
     expect(r.unmapped).toHaveLength(9);
   });
 
+  // Saved by targetcli (targetcli-fb 2.1.53, rtslib-fb, kernel 6.1) in the VM by
+  // test/rdma/lio-import.test.ts: it prints each file between markers; copied here from a run.
+  it("targetcli's file for an iSER portal in demo mode", () => {
+    const r = importLio(load('lio-vm-iser-targetcli.json'));
+    // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
+    const d = r.document as any;
+    expect(d.backstores).toEqual([{ name: 'rd0', type: 'ram', size: 64 << 20, blockSize: 512, serial: '85a2cbce-bbba-4973-9915-7b640dc804fa' }]);
+    expect(d.targets).toEqual([
+      {
+        iqn: 'iqn.2003-01.org.linux-iscsi.rdma-target-vm:iser',
+        tpgs: [
+          {
+            tag: 1,
+            enable: true,
+            portals: [
+              { address: '10.77.0.1', port: 3260, transport: 'tcp' },
+              { address: '10.77.0.1', port: 3260, transport: 'iser' },
+            ],
+            luns: [{ lun: 0, backstore: 'rd0' }],
+            acls: [],
+            attributes: { authentication: false, defaultCmdsnDepth: 64, demoModeWriteProtect: false, generateNodeAcls: true, loginTimeout: 15 },
+          },
+        ],
+      },
+    ]);
+    expect(r.unmapped).toEqual([
+      'targets[0] (iscsi iqn.2003-01.org.linux-iscsi.rdma-target-vm:iser).tpgs[0].attributes.cache_dynamic_acls: 1 is not imported (demo-mode sessions keep no ACL here)',
+    ]);
+  });
+
+  it("targetcli's file for ACLs with CHAP and mutual CHAP, a read-only remapped LUN, fileio and block storage, discovery auth", () => {
+    const r = importLio(load('lio-vm-chap-targetcli.json'));
+    // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
+    const d = r.document as any;
+    expect(r.unmapped).toEqual([]);
+    expect(d.backstores).toEqual([
+      { name: 'blk0', type: 'block', path: '/dev/loop0', blockSize: 512, serial: '0bd3c17d-5143-4e77-b7fe-9409721d4d66' },
+      {
+        name: 'file0',
+        type: 'file',
+        size: 32 << 20,
+        path: '/run/rt-lio-import-xmUhaT/file0.img',
+        blockSize: 512,
+        serial: '9d3ceb07-fb20-4ef9-843c-bbc7c2bddd3d',
+      },
+    ]);
+    const g = d.targets[0].tpgs[0];
+    expect(g.portals).toEqual([{ address: '10.77.0.1', port: 3261, transport: 'tcp' }]);
+    // rtslib saves a TPG's LUNs in its own order.
+    expect(g.luns).toEqual(
+      expect.arrayContaining([
+        { lun: 0, backstore: 'file0' },
+        { lun: 1, backstore: 'blk0' },
+      ]),
+    );
+    expect(g.luns).toHaveLength(2);
+    expect(g.attributes).toMatchObject({ authentication: true, generateNodeAcls: false });
+    expect(g.parameters).toEqual({ MaxRecvDataSegmentLength: '65536' });
+    const byName = Object.fromEntries(g.acls.map((a: { initiator: string }) => [a.initiator, a]));
+    expect(byName['iqn.2004-10.com.example:init1']).toEqual({
+      initiator: 'iqn.2004-10.com.example:init1',
+      chap: { userid: 'user1', password: 'secret-user-01', mutualUserid: 'target1', mutualPassword: 'secret-target1' },
+      mappedLuns: expect.arrayContaining([
+        { lun: 0, tpgLun: 0, readOnly: false },
+        { lun: 1, tpgLun: 1, readOnly: false },
+      ]),
+    });
+    expect(byName['iqn.2004-10.com.example:init2']).toEqual({
+      initiator: 'iqn.2004-10.com.example:init2',
+      chap: { userid: 'user2', password: 'secret-user-02' },
+      mappedLuns: [{ lun: 5, tpgLun: 1, readOnly: true }],
+    });
+    expect(d.discoveryAuth).toEqual({
+      enable: true,
+      userid: 'disc-user',
+      password: 'disc-secret-01',
+      mutualUserid: 'disc-target',
+      mutualPassword: 'disc-secret-02',
+    });
+  });
+
+  it("targetcli's file with an srpt target port and its ACL (beside an iSCSI target)", () => {
+    const r = importLio(load('lio-vm-srpt-targetcli.json'));
+    // biome-ignore lint/suspicious/noExplicitAny: a converted configuration document, read field by field
+    const d = r.document as any;
+    expect(d.srp).toEqual({
+      enable: true,
+      luns: [{ lun: 0, backstore: 'srp0' }],
+      acls: [{ initiator: '0x0000000000000000aabbccddeeff0011', mappedLuns: [{ lun: 0, srpLun: 0, readOnly: false }] }],
+      attributes: { generateNodeAcls: false },
+    });
+    expect(d.targets.map((t: { iqn: string }) => t.iqn)).toEqual(['iqn.2003-01.org.linux-iscsi.rdma-target-vm:chap']);
+    expect(r.unmapped).toEqual([
+      'targets[0] (srpt ib.fe80000000000000847f3ffffefa0bcf).wwn: the srpt port name is not imported: SRP is served on every RDMA device through RDMA/CM (srp.portals, default 0.0.0.0:5555)',
+    ]);
+  });
+
   it('says so when the file is not a saveconfig at all, and maps nothing', () => {
     expect(importLio([]).unmapped).toEqual(['(file): not a JSON object; nothing imported']);
     expect(importLio({}).document).toEqual({ targets: [], backstores: [] });
