@@ -193,7 +193,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     try {
       if (this.phase === 'closed') return;
       this.counters.pdusIn++;
-      this.nop.lastReceive = Date.now();
+      this.nop.received++;
       const bhs = rx.bhs;
       const pdu =
         this.phase === 'full-feature' && bhs.length >= BHS_LENGTH && bhsOpcode(bhs) === Opcode.ScsiCommand

@@ -128,7 +128,10 @@ export abstract class RcChannel implements CompletionHandler {
     const c = native().constants;
     const cqe = Math.min(this.sqDepth + sizes.ring + 16, limits.maxCqe || 65536);
     this.disp = new CompletionDispatcher(dev.context, cqe, this.sqDepth + sizes.ring + 16);
-    this.disp.onBatchEnd = () => this.afterBatch();
+    this.disp.onBatchEnd = () => {
+      this.afterBatch();
+      this.flushSends();
+    };
     // An unsignalled WR completes only when it fails: that failure ends the connection.
     this.disp.onUnowned = (wc) => {
       if (!wc.ok) this.fail(`unsignalled work request completion ${wc.statusName}`, wc.status);
@@ -255,11 +258,14 @@ export abstract class RcChannel implements CompletionHandler {
     if (seq > this.sqDone) this.sqDone = seq;
   }
 
-  /** The send batch with room for `n` more WRs, its flush scheduled for the end of this turn. */
+  /**
+   * The send batch with room for `n` more WRs. Its flush: at the end of the completion batch
+   * being dispatched (a RAM LUN's READ answers inside it), else at the end of this loop turn.
+   */
   protected room(n: number): SendBatch {
     const b = this.sendBatch;
     if (b.count + n > b.maxWrs) this.flushSends();
-    if (!this.flushScheduled) {
+    if (!this.flushScheduled && !this.disp.dispatching) {
       this.flushScheduled = true;
       setImmediate(this.flushSendsBound);
     }

@@ -61,6 +61,8 @@ export class CompletionDispatcher implements Disposable {
    * the work the batch's handlers queued (receives to repost, the next sends) in one call.
    */
   onBatchEnd: (() => void) | undefined = undefined;
+  /** True from the first handler of a batch to the end of `onBatchEnd`: work queued now is posted by it. */
+  dispatching = false;
   /**
    * A completion no handler owns: an unsignalled WR that failed (the verbs still report
    * those, e.g. RETRY_EXC_ERR on an RDMA WRITE to a vanished peer), or a stray wr_id.
@@ -127,6 +129,20 @@ export class CompletionDispatcher implements Disposable {
 
   private dispatch(n: number): void {
     const wc = this.wc;
+    this.dispatching = true;
+    try {
+      this.dispatchBatch(wc, n);
+    } finally {
+      // Even after a handler threw: what the others queued must still be posted.
+      try {
+        this.onBatchEnd?.();
+      } finally {
+        this.dispatching = false;
+      }
+    }
+  }
+
+  private dispatchBatch(wc: WorkCompletion, n: number): void {
     for (let i = 0; i < n; i++) {
       wc.index = i;
       const id = wc.wrId;
@@ -135,7 +151,6 @@ export class CompletionDispatcher implements Disposable {
       if (h) h.onCompletion(wc, cookie);
       else this.onUnowned?.(wc);
     }
-    this.onBatchEnd?.();
   }
 
   close(): void {
