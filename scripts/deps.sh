@@ -4,12 +4,14 @@
 #   build:     libibverbs-dev librdmacm-dev (the addon), rdma-core (providers such as librxe)
 #   RDMA tier: qemu + busybox + cpio + kmod boot the soft-RoCE VM; the guest uses the host's
 #              own rdma-core tools, initiators and fio (its root is this machine's /)
+#              targetcli-fb (+ dbus-daemon, a bus it needs): the LIO configurations import-lio
+#              is tested on (test/rdma/lio-import.test.ts)
 #   host tier: libiscsi-bin (iscsi-test-cu and friends as real initiators on 127.0.0.1)
 #   lint:      clang-format (native/ against .clang-format; Biome, for the TypeScript, is an npm devDependency)
 set -euo pipefail
 pkgs=(libibverbs-dev librdmacm-dev rdma-core ibverbs-utils rdmacm-utils perftest
   qemu-system-x86 busybox-static cpio kmod iproute2
-  open-iscsi libiscsi-bin fio sg3-utils srptools clang-format)
+  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

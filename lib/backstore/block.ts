@@ -62,3 +62,8 @@ export class BlockBackstore {
     return FileBackstore.open({ path: opts.path, blockSize, size: g.bytes, readOnly: opts.readOnly ?? false });
   }
 }
+
+/** Takes a grown device's new size (BLKGETSIZE64 or sysfs), e.g. after lvextend. */
+export async function rescanBlockBackstore(b: FileBackstore, path: string, sysRoot?: string): Promise<void> {
+  await b.rescan((await blockDeviceGeometry(path, sysRoot)).bytes);
+}

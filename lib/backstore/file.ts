@@ -68,6 +68,21 @@ export class FileBackstore implements Backstore {
     this.blockCount = blocks;
   }
 
+  /**
+   * Takes the size the file or device has now (grown under us: a file extended by someone
+   * else, a device grown by its volume manager). A device's size comes from the caller
+   * (./block.ts reads it); a smaller size than the LUN's is refused, as shrinking would cut
+   * off data initiators have written.
+   */
+  async rescan(deviceBytes?: number): Promise<void> {
+    const bytes = this.regular ? (await this.fh.stat()).size : deviceBytes;
+    if (bytes === undefined) throw new Error("a block device's size must be given");
+    const blocks = Math.floor(bytes / this.blockSize);
+    if (blocks < this.blockCount)
+      throw new Error(`now ${blocks * this.blockSize} bytes, smaller than the LUN's ${this.blockCount * this.blockSize}: shrinking is refused`);
+    this.blockCount = blocks;
+  }
+
   async read(lba: number, blocks: number, into: Uint8Array): Promise<void> {
     const len = blocks * this.blockSize;
     let done = 0;

@@ -16,11 +16,13 @@ export interface RamBackstoreOptions {
 
 export class RamBackstore implements Backstore {
   readonly blockSize: number;
-  readonly blockCount: number;
+  /** Changed only by grow(). */
+  blockCount: number;
   readonly readOnly: boolean;
-  readonly memory: Uint8Array;
+  /** Changed only by grow(). */
+  memory: Uint8Array;
   /** One bit per block, set once written; only for thin LUNs. */
-  private readonly mapped: Uint8Array | undefined;
+  private mapped: Uint8Array | undefined;
 
   constructor(opts: RamBackstoreOptions) {
     if (!Number.isSafeInteger(opts.blockSize) || opts.blockSize < 512 || (opts.blockSize & (opts.blockSize - 1)) !== 0)
@@ -36,6 +38,28 @@ export class RamBackstore implements Backstore {
       this.memory = new Uint8Array(bytes);
     }
     this.mapped = opts.thin ? new Uint8Array(Math.ceil(opts.blockCount / 8)) : undefined;
+  }
+
+  /**
+   * Grows the LUN to `blockCount` blocks in `memory` (or new heap memory): the data is copied
+   * and the old memory returned, for the caller to free once nothing uses it. Synchronous,
+   * so that it can run at a moment when no command holds a view of the old memory.
+   */
+  grow(blockCount: number, memory?: Uint8Array): Uint8Array {
+    if (blockCount < this.blockCount) throw new RangeError(`cannot shrink from ${this.blockCount} to ${blockCount} blocks`);
+    const bytes = blockCount * this.blockSize;
+    if (memory && memory.byteLength < bytes) throw new RangeError(`memory holds ${memory.byteLength} bytes, need ${bytes}`);
+    const next = memory ?? new Uint8Array(bytes);
+    const old = this.memory;
+    next.set(old.subarray(0, this.blockCount * this.blockSize));
+    if (this.mapped) {
+      const m = new Uint8Array(Math.ceil(blockCount / 8));
+      m.set(this.mapped);
+      this.mapped = m;
+    }
+    this.memory = next;
+    this.blockCount = blockCount;
+    return old;
   }
 
   view(lba: number, blocks: number): Uint8Array {

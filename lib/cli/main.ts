@@ -5,11 +5,13 @@
 
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   addRdmaPortals,
+  configDocument,
   defaultConfigJson,
+  filePortals,
   fmtAddr,
   overrideListen,
   parseConfig,
@@ -21,6 +23,8 @@ import {
 import { Daemon, StartError } from '../target/daemon.js';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../target/logging.js';
 import { controlRequest } from '../target/control.js';
+import { saveConfigFile } from '../target/persist.js';
+import { importLio } from '../target/config/lio.js';
 import type { Engine } from '../target/engine.js';
 
 export const EXIT_OK = 0;
@@ -32,6 +36,10 @@ const USAGE = `Usage:
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
   rdma-target ctl COMMAND [JSON] [--socket PATH]
+  rdma-target save [FILE] [--socket PATH]
+  rdma-target restore FILE [--config FILE] [--socket PATH]
+  rdma-target lun resize TARGET LUN [SIZE] [--tpg N] [--socket PATH]
+  rdma-target import-lio SAVECONFIG [-o OUT]
   rdma-target --help | --version
 
 Serves iSCSI LUNs (iSCSI/TCP now; iSER and SRP when RDMA devices are present).
@@ -58,6 +66,22 @@ Commands:
   ctl COMMAND [JSON]       send one control request, e.g.
                            ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
                            ctl reload (or SIGHUP): re-read --config FILE, add new LUNs
+                           (a file that fails validation changes nothing)
+  save [FILE]              write the running configuration to FILE, or to the daemon's
+                           --config file (atomically; the replaced version is kept in
+                           backup/ beside it, the newest 10). Every run-time change
+                           (add-lun, lun resize, restore) is saved this way by itself.
+  restore FILE             apply FILE to the running daemon as reload does, then make it
+                           the configuration file; with no daemon running, validate FILE
+                           and write it over --config FILE (with a backup)
+  lun resize TARGET LUN [SIZE]
+                           grow a LUN (TARGET: its iqn, or "srp"; --tpg N, default 1):
+                           RAM and file LUNs to SIZE ("20G"); file and block LUNs without
+                           SIZE take the size the file or device has now. Initiators get
+                           CAPACITY DATA HAS CHANGED; shrinking is refused
+  import-lio SAVECONFIG    convert LIO's /etc/target/saveconfig.json to this project's
+                           configuration (stdout, or -o OUT), validate it, and list what
+                           could not be mapped and why
 
 Exit status: 0 clean stop, 1 configuration or start-up error, 2 usage error.`;
 
@@ -132,6 +156,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
         socket: { type: 'string' },
+        tpg: { type: 'string' },
+        output: { type: 'string', short: 'o' },
         'shutdown-timeout': { type: 'string' },
         'log-format': { type: 'string' },
       },
@@ -178,6 +204,35 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     }
     return status(o.socket, o.config, io, { ...args, cmd: pos[1]! });
   }
+  if (cmd === 'save') {
+    if (pos.length > 2) return usage('save takes at most one FILE');
+    return status(o.socket, o.config, io, { cmd: 'save', ...(pos[1] !== undefined ? { file: resolvePath(pos[1]) } : {}) });
+  }
+  if (cmd === 'restore') {
+    if (pos.length !== 2) return usage('restore takes exactly one FILE');
+    return restore(resolvePath(pos[1]!), o.config, o.socket, io);
+  }
+  if (cmd === 'lun') {
+    if (pos[1] !== 'resize') return usage(`lun: unknown subcommand ${JSON.stringify(pos[1] ?? '')}; try "lun resize"`);
+    if (pos.length < 4 || pos.length > 5) return usage('lun resize takes TARGET LUN and optionally SIZE');
+    const lun = Number(pos[3]);
+    if (!Number.isInteger(lun) || lun < 0) return usage(`lun resize: LUN must be a LUN number, got ${JSON.stringify(pos[3])}`);
+    const tpg = o.tpg === undefined ? undefined : Number(o.tpg);
+    if (tpg !== undefined && !(Number.isInteger(tpg) && tpg > 0)) return usage(`--tpg: must be a TPG tag, got ${JSON.stringify(o.tpg)}`);
+    const size = pos[4] === undefined ? undefined : /^\d+$/.test(pos[4]) ? Number(pos[4]) : pos[4];
+    return status(o.socket, o.config, io, {
+      cmd: 'lun-resize',
+      target: pos[2]!,
+      lun,
+      ...(tpg !== undefined ? { tpg } : {}),
+      ...(size !== undefined ? { size } : {}),
+    });
+  }
+  if (cmd === 'import-lio') {
+    if (pos.length !== 2) return usage('import-lio takes exactly one SAVECONFIG file');
+    return importLioCommand(pos[1]!, o.output, io);
+  }
+  if (o.tpg !== undefined || o.output !== undefined) return usage('--tpg belongs to lun resize, -o to import-lio');
   if (cmd !== undefined) return usage(`unknown command ${JSON.stringify(cmd)}`);
   if (o.socket) return usage('--socket belongs to the status and ctl commands');
 
@@ -264,7 +319,13 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       shutdownGraceMs: graceMs,
       version: version(),
       ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
-      ...(o.config !== undefined ? { reloadSource: () => reloadConfig(o.config!, listen) } : {}),
+      // Any file `restore` names is read as the configuration file is, --listen included.
+      reloadSource: (file?: string) => {
+        const f = file ?? o.config;
+        if (f === undefined) return Promise.reject(new Error('this daemon has no configuration file to reload (embedded default)'));
+        return reloadConfig(f, listen);
+      },
+      save: (config: Config, file?: string) => saveRunning(config, file, o.config, listen),
     });
   } catch (e) {
     const msg = e instanceof StartError ? e.message : ((e as Error).message ?? String(e));
@@ -369,6 +430,91 @@ async function reloadConfig(file: string, listen: { address: string; port: numbe
   return r.config;
 }
 
+/**
+ * Writes the running configuration to `file` or the configuration file (none: the embedded
+ * default has no file, and nothing is written). --listen is this run's, so what is written
+ * keeps the portals of the configuration it overrode (the file's, or the embedded default's).
+ */
+async function saveRunning(config: Config, file: string | undefined, configFile: string | undefined, listen: unknown) {
+  const target = file ?? configFile;
+  if (target === undefined) return undefined;
+  let doc = configDocument(config);
+  if (listen) {
+    let source: unknown = defaultConfigJson();
+    if (configFile !== undefined) {
+      const f = loadFile(configFile);
+      source = f.text === undefined ? undefined : parseJsonText(f.text).doc;
+    }
+    if (source !== undefined) doc = filePortals(doc, source);
+  }
+  return saveConfigFile(target, doc);
+}
+
+/** `restore FILE`: through the running daemon, or, with none, over the --config file. */
+async function restore(file: string, configFile: string | undefined, socket: string | undefined, io: Io): Promise<number> {
+  const code = await status(socket, configFile, io, { cmd: 'restore', file }, { quietWhenDown: true });
+  if (code !== EXIT_NO_DAEMON) return code;
+  if (configFile === undefined) {
+    io.err('rdma-target: restore: no daemon is running; name the file to restore over with --config FILE');
+    return EXIT_FAILURE;
+  }
+  const f = loadFile(file);
+  if (f.error) {
+    io.err(`rdma-target: ${f.error}`);
+    return EXIT_FAILURE;
+  }
+  const r = parseConfig(f.text!);
+  if (!r.config) {
+    for (const e of r.errors) io.err(`${file}: error: ${e}`);
+    return EXIT_FAILURE;
+  }
+  try {
+    const s = await saveConfigFile(configFile, configDocument(r.config));
+    io.out(JSON.stringify({ restored: file, saved: s.file, ...(s.backup ? { backup: s.backup } : {}) }, null, 2));
+    return EXIT_OK;
+  } catch (e) {
+    io.err(`rdma-target: ${configFile}: ${(e as Error).message}`);
+    return EXIT_FAILURE;
+  }
+}
+
+/** `import-lio`: LIO's saveconfig.json → this project's configuration, validated; what did not map on stderr. */
+async function importLioCommand(file: string, out: string | undefined, io: Io): Promise<number> {
+  const f = loadFile(file);
+  if (f.error) {
+    io.err(`rdma-target: ${f.error}`);
+    return EXIT_FAILURE;
+  }
+  const j = parseJsonText(f.text!);
+  if (j.error) {
+    io.err(`rdma-target: ${file}: ${j.error}`);
+    return EXIT_FAILURE;
+  }
+  const r = importLio(j.doc);
+  for (const n of r.unmapped) io.err(`${file}: not imported: ${n}`);
+  const v = validateConfig(r.document);
+  for (const w of v.warnings) io.err(`${file}: warning: ${w}`);
+  if (!v.config) {
+    for (const e of v.errors) io.err(`${file}: error in the converted configuration: ${e}`);
+    return EXIT_FAILURE;
+  }
+  const text = JSON.stringify(r.document, null, 2);
+  if (out === undefined) {
+    io.out(text);
+    return EXIT_OK;
+  }
+  try {
+    await saveConfigFile(out, r.document);
+  } catch (e) {
+    io.err(`rdma-target: ${out}: ${(e as Error).message}`);
+    return EXIT_FAILURE;
+  }
+  io.err(
+    `${file}: imported to ${out}${r.unmapped.length ? ` (${r.unmapped.length} item${r.unmapped.length === 1 ? '' : 's'} not imported, listed above)` : ''}`,
+  );
+  return EXIT_OK;
+}
+
 function checkConfig(file: string, io: Io): number {
   const f = loadFile(file);
   if (f.error) {
@@ -393,7 +539,16 @@ function checkConfig(file: string, io: Io): number {
 }
 
 /** Sends one request to a running daemon's control socket and prints the result as JSON. */
-async function status(socket: string | undefined, configFile: string | undefined, io: Io, req: { cmd: string; [k: string]: unknown }): Promise<number> {
+/** status()'s answer when nothing listens on the socket and the caller asked to handle that itself. */
+const EXIT_NO_DAEMON = -1;
+
+async function status(
+  socket: string | undefined,
+  configFile: string | undefined,
+  io: Io,
+  req: { cmd: string; [k: string]: unknown },
+  o: { quietWhenDown?: boolean } = {},
+): Promise<number> {
   let path = socket;
   if (!path) {
     let doc: unknown = defaultConfigJson();
@@ -431,7 +586,9 @@ async function status(socket: string | undefined, configFile: string | undefined
       io.err(`rdma-target: ${req.cmd}: ${(e as Error).message}`);
       return EXIT_FAILURE;
     }
-    const why = code === 'ENOENT' || code === 'ECONNREFUSED' ? 'no daemon is listening there' : (e as Error).message;
+    const down = code === 'ENOENT' || code === 'ECONNREFUSED';
+    if (down && o.quietWhenDown) return EXIT_NO_DAEMON;
+    const why = down ? 'no daemon is listening there' : (e as Error).message;
     io.err(`rdma-target: control socket ${path}: ${why}`);
     return EXIT_FAILURE;
   }

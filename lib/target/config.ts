@@ -9,6 +9,7 @@
 //   common.ts    what both fabrics share: backstores, CHAP, LUN lists, mapped LUNs
 //   iscsi.ts     targets, TPGs, portals, ACLs, login parameters
 //   srp.ts       the SRP target port
+//   document.ts  the inverse of validation: the file that gives a model back (save)
 //   edits.ts     --listen, RDMA portals for the default, backstore look-up
 //   values.ts    sizes, names, addresses, how a bad value is shown
 
@@ -17,5 +18,6 @@ export * from './config/defaults.js';
 export { configSchema, publishedSchema, type ConfigDocument } from './config/schema.js';
 export { validateConfig, parseConfig, parseJsonText } from './config/validate.js';
 export { ISCSI_KEYS } from './config/iscsi.js';
-export { addRdmaPortals, overrideListen, resolveBackstore } from './config/edits.js';
+export { addRdmaPortals, filePortals, overrideListen, resolveBackstore } from './config/edits.js';
+export { configDocument } from './config/document.js';
 export { describe, fmtAddr, iscsiNameProblem, isLoopback, parseSize, srpInitiatorName } from './config/values.js';

@@ -3,9 +3,20 @@
 // StartError naming the config field it came from, because the operator's fix is always
 // an edit to that field (or freeing a port), never reading a stack trace.
 
-import { SRP_LUN_OWNER, fmtAddr, resolveBackstore, validateConfig, type BackstoreConfig, type Config, type PortalConfig } from './config.js';
+import {
+  SRP_LUN_OWNER,
+  configDocument,
+  fmtAddr,
+  parseSize,
+  resolveBackstore,
+  validateConfig,
+  type BackstoreConfig,
+  type Config,
+  type PortalConfig,
+} from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
+import { isDeepStrictEqual } from 'node:util';
 import type { Backstore } from '../backstore/types.js';
 import { silentLogger, type Logger } from '../common/log.js';
 
@@ -29,8 +40,18 @@ export interface DaemonOptions {
   version?: string;
   /** Where --listen came from, so a bind error can point at the flag instead of the file. */
   listenOverride?: string;
-  /** Re-reads and validates the configuration source (the CLI's file) for `reload`; throws with the errors. */
-  reloadSource?: () => Promise<Config>;
+  /**
+   * Reads and validates the configuration source (the CLI's file) for `reload`, or `file`
+   * for `restore`; throws with the errors (each naming its field).
+   */
+  reloadSource?: (file?: string) => Promise<Config>;
+  /**
+   * Writes the running configuration to `file`, or to the configuration file when absent
+   * (lib/target/persist.ts: atomic, with backups). Called after every run-time change and by
+   * `save`; resolves with where it wrote, or undefined when there is no file to write to.
+   * Absent: nothing is written back.
+   */
+  save?: (config: Config, file?: string) => Promise<{ file: string; backup?: string } | undefined>;
 }
 
 export interface BoundPortal {
@@ -333,27 +354,128 @@ export class Daemon {
         return this.status();
       case 'version':
         return { version: this.opts.version ?? '0.0.0' };
-      case 'add-lun': {
-        const run = this.changes.then(() => this.addLun(req));
-        this.changes = run.catch(() => {});
-        return run;
-      }
+      case 'add-lun':
+        return this.change(async () => this.saved(await this.addLun(req)));
+      case 'lun-resize':
+        return this.change(async () => this.saved(await this.resizeLun(req)));
       case 'reload':
         return this.reload();
+      case 'restore':
+        if (typeof req.file !== 'string' || !req.file.startsWith('/')) throw new Error('file: must be an absolute path');
+        return this.restore(req.file);
+      case 'save':
+        if (req.file !== undefined && (typeof req.file !== 'string' || !req.file.startsWith('/'))) throw new Error('file: must be an absolute path');
+        return this.change(() => this.save(req.file as string | undefined));
       case 'help':
-        return { commands: ['status', 'version', 'add-lun {target, tpg?, lun, backstore}', 'reload', 'help'] };
+        return {
+          commands: [
+            'status',
+            'version',
+            'add-lun {target, tpg?, lun, backstore}',
+            'lun-resize {target, tpg?, lun, size?}',
+            'reload',
+            'save {file?}',
+            'restore {file}',
+            'help',
+          ],
+        };
       default:
         throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
     }
   }
 
+  /** Runs one configuration change after those before it (they never interleave). */
+  private change<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.changes.then(f);
+    this.changes = run.catch(() => {});
+    return run;
+  }
+
+  /** Writes the running configuration to `file` or the configuration file. */
+  private async save(file?: string): Promise<{ file: string; backup?: string }> {
+    if (!this.opts.save) throw new Error('this daemon cannot save its configuration');
+    const r = await this.opts.save(this.config, file);
+    if (!r) throw new Error('file: this daemon serves the embedded default; name a file to save to');
+    return r;
+  }
+
+  /** A change's result, once the configuration that now runs is written back (when there is a file). */
+  private async saved<T extends object>(result: T): Promise<T & { saved?: string }> {
+    if (!this.opts.save) return result;
+    let r: { file: string } | undefined;
+    try {
+      r = await this.opts.save(this.config);
+    } catch (e) {
+      // The change is live; the operator must know the file does not hold it.
+      throw new Error(`applied, but the configuration could not be saved: ${(e as Error).message}`, { cause: e });
+    }
+    return r ? { ...result, saved: r.file } : result;
+  }
+
+  /**
+   * Grows a LUN (RAM and file: to `size`; file and block without a size: to what the file or
+   * device holds now). Every I_T nexus of its LU gets CAPACITY DATA HAS CHANGED; a size
+   * below the current one is refused, since it would cut off written data.
+   */
+  private async resizeLun(req: {
+    [k: string]: unknown;
+  }): Promise<{ target: string; tpg?: number; lun: number; backstore: string; previousBytes: number; sizeBytes: number }> {
+    if (this.state !== 'running') throw new Error('the daemon is stopping');
+    if (!this.served?.resizeLun) throw new Error('this engine cannot resize LUNs');
+    const srp = req.target === SRP_LUN_OWNER;
+    if (!srp && !this.config.targets.some((t) => t.iqn === req.target))
+      throw new Error(
+        `target: no target ${JSON.stringify(req.target)} (have: ${[...this.config.targets.map((t) => t.iqn), ...(this.config.srp ? [SRP_LUN_OWNER] : [])].join(', ')})`,
+      );
+    const tag = srp ? 0 : (req.tpg ?? 1);
+    const r = this.resolved.find((x) => x.iqn === req.target && x.tpgTag === tag && x.lun.lun === req.lun);
+    if (!r) throw new Error(`lun: ${srp ? 'srp' : `${String(req.target)} tpg ${String(tag)}`} serves no LUN ${JSON.stringify(req.lun)}`);
+    const bs = r.backstore.blockSize;
+    const previousBytes = r.backstore.blockCount * bs;
+    let bytes: number | undefined;
+    if (req.size !== undefined) {
+      bytes = parseSize(req.size);
+      if (bytes === undefined)
+        throw new Error(`size: must be a positive size in bytes or with a suffix such as "512M", "1GiB", got ${JSON.stringify(req.size)}`);
+      if (r.store.type === 'block') throw new Error('size: a block backstore takes its size from the device; grow the device, then resize without a size');
+      if (bytes % bs !== 0) throw new Error(`size: must be a multiple of blockSize ${bs}, got ${bytes}`);
+      if (bytes < previousBytes) throw new Error(`size: must be at least the current ${previousBytes} bytes (shrinking would cut off data), got ${bytes}`);
+    } else if (r.store.type === 'ram') throw new Error('size: is required for a ram LUN');
+    if (r.backstore.readOnly && bytes !== undefined && bytes !== previousBytes) throw new Error(`size: the LUN is read-only; it cannot grow`);
+    if (bytes !== previousBytes) await this.served.resizeLun(r, bytes);
+    const sizeBytes = r.backstore.blockCount * bs;
+    // What is saved is what runs: the backstore's size in the configuration follows (a block
+    // device's size is the device's own; a file's is written when the file had one or it was given).
+    if (r.store.type !== 'block' && (r.store.size !== undefined || bytes !== undefined)) {
+      for (const store of this.storesOf(r)) store.size = sizeBytes;
+    }
+    if (sizeBytes !== previousBytes) this.log.info(`LUN ${r.lun.lun} (${r.storeName}) of ${r.iqn}: ${previousBytes} → ${sizeBytes} bytes`);
+    return { target: r.iqn, ...(srp ? {} : { tpg: r.tpgTag }), lun: r.lun.lun, backstore: r.storeName, previousBytes, sizeBytes };
+  }
+
+  /** Every object of the running configuration that describes `r`'s backstore (one named entry, or the inline one). */
+  private storesOf(r: ResolvedLun): BackstoreConfig[] {
+    const out = new Set<BackstoreConfig>([r.store]);
+    if (typeof r.lun.backstore === 'string') {
+      const b = this.config.backstores.find((x) => x.name === r.lun.backstore);
+      if (b) out.add(b);
+      for (const x of this.resolved) if (x.backstore === r.backstore) out.add(x.store);
+    } else {
+      const luns =
+        r.iqn === SRP_LUN_OWNER ? this.config.srp?.luns : this.config.targets.find((t) => t.iqn === r.iqn)?.tpgs.find((g) => g.tag === r.tpgTag)?.luns;
+      const l = luns?.find((x) => x.lun === r.lun.lun);
+      if (l && typeof l.backstore !== 'string') out.add(l.backstore);
+    }
+    return [...out];
+  }
+
   /**
    * Exports one more LUN while running: validated as if it had been in the file (so errors
    * name the same field paths), opened, then handed to the engine. Sessions see it on their
-   * next REPORT LUNS (the engine raises REPORTED LUNS DATA HAS CHANGED). Not written back to
-   * the configuration file.
+   * next REPORT LUNS (the engine raises REPORTED LUNS DATA HAS CHANGED). The control
+   * command writes the configuration back afterwards (saved()).
    */
-  private async addLun(req: { [k: string]: unknown }): Promise<unknown> {
+  private async addLun(req: { [k: string]: unknown }): Promise<{ target: string; tpg: number; lun: number; backstore: string; sizeBytes: number }> {
     if (this.state !== 'running') throw new Error('the daemon is stopping');
     if (!this.served?.addLun) throw new Error('this engine cannot add LUNs at run time');
     const ti = this.config.targets.findIndex((t) => t.iqn === req.target);
@@ -361,7 +483,7 @@ export class Daemon {
     const tag = req.tpg ?? 1;
     const gi = this.config.targets[ti]!.tpgs.findIndex((g) => g.tag === tag);
     if (gi < 0) throw new Error(`tpg: ${JSON.stringify(req.target)} has no TPG with tag ${JSON.stringify(tag)}`);
-    const doc = structuredClone(this.config) as unknown as { targets: Array<{ tpgs: Array<{ luns: unknown[] }> }> };
+    const doc = configDocument(this.config) as unknown as { targets: Array<{ tpgs: Array<{ luns: unknown[] }> }> };
     const li = doc.targets[ti]!.tpgs[gi]!.luns.push({ lun: req.lun, backstore: req.backstore }) - 1;
     const v = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: this.config.stateDir } });
     if (!v.config) throw new Error(v.errors.join('; '));
@@ -392,58 +514,73 @@ export class Daemon {
    * and nothing is applied, so the running state never half-matches the file.
    */
   reload(): Promise<unknown> {
-    const run = this.changes.then(async () => {
+    return this.change(async () => {
       if (!this.opts.reloadSource) throw new Error('this daemon has no configuration file to reload (embedded default)');
-      const next = await this.opts.reloadSource();
-      const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
-      const restart: string[] = [];
-      const strip = (c: Config) =>
-        JSON.stringify({
-          ...c,
-          backstores: undefined,
-          targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
-        });
-      if (strip(next) !== strip(this.config)) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
-      for (const b of this.config.backstores) {
-        const nb = next.backstores.find((x) => x.name === b.name);
-        if (nb && JSON.stringify(nb) !== JSON.stringify(b)) restart.push(`backstore ${b.name} changed`);
-      }
-      for (const t of next.targets) {
-        for (const g of t.tpgs) {
-          const old = this.config.targets.find((x) => x.iqn === t.iqn)?.tpgs.find((x) => x.tag === g.tag);
-          if (!old) continue; // already reported by the structural comparison
-          for (const l of old.luns) {
-            const nl = g.luns.find((x) => x.lun === l.lun);
-            if (!nl) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} removed`);
-            else if (JSON.stringify(nl) !== JSON.stringify(l)) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} changed`);
-          }
-          for (const l of g.luns) {
-            if (old.luns.some((x) => x.lun === l.lun)) continue;
-            const backstore = typeof l.backstore === 'string' ? next.backstores.find((b) => b.name === l.backstore)! : l.backstore;
-            adds.push({
-              target: t.iqn,
-              tpg: g.tag,
-              lun: l.lun,
-              backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore,
-            });
-          }
-        }
-      }
-      if (restart.length) throw new Error(`not reloaded, these changes need a restart: ${restart.join('; ')}`);
-      const added: unknown[] = [];
-      for (const a of adds) {
-        // A new named backstore is added under its name so later LUNs can share it.
-        if (typeof a.backstore === 'object' && a.backstore && (a.backstore as BackstoreConfig).name) {
-          (this.config as { backstores: Config['backstores'] }).backstores = [...this.config.backstores, a.backstore as BackstoreConfig];
-          a.backstore = (a.backstore as BackstoreConfig).name;
-        }
-        added.push(await this.addLun({ ...a }));
-      }
-      this.log.info(`reloaded: ${added.length} LUN${added.length === 1 ? '' : 's'} added`);
-      return { added };
+      // A file that fails validation throws here, before anything is compared or applied.
+      return this.apply(await this.opts.reloadSource());
     });
-    this.changes = run.catch(() => {});
-    return run;
+  }
+
+  /**
+   * `restore FILE`: applies FILE as `reload` applies the configuration file (what cannot
+   * change live is listed and nothing is applied), then writes it as the configuration file
+   * (the replaced version goes to backup/), so what is saved stays what runs.
+   */
+  restore(file: string): Promise<unknown> {
+    return this.change(async () => {
+      if (!this.opts.reloadSource) throw new Error('this daemon cannot read configuration files');
+      const r = await this.apply(await this.opts.reloadSource(file));
+      return this.saved({ ...r, restored: file });
+    });
+  }
+
+  /** Applies `next` where it differs from the running configuration by added LUNs only (see reload). */
+  private async apply(next: Config): Promise<{ added: unknown[] }> {
+    const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
+    const restart: string[] = [];
+    const strip = (c: Config) => ({
+      ...c,
+      backstores: undefined,
+      targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
+    });
+    if (!isDeepStrictEqual(strip(next), strip(this.config))) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
+    for (const b of this.config.backstores) {
+      const nb = next.backstores.find((x) => x.name === b.name);
+      if (nb && !isDeepStrictEqual(nb, b)) restart.push(`backstore ${b.name} changed`);
+    }
+    for (const t of next.targets) {
+      for (const g of t.tpgs) {
+        const old = this.config.targets.find((x) => x.iqn === t.iqn)?.tpgs.find((x) => x.tag === g.tag);
+        if (!old) continue; // already reported by the structural comparison
+        for (const l of old.luns) {
+          const nl = g.luns.find((x) => x.lun === l.lun);
+          if (!nl) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} removed`);
+          else if (!isDeepStrictEqual(nl, l)) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} changed`);
+        }
+        for (const l of g.luns) {
+          if (old.luns.some((x) => x.lun === l.lun)) continue;
+          const backstore = typeof l.backstore === 'string' ? next.backstores.find((b) => b.name === l.backstore)! : l.backstore;
+          adds.push({
+            target: t.iqn,
+            tpg: g.tag,
+            lun: l.lun,
+            backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore,
+          });
+        }
+      }
+    }
+    if (restart.length) throw new Error(`not reloaded, these changes need a restart: ${restart.join('; ')}`);
+    const added: unknown[] = [];
+    for (const a of adds) {
+      // A new named backstore is added under its name so later LUNs can share it.
+      if (typeof a.backstore === 'object' && a.backstore && (a.backstore as BackstoreConfig).name) {
+        (this.config as { backstores: Config['backstores'] }).backstores = [...this.config.backstores, a.backstore as BackstoreConfig];
+        a.backstore = (a.backstore as BackstoreConfig).name;
+      }
+      added.push(await this.addLun({ ...a }));
+    }
+    this.log.info(`reloaded: ${added.length} LUN${added.length === 1 ? '' : 's'} added`);
+    return { added };
   }
 
   /**

@@ -59,6 +59,11 @@ export interface ServedTargets {
   status(): EngineStatus;
   /** Export one more LUN in a served TPG (control socket `add-lun`); absent if unsupported. */
   addLun?(lun: ResolvedLun): Promise<void>;
+  /**
+   * Grows a LUN's backstore to `bytes` (undefined: the size its file or device has now) and
+   * tells every I_T nexus of its LU (CAPACITY DATA HAS CHANGED); absent if unsupported.
+   */
+  resizeLun?(lun: ResolvedLun, bytes: number | undefined): Promise<void>;
 }
 
 export interface Engine {

@@ -25,6 +25,10 @@ export interface ScsiLayer {
   createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
   /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
   lunsChanged?(lus: unknown[]): void;
+  /** The LU's backstore grew: READ CAPACITY answers the new size, CAPACITY DATA HAS CHANGED for its nexuses (SBC-3 4.10). */
+  capacityChanged?(lu: unknown): void;
+  /** Runs `fn` (synchronously) at the first moment no command of the LU is in flight; rejects after `timeoutMs`. */
+  exclusive?(lu: unknown, fn: () => void, timeoutMs?: number): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -64,6 +68,28 @@ export function createScsiLayer(
     },
     lunsChanged(changed) {
       for (const lu of new Set(changed)) (lu as LogicalUnit).unitAttentionOthers(Asc.ReportedLunsDataChanged);
+    },
+    capacityChanged(lu) {
+      (lu as LogicalUnit).capacityChanged();
+    },
+    exclusive(lu, fn, timeoutMs = 5000) {
+      const tasks = (lu as LogicalUnit).tasks;
+      const until = Date.now() + timeoutMs;
+      return new Promise<void>((resolve, reject) => {
+        // Checked from a macrotask: commands arrive from I/O callbacks, so none starts between the check and fn().
+        const poll = () => {
+          if (tasks.size === 0) {
+            try {
+              fn();
+              resolve();
+            } catch (e) {
+              reject(e as Error);
+            }
+          } else if (Date.now() > until) reject(new Error(`commands kept the LU busy for ${timeoutMs} ms; try again`));
+          else setTimeout(poll, 1);
+        };
+        poll();
+      });
     },
     // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
     async close() {

@@ -13,6 +13,7 @@ import type { FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, Tmf
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
 import { listenTcp } from '../transport/tcp.js';
 import { RamBackstore } from '../backstore/ram.js';
+import { growBackstore } from '../backstore/open.js';
 import { MemoryRegistry, native, nativeAvailable } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
@@ -267,6 +268,21 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           viewsOf(g);
           const changed = g.luns.map((x) => lus.get(x.backstore));
           scsi.lunsChanged?.(changed);
+        },
+        async resizeLun(r, bytes) {
+          const lu = lus.get(r.backstore);
+          if (!lu) throw new Error(`LUN ${r.lun.lun} of ${r.iqn} is not served`);
+          await growBackstore(r.backstore, r.store, bytes, {
+            ...(registry
+              ? {
+                  allocate: (n: number) => registry.allocate(n),
+                  // An RDMA WRITE from the old memory may still be on the wire after its task ended (its response SEND is ordered after it): deregister later.
+                  release: (m: Uint8Array) => setTimeout(() => registry.release(m as Buffer), 10_000).unref(),
+                }
+              : {}),
+            ...(scsi.exclusive ? { exclusive: (swap: () => void) => scsi.exclusive!(lu, swap) } : {}),
+          });
+          scsi.capacityChanged?.(lu);
         },
       };
     },

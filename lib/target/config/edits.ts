@@ -55,6 +55,32 @@ export function overrideListen<T extends object>(doc: T, address: string, port: 
   return copy as T;
 }
 
+/**
+ * Puts back into `doc` (a configuration about to be saved) the portals `file` gives each of
+ * its TPGs: --listen replaced them only for this run, so the file keeps its own.
+ */
+export function filePortals<T extends object>(doc: T, file: unknown): T {
+  const fileTpgs = new Map<string, unknown>();
+  const targets = (x: unknown) => (x && typeof x === 'object' && Array.isArray((x as Obj).targets) ? ((x as Obj).targets as unknown[]) : []);
+  for (const t of targets(file)) {
+    const to = t as Obj;
+    for (const g of Array.isArray(to?.tpgs) ? (to.tpgs as Obj[]) : [])
+      if (g && typeof g === 'object') fileTpgs.set(`${String(to.iqn)}\u0000${String(g.tag ?? 1)}`, g.portals);
+  }
+  const copy = structuredClone(doc) as Obj;
+  for (const t of targets(copy)) {
+    const to = t as Obj;
+    for (const g of to.tpgs as Obj[]) {
+      const key = `${String(to.iqn)}\u0000${String(g.tag)}`;
+      if (!fileTpgs.has(key)) continue;
+      const portals = fileTpgs.get(key);
+      if (portals === undefined) delete g.portals;
+      else g.portals = portals;
+    }
+  }
+  return copy as T;
+}
+
 /** Resolves a LUN's backstore (by name or inline) to its definition. */
 export function resolveBackstore(config: Config, lun: LunConfig): BackstoreConfig {
   if (typeof lun.backstore !== 'string') return lun.backstore;

@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,6 +192,104 @@ describe('rdma-target reload', () => {
       d.child.kill('SIGTERM');
       expect(await d.exit).toBe(0);
     }
+  });
+});
+
+describe('rdma-target save, restore and the file after run-time changes', () => {
+  it("add-lun and lun resize write the file back (with a backup, the file's own portals kept); save FILE; restore FILE; a bad file changes nothing", async () => {
+    const iqn = 'iqn.2025-01.com.example:persist';
+    const d0 = mkdtempSync(join(dir, 'persist-'));
+    const sock = join(d0, 'ctl.sock');
+    const p = join(d0, 'config.json');
+    // biome-ignore lint/suspicious/noExplicitAny: a raw config document
+    const doc: any = {
+      control: { socket: sock },
+      stateDir: join(d0, 'state'),
+      backstores: [{ name: 'r0', type: 'ram', size: '1M' }],
+      targets: [
+        { iqn, tpgs: [{ portals: [{ address: '127.0.0.1', port: 3260 }], luns: [{ lun: 0, backstore: 'r0' }], attributes: { generateNodeAcls: true } }] },
+      ],
+    };
+    writeFileSync(p, JSON.stringify(doc));
+    const original = readFileSync(p, 'utf8');
+    const d = await startDaemon(['--config', p, '--listen', '127.0.0.1:0']);
+    try {
+      const add = runSync(['ctl', 'add-lun', JSON.stringify({ target: iqn, lun: 1, backstore: { type: 'ram', size: '2M' } }), '--socket', sock]);
+      expect(add.err).toBe('');
+      expect(JSON.parse(add.out)).toMatchObject({ lun: 1, saved: p });
+      // biome-ignore lint/suspicious/noExplicitAny: the saved file
+      let saved: any = JSON.parse(readFileSync(p, 'utf8'));
+      expect(saved.targets[0].tpgs[0].luns).toEqual([
+        { lun: 0, backstore: 'r0' },
+        { lun: 1, backstore: { type: 'ram', size: 2 * 1024 * 1024, blockSize: 512, readOnly: false, thin: false } },
+      ]);
+      // --listen is this run's: the file keeps the portal it had.
+      expect(saved.targets[0].tpgs[0].portals).toEqual([{ address: '127.0.0.1', port: 3260 }]);
+      const backups = readdirSync(join(d0, 'backup'));
+      expect(backups).toHaveLength(1);
+      expect(readFileSync(join(d0, 'backup', backups[0]!), 'utf8')).toBe(original);
+
+      const grow = runSync(['lun', 'resize', iqn, '0', '3M', '--socket', sock]);
+      expect(grow.err).toBe('');
+      expect(JSON.parse(grow.out)).toMatchObject({ lun: 0, previousBytes: 1024 * 1024, sizeBytes: 3 * 1024 * 1024, saved: p });
+      saved = JSON.parse(readFileSync(p, 'utf8'));
+      expect(saved.backstores[0].size).toBe(3 * 1024 * 1024);
+      const shrink = runSync(['lun', 'resize', iqn, '0', '1M', '--socket', sock]);
+      expect(shrink.code).toBe(1);
+      expect(shrink.err).toBe(
+        `rdma-target: lun-resize: size: must be at least the current ${3 * 1024 * 1024} bytes (shrinking would cut off data), got ${1024 * 1024}\n`,
+      );
+      expect(runSync(['lun', 'resize', iqn, 'x', '--socket', sock]).err).toContain('lun resize: LUN must be a LUN number, got "x"');
+
+      // save FILE: the running configuration, validated back to itself.
+      const copy = join(d0, 'copy.json');
+      expect(runSync(['save', copy, '--socket', sock]).code).toBe(0);
+      expect(runSync(['check-config', copy]).code).toBe(0);
+      expect(JSON.parse(readFileSync(copy, 'utf8')).targets[0].tpgs[0].luns).toHaveLength(2);
+
+      // A file that fails validation changes nothing, and the error names the field.
+      const broken = structuredClone(saved);
+      broken.targets[0].tpgs[0].luns.push({ lun: 2, backstore: { type: 'ram', size: '3x' } });
+      writeFileSync(p, JSON.stringify(broken));
+      const bad = runSync(['ctl', 'reload', '--socket', sock]);
+      expect(bad.code).toBe(1);
+      expect(bad.err).toContain('targets[0].tpgs[0].luns[2].backstore.size: must be a positive size');
+      const st = JSON.parse(runSync(['status', '--socket', sock]).out);
+      expect(st.targets[0].tpgs[0].luns.map((l: { lun: number }) => l.lun)).toEqual([0, 1]);
+      writeFileSync(p, JSON.stringify(saved, null, 2) + '\n');
+
+      // restore FILE: applied live (a new LUN), then made the configuration file.
+      const next = structuredClone(saved);
+      next.targets[0].tpgs[0].luns.push({ lun: 2, backstore: { type: 'ram', size: '1M' } });
+      const nextFile = join(d0, 'next.json');
+      writeFileSync(nextFile, JSON.stringify(next));
+      const r = runSync(['restore', nextFile, '--socket', sock]);
+      expect(r.err).toBe('');
+      expect(JSON.parse(r.out)).toMatchObject({ restored: nextFile, saved: p, added: [{ lun: 2 }] });
+      expect(JSON.parse(readFileSync(p, 'utf8')).targets[0].tpgs[0].luns.map((l: { lun: number }) => l.lun)).toEqual([0, 1, 2]);
+      expect(spawnSync('iscsi-inq', [`iscsi://127.0.0.1:${d.port}/${iqn}/2`]).status).toBe(0);
+      // One that needs a restart is refused and the file stays.
+      next.targets[0].tpgs[0].luns.shift();
+      writeFileSync(nextFile, JSON.stringify(next));
+      const refused = runSync(['restore', nextFile, '--socket', sock]);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain('LUN 0 removed');
+      expect(JSON.parse(readFileSync(p, 'utf8')).targets[0].tpgs[0].luns).toHaveLength(3);
+    } finally {
+      d.child.kill('SIGTERM');
+      expect(await d.exit).toBe(0);
+    }
+    // With no daemon, restore validates FILE and writes it over --config FILE (with a backup).
+    const before = readdirSync(join(d0, 'backup')).length;
+    const offline = runSync(['restore', join(d0, 'copy.json'), '--config', p]);
+    expect(offline.err).toBe('');
+    expect(JSON.parse(readFileSync(p, 'utf8')).targets[0].tpgs[0].luns).toHaveLength(2);
+    expect(readdirSync(join(d0, 'backup'))).toHaveLength(before + 1);
+    writeFileSync(join(d0, 'bad.json'), JSON.stringify({ targets: [{ iqn: 'nope', tpgs: [] }] }));
+    const rejected = runSync(['restore', join(d0, 'bad.json'), '--config', p]);
+    expect(rejected.code).toBe(1);
+    expect(rejected.err).toContain('targets[0].iqn');
+    expect(JSON.parse(readFileSync(p, 'utf8')).targets[0].tpgs[0].luns).toHaveLength(2);
   });
 });
 
