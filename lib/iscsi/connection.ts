@@ -44,6 +44,8 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    * at queue depth 1, docs/benchmarks/engine.md).
    */
   readonly tasks: IscsiTask[] = [];
+  /** Where a response BHS is built when the transport copies it at once (copiesBhs); else undefined. */
+  readonly scratchBhs: Uint8Array | undefined;
   /** Finished tasks kept for the next commands: no task object per command in steady state. */
   private readonly freeTasks: IscsiTask[] = [];
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
@@ -70,6 +72,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     readonly transport: IscsiTransport,
   ) {
     this.log = target.log;
+    this.scratchBhs = transport.copiesBhs ? new Uint8Array(BHS_LENGTH) : undefined;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
     if (target.options.loginTimeout > 0) {

@@ -66,6 +66,8 @@ export interface TaskConnection {
   readonly r2ts: Map<number, R2TRecord>;
   /** StatSN not advanced (R2T, §11.8). */
   readonly statSN: number;
+  /** Memory for a response BHS that sendPdu copies at once, if the transport does (copiesBhs). */
+  readonly scratchBhs: Uint8Array | undefined;
   nextStatSN(): number;
   allocTtt(): number;
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
@@ -599,6 +601,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
       bidiUnder,
       over || under,
       data?.length ?? 0,
+      conn.scratchBhs,
     );
     this.finish();
     return conn.sendPdu(bhs, data);
