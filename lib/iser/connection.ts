@@ -36,6 +36,7 @@ import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
 import type { OperationalParams } from '../iscsi/params.js';
 import { bhsAhsLength, bhsDataLength, bhsItt, bhsOpcode } from '../iscsi/pdu.js';
 import { type IscsiTransport, type TaskRef, TransportClosedError, type TransportSink } from '../iscsi/transport.js';
+import type { RxPdu } from '../iscsi/pdu.js';
 import type { IoDone } from '../scsi/types.js';
 import {
   ISER_HEADER_LENGTH,
@@ -67,15 +68,25 @@ export interface IserConnectionOptions extends RcChannelOptions {
 
 /** The iSER header fields of one SCSI Command, as the task's transportContext. */
 export interface IserCommand {
-  readonly wsv: boolean;
-  readonly writeStag: number;
-  readonly writeVaHi: number;
-  readonly writeVaLo: number;
-  readonly rsv: boolean;
-  readonly readStag: number;
-  readonly readVaHi: number;
-  readonly readVaLo: number;
+  wsv: boolean;
+  writeStag: number;
+  writeVaHi: number;
+  writeVaLo: number;
+  rsv: boolean;
+  readStag: number;
+  readVaHi: number;
+  readVaLo: number;
 }
+
+function newIserCommand(): IserCommand {
+  return { wsv: false, writeStag: 0, writeVaHi: 0, writeVaLo: 0, rsv: false, readStag: 0, readVaHi: 0, readVaLo: 0 };
+}
+
+/** The context of every command that names no buffer (no data, or immediate data only). */
+const NO_STAGS: IserCommand = Object.freeze(newIserCommand());
+
+/** Answered command contexts a connection keeps for reuse. */
+const MAX_FREE_COMMANDS = 256;
 
 /** What the listener learns of a connection's life. */
 export interface IserConnectionHooks {
@@ -144,7 +155,14 @@ export class IserConnection extends RcChannel implements IscsiTransport {
   private fullFeature = false;
   private ringPosted = false;
   private readonly hdr: IserHeader = emptyIserHeader();
+  /** STags of the commands awaiting their response, by ITT (for SEND_WITH_INV). */
   private readonly commands = new Map<number, IserCommand>();
+  /** Contexts whose command was answered, for the next commands (no object per command). */
+  private readonly freeCommands: IserCommand[] = [];
+  /** The BHS view of each receive slot, made once. */
+  private readonly rxBhs: (Uint8Array | undefined)[] = [];
+  /** What a full-feature receive hands the engine; the engine uses it only during receive(). */
+  private readonly rxPdu: RxPdu = { bhs: EMPTY, ahs: EMPTY, data: EMPTY };
 
   constructor(
     cm: RdmaCm,
@@ -412,8 +430,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         `iSER opcode 0x${h.opcode.toString(16)} where an iSCSI control-type PDU was expected (RFC 7145 §9.2: Hello is iWARP-only)`,
       );
     }
-    const bhsStart = ISER_HEADER_LENGTH;
-    let bhs: Uint8Array = buf.subarray(bhsStart, HEADERS);
+    let bhs: Uint8Array = (this.rxBhs[slot] ??= buf.subarray(ISER_HEADER_LENGTH, HEADERS));
     const ahsLen = bhsAhsLength(bhs);
     const dataLen = bhsDataLength(bhs);
     if (HEADERS + ahsLen + dataLen > len) {
@@ -423,18 +440,20 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     let data: Uint8Array = dataLen ? buf.subarray(HEADERS + ahsLen, HEADERS + ahsLen + dataLen) : EMPTY;
     let ctx: IserCommand | undefined;
     if (bhsOpcode(bhs) === Opcode.ScsiCommand) {
-      ctx = {
-        wsv: h.wsv,
-        writeStag: h.writeStag,
-        writeVaHi: h.writeVaHi,
-        writeVaLo: h.writeVaLo,
-        rsv: h.rsv,
-        readStag: h.readStag,
-        readVaHi: h.readVaHi,
-        readVaLo: h.readVaLo,
-      };
-      const itt = bhsItt(bhs);
-      if (h.wsv || h.rsv) this.commands.set(itt, ctx);
+      if (h.wsv || h.rsv) {
+        // Reused once its response went out (invalidateKey): the task is over by then.
+        const c = this.freeCommands.pop() ?? newIserCommand();
+        c.wsv = h.wsv;
+        c.writeStag = h.writeStag;
+        c.writeVaHi = h.writeVaHi;
+        c.writeVaLo = h.writeVaLo;
+        c.rsv = h.rsv;
+        c.readStag = h.readStag;
+        c.readVaHi = h.readVaHi;
+        c.readVaLo = h.readVaLo;
+        this.commands.set(bhsItt(bhs), c);
+        ctx = c;
+      } else ctx = NO_STAGS;
     }
     if (!this.fullFeature) {
       // Login phase: copy out and repost at once (the login is one request at a time and
@@ -453,9 +472,14 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         data = dst;
       }
     }
+    const rx = this.rxPdu;
+    rx.bhs = bhs;
+    rx.ahs = ahs;
+    rx.data = data;
     try {
-      sink.receive({ bhs, ahs, data }, ctx);
+      sink.receive(rx, ctx);
     } finally {
+      rx.data = EMPTY;
       // The engine copies what it keeps (its handlers run synchronously on the views).
       if (this.state !== State.Closed) this.postRecvSlot(slot);
       else this.rx.free(slot);
@@ -544,8 +568,9 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const c = this.commands.get(itt);
     if (!c) return 0;
     this.commands.delete(itt);
-    if (!this.sendWithInv || c.rsv === c.wsv) return 0;
-    return c.rsv ? c.readStag : c.writeStag;
+    const key = !this.sendWithInv || c.rsv === c.wsv ? 0 : c.rsv ? c.readStag : c.writeStag;
+    if (this.freeCommands.length < MAX_FREE_COMMANDS) this.freeCommands.push(c);
+    return key;
   }
 
   private kickTxQueue(): void {
