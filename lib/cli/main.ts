@@ -285,7 +285,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     return EXIT_FAILURE;
   }
   const log = createLogger({ format: logFormat as LogFormat, debug: !!o.debug, sink: io });
-  const sd = SystemdNotifier.fromEnv({ log });
+  // The real command only (tests pass their own io): a test runner's own $NOTIFY_SOCKET is not ours.
+  const sd = ro.io ? undefined : SystemdNotifier.fromEnv({ log });
   for (const w of result.warnings) log.warn(w);
   if (o.config !== undefined) {
     const p = secretsExposed(o.config, result.config);

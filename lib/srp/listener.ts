@@ -48,7 +48,7 @@ export class SrpFabric extends CmFabric<SrpChannel> {
       target.counters.srpLoginRejects++;
       log.warn(
         { event: 'login-failed', reason: why, ...(initiatorPort ? { initiatorPort } : { initiatorPort: null }) },
-        `srp: login failed: ${initiatorPort ?? '(unknown initiator port)'} from ${from} on portal ${local}: ${why}`,
+        `srp: login from ${from} on portal ${local} (initiator port ${initiatorPort ?? 'unknown'}) rejected: ${why}`,
       );
       try {
         id.reject(pd);
@@ -88,7 +88,7 @@ export class SrpFabric extends CmFabric<SrpChannel> {
           established: (c) =>
             log.info(
               { event: 'login', itIuLen: d.itIuLen, credits: d.credits, multichannel: d.multichannel },
-              `srp: login: channel up: ${c.describe}, it_iu_len ${d.itIuLen}, credits ${d.credits}${d.immOffset ? ', immediate data' : ''}${d.multichannel ? ', multichannel' : ''}`,
+              `srp: channel up: ${c.describe}, it_iu_len ${d.itIuLen}, credits ${d.credits}${d.immOffset ? ', immediate data' : ''}${d.multichannel ? ', multichannel' : ''}`,
             ),
           closed: (c, err) => {
             this.untrack(c, mine);

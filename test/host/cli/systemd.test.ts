@@ -186,6 +186,45 @@ describe('systemd: sd_notify over a real notify socket', () => {
   });
 });
 
+describe('log format without --log-format', () => {
+  // A warning goes through the logger (demo mode), then the start fails (a missing file LUN): the daemon exits by itself.
+  const cfg = () => {
+    const p = join(dir, 'fmt.json');
+    writeFileSync(
+      p,
+      JSON.stringify({
+        control: false,
+        backstores: [{ name: 'f', type: 'file', path: join(dir, 'nope', 'disk.img') }],
+        targets: [{ iqn: 'iqn.2025-01.com.example:f', tpgs: [{ luns: [{ lun: 0, backstore: 'f' }], attributes: { generateNodeAcls: true } }] }],
+      }),
+    );
+    return p;
+  };
+
+  it('on a pipe: JSON lines', () => {
+    const r = spawnSync(process.execPath, [cli, '--config', cfg(), '--listen', '127.0.0.1:0'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(1);
+    const warn = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; msg: string })
+      .find((l) => l.msg.includes('ACLs are off'));
+    expect(warn, r.stdout + r.stderr).toMatchObject({ level: 'warn' });
+  });
+
+  it.skipIf(!have('python3'))('on a terminal: human lines', () => {
+    // python3's pty gives the daemon a terminal for stdout and stderr.
+    const r = spawnSync(
+      'python3',
+      ['-c', 'import pty, sys; sys.exit(pty.spawn(sys.argv[1:]) >> 8)', process.execPath, cli, '--config', cfg(), '--listen', '127.0.0.1:0'],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^warning: targets\[0\]\.tpgs\[0\]: ACLs are off /m);
+    expect(r.stdout).not.toContain('{"level"');
+  });
+});
+
 describe('systemd: the shipped unit and example configuration', () => {
   it.skipIf(!haveAnalyze)('systemd/rdma-target.service passes systemd-analyze verify', () => {
     // verify checks that ExecStart's program exists: point it at a stand-in of the installed command.
