@@ -88,9 +88,9 @@ cat >"$cfg" <<EOF
 EOF
 
 if [[ $transport == iser ]]; then
-  node dist/cli/main.js --config "$cfg" >"$out/daemon.log" 2>&1 &
+  node dist/cli/main.js --log-format human --config "$cfg" >"$out/daemon.log" 2>&1 &
 else
-  node dist/cli/main.js --config "$cfg" --listen 127.0.0.1:0 >"$out/daemon.log" 2>&1 &
+  node dist/cli/main.js --log-format human --config "$cfg" --listen 127.0.0.1:0 >"$out/daemon.log" 2>&1 &
 fi
 daemon=$!
 cleanup() {

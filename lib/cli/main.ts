@@ -22,6 +22,7 @@ import {
 } from '../target/config.js';
 import { Daemon, StartError } from '../target/daemon.js';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../target/logging.js';
+import { SystemdNotifier } from '../target/systemd.js';
 import { controlRequest } from '../target/control.js';
 import { saveConfigFile } from '../target/persist.js';
 import { importLio } from '../target/config/lio.js';
@@ -52,8 +53,8 @@ Options:
   -l, --listen ADDR:PORT   serve every TCP portal on ADDR:PORT instead ("[::1]:3260" for
                            IPv6; port 0 picks a free port and prints it)
       --debug              verbose log, stack traces on errors
-      --log-format F       human (default: the lines below, info on stdout, warnings on
-                           stderr) or json (one JSON object per line on stdout)
+      --log-format F       human (info on stdout, warnings on stderr) or json (one JSON
+                           object per line on stdout); default: human on a terminal, else json
       --shutdown-timeout S seconds in-flight commands get at shutdown (default 5)
   -h, --help               this text
   -V, --version            print the version
@@ -242,7 +243,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     if (!Number.isFinite(s) || s < 0 || s > 3600) return usage(`--shutdown-timeout: must be seconds 0–3600, got ${JSON.stringify(o['shutdown-timeout'])}`);
     graceMs = s * 1000;
   }
-  const logFormat = o['log-format'] ?? 'human';
+  // Without the flag: human on a terminal, JSON lines otherwise (journald, a pipe, a file).
+  const logFormat = o['log-format'] ?? (ro.io || process.stdout.isTTY ? 'human' : 'json');
   if (!(LOG_FORMATS as readonly string[]).includes(logFormat))
     return usage(`--log-format: must be ${LOG_FORMATS.join(' or ')}, got ${JSON.stringify(logFormat)}`);
 
@@ -283,6 +285,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     return EXIT_FAILURE;
   }
   const log = createLogger({ format: logFormat as LogFormat, debug: !!o.debug, sink: io });
+  // The real command only (tests pass their own io): a test runner's own $NOTIFY_SOCKET is not ours.
+  const sd = ro.io ? undefined : SystemdNotifier.fromEnv({ log });
   for (const w of result.warnings) log.warn(w);
   if (o.config !== undefined) {
     const p = secretsExposed(o.config, result.config);
@@ -342,7 +346,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         process.off('SIGTERM', onSignal);
         process.off('SIGHUP', onHup);
       }
-      resolve(code);
+      if (sd) void sd.flush().then(() => resolve(code));
+      else resolve(code);
     };
     const onSignal = (sig: NodeJS.Signals) => {
       signalled++;
@@ -352,6 +357,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         return;
       }
       log.info(`rdma-target: ${sig}: stopping (sessions asked to log out, ${graceMs / 1000}s for in-flight commands; ${sig} again to force)`);
+      void sd?.stopping(`${sig}: stopping`);
       daemon.stop(graceMs).then(
         () => {
           log.info('rdma-target: stopped');
@@ -365,10 +371,14 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     };
     // SIGHUP: re-read the file and add what can be added live (see Daemon.reload).
     const onHup = () => {
-      daemon.reload().then(
-        (r) => log.info(`rdma-target: SIGHUP: reloaded ${JSON.stringify(r)}`),
-        (e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`),
-      );
+      void sd?.reloading();
+      daemon
+        .reload()
+        .then(
+          (r) => log.info(`rdma-target: SIGHUP: reloaded ${JSON.stringify(r)}`),
+          (e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`),
+        )
+        .finally(() => void sd?.ready('serving (reloaded)'));
     };
     if (ro.signals !== false) {
       process.on('SIGINT', onSignal);
@@ -379,6 +389,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     // synchronous on Linux, so printing first let a quick SIGHUP find the default action: exit).
     log.info(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
     for (const line of daemon.connectionHints()) log.info(line);
+    // Type=notify: ready only now that every portal listens (Daemon.start bound them all).
+    void sd?.ready(`serving ${daemon.portals.map((p) => `${p.transport} ${fmtAddr(p.address, p.port)}`).join(', ') || 'no portal'}`);
     ro.onStarted?.(daemon);
     // Tests without signals stop the daemon themselves; resolve once it has stopped.
     if (ro.signals === false) {

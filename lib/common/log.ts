@@ -19,18 +19,31 @@ export interface Logger {
   error: LogFn;
   /** A logger whose every line also carries `bindings` (a session's initiator, a portal...). */
   child(bindings: LogFields): Logger;
+  /**
+   * Whether lines of `level` are written (pino's). A line that can come once per command (on
+   * an error path of the data path) asks first, so that it does not even build its message
+   * when the level is off.
+   */
+  isLevelEnabled(level: LogLevel): boolean;
 }
 
 const nothing: LogFn = () => {};
 
 /** Discards everything: the default of every layer that is given no logger (tests, tools). */
-export const silentLogger: Logger = { debug: nothing, info: nothing, warn: nothing, error: nothing, child: () => silentLogger };
+export const silentLogger: Logger = {
+  debug: nothing,
+  info: nothing,
+  warn: nothing,
+  error: nothing,
+  child: () => silentLogger,
+  isLevelEnabled: () => false,
+};
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 /** A Logger that hands each line's level and message to `write` (tests, tools); fields are dropped. */
 export function lineLogger(write: (level: LogLevel, msg: string) => void): Logger {
   const at = (level: LogLevel): LogFn => ((a: string | LogFields, b?: string) => write(level, typeof a === 'string' ? a : (b ?? ''))) as LogFn;
-  const log: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => log };
+  const log: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => log, isLevelEnabled: () => true };
   return log;
 }

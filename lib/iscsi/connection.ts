@@ -20,7 +20,7 @@ import { IscsiTask, type R2TRecord, type TaskConnection } from './scsi-cmd.js';
 import type { IscsiSession } from './session.js';
 import { handleTextRequest, TextExchange } from './text-req.js';
 import { handleTmf } from './tmf.js';
-import type { IscsiTransport, TransportSink } from './transport.js';
+import { hostPort, type IscsiTransport, type TransportSink } from './transport.js';
 
 /** Immediate-data buffers kept for reuse per connection, and the FirstBurstLength up to which they are. */
 const IMMEDIATE_POOL_SLOTS = 64;
@@ -52,7 +52,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   readonly login: LoginHandler;
   readonly nop: NopKeeper;
   readonly text = new TextExchange();
-  readonly log: Logger;
+  /**
+   * Bound once per connection with transport, local and remote address; the login adds the
+   * initiator, ISID and (once known) the TSIH, so every line of this connection carries them.
+   */
+  log: Logger;
   readonly createdAt = Date.now();
   private nextTtt = 1;
   private sendBlocked = false;
@@ -71,7 +75,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     readonly target: TargetContext,
     readonly transport: IscsiTransport,
   ) {
-    this.log = target.log;
+    this.log = target.log.child({
+      transport: transport.kind,
+      local: hostPort(transport.localAddress, transport.localPort),
+      remote: hostPort(transport.remoteAddress, transport.remotePort),
+    });
     this.scratchBhs = transport.copiesBhs ? new Uint8Array(BHS_LENGTH) : undefined;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
@@ -317,7 +325,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     if (bad) return this.rejectCommand(pdu, rx.bhs, RejectReason.ProtocolError);
     if (!pdu.immediate && !s.inWindow(pdu.cmdSN)) {
       // §4.2.2.1: outside [ExpCmdSN, MaxCmdSN] is silently ignored.
-      this.log.debug(`CmdSN ${pdu.cmdSN} outside window [${s.expCmdSN}, ${s.maxCmdSN}], ignored`);
+      if (this.log.isLevelEnabled('debug')) this.log.debug(`CmdSN ${pdu.cmdSN} outside window [${s.expCmdSN}, ${s.maxCmdSN}], ignored`);
       return;
     }
     if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);
@@ -391,7 +399,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    * (dataDestination refused it), and at ERL 0 nothing can re-request it.
    */
   private sequenceError(task: IscsiTask, bhs: Uint8Array, asc: Asc, why: string): void {
-    this.log.debug(`${this.describe}: ${why}`);
+    if (this.log.isLevelEnabled('debug')) this.log.debug(`${this.describe}: ${why}`);
     sendReject(this, RejectReason.ProtocolError, bhs);
     task.failData(asc);
   }
@@ -471,6 +479,9 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
 
   private cleanup(reason: string): void {
     if (this.phase === 'closed') return;
+    // A connection that never finished its login was reported by the login (or was a probe).
+    if (this.session) this.log.info({ event: 'connection-end', reason }, `connection ended: ${reason}`);
+    else this.log.debug({ event: 'connection-end', reason }, `connection closed before login completed: ${reason}`);
     this.phase = 'closed';
     this.nop.stop();
     if (this.loginTimer) clearTimeout(this.loginTimer);

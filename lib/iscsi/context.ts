@@ -72,7 +72,8 @@ export interface ConnectionContext extends SessionConnection {
   /** Next StatSN to send (§4.2.2.2); the login sets the first one (§11.13.4). */
   statSN: number;
   readonly target: TargetContext;
-  readonly log: Logger;
+  /** The connection's logger (transport, addresses); the login rebinds it with the initiator and session. */
+  log: Logger;
   readonly counters: ConnectionCounters;
   /** "tcp 10.0.0.2:40000", for log lines. */
   readonly describe: string;

@@ -12,6 +12,7 @@ import { LoginStatus, Opcode, Stage } from './opcodes.js';
 import { Negotiator, type TargetPreferences } from './params.js';
 import { encodeBhs, type LoginRequestPdu, type LoginResponsePdu } from './pdu.js';
 import { iscsiTransportId, IscsiSession, type SessionKey, type SessionType } from './session.js';
+import { hostPort } from './transport.js';
 import { decodeText, encodeText, TextAccumulator, TextFormatError, type KeyValue } from './text.js';
 import type { AclEntry, TpgEntry } from './tpg.js';
 
@@ -21,6 +22,25 @@ const LOGIN_MAX_DATA = 8192;
 const LOGIN_TEXT_LIMIT = 65536;
 /** CmdSN window offered to discovery sessions. */
 const DISCOVERY_WINDOW = 4;
+
+/** Status class/detail names (RFC 7143 §11.13.5), for log lines. */
+const LOGIN_STATUS_NAMES: Record<number, string> = {
+  [LoginStatus.InitiatorError]: 'initiator error',
+  [LoginStatus.AuthenticationFailure]: 'authentication failure',
+  [LoginStatus.AuthorizationFailure]: 'authorization failure',
+  [LoginStatus.NotFound]: 'not found',
+  [LoginStatus.TargetRemoved]: 'target removed',
+  [LoginStatus.UnsupportedVersion]: 'unsupported version',
+  [LoginStatus.TooManyConnections]: 'too many connections',
+  [LoginStatus.MissingParameter]: 'missing parameter',
+  [LoginStatus.CantIncludeInSession]: 'cannot include in session',
+  [LoginStatus.SessionTypeNotSupported]: 'session type not supported',
+  [LoginStatus.SessionDoesNotExist]: 'session does not exist',
+  [LoginStatus.InvalidDuringLogin]: 'invalid during login',
+  [LoginStatus.TargetError]: 'target error',
+  [LoginStatus.ServiceUnavailable]: 'service unavailable',
+  [LoginStatus.OutOfResources]: 'out of resources',
+};
 
 export class LoginFailure extends Error {
   constructor(
@@ -136,7 +156,7 @@ export class LoginHandler {
       }
     }
     const r = this.neg!.negotiate(pairs.filter(([k]) => k !== 'AuthMethod' && !k.startsWith('CHAP_')));
-    if (r.error) throw new LoginFailure(LoginStatus.InitiatorError, `key ${r.error.key}: ${r.error.kind} (RFC 7143 §6.2)`);
+    if (r.error) throw new LoginFailure(LoginStatus.InitiatorError, `bad parameter: key ${r.error.key}: ${r.error.kind} (RFC 7143 §6.2)`);
     reply.push(...r.reply);
 
     let transit = false;
@@ -180,6 +200,8 @@ export class LoginHandler {
     if (!iname) throw new LoginFailure(LoginStatus.MissingParameter, 'InitiatorName missing (RFC 7143 §13.5)');
     this.initiatorName = iname;
     this.initiatorAlias = keys.get('InitiatorAlias');
+    // Bound once: every later line of this connection names who it is.
+    conn.log = conn.log.child({ initiator: iname, isid: `0x${this.isid.toString(16).padStart(12, '0')}` });
     const st = keys.get('SessionType') ?? 'Normal';
     if (st !== 'Normal' && st !== 'Discovery') throw new LoginFailure(LoginStatus.SessionTypeNotSupported, `SessionType=${st} (RFC 7143 §13.21)`);
     this.sessionType = st;
@@ -193,10 +215,14 @@ export class LoginHandler {
       if (!tname) throw new LoginFailure(LoginStatus.MissingParameter, 'TargetName missing in a normal session (RFC 7143 §13.4)');
       this.targetName = tname;
       const tpg = target.findTpg(tname, conn.transport);
-      if (!tpg) throw new LoginFailure(LoginStatus.NotFound, `target ${tname} not found`);
+      if (!tpg) throw new LoginFailure(LoginStatus.NotFound, `target ${tname} not found (or not served on this portal)`);
       this.tpg = tpg;
       this.acl = tpg.acls.get(iname);
-      if (!this.acl && !tpg.generateNodeAcls) throw new LoginFailure(LoginStatus.AuthorizationFailure, `initiator ${iname} not in the ACL of ${tname}`);
+      if (!this.acl && !tpg.generateNodeAcls)
+        throw new LoginFailure(
+          LoginStatus.AuthorizationFailure,
+          `initiator not allowed: ${iname} is not in the ACLs of ${tname} tpg ${tpg.tpgt} (add it to the TPG's acls, or set generateNodeAcls)`,
+        );
       this.chapCreds = this.acl?.chap ?? tpg.chap;
       this.authRequired = tpg.authentication;
       this.chapMutualRequired = false;
@@ -270,7 +296,11 @@ export class LoginHandler {
     if (chapKeys.size) {
       if (!this.chap) throw new LoginFailure(LoginStatus.InitiatorError, 'CHAP keys without AuthMethod=CHAP');
       const r = this.chap.step(chapKeys);
-      if (r.failure) throw new LoginFailure(LoginStatus.AuthenticationFailure, `CHAP: ${r.failure}`);
+      if (r.failure)
+        throw new LoginFailure(
+          LoginStatus.AuthenticationFailure,
+          `CHAP authentication failed: ${r.failure} (check the initiator's CHAP user name and secret against the ACL's or TPG's)`,
+        );
       reply.push(...r.reply);
       if (r.done) this.authenticated = true;
     }
@@ -295,7 +325,10 @@ export class LoginHandler {
       const key: SessionKey = { initiatorName: this.initiatorName, isid: this.isid, targetName: this.targetName, tpgt: this.tpg?.tpgt ?? 0 };
       // §6.3.5 session reinstatement: same initiator, ISID and target portal group, TSIH 0.
       const old = target.findSession(key, this.sessionType);
-      if (old) old.close('reinstated by a new login with the same ISID (RFC 7143 §6.3.5)');
+      if (old) {
+        conn.log.info({ event: 'session-reinstatement', oldTsih: old.tsih }, `session reinstatement: ending session tsih ${old.tsih} of the same ISID`);
+        old.close('reinstated by a new login with the same ISID (RFC 7143 §6.3.5)');
+      }
       const tsih = target.allocTsih();
       if (tsih === 0) throw new LoginFailure(LoginStatus.OutOfResources, 'no free TSIH');
       let nexus: Nexus | undefined;
@@ -311,7 +344,14 @@ export class LoginHandler {
       }
       const core = this.acl?.core ?? tpg?.core;
       const window = this.sessionType === 'Normal' ? (tpg?.cmdWindow ?? 64) : DISCOVERY_WINDOW;
-      session = new IscsiSession(tsih, key, this.sessionType, params, tpg, nexus, core, window, this.initialCmdSN, target.log, this.initiatorAlias);
+      const slog = target.log.child({
+        transport: conn.transport.kind,
+        initiator: this.initiatorName,
+        isid: `0x${this.isid.toString(16).padStart(12, '0')}`,
+        tsih,
+        ...(this.sessionType === 'Normal' ? { target: this.targetName } : { sessionType: 'Discovery' }),
+      });
+      session = new IscsiSession(tsih, key, this.sessionType, params, tpg, nexus, core, window, this.initialCmdSN, slog, this.initiatorAlias);
       target.addSession(session);
     }
     this.tsih = session.tsih;
@@ -319,8 +359,10 @@ export class LoginHandler {
     conn.transport.loginComplete();
     this.respond(reply, true, Stage.FullFeature, session);
     target.counters.logins++;
-    target.log.debug(
-      `login: ${this.initiatorName} isid=0x${session.isidHex} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'} tsih=${session.tsih} cid=${this.cid} (${conn.describe})`,
+    conn.log = conn.log.child({ tsih: session.tsih, ...(this.sessionType === 'Normal' ? { target: this.targetName } : {}) });
+    conn.log.info(
+      { event: 'login', sessionType: this.sessionType, cid: this.cid, ...(session === this.joining ? { joined: true } : {}) },
+      `login: ${this.initiatorName} → ${this.sessionType === 'Normal' ? this.targetName : 'discovery'}${session === this.joining ? ` (connection ${this.cid} joins the session)` : ''}`,
     );
     conn.enterFullFeature(
       session,
@@ -367,8 +409,18 @@ export class LoginHandler {
     const conn = this.conn;
     this.done = true;
     conn.target.counters.loginFailures++;
-    conn.log.debug(
-      `login failed (0x${status.toString(16).padStart(4, '0')}) from ${conn.describe}${this.initiatorName ? ` ${this.initiatorName}` : ''}: ${why}`,
+    // One line with all an operator needs: who, where from, on which portal, and why.
+    const hex = `0x${status.toString(16).padStart(4, '0')}`;
+    conn.log.warn(
+      {
+        event: 'login-failed',
+        status: hex,
+        statusName: LOGIN_STATUS_NAMES[status] ?? 'unknown',
+        reason: why,
+        ...(this.initiatorName ? {} : { initiator: null }),
+        ...(this.targetName ? { target: this.targetName } : {}),
+      },
+      `login failed: ${this.initiatorName || '(no InitiatorName)'} from ${conn.transport.kind} ${hostPort(conn.transport.remoteAddress, conn.transport.remotePort)} on portal ${hostPort(conn.transport.localAddress, conn.transport.localPort)}${this.targetName ? ` to ${this.targetName}` : ''}: ${why} [${LOGIN_STATUS_NAMES[status] ?? hex}]`,
     );
     conn.sendPdu(
       encodeBhs<LoginResponsePdu>({

@@ -9,7 +9,7 @@ export function sendReject(conn: ConnectionContext, reason: RejectReason, badBhs
   const header = Uint8Array.from(badBhs.subarray(0, BHS_LENGTH));
   const s = conn.session;
   conn.counters.rejects++;
-  conn.log.debug(`reject reason 0x${reason.toString(16)} for opcode 0x${(header[0] & 0x3f).toString(16)}`);
+  if (conn.log.isLevelEnabled('debug')) conn.log.debug(`reject reason 0x${reason.toString(16)} for opcode 0x${(header[0] & 0x3f).toString(16)}`);
   conn.sendPdu(
     encodeBhs<RejectPdu>({
       opcode: Opcode.Reject,

@@ -222,7 +222,7 @@ export class IscsiSession {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.log.debug(`session tsih=${this.tsih} ${this.key.initiatorName} isid=0x${this.isidHex} closed: ${reason}`);
+    this.log.info({ event: 'session-end', reason }, `session ended: ${reason}`);
     this.pending.clear();
     for (const t of this.tasks.values()) t.abort('session closed');
     this.tasks.clear();

@@ -131,3 +131,8 @@ export interface TransportSink {
   /** The transport is closed (peer closed, error, or our close). Called once. */
   closed(error?: Error): void;
 }
+
+/** "10.0.0.1:3260", "[fe80::1]:3260". */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -6,6 +6,7 @@
 
 import { CmFabric, type Accepted, type CmEvent, type CmListener } from '../verbs/index.js';
 import { SrpChannel, type SrpChannelOptions } from './channel.js';
+import { portIdHex } from './iu.js';
 import { loginReject, loginResponse } from './login.js';
 import type { SrpTarget } from './target.js';
 
@@ -39,9 +40,16 @@ export class SrpFabric extends CmFabric<SrpChannel> {
     const id = ev.id;
     if (!id) return;
     const from = `${ev.remoteAddress ?? '?'}:${ev.remotePort ?? '?'}`;
-    const refuse = (pd: Buffer | undefined, why: string) => {
+    const local = `${ev.localAddress ?? '?'}:${ev.localPort ?? '?'}`;
+    // Bound once per channel: every line about it names the transport, both ends and, once
+    // the login request is decoded, the initiator port id.
+    let log = target.log.child({ transport: 'srp', local, remote: from });
+    const refuse = (pd: Buffer | undefined, why: string, initiatorPort?: string) => {
       target.counters.srpLoginRejects++;
-      target.log.warn(`srp: login from ${from} rejected: ${why}`);
+      log.warn(
+        { event: 'login-failed', reason: why, ...(initiatorPort ? { initiatorPort } : { initiatorPort: null }) },
+        `srp: login from ${from} on portal ${local} (initiator port ${initiatorPort ?? 'unknown'}) rejected: ${why}`,
+      );
       try {
         id.reject(pd);
       } catch {
@@ -63,7 +71,9 @@ export class SrpFabric extends CmFabric<SrpChannel> {
       return refuse(undefined, `device ${name}: ${(e as Error).message}`);
     }
     const d = target.evaluate(ev.privateData, dev.info.nodeGuid, ev.remoteAddress ?? '');
-    if (!d.ok) return refuse(loginReject(d), `${d.why} (SRP_LOGIN_REJ reason 0x${d.reason.toString(16)})`);
+    if (!d.ok)
+      return refuse(loginReject(d), `${d.why} (SRP_LOGIN_REJ reason 0x${d.reason.toString(16)})`, d.req ? portIdHex(d.req.initiatorPortId) : undefined);
+    log = log.child({ initiatorPort: d.initiatorPort });
     let ch: SrpChannel;
     try {
       ch = new SrpChannel(
@@ -76,16 +86,17 @@ export class SrpFabric extends CmFabric<SrpChannel> {
         d,
         {
           established: (c) =>
-            target.log.info(
+            log.info(
+              { event: 'login', itIuLen: d.itIuLen, credits: d.credits, multichannel: d.multichannel },
               `srp: channel up: ${c.describe}, it_iu_len ${d.itIuLen}, credits ${d.credits}${d.immOffset ? ', immediate data' : ''}${d.multichannel ? ', multichannel' : ''}`,
             ),
           closed: (c, err) => {
             this.untrack(c, mine);
             target.detach(c);
-            if (err) target.log.warn(`srp: channel ended: ${err.message}`);
-            else target.log.info(`srp: channel down: ${c.describe}`);
+            if (err) log.warn({ event: 'connection-end', reason: err.message }, `srp: channel ended: ${err.message}`);
+            else log.info({ event: 'connection-end' }, `srp: channel down: ${c.describe}`);
           },
-          warn: (m) => target.log.warn(`srp: ${m}`),
+          warn: (m) => log.warn(`srp: ${m}`),
         },
         opts,
       );
@@ -97,7 +108,7 @@ export class SrpFabric extends CmFabric<SrpChannel> {
     try {
       ch.accept(loginResponse(d, existing));
     } catch (e) {
-      target.log.warn(`srp: accept for ${from} failed: ${(e as Error).message}`);
+      log.warn({ event: 'login-failed', reason: (e as Error).message }, `srp: accept for ${from} failed: ${(e as Error).message}`);
       ch.close(true);
     }
   }

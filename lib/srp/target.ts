@@ -202,7 +202,10 @@ export class SrpTarget {
     let existing: 0 | 1 | 2 = 0;
     if (s && !d.multichannel) {
       existing = s.channels.size > 0 ? 1 : 0;
-      this.log.info(`srp: relogin of ${d.initiatorPort}: ending its ${s.channels.size} channel(s)`);
+      this.log.info(
+        { event: 'session-reinstatement', transport: 'srp', initiatorPort: d.initiatorPort },
+        `srp: relogin of ${d.initiatorPort}: ending its ${s.channels.size} channel(s)`,
+      );
       this.endSession(s);
       for (const old of [...s.channels]) old.logout(TLogoutReason.MultichannelAction);
       s = undefined;

@@ -223,7 +223,7 @@ EOF
     prof=(--cpu-prof --cpu-prof-dir="$W/cpuprof" --cpu-prof-interval 10000 --trace-gc)
     debug=()
   fi
-  node "${prof[@]}" "$dir/dist/cli/main.js" --config "$W/rdma-target.json" "${debug[@]}" >"$TARGET_LOG" 2>&1 &
+  node "${prof[@]}" "$dir/dist/cli/main.js" --log-format human --config "$W/rdma-target.json" "${debug[@]}" >"$TARGET_LOG" 2>&1 &
   RT_PID=$!
   TARGET_PID=$RT_PID
   for i in $(seq 1 600); do
@@ -774,7 +774,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, rdma-target-iser@A ...)
   local ce_total logins=null
   ce_total=$(( $(conn_errors) - ce_start ))
   if [[ $impl-$tr == rdma-target-srp ]]; then logins=$(grep -c 'srp: channel up' "$TARGET_LOG")
-  elif [[ $impl == rdma-target ]]; then logins=$(grep -c '^debug: login:' "$TARGET_LOG"); fi
+  elif [[ $impl == rdma-target ]]; then logins=$(grep -cE '^(debug: )?login: ' "$TARGET_LOG"); fi  # info since the structured logs, debug before
   ((ce_total > 0)) && say "$CUR: the initiator saw $ce_total connection error(s) (see dmesg)"
   emit "$(jq -nc --arg t "$CUR" --argjson ce "$ce_total" --argjson logins "$logins" --argjson lines "$(kernel_events "$kev0")" \
     '{type:"kernel_events",target:$t,conn_errors:$ce,target_logins:$logins,dmesg:$lines}')"

@@ -143,7 +143,8 @@ export class KernelRig {
    * folder and adding --config when one is given; resolves once start-up printed `ready`.
    */
   readonly start = async (config: object | undefined, ready: Ready, args: string[] = ['--debug'], env?: NodeJS.ProcessEnv): Promise<void> => {
-    const argv = ['dist/cli/main.js'];
+    // The human lines these tests match (a pipe would get JSON lines by default).
+    const argv = ['dist/cli/main.js', '--log-format', 'human'];
     if (config) {
       writeFileSync(join(this.work, 'config.json'), JSON.stringify(config));
       argv.push('--config', join(this.work, 'config.json'));

@@ -90,6 +90,14 @@ describe('logger', () => {
     );
   });
 
+  it('isLevelEnabled: debug only with --debug (data-path debug lines ask it before building their message)', () => {
+    for (const format of ['human', 'json'] as const) {
+      expect(createLogger({ format, debug: false, sink: sink().io }).isLevelEnabled('debug')).toBe(false);
+      expect(createLogger({ format, debug: false, sink: sink().io }).child({ tsih: 1 }).isLevelEnabled('info')).toBe(true);
+      expect(createLogger({ format, debug: true, sink: sink().io }).child({ tsih: 1 }).isLevelEnabled('debug')).toBe(true);
+    }
+  });
+
   it('--log-format takes human or json', async () => {
     const s = sink();
     expect(await run(['--log-format', 'xml'], { io: s.io, engine: fakeEngine(), signals: false })).toBe(EXIT_USAGE);

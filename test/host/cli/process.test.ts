@@ -38,7 +38,8 @@ function runSync(args: string[]) {
 
 /** Starts the daemon and resolves once it printed its portal and how to reach LUN 0 (every config here has one). */
 function startDaemon(args: string[]): Promise<{ child: ChildProcess; port: number; out: () => string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The human lines matched below (on a pipe the default would be JSON lines).
+  const child = spawn(process.execPath, [cli, '--log-format', 'human', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
