@@ -646,8 +646,9 @@ export class Daemon {
       const w = want.get(keyOf(r));
       return !w || !isDeepStrictEqual(w.lun, r.lun);
     });
+    const curByKey = new Map(iscsiLuns.map((r) => [keyOf(r), r]));
     const adding = [...want.entries()].filter(([k, w]) => {
-      const r = iscsiLuns.find((x) => keyOf(x) === k);
+      const r = curByKey.get(k);
       return !r || !isDeepStrictEqual(w.lun, r.lun);
     });
     const removedTpgs: Array<{ iqn: string; tag: number }> = [];
