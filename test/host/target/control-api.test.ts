@@ -282,7 +282,15 @@ describe.skipIf(!haveLibiscsi)('control API: live changes under libiscsi I/O', (
       const busy = await rpcError(call('lun.delete', { target: IQN, lun: 3 }));
       expect(busy.code).toBe(-32002);
       expect(busy.data?.field).toBe('targets[0].tpgs[0].luns[3]');
-      await call('lun.delete', { target: IQN, lun: 3, force: true });
+      // Forced while a second initiator reads LUN 3: its reads end (TASK ABORTED in flight,
+      // then LOGICAL UNIT NOT SUPPORTED), and LUN 0's reader sees nothing.
+      const doomed = perf(`iscsi://127.0.0.1:${port}/${IQN}/3`, INI2, 4);
+      await new Promise((r) => setTimeout(r, 500));
+      const forced = (await call('lun.delete', { target: IQN, lun: 3, force: true })) as { removed: unknown[] };
+      expect(forced.removed).toEqual([{ target: IQN, tpg: 1, lun: 3, backstore: `${IQN}/tpg1/lun3` }]);
+      const gone = await doomed;
+      expect(gone.ok, gone.out).toBe(false);
+      expect(gone.out).toMatch(/Read(10\/)?16 failed/);
       await call('acl.create', { target: IQN, initiator: INI2 });
       await call('acl.delete', { target: IQN, initiator: INI2 });
       await call('portal.create', { target: IQN, address: '127.0.0.2', port: 0 });
@@ -291,7 +299,8 @@ describe.skipIf(!haveLibiscsi)('control API: live changes under libiscsi I/O', (
       const r = await io;
       expect(r.ok, r.out).toBe(true);
       const st = (await call('status')) as DaemonStatus;
-      expect(st.counters.logins).toBe(st0.counters.logins);
+      // One login more: the LUN 3 reader; LUN 0’s reader never logged in again.
+      expect(st.counters.logins).toBe(st0.counters.logins + 1);
       const ls = await tool('iscsi-ls', '-s', `iscsi://127.0.0.1:${port}`);
       expect(ls.out).toMatch(/Lun:5 +Type:DIRECT_ACCESS/);
       expect(ls.out).not.toMatch(/Lun:3 +Type/);
