@@ -351,6 +351,7 @@ function describeChange(method: string, r: Record<string, unknown>): string[] {
     lines.push(`removed LUN ${String(a.lun)} (${String(a.backstore)}) from ${String(a.target)} tpg ${String(a.tpg)}`);
   for (const p of (r.portalsOpened as string[] | undefined) ?? []) lines.push(`listening on ${p}`);
   for (const p of (r.portalsClosed as string[] | undefined) ?? []) lines.push(`closed ${p}`);
+  for (const p of (r.portalsSkipped as string[] | undefined) ?? []) lines.push(`not served: ${p}`);
   if (r.endedSessions) lines.push(`ended ${String(r.endedSessions)} session${r.endedSessions === 1 ? '' : 's'}`);
   if (r.appliesTo) lines.push(`applies to ${String(r.appliesTo)}`);
   if (r.saved) lines.push(`saved to ${String(r.saved)}`);

@@ -617,7 +617,15 @@ export class Daemon {
   private async applyConfig(
     next: Config,
     opts: { force?: boolean } = {},
-  ): Promise<{ added: unknown[]; removed: unknown[]; changedTpgs: string[]; endedSessions: number; portalsOpened: string[]; portalsClosed: string[] }> {
+  ): Promise<{
+    added: unknown[];
+    removed: unknown[];
+    changedTpgs: string[];
+    endedSessions: number;
+    portalsOpened: string[];
+    portalsClosed: string[];
+    portalsSkipped?: string[];
+  }> {
     if (this.state !== 'running') throw new Error('the daemon is stopping');
     const served = this.served!;
     const cur = this.config;
@@ -755,8 +763,23 @@ export class Daemon {
       portalsOpened.push(`${p.transport} ${fmtAddr(p.address, p.port)}`);
       this.log.info(`opened portal ${p.transport} ${fmtAddr(p.address, p.port)}`);
     }
+    // A portal this build cannot serve (iser without RDMA) stays in the configuration, unserved: say so.
+    const portalsSkipped: string[] = [];
+    for (const t of next.targets)
+      for (const g of t.tpgs)
+        for (const p of g.enable ? g.portals : [])
+          if (!this.opts.engine.transports.has(p.transport) && !tpgOf(cur, t.iqn, g.tag)?.portals.some((q) => isDeepStrictEqual(q, p)))
+            portalsSkipped.push(`${p.transport} ${fmtAddr(p.address, p.port)}: no ${p.transport} transport here (RDMA unavailable); saved, not served`);
     Object.assign(this.config as Config, { targets: next.targets, backstores: next.backstores, discoveryAuth: next.discoveryAuth });
-    return { added, removed, changedTpgs: changedTpgs.map((c) => `${c.iqn} tpg ${c.g.tag}`), endedSessions, portalsOpened, portalsClosed };
+    return {
+      added,
+      removed,
+      changedTpgs: changedTpgs.map((c) => `${c.iqn} tpg ${c.g.tag}`),
+      endedSessions,
+      portalsOpened,
+      portalsClosed,
+      ...(portalsSkipped.length ? { portalsSkipped } : {}),
+    };
   }
 
   /** Where a served LUN is in the running configuration. */

@@ -219,6 +219,12 @@ describe('control API: JSON-RPC 2.0, every method', () => {
     expect(((await call('status')) as DaemonStatus).portals).toHaveLength(1);
   });
 
+  it('says when a portal is saved but cannot be served here (iser without RDMA)', async () => {
+    const r = (await call('portal.create', { target: IQN, address: '127.0.0.1', port: 3261, transport: 'iser' })) as { portalsSkipped: string[] };
+    expect(r.portalsSkipped).toEqual(['iser 127.0.0.1:3261: no iser transport here (RDMA unavailable); saved, not served']);
+    await call('portal.delete', { target: IQN, address: '127.0.0.1', port: 3261, transport: 'iser' });
+  });
+
   // method, params, the field the error names, the code.
   const BAD: Array<[string, Record<string, unknown>, string, number]> = [
     ['lun.create', { target: 'iqn.2025-01.com.example:none', lun: 1, backstore: 'r0' }, 'target', -32602],
