@@ -693,6 +693,7 @@ export class Daemon {
     // Open what the new LUNs need first: a backstore that cannot be opened changes nothing.
     const fresh: Array<{ iqn: string; tag: number; lun: ResolvedLun['lun']; store: BackstoreConfig; storeName: string; backstore: Backstore }> = [];
     const openedHere: typeof this.opened = [];
+    const portalsOpened: string[] = [];
     try {
       for (const [, w] of adding) {
         const store = resolveBackstore(next, w.lun);
@@ -706,10 +707,26 @@ export class Daemon {
         }
         fresh.push({ iqn: w.iqn, tag: w.tag, lun: w.lun, store, storeName, backstore });
       }
+      // New listeners next: a port in use also changes nothing.
+      for (const k of opening) {
+        await this.bindOne(k, wanted.get(k)!);
+        const p = this.portals.at(-1)!;
+        portalsOpened.push(`${p.transport} ${fmtAddr(p.address, p.port)}`);
+      }
     } catch (e) {
+      for (const k of opening) {
+        const i = this.listenerKeys.indexOf(k);
+        if (i < 0) continue;
+        const l = this.listeners[i]!;
+        this.listeners.splice(i, 1);
+        this.listenerKeys.splice(i, 1);
+        this.portals.splice(i, 1);
+        await l.close(true).catch(() => {});
+      }
       for (const o of openedHere) await this.closeOpened(o);
-      throw e;
+      throw Object.assign(e as Error, { code: -32000 });
     }
+    for (const p of portalsOpened) this.log.info(`opened portal ${p}`);
 
     let endedSessions = 0;
     const removed: unknown[] = [];
@@ -755,13 +772,6 @@ export class Daemon {
     for (const [k, w] of wanted) {
       const i = this.listenerKeys.indexOf(k);
       if (i >= 0) this.portals[i]!.targets = w.targets;
-    }
-    const portalsOpened: string[] = [];
-    for (const k of opening) {
-      await this.bindOne(k, wanted.get(k)!);
-      const p = this.portals.at(-1)!;
-      portalsOpened.push(`${p.transport} ${fmtAddr(p.address, p.port)}`);
-      this.log.info(`opened portal ${p.transport} ${fmtAddr(p.address, p.port)}`);
     }
     // A portal this build cannot serve (iser without RDMA) stays in the configuration, unserved: say so.
     const portalsSkipped: string[] = [];

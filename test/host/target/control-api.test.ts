@@ -225,6 +225,17 @@ describe('control API: JSON-RPC 2.0, every method', () => {
     await call('portal.delete', { target: IQN, address: '127.0.0.1', port: 3261, transport: 'iser' });
   });
 
+  it('a portal whose port is taken is refused (-32000) and changes nothing', async () => {
+    const before = readFileSync(file, 'utf8');
+    const taken = d.portals[0]!.port;
+    const e = await rpcError(call('portal.create', { target: IQN, address: '127.0.0.1', port: taken }));
+    expect(e.code).toBe(-32000);
+    expect(e.data?.field).toBe('targets[0].tpgs[0].portals[1]');
+    expect(e.message).toContain('address already in use');
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    expect(((await call('status')) as DaemonStatus).portals).toHaveLength(1);
+  });
+
   // method, params, the field the error names, the code.
   const BAD: Array<[string, Record<string, unknown>, string, number]> = [
     ['lun.create', { target: 'iqn.2025-01.com.example:none', lun: 1, backstore: 'r0' }, 'target', -32602],
