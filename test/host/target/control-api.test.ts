@@ -375,6 +375,45 @@ describe.skipIf(!haveLibiscsi)('control API: live changes under libiscsi I/O', (
     }
   });
 
+  it('changing an ACL’s CHAP ends only that initiator’s session', async () => {
+    const { d, sock } = await startDaemon({
+      backstores: [{ name: 'r0', type: 'ram', size: '16M' }],
+      targets: [
+        {
+          iqn: IQN,
+          tpgs: [
+            {
+              portals: [{ address: '127.0.0.1', port: 0 }],
+              luns: [{ lun: 0, backstore: 'r0' }],
+              acls: [
+                { initiator: INI1, chap: { userid: 'ini1', password: 'secret-secret1' } },
+                { initiator: INI2, chap: { userid: 'ini2', password: 'secret-secret2' } },
+              ],
+              attributes: { authentication: true },
+            },
+          ],
+        },
+      ],
+    });
+    try {
+      const call = (m: string, p: Record<string, unknown> = {}) => rpcCall(sock, m, p);
+      const port = d.portals[0]!.port;
+      const one = perf(`iscsi://ini1%secret-secret1@127.0.0.1:${port}/${IQN}/0`, INI1, 4);
+      const two = perf(`iscsi://ini2%secret-secret2@127.0.0.1:${port}/${IQN}/0`, INI2, 4);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(((await call('session.list')) as unknown[]).length).toBe(2);
+      const r = (await call('chap.set', { target: IQN, initiator: INI2, userid: 'ini2', password: 'another-secret' })) as { endedSessions: number };
+      expect(r.endedSessions).toBe(1);
+      const [a, b] = await Promise.all([one, two]);
+      expect(a.ok, a.out).toBe(true);
+      // Its session ended and the old secret no longer logs in: its reads stop.
+      expect(b.ok, b.out).toBe(false);
+      expect((await tool('iscsi-inq', '-i', INI2, `iscsi://ini2%another-secret@127.0.0.1:${port}/${IQN}/0`)).code).toBe(0);
+    } finally {
+      await d.stop(500);
+    }
+  });
+
   it('reload applies an edited file as a difference; a bad file changes nothing', async () => {
     const { d, sock, file } = await startDaemon({
       backstores: [{ name: 'r0', type: 'ram', size: '16M' }],
