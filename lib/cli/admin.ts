@@ -96,6 +96,7 @@ export const COMMANDS: Command[] = [
       ...TPG,
       enable: { param: 'enable', kind: 'bool', help: 'serve the TPG' },
       disable: { param: 'enable', kind: 'bool', help: 'stop serving the TPG (its sessions end)' },
+      ...FORCE,
     },
     assignments: true,
     help: 'set attributes (camelCase NAME=VALUE, e.g. defaultCmdsnDepth=128) and iSCSI parameters (Key=Value, e.g. MaxBurstLength=262144; Key= removes the override); they apply to new logins',

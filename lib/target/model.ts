@@ -173,9 +173,10 @@ export const EDIT_METHODS: Record<string, MethodSpec> = {
   },
   'tpg.set': {
     summary: 'set TPG attributes and iSCSI login parameters (they apply to new logins)',
-    params: '{target, tpg?, attributes?: {name: value}, parameters?: {Key: "value"}, enable?}',
+    params: '{target, tpg?, attributes?: {name: value}, parameters?: {Key: "value"}, enable?, force?}',
+    force: true,
     edit(doc, p) {
-      only(p, [...TPG, 'attributes', 'parameters', 'enable']);
+      only(p, [...TPG, 'attributes', 'parameters', 'enable', 'force']);
       const g = tpg(doc, p);
       const a = obj(p, 'attributes');
       const ps = obj(p, 'parameters');

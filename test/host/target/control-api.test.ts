@@ -313,6 +313,8 @@ describe.skipIf(!haveLibiscsi)('control API: live changes under libiscsi I/O', (
       await call('portal.create', { target: IQN, address: '127.0.0.2', port: 0 });
       await call('portal.delete', { target: IQN, address: '127.0.0.2', port: 0 });
       await call('tpg.set', { target: IQN, parameters: { MaxBurstLength: '131072' } });
+      // Disabling the TPG would take LUN 0 from its reader: refused without force.
+      expect((await rpcError(call('tpg.set', { target: IQN, enable: false }))).code).toBe(-32002);
       const r = await io;
       expect(r.ok, r.out).toBe(true);
       const st = (await call('status')) as DaemonStatus;
