@@ -68,7 +68,7 @@ describe('control API changes during fio --verify over iSER', () => {
     const before = await status();
     const kernel = before.sessions.filter((s) => s.initiator === INITIATOR);
     expect(kernel).toHaveLength(1);
-    const run = bg(fio(disk, 'live', '--rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M', { timeoutS: 600 }));
+    const run = bg(fio(disk, 'live', '--rw=randwrite --bsrange=4k-128k --iodepth=16 --size=24M', { timeoutS: 600 }));
     // The second initiator reads LUN 0 over TCP until its ACL goes (-x 0: no reconnect).
     const second = bg(`timeout 120 iscsi-perf -t 90 -x 0 -m 4 -i ${SECOND} iscsi://${PORTAL}/${IQN}/0`);
     for (let i = 0; i < 50 && !(await status()).sessions.some((s) => s.initiator === SECOND); i++) await sleep(200);
