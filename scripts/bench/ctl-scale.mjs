@@ -2,7 +2,7 @@
 // Management at scale: times `lun.create` over the control socket (JSON-RPC) for LUN 1..N
 // on a running daemon (real engine, TCP only, RAM LUNs, every change saved to its file as
 // in production) and prints the first, every 100th and the last, and how the last fifty
-// compare with the first fifty. Usage: node scripts/bench/ctl-scale.mjs [N=500]
+// compare with the first fifty. Usage: node scripts/bench/ctl-scale.mjs [N=500] [SIZE=64K]
 // (needs `npm run build`; runs in one process: the daemon and the client share the CPU).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,8 @@ const { saveConfigFile } = await import(join(root, 'dist/target/persist.js'));
 const { rpcCall } = await import(join(root, 'dist/target/control.js'));
 
 const N = Number(process.argv[2] ?? 500);
+// Each LUN's RAM is allocated: small LUNs keep the heap (and GC) out of the figures.
+const SIZE = process.argv[3] ?? '64K';
 const dir = mkdtempSync(join(tmpdir(), 'rt-ctl-scale-'));
 const sock = join(dir, 'ctl.sock');
 const file = join(dir, 'config.json');
@@ -45,7 +47,7 @@ const ms = [];
 try {
   for (let i = 1; i <= N; i++) {
     const t0 = process.hrtime.bigint();
-    await rpcCall(sock, 'lun.create', { target: iqn, lun: i, backstore: { type: 'ram', size: '1M', thin: true } });
+    await rpcCall(sock, 'lun.create', { target: iqn, lun: i, backstore: { type: 'ram', size: SIZE, thin: true } });
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
 } finally {
