@@ -24,6 +24,7 @@ import { Daemon, StartError } from '../target/daemon.js';
 import { createLogger, LOG_FORMATS, type LogFormat } from '../target/logging.js';
 import { SystemdNotifier } from '../target/systemd.js';
 import { controlRequest } from '../target/control.js';
+import { adminHelp, isAdminCommand, runAdmin } from './admin.js';
 import { saveConfigFile } from '../target/persist.js';
 import { importLio } from '../target/config/lio.js';
 import type { Engine } from '../target/engine.js';
@@ -41,6 +42,9 @@ const USAGE = `Usage:
   rdma-target restore FILE [--config FILE] [--socket PATH]
   rdma-target lun resize TARGET LUN [SIZE] [--tpg N] [--socket PATH]
   rdma-target import-lio SAVECONFIG [-o OUT]
+  rdma-target OBJECT VERB ARGS... [--json]   (ls, backstore, target, tpg, portal, lun,
+                           acl, mappedlun, chap, discovery-auth, session: see below)
+  rdma-target completion bash | man
   rdma-target --help | --version
 
 Serves iSCSI LUNs (iSCSI/TCP now; iSER and SRP when RDMA devices are present).
@@ -143,6 +147,8 @@ export interface RunOptions {
 /** Runs the command; resolves with the exit code instead of exiting, so tests can call it. */
 export async function run(argv: string[], ro: RunOptions = {}): Promise<number> {
   const io = ro.io ?? consoleIo;
+  // The administration subcommands (one per control method) parse their own arguments.
+  if (isAdminCommand(argv)) return runAdmin(argv, io, (s, c) => controlSocketPath(s, c, io), { version: version(), usage: USAGE });
   // biome-ignore lint/suspicious/noImplicitAnyLet: TypeScript types it from the parseArgs() assignment below (control-flow typing)
   let parsed;
   try {
@@ -177,6 +183,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
 
   if (o.help) {
     io.out(USAGE);
+    io.out('');
+    io.out(adminHelp());
     return EXIT_OK;
   }
   if (o.version) {
@@ -554,13 +562,8 @@ function checkConfig(file: string, io: Io): number {
 /** status()'s answer when nothing listens on the socket and the caller asked to handle that itself. */
 const EXIT_NO_DAEMON = -1;
 
-async function status(
-  socket: string | undefined,
-  configFile: string | undefined,
-  io: Io,
-  req: { cmd: string; [k: string]: unknown },
-  o: { quietWhenDown?: boolean } = {},
-): Promise<number> {
+/** The control socket to talk to: --socket, or the one the configuration (--config or the default) names; an exit code when there is none. */
+export function controlSocketPath(socket: string | undefined, configFile: string | undefined, io: Io): string | number {
   let path = socket;
   if (!path) {
     let doc: unknown = defaultConfigJson();
@@ -588,6 +591,18 @@ async function status(
     }
     path = r.config.control.socket;
   }
+  return path;
+}
+
+async function status(
+  socket: string | undefined,
+  configFile: string | undefined,
+  io: Io,
+  req: { cmd: string; [k: string]: unknown },
+  o: { quietWhenDown?: boolean } = {},
+): Promise<number> {
+  const path = controlSocketPath(socket, configFile, io);
+  if (typeof path === 'number') return path;
   try {
     const result = await controlRequest(path, req);
     io.out(JSON.stringify(result, null, 2));

@@ -97,6 +97,41 @@ export class IscsiTarget implements TargetContext {
   addTpg(t: TpgOptions, defaultCore?: ScsiCore): TpgEntry {
     const tpgt = t.tpgt ?? 1;
     if (this.tpgs.some((x) => x.iqn === t.iqn && x.tpgt === tpgt)) throw new Error(`${t.iqn} tpgt ${tpgt} defined twice`);
+    const e = this.tpgEntry(t, defaultCore);
+    this.tpgs.push(e);
+    return e;
+  }
+
+  /**
+   * Replaces a portal group's settings in place (run-time reconfiguration): ACLs, CHAP,
+   * attributes and login parameters apply to logins from now on; sessions keep what they
+   * negotiated. Ending sessions that must not continue is the caller's (endSessions).
+   */
+  updateTpg(e: TpgEntry, t: TpgOptions): void {
+    Object.assign(e, this.tpgEntry({ ...t, tpgt: e.tpgt }, e.core));
+  }
+
+  /** Removes a portal group and ends its sessions. */
+  removeTpg(e: TpgEntry, reason: string): void {
+    const i = this.tpgs.indexOf(e);
+    if (i >= 0) this.tpgs.splice(i, 1);
+    this.resetSessionsOf(e, reason);
+  }
+
+  /** Ends the sessions `which` selects (and their connections); returns how many. */
+  endSessions(which: (s: { initiator: string; tpg: TpgEntry | undefined; type: SessionType }) => boolean, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (!which({ initiator: s.key.initiatorName, tpg: s.tpg, type: s.type })) continue;
+      this.sessions.delete(s.tsih);
+      s.close(reason);
+      n++;
+    }
+    return n;
+  }
+
+  private tpgEntry(t: TpgOptions, defaultCore?: ScsiCore): TpgEntry {
+    const tpgt = t.tpgt ?? 1;
     const explicit = { ...preferencesFromKeys(t.parameters ?? {}), ...(t.preferences ?? {}) };
     const prefs = preferencesFrom(explicit);
     // Over iSER unsolicited Data-Out arrives as one SEND per receive buffer (8 KiB), each a
@@ -122,7 +157,6 @@ export class IscsiTarget implements TargetContext {
       nopInterval: t.nopInterval ?? this.options.nopInterval,
       nopTimeout: t.nopTimeout ?? this.options.nopTimeout,
     };
-    this.tpgs.push(e);
     return e;
   }
 

@@ -16,6 +16,7 @@ import {
 } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
+import { EDIT_METHODS, fieldError, lsTree, ParamError } from './model.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { Backstore } from '../backstore/types.js';
 import { silentLogger, type Logger } from '../common/log.js';
@@ -116,6 +117,15 @@ function errnoText(e: unknown): string {
   }
 }
 
+/** A configuration the validator refused: the first error's field, every error in `data.errors`. */
+function invalid(errors: string[]): ParamError {
+  const m = /^([^:\s]+): (.*)$/s.exec(errors[0] ?? '');
+  const e = new ParamError(m ? m[1]! : 'config', m ? m[2]! : (errors[0] ?? 'invalid'));
+  (e as { data?: unknown }).data = { errors };
+  if (errors.length > 1) e.message = errors.join('; ');
+  return e;
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
 }
@@ -124,6 +134,8 @@ export class Daemon {
   readonly portals: BoundPortal[] = [];
   private readonly log: Logger;
   private readonly listeners: Listener[] = [];
+  /** transport|address|port (as configured) of each listener, aligned with `listeners` and `portals`. */
+  private readonly listenerKeys: string[] = [];
   private readonly opened: Array<{ name: string; field: string; store: BackstoreConfig; backstore: Backstore }> = [];
   private served: ServedTargets | undefined;
   private control: ControlServer | undefined;
@@ -149,7 +161,7 @@ export class Daemon {
       d.served = await d.opts.engine.build(config, d.resolved);
       await d.bindPortals();
       if (config.control) {
-        d.control = new ControlServer(config.control.socket, (req) => d.handleControl(req), d.log);
+        d.control = new ControlServer(config.control.socket, (method, params) => d.handleControl(method, params), d.log);
         try {
           await d.control.listen();
         } catch (e) {
@@ -219,20 +231,26 @@ export class Daemon {
   }
 
   private async bindPortals(): Promise<void> {
-    // One listener per transport+address+port, whatever number of targets shares it.
+    for (const [key, w] of this.wantedPortals(this.config, true)) await this.bindOne(key, w);
+    if (this.portals.length === 0 && this.resolved.length > 0) this.log.warn('no portal is being served: initiators cannot reach any LUN');
+  }
+
+  /** The listeners `config` asks for: one per transport+address+port, whatever number of targets shares it. */
+  private wantedPortals(config: Config, tell = false): Map<string, BoundPortal & { portal: PortalConfig }> {
     const wanted = new Map<string, BoundPortal & { portal: PortalConfig }>();
-    for (const [ti, t] of this.config.targets.entries()) {
+    for (const [ti, t] of config.targets.entries()) {
       for (const [gi, g] of t.tpgs.entries()) {
         if (!g.enable) {
-          this.log.info(`targets[${ti}].tpgs[${gi}] (${t.iqn} tpg ${g.tag}) is disabled; not served`);
+          if (tell) this.log.info(`targets[${ti}].tpgs[${gi}] (${t.iqn} tpg ${g.tag}) is disabled; not served`);
           continue;
         }
         for (const [pi, p] of g.portals.entries()) {
           const field = this.opts.listenOverride && p.transport === 'tcp' ? '--listen' : `targets[${ti}].tpgs[${gi}].portals[${pi}]`;
           if (!this.opts.engine.transports.has(p.transport)) {
-            this.log.warn(
-              `${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: ${p.transport === 'iser' ? 'RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)' : `this build has no ${p.transport} transport`}`,
-            );
+            if (tell)
+              this.log.warn(
+                `${field}: ${p.transport} portal ${fmtAddr(p.address, p.port)} skipped: ${p.transport === 'iser' ? 'RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)' : `this build has no ${p.transport} transport`}`,
+              );
             continue;
           }
           const key = `${p.transport}|${p.address}|${p.port}`;
@@ -243,15 +261,17 @@ export class Daemon {
         }
       }
     }
-    const srp = this.config.srp;
-    if (srp && !srp.enable) this.log.info('srp is disabled; not served');
-    else if (srp) {
+    const srp = config.srp;
+    if (srp && !srp.enable) {
+      if (tell) this.log.info('srp is disabled; not served');
+    } else if (srp) {
       for (const [pi, p] of srp.portals.entries()) {
         const field = `srp.portals[${pi}]`;
         if (!this.opts.engine.transports.has('srp')) {
-          this.log.warn(
-            `${field}: srp portal ${fmtAddr(p.address, p.port)} skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)`,
-          );
+          if (tell)
+            this.log.warn(
+              `${field}: srp portal ${fmtAddr(p.address, p.port)} skipped: RDMA is unavailable here (no RDMA device, or the native addon or rdma-core is missing)`,
+            );
           continue;
         }
         wanted.set(`srp|${p.address}|${p.port}`, {
@@ -264,22 +284,24 @@ export class Daemon {
         });
       }
     }
-    for (const w of wanted.values()) {
-      let l: Listener;
-      try {
-        l = await this.served!.listen(w.portal);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException)?.code;
-        let hint = '';
-        if (code === 'EADDRINUSE') hint = ' (is another target running? pick another port, e.g. --listen ' + fmtAddr(w.address, w.port + 1) + ')';
-        if ((code === 'EACCES' || code === 'EPERM') && w.port < 1024) hint = ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
-        throw new StartError(w.field, `cannot listen on ${fmtAddr(w.address, w.port)}: ${errnoText(e)}${hint}`, { cause: e });
-      }
-      this.listeners.push(l);
-      const { portal: _p, ...bound } = w;
-      this.portals.push({ ...bound, address: l.address, port: l.port });
+    return wanted;
+  }
+
+  private async bindOne(key: string, w: BoundPortal & { portal: PortalConfig }): Promise<void> {
+    let l: Listener;
+    try {
+      l = await this.served!.listen(w.portal);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException)?.code;
+      let hint = '';
+      if (code === 'EADDRINUSE') hint = ' (is another target running? pick another port, e.g. --listen ' + fmtAddr(w.address, w.port + 1) + ')';
+      if ((code === 'EACCES' || code === 'EPERM') && w.port < 1024) hint = ' (ports below 1024 need root or CAP_NET_BIND_SERVICE)';
+      throw new StartError(w.field, `cannot listen on ${fmtAddr(w.address, w.port)}: ${errnoText(e)}${hint}`, { cause: e });
     }
-    if (this.portals.length === 0 && this.resolved.length > 0) this.log.warn('no portal is being served: initiators cannot reach any LUN');
+    this.listeners.push(l);
+    this.listenerKeys.push(key);
+    const { portal: _p, ...bound } = w;
+    this.portals.push({ ...bound, address: l.address, port: l.port });
   }
 
   /** Lines telling a user how to reach what is served (printed at start). */
@@ -348,40 +370,93 @@ export class Daemon {
     };
   }
 
-  private async handleControl(req: { cmd: string; [k: string]: unknown }): Promise<unknown> {
-    switch (req.cmd) {
+  /** One control request (lib/target/control.ts turns both request forms into method + params). */
+  private async handleControl(method: string, params: Record<string, unknown>): Promise<unknown> {
+    const edit = EDIT_METHODS[method];
+    if (edit) return this.change(() => this.edit(method, params));
+    switch (method) {
       case 'status':
         return this.status();
       case 'version':
         return { version: this.opts.version ?? '0.0.0' };
+      case 'config.get':
+        return configDocument(this.config);
+      case 'ls':
+        return { tree: lsTree(configDocument(this.config) as never, this.served?.status().sessions ?? []) };
+      case 'backstore.list':
+        return configDocument(this.config).backstores;
+      case 'target.list':
+        return configDocument(this.config).targets;
+      case 'tpg.get': {
+        const doc = configDocument(this.config) as unknown as { targets: Array<{ iqn: string; tpgs: Array<{ tag: number }> }> };
+        const t = doc.targets.find((x) => x.iqn === params.target);
+        if (!t) throw new ParamError('target', `no target ${JSON.stringify(params.target)}`);
+        const g = t.tpgs.find((x) => x.tag === (params.tpg ?? 1));
+        if (!g) throw new ParamError('tpg', `${t.iqn} has no TPG ${JSON.stringify(params.tpg ?? 1)}`);
+        return g;
+      }
+      case 'session.list':
+        return this.served?.status().sessions ?? [];
       case 'add-lun':
-        return this.change(async () => this.saved(await this.addLun(req)));
+        return this.change(async () => this.saved(await this.addLun(params)));
       case 'lun-resize':
-        return this.change(async () => this.saved(await this.resizeLun(req)));
+      case 'lun.resize':
+        return this.change(async () => this.saved(await this.resizeLun(params)));
       case 'reload':
-        return this.reload();
+        if (params.force !== undefined && typeof params.force !== 'boolean') throw new ParamError('force', 'must be true or false');
+        return this.reload({ force: params.force === true });
       case 'restore':
-        if (typeof req.file !== 'string' || !req.file.startsWith('/')) throw new Error('file: must be an absolute path');
-        return this.restore(req.file);
+        if (typeof params.file !== 'string' || !params.file.startsWith('/')) throw new ParamError('file', 'must be an absolute path');
+        return this.restore(params.file);
       case 'save':
-        if (req.file !== undefined && (typeof req.file !== 'string' || !req.file.startsWith('/'))) throw new Error('file: must be an absolute path');
-        return this.change(() => this.save(req.file as string | undefined));
+        if (params.file !== undefined && (typeof params.file !== 'string' || !params.file.startsWith('/')))
+          throw new ParamError('file', 'must be an absolute path');
+        return this.change(() => this.save(params.file as string | undefined));
       case 'help':
-        return {
-          commands: [
-            'status',
-            'version',
-            'add-lun {target, tpg?, lun, backstore}',
-            'lun-resize {target, tpg?, lun, size?}',
-            'reload',
-            'save {file?}',
-            'restore {file}',
-            'help',
-          ],
-        };
+      case 'rpc.methods':
+        return { commands: this.methods() };
       default:
-        throw new Error(`unknown command ${JSON.stringify(req.cmd)}; try "help"`);
+        throw fieldError('method', `unknown command ${JSON.stringify(method)}; try "help"`, -32601);
     }
+  }
+
+  /** Every method with its parameters (help, rpc.methods, the CLI's help text). */
+  methods(): string[] {
+    return [
+      'status',
+      'version',
+      'ls',
+      'config.get',
+      'backstore.list',
+      'target.list',
+      'tpg.get {target, tpg?}',
+      'session.list',
+      ...Object.entries(EDIT_METHODS).map(([name, m]) => `${name} ${m.params}`),
+      'lun.resize {target, tpg?, lun, size?}',
+      'add-lun {target, tpg?, lun, backstore} (older name of lun.create)',
+      'reload {force?}',
+      'save {file?}',
+      'restore {file}',
+      'help',
+    ];
+  }
+
+  /**
+   * A model method: the running configuration as a document, edited, validated by the
+   * configuration file's own validator (so errors name its fields), applied as a
+   * difference, and written back.
+   */
+  private async edit(method: string, params: Record<string, unknown>): Promise<unknown> {
+    if (this.state !== 'running') throw new Error('the daemon is stopping');
+    const spec = EDIT_METHODS[method]!;
+    if (params.force !== undefined && typeof params.force !== 'boolean')
+      throw new ParamError('force', `must be true or false, got ${JSON.stringify(params.force)}`);
+    const doc = configDocument(this.config) as unknown as Parameters<typeof spec.edit>[0];
+    const extra = spec.edit(doc, params) as object | undefined;
+    const v = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: this.config.stateDir } });
+    if (!v.config) throw invalid(v.errors);
+    const r = await this.applyConfig(v.config, { force: spec.force === true && params.force === true });
+    return this.saved({ ...(extra ?? {}), ...r });
   }
 
   /** Runs one configuration change after those before it (they never interleave). */
@@ -508,79 +583,232 @@ export class Daemon {
   }
 
   /**
-   * Re-reads the configuration and applies what can change under live sessions: LUNs added
-   * to existing TPGs (with any new backstores they use). Anything else that differs — a
-   * removed or changed LUN, portals, ACLs, CHAP, attributes, parameters, targets — is listed
-   * and nothing is applied, so the running state never half-matches the file.
+   * Re-reads the configuration and applies it as a difference (applyConfig): unchanged
+   * objects and their sessions are untouched. A file that fails validation throws before
+   * anything is compared, so nothing changes.
    */
-  reload(): Promise<unknown> {
+  reload(opts: { force?: boolean } = {}): Promise<unknown> {
     return this.change(async () => {
       if (!this.opts.reloadSource) throw new Error('this daemon has no configuration file to reload (embedded default)');
-      // A file that fails validation throws here, before anything is compared or applied.
-      return this.apply(await this.opts.reloadSource());
+      return this.applyConfig(await this.opts.reloadSource(), opts);
     });
   }
 
   /**
-   * `restore FILE`: applies FILE as `reload` applies the configuration file (what cannot
-   * change live is listed and nothing is applied), then writes it as the configuration file
-   * (the replaced version goes to backup/), so what is saved stays what runs.
+   * `restore FILE`: applies FILE as `reload` applies the configuration file, then writes it
+   * as the configuration file (the replaced version goes to backup/), so what is saved stays what runs.
    */
   restore(file: string): Promise<unknown> {
     return this.change(async () => {
       if (!this.opts.reloadSource) throw new Error('this daemon cannot read configuration files');
-      const r = await this.apply(await this.opts.reloadSource(file));
+      const r = await this.applyConfig(await this.opts.reloadSource(file));
       return this.saved({ ...r, restored: file });
     });
   }
 
-  /** Applies `next` where it differs from the running configuration by added LUNs only (see reload). */
-  private async apply(next: Config): Promise<{ added: unknown[] }> {
-    const adds: Array<{ target: string; tpg: number; lun: number; backstore: unknown }> = [];
+  /**
+   * Makes the running target match `next`, touching only what differs (docs/control.md):
+   * removed TPGs and LUNs go first (a LUN a session can reach is refused unless `force`),
+   * then changed TPG settings (ACLs, CHAP, mapped LUNs, attributes, parameters: for new
+   * logins; only the sessions of a removed ACL or changed CHAP end), new TPGs and LUNs,
+   * then listeners no TPG wants any more are closed and new ones opened. Everything that
+   * can be refused is checked before anything changes.
+   */
+  private async applyConfig(
+    next: Config,
+    opts: { force?: boolean } = {},
+  ): Promise<{
+    added: unknown[];
+    removed: unknown[];
+    changedTpgs: string[];
+    endedSessions: number;
+    portalsOpened: string[];
+    portalsClosed: string[];
+    portalsSkipped?: string[];
+  }> {
+    if (this.state !== 'running') throw new Error('the daemon is stopping');
+    const served = this.served!;
+    const cur = this.config;
     const restart: string[] = [];
-    const strip = (c: Config) => ({
-      ...c,
-      backstores: undefined,
-      targets: c.targets.map((t) => ({ ...t, tpgs: t.tpgs.map((g) => ({ ...g, luns: undefined })) })),
-    });
-    if (!isDeepStrictEqual(strip(next), strip(this.config))) restart.push('targets, TPGs, portals, ACLs, attributes, parameters or global settings differ');
-    for (const b of this.config.backstores) {
+    if (!isDeepStrictEqual(next.srp, cur.srp)) restart.push('srp: the SRP section changes with a restart');
+    if (next.stateDir !== cur.stateDir) restart.push('stateDir: changes with a restart');
+    if (!isDeepStrictEqual(next.control, cur.control)) restart.push('control: changes with a restart');
+    for (const [i, b] of cur.backstores.entries()) {
       const nb = next.backstores.find((x) => x.name === b.name);
-      if (nb && !isDeepStrictEqual(nb, b)) restart.push(`backstore ${b.name} changed`);
+      if (nb && !isDeepStrictEqual(nb, b) && this.opened.some((o) => o.name === b.name))
+        restart.push(`backstores[${i}]: backstore ${b.name} is in use; delete its LUNs before changing it (or lun.resize to grow it)`);
     }
-    for (const t of next.targets) {
-      for (const g of t.tpgs) {
-        const old = this.config.targets.find((x) => x.iqn === t.iqn)?.tpgs.find((x) => x.tag === g.tag);
-        if (!old) continue; // already reported by the structural comparison
-        for (const l of old.luns) {
-          const nl = g.luns.find((x) => x.lun === l.lun);
-          if (!nl) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} removed`);
-          else if (!isDeepStrictEqual(nl, l)) restart.push(`${t.iqn} tpg ${g.tag} LUN ${l.lun} changed`);
-        }
-        for (const l of g.luns) {
-          if (old.luns.some((x) => x.lun === l.lun)) continue;
-          const backstore = typeof l.backstore === 'string' ? next.backstores.find((b) => b.name === l.backstore)! : l.backstore;
-          adds.push({
-            target: t.iqn,
-            tpg: g.tag,
-            lun: l.lun,
-            backstore: typeof l.backstore === 'string' && !this.config.backstores.some((b) => b.name === l.backstore) ? backstore : l.backstore,
-          });
-        }
+    if (restart.length) throw fieldError(restart[0]!.split(':')[0]!, `not applied, these changes need a restart: ${restart.join('; ')}`, -32003);
+
+    const tpgOf = (c: Config, iqn: string, tag: number) => c.targets.find((t) => t.iqn === iqn)?.tpgs.find((g) => g.tag === tag);
+    // LUNs the next configuration serves (enabled TPGs), by target/tpg/lun.
+    const want = new Map<string, { iqn: string; tag: number; lun: Config['targets'][0]['tpgs'][0]['luns'][0]; field: string }>();
+    for (const [ti, t] of next.targets.entries())
+      for (const [gi, g] of t.tpgs.entries())
+        if (g.enable)
+          for (const [li, l] of g.luns.entries())
+            want.set(`${t.iqn}\u0000${g.tag}\u0000${l.lun}`, { iqn: t.iqn, tag: g.tag, lun: l, field: `targets[${ti}].tpgs[${gi}].luns[${li}]` });
+    const keyOf = (r: ResolvedLun) => `${r.iqn}\u0000${r.tpgTag}\u0000${r.lun.lun}`;
+    const iscsiLuns = this.resolved.filter((r) => r.iqn !== SRP_LUN_OWNER);
+    const removing = iscsiLuns.filter((r) => {
+      const w = want.get(keyOf(r));
+      return !w || !isDeepStrictEqual(w.lun, r.lun);
+    });
+    const curByKey = new Map(iscsiLuns.map((r) => [keyOf(r), r]));
+    const adding = [...want.entries()].filter(([k, w]) => {
+      const r = curByKey.get(k);
+      return !r || !isDeepStrictEqual(w.lun, r.lun);
+    });
+    const removedTpgs: Array<{ iqn: string; tag: number }> = [];
+    for (const t of cur.targets) for (const g of t.tpgs) if (!tpgOf(next, t.iqn, g.tag)) removedTpgs.push({ iqn: t.iqn, tag: g.tag });
+    const strip = (g: Config['targets'][0]['tpgs'][0] | undefined) => (g ? { ...g, luns: undefined } : undefined);
+    const changedTpgs: Array<{ iqn: string; g: Config['targets'][0]['tpgs'][0] }> = [];
+    for (const t of next.targets)
+      for (const g of t.tpgs) if (!isDeepStrictEqual(strip(g), strip(tpgOf(cur, t.iqn, g.tag)))) changedTpgs.push({ iqn: t.iqn, g });
+    const wanted = this.wantedPortals(next);
+    const closing = this.listenerKeys.filter((k) => !wanted.has(k));
+    const opening = [...wanted.keys()].filter((k) => !this.listenerKeys.includes(k));
+
+    const need = (ok: unknown, what: string) => {
+      if (!ok) throw new Error(`this engine cannot ${what} at run time`);
+    };
+    if (removing.length) need(served.removeLun, 'remove LUNs');
+    if (adding.length) need(served.addLun, 'add LUNs');
+    if (changedTpgs.length) need(served.setTpg, 'change TPGs');
+    if (removedTpgs.length) need(served.removeTpg, 'remove TPGs');
+    if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) need(served.setDiscoveryAuth, 'change discovery authentication');
+    if (!opts.force) {
+      for (const r of removing) {
+        const n = served.sessionsSeeing?.(r) ?? 0;
+        const w = want.get(keyOf(r));
+        if (n > 0)
+          throw new ParamError(
+            this.lunField(r),
+            `${r.iqn} tpg ${r.tpgTag} LUN ${r.lun.lun} is in use by ${n} session${n === 1 ? '' : 's'}; ${w ? 'changing' : 'removing'} it needs force`,
+            -32002,
+          );
       }
     }
-    if (restart.length) throw new Error(`not reloaded, these changes need a restart: ${restart.join('; ')}`);
+
+    // Open what the new LUNs need first: a backstore that cannot be opened changes nothing.
+    const fresh: Array<{ iqn: string; tag: number; lun: ResolvedLun['lun']; store: BackstoreConfig; storeName: string; backstore: Backstore }> = [];
+    const openedHere: typeof this.opened = [];
+    const portalsOpened: string[] = [];
+    try {
+      for (const [, w] of adding) {
+        const store = resolveBackstore(next, w.lun);
+        const named = typeof w.lun.backstore === 'string';
+        const storeName = named ? (w.lun.backstore as string) : `${w.iqn}/tpg${w.tag}/lun${w.lun.lun}`;
+        let backstore = named ? this.opened.find((o) => o.name === storeName)?.backstore : undefined;
+        if (!backstore) {
+          const bi = next.backstores.findIndex((b) => b.name === storeName);
+          backstore = await this.openOne(store, bi >= 0 ? `backstores[${bi}]` : `${w.field}.backstore`, storeName);
+          openedHere.push(this.opened.at(-1)!);
+        }
+        fresh.push({ iqn: w.iqn, tag: w.tag, lun: w.lun, store, storeName, backstore });
+      }
+      // New listeners next: a port in use also changes nothing.
+      for (const k of opening) {
+        await this.bindOne(k, wanted.get(k)!);
+        const p = this.portals.at(-1)!;
+        portalsOpened.push(`${p.transport} ${fmtAddr(p.address, p.port)}`);
+      }
+    } catch (e) {
+      for (const k of opening) {
+        const i = this.listenerKeys.indexOf(k);
+        if (i < 0) continue;
+        const l = this.listeners[i]!;
+        this.listeners.splice(i, 1);
+        this.listenerKeys.splice(i, 1);
+        this.portals.splice(i, 1);
+        await l.close(true).catch(() => {});
+      }
+      for (const o of openedHere) await this.closeOpened(o);
+      throw Object.assign(e as Error, { code: -32000 });
+    }
+    for (const p of portalsOpened) this.log.info(`opened portal ${p}`);
+
+    let endedSessions = 0;
+    const removed: unknown[] = [];
+    const retire = async (r: ResolvedLun) => {
+      const lastUse = !this.resolved.some((x) => x !== r && x.backstore === r.backstore);
+      await served.removeLun!(r, { lastUse });
+      this.resolved.splice(this.resolved.indexOf(r), 1);
+      if (lastUse && !fresh.some((f) => f.backstore === r.backstore)) {
+        const o = this.opened.find((x) => x.backstore === r.backstore);
+        if (o) await this.closeOpened(o);
+      }
+      removed.push({ target: r.iqn, tpg: r.tpgTag, lun: r.lun.lun, backstore: r.storeName });
+      this.log.info(`removed LUN ${r.lun.lun} (${r.storeName}) from ${r.iqn} tpg ${r.tpgTag}`);
+    };
+    for (const r of removing) await retire(r);
+    for (const t of removedTpgs) {
+      endedSessions += served.removeTpg!(t.iqn, t.tag);
+      this.log.info(`removed ${t.iqn} tpg ${t.tag}`);
+    }
+    for (const c of changedTpgs) endedSessions += served.setTpg!(c.iqn, c.g, tpgOf(cur, c.iqn, c.g.tag));
     const added: unknown[] = [];
-    for (const a of adds) {
-      // A new named backstore is added under its name so later LUNs can share it.
-      if (typeof a.backstore === 'object' && a.backstore && (a.backstore as BackstoreConfig).name) {
-        (this.config as { backstores: Config['backstores'] }).backstores = [...this.config.backstores, a.backstore as BackstoreConfig];
-        a.backstore = (a.backstore as BackstoreConfig).name;
-      }
-      added.push(await this.addLun({ ...a }));
+    for (const f of fresh) {
+      const r: ResolvedLun = { iqn: f.iqn, tpgTag: f.tag, lun: f.lun, store: f.store, storeName: f.storeName, backstore: f.backstore };
+      await served.addLun!(r);
+      this.resolved.push(r);
+      added.push({ target: f.iqn, tpg: f.tag, lun: f.lun.lun, backstore: f.storeName, sizeBytes: f.backstore.blockCount * f.backstore.blockSize });
+      this.log.info(`added LUN ${f.lun.lun} (${f.storeName}) to ${f.iqn} tpg ${f.tag}`);
     }
-    this.log.info(`reloaded: ${added.length} LUN${added.length === 1 ? '' : 's'} added`);
-    return { added };
+    if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) served.setDiscoveryAuth!(next.discoveryAuth);
+    const portalsClosed: string[] = [];
+    for (const k of closing) {
+      const i = this.listenerKeys.indexOf(k);
+      const l = this.listeners[i]!;
+      const p = this.portals[i]!;
+      this.listeners.splice(i, 1);
+      this.listenerKeys.splice(i, 1);
+      this.portals.splice(i, 1);
+      // Only this listener and the connections that came through it.
+      await l.close(true);
+      portalsClosed.push(`${p.transport} ${fmtAddr(p.address, p.port)}`);
+      this.log.info(`closed portal ${p.transport} ${fmtAddr(p.address, p.port)}`);
+    }
+    for (const [k, w] of wanted) {
+      const i = this.listenerKeys.indexOf(k);
+      if (i >= 0) this.portals[i]!.targets = w.targets;
+    }
+    // A portal this build cannot serve (iser without RDMA) stays in the configuration, unserved: say so.
+    const portalsSkipped: string[] = [];
+    for (const t of next.targets)
+      for (const g of t.tpgs)
+        for (const p of g.enable ? g.portals : [])
+          if (!this.opts.engine.transports.has(p.transport) && !tpgOf(cur, t.iqn, g.tag)?.portals.some((q) => isDeepStrictEqual(q, p)))
+            portalsSkipped.push(`${p.transport} ${fmtAddr(p.address, p.port)}: no ${p.transport} transport here (RDMA unavailable); saved, not served`);
+    Object.assign(this.config as Config, { targets: next.targets, backstores: next.backstores, discoveryAuth: next.discoveryAuth });
+    return {
+      added,
+      removed,
+      changedTpgs: changedTpgs.map((c) => `${c.iqn} tpg ${c.g.tag}`),
+      endedSessions,
+      portalsOpened,
+      portalsClosed,
+      ...(portalsSkipped.length ? { portalsSkipped } : {}),
+    };
+  }
+
+  /** Where a served LUN is in the running configuration. */
+  private lunField(r: ResolvedLun): string {
+    const ti = this.config.targets.findIndex((t) => t.iqn === r.iqn);
+    const gi = this.config.targets[ti]?.tpgs.findIndex((g) => g.tag === r.tpgTag) ?? -1;
+    const li = this.config.targets[ti]?.tpgs[gi]?.luns.findIndex((l) => l.lun === r.lun.lun) ?? -1;
+    return `targets[${ti}].tpgs[${gi}].luns[${li}]`;
+  }
+
+  private async closeOpened(o: Daemon['opened'][0]): Promise<void> {
+    const i = this.opened.indexOf(o);
+    if (i >= 0) this.opened.splice(i, 1);
+    try {
+      if (!o.backstore.readOnly) await o.backstore.flush();
+      await o.backstore.close();
+    } catch (e) {
+      this.log.error(`closing ${o.name}: ${(e as Error).message}`);
+    }
   }
 
   /**
@@ -605,6 +833,7 @@ export class Daemon {
     };
     // Stop accepting first, so no session starts while the others are asked to log out.
     const listeners = this.listeners.splice(0);
+    this.listenerKeys.splice(0);
     const closing = listeners.map((l) =>
       l.close().catch((e: unknown) => {
         errors.push(e);

@@ -4,7 +4,7 @@
 // small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
 
 import type { Backstore } from '../backstore/types.js';
-import type { BackstoreConfig, Config, LunConfig, PortalConfig } from './config.js';
+import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
 export interface ResolvedLun {
@@ -64,6 +64,25 @@ export interface ServedTargets {
    * tells every I_T nexus of its LU (CAPACITY DATA HAS CHANGED); absent if unsupported.
    */
   resizeLun?(lun: ResolvedLun, bytes: number | undefined): Promise<void>;
+  /**
+   * Stops exporting a LUN: the views lose it (the other LUNs' nexuses get REPORTED LUNS DATA
+   * HAS CHANGED); with `lastUse` (no other LUN exports its backstore) its in-flight commands
+   * are aborted (TASK ABORTED) and waited for, so the backstore can be closed.
+   */
+  removeLun?(lun: ResolvedLun, opts: { lastUse: boolean }): Promise<void>;
+  /** How many sessions can reach this LUN now (a LUN with any is "in use"). */
+  sessionsSeeing?(lun: ResolvedLun): number;
+  /**
+   * Adds a TPG (prev undefined) or replaces its settings (ACLs, CHAP, mapped LUNs,
+   * attributes, parameters, advertised portals) for logins from now on; ends only the
+   * sessions of initiators whose ACL went away or whose CHAP changed. Its LUNs are added
+   * separately (addLun). Returns how many sessions it ended.
+   */
+  setTpg?(iqn: string, tpg: TpgConfig, prev: TpgConfig | undefined): number;
+  /** Removes a TPG and ends its sessions (its LUNs are removed first with removeLun). */
+  removeTpg?(iqn: string, tag: number): number;
+  /** Discovery-session CHAP for logins from now on. */
+  setDiscoveryAuth?(d: DiscoveryAuthConfig): void;
 }
 
 export interface Engine {

@@ -29,6 +29,8 @@ export interface ScsiLayer {
   capacityChanged?(lu: unknown): void;
   /** Runs `fn` (synchronously) at the first moment no command of the LU is in flight; rejects after `timeoutMs`. */
   exclusive?(lu: unknown, fn: () => void, timeoutMs?: number): Promise<void>;
+  /** The LU is no longer exported: its in-flight commands are aborted (TASK ABORTED) and waited for. */
+  retire?(lu: unknown): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -90,6 +92,12 @@ export function createScsiLayer(
         };
         poll();
       });
+    },
+    async retire(lu) {
+      const l = lu as LogicalUnit;
+      await l.tasks.abortAndWait(l.tasks.of());
+      const i = lus.indexOf(l);
+      if (i >= 0) lus.splice(i, 1);
     },
     // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
     async close() {

@@ -8,6 +8,7 @@
 // RDMA WRITE/READ straight from and into the LUN (docs/architecture.md, memory model).
 
 import { existsSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import type { Backstore } from '../backstore/types.js';
 import type { FabricIO, Nexus, ScsiCommand, ScsiCore, ScsiDone, TmfFunction, TmfResponse } from '../scsi/types.js';
 import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.js';
@@ -19,7 +20,7 @@ import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
-import { SRP_LUN_OWNER, type Config, type TpgConfig } from './config.js';
+import { SRP_LUN_OWNER, type Config, type DiscoveryAuthConfig, type TpgConfig } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from '../common/log.js';
 import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
@@ -100,12 +101,42 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         for (const a of g.tpg.acls) {
           // Without mappedLuns an ACL sees every TPG LUN (LIO's auto_add_mapped_luns), new ones included.
           const mapped = a.mappedLuns ?? g.luns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
+          // A mapping whose TPG LUN is being added or removed in the same change is left out until it exists.
           g.aclCores.get(a.initiator)!.current = scsi.createView(
-            mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })),
+            mapped.filter((m) => byNumber.has(m.tpgLun)).map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })),
           );
         }
       };
 
+      // Ports the kernel picked for portals that asked for port 0, by address (SendTargets advertises them).
+      const ephemeral = new Map<string, number>();
+      const tpgOptions = (iqn: string, g: TpgConfig, views: TpgViews): TpgOptions => {
+        const acls: AclOptions[] = g.acls.map((a) => {
+          const acl: AclOptions = { initiator: a.initiator, core: views.aclCores.get(a.initiator)! };
+          if (a.chap) acl.chap = { ...a.chap };
+          return acl;
+        });
+        const { TargetAlias, ...keys } = g.parameters;
+        const port = (p: { address: string; port: number }) => (p.port === 0 ? (ephemeral.get(p.address) ?? 0) : p.port);
+        const tpg: TpgOptions = {
+          iqn,
+          tpgt: g.tag,
+          enabled: g.enable,
+          // SendTargets lists each address:port once, whichever transports serve it.
+          portals: [...new Map(g.portals.map((p) => [`${p.address}|${port(p)}`, { address: p.address, port: port(p) }])).values()],
+          core: views.tpgCore,
+          acls,
+          generateNodeAcls: g.attributes.generateNodeAcls,
+          authentication: g.attributes.authentication,
+          parameters: keys,
+          cmdsnDepth: g.attributes.defaultCmdsnDepth,
+          nopInterval: g.attributes.nopInTimeout * 1000,
+          nopTimeout: g.attributes.nopInResponseTimeout * 1000,
+        };
+        if (TargetAlias !== undefined) tpg.alias = TargetAlias;
+        if (g.chap) tpg.chap = { ...g.chap };
+        return tpg;
+      };
       const tpgs: TpgOptions[] = [];
       for (const t of config.targets) {
         for (const g of t.tpgs) {
@@ -117,31 +148,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           };
           viewsOf(views);
           groups.set(`${t.iqn}\u0000${g.tag}`, views);
-          const tpgView = views.tpgCore;
-          const acls: AclOptions[] = g.acls.map((a) => {
-            const acl: AclOptions = { initiator: a.initiator, core: views.aclCores.get(a.initiator)! };
-            if (a.chap) acl.chap = { ...a.chap };
-            return acl;
-          });
-          const { TargetAlias, ...keys } = g.parameters;
-          const tpg: TpgOptions = {
-            iqn: t.iqn,
-            tpgt: g.tag,
-            enabled: g.enable,
-            // SendTargets lists each address:port once, whichever transports serve it.
-            portals: [...new Map(g.portals.map((p) => [`${p.address}|${p.port}`, { address: p.address, port: p.port }])).values()],
-            core: tpgView,
-            acls,
-            generateNodeAcls: g.attributes.generateNodeAcls,
-            authentication: g.attributes.authentication,
-            parameters: keys,
-            cmdsnDepth: g.attributes.defaultCmdsnDepth,
-            nopInterval: g.attributes.nopInTimeout * 1000,
-            nopTimeout: g.attributes.nopInResponseTimeout * 1000,
-          };
-          if (TargetAlias !== undefined) tpg.alias = TargetAlias;
-          if (g.chap) tpg.chap = { ...g.chap };
-          tpgs.push(tpg);
+          tpgs.push(tpgOptions(t.iqn, g, views));
         }
       }
       // The SRP target port: its LUN view (demo mode) and one view per ACL, over the same LUs.
@@ -169,23 +176,23 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         });
       }
 
-      const d = config.discoveryAuth;
+      const discoveryAuth = (d: DiscoveryAuthConfig) =>
+        d.enable && d.userid && d.password
+          ? {
+              required: true,
+              chap: {
+                userid: d.userid,
+                password: d.password,
+                ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}),
+              },
+            }
+          : undefined;
+      const da = discoveryAuth(config.discoveryAuth);
       const loginTimeout = Math.max(...config.targets.flatMap((t) => t.tpgs.map((g) => g.attributes.loginTimeout)), 15);
       const target = new IscsiTarget({
         tpgs,
         loginTimeout: loginTimeout * 1000,
-        ...(d.enable && d.userid && d.password
-          ? {
-              discoveryAuth: {
-                required: true,
-                chap: {
-                  userid: d.userid,
-                  password: d.password,
-                  ...(d.mutualUserid ? { mutualUserid: d.mutualUserid, mutualPassword: d.mutualPassword! } : {}),
-                },
-              },
-            }
-          : {}),
+        ...(da ? { discoveryAuth: da } : {}),
         log,
       });
 
@@ -211,6 +218,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           const l = await listenTcp(target, { address: portal.address, port: portal.port });
           // An ephemeral port (--listen ADDR:0) is known only now; SendTargets must advertise it.
           if (portal.port === 0) {
+            ephemeral.set(portal.address, l.port);
             for (const t of target.tpgs) for (const p of t.portals) if (p.port === 0 && p.address === portal.address) p.port = l.port;
           }
           return { address: l.address, port: l.port, close: (force) => l.close(force) };
@@ -268,6 +276,81 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           viewsOf(g);
           const changed = g.luns.map((x) => lus.get(x.backstore));
           scsi.lunsChanged?.(changed);
+        },
+        async removeLun(r, { lastUse }) {
+          const lu = lus.get(r.backstore);
+          if (r.iqn === SRP_LUN_OWNER) throw new Error('SRP LUNs change with a restart');
+          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
+          if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
+          g.luns = g.luns.filter((x) => x.lun.lun !== r.lun.lun);
+          viewsOf(g);
+          // The LUNs left in the TPG: their nexuses learn the inventory changed.
+          scsi.lunsChanged?.(g.luns.map((x) => lus.get(x.backstore)));
+          if (lastUse && lu) {
+            lus.delete(r.backstore);
+            await scsi.retire?.(lu);
+          }
+        },
+        sessionsSeeing(r) {
+          if (r.iqn === SRP_LUN_OWNER) return srp?.status().length ?? 0;
+          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
+          if (!g) return 0;
+          let n = 0;
+          for (const s of target.status().sessions) {
+            if (s.target !== r.iqn || s.tpgTag !== r.tpgTag) continue;
+            const acl = g.tpg.acls.find((a) => a.initiator === s.initiator);
+            if (!acl ? g.tpg.attributes.generateNodeAcls : !acl.mappedLuns || acl.mappedLuns.some((m) => m.tpgLun === r.lun.lun)) n++;
+          }
+          return n;
+        },
+        setTpg(iqn, tpg, prev) {
+          const key = `${iqn}\u0000${tpg.tag}`;
+          let v = groups.get(key);
+          if (!v) {
+            v = { tpg, luns: [], tpgCore: new SwappableCore(), aclCores: new Map() };
+            groups.set(key, v);
+          }
+          const before = v.tpg;
+          v.tpg = tpg;
+          for (const a of tpg.acls) if (!v.aclCores.has(a.initiator)) v.aclCores.set(a.initiator, new SwappableCore());
+          for (const k of [...v.aclCores.keys()]) if (!tpg.acls.some((a) => a.initiator === k)) v.aclCores.delete(k);
+          viewsOf(v);
+          const opts = tpgOptions(iqn, tpg, v);
+          const e = target.tpgs.find((x) => x.iqn === iqn && x.tpgt === tpg.tag);
+          if (!e) {
+            target.addTpg(opts);
+            return 0;
+          }
+          target.updateTpg(e, opts);
+          const old = prev ?? before;
+          // Mapped LUNs changed: the sessions of those LUs re-read REPORT LUNS.
+          const mapsChanged = tpg.acls.some((a) => !isDeepStrictEqual(a.mappedLuns, old.acls.find((x) => x.initiator === a.initiator)?.mappedLuns));
+          if (mapsChanged) scsi.lunsChanged?.(v.luns.map((x) => lus.get(x.backstore)));
+          const ending = new Set<string>();
+          for (const a of old.acls) {
+            const n = tpg.acls.find((x) => x.initiator === a.initiator);
+            if (!n || !isDeepStrictEqual(n.chap, a.chap)) ending.add(a.initiator);
+          }
+          const demoOff = old.attributes.generateNodeAcls && !tpg.attributes.generateNodeAcls;
+          const disabled = old.enable && !tpg.enable;
+          if (!ending.size && !demoOff && !disabled) return 0;
+          return target.endSessions(
+            (s) => s.tpg === e && (disabled || ending.has(s.initiator) || (demoOff && !tpg.acls.some((a) => a.initiator === s.initiator))),
+            disabled ? 'TPG disabled' : 'ACL removed or its CHAP changed',
+          );
+        },
+        removeTpg(iqn, tag) {
+          const e = target.tpgs.find((x) => x.iqn === iqn && x.tpgt === tag);
+          groups.delete(`${iqn}\u0000${tag}`);
+          if (!e) return 0;
+          const n = target.status().sessions.filter((s) => s.target === iqn && s.tpgTag === tag).length;
+          target.removeTpg(e, 'TPG removed');
+          return n;
+        },
+        setDiscoveryAuth(d) {
+          const a = discoveryAuth(d);
+          if (a) target.options.discoveryAuth = a;
+          else delete target.options.discoveryAuth;
         },
         async resizeLun(r, bytes) {
           const lu = lus.get(r.backstore);
