@@ -32,9 +32,10 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  rdma-target [--config FILE] [--listen ADDR:PORT] [--debug] [--log-format human|json]
+  rdma-target [--config FILE] [--listen ADDR:PORT] [--metrics ADDR:PORT] [--debug] [--log-format human|json]
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
+  rdma-target top [--socket PATH] [--interval S] [--sort COLUMN]
   rdma-target ctl COMMAND [JSON] [--socket PATH]
   rdma-target save [FILE] [--socket PATH]
   rdma-target restore FILE [--config FILE] [--socket PATH]
@@ -51,6 +52,8 @@ Options:
   -c, --config FILE        JSON configuration (see docs/config.md)
   -l, --listen ADDR:PORT   serve every TCP portal on ADDR:PORT instead ("[::1]:3260" for
                            IPv6; port 0 picks a free port and prints it)
+      --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics (the
+                           config's metrics.listen; off unless one of them is given)
       --debug              verbose log, stack traces on errors
       --log-format F       human (default: the lines below, info on stdout, warnings on
                            stderr) or json (one JSON object per line on stdout)
@@ -63,6 +66,10 @@ Commands:
                            exit 0 if it is valid, 1 if not
   status                   ask a running daemon for sessions, LUNs and counters
                            (via its control socket; --socket PATH to pick one)
+  top                      live view of LUNs and sessions (IOPS, MiB/s, mean and p99
+                           latency, queue depth), refreshed each second (--interval S);
+                           keys: i o m l p q n sort by IOPS, ops, MiB/s, latency, p99,
+                           queue depth, name; r reverses; q or Ctrl-C quits
   ctl COMMAND [JSON]       send one control request, e.g.
                            ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
                            ctl reload (or SIGHUP): re-read --config FILE, add new LUNs
@@ -160,6 +167,10 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         output: { type: 'string', short: 'o' },
         'shutdown-timeout': { type: 'string' },
         'log-format': { type: 'string' },
+        metrics: { type: 'string' },
+        interval: { type: 'string' },
+        sort: { type: 'string' },
+        once: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -192,6 +203,15 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   if (cmd === 'status') {
     if (pos.length !== 1) return usage('status takes no arguments');
     return status(o.socket, o.config, io, { cmd: 'status' });
+  }
+  if (cmd === 'top') {
+    if (pos.length !== 1) return usage('top takes no arguments');
+    const interval = o.interval === undefined ? 1 : Number(o.interval);
+    if (!(interval >= 0.1 && interval <= 3600)) return usage(`--interval: must be seconds 0.1–3600, got ${JSON.stringify(o.interval)}`);
+    const socket = await controlSocketPath(o.socket, o.config, io);
+    if (socket === undefined) return EXIT_FAILURE;
+    const { runTop } = await import('./top.js');
+    return runTop({ socket, intervalMs: interval * 1000, sort: o.sort, once: !!o.once, io });
   }
   if (cmd === 'ctl') {
     if (pos.length < 2 || pos.length > 3) return usage('ctl takes COMMAND and optionally one JSON object of arguments');
@@ -276,6 +296,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     listen = l;
     doc = overrideListen(doc, l.address, l.port);
   }
+  if (o.metrics !== undefined) doc = { ...doc, metrics: { listen: o.metrics } };
   const result: ValidationResult = validateConfig(doc, { allowEphemeralPort: listen !== undefined });
   if (!result.config) {
     for (const e of result.errors)
@@ -319,6 +340,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       shutdownGraceMs: graceMs,
       version: version(),
       ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
+      ...(o.metrics !== undefined ? { metricsOverride: true } : {}),
       // Any file `restore` names is read as the configuration file is, --listen included.
       reloadSource: (file?: string) => {
         const f = file ?? o.config;
@@ -538,6 +560,35 @@ function checkConfig(file: string, io: Io): number {
   return EXIT_OK;
 }
 
+/** The control socket: --socket, else the one the configuration (or the embedded default) names; undefined after printing why not. */
+async function controlSocketPath(socket: string | undefined, configFile: string | undefined, io: Io): Promise<string | undefined> {
+  if (socket) return socket;
+  let doc: unknown = defaultConfigJson();
+  if (configFile) {
+    const f = loadFile(configFile);
+    if (f.error) {
+      io.err(`rdma-target: ${f.error}`);
+      return undefined;
+    }
+    const j = parseJsonText(f.text!);
+    if (j.error) {
+      io.err(`rdma-target: ${configFile}: ${j.error}`);
+      return undefined;
+    }
+    doc = j.doc;
+  }
+  const r = validateConfig(doc);
+  if (!r.config) {
+    io.err(`rdma-target: ${configFile}: ${r.errors[0]}`);
+    return undefined;
+  }
+  if (!r.config.control) {
+    io.err('rdma-target: the configuration disables the control socket (control: false)');
+    return undefined;
+  }
+  return r.config.control.socket;
+}
+
 /** Sends one request to a running daemon's control socket and prints the result as JSON. */
 /** status()'s answer when nothing listens on the socket and the caller asked to handle that itself. */
 const EXIT_NO_DAEMON = -1;
@@ -549,33 +600,8 @@ async function status(
   req: { cmd: string; [k: string]: unknown },
   o: { quietWhenDown?: boolean } = {},
 ): Promise<number> {
-  let path = socket;
-  if (!path) {
-    let doc: unknown = defaultConfigJson();
-    if (configFile) {
-      const f = loadFile(configFile);
-      if (f.error) {
-        io.err(`rdma-target: ${f.error}`);
-        return EXIT_FAILURE;
-      }
-      const j = parseJsonText(f.text!);
-      if (j.error) {
-        io.err(`rdma-target: ${configFile}: ${j.error}`);
-        return EXIT_FAILURE;
-      }
-      doc = j.doc;
-    }
-    const r = validateConfig(doc);
-    if (!r.config) {
-      io.err(`rdma-target: ${configFile}: ${r.errors[0]}`);
-      return EXIT_FAILURE;
-    }
-    if (!r.config.control) {
-      io.err('rdma-target: the configuration disables the control socket (control: false)');
-      return EXIT_FAILURE;
-    }
-    path = r.config.control.socket;
-  }
+  const path = await controlSocketPath(socket, configFile, io);
+  if (path === undefined) return EXIT_FAILURE;
   try {
     const result = await controlRequest(path, req);
     io.out(JSON.stringify(result, null, 2));

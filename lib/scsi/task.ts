@@ -45,6 +45,8 @@ export class Task {
   total = 0;
   fua = false;
   held: Held | undefined;
+  /** performance.now() at submission, when the LU keeps stats (stats.ts). */
+  readonly t0: number;
 
   constructor(
     readonly cmd: ScsiCommand,
@@ -65,6 +67,7 @@ export class Task {
     this.inLength = cmd.direction & DataDirection.Read ? len : 0;
     this.outLength = cmd.direction & DataDirection.Write ? len : 0;
     this.ioDone = (e) => ioContinue(this, e);
+    this.t0 = lu.stats !== undefined ? performance.now() : 0;
   }
 
   /**

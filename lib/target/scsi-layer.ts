@@ -8,6 +8,7 @@ import type { Backstore } from '../backstore/types.js';
 import { BufferPool } from '../scsi/bufpool.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
+import type { IoStats } from '../scsi/stats.js';
 import type { ScsiCore } from '../scsi/types.js';
 import { LunView } from '../scsi/view.js';
 import type { BackstoreConfig } from './config.js';
@@ -29,6 +30,8 @@ export interface ScsiLayer {
   capacityChanged?(lu: unknown): void;
   /** Runs `fn` (synchronously) at the first moment no command of the LU is in flight; rejects after `timeoutMs`. */
   exclusive?(lu: unknown, fn: () => void, timeoutMs?: number): Promise<void>;
+  /** The LU's command counters (lib/scsi/stats.ts) and the tasks in its task set. */
+  statsOf?(lu: unknown): { stats: IoStats | undefined; queued: number };
   close?(): Promise<void>;
 }
 
@@ -90,6 +93,10 @@ export function createScsiLayer(
         };
         poll();
       });
+    },
+    statsOf(lu) {
+      const l = lu as LogicalUnit;
+      return { stats: l.stats, queued: l.tasks.size };
     },
     // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
     async close() {

@@ -1,0 +1,152 @@
+// Command counters of one logical unit or one I_T nexus, for the daemon's `stats` control
+// command, `rdma-target top` and the Prometheus endpoint (lib/target/metrics.ts), which read
+// them when asked. Updated once per command at its completion (lu.ts taskEnded) with plain
+// arithmetic on preallocated typed arrays: nothing is allocated per command, and nothing
+// here knows Prometheus.
+
+import { ScsiError } from './sense.js';
+import { ScsiStatus } from './types.js';
+
+/** What a command did, by its operation code: the three rows of every array below. */
+export const enum IoKind {
+  Read = 0,
+  Write = 1,
+  Other = 2,
+}
+
+export const IO_KINDS = ['read', 'write', 'other'] as const;
+
+/**
+ * Upper bounds of the latency buckets, in seconds (submission to the core → status to the
+ * fabric): 1 µs to 10 s, so both RDMA on a RAM LUN (µs) and file I/O (ms) resolve. The last
+ * bucket (+Inf) is implicit.
+ */
+export const LATENCY_BOUNDS = Float64Array.of(
+  1e-6,
+  2.5e-6,
+  5e-6,
+  10e-6,
+  25e-6,
+  50e-6,
+  100e-6,
+  250e-6,
+  500e-6,
+  1e-3,
+  2.5e-3,
+  5e-3,
+  10e-3,
+  25e-3,
+  50e-3,
+  100e-3,
+  250e-3,
+  500e-3,
+  1,
+  2.5,
+  10,
+);
+/** Buckets per kind: one per bound plus +Inf. */
+export const LATENCY_BUCKETS = LATENCY_BOUNDS.length + 1;
+const BOUNDS_MS = LATENCY_BOUNDS.map((s) => s * 1000);
+
+/** READ and WRITE operation codes (SBC-3); everything else counts as other. */
+const KIND_OF = new Uint8Array(256).fill(IoKind.Other);
+for (const op of [0x08, 0x28, 0xa8, 0x88]) KIND_OF[op] = IoKind.Read;
+// WRITE, WRITE AND VERIFY, COMPARE AND WRITE move Data-Out to the medium.
+for (const op of [0x0a, 0x2a, 0xaa, 0x8a, 0x2e, 0xae, 0x8e, 0x89]) KIND_OF[op] = IoKind.Write;
+
+export function ioKindOf(opcode: number): IoKind {
+  return KIND_OF[opcode & 0xff] as IoKind;
+}
+
+/** Counters as plain JSON (the `stats` control command): arrays by IoKind, buckets row-major. */
+export interface IoStatsJson {
+  commands: number[];
+  bytes: number[];
+  /** Sum of latencies in seconds. */
+  latencySum: number[];
+  /** Non-cumulative bucket counts, IO_KINDS.length rows of LATENCY_BUCKETS. */
+  buckets: number[];
+  /** CHECK CONDITION by sense key (index = key). */
+  senseKeys: number[];
+  /** Other statuses that are not GOOD: BUSY, RESERVATION CONFLICT, TASK SET FULL, TASK ABORTED. */
+  otherStatus: number;
+  /** Commands that failed in the fabric or backstore without a SCSI status. */
+  failures: number;
+}
+
+export class IoStats {
+  readonly commands = new Float64Array(3);
+  readonly bytes = new Float64Array(3);
+  readonly latencySum = new Float64Array(3);
+  readonly buckets = new Float64Array(3 * LATENCY_BUCKETS);
+  readonly senseKeys = new Float64Array(16);
+  otherStatus = 0;
+  failures = 0;
+
+  /** One command ended `ms` milliseconds after it was submitted, having moved `bytes`. */
+  record(opcode: number, bytes: number, ms: number): void {
+    const k = KIND_OF[opcode & 0xff]!;
+    this.commands[k]!++;
+    this.bytes[k]! += bytes;
+    this.latencySum[k]! += ms / 1000;
+    let b = 0;
+    while (b < BOUNDS_MS.length && ms > BOUNDS_MS[b]!) b++;
+    this.buckets[k * LATENCY_BUCKETS + b]!++;
+  }
+
+  /** A status other than GOOD; `senseKey` for CHECK CONDITION. */
+  recordStatus(status: number, senseKey: number): void {
+    if (status === ScsiStatus.CheckCondition) this.senseKeys[senseKey & 0x0f]!++;
+    else this.otherStatus++;
+  }
+
+  toJSON(): IoStatsJson {
+    return {
+      commands: [...this.commands],
+      bytes: [...this.bytes],
+      latencySum: [...this.latencySum],
+      buckets: [...this.buckets],
+      senseKeys: [...this.senseKeys],
+      otherStatus: this.otherStatus,
+      failures: this.failures,
+    };
+  }
+}
+
+/** The sense key of a sense buffer in fixed (0x70/0x71) or descriptor (0x72/0x73) format. */
+export function senseKeyOf(sense: Uint8Array | undefined): number {
+  if (!sense || sense.length < 3) return 0;
+  return (sense[0]! & 0x7e) === 0x72 ? sense[1]! & 0x0f : sense[2]! & 0x0f;
+}
+
+/**
+ * A task ended (lu.ts taskEnded): counts it on the LU's and the nexus's stats. `bytes` is
+ * what moved; `error` as Task.end got it.
+ */
+export function recordEnd(lu: IoStats, nexus: IoStats | undefined, opcode: number, bytes: number, t0: number, aborted: boolean, error: unknown): void {
+  const ms = performance.now() - t0;
+  const ok = error === undefined && !aborted;
+  lu.record(opcode, ok ? bytes : 0, ms);
+  nexus?.record(opcode, ok ? bytes : 0, ms);
+  if (ok) return;
+  if (aborted) {
+    lu.recordStatus(ScsiStatus.TaskAborted, 0);
+    nexus?.recordStatus(ScsiStatus.TaskAborted, 0);
+  } else if (error instanceof ScsiError) {
+    lu.recordStatus(error.status, error.key);
+    nexus?.recordStatus(error.status, error.key);
+  } else {
+    lu.failures++;
+    if (nexus) nexus.failures++;
+  }
+}
+
+/** A command the LU's checks answered without a task (unit attention, bad CDB, conflicts, TASK SET FULL). */
+export function recordAnswered(lu: IoStats, nexus: IoStats | undefined, opcode: number, status: number, sense: Uint8Array | undefined): void {
+  lu.record(opcode, 0, 0);
+  nexus?.record(opcode, 0, 0);
+  if (status === ScsiStatus.Good) return;
+  const key = senseKeyOf(sense);
+  lu.recordStatus(status, key);
+  nexus?.recordStatus(status, key);
+}
