@@ -7,11 +7,13 @@
 #              targetcli-fb (+ dbus-daemon, a bus it needs): the LIO configurations import-lio
 #              is tested on (test/rdma/lio-import.test.ts)
 #   host tier: libiscsi-bin (iscsi-test-cu and friends as real initiators on 127.0.0.1)
+#              prometheus (a real server scraping the metrics endpoint, test/host/target/metrics.test.ts),
+#              tmux (drives `rdma-target top` on a terminal, test/host/cli/top.test.ts)
 #   lint:      clang-format (native/ against .clang-format; Biome, for the TypeScript, is an npm devDependency)
 set -euo pipefail
 pkgs=(libibverbs-dev librdmacm-dev rdma-core ibverbs-utils rdmacm-utils perftest
   qemu-system-x86 busybox-static cpio kmod iproute2
-  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format)
+  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format prometheus tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
