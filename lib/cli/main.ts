@@ -67,9 +67,10 @@ Commands:
   status                   ask a running daemon for sessions, LUNs and counters
                            (via its control socket; --socket PATH to pick one)
   top                      live view of LUNs and sessions (IOPS, MiB/s, mean and p99
-                           latency, queue depth), refreshed each second (--interval S);
-                           keys: i o m l p q n sort by IOPS, ops, MiB/s, latency, p99,
-                           queue depth, name; r reverses; q or Ctrl-C quits
+                           latency, average and current queue depth), refreshed each
+                           second (--interval S, --sort COLUMN); keys: i m l p a d n sort
+                           by IOPS, MiB/s, mean, p99, average or current queue depth,
+                           name; r reverses; q or Ctrl-C quits
   ctl COMMAND [JSON]       send one control request, e.g.
                            ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
                            ctl reload (or SIGHUP): re-read --config FILE, add new LUNs

@@ -27,11 +27,14 @@ export interface TopRow {
   /** Microseconds; NaN when no command completed in the interval. */
   meanUs: number;
   p99Us: number;
+  /** Average commands in flight over the interval (Little's law: latency summed over the interval / its length), as iostat's aqu-sz. */
+  aqu: number;
+  /** Commands in flight at the sample. */
   queued: number;
 }
 
 /** Sort keys: key → column. */
-export const SORT_KEYS: Record<string, keyof TopRow> = { i: 'iops', m: 'mibps', l: 'meanUs', p: 'p99Us', d: 'queued', n: 'name' };
+export const SORT_KEYS: Record<string, keyof TopRow> = { i: 'iops', m: 'mibps', l: 'meanUs', p: 'p99Us', a: 'aqu', d: 'queued', n: 'name' };
 
 const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
 
@@ -61,7 +64,7 @@ export function topRows(prev: DaemonStats, now: DaemonStats): TopRow[] {
   const dt = Math.max(1e-6, now.time - prev.time);
   const kinds = now.kinds.length;
   const row = (kind: TopRow['kind'], name: string, detail: string, io: IoStatsJson | undefined, before: IoStatsJson | undefined, queued: number): TopRow => {
-    if (!io) return { kind, name, detail, readIops: 0, writeIops: 0, iops: 0, mibps: 0, meanUs: Number.NaN, p99Us: Number.NaN, queued };
+    if (!io) return { kind, name, detail, readIops: 0, writeIops: 0, iops: 0, mibps: 0, meanUs: Number.NaN, p99Us: Number.NaN, aqu: 0, queued };
     const cmds = delta(io, before, (s) => s.commands);
     const bytes = delta(io, before, (s) => s.bytes);
     const lat = delta(io, before, (s) => s.latencySum);
@@ -77,6 +80,7 @@ export function topRows(prev: DaemonStats, now: DaemonStats): TopRow[] {
       mibps: sum(bytes) / dt / (1 << 20),
       meanUs: n > 0 ? (sum(lat) / n) * 1e6 : Number.NaN,
       p99Us: quantileUs(now.latencyBounds, kinds, buckets, 0.99),
+      aqu: sum(lat) / dt,
       queued,
     };
   };
@@ -110,9 +114,9 @@ const num = (v: number, w: number, digits = 0) => (Number.isFinite(v) ? v.toFixe
 
 /** One screen of text. */
 export function renderTop(rows: TopRow[], o: { sort: keyof TopRow; reverse: boolean; width: number; when: string; intervalMs: number }): string {
-  const head = `${'NAME'.padEnd(28)} ${'r/s'.padStart(8)} ${'w/s'.padStart(8)} ${'IOPS'.padStart(9)} ${'MiB/s'.padStart(8)} ${'avg_us'.padStart(8)} ${'p99_us'.padStart(8)} ${'qd'.padStart(4)}  DETAIL`;
+  const head = `${'NAME'.padEnd(36)} ${'r/s'.padStart(8)} ${'w/s'.padStart(8)} ${'IOPS'.padStart(9)} ${'MiB/s'.padStart(8)} ${'avg_us'.padStart(8)} ${'p99_us'.padStart(8)} ${'aqu'.padStart(6)} ${'qd'.padStart(4)}  DETAIL`;
   const line = (r: TopRow) =>
-    `${r.name.slice(0, 28).padEnd(28)} ${num(r.readIops, 8)} ${num(r.writeIops, 8)} ${num(r.iops, 9)} ${num(r.mibps, 8, 1)} ${num(r.meanUs, 8, 1)} ${num(r.p99Us, 8)} ${num(r.queued, 4)}  ${r.detail}`.slice(
+    `${r.name.slice(0, 36).padEnd(36)} ${num(r.readIops, 8)} ${num(r.writeIops, 8)} ${num(r.iops, 9)} ${num(r.mibps, 8, 1)} ${num(r.meanUs, 8, 1)} ${num(r.p99Us, 8)} ${num(r.aqu, 6, 2)} ${num(r.queued, 4)}  ${r.detail}`.slice(
       0,
       o.width,
     );
@@ -120,7 +124,7 @@ export function renderTop(rows: TopRow[], o: { sort: keyof TopRow; reverse: bool
   const luns = sorted.filter((r) => r.kind === 'lun');
   const sessions = sorted.filter((r) => r.kind === 'session');
   return [
-    `rdma-target top — ${o.when}, every ${o.intervalMs / 1000}s, sorted by ${o.sort}${o.reverse ? ' (reversed)' : ''}; keys: i m l p d n sort, r reverse, q quit`,
+    `rdma-target top — ${o.when}, every ${o.intervalMs / 1000}s, sorted by ${o.sort}${o.reverse ? ' (reversed)' : ''}; keys: i m l p a d n sort, r reverse, q quit`,
     '',
     `LUNS (${luns.length})`,
     head,
@@ -152,7 +156,7 @@ export async function runTop(o: TopOptions): Promise<number> {
   let sort = sortColumn(o.sort);
   if (!sort) {
     o.io.err(
-      `rdma-target: --sort: must be one of iops, mibps, avg, p99, qd, name (or a key ${Object.keys(SORT_KEYS).join(' ')}), got ${JSON.stringify(o.sort)}`,
+      `rdma-target: --sort: must be one of iops, mibps, avg, p99, aqu, qd, name (or a key ${Object.keys(SORT_KEYS).join(' ')}), got ${JSON.stringify(o.sort)}`,
     );
     return 2;
   }
