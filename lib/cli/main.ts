@@ -297,7 +297,6 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     listen = l;
     doc = overrideListen(doc, l.address, l.port);
   }
-  if (o.metrics !== undefined) doc = { ...doc, metrics: { listen: o.metrics } };
   const result: ValidationResult = validateConfig(doc, { allowEphemeralPort: listen !== undefined });
   if (!result.config) {
     for (const e of result.errors)
@@ -341,7 +340,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       shutdownGraceMs: graceMs,
       version: version(),
       ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
-      ...(o.metrics !== undefined ? { metricsOverride: true } : {}),
+      // Like --listen, this run's only: not written back by save.
+      ...(o.metrics !== undefined ? { metricsListen: o.metrics } : {}),
       // Any file `restore` names is read as the configuration file is, --listen included.
       reloadSource: (file?: string) => {
         const f = file ?? o.config;

@@ -42,8 +42,8 @@ export interface DaemonOptions {
   version?: string;
   /** Where --listen came from, so a bind error can point at the flag instead of the file. */
   listenOverride?: string;
-  /** The Prometheus endpoint came from --metrics: a bind error points at the flag. */
-  metricsOverride?: boolean;
+  /** --metrics ADDR:PORT: the Prometheus endpoint for this run, instead of the config's metrics.listen. */
+  metricsListen?: string;
   /**
    * Reads and validates the configuration source (the CLI's file) for `reload`, or `file`
    * for `restore`; throws with the errors (each naming its field).
@@ -180,16 +180,17 @@ export class Daemon {
           throw new StartError('control.socket', `cannot listen on ${config.control.socket}: ${(e as Error).message}`, { cause: e });
         }
       }
-      if (config.metrics) {
-        const field = opts.metricsOverride ? '--metrics' : 'metrics.listen';
-        const at = parseMetricsListen(config.metrics.listen);
+      const metricsListen = opts.metricsListen ?? config.metrics?.listen;
+      if (metricsListen !== undefined) {
+        const field = opts.metricsListen !== undefined ? '--metrics' : 'metrics.listen';
+        const at = parseMetricsListen(metricsListen);
         if (typeof at === 'string') throw new StartError(field, at);
         d.metricsServer = new MetricsServer(() => d.stats(), d.log);
         try {
           d.metricsAddress = await d.metricsServer.listen(at.address, at.port);
         } catch (e) {
           d.metricsServer = undefined;
-          throw new StartError(field, `cannot listen on ${config.metrics.listen}: ${errnoText(e)}`, { cause: e });
+          throw new StartError(field, `cannot listen on ${metricsListen}: ${errnoText(e)}`, { cause: e });
         }
         d.log.info(`metrics: http://${fmtAddr(d.metricsAddress.address, d.metricsAddress.port)}/metrics`);
       }

@@ -64,6 +64,8 @@ export function configSchema(o: SchemaOptions = {}) {
             listen: Type.String({
               pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):[0-9]{1,5}$',
               description: 'ADDR:PORT the Prometheus endpoint (GET /metrics) listens on, e.g. "127.0.0.1:9469" or "[::1]:9469"',
+              errorMessage: 'must be ADDR:PORT such as "127.0.0.1:9469" or "[::1]:9469"',
+              requiredMessage: 'is required (a string)',
             }),
           },
           { additionalProperties: false, description: 'the Prometheus metrics endpoint; absent: off' },
