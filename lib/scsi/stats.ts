@@ -48,6 +48,20 @@ export const LATENCY_BOUNDS = Float64Array.of(
 export const LATENCY_BUCKETS = LATENCY_BOUNDS.length + 1;
 const BOUNDS_MS = LATENCY_BOUNDS.map((s) => s * 1000);
 
+/** Ticks of the submission clock per millisecond: a quarter microsecond. */
+const TICKS_PER_MS = 4000;
+const TICK_MASK = 0x3fffffff;
+
+/**
+ * The submission time of a command as a small integer (quarter microseconds, modulo 2^30):
+ * a Task keeps it in a field that holds a small integer unboxed, where a double would be a
+ * heap number allocated per command. Differences are exact while a command takes less
+ * than 2^30 ticks (268 s); a longer one is counted modulo that.
+ */
+export function stamp(): number {
+  return (performance.now() * TICKS_PER_MS) & TICK_MASK;
+}
+
 /** READ and WRITE operation codes (SBC-3); everything else counts as other. */
 const KIND_OF = new Uint8Array(256).fill(IoKind.Other);
 for (const op of [0x08, 0x28, 0xa8, 0x88]) KIND_OF[op] = IoKind.Read;
@@ -121,10 +135,10 @@ export function senseKeyOf(sense: Uint8Array | undefined): number {
 
 /**
  * A task ended (lu.ts taskEnded): counts it on the LU's and the nexus's stats. `bytes` is
- * what moved; `error` as Task.end got it.
+ * what moved; `t0` its stamp() at submission; `error` as Task.end got it.
  */
 export function recordEnd(lu: IoStats, nexus: IoStats | undefined, opcode: number, bytes: number, t0: number, aborted: boolean, error: unknown): void {
-  const ms = performance.now() - t0;
+  const ms = ((stamp() - t0) & TICK_MASK) / TICKS_PER_MS;
   const ok = error === undefined && !aborted;
   lu.record(opcode, ok ? bytes : 0, ms);
   nexus?.record(opcode, ok ? bytes : 0, ms);

@@ -8,6 +8,7 @@ import type { LogicalUnit } from './lu.js';
 import { ioContinue } from './sbc.js';
 import type { Held } from './rangelock.js';
 import type { TaskEntry } from './taskset.js';
+import { stamp } from './stats.js';
 
 /** What the hot path's callback handlers (sbc.ts READ/WRITE) do once their data moved. */
 export const enum IoNext {
@@ -45,7 +46,7 @@ export class Task {
   total = 0;
   fua = false;
   held: Held | undefined;
-  /** performance.now() at submission, when the LU keeps stats (stats.ts). */
+  /** stamp() at submission, when the LU keeps stats (stats.ts). */
   readonly t0: number;
 
   constructor(
@@ -67,7 +68,7 @@ export class Task {
     this.inLength = cmd.direction & DataDirection.Read ? len : 0;
     this.outLength = cmd.direction & DataDirection.Write ? len : 0;
     this.ioDone = (e) => ioContinue(this, e);
-    this.t0 = lu.stats !== undefined ? performance.now() : 0;
+    this.t0 = lu.stats !== undefined ? stamp() : 0;
   }
 
   /**

@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -206,4 +206,17 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
     expect(await scalar('rdma_target_process_resident_memory_bytes')).toBeGreaterThan(0);
     expect((await query('rdma_target_nodejs_eventloop_lag_p99_seconds')).length).toBe(1);
   }, 120_000);
+
+  it('the Grafana dashboard (docs/grafana/rdma-target.json) queries metrics the endpoint serves, in PromQL Prometheus accepts', async () => {
+    const dash = JSON.parse(readFileSync(join(root, 'docs', 'grafana', 'rdma-target.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+    expect(dash.panels.length).toBeGreaterThanOrEqual(8);
+    for (const p of dash.panels)
+      for (const t of p.targets) {
+        for (const [name] of t.expr.matchAll(/rdma_target_\w+/g)) expect(served, `${p.title}: ${name}`).toContain(name.replace(/_(bucket|sum|count)$/, ''));
+        // Prometheus parses and runs it (an error answers status "error", which query() throws on).
+        await query(t.expr.replaceAll('$__rate_interval', '5s').replaceAll('$backstore', '.*'));
+      }
+  });
 });
