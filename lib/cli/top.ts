@@ -27,7 +27,7 @@ export interface TopRow {
   /** Microseconds; NaN when no command completed in the interval. */
   meanUs: number;
   p99Us: number;
-  /** Average commands in flight over the interval (Little's law: latency summed over the interval / its length), as iostat's aqu-sz. */
+  /** Average commands in flight over the interval (Little's law: mean latency × IOPS), as iostat's aqu-sz. */
   aqu: number;
   /** Commands in flight at the sample. */
   queued: number;
@@ -68,6 +68,7 @@ export function topRows(prev: DaemonStats, now: DaemonStats): TopRow[] {
     const cmds = delta(io, before, (s) => s.commands);
     const bytes = delta(io, before, (s) => s.bytes);
     const lat = delta(io, before, (s) => s.latencySum);
+    const timed = sum(delta(io, before, (s) => s.timed));
     const buckets = delta(io, before, (s) => s.buckets);
     const n = sum(cmds);
     return {
@@ -78,9 +79,10 @@ export function topRows(prev: DaemonStats, now: DaemonStats): TopRow[] {
       writeIops: cmds[1]! / dt,
       iops: n / dt,
       mibps: sum(bytes) / dt / (1 << 20),
-      meanUs: n > 0 ? (sum(lat) / n) * 1e6 : Number.NaN,
+      meanUs: timed > 0 ? (sum(lat) / timed) * 1e6 : Number.NaN,
       p99Us: quantileUs(now.latencyBounds, kinds, buckets, 0.99),
-      aqu: sum(lat) / dt,
+      // Little's law: mean latency × commands per second (the latency is a sample's).
+      aqu: timed > 0 ? (sum(lat) / timed) * (n / dt) : 0,
       queued,
     };
   };

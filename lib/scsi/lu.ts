@@ -38,6 +38,8 @@ export interface LogicalUnitOptions {
   pool?: BufferPool;
   /** Keep command counters and latencies (stats.ts); default true. */
   stats?: boolean;
+  /** Measure the latency of 1 in this many commands (a power of two; stats.ts IoStats.sampleEvery); default 16. */
+  latencySampleEvery?: number;
 }
 
 export interface ModeState {
@@ -110,7 +112,7 @@ export class LogicalUnit {
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
     this.tasks = new TaskSet(opts.queueDepth ?? 1024, opts.tmfWaitMs ?? 5000);
-    this.stats = opts.stats === false ? undefined : new IoStats();
+    this.stats = opts.stats === false ? undefined : new IoStats(opts.latencySampleEvery);
   }
 
   /** Loads APTPL persistent reservations from the state directory. */

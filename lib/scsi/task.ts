@@ -46,7 +46,7 @@ export class Task {
   total = 0;
   fua = false;
   held: Held | undefined;
-  /** stamp() at submission, when the LU keeps stats (stats.ts). */
+  /** stamp() at submission when the LU keeps stats and samples this command's latency (stats.ts); else -1. */
   readonly t0: number;
 
   constructor(
@@ -68,7 +68,8 @@ export class Task {
     this.inLength = cmd.direction & DataDirection.Read ? len : 0;
     this.outLength = cmd.direction & DataDirection.Write ? len : 0;
     this.ioDone = (e) => ioContinue(this, e);
-    this.t0 = lu.stats !== undefined ? stamp() : 0;
+    const s = lu.stats;
+    this.t0 = s !== undefined && s.sample() ? stamp() : -1;
   }
 
   /**

@@ -74,7 +74,7 @@ function histogramSamples(name: string, rows: Array<IoRow & { labels: Labels }>,
         out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: b < nb - 1 ? String(s.latencyBounds[b]) : '+Inf' }, value: cum });
       }
       out.push({ metricName: `${name}_sum`, labels, value: r.io.latencySum[k]! });
-      out.push({ metricName: `${name}_count`, labels, value: r.io.commands[k]! });
+      out.push({ metricName: `${name}_count`, labels, value: r.io.timed[k]! });
     }
   }
   return out;
@@ -148,7 +148,7 @@ export function createRegistry(stats: () => DaemonStats): Registry {
     add(
       new Computed(
         `rdma_target_${g}_latency_seconds`,
-        `Command latency, submission to the SCSI core to status handed to the fabric, per ${what}`,
+        `Command latency, submission to the SCSI core to status handed to the fabric, of a random sample of the commands (1 in 16), per ${what}`,
         'histogram',
         (s) => histogramSamples(`rdma_target_${g}_latency_seconds`, rows(s), s),
         snap,

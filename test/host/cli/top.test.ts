@@ -36,7 +36,7 @@ async function until<T>(what: string, f: () => T | undefined, ms = 30_000, last?
 }
 
 function sample(time: number, reads: number, latencyS: number, queued: number): DaemonStats {
-  const io = new IoStats();
+  const io = new IoStats(1);
   for (let i = 0; i < reads; i++) io.record(0x28, 4096, latencyS * 1000);
   return {
     time,

@@ -160,11 +160,15 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
     expect(await scalar(`rdma_target_lu_commands_total{${lu},op="read"}`)).toBe(512);
     const writes = (await scalar(`rdma_target_lu_commands_total{${lu},op="write"}`))!;
     expect(writes).toBeGreaterThanOrEqual(512);
-    expect(await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="write"}`)).toBe(writes);
+    expect(await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="write"}`)).toBeGreaterThan(0);
+    expect(await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="write"}`)).toBeLessThanOrEqual(writes);
     expect(await scalar(`rdma_target_lu_bytes_total{${lu},op="read"}`)).toBe(blocks * 512);
     expect(await scalar(`rdma_target_lu_bytes_total{${lu},op="write"}`)).toBeGreaterThanOrEqual(blocks * 512);
-    expect(await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="read"}`)).toBe(512);
-    expect(await scalar(`rdma_target_lu_latency_seconds_bucket{${lu},op="read",le="+Inf"}`)).toBe(512);
+    // Latency is measured on a random 1 in 16 of the commands (lib/scsi/stats.ts): of 512, some (P(none) < 1e-14), never more.
+    const timedReads = (await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="read"}`))!;
+    expect(timedReads).toBeGreaterThan(0);
+    expect(timedReads).toBeLessThanOrEqual(512);
+    expect(await scalar(`rdma_target_lu_latency_seconds_bucket{${lu},op="read",le="+Inf"}`)).toBe(timedReads);
     // Every command answered: a quantile inside the buckets (a RAM LUN on loopback: well under a second).
     const p99 = await scalar(`histogram_quantile(0.99, rdma_target_lu_latency_seconds_bucket{${lu},op="write"})`);
     expect(p99).toBeGreaterThan(0);
@@ -200,8 +204,10 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
     });
     // iscsi-perf reports whole seconds of its run; it ran at least 3 of them at its last printed average.
     expect(total).toBeGreaterThanOrEqual(all.at(-1)! * 3 * 0.9);
-    // The histogram's count is the counter: both are read from the same counters at each scrape.
-    expect(await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="read"}`)).toBe(before + total);
+    // The histogram counts a sample of those commands: about 1 in 16 of tens of thousands.
+    const timed = (await scalar(`rdma_target_lu_latency_seconds_count{${lu},op="read"}`))! - timedReads;
+    expect(timed).toBeGreaterThan(total / 64);
+    expect(timed).toBeLessThan(total / 4);
     // Process metrics from prom-client.
     expect(await scalar('rdma_target_process_resident_memory_bytes')).toBeGreaterThan(0);
     expect((await query('rdma_target_nodejs_eventloop_lag_p99_seconds')).length).toBe(1);
