@@ -69,7 +69,7 @@ export class Task {
     this.outLength = cmd.direction & DataDirection.Write ? len : 0;
     this.ioDone = (e) => ioContinue(this, e);
     const s = lu.stats;
-    this.t0 = s !== undefined && s.sample() ? stamp() : -1;
+    this.t0 = s?.sample() ? stamp() : -1;
   }
 
   /**

@@ -172,7 +172,11 @@ function login(t) {
 
 function setup(rdma) {
   // RT_BENCH_STATS=off: the LU keeps no command counters (lib/scsi/stats.ts), for an A/B of their cost.
-  const lu = new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }), name: 'bench', stats: process.env.RT_BENCH_STATS !== 'off' });
+  const lu = new LogicalUnit({
+    backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }),
+    name: 'bench',
+    stats: process.env.RT_BENCH_STATS !== 'off',
+  });
   const core = new LunView([{ lun: 0, lu, readOnly: false }]);
   const target = new IscsiTarget({
     core,

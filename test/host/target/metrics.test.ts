@@ -70,7 +70,6 @@ async function scalar(q: string): Promise<number | undefined> {
 
 describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint during libiscsi I/O', () => {
   let daemon: ReturnType<typeof start>;
-  let prom: ReturnType<typeof start>;
   let url = '';
   let metricsPort = 0;
 
@@ -120,12 +119,7 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
         '',
       ].join('\n'),
     );
-    prom = start('prometheus', [
-      `--config.file=${pcfg}`,
-      `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-      `--web.listen-address=127.0.0.1:${pport}`,
-      '--log.level=warn',
-    ]);
+    start('prometheus', [`--config.file=${pcfg}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${pport}`, '--log.level=warn']);
     // Prometheus is up and has scraped the target at least once.
     await until('Prometheus to scrape the target', async () => {
       try {
@@ -138,7 +132,10 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
 
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
-    await Promise.race([Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(0) : c.once('exit', r))))), new Promise((r) => setTimeout(r, 10_000))]);
+    await Promise.race([
+      Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(0) : c.once('exit', r))))),
+      new Promise((r) => setTimeout(r, 10_000)),
+    ]);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     rmSync(bundleDir, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
@@ -154,7 +151,9 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
     const blocks = 2 * ((256 * 257) / 2);
     // Scraped after both ran: the other commands' count stops moving once the last test logged out.
     // Each iscsi-test-cu run logs in twice (two sessions); all four have logged out.
-    await until('Prometheus to see the sessions end', async () => ((await scalar('rdma_target_engine_counter_total{counter="logouts"}')) === 4 ? true : undefined));
+    await until('Prometheus to see the sessions end', async () =>
+      (await scalar('rdma_target_engine_counter_total{counter="logouts"}')) === 4 ? true : undefined,
+    );
     await until('a scrape after the last command', async () => ((await query('rdma_target_session_commands_total')).length === 0 ? true : undefined));
     await new Promise((r) => setTimeout(r, 2500));
     expect(await scalar(`rdma_target_lu_commands_total{${lu},op="read"}`)).toBe(512);
@@ -214,7 +213,9 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
   }, 120_000);
 
   it('the Grafana dashboard (docs/grafana/rdma-target.json) queries metrics the endpoint serves, in PromQL Prometheus accepts', async () => {
-    const dash = JSON.parse(readFileSync(join(root, 'docs', 'grafana', 'rdma-target.json'), 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const dash = JSON.parse(readFileSync(join(root, 'docs', 'grafana', 'rdma-target.json'), 'utf8')) as {
+      panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+    };
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const served = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
     expect(dash.panels.length).toBeGreaterThanOrEqual(8);
