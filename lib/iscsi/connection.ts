@@ -27,6 +27,9 @@ const IMMEDIATE_POOL_SLOTS = 64;
 const IMMEDIATE_POOL_MAX_BYTES = 256 * 1024;
 const EMPTY_COMMAND = Uint8Array.of(Opcode.ScsiCommand, ...new Array<number>(BHS_LENGTH - 1).fill(0));
 
+/** Finished tasks a connection keeps for reuse (its usual queue depth or more). */
+const MAX_FREE_TASKS = 256;
+
 export class IscsiConnection implements ConnectionContext, TaskConnection, TransportSink {
   phase: ConnectionPhase = 'login';
   session: IscsiSession | undefined;
@@ -41,6 +44,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    * at queue depth 1, docs/benchmarks/engine.md).
    */
   readonly tasks: IscsiTask[] = [];
+  /** Where a response BHS is built when the transport copies it at once (copiesBhs); else undefined. */
+  readonly scratchBhs: Uint8Array | undefined;
+  /** Finished tasks kept for the next commands: no task object per command in steady state. */
+  private readonly freeTasks: IscsiTask[] = [];
   readonly counters: ConnectionCounters = { pdusIn: 0, pdusOut: 0, commands: 0, rejects: 0, digestErrors: 0 };
   readonly login: LoginHandler;
   readonly nop: NopKeeper;
@@ -65,6 +72,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     readonly transport: IscsiTransport,
   ) {
     this.log = target.log;
+    this.scratchBhs = transport.copiesBhs ? new Uint8Array(BHS_LENGTH) : undefined;
     this.login = new LoginHandler(this);
     this.nop = new NopKeeper(this, target.options.nopInterval, target.options.nopTimeout);
     if (target.options.loginTimeout > 0) {
@@ -313,7 +321,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       return;
     }
     if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);
-    const task = new IscsiTask(this, pdu, rx.ahs);
+    const task = (this.freeTasks.pop() ?? new IscsiTask(this)).init(pdu, rx.ahs);
     task.transportContext = context;
     const adopt = this.cmdBuffer !== undefined && n > 0 && rx.data.buffer === this.cmdBuffer.buffer;
     task.initUnsolicited(pdu, rx.data, p.firstBurstLength, adopt);
@@ -407,7 +415,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   }
 
   taskFinished(task: IscsiTask): void {
+    // Reused only when it left a live connection's list: its command is over (the core
+    // called back, or it never reached the core) and nothing else keeps it.
+    const listed = task.connSlot >= 0 && this.tasks[task.connSlot] === task;
     this.removeTask(task);
+    if (listed && this.phase === 'full-feature' && this.freeTasks.length < MAX_FREE_TASKS) this.freeTasks.push(task);
     if (this.receivePaused) this.updateReceive();
     if (this.tasks.length === 0) {
       const w = this.idleWaiters;

@@ -594,8 +594,10 @@ export function encodeScsiResponse(
   bidiResidual: number,
   residual: number,
   dataLength: number,
+  /** Memory to build it in (zeroed first) instead of a new buffer. */
+  into?: Uint8Array,
 ): Uint8Array {
-  const b = newBhs();
+  const b = into ? into.fill(0) : newBhs();
   b[0] = Opcode.ScsiResponse;
   b[1] = 0x80 | flags;
   b[2] = response;

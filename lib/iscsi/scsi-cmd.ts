@@ -66,6 +66,8 @@ export interface TaskConnection {
   readonly r2ts: Map<number, R2TRecord>;
   /** StatSN not advanced (R2T, §11.8). */
   readonly statSN: number;
+  /** Memory for a response BHS that sendPdu copies at once, if the transport does (copiesBhs). */
+  readonly scratchBhs: Uint8Array | undefined;
   nextStatSN(): number;
   allocTtt(): number;
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
@@ -107,17 +109,19 @@ function mapAttr(a: number): TaskAttribute {
 }
 
 export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
-  readonly itt: number;
-  readonly lun: bigint;
-  readonly cmdSN: number;
-  readonly immediate: boolean;
-  readonly expectedLength: number;
-  readonly direction: DataDirection;
+  // The connection keeps finished tasks for reuse (connection.ts): every field of a
+  // command is set again by init(), and the continuations are made once per object.
+  itt = 0;
+  lun = 0n;
+  cmdSN = 0;
+  immediate = false;
+  expectedLength = 0;
+  direction = DataDirection.None;
   // The task is the core's ScsiCommand too (no object of its own per command).
-  readonly cdb: Uint8Array;
-  readonly tag: number;
-  readonly attribute: TaskAttribute;
-  readonly bidiReadLength: number;
+  cdb: Uint8Array;
+  tag = 0;
+  attribute = TaskAttribute.Simple;
+  bidiReadLength = 0;
   transportContext: unknown;
 
   // Unsolicited data (immediate + Data-Out with TTT 0xffffffff, §4.2.5.2).
@@ -150,19 +154,23 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   connSlot = -1;
   /** The connection's immediate-data buffer this task adopted; given back when it finishes. */
   immediateBuffer: Uint8Array | undefined;
+  /** The CDB copy of a 16-byte (or shorter) CDB, kept with the task. */
+  private readonly cdb16 = new Uint8Array(16);
 
-  constructor(
-    readonly conn: TaskConnection,
-    pdu: ScsiCommandPdu,
-    ahs: Uint8Array,
-  ) {
+  constructor(readonly conn: TaskConnection) {
+    this.cdb = this.cdb16;
+    this.coreDone = (status, transferred, sense, failure) => this.completed(status, transferred, sense, failure);
+  }
+
+  /** Makes this (new or reused) task the one for a SCSI Command PDU. */
+  init(pdu: ScsiCommandPdu, ahs: Uint8Array): this {
     this.itt = pdu.itt;
     this.lun = pdu.lun;
     this.cmdSN = pdu.cmdSN;
     this.immediate = pdu.immediate;
     this.expectedLength = pdu.edtl;
     // A copy: the BHS the CDB is a view of belongs to the transport's receive buffer.
-    let cdb: Uint8Array = Buffer.allocUnsafe(16);
+    let cdb = this.cdb16;
     cdb.set(pdu.cdb);
     let bidi = 0;
     if (ahs.length)
@@ -181,7 +189,26 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     this.cdb = cdb;
     this.tag = pdu.itt;
     this.attribute = mapAttr(pdu.attr);
-    this.coreDone = (status, transferred, sense, failure) => this.completed(status, transferred, sense, failure);
+    this.transportContext = undefined;
+    this.unsolBuf = undefined;
+    this.unsolLimit = 0;
+    this.unsolReceived = 0;
+    this.unsolDone = true;
+    this.unsolDataSN = 0;
+    this.unsolWaiters = undefined;
+    this.dataSN = 0;
+    this.dataInBytes = 0;
+    this.heldData = undefined;
+    this.heldOffset = 0;
+    this.heldOwned = false;
+    this.r2tSet?.clear();
+    this.aborted = false;
+    this.dataError = undefined;
+    this.silent = false;
+    this.finished = false;
+    this.connSlot = -1;
+    this.immediateBuffer = undefined;
+    return this;
   }
 
   /** Outstanding R2Ts (the connection reads on while a task waits for Data-Out). */
@@ -574,6 +601,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
       bidiUnder,
       over || under,
       data?.length ?? 0,
+      conn.scratchBhs,
     );
     this.finish();
     return conn.sendPdu(bhs, data);

@@ -34,6 +34,11 @@ export interface IscsiTransport {
   readonly kind: string;
   /** True for iSER: the engine may answer RDMAExtensions=Yes (RFC 7145 §6.2); TCP: false. */
   readonly rdma: boolean;
+  /**
+   * sendPdu copies the BHS before it returns (iSER, into a registered send slot): the
+   * caller may build the next one in the same memory. TCP keeps a reference instead.
+   */
+  readonly copiesBhs?: boolean;
   /** Whether CRC32C header/data digests can be used (iSER: never, RFC 7145 §6.2). */
   readonly digests: boolean;
   /**

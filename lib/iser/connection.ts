@@ -120,6 +120,7 @@ const enum Kind {
 export class IserConnection extends RcChannel implements IscsiTransport {
   readonly kind = 'iser';
   readonly rdma = true;
+  readonly copiesBhs = true;
   readonly digests = false;
   readonly recvDataSegmentLimit: number;
   readonly sendDataSegmentLimit: number;

@@ -33,16 +33,34 @@ export function groupCdbLength(op: number): number {
  * than any LU) and a 32-bit length.
  */
 export function lbaRange(cdb: Uint8Array): Range {
+  return { lba: cdbLba(cdb), blocks: cdbBlocks(cdb) };
+}
+
+/** The LBA field alone (lbaRange without an object: READ and WRITE run per command). */
+export function cdbLba(cdb: Uint8Array): number {
+  switch (groupCdbLength(cdb[0]!)) {
+    case 6:
+      return u24(cdb, 1) & 0x1fffff;
+    case 10:
+    case 12:
+      return u32(cdb, 2);
+    default:
+      return u64(cdb, 2);
+  }
+}
+
+/** The TRANSFER LENGTH field alone (6-byte CDBs: 0 means 256). */
+export function cdbBlocks(cdb: Uint8Array): number {
   switch (groupCdbLength(cdb[0]!)) {
     case 6: {
       const n = cdb[4]!;
-      return { lba: u24(cdb, 1) & 0x1fffff, blocks: n === 0 ? 256 : n };
+      return n === 0 ? 256 : n;
     }
     case 10:
-      return { lba: u32(cdb, 2), blocks: u16(cdb, 7) };
+      return u16(cdb, 7);
     case 12:
-      return { lba: u32(cdb, 2), blocks: u32(cdb, 6) };
+      return u32(cdb, 6);
     default:
-      return { lba: u64(cdb, 2), blocks: u32(cdb, 10) };
+      return u32(cdb, 10);
   }
 }

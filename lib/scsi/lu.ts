@@ -85,6 +85,8 @@ export class LogicalUnit {
 
   /** The I_T nexus holding an SPC-2 RESERVE, if any. */
   private reservedBy: string | undefined;
+  /** Ended tasks kept for reuse (with their task-set entries and continuations). */
+  private readonly freeTasks: Task[] = [];
 
   constructor(opts: LogicalUnitOptions) {
     const b = opts.backstore;
@@ -146,7 +148,7 @@ export class LogicalUnit {
     this.ua.arrive(key, nexus);
     const entry = lookup(cmd.cdb);
     if (entry !== Lookup.UnknownOpcode && entry !== Lookup.UnknownServiceAction && entry.noUa) {
-      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(new Task(cmd, nexus, io, this, mappedReadOnly, luns, key, done), entry.handler);
+      return this.badShape(cmd.cdb, entry.cdbLength) ?? this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key, done), entry.handler);
     }
     const ua = this.ua.take(key);
     if (ua !== undefined) return this.check(SenseKey.UnitAttention, ua);
@@ -164,7 +166,7 @@ export class LogicalUnit {
     if (entry.writes && (mappedReadOnly || this.writeProtected)) return this.check(SenseKey.DataProtect, Asc.WriteProtected);
     // After DATA PROTECT: a write-protected LU refuses every writing command alike (libiscsi ReadOnly.ReadOnlySBC).
     if (entry.supported && !entry.supported(this)) return this.check(SenseKey.IllegalRequest, Asc.InvalidOpcode);
-    return this.run(new Task(cmd, nexus, io, this, mappedReadOnly, luns, key, done), entry.handler);
+    return this.run(this.task(cmd, nexus, io, mappedReadOnly, luns, key, done), entry.handler);
   }
 
   /**
@@ -177,16 +179,22 @@ export class LogicalUnit {
     return undefined;
   }
 
+  private task(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], key: string, done: ScsiDone): Task {
+    return (this.freeTasks.pop() ?? new Task(this)).init(cmd, nexus, io, mappedReadOnly, luns, key, done);
+  }
+
   /**
    * Takes the task through the task set to its handler; returns a completion only when the
    * set is full. No async frame: a task that waits for nothing goes straight to its handler.
    */
   private run(t: Task, handler: Handler): ScsiCompletion | undefined {
     // SAM-5 5.3.1: no room in the task set is TASK SET FULL; the initiator retries later.
-    if (this.tasks.full()) return { status: ScsiStatus.TaskSetFull, transferred: 0 };
+    if (this.tasks.full()) {
+      this.recycle(t);
+      return { status: ScsiStatus.TaskSetFull, transferred: 0 };
+    }
     const cmd = t.cmd;
     const entry = this.tasks.enter(t, cmd.tag, cmd.attribute);
-    t.entry = entry;
     if (entry.before) {
       Promise.race([Promise.all(entry.before), entry.abortedSignal]).then(
         () => this.start(t, handler),
@@ -218,16 +226,28 @@ export class LogicalUnit {
 
   /** The handler ended (Task.end): the task leaves the task set, then the fabric learns the status. */
   taskEnded(t: Task, e: unknown, transferred: number): void {
-    t.entry!.end();
+    t.entry.end();
     if (this.stats) recordEnd(this.stats, t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
-    // The fabric may fail data movement of a task it aborted itself.
-    if (t.aborted) return t.done(ScsiStatus.TaskAborted, 0, undefined, undefined);
-    if (e === undefined) return t.done(ScsiStatus.Good, transferred, undefined, undefined);
-    if (e instanceof ScsiError) {
-      if (e.status !== ScsiStatus.CheckCondition) return t.done(e.status, 0, undefined, undefined);
-      return t.done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
+    const done = t.done;
+    // The task is reused only once the fabric's callback has returned: nothing of this
+    // command runs on it after that (the handler ended, its data movement completed).
+    try {
+      // The fabric may fail data movement of a task it aborted itself.
+      if (t.aborted) done(ScsiStatus.TaskAborted, 0, undefined, undefined);
+      else if (e === undefined) done(ScsiStatus.Good, transferred, undefined, undefined);
+      else if (e instanceof ScsiError) {
+        if (e.status !== ScsiStatus.CheckCondition) done(e.status, 0, undefined, undefined);
+        else done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
+      } else done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.recycle(t);
     }
-    t.done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
+  }
+
+  /** Keeps an ended task for the next command (bounded by the task set's depth). */
+  private recycle(t: Task): void {
+    t.clear();
+    if (this.freeTasks.length < this.tasks.depth) this.freeTasks.push(t);
   }
 
   check(key: SenseKey, asc: Asc, field?: { cdb: boolean; byte: number; bit?: number }, info?: number): ScsiCompletion {

@@ -53,9 +53,11 @@ export class RangeLocks {
   unlock(h: Held): void {
     const held = this.held;
     const i = held.indexOf(h);
-    // pop() for the usual last (or only) holder: splice() returns a fresh array.
-    if (i === held.length - 1) held.pop();
-    else if (i >= 0) held.splice(i, 1);
+    // Swap-remove (the order of holders does not matter): splice() returns a fresh array.
+    if (i >= 0) {
+      const last = held.pop()!;
+      if (i < held.length) held[i] = last;
+    }
     h.release();
   }
 

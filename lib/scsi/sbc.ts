@@ -2,7 +2,7 @@
 // fabric (zero copy); other backstores go through pooled 1 MiB chunks.
 
 import { CHUNK_BYTES } from './bufpool.js';
-import { lbaRange, type Range } from './cdb.js';
+import { cdbBlocks, cdbLba, lbaRange, type Range } from './cdb.js';
 import { Op } from './opcodes.js';
 import { Asc, badCdb, badParam, lbaOutOfRange, ScsiError, SenseKey } from './sense.js';
 import { put32, put64, u16, u32, u64 } from '../common/bytes.js';
@@ -11,7 +11,11 @@ import { ScsiStatus } from './types.js';
 
 /** LBA range check as LIO's sbc_check... does: lba + blocks may equal the capacity. */
 function checkRange(t: Task, r: Range): void {
-  if (r.lba + r.blocks > t.lu.blockCount || r.lba > t.lu.blockCount) throw lbaOutOfRange();
+  checkBlocks(t, r.lba, r.blocks);
+}
+
+function checkBlocks(t: Task, lba: number, blocks: number): void {
+  if (lba + blocks > t.lu.blockCount || lba > t.lu.blockCount) throw lbaOutOfRange();
 }
 
 /** RD/WR/VR/ORPROTECT (byte 1 bits 7-5): no protection information here, so nonzero is invalid (SBC-3 5.x). */
@@ -30,15 +34,16 @@ function writeProtected(t: Task): void {
 export function read(t: Task): void {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Read6) checkProtect(cdb);
-  const r = lbaRange(cdb);
-  checkRange(t, r);
+  const lba = cdbLba(cdb);
+  const blocks = cdbBlocks(cdb);
+  checkBlocks(t, lba, blocks);
   const lu = t.lu;
   const bs = lu.blockSize;
-  const total = r.blocks * bs;
+  const total = blocks * bs;
   const moved = Math.min(total, t.inLength);
   if (moved === 0) return t.end(undefined, total);
   const nb = Math.ceil(moved / bs);
-  const v = lu.backstore.view?.(r.lba, nb);
+  const v = lu.backstore.view?.(lba, nb);
   if (v) {
     // Zero copy (RAM): one Data-In from the LU's memory.
     t.next = IoNext.ReadView;
@@ -46,7 +51,7 @@ export function read(t: Task): void {
     t.io.dataIn(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
     return;
   }
-  moveInChunks(t, r.lba, nb, moved, total).then(
+  moveInChunks(t, lba, nb, moved, total).then(
     (n) => t.end(undefined, n),
     (e: unknown) => t.end(e, 0),
   );
@@ -103,22 +108,23 @@ async function moveInChunks(t: Task, lba: number, nb: number, moved: number, tot
 export function write(t: Task): void {
   const cdb = t.cdb;
   if (cdb[0] !== Op.Write6) checkProtect(cdb);
-  const r = lbaRange(cdb);
-  checkRange(t, r);
+  const lba = cdbLba(cdb);
+  const blocks = cdbBlocks(cdb);
+  checkBlocks(t, lba, blocks);
   writeProtected(t);
   const fua = cdb[0] !== Op.Write6 && (cdb[1]! & 0x08) !== 0;
   const lu = t.lu;
   const bs = lu.blockSize;
-  const total = r.blocks * bs;
+  const total = blocks * bs;
   const moved = Math.min(total, t.outLength);
   if (moved === 0) return t.end(undefined, total);
   const nb = Math.ceil(moved / bs);
-  const v = lu.backstore.view?.(r.lba, nb);
-  const held = v ? lu.locks.tryLock(r.lba, nb) : undefined;
+  const v = lu.backstore.view?.(lba, nb);
+  const held = v ? lu.locks.tryLock(lba, nb) : undefined;
   if (v && held) {
     // Zero copy (RAM), no other writer on the range: Data-Out straight into the LU's memory.
     t.next = IoNext.WriteView;
-    t.lba = r.lba;
+    t.lba = lba;
     t.blocks = nb;
     t.total = total;
     t.fua = fua;
@@ -126,7 +132,7 @@ export function write(t: Task): void {
     t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
     return;
   }
-  moveOut(t, r.lba, r.blocks, fua).then(
+  moveOut(t, lba, blocks, fua).then(
     (n) => t.end(undefined, n),
     (e: unknown) => t.end(e, 0),
   );

@@ -7,7 +7,7 @@ import { DataDirection, type FabricIO, type IoDone, type Nexus, type ScsiCommand
 import type { LogicalUnit } from './lu.js';
 import { ioContinue } from './sbc.js';
 import type { Held } from './rangelock.js';
-import type { TaskEntry } from './taskset.js';
+import { newEntry, type TaskEntry } from './taskset.js';
 import { stamp } from './stats.js';
 
 /** What the hot path's callback handlers (sbc.ts READ/WRITE) do once their data moved. */
@@ -22,19 +22,29 @@ export const enum IoNext {
 /**
  * One command in flight inside the core. A class with its continuations made once in the
  * constructor, so READ and WRITE run from the fabric's submit to its done callback without
- * a promise or a closure of their own.
+ * a promise or a closure of their own. Each LU keeps the tasks that ended for reuse
+ * (lu.ts): in steady state a command allocates no Task, no task-set entry and no closure.
  */
 export class Task {
-  readonly cdb: Uint8Array;
+  cdb: Uint8Array = EMPTY;
+  cmd: ScsiCommand = NO_COMMAND;
+  nexus: Nexus = NO_NEXUS;
+  io: FabricIO = NO_IO;
+  /** Write protection by the LUN mapping (ACL or demo-mode), on top of the backstore's own. */
+  mappedReadOnly = false;
+  /** LUN numbers of the view the command came through (REPORT LUNS). */
+  luns: readonly number[] = [];
   /** I_T nexus key: the unit of UAs and reservations. */
-  readonly key: string;
+  key = '';
+  /** The fabric's completion callback. */
+  done: ScsiDone = noDone;
   /** Data-In the fabric will carry: the expected length if its direction reads, else 0. */
-  readonly inLength: number;
+  inLength = 0;
   /** Data-Out the fabric can supply: the expected length if its direction writes, else 0 (FabricIO: dataOut only for writes). */
-  readonly outLength: number;
+  outLength = 0;
   aborted = false;
-  /** Set by the task set when the task enters it (lu.ts run). */
-  entry: TaskEntry | undefined;
+  /** The task's place in the LU's task set (taskset.ts); reused with the task. */
+  readonly entry: TaskEntry;
   /** end() ran. */
   ended = false;
   /** The FabricIO callback of the hot path's data movement; what follows is in `next`. */
@@ -47,29 +57,43 @@ export class Task {
   fua = false;
   held: Held | undefined;
   /** stamp() at submission when the LU keeps stats and samples this command's latency (stats.ts); else -1. */
-  readonly t0: number;
+  t0 = -1;
 
-  constructor(
-    readonly cmd: ScsiCommand,
-    readonly nexus: Nexus,
-    readonly io: FabricIO,
-    readonly lu: LogicalUnit,
-    /** Write protection by the LUN mapping (ACL or demo-mode), on top of the backstore's own. */
-    readonly mappedReadOnly: boolean,
-    /** LUN numbers of the view the command came through (REPORT LUNS). */
-    readonly luns: readonly number[],
-    key: string,
-    /** The fabric's completion callback. */
-    readonly done: ScsiDone,
-  ) {
+  constructor(readonly lu: LogicalUnit) {
+    this.ioDone = (e) => ioContinue(this, e);
+    this.entry = newEntry(lu.tasks, this);
+  }
+
+  /** Makes a fresh (or reused) task the one for this command. */
+  init(cmd: ScsiCommand, nexus: Nexus, io: FabricIO, mappedReadOnly: boolean, luns: readonly number[], key: string, done: ScsiDone): this {
+    this.cmd = cmd;
     this.cdb = cmd.cdb;
+    this.nexus = nexus;
+    this.io = io;
+    this.mappedReadOnly = mappedReadOnly;
+    this.luns = luns;
     this.key = key;
+    this.done = done;
     const len = Math.max(0, cmd.expectedLength);
     this.inLength = cmd.direction & DataDirection.Read ? len : 0;
     this.outLength = cmd.direction & DataDirection.Write ? len : 0;
-    this.ioDone = (e) => ioContinue(this, e);
-    const s = lu.stats;
+    this.aborted = false;
+    this.ended = false;
+    this.next = IoNext.None;
+    const s = this.lu.stats;
     this.t0 = s?.sample() ? stamp() : -1;
+    return this;
+  }
+
+  /** Drops what the ended command referenced, so a task kept for reuse holds no fabric objects. */
+  clear(): void {
+    this.cmd = NO_COMMAND;
+    this.cdb = EMPTY;
+    this.nexus = NO_NEXUS;
+    this.io = NO_IO;
+    this.luns = [];
+    this.done = noDone;
+    this.held = undefined;
   }
 
   /**
@@ -82,6 +106,15 @@ export class Task {
     this.lu.taskEnded(this, error, transferred);
   }
 }
+
+const EMPTY = new Uint8Array(0);
+function noDone(): void {}
+function noData(_b: Uint8Array, _o: number, cb: IoDone): void {
+  cb(new Error('task not in use'));
+}
+const NO_IO: FabricIO = { dataIn: noData, dataOut: noData };
+const NO_NEXUS = {} as Nexus;
+const NO_COMMAND = { cdb: EMPTY, expectedLength: 0, direction: DataDirection.None } as unknown as ScsiCommand;
 
 /** How much data each way a command's fabric direction allows (SAM-5 5.4; RFC 7143 11.3.1 R and W bits). */
 export function directionLengths(cmd: ScsiCommand): { inLength: number; outLength: number } {

@@ -28,9 +28,16 @@ export interface TaskEntry {
   end(): void;
 }
 
+/** A task's place in the set: one per Task, made with it and reused with it (lu.ts keeps ended tasks). */
 class Entry implements TaskEntry {
   /** Position in the task set's array while in it, -1 after. */
   index = -1;
+  key = '';
+  tag = 0;
+  attribute = TaskAttribute.Simple;
+  before: Promise<void>[] | undefined = undefined;
+  /** Arrival order (the array's order changes as entries leave). */
+  seq = 0;
   private ended = false;
   private aborted = false;
   private donePromise: Promise<void> | undefined;
@@ -41,13 +48,22 @@ class Entry implements TaskEntry {
   constructor(
     private readonly set: TaskSet,
     readonly task: Task,
-    readonly key: string,
-    readonly tag: number,
-    readonly attribute: TaskAttribute,
-    readonly before: Promise<void>[] | undefined,
-    /** Arrival order (the array's order changes as entries leave). */
-    readonly seq: number,
   ) {}
+
+  /** Enters the set again for the task's next command: nothing of the last one remains. */
+  reset(tag: number, attribute: TaskAttribute, before: Promise<void>[] | undefined, seq: number): void {
+    this.key = this.task.key;
+    this.tag = tag;
+    this.attribute = attribute;
+    this.before = before;
+    this.seq = seq;
+    this.ended = false;
+    this.aborted = false;
+    this.donePromise = undefined;
+    this.resolveDone = undefined;
+    this.abortedPromise = undefined;
+    this.resolveAborted = undefined;
+  }
 
   get done(): Promise<void> {
     if (!this.donePromise) this.donePromise = this.ended ? Promise.resolve() : new Promise<void>((res) => (this.resolveDone = res));
@@ -71,6 +87,10 @@ class Entry implements TaskEntry {
     this.set.remove(this);
     this.resolveDone?.();
   }
+}
+
+export function newEntry(set: TaskSet, task: Task): TaskEntry {
+  return new Entry(set, task);
 }
 
 export class TaskSet {
@@ -105,7 +125,8 @@ export class TaskSet {
       for (const r of this.tasks) if (attribute === TaskAttribute.Ordered || r.attribute === TaskAttribute.Ordered) before.push(r.done);
       if (before.length === 0) before = undefined;
     }
-    const entry = new Entry(this, t, t.key, tag, attribute, before, this.seq++);
+    const entry = t.entry as Entry;
+    entry.reset(tag, attribute, before, this.seq++);
     entry.index = this.tasks.length;
     this.tasks.push(entry);
     if (attribute === TaskAttribute.Ordered) this.ordered++;

@@ -63,6 +63,8 @@ class FakeTransport {
   constructor(rdma) {
     this.kind = rdma ? 'iser' : 'tcp';
     this.rdma = rdma;
+    // As iSER: the BHS is copied (into a send slot) before sendPdu returns.
+    this.copiesBhs = rdma;
     if (rdma) {
       this.recvDataSegmentLimit = 8192;
       this.sendDataSegmentLimit = 8192;
@@ -95,19 +97,26 @@ class FakeTransport {
   }
   obtainDataOut(_task, into, offset, done) {
     into.set(offset === 0 && into.length === BS ? this.initiatorData : this.initiatorData.subarray(offset, offset + into.length));
-    this.reads.push(done);
+    this.reads[this.nReads++] = done;
     if (!this.readsScheduled) {
       this.readsScheduled = true;
       DONE.then(this.completeReads);
     }
   }
-  reads = [];
+  // A preallocated list (no array growth and shrink per command: the engine's bytes are measured).
+  reads = new Array(64).fill(undefined);
+  nReads = 0;
   readsScheduled = false;
   completeReads = () => {
     this.readsScheduled = false;
     const r = this.reads;
-    for (let i = 0; i < r.length; i++) r[i](undefined);
-    r.length = 0;
+    const n = this.nReads;
+    this.nReads = 0;
+    for (let i = 0; i < n; i++) {
+      const d = r[i];
+      r[i] = undefined;
+      d(undefined);
+    }
   };
   loginComplete() {}
   enterFullFeature() {}
