@@ -227,7 +227,6 @@ export class LogicalUnit {
   /** The handler ended (Task.end): the task leaves the task set, then the fabric learns the status. */
   taskEnded(t: Task, e: unknown, transferred: number): void {
     t.entry.end();
-    if (this.stats) recordEnd(this.stats, t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
     const done = t.done;
     // The task is reused only once the fabric's callback has returned: nothing of this
     // command runs on it after that (the handler ended, its data movement completed).
@@ -240,6 +239,8 @@ export class LogicalUnit {
         else done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
       } else done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
     } finally {
+      // Counted once the fabric has the status (stats.ts: latency up to the response handed over).
+      if (this.stats) recordEnd(this.stats, t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
       this.recycle(t);
     }
   }
