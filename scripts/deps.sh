@@ -9,11 +9,13 @@
 #   host tier: libiscsi-bin (iscsi-test-cu and friends as real initiators on 127.0.0.1)
 #   systemd:   systemd (systemd-notify sends the daemon's sd_notify messages; systemd-analyze
 #              verifies the unit) and python3 (the test's AF_UNIX datagram notify socket)
+#   metrics:   prometheus (a real server scraping the metrics endpoint, test/host/target/metrics.test.ts),
+#              tmux (drives `rdma-target top` on a terminal, test/host/cli/top.test.ts)
 #   lint:      clang-format (native/ against .clang-format; Biome, for the TypeScript, is an npm devDependency)
 set -euo pipefail
 pkgs=(libibverbs-dev librdmacm-dev rdma-core ibverbs-utils rdmacm-utils perftest
   qemu-system-x86 busybox-static cpio kmod iproute2
-  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format systemd python3)
+  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format systemd python3 prometheus tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

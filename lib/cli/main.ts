@@ -34,9 +34,10 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  rdma-target [--config FILE] [--listen ADDR:PORT] [--debug] [--log-format human|json]
+  rdma-target [--config FILE] [--listen ADDR:PORT] [--metrics ADDR:PORT] [--debug] [--log-format human|json]
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
+  rdma-target top [--socket PATH] [--interval S] [--sort COLUMN]
   rdma-target ctl COMMAND [JSON] [--socket PATH]
   rdma-target save [FILE] [--socket PATH]
   rdma-target restore FILE [--config FILE] [--socket PATH]
@@ -56,6 +57,8 @@ Options:
   -c, --config FILE        JSON configuration (see docs/config.md)
   -l, --listen ADDR:PORT   serve every TCP portal on ADDR:PORT instead ("[::1]:3260" for
                            IPv6; port 0 picks a free port and prints it)
+      --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics (the
+                           config's metrics.listen; off unless one of them is given)
       --debug              verbose log, stack traces on errors
       --log-format F       human (info on stdout, warnings on stderr) or json (one JSON
                            object per line on stdout); default: human on a terminal, else json
@@ -68,6 +71,11 @@ Commands:
                            exit 0 if it is valid, 1 if not
   status                   ask a running daemon for sessions, LUNs and counters
                            (via its control socket; --socket PATH to pick one)
+  top                      live view of LUNs and sessions (IOPS, MiB/s, mean and p99
+                           latency, average and current queue depth), refreshed each
+                           second (--interval S, --sort COLUMN); keys: i m l p a d n sort
+                           by IOPS, MiB/s, mean, p99, average or current queue depth,
+                           name; r reverses; q or Ctrl-C quits
   ctl COMMAND [JSON]       send one control request, e.g.
                            ctl add-lun '{"target":"iqn...","lun":1,"backstore":{"type":"ram","size":"1G"}}'
                            ctl reload (or SIGHUP): re-read --config FILE, add new LUNs
@@ -167,6 +175,10 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         output: { type: 'string', short: 'o' },
         'shutdown-timeout': { type: 'string' },
         'log-format': { type: 'string' },
+        metrics: { type: 'string' },
+        interval: { type: 'string' },
+        sort: { type: 'string' },
+        once: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -201,6 +213,15 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   if (cmd === 'status') {
     if (pos.length !== 1) return usage('status takes no arguments');
     return status(o.socket, o.config, io, { cmd: 'status' });
+  }
+  if (cmd === 'top') {
+    if (pos.length !== 1) return usage('top takes no arguments');
+    const interval = o.interval === undefined ? 1 : Number(o.interval);
+    if (!(interval >= 0.1 && interval <= 3600)) return usage(`--interval: must be seconds 0.1–3600, got ${JSON.stringify(o.interval)}`);
+    const socket = controlSocketPath(o.socket, o.config, io);
+    if (typeof socket === 'number') return socket;
+    const { runTop } = await import('./top.js');
+    return runTop({ socket, intervalMs: interval * 1000, sort: o.sort, once: !!o.once, io });
   }
   if (cmd === 'ctl') {
     if (pos.length < 2 || pos.length > 3) return usage('ctl takes COMMAND and optionally one JSON object of arguments');
@@ -331,6 +352,8 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       shutdownGraceMs: graceMs,
       version: version(),
       ...(listen ? { listenOverride: fmtAddr(listen.address, listen.port) } : {}),
+      // Like --listen, this run's only: not written back by save.
+      ...(o.metrics !== undefined ? { metricsListen: o.metrics } : {}),
       // Any file `restore` names is read as the configuration file is, --listen included.
       reloadSource: (file?: string) => {
         const f = file ?? o.config;

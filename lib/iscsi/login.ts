@@ -6,6 +6,7 @@
 
 import { randomInt } from 'node:crypto';
 import type { Nexus } from '../scsi/types.js';
+import { IoStats } from '../scsi/stats.js';
 import { ChapServer, type ChapCredentials } from './chap.js';
 import type { ConnectionContext } from './context.js';
 import { LoginStatus, Opcode, Stage } from './opcodes.js';
@@ -296,11 +297,13 @@ export class LoginHandler {
     if (chapKeys.size) {
       if (!this.chap) throw new LoginFailure(LoginStatus.InitiatorError, 'CHAP keys without AuthMethod=CHAP');
       const r = this.chap.step(chapKeys);
-      if (r.failure)
+      if (r.failure) {
+        this.conn.target.counters.chapFailures = (this.conn.target.counters.chapFailures ?? 0) + 1;
         throw new LoginFailure(
           LoginStatus.AuthenticationFailure,
           `CHAP authentication failed: ${r.failure} (check the initiator's CHAP user name and secret against the ACL's or TPG's)`,
         );
+      }
       reply.push(...r.reply);
       if (r.done) this.authenticated = true;
     }
@@ -340,6 +343,7 @@ export class LoginHandler {
           targetPort: `${tpg.iqn},t,0x${tpg.tpgt.toString(16).padStart(4, '0')}`,
           relativePortId: tpg.relativePortId,
           transportId: iscsiTransportId(this.initiatorName, isidHex),
+          stats: new IoStats(),
         };
       }
       const core = this.acl?.core ?? tpg?.core;

@@ -76,7 +76,7 @@ export class IscsiTarget implements TargetContext {
     discoveryAuth?: { chap?: ChapCredentials; required?: boolean };
   };
   readonly discoveryPrefs: TargetPreferences;
-  readonly counters: TargetCounters = { connections: 0, logins: 0, loginFailures: 0, logouts: 0, commands: 0 };
+  readonly counters: TargetCounters = { connections: 0, logins: 0, loginFailures: 0, logouts: 0, commands: 0, chapFailures: 0 };
   private readonly sessions = new Map<number, IscsiSession>();
   private readonly connections = new Set<IscsiConnection>();
   private nextTsih = 1;
@@ -262,6 +262,7 @@ export class IscsiTarget implements TargetContext {
       type: s.type,
       alias: s.initiatorAlias,
       tasks: s.tasks.size,
+      io: s.nexus?.stats,
       expCmdSN: s.expCmdSN,
       connections: [...s.connections].map((c) => ({
         cid: c.cid,

@@ -13,6 +13,7 @@ import { Asc, buildSense, reservationConflict, ScsiError, SenseKey } from './sen
 import { lookup, Lookup, type Handler } from './table.js';
 import { nexusKey, Task } from './task.js';
 import { TaskSet } from './taskset.js';
+import { IoStats, recordAnswered, recordEnd } from './stats.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
 import type { Backstore } from '../backstore/types.js';
@@ -35,6 +36,10 @@ export interface LogicalUnitOptions {
   queueDepth?: number;
   /** Bounce and parameter buffers; default a heap pool of this LU's own. */
   pool?: BufferPool;
+  /** Keep command counters and latencies (stats.ts); default true. */
+  stats?: boolean;
+  /** Measure the latency of 1 in this many commands (a power of two; stats.ts IoStats.sampleEvery); default 16. */
+  latencySampleEvery?: number;
 }
 
 export interface ModeState {
@@ -75,6 +80,8 @@ export class LogicalUnit {
   /** EXTENDED COPY results held for RECEIVE COPY RESULTS, by nexus and list identifier. */
   readonly copyResults = new Map<string, { segments: number; bytes: number }>();
   mode: ModeState;
+  /** Command counters and latencies, unless turned off (stats.ts). */
+  readonly stats: IoStats | undefined;
 
   /** The I_T nexus holding an SPC-2 RESERVE, if any. */
   private reservedBy: string | undefined;
@@ -107,6 +114,7 @@ export class LogicalUnit {
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
     this.tasks = new TaskSet(opts.queueDepth ?? 1024, opts.tmfWaitMs ?? 5000);
+    this.stats = opts.stats === false ? undefined : new IoStats(opts.latencySampleEvery);
   }
 
   /** Loads APTPL persistent reservations from the state directory. */
@@ -128,7 +136,10 @@ export class LogicalUnit {
       return done(0, 0, undefined, e as Error);
     }
     // Answered by the checks without running a handler.
-    if (c) done(c.status, c.transferred, c.sense, undefined);
+    if (c) {
+      if (this.stats) recordAnswered(this.stats, nexus.stats, cmd.cdb[0]!, c.status, c.sense);
+      done(c.status, c.transferred, c.sense, undefined);
+    }
   }
 
   /** A completion when the checks answer the command; undefined when it runs (run() calls `done`). */
@@ -228,6 +239,8 @@ export class LogicalUnit {
         else done(ScsiStatus.CheckCondition, 0, buildSense(this.mode.dsense, e.key, e.asc, e.field, e.information), undefined);
       } else done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
     } finally {
+      // Counted once the fabric has the status (stats.ts: latency up to the response handed over).
+      if (this.stats) recordEnd(this.stats, t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
       this.recycle(t);
     }
   }

@@ -8,6 +8,7 @@ import type { LogicalUnit } from './lu.js';
 import { ioContinue } from './sbc.js';
 import type { Held } from './rangelock.js';
 import { newEntry, type TaskEntry } from './taskset.js';
+import { stamp } from './stats.js';
 
 /** What the hot path's callback handlers (sbc.ts READ/WRITE) do once their data moved. */
 export const enum IoNext {
@@ -55,6 +56,8 @@ export class Task {
   total = 0;
   fua = false;
   held: Held | undefined;
+  /** stamp() at submission when the LU keeps stats and samples this command's latency (stats.ts); else -1. */
+  t0 = -1;
 
   constructor(readonly lu: LogicalUnit) {
     this.ioDone = (e) => ioContinue(this, e);
@@ -77,6 +80,8 @@ export class Task {
     this.aborted = false;
     this.ended = false;
     this.next = IoNext.None;
+    const s = this.lu.stats;
+    this.t0 = s?.sample() ? stamp() : -1;
     return this;
   }
 

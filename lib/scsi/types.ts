@@ -3,6 +3,8 @@
 // backstores store blocks (Backstore, lib/backstore/types.ts). The core never sees a
 // socket or a QP.
 
+import type { IoStats } from './stats.js';
+
 export const enum DataDirection {
   None = 0,
   Write = 1, // initiator → target (Data-Out)
@@ -40,6 +42,8 @@ export interface Nexus {
   relativePortId: number;
   /** TransportID for PERSISTENT RESERVE (SPC-4 7.6.4), built by the fabric. */
   transportId: Uint8Array;
+  /** The nexus's command counters, when the fabric keeps them (stats.ts; lu.ts updates them). */
+  stats?: IoStats;
 }
 
 /**

@@ -13,6 +13,7 @@
 // and with generateNodeAcls any initiator sees the demo LUN view.
 
 import { TmfFunction, TmfResponse, type Nexus, type ScsiCore } from '../scsi/types.js';
+import { IoStats } from '../scsi/stats.js';
 import { SrpTmf, SrpRspCode, TLogoutReason, isKnownTmf, parsePortId, portIdHex, tagNumber, type TskMgmt } from './iu.js';
 import { defaultTargetPortId, evaluateLogin, type LoginAccepted, type LoginDecision, type LoginPolicy } from './login.js';
 import type { SrpChannel, SrpChannelOptions, SrpSessionLink } from './channel.js';
@@ -121,6 +122,8 @@ export class SrpSession implements SrpSessionLink {
 export interface SrpSessionStatus {
   initiator: string;
   target: string;
+  /** The nexus's command counters (lib/scsi/stats.ts). */
+  io?: IoStats;
   connections: Array<{ remote: string; local: string; transport: 'srp'; device: string }>;
 }
 
@@ -218,6 +221,7 @@ export class SrpTarget {
         targetPort: d.targetPort,
         relativePortId: this.opts.relativePortId ?? 1,
         transportId: srpTransportId(d.req.initiatorPortId),
+        stats: new IoStats(),
       };
       s = new SrpSession(key, nexus, core, this.log);
       this.sessions.set(key, s);
@@ -276,6 +280,7 @@ export class SrpTarget {
     return [...this.sessions.values()].map((s) => ({
       initiator: s.nexus.initiatorPort,
       target: s.nexus.targetPort,
+      io: s.nexus.stats,
       connections: [...s.channels].map((c) => ({
         remote: `${c.remoteAddress}:${c.remotePort}`,
         local: `${c.localAddress}:${c.localPort}`,

@@ -17,9 +17,11 @@ import {
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import { ControlServer } from './control.js';
 import { EDIT_METHODS, fieldError, lsTree, ParamError } from './model.js';
+import { MetricsServer, parseMetricsListen } from './metrics.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { Backstore } from '../backstore/types.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { IO_KINDS, LATENCY_BOUNDS, type IoStats, type IoStatsJson } from '../scsi/stats.js';
 
 /** A start-up failure attributable to one config field (or to the command line). */
 export class StartError extends Error {
@@ -41,6 +43,8 @@ export interface DaemonOptions {
   version?: string;
   /** Where --listen came from, so a bind error can point at the flag instead of the file. */
   listenOverride?: string;
+  /** --metrics ADDR:PORT: the Prometheus endpoint for this run, instead of the config's metrics.listen. */
+  metricsListen?: string;
   /**
    * Reads and validates the configuration source (the CLI's file) for `reload`, or `file`
    * for `restore`; throws with the errors (each naming its field).
@@ -84,6 +88,22 @@ export interface DaemonStatus {
   sessions: EngineStatus['sessions'];
   counters: EngineStatus['counters'];
   rdmaDevices?: EngineStatus['rdmaDevices'];
+}
+
+/** The `stats` control command's answer (Daemon.stats). */
+export interface DaemonStats {
+  /** Seconds on a monotonic clock. */
+  time: number;
+  /** Upper bounds in seconds of the latency buckets (a last, +Inf bucket follows). */
+  latencyBounds: number[];
+  /** Row names of the per-kind arrays in `io`. */
+  kinds: string[];
+  luns: Array<{ backstore: string; type: string; luns: string[]; queued: number; io: IoStatsJson | undefined }>;
+  sessions: Array<{ initiator: string; target: string; transport: string; isid?: string; queued: number; io: IoStatsJson | undefined }>;
+  counters: Record<string, number>;
+  portals: Array<{ transport: string; address: string; port: number }>;
+  /** Connections of logged-in sessions by "transport|local address:port". */
+  portalConnections: Record<string, number>;
 }
 
 /** Human hint for an errno from opening a backstore or binding a portal. */
@@ -139,6 +159,9 @@ export class Daemon {
   private readonly opened: Array<{ name: string; field: string; store: BackstoreConfig; backstore: Backstore }> = [];
   private served: ServedTargets | undefined;
   private control: ControlServer | undefined;
+  private metricsServer: MetricsServer | undefined;
+  /** Where the Prometheus endpoint listens (config `metrics.listen`), once bound. */
+  metricsAddress: { address: string; port: number } | undefined;
   private state: DaemonStatus['state'] = 'running';
   private readonly startedAt = Date.now();
   private stopping: Promise<void> | undefined;
@@ -168,6 +191,20 @@ export class Daemon {
           d.control = undefined;
           throw new StartError('control.socket', `cannot listen on ${config.control.socket}: ${(e as Error).message}`, { cause: e });
         }
+      }
+      const metricsListen = opts.metricsListen ?? config.metrics?.listen;
+      if (metricsListen !== undefined) {
+        const field = opts.metricsListen !== undefined ? '--metrics' : 'metrics.listen';
+        const at = parseMetricsListen(metricsListen);
+        if (typeof at === 'string') throw new StartError(field, at);
+        d.metricsServer = new MetricsServer(() => d.stats(), d.log);
+        try {
+          d.metricsAddress = await d.metricsServer.listen(at.address, at.port);
+        } catch (e) {
+          d.metricsServer = undefined;
+          throw new StartError(field, `cannot listen on ${metricsListen}: ${errnoText(e)}`, { cause: e });
+        }
+        d.log.info(`metrics: http://${fmtAddr(d.metricsAddress.address, d.metricsAddress.port)}/metrics`);
       }
     } catch (e) {
       await d.teardown(0).catch(() => {});
@@ -364,9 +401,55 @@ export class Daemon {
             }),
         })),
       })),
-      sessions: engine.sessions,
+      sessions: engine.sessions.map(({ io: _io, ...s }) => s),
       counters: engine.counters,
       ...(engine.rdmaDevices ? { rdmaDevices: engine.rdmaDevices } : {}),
+    };
+  }
+
+  /**
+   * Raw command counters (`stats` control command, `rdma-target top`, the Prometheus
+   * endpoint): per logical unit (one per backstore, whichever LUNs export it) and per
+   * session, with a monotonic time so a reader computes rates from two samples.
+   */
+  stats(): DaemonStats {
+    const engine = this.served?.status() ?? { sessions: [], counters: {} };
+    const luns: DaemonStats['luns'] = [];
+    const byStore = new Map<string, DaemonStats['luns'][0]>();
+    for (const r of this.resolved) {
+      const mapping = r.iqn === SRP_LUN_OWNER ? `srp/lun${r.lun.lun}` : `${r.iqn}/tpg${r.tpgTag}/lun${r.lun.lun}`;
+      const have = byStore.get(r.storeName);
+      if (have) {
+        have.luns.push(mapping);
+        continue;
+      }
+      const s = this.served?.luStats?.(r);
+      const row = { backstore: r.storeName, type: r.store.type, luns: [mapping], queued: s?.queued ?? 0, io: s?.stats?.toJSON() };
+      byStore.set(r.storeName, row);
+      luns.push(row);
+    }
+    const portalConnections: Record<string, number> = {};
+    for (const s of engine.sessions)
+      for (const c of s.connections ?? []) {
+        const k = `${c.transport ?? 'unknown'}|${c.local ?? ''}`;
+        portalConnections[k] = (portalConnections[k] ?? 0) + 1;
+      }
+    return {
+      time: performance.now() / 1000,
+      latencyBounds: [...LATENCY_BOUNDS],
+      kinds: [...IO_KINDS],
+      luns,
+      sessions: engine.sessions.map((s) => ({
+        initiator: s.initiator,
+        target: s.target,
+        transport: s.connections?.[0]?.transport ?? 'unknown',
+        ...(s.isid !== undefined ? { isid: s.isid } : {}),
+        queued: typeof s.tasks === 'number' ? s.tasks : 0,
+        io: (s.io as IoStats | undefined)?.toJSON(),
+      })),
+      counters: engine.counters,
+      portals: this.portals.map(({ transport, address, port }) => ({ transport, address, port })),
+      portalConnections,
     };
   }
 
@@ -377,6 +460,8 @@ export class Daemon {
     switch (method) {
       case 'status':
         return this.status();
+      case 'stats':
+        return this.stats();
       case 'version':
         return { version: this.opts.version ?? '0.0.0' };
       case 'config.get':
@@ -424,6 +509,7 @@ export class Daemon {
   methods(): string[] {
     return [
       'status',
+      'stats',
       'version',
       'ls',
       'config.get',
@@ -853,6 +939,7 @@ export class Daemon {
       await attempt(`closing ${o.name}`, () => o.backstore.close());
     }
     if (this.control) await attempt('control socket', () => this.control!.close());
+    if (this.metricsServer) await attempt('metrics endpoint', () => this.metricsServer!.close());
     this.state = 'stopped';
     if (errors.length) throw errors[0];
   }

@@ -4,6 +4,7 @@
 // small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
 
 import type { Backstore } from '../backstore/types.js';
+import type { IoStats } from '../scsi/stats.js';
 import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
@@ -57,6 +58,8 @@ export interface ServedTargets {
    */
   shutdown(graceMs: number): Promise<void>;
   status(): EngineStatus;
+  /** The command counters of a LUN's logical unit and the tasks it holds now; absent if unsupported. */
+  luStats?(lun: ResolvedLun): { stats: IoStats | undefined; queued: number } | undefined;
   /** Export one more LUN in a served TPG (control socket `add-lun`); absent if unsupported. */
   addLun?(lun: ResolvedLun): Promise<void>;
   /**

@@ -8,6 +8,7 @@ import type { Backstore } from '../backstore/types.js';
 import { BufferPool } from '../scsi/bufpool.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
+import type { IoStats } from '../scsi/stats.js';
 import type { ScsiCore } from '../scsi/types.js';
 import { LunView } from '../scsi/view.js';
 import type { BackstoreConfig } from './config.js';
@@ -31,6 +32,8 @@ export interface ScsiLayer {
   exclusive?(lu: unknown, fn: () => void, timeoutMs?: number): Promise<void>;
   /** The LU is no longer exported: its in-flight commands are aborted (TASK ABORTED) and waited for. */
   retire?(lu: unknown): Promise<void>;
+  /** The LU's command counters (lib/scsi/stats.ts) and the tasks in its task set. */
+  statsOf?(lu: unknown): { stats: IoStats | undefined; queued: number };
   close?(): Promise<void>;
 }
 
@@ -98,6 +101,10 @@ export function createScsiLayer(
       await l.tasks.abortAndWait(l.tasks.of());
       const i = lus.indexOf(l);
       if (i >= 0) lus.splice(i, 1);
+    },
+    statsOf(lu) {
+      const l = lu as LogicalUnit;
+      return { stats: l.stats, queued: l.tasks.size };
     },
     // The daemon closes the backstores it opened (after flushing); the LUs hold nothing else.
     async close() {

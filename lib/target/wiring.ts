@@ -268,6 +268,10 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           }
           return { ...st, sessions, counters, rdmaDevices };
         },
+        luStats(r) {
+          const lu = lus.get(r.backstore);
+          return lu === undefined ? undefined : scsi.statsOf?.(lu);
+        },
         async addLun(r) {
           const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
           if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);

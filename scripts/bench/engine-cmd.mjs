@@ -5,6 +5,7 @@
 //   node --expose-gc --cpu-prof --cpu-prof-dir=/tmp/prof scripts/bench/engine-cmd.mjs 200000 --only iser-read-qd1
 //   node scripts/bench/engine-cmd.mjs 50000 --only iser-read-qd1 --alloc-prof /tmp/a.heapprofile
 //     (allocation sampling of the measured run, collected objects included: where the bytes go)
+//   RT_BENCH_STATS=off node --expose-gc scripts/bench/engine-cmd.mjs   (LU command counters off: their cost by A/B)
 // Cases: iser-{read,write,write-imm} (RDMA WRITE / RDMA READ / 4 KiB immediate data) and
 // tcp-{read,write-imm} (Data-In PDUs with the status collapsed; immediate data), each at
 // queue depth 1 and 32. Reported: ns/command (wall time over N commands after a warm-up)
@@ -179,7 +180,12 @@ function login(t) {
 }
 
 function setup(rdma) {
-  const lu = new LogicalUnit({ backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }), name: 'bench' });
+  // RT_BENCH_STATS=off: the LU keeps no command counters (lib/scsi/stats.ts), for an A/B of their cost.
+  const lu = new LogicalUnit({
+    backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }),
+    name: 'bench',
+    stats: process.env.RT_BENCH_STATS !== 'off',
+  });
   const core = new LunView([{ lun: 0, lu, readOnly: false }]);
   const target = new IscsiTarget({
     core,

@@ -54,6 +54,7 @@ export function configDocument(config: Config): ConfigDocument {
       : {}),
     stateDir: config.stateDir,
     control: config.control === false ? false : { socket: config.control.socket },
+    ...(config.metrics ? { metrics: { listen: config.metrics.listen } } : {}),
   };
   return doc as ConfigDocument;
 }

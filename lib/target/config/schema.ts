@@ -58,6 +58,19 @@ export function configSchema(o: SchemaOptions = {}) {
           description: 'the control socket (JSON lines); false disables it',
         }),
       ),
+      metrics: Type.Optional(
+        Type.Object(
+          {
+            listen: Type.String({
+              pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^:\\[\\]]+):[0-9]{1,5}$',
+              description: 'ADDR:PORT the Prometheus endpoint (GET /metrics) listens on, e.g. "127.0.0.1:9469" or "[::1]:9469"',
+              errorMessage: 'must be ADDR:PORT such as "127.0.0.1:9469" or "[::1]:9469"',
+              requiredMessage: 'is required (a string)',
+            }),
+          },
+          { additionalProperties: false, description: 'the Prometheus metrics endpoint; absent: off' },
+        ),
+      ),
       $schema: Type.Optional(Type.Unknown({ description: 'ignored: for editors' })),
       comment: Type.Optional(Type.Unknown({ description: 'ignored: for humans' })),
     },

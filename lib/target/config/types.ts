@@ -128,6 +128,11 @@ export interface ControlConfig {
   socket: string;
 }
 
+export interface MetricsConfig {
+  /** ADDR:PORT of the Prometheus endpoint (GET /metrics), e.g. "127.0.0.1:9469". */
+  listen: string;
+}
+
 export interface Config {
   targets: TargetConfig[];
   backstores: BackstoreConfig[];
@@ -138,6 +143,8 @@ export interface Config {
   stateDir: string;
   /** Unix socket for `rdma-target ctl`-style JSON-lines requests; false disables it. */
   control: ControlConfig | false;
+  /** The Prometheus endpoint; absent: off. */
+  metrics?: MetricsConfig;
 }
 
 export interface ValidationResult {

@@ -101,7 +101,7 @@ function refusals(errors: readonly ErrorObject[]): Refusal[] {
 }
 
 // Errors are listed section by section, in this order (unknown top-level fields first).
-const SECTIONS = ['backstores', 'targets', 'discoveryAuth', 'srp', 'stateDir', 'control'];
+const SECTIONS = ['backstores', 'targets', 'discoveryAuth', 'srp', 'stateDir', 'control', 'metrics'];
 function sectionRank(line: string): number {
   return SECTIONS.indexOf(/^[^.[:]*/.exec(line)![0]);
 }
@@ -147,6 +147,7 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   if (errors.length > 0) return { errors, warnings: c.warnings };
   const config: Config = { targets, backstores, discoveryAuth, stateDir, control };
   if (srp) config.srp = srp;
+  if (isObj(doc.metrics) && typeof doc.metrics.listen === 'string') config.metrics = { listen: doc.metrics.listen };
   return { config, errors: [], warnings: c.warnings };
 }
 

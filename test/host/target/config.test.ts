@@ -191,7 +191,7 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   [
     'unknown top-level key with hint',
     (d) => (d.target = []),
-    ['target: unknown field (did you mean "targets"?); allowed: targets, backstores, discoveryAuth, srp, stateDir, control, $schema, comment'],
+    ['target: unknown field (did you mean "targets"?); allowed: targets, backstores, discoveryAuth, srp, stateDir, control, metrics, $schema, comment'],
   ],
   [
     'LIO spelling of an attribute',
@@ -398,6 +398,12 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   ['stateDir relative', (d) => (d.stateDir = 'state'), ['stateDir: must be an absolute path, got "state"']],
   ['control socket relative', (d) => (d.control = { socket: 'x.sock' }), ['control.socket: must be an absolute path, got "x.sock"']],
   ['srp not an object', (d) => (d.srp = true), ['srp: must be an object, got true']],
+  [
+    'metrics listen without a port',
+    (d) => (d.metrics = { listen: '127.0.0.1' }),
+    ['metrics.listen: must be ADDR:PORT such as "127.0.0.1:9469" or "[::1]:9469", got "127.0.0.1"'],
+  ],
+  ['metrics unknown key', (d) => (d.metrics = { listen: '127.0.0.1:9469', port: 1 }), ['metrics.port: unknown field; allowed: listen']],
   [
     'top level not an object',
     (d) => {
