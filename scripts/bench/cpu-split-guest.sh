@@ -64,7 +64,7 @@ cat >$W/rt.json <<J
 {"targets":[{"iqn":"iqn.2025-01.org.rdma-target:exp","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":3260,"transport":"iser"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"64M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rt.sock"}}
 J
 for v in ${VARIANTS:-$root}; do
-  node $v/dist/cli/main.js --config $W/rt.json >$W/rt.log 2>&1 &
+  node $v/dist/cli/main.js --log-format human --config $W/rt.json >$W/rt.log 2>&1 &
   RT=$!
   for i in $(seq 1 300); do grep -q "listening on iser" $W/rt.log && break; sleep 0.1; done
   login iqn.2025-01.org.rdma-target:exp && measure "rdma-target($(basename $v))" $RT

@@ -102,7 +102,7 @@ describe.skipIf(missing.length > 0)('rdma-target top in tmux during libiscsi I/O
         targets: [{ iqn: IQN, tpgs: [{ luns: [{ lun: 0, backstore: 'ram0' }], attributes: { generateNodeAcls: true } }] }],
       }),
     );
-    daemon = spawn(process.execPath, [cli, '--config', cfg, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    daemon = spawn(process.execPath, [cli, '--config', cfg, '--listen', '127.0.0.1:0', '--log-format', 'human'], { stdio: ['ignore', 'pipe', 'pipe'] });
     daemon.stdout!.on('data', (d) => (out += d));
     daemon.stderr!.on('data', (d) => (out += d));
     const port = await until('the daemon to listen', () => /^listening on tcp 127\.0\.0\.1:(\d+) /m.exec(out)?.[1]);

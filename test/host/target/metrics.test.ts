@@ -95,7 +95,7 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
         targets: [{ iqn: IQN, tpgs: [{ luns: [{ lun: 0, backstore: 'ram0' }], attributes: { generateNodeAcls: true } }] }],
       }),
     );
-    daemon = start(process.execPath, [cli, '--config', cfg, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0']);
+    daemon = start(process.execPath, [cli, '--config', cfg, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-format', 'human']);
     const [port, mport] = await until('the daemon to listen', () => {
       const p = /^listening on tcp 127\.0\.0\.1:(\d+) /m.exec(daemon.out());
       const m = /^metrics: http:\/\/127\.0\.0\.1:(\d+)\/metrics/m.exec(daemon.out());
