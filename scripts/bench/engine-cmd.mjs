@@ -42,6 +42,15 @@ const silent = {
   warn(m) {
     console.error(m);
   },
+  error(m) {
+    console.error(m);
+  },
+  child() {
+    return silent;
+  },
+  isLevelEnabled(level) {
+    return level === 'warn' || level === 'error';
+  },
 };
 const DONE = Promise.resolve();
 
