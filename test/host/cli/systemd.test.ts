@@ -171,7 +171,17 @@ describe('systemd: sd_notify over a real notify socket', () => {
     const mark = join(dir, 'spawned');
     writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\ntouch ${mark}\n`);
     chmodSync(join(bin, 'systemd-notify'), 0o755);
-    const child = spawn(process.execPath, [cli, '--log-format', 'human', '--listen', '127.0.0.1:0'], {
+    // Its own configuration without a control socket: the default one may belong to another daemon on this machine.
+    const cfg = join(dir, 'plain.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        control: false,
+        backstores: [{ name: 'r', type: 'ram', size: '1M' }],
+        targets: [{ iqn: 'iqn.2025-01.com.example:plain', tpgs: [{ luns: [{ lun: 0, backstore: 'r' }], attributes: { generateNodeAcls: true } }] }],
+      }),
+    );
+    const child = spawn(process.execPath, [cli, '--config', cfg, '--log-format', 'human', '--listen', '127.0.0.1:0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...env, PATH: `${bin}:${env.PATH}` },
     });
