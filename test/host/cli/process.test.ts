@@ -5,31 +5,19 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { join } from 'node:path';
+import { cliBundle } from '../cli-bundle.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const bundleDir = join(root, '.cache', `cli-test-${process.pid}`);
-const cli = join(bundleDir, 'main.mjs');
+const bundle = cliBundle('cli-test');
+const cli = bundle.cli;
 const dir = mkdtempSync(join(tmpdir(), 'rt-proc-'));
 
 beforeAll(async () => {
-  mkdirSync(bundleDir, { recursive: true });
-  await build({
-    entryPoints: [join(root, 'lib', 'cli', 'main.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    outfile: cli,
-    logLevel: 'error',
-  });
+  await bundle.build();
 });
-afterAll(() => rmSync(bundleDir, { recursive: true, force: true }));
+afterAll(() => bundle.remove());
 
 function runSync(args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 20_000 });

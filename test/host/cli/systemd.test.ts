@@ -8,16 +8,16 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { cliBundle } from '../cli-bundle.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const bundleDir = join(root, '.cache', `sd-test-${process.pid}`);
-const cli = join(bundleDir, 'main.mjs');
+const bundle = cliBundle('sd-test');
+const cli = bundle.cli;
 const dir = mkdtempSync(join(tmpdir(), 'rt-sd-'));
 
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -27,19 +27,9 @@ const haveAnalyze = have('systemd-analyze');
 if (!haveAnalyze) console.error('systemd.test: SKIPPED `systemd-analyze verify`: systemd-analyze is not installed (package systemd)');
 
 beforeAll(async () => {
-  mkdirSync(bundleDir, { recursive: true });
-  await build({
-    entryPoints: [join(root, 'lib', 'cli', 'main.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    outfile: cli,
-    logLevel: 'error',
-  });
+  await bundle.build();
 });
-afterAll(() => rmSync(bundleDir, { recursive: true, force: true }));
+afterAll(() => bundle.remove());
 
 // Prints every datagram received on argv[1] as one JSON line (its VAR=value lines as an object).
 const RECEIVER = `

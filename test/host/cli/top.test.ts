@@ -4,18 +4,16 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { join } from 'node:path';
+import { cliBundle } from '../cli-bundle.js';
 import { renderTop, topRows } from '../../../lib/cli/top.js';
 import type { DaemonStats } from '../../../lib/target/daemon.js';
 import { IoStats, LATENCY_BOUNDS } from '../../../lib/scsi/stats.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const bundleDir = join(root, '.cache', `top-test-${process.pid}`);
-const cli = join(bundleDir, 'main.mjs');
+const bundle = cliBundle('top-test');
+const cli = bundle.cli;
 const dir = mkdtempSync(join(tmpdir(), 'rt-top-'));
 const IQN = 'iqn.2025-01.com.example:top';
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -81,17 +79,7 @@ describe.skipIf(missing.length > 0)('rdma-target top in tmux during libiscsi I/O
   let perf: ChildProcess | undefined;
 
   beforeAll(async () => {
-    mkdirSync(bundleDir, { recursive: true });
-    await build({
-      entryPoints: [join(root, 'lib', 'cli', 'main.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      outfile: cli,
-      logLevel: 'error',
-    });
+    await bundle.build();
     const cfg = join(dir, 'c.json');
     writeFileSync(
       cfg,
@@ -118,7 +106,7 @@ describe.skipIf(missing.length > 0)('rdma-target top in tmux during libiscsi I/O
       await Promise.race([new Promise((r) => daemon.once('exit', r)), new Promise((r) => setTimeout(r, 10_000))]);
       if (daemon.exitCode === null) daemon.kill('SIGKILL');
     }
-    rmSync(bundleDir, { recursive: true, force: true });
+    bundle.remove();
     rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 

@@ -7,16 +7,16 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { cliBundle } from '../cli-bundle.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const bundleDir = join(root, '.cache', `metrics-test-${process.pid}`);
-const cli = join(bundleDir, 'main.mjs');
+const bundle = cliBundle('metrics-test');
+const cli = bundle.cli;
 const dir = mkdtempSync(join(tmpdir(), 'rt-metrics-'));
 const IQN = 'iqn.2025-01.com.example:metrics';
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
@@ -74,17 +74,7 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
   let metricsPort = 0;
 
   beforeAll(async () => {
-    mkdirSync(bundleDir, { recursive: true });
-    await build({
-      entryPoints: [join(root, 'lib', 'cli', 'main.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      packages: 'external',
-      outfile: cli,
-      logLevel: 'error',
-    });
+    await bundle.build();
     const cfg = join(dir, 'c.json');
     writeFileSync(
       cfg,
@@ -137,7 +127,7 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
       new Promise((r) => setTimeout(r, 10_000)),
     ]);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    rmSync(bundleDir, { recursive: true, force: true });
+    bundle.remove();
     rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 
