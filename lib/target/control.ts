@@ -179,8 +179,8 @@ export class ControlServer {
   }
 }
 
-/** Sends one request and resolves with its `result` (or rejects with its `error`). */
-export function controlRequest(path: string, req: ControlRequest, timeoutMs = 5000): Promise<unknown> {
+/** Writes one request line and resolves with the first reply line, parsed. */
+function exchange(path: string, request: unknown, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const c = createConnection(path);
     let buf = '';
@@ -189,7 +189,7 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
       reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
     }, timeoutMs);
     c.setEncoding('utf8');
-    c.once('connect', () => c.write(JSON.stringify(req) + '\n'));
+    c.once('connect', () => c.write(JSON.stringify(request) + '\n'));
     c.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
@@ -197,9 +197,7 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
       clearTimeout(timer);
       c.end();
       try {
-        const r = JSON.parse(buf.slice(0, nl)) as { ok: boolean; result?: unknown; error?: string };
-        if (r.ok) resolve(r.result);
-        else reject(new Error(r.error ?? 'request failed'));
+        resolve(JSON.parse(buf.slice(0, nl)));
       } catch (e) {
         reject(e as Error);
       }
@@ -209,6 +207,13 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
       reject(e);
     });
   });
+}
+
+/** Sends one request and resolves with its `result` (or rejects with its `error`). */
+export async function controlRequest(path: string, req: ControlRequest, timeoutMs = 5000): Promise<unknown> {
+  const r = (await exchange(path, req, timeoutMs)) as { ok: boolean; result?: unknown; error?: string };
+  if (r.ok) return r.result;
+  throw new Error(r.error ?? 'request failed');
 }
 
 /** A JSON-RPC error as the client sees it: the message, plus the reply's code and data. */
@@ -224,33 +229,11 @@ export class RpcFailure extends Error {
 }
 
 /** Sends one JSON-RPC 2.0 request and resolves with its result (rejects with an RpcFailure). */
-export function rpcCall(path: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const c = createConnection(path);
-    let buf = '';
-    const timer = setTimeout(() => {
-      c.destroy();
-      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.setEncoding('utf8');
-    c.once('connect', () => c.write(JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }) + '\n'));
-    c.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      c.end();
-      try {
-        const r = JSON.parse(buf.slice(0, nl)) as { result?: unknown; error?: { code: number; message: string; data?: { field?: string } } };
-        if (r.error) reject(new RpcFailure(r.error.message, r.error.code, r.error.data));
-        else resolve(r.result);
-      } catch (e) {
-        reject(e as Error);
-      }
-    });
-    c.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
+export async function rpcCall(path: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
+  const r = (await exchange(path, { jsonrpc: '2.0', method, params, id: 1 }, timeoutMs)) as {
+    result?: unknown;
+    error?: { code: number; message: string; data?: { field?: string } };
+  };
+  if (r.error) throw new RpcFailure(r.error.message, r.error.code, r.error.data);
+  return r.result;
 }
