@@ -1,14 +1,106 @@
 #include "cq.h"
 
+#include <time.h>
+
+#include <algorithm>
+#include <vector>
+
 #include "device.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
 
 namespace rt {
 
 static constexpr unsigned kAckBatch = 64;
 
+namespace {
+
+uint64_t MonoNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The spin's clock: the CPU's counter where there is one, because in an emulated guest
+// clock_gettime can be a system call while reading the counter is one instruction.
+uint64_t Ticks() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __rdtsc();
+#elif defined(__aarch64__)
+  uint64_t v;
+  asm volatile("mrs %0, cntvct_el0" : "=r"(v));
+  return v;
+#else
+  return MonoNs();
+#endif
+}
+
+double MeasureTicksPerUs() {
+  uint64_t n0 = MonoNs(), t0 = Ticks();
+  timespec d{0, 10 * 1000 * 1000};
+  nanosleep(&d, nullptr);
+  uint64_t n1 = MonoNs(), t1 = Ticks();
+  double perUs = static_cast<double>(t1 - t0) * 1000.0 / static_cast<double>(n1 - n0);
+  return perUs > 0 ? perUs : 1000.0;
+}
+
+// The env's CQs and the adaptive spin's state. One per thread: an env runs on one thread.
+struct PollGroup {
+  std::vector<Cq*> cqs;
+  uint64_t budget = 0;  // ticks; 0: never spin
+  double ticksPerUs = 0;
+  double expectedGap = 0;  // ticks from the end of a wake-up's work to the next completion
+  uint64_t lastIdle = 0;   // Ticks() when the last wake-up went back to the loop
+  bool spinning = false;
+  // Counters for tuning and tests: spins, spins that caught a completion, ticks spun.
+  double spins = 0, hits = 0, spunTicks = 0;
+
+  void NoteGap(uint64_t gap) {
+    // A long idle period must not switch spinning off for long once traffic is back.
+    double g = static_cast<double>(std::min<uint64_t>(gap, 4 * budget));
+    expectedGap += (g - expectedGap) / 8;
+  }
+  uint64_t Spin(uint64_t idleSince);
+};
+
+thread_local PollGroup group;
+
+// Polls every CQ of the env and hands what it finds to JS, until no completion came for
+// `limit` ticks or the wake-up has spun its cap (then the loop runs its timers, sockets
+// and CM events, and the next completion wakes it). `idleSince` is when the caller's work
+// ended; returns when the last work ended.
+uint64_t PollGroup::Spin(uint64_t idleSince) {
+  if (budget == 0 || spinning || expectedGap > static_cast<double>(budget)) return idleSince;
+  uint64_t limit = std::min<uint64_t>(budget, static_cast<uint64_t>(2 * expectedGap) + budget / 8);
+  uint64_t start = Ticks(), now = start;
+  uint64_t cap = std::max<uint64_t>(8 * budget, static_cast<uint64_t>(1000 * ticksPerUs));
+  spinning = true;
+  spins++;
+  while (now - idleSince <= limit && now - start <= cap) {
+    // By index, re-reading the size: JS called from Drain may close (remove) CQs.
+    for (size_t i = 0; i < cqs.size(); i++) {
+      uint64_t found = Ticks();
+      if (cqs[i]->Drain() == 0) continue;
+      hits++;
+      NoteGap(found - idleSince);
+      idleSince = Ticks();
+    }
+    now = Ticks();
+  }
+  spunTicks += static_cast<double>(now - start);
+  spinning = false;
+  return idleSince;
+}
+
+}  // namespace
+
 Napi::Function Cq::Init(Napi::Env env) {
   return DefineClass(env, NamesOf(kKind).jsClass,
-                     {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close")});
+                     {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close"),
+                      StaticMethod<&Cq::SetPollBudgetJs>("setPollBudget"),
+                      StaticMethod<&Cq::PollStatsJs>("pollStats")});
 }
 
 // new CompletionQueue(context, cqe, records: Buffer, onCompletions(count))
@@ -56,6 +148,7 @@ Cq::Cq(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Cq>(info), Resource(in
   info.This().As<Napi::Object>().Set("capacity", capacity_);
   AddParent(c);
   Opened();
+  group.cqs.push_back(this);
 }
 
 int Cq::PollInto() {
@@ -82,18 +175,23 @@ int Cq::PollInto() {
   return total;
 }
 
-void Cq::Drain() {
+int Cq::Drain() {
   Napi::Env env = Env();
+  int total = 0;
   while (!closed()) {
     int n = PollInto();
-    if (n == 0) return;
+    if (n == 0) break;
+    total += n;
     Napi::HandleScope scope(env);
     CallFromLoop(env, onCompletions_, *async_, {Napi::Number::New(env, n)});
-    if (n < capacity_) return;
+    if (n < capacity_) break;
   }
+  return total;
 }
 
 void Cq::OnReadable() {
+  // The wait since the env's last wake-up went idle: what the spin's budget is judged by.
+  if (group.budget && group.lastIdle) group.NoteGap(Ticks() - group.lastIdle);
   ibv_cq* evCq;
   void* evCtx;
   // One event per arming: a second read would only return EAGAIN (a system call per wake-up,
@@ -105,8 +203,11 @@ void Cq::OnReadable() {
   }
   Drain();
   if (closed()) return;
+  uint64_t idle = group.Spin(Ticks());
+  if (closed()) return;
   ibv_req_notify_cq(cq_, 0);
-  Drain();
+  if (Drain() > 0) idle = Ticks();
+  group.lastIdle = idle;
 }
 
 // Synchronous poll into the records (busy polling, tests): returns the count.
@@ -116,6 +217,7 @@ Napi::Value Cq::PollJs(const Napi::CallbackInfo& info) {
 }
 
 void Cq::Release() {
+  group.cqs.erase(std::remove(group.cqs.begin(), group.cqs.end(), this), group.cqs.end());
   poller_.reset();
   if (cq_) {
     if (unacked_) ibv_ack_cq_events(cq_, unacked_);
@@ -128,6 +230,34 @@ void Cq::Release() {
   records_ = nullptr;
   recordsRef_.Reset();
   context_.Reset();
+}
+
+// CompletionQueue.setPollBudget(us): the most a wake-up spins over the env's CQs; 0 never.
+Napi::Value Cq::SetPollBudgetJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(us >= 0 && us <= 1e6)) {
+    Napi::RangeError::New(env, "setPollBudget(us): a number of microseconds from 0 to 1000000")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (us > 0 && group.ticksPerUs == 0) group.ticksPerUs = MeasureTicksPerUs();
+  group.budget = static_cast<uint64_t>(us * group.ticksPerUs);
+  group.expectedGap = static_cast<double>(group.budget) / 2;
+  return env.Undefined();
+}
+
+// CompletionQueue.pollStats(): { budgetUs, spins, hits, spunUs, expectedGapUs }.
+Napi::Value Cq::PollStatsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double perUs = group.ticksPerUs > 0 ? group.ticksPerUs : 1;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("budgetUs", static_cast<double>(group.budget) / perUs);
+  o.Set("spins", group.spins);
+  o.Set("hits", group.hits);
+  o.Set("spunUs", group.spunTicks / perUs);
+  o.Set("expectedGapUs", group.expectedGap / perUs);
+  return o;
 }
 
 Napi::Value Cq::CloseJs(const Napi::CallbackInfo& info) {

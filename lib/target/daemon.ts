@@ -842,6 +842,7 @@ export class Daemon {
       this.log.info(`added LUN ${f.lun.lun} (${f.storeName}) to ${f.iqn} tpg ${f.tag}`);
     }
     if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) served.setDiscoveryAuth!(next.discoveryAuth);
+    if (!isDeepStrictEqual(next.rdma, cur.rdma)) served.setRdma?.(next.rdma);
     const portalsClosed: string[] = [];
     for (const k of closing) {
       const i = this.listenerKeys.indexOf(k);

@@ -5,7 +5,7 @@
 
 import type { Backstore } from '../backstore/types.js';
 import type { IoStats } from '../scsi/stats.js';
-import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, TpgConfig } from './config.js';
+import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, RdmaConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
 export interface ResolvedLun {
@@ -86,6 +86,8 @@ export interface ServedTargets {
   removeTpg?(iqn: string, tag: number): number;
   /** Discovery-session CHAP for logins from now on. */
   setDiscoveryAuth?(d: DiscoveryAuthConfig): void;
+  /** Applies the RDMA tuning (config `rdma`; undefined: the defaults) from now on. */
+  setRdma?(r: RdmaConfig | undefined): void;
 }
 
 export interface Engine {

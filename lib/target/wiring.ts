@@ -15,12 +15,12 @@ import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.j
 import { listenTcp } from '../transport/tcp.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { growBackstore } from '../backstore/open.js';
-import { MemoryRegistry, native, nativeAvailable } from '../verbs/index.js';
+import { cqPollStats, MemoryRegistry, native, nativeAvailable, setCqPollBudget } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
-import { SRP_LUN_OWNER, type Config, type DiscoveryAuthConfig, type TpgConfig } from './config.js';
+import { RDMA_POLL_US_DEFAULT, SRP_LUN_OWNER, type Config, type DiscoveryAuthConfig, type TpgConfig } from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from '../common/log.js';
 import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
@@ -87,6 +87,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
       return scsi.openBackstore(store);
     },
     async build(config: Config, luns: ResolvedLun[]): Promise<ServedTargets> {
+      if (rdma) setCqPollBudget(config.rdma?.pollUs ?? RDMA_POLL_US_DEFAULT);
       // One LU per backstore object, shared by every LUN that exports it.
       const lus = new Map<Backstore, unknown>();
       for (const r of luns) if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
@@ -243,6 +244,11 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             rdmaContexts: live.contexts,
             rdmaCmIds: live.cmIds,
           };
+          const poll = cqPollStats();
+          if (poll) {
+            counters.rdmaPollSpins = poll.spins;
+            counters.rdmaPollHits = poll.hits;
+          }
           if (registry) {
             counters.rdmaBounceBytes = registry.bounceBytes;
             counters.rdmaRegisteredBytes = registry.registeredBytes();
@@ -350,6 +356,9 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           const n = target.status().sessions.filter((s) => s.target === iqn && s.tpgTag === tag).length;
           target.removeTpg(e, 'TPG removed');
           return n;
+        },
+        setRdma(r) {
+          if (rdma) setCqPollBudget(r?.pollUs ?? RDMA_POLL_US_DEFAULT);
         },
         setDiscoveryAuth(d) {
           const a = discoveryAuth(d);

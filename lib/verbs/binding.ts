@@ -49,6 +49,14 @@ export interface NativeCq extends Disposable {
   poll(): number;
   close(): void;
 }
+/** The adaptive CQ spin's counters (native/cq.cc). */
+export interface CqPollStats {
+  budgetUs: number;
+  spins: number;
+  hits: number;
+  spunUs: number;
+  expectedGapUs: number;
+}
 export interface NativeSrq extends Disposable {
   /** Posts `count` receive records from `words` (at word `offset`) as one chain. */
   postRecv(words: Uint32Array, count: number, offset?: number): number;
@@ -133,7 +141,12 @@ export interface Addon {
   Context: new (name: string, onAsyncEvent: (type: string, port: number) => void) => NativeContext;
   ProtectionDomain: new (ctx: NativeContext) => NativePd;
   MemoryRegion: new (pd: NativePd, sizeOrBuffer: number | Buffer, access: number) => NativeMr;
-  CompletionQueue: new (ctx: NativeContext, cqe: number, records: Buffer, onCompletions: (n: number) => void) => NativeCq;
+  CompletionQueue: {
+    new (ctx: NativeContext, cqe: number, records: Buffer, onCompletions: (n: number) => void): NativeCq;
+    /** The most a wake-up spins over this thread's CQs before re-arming (µs); 0 never. */
+    setPollBudget(us: number): void;
+    pollStats(): CqPollStats;
+  };
   SharedReceiveQueue: new (pd: NativePd, attr: { maxWr?: number; maxSge?: number }) => NativeSrq;
   QueuePair: new (id: NativeCmId, pd: NativePd, sendCq: NativeCq, recvCq: NativeCq, srq: NativeSrq | null, caps: QpCaps) => NativeQp;
   CmEventChannel: new (onEvent: (ev: CmEvent) => void) => NativeCmChannel;

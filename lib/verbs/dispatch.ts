@@ -2,7 +2,7 @@
 // through an integer wr_id table. Each posted WR takes a table slot that holds its handler
 // and whatever must stay alive until the completion (the posted Buffer); the slot is freed
 // when the completion arrives. One reusable WorkCompletion view is handed to handlers.
-import { native, type NativeContext, type NativeCq } from './binding.js';
+import { type CqPollStats, native, type NativeContext, type NativeCq } from './binding.js';
 
 const WORDS = 8;
 
@@ -47,6 +47,24 @@ export interface CompletionHandler {
   onCompletion(wc: WorkCompletion, cookie: number): void;
 }
 
+/** The CQ spin budget (µs) of this thread; off until the owner of the policy sets it. */
+let pollBudgetUs = 0;
+let budgetApplied = false;
+
+/**
+ * How long a wake-up may spin over this thread's CQs before re-arming, in µs (native/cq.h:
+ * adaptive, only while completions have recently come within it); 0 never spins.
+ */
+export function setCqPollBudget(us: number): void {
+  pollBudgetUs = us;
+  if (budgetApplied) native().CompletionQueue.setPollBudget(us);
+}
+
+/** The spin's counters, once a CQ exists on this thread. */
+export function cqPollStats(): CqPollStats | undefined {
+  return budgetApplied ? native().CompletionQueue.pollStats() : undefined;
+}
+
 export class CompletionDispatcher implements Disposable {
   readonly cq: NativeCq;
   private readonly records: Uint32Array;
@@ -77,6 +95,10 @@ export class CompletionDispatcher implements Disposable {
     readonly maxOutstanding = cqe,
     batch = 64,
   ) {
+    if (!budgetApplied) {
+      native().CompletionQueue.setPollBudget(pollBudgetUs);
+      budgetApplied = true;
+    }
     const buf = Buffer.alloc(batch * WORDS * 4);
     this.records = new Uint32Array(buf.buffer, buf.byteOffset, batch * WORDS);
     this.wc.records = this.records;

@@ -9,6 +9,7 @@
 #   a few named tracepoints only: enabling all of them slows the process several-fold).
 # Run in the soft-RoCE VM:  bash scripts/vm/run.sh --timeout 900 -- bash scripts/bench/cpu-split-guest.sh
 # A/B:  VARIANTS="/path/to/built/tree-A /path/to/built/tree-B" (each with dist/ and build/).
+# CQ spin budgets (config rdma.pollUs), interleaved in one boot: POLLS="0 500 0 500" (- : the default).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -64,12 +65,16 @@ cat >$W/rt.json <<J
 {"targets":[{"iqn":"iqn.2025-01.org.rdma-target:exp","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":3260,"transport":"iser"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"64M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rt.sock"}}
 J
 for v in ${VARIANTS:-$root}; do
-  node $v/dist/cli/main.js --log-format human --config $W/rt.json >$W/rt.log 2>&1 &
+for pu in ${POLLS:--}; do
+  if [[ $pu == - ]]; then cp $W/rt.json $W/rt-v.json; else sed "s/^{/{\"rdma\":{\"pollUs\":$pu},/" $W/rt.json >$W/rt-v.json; fi
+  node $v/dist/cli/main.js --log-format human --config $W/rt-v.json >$W/rt.log 2>&1 &
   RT=$!
   for i in $(seq 1 300); do grep -q "listening on iser" $W/rt.log && break; sleep 0.1; done
-  login iqn.2025-01.org.rdma-target:exp && measure "rdma-target($(basename $v))" $RT
+  login iqn.2025-01.org.rdma-target:exp && measure "rdma-target($(basename $v) poll=$pu)" $RT
+  node $v/dist/cli/main.js status --socket $W/rt.sock 2>/dev/null | grep -o '"rdmaPoll[A-Za-z]*": *[0-9]*' | tr '\n' ' '; echo
   logout iqn.2025-01.org.rdma-target:exp
   kill $RT; wait $RT
+done
 done
 # --- tgt
 if [[ -z ${NOTGT:-} ]]; then

@@ -55,6 +55,7 @@ export function configDocument(config: Config): ConfigDocument {
     stateDir: config.stateDir,
     control: config.control === false ? false : { socket: config.control.socket },
     ...(config.metrics ? { metrics: { listen: config.metrics.listen } } : {}),
+    ...(config.rdma ? { rdma: { pollUs: config.rdma.pollUs } } : {}),
   };
   return doc as ConfigDocument;
 }

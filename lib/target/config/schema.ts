@@ -21,6 +21,7 @@ import type {
   TpgAttributes,
   TpgConfig,
 } from './types.js';
+import { RDMA_POLL_US_DEFAULT, RDMA_POLL_US_MAX } from './defaults.js';
 import { srpSchema } from './srp.js';
 
 export type { SchemaOptions };
@@ -69,6 +70,23 @@ export function configSchema(o: SchemaOptions = {}) {
             }),
           },
           { additionalProperties: false, description: 'the Prometheus metrics endpoint; absent: off' },
+        ),
+      ),
+      rdma: Type.Optional(
+        Type.Object(
+          {
+            pollUs: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: RDMA_POLL_US_MAX,
+                default: RDMA_POLL_US_DEFAULT,
+                description:
+                  'how long (µs) a wake-up may spin over the completion queues for the next completion before sleeping; it spins only while completions have recently come that fast; 0 never spins',
+                errorMessage: `must be an integer 0–${RDMA_POLL_US_MAX} (µs)`,
+              }),
+            ),
+          },
+          { additionalProperties: false, description: 'RDMA (iSER and SRP) tuning' },
         ),
       ),
       $schema: Type.Optional(Type.Unknown({ description: 'ignored: for editors' })),

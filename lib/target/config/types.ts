@@ -133,6 +133,11 @@ export interface MetricsConfig {
   listen: string;
 }
 
+export interface RdmaConfig {
+  /** The most a wake-up spins over the CQs before sleeping, µs; 0 never. */
+  pollUs: number;
+}
+
 export interface Config {
   targets: TargetConfig[];
   backstores: BackstoreConfig[];
@@ -145,6 +150,8 @@ export interface Config {
   control: ControlConfig | false;
   /** The Prometheus endpoint; absent: off. */
   metrics?: MetricsConfig;
+  /** RDMA tuning; absent: the defaults. */
+  rdma?: RdmaConfig;
 }
 
 export interface ValidationResult {

@@ -101,7 +101,7 @@ function refusals(errors: readonly ErrorObject[]): Refusal[] {
 }
 
 // Errors are listed section by section, in this order (unknown top-level fields first).
-const SECTIONS = ['backstores', 'targets', 'discoveryAuth', 'srp', 'stateDir', 'control', 'metrics'];
+const SECTIONS = ['backstores', 'targets', 'discoveryAuth', 'srp', 'stateDir', 'control', 'metrics', 'rdma'];
 function sectionRank(line: string): number {
   return SECTIONS.indexOf(/^[^.[:]*/.exec(line)![0]);
 }
@@ -148,6 +148,7 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   const config: Config = { targets, backstores, discoveryAuth, stateDir, control };
   if (srp) config.srp = srp;
   if (isObj(doc.metrics) && typeof doc.metrics.listen === 'string') config.metrics = { listen: doc.metrics.listen };
+  if (isObj(doc.rdma) && typeof doc.rdma.pollUs === 'number') config.rdma = { pollUs: doc.rdma.pollUs };
   return { config, errors: [], warnings: c.warnings };
 }
 

@@ -25,7 +25,13 @@ one() { # NAME CMD...
   kill $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
 }
+# NODE_FLAGS: '|'-separated sets of node options to compare (e.g. "|--jitless|--single-threaded").
+IFS='|' read -r -a flagsets <<<"${NODE_FLAGS:-}"
+((${#flagsets[@]})) || flagsets=("")
 for round in 1 2; do
   one "C epoll echo" "$out/cecho"
-  one "Node net echo" node "$src/necho.mjs"
+  for f in "${flagsets[@]}"; do
+    # shellcheck disable=SC2086 # each set is a list of options
+    one "Node net echo ${f:-(default)}" node $f "$src/necho.mjs"
+  done
 done

@@ -191,7 +191,7 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   [
     'unknown top-level key with hint',
     (d) => (d.target = []),
-    ['target: unknown field (did you mean "targets"?); allowed: targets, backstores, discoveryAuth, srp, stateDir, control, metrics, $schema, comment'],
+    ['target: unknown field (did you mean "targets"?); allowed: targets, backstores, discoveryAuth, srp, stateDir, control, metrics, rdma, $schema, comment'],
   ],
   [
     'LIO spelling of an attribute',
@@ -403,6 +403,10 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
     (d) => (d.metrics = { listen: '127.0.0.1' }),
     ['metrics.listen: must be ADDR:PORT such as "127.0.0.1:9469" or "[::1]:9469", got "127.0.0.1"'],
   ],
+  ['rdma pollUs negative', (d) => (d.rdma = { pollUs: -1 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got -1']],
+  ['rdma pollUs too big', (d) => (d.rdma = { pollUs: 200000 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got 200000']],
+  ['rdma pollUs fraction', (d) => (d.rdma = { pollUs: 1.5 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got 1.5']],
+  ['rdma unknown key', (d) => (d.rdma = { poll: 1 }), ['rdma.poll: unknown field (did you mean "pollUs"?); allowed: pollUs']],
   ['metrics unknown key', (d) => (d.metrics = { listen: '127.0.0.1:9469', port: 1 }), ['metrics.port: unknown field; allowed: listen']],
   [
     'top level not an object',
