@@ -166,11 +166,11 @@ void Poller::OnPoll(uv_poll_t* handle, int status, int) {
 }
 
 void CallFromLoop(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext& ctx,
-                  const std::vector<napi_value>& args) {
+                  std::initializer_list<napi_value> args) {
   Napi::HandleScope scope(env);
   napi_value result;
   napi_status st = napi_make_callback(env, static_cast<napi_async_context>(ctx), env.Global(), fn.Value(), args.size(),
-                                      args.data(), &result);
+                                      args.begin(), &result);
   if (st == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -174,7 +175,9 @@ bool SetNonBlocking(int fd);
 
 // Calls a JS function from a libuv callback: opens a handle scope and callback scope and
 // routes an exception thrown by JS to process 'uncaughtException'.
+// The arguments are an initializer list: no heap allocation per call (the CQ calls it per
+// completion batch).
 void CallFromLoop(Napi::Env env, Napi::FunctionReference& fn, Napi::AsyncContext& ctx,
-                  const std::vector<napi_value>& args);
+                  std::initializer_list<napi_value> args);
 
 }  // namespace rt

@@ -97,10 +97,10 @@ uint64_t PollGroup::Spin(uint64_t idleSince) {
 }  // namespace
 
 Napi::Function Cq::Init(Napi::Env env) {
-  return DefineClass(env, NamesOf(kKind).jsClass,
-                     {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close"),
-                      StaticMethod<&Cq::SetPollBudgetJs>("setPollBudget"),
-                      StaticMethod<&Cq::PollStatsJs>("pollStats")});
+  return DefineClass(
+      env, NamesOf(kKind).jsClass,
+      {InstanceMethod<&Cq::PollJs>("poll"), InstanceMethod<&Cq::CloseJs>("close"),
+       StaticMethod<&Cq::SetPollBudgetJs>("setPollBudget"), StaticMethod<&Cq::PollStatsJs>("pollStats")});
 }
 
 // new CompletionQueue(context, cqe, records: Buffer, onCompletions(count))

@@ -102,6 +102,18 @@ describe('the native addon without RDMA devices', () => {
     expect(b.byteOffset).toBe(0);
   });
 
+  test('the CQ poll budget: bad values are RangeErrors; the counters start at zero', () => {
+    const cq = native().CompletionQueue;
+    for (const bad of [-1, 1e6 + 1, Number.NaN, '5' as never, undefined as never]) expect(() => cq.setPollBudget(bad)).toThrow(RangeError);
+    cq.setPollBudget(250);
+    const st = cq.pollStats();
+    expect(st.budgetUs).toBeCloseTo(250, 0);
+    expect(st.expectedGapUs).toBeCloseTo(125, 0);
+    expect([st.spins, st.hits, st.spunUs]).toEqual([0, 0, 0]);
+    cq.setPollBudget(0);
+    expect(cq.pollStats().budgetUs).toBe(0);
+  });
+
   test('completion status names come from libibverbs', () => {
     expect(native().wcStatusName(0)).toBe('success');
     expect(native().wcStatusName(5)).toBe('Work Request Flushed Error');
