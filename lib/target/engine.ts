@@ -5,7 +5,7 @@
 
 import type { Backstore } from '../backstore/types.js';
 import type { IoStats } from '../scsi/stats.js';
-import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, TpgConfig } from './config.js';
+import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, SrpConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
 export interface ResolvedLun {
@@ -84,6 +84,16 @@ export interface ServedTargets {
   setTpg?(iqn: string, tpg: TpgConfig, prev: TpgConfig | undefined): number;
   /** Removes a TPG and ends its sessions (its LUNs are removed first with removeLun). */
   removeTpg?(iqn: string, tag: number): number;
+  /**
+   * The SRP section's settings (ACLs and their mapped LUNs, attributes, target port id) for
+   * logins from now on; `next` undefined or disabled ends every SRP session. Ends only the
+   * sessions of removed ACLs (and demo-mode sessions when generateNodeAcls turns off); SRP
+   * LUNs are added and removed separately (addLun, removeLun with iqn SRP_LUN_OWNER).
+   * Returns how many sessions it ended.
+   */
+  setSrp?(next: SrpConfig | undefined, prev: SrpConfig | undefined): number;
+  /** The SRP target port object, when one was built (tests attach sessions to it). */
+  srpTarget?(): unknown;
   /** Discovery-session CHAP for logins from now on. */
   setDiscoveryAuth?(d: DiscoveryAuthConfig): void;
 }
