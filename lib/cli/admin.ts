@@ -193,7 +193,11 @@ export const COMMANDS: Command[] = [
       disable: { param: 'enable', kind: 'bool', help: 'stop serving SRP (its sessions end; --force when a LUN is in use)' },
       portal: { param: 'portals', kind: 'portal', help: 'the one RDMA/CM listener, ADDRESS[:PORT] (default port 5555)' },
       'id-ext': { param: 'targetPortId.idExt', kind: 'string', help: 'target port id: what add_target’s id_ext= must say (16 hex digits; with --ioc-guid)' },
-      'ioc-guid': { param: 'targetPortId.iocGuid', kind: 'string', help: 'target port id: what add_target’s ioc_guid= must say (16 hex digits; with --id-ext)' },
+      'ioc-guid': {
+        param: 'targetPortId.iocGuid',
+        kind: 'string',
+        help: 'target port id: what add_target’s ioc_guid= must say (16 hex digits; with --id-ext)',
+      },
       'default-port-id': { param: 'targetPortId', kind: 'bool', help: 'back to each device’s node GUID as the target port id' },
       ...FORCE,
     },
@@ -417,7 +421,8 @@ function describeChange(method: string, r: Record<string, unknown>): string[] {
   const lines: string[] = [];
   for (const a of (r.added as Array<Record<string, unknown>> | undefined) ?? [])
     lines.push(`added LUN ${String(a.lun)} (${String(a.backstore)}, ${String(a.sizeBytes)} bytes) to ${where(a)}`);
-  for (const a of (r.removed as Array<Record<string, unknown>> | undefined) ?? []) lines.push(`removed LUN ${String(a.lun)} (${String(a.backstore)}) from ${where(a)}`);
+  for (const a of (r.removed as Array<Record<string, unknown>> | undefined) ?? [])
+    lines.push(`removed LUN ${String(a.lun)} (${String(a.backstore)}) from ${where(a)}`);
   for (const p of (r.portalsOpened as string[] | undefined) ?? []) lines.push(`listening on ${p}`);
   for (const p of (r.portalsClosed as string[] | undefined) ?? []) lines.push(`closed ${p}`);
   for (const p of (r.portalsSkipped as string[] | undefined) ?? []) lines.push(`not served: ${p}`);

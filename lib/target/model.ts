@@ -427,7 +427,6 @@ function srpAcl(srp: { acls: Obj[] }, p: Params): Obj {
   return a;
 }
 
-
 /** A tree of the model in the spirit of targetcli's `ls`. */
 export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; target: string; tpgTag?: number }> = []): string {
   const out: string[] = ['o- /'];

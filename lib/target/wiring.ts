@@ -428,9 +428,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           const old = prev ?? before;
           // Mapped LUNs changed: only those initiators' sessions re-read REPORT LUNS.
           const remapped = new Set(
-            tpg.acls
-              .filter((a) => old.acls.some((x) => x.initiator === a.initiator && !isDeepStrictEqual(a.mappedLuns, x.mappedLuns)))
-              .map((a) => a.initiator),
+            tpg.acls.filter((a) => old.acls.some((x) => x.initiator === a.initiator && !isDeepStrictEqual(a.mappedLuns, x.mappedLuns))).map((a) => a.initiator),
           );
           if (remapped.size)
             scsi.lunsChanged?.(
