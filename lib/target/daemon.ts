@@ -545,6 +545,14 @@ export class Daemon {
     const spec = EDIT_METHODS[method]!;
     if (params.force !== undefined && typeof params.force !== 'boolean')
       throw new ParamError('force', `must be true or false, got ${JSON.stringify(params.force)}`);
+    // --listen replaces every TCP portal for this run (and again at each reload): a TCP portal
+    // change could be neither saved nor kept, so it is refused; iser portals are unaffected.
+    if (this.opts.listenOverride && (method === 'portal.create' || method === 'portal.delete') && (params.transport ?? 'tcp') === 'tcp')
+      throw new ParamError(
+        'transport',
+        `TCP portals come from --listen ${this.opts.listenOverride} for this run (a reload or restart with it serves only that), so they cannot change here; edit the file's portals and restart without --listen`,
+        -32003,
+      );
     const doc = configDocument(this.config) as unknown as Parameters<typeof spec.edit>[0];
     const extra = spec.edit(doc, params) as object | undefined;
     const v = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: this.config.stateDir } });
