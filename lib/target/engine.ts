@@ -60,7 +60,10 @@ export interface ServedTargets {
   status(): EngineStatus;
   /** The command counters of a LUN's logical unit and the tasks it holds now; absent if unsupported. */
   luStats?(lun: ResolvedLun): { stats: IoStats | undefined; queued: number } | undefined;
-  /** Export one more LUN in a served TPG (control socket `add-lun`); absent if unsupported. */
+  /**
+   * Export one more LUN in a served TPG, or over SRP (iqn SRP_LUN_OWNER); the sessions whose
+   * view holds it get REPORTED LUNS DATA HAS CHANGED. Absent if unsupported.
+   */
   addLun?(lun: ResolvedLun): Promise<void>;
   /**
    * Grows a LUN's backstore to `bytes` (undefined: the size its file or device has now) and
@@ -68,8 +71,8 @@ export interface ServedTargets {
    */
   resizeLun?(lun: ResolvedLun, bytes: number | undefined): Promise<void>;
   /**
-   * Stops exporting a LUN: the views lose it (the other LUNs' nexuses get REPORTED LUNS DATA
-   * HAS CHANGED); with `lastUse` (no other LUN exports its backstore) its in-flight commands
+   * Stops exporting a LUN: the views lose it (the sessions that saw it get REPORTED LUNS DATA
+   * HAS CHANGED on their other LUNs); with `lastUse` (no other LUN exports its backstore) its in-flight commands
    * are aborted (TASK ABORTED) and waited for, so the backstore can be closed.
    */
   removeLun?(lun: ResolvedLun, opts: { lastUse: boolean }): Promise<void>;
