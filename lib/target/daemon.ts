@@ -847,7 +847,7 @@ export class Daemon {
         if (o) await this.closeOpened(o);
       }
       removed.push({ target: r.iqn, ...(r.iqn === SRP_LUN_OWNER ? {} : { tpg: r.tpgTag }), lun: r.lun.lun, backstore: r.storeName });
-      this.log.info(`removed ${lunName(r)} (${r.storeName})`);
+      this.log.info(`removed LUN ${r.lun.lun} (${r.storeName}) from ${r.iqn === SRP_LUN_OWNER ? 'srp' : `${r.iqn} tpg ${r.tpgTag}`}`);
     };
     for (const r of removing) await retire(r);
     for (const t of removedTpgs) {
@@ -871,7 +871,7 @@ export class Daemon {
         backstore: f.storeName,
         sizeBytes: f.backstore.blockCount * f.backstore.blockSize,
       });
-      this.log.info(`added ${lunName(r)} (${f.storeName})`);
+      this.log.info(`added LUN ${f.lun.lun} (${f.storeName}) to ${f.iqn === SRP_LUN_OWNER ? 'srp' : `${f.iqn} tpg ${f.tag}`}`);
     }
     if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) served.setDiscoveryAuth!(next.discoveryAuth);
     const portalsClosed: string[] = [];
