@@ -428,7 +428,7 @@ function srpAcl(srp: { acls: Obj[] }, p: Params): Obj {
 }
 
 /** A tree of the model in the spirit of targetcli's `ls`. */
-export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; target: string; tpgTag?: number }> = []): string {
+export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; target: string; tpgTag?: number; transport?: unknown }> = []): string {
   const out: string[] = ['o- /'];
   const size = (b: Obj) => (b.size === undefined ? '' : ` ${typeof b.size === 'number' ? human(b.size) : String(b.size)}`);
   out.push(`  o- backstores [${doc.backstores.length}]`);
@@ -460,7 +460,26 @@ export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; ta
     }
   }
   const srp = doc.srp as Obj | undefined;
-  if (srp) out.push(`  o- srpt [${srp.enable ? 'enabled' : 'disabled'}, LUNs: ${(srp.luns as unknown[]).length}, ACLs: ${(srp.acls as unknown[]).length}]`);
+  if (srp) {
+    const live = sessions.filter((x) => x.transport === 'srp').length;
+    const luns = (srp.luns as Obj[] | undefined) ?? [];
+    const acls = (srp.acls as Obj[] | undefined) ?? [];
+    out.push(`  o- srpt [${srp.enable === false ? 'disabled' : 'enabled'}, LUNs: ${luns.length}, ACLs: ${acls.length}, sessions: ${live}]`);
+    out.push(`    o- acls [ACLs: ${acls.length}]`);
+    for (const a of acls) {
+      const m = a.mappedLuns as Obj[] | undefined;
+      out.push(`    | o- ${String(a.initiator)} [Mapped LUNs: ${m ? m.length : 'all'}]`);
+      for (const x of m ?? []) out.push(`    |   o- mapped_lun${String(x.lun)} [lun${String(x.srpLun)} ${x.readOnly ? '(ro)' : '(rw)'}]`);
+    }
+    out.push(`    o- luns [LUNs: ${luns.length}]`);
+    for (const l of luns) {
+      const b = l.backstore;
+      out.push(`    | o- lun${String(l.lun)} [${typeof b === 'string' ? b : `inline ${String((b as Obj).type)}${size(b as Obj)}`}]`);
+    }
+    const portals = (srp.portals as Obj[] | undefined) ?? [];
+    out.push(`    o- portals [Portals: ${portals.length}]`);
+    for (const p of portals) out.push(`      o- ${String(p.address)}:${String(p.port)} [rdma_cm]`);
+  }
   return out.join('\n');
 }
 

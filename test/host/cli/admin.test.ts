@@ -130,6 +130,12 @@ describe('rdma-target OBJECT VERB (administration)', () => {
       attributes: { credits: 64 },
     });
     expect(JSON.parse(readFileSync(file, 'utf8')).srp.acls).toHaveLength(1);
+    const tree = (await cli('ls')).out;
+    expect(tree).toContain('o- srpt [enabled, LUNs: 1, ACLs: 1, sessions: 0]');
+    expect(tree).toContain(`o- ${A} [Mapped LUNs: 2]`);
+    expect(tree).toContain('o- mapped_lun3 [lun0 (ro)]');
+    expect(tree).toContain('o- lun0 [inline ram 1MiB]');
+    expect(tree).toContain('o- 127.0.0.1:5556 [rdma_cm]');
     r = await cli('srp', 'lun', 'frob');
     expect(r.code).toBe(ADMIN_EXIT.usage);
     r = await cli('srp', 'set', 'credits=1');
