@@ -148,8 +148,10 @@ describe('srp section changes during fio --verify over ib_srp', () => {
     const before = await srpRig.status();
     const channels = before.sessions.filter((s) => s.transport === 'srp');
     expect(channels).toHaveLength(1);
-    const run = bg(fio(d.get(0)!, 'srplive', '--rw=randwrite --bsrange=4k-128k --iodepth=16 --size=24M', { timeoutS: 600 }));
+    const run = bg(fio(d.get(0)!, 'srplive', '--rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M --loops=3', { timeoutS: 600 }));
+    const fioRunning = () => run.child.exitCode === null && run.child.signalCode === null;
     await sleep(2000);
+    expect(fioRunning()).toBe(true);
 
     const added = (await srpCall('srp.lun.create', { lun: 1, backstore: { type: 'ram', size: '8M' } })) as { added: unknown[]; endedSessions: number };
     expect(added).toMatchObject({ added: [{ target: 'srp', lun: 1 }], endedSessions: 0 });
@@ -162,6 +164,8 @@ describe('srp section changes during fio --verify over ib_srp', () => {
     // In use (the session sees it): refused without force; forced, the session stays.
     await expect(srpCall('srp.lun.delete', { lun: 1 })).rejects.toThrow(/srp LUN 1 is in use by 1 session; removing it needs force/);
     expect(await srpCall('srp.lun.delete', { lun: 1, force: true })).toMatchObject({ removed: [{ target: 'srp', lun: 1 }], endedSessions: 0 });
+    // Every change above happened while fio was writing and verifying LUN 0.
+    expect(fioRunning(), 'fio finished before the changes were made: make its run longer').toBe(true);
 
     const r = await run.done;
     expect(r.code, `${r.out}${srpRig.context()}`).toBe(0);
