@@ -898,6 +898,10 @@ export class Daemon {
         for (const p of g.enable ? g.portals : [])
           if (!this.opts.engine.transports.has(p.transport) && !tpgOf(cur, t.iqn, g.tag)?.portals.some((q) => isDeepStrictEqual(q, p)))
             portalsSkipped.push(`${p.transport} ${fmtAddr(p.address, p.port)}: no ${p.transport} transport here (RDMA unavailable); saved, not served`);
+    if (next.srp?.enable && !this.opts.engine.transports.has('srp'))
+      for (const p of next.srp.portals)
+        if (!(cur.srp?.enable && cur.srp.portals.some((q) => isDeepStrictEqual(q, p))))
+          portalsSkipped.push(`srp ${fmtAddr(p.address, p.port)}: no srp transport here (RDMA unavailable); saved, not served`);
     Object.assign(this.config as Config, { targets: next.targets, backstores: next.backstores, discoveryAuth: next.discoveryAuth });
     if (next.srp) (this.config as Config).srp = next.srp;
     else delete (this.config as Config).srp;
