@@ -18,7 +18,7 @@ export interface AdminIo {
 /** Exit status: 0 done, 1 the daemon refused or failed the request, 2 usage error, 3 no daemon reachable. */
 export const ADMIN_EXIT = { ok: 0, refused: 1, usage: 2, unreachable: 3 } as const;
 
-type Kind = 'string' | 'int' | 'bool' | 'size';
+type Kind = 'string' | 'int' | 'bool' | 'size' | 'portal';
 interface Opt {
   /** The method parameter it sets. */
   param: string;
@@ -183,6 +183,76 @@ export const COMMANDS: Command[] = [
     options: { ...CHAP, disable: { param: 'enable', kind: 'bool', help: 'no CHAP on discovery sessions' } },
     help: 'CHAP for SendTargets discovery sessions',
   },
+  { words: 'srp show', method: 'srp.get', args: [], help: 'show the SRP section (portals, target port id, LUNs, ACLs, attributes)' },
+  {
+    words: 'srp set',
+    method: 'srp.set',
+    args: [],
+    options: {
+      enable: { param: 'enable', kind: 'bool', help: 'serve SRP' },
+      disable: { param: 'enable', kind: 'bool', help: 'stop serving SRP (its sessions end; --force when a LUN is in use)' },
+      portal: { param: 'portals', kind: 'portal', help: 'the one RDMA/CM listener, ADDRESS[:PORT] (default port 5555)' },
+      'id-ext': { param: 'targetPortId.idExt', kind: 'string', help: 'target port id: what add_target’s id_ext= must say (16 hex digits; with --ioc-guid)' },
+      'ioc-guid': {
+        param: 'targetPortId.iocGuid',
+        kind: 'string',
+        help: 'target port id: what add_target’s ioc_guid= must say (16 hex digits; with --id-ext)',
+      },
+      'default-port-id': { param: 'targetPortId', kind: 'bool', help: 'back to each device’s node GUID as the target port id' },
+      ...FORCE,
+    },
+    assignments: true,
+    help: 'create or change the SRP section; NAME=VALUE sets attributes (generateNodeAcls, credits, immediateData, maxItIuLength) for new logins',
+  },
+  { words: 'srp delete', method: 'srp.delete', args: [], options: FORCE, help: 'remove the SRP section: its LUNs, listeners and sessions' },
+  {
+    words: 'srp lun create',
+    method: 'srp.lun.create',
+    args: [
+      { name: 'LUN', param: 'lun', kind: 'int' },
+      { name: 'BACKSTORE', param: 'backstore', kind: 'backstore' },
+    ],
+    help: 'export a LUN over SRP (BACKSTORE as for lun create); SRP sessions that see it get REPORTED LUNS DATA HAS CHANGED',
+  },
+  {
+    words: 'srp lun delete',
+    method: 'srp.lun.delete',
+    args: [{ name: 'LUN', param: 'lun', kind: 'int' }],
+    options: FORCE,
+    help: 'stop exporting an SRP LUN (refused while an SRP session can reach it, unless --force)',
+  },
+  {
+    words: 'srp acl create',
+    method: 'srp.acl.create',
+    args: [{ name: 'INITIATOR', param: 'initiator', kind: 'string' }],
+    help: 'allow an SRP initiator: its port id ("0x" + 32 hex digits) or, for RDMA/CM logins, its IP address',
+  },
+  {
+    words: 'srp acl delete',
+    method: 'srp.acl.delete',
+    args: [{ name: 'INITIATOR', param: 'initiator', kind: 'string' }],
+    help: 'remove an SRP initiator’s ACL; only that initiator’s SRP sessions end',
+  },
+  {
+    words: 'srp mappedlun create',
+    method: 'srp.mappedlun.create',
+    args: [
+      { name: 'INITIATOR', param: 'initiator', kind: 'string' },
+      { name: 'LUN', param: 'lun', kind: 'int' },
+      { name: 'SRP_LUN', param: 'srpLun', kind: 'int' },
+    ],
+    options: { 'read-only': { param: 'readOnly', kind: 'bool', help: 'the initiator may only read it' } },
+    help: 'show SRP LUN SRP_LUN to INITIATOR as LUN',
+  },
+  {
+    words: 'srp mappedlun delete',
+    method: 'srp.mappedlun.delete',
+    args: [
+      { name: 'INITIATOR', param: 'initiator', kind: 'string' },
+      { name: 'LUN', param: 'lun', kind: 'int' },
+    ],
+    help: 'hide LUN from an SRP INITIATOR',
+  },
 ];
 
 const NOUNS = new Set(COMMANDS.map((c) => c.words.split(' ')[0]!));
@@ -227,7 +297,7 @@ export function bashCompletion(): string {
   const flags = new Map<string, string[]>();
   for (const c of COMMANDS) {
     const [n, v] = c.words.split(' ');
-    if (v) verbs.set(n!, [...(verbs.get(n!) ?? []), v]);
+    if (v && !verbs.get(n!)?.includes(v)) verbs.set(n!, [...(verbs.get(n!) ?? []), v]);
     flags.set(
       c.words,
       [...Object.keys(c.options ?? {}), ...Object.keys(COMMON)].map((k) => `--${k}`),
@@ -343,13 +413,16 @@ function assignments(words: string[]): { attributes?: Record<string, unknown>; p
   return { ...(Object.keys(attributes).length ? { attributes } : {}), ...(Object.keys(parameters).length ? { parameters } : {}) };
 }
 
+/** "srp" or "<iqn> tpg N" of an added/removed LUN. */
+const where = (a: Record<string, unknown>): string => (a.tpg === undefined ? String(a.target) : `${String(a.target)} tpg ${String(a.tpg)}`);
+
 /** What a change did, in words (the JSON reply has every detail). */
 function describeChange(method: string, r: Record<string, unknown>): string[] {
   const lines: string[] = [];
   for (const a of (r.added as Array<Record<string, unknown>> | undefined) ?? [])
-    lines.push(`added LUN ${String(a.lun)} (${String(a.backstore)}, ${String(a.sizeBytes)} bytes) to ${String(a.target)} tpg ${String(a.tpg)}`);
+    lines.push(`added LUN ${String(a.lun)} (${String(a.backstore)}, ${String(a.sizeBytes)} bytes) to ${where(a)}`);
   for (const a of (r.removed as Array<Record<string, unknown>> | undefined) ?? [])
-    lines.push(`removed LUN ${String(a.lun)} (${String(a.backstore)}) from ${String(a.target)} tpg ${String(a.tpg)}`);
+    lines.push(`removed LUN ${String(a.lun)} (${String(a.backstore)}) from ${where(a)}`);
   for (const p of (r.portalsOpened as string[] | undefined) ?? []) lines.push(`listening on ${p}`);
   for (const p of (r.portalsClosed as string[] | undefined) ?? []) lines.push(`closed ${p}`);
   for (const p of (r.portalsSkipped as string[] | undefined) ?? []) lines.push(`not served: ${p}`);
@@ -384,10 +457,11 @@ export async function runAdmin(
     io.out(manPage(meta.version, meta.usage));
     return ADMIN_EXIT.ok;
   }
+  const three = `${argv[0]} ${argv[1] ?? ''} ${argv[2] ?? ''}`;
   const two = `${argv[0]} ${argv[1] ?? ''}`;
-  const cmd = COMMANDS.find((c) => c.words === two) ?? COMMANDS.find((c) => c.words === argv[0]);
+  const cmd = COMMANDS.find((c) => c.words === three) ?? COMMANDS.find((c) => c.words === two) ?? COMMANDS.find((c) => c.words === argv[0]);
   if (!cmd) {
-    const verbs = COMMANDS.filter((c) => c.words.startsWith(`${argv[0]} `)).map((c) => c.words.split(' ')[1]);
+    const verbs = [...new Set(COMMANDS.filter((c) => c.words.startsWith(`${argv[0]} `)).map((c) => c.words.split(' ').slice(1).join(' ')))];
     return usage(`${argv[0]}: unknown subcommand ${JSON.stringify(argv[1] ?? '')}; one of: ${verbs.join(', ')}`);
   }
   const rest = argv.slice(cmd.words.split(' ').length);
@@ -425,7 +499,18 @@ export async function runAdmin(
       const v = values[k];
       if (v === undefined) continue;
       if (k === 'disable') params[o.param] = false;
-      else params[o.param] = o.kind === 'bool' ? v : convert(v as string, o.kind, `--${k}`);
+      else if (k === 'default-port-id') params[o.param] = null;
+      else if (o.kind === 'portal') {
+        const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(v as string) ?? /^([^:]+)(?::(\d+))?$/.exec(v as string);
+        if (!m) throw new UsageError(`--${k}: must be ADDRESS or ADDRESS:PORT, got ${JSON.stringify(v)}`);
+        params[o.param] = [{ address: m[1], ...(m[2] !== undefined ? { port: Number(m[2]) } : {}) }];
+      } else {
+        const value = o.kind === 'bool' ? v : convert(v as string, o.kind, `--${k}`);
+        // "a.b" sets a field of an object parameter (targetPortId.idExt).
+        const [outer, inner] = o.param.split('.') as [string, string | undefined];
+        if (inner) params[outer] = { ...((params[outer] as object | undefined) ?? {}), [inner]: value };
+        else params[outer] = value;
+      }
     }
   } catch (e) {
     if (e instanceof UsageError) return usage(e.message);

@@ -2,7 +2,7 @@
 // session table (ISID/TSIH, reinstatement), and shutdown. Transports hand it accepted
 // connections with `accept`; `lib/transport/tcp.ts` does so for TCP portals.
 
-import type { ScsiCore } from '../scsi/types.js';
+import type { Nexus, ScsiCore } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
 import { silentLogger, type Logger } from '../common/log.js';
@@ -128,6 +128,13 @@ export class IscsiTarget implements TargetContext {
       n++;
     }
     return n;
+  }
+
+  /** The I_T nexuses of the sessions `which` selects (logged-in normal sessions only). */
+  nexusesOf(which: (s: { initiator: string; tpg: TpgEntry | undefined }) => boolean): Nexus[] {
+    const out: Nexus[] = [];
+    for (const s of this.sessions.values()) if (s.nexus && which({ initiator: s.key.initiatorName, tpg: s.tpg })) out.push(s.nexus);
+    return out;
   }
 
   private tpgEntry(t: TpgOptions, defaultCore?: ScsiCore): TpgEntry {

@@ -132,12 +132,42 @@ export class SrpTarget {
   readonly channels = new Set<SrpChannel>();
   readonly log: Logger;
   readonly counters = { srpLogins: 0, srpLoginRejects: 0, srpCommands: 0, srpMalformed: 0, srpExternalTables: 0 };
-  private readonly acls: Array<{ portId?: string; address?: string; core: ScsiCore }>;
+  private acls: Array<{ portId?: string; address?: string; core: ScsiCore }> = [];
   private shuttingDown = false;
 
   constructor(readonly opts: SrpTargetOptions) {
     this.log = opts.log ?? silentLogger;
-    this.acls = (opts.acls ?? []).map((a) => {
+    this.setAcls(opts.acls ?? []);
+  }
+
+  /**
+   * Run-time reconfiguration: access (demo view, generateNodeAcls, ACLs) and login policy
+   * (credits, IU lengths, immediate data, target port id) for logins from now on. Sessions
+   * keep what they logged in with; ending those that must not continue is the caller's
+   * (endSessions).
+   */
+  configure(o: Pick<SrpTargetOptions, 'core' | 'generateNodeAcls' | 'acls' | 'credits' | 'maxItIuLen' | 'immediateData' | 'targetPortId'>): void {
+    if (o.acls) this.setAcls(o.acls);
+    Object.assign(this.opts, o);
+    // Absent: each device's node GUID again (the default).
+    if (o.targetPortId === undefined) delete this.opts.targetPortId;
+  }
+
+  /** Ends the sessions `which` selects: each channel gets SRP_T_LOGOUT and closes. Returns how many. */
+  endSessions(which: (s: SrpSession) => boolean, reason: string): number {
+    let n = 0;
+    for (const s of [...this.sessions.values()]) {
+      if (!which(s)) continue;
+      this.log.info({ event: 'session-ended', transport: 'srp', initiatorPort: s.nexus.initiatorPort }, `srp: ending ${s.nexus.initiatorPort}: ${reason}`);
+      this.endSession(s);
+      for (const ch of [...s.channels]) ch.logout(TLogoutReason.NoReason);
+      n++;
+    }
+    return n;
+  }
+
+  private setAcls(list: SrpAcl[]): void {
+    this.acls = list.map((a) => {
       const e: { portId?: string; address?: string; core: ScsiCore } = { core: a.core };
       if (a.initiatorPortId !== undefined) {
         const n = normalizePortId(a.initiatorPortId);

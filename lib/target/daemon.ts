@@ -137,6 +137,11 @@ function errnoText(e: unknown): string {
   }
 }
 
+/** A served LUN for messages: "srp LUN 3" or "<iqn> tpg 1 LUN 3". */
+function lunName(r: ResolvedLun): string {
+  return r.iqn === SRP_LUN_OWNER ? `srp LUN ${r.lun.lun}` : `${r.iqn} tpg ${r.tpgTag} LUN ${r.lun.lun}`;
+}
+
 /** A configuration the validator refused: the first error's field, every error in `data.errors`. */
 function invalid(errors: string[]): ParamError {
   const m = /^([^:\s]+): (.*)$/s.exec(errors[0] ?? '');
@@ -480,6 +485,8 @@ export class Daemon {
         if (!g) throw new ParamError('tpg', `${t.iqn} has no TPG ${JSON.stringify(params.tpg ?? 1)}`);
         return g;
       }
+      case 'srp.get':
+        return configDocument(this.config).srp ?? null;
       case 'session.list':
         return this.served?.status().sessions ?? [];
       case 'add-lun':
@@ -516,6 +523,7 @@ export class Daemon {
       'backstore.list',
       'target.list',
       'tpg.get {target, tpg?}',
+      'srp.get',
       'session.list',
       ...Object.entries(EDIT_METHODS).map(([name, m]) => `${name} ${m.params}`),
       'lun.resize {target, tpg?, lun, size?}',
@@ -537,6 +545,14 @@ export class Daemon {
     const spec = EDIT_METHODS[method]!;
     if (params.force !== undefined && typeof params.force !== 'boolean')
       throw new ParamError('force', `must be true or false, got ${JSON.stringify(params.force)}`);
+    // --listen replaces every TCP portal for this run (and again at each reload): a TCP portal
+    // change could be neither saved nor kept, so it is refused; iser portals are unaffected.
+    if (this.opts.listenOverride && (method === 'portal.create' || method === 'portal.delete') && (params.transport ?? 'tcp') === 'tcp')
+      throw new ParamError(
+        'transport',
+        `TCP portals come from --listen ${this.opts.listenOverride} for this run (a reload or restart with it serves only that), so they cannot change here; edit the file's portals and restart without --listen`,
+        -32003,
+      );
     const doc = configDocument(this.config) as unknown as Parameters<typeof spec.edit>[0];
     const extra = spec.edit(doc, params) as object | undefined;
     const v = validateConfig(doc, { allowEphemeralPort: true, defaults: { stateDir: this.config.stateDir } });
@@ -716,7 +732,6 @@ export class Daemon {
     const served = this.served!;
     const cur = this.config;
     const restart: string[] = [];
-    if (!isDeepStrictEqual(next.srp, cur.srp)) restart.push('srp: the SRP section changes with a restart');
     if (next.stateDir !== cur.stateDir) restart.push('stateDir: changes with a restart');
     if (!isDeepStrictEqual(next.control, cur.control)) restart.push('control: changes with a restart');
     for (const [i, b] of cur.backstores.entries()) {
@@ -734,8 +749,12 @@ export class Daemon {
         if (g.enable)
           for (const [li, l] of g.luns.entries())
             want.set(`${t.iqn}\u0000${g.tag}\u0000${l.lun}`, { iqn: t.iqn, tag: g.tag, lun: l, field: `targets[${ti}].tpgs[${gi}].luns[${li}]` });
+    // SRP LUNs (an enabled section) under the same key scheme: owner "srp", tag 0.
+    if (next.srp?.enable)
+      for (const [li, l] of next.srp.luns.entries())
+        want.set(`${SRP_LUN_OWNER}\u0000${0}\u0000${l.lun}`, { iqn: SRP_LUN_OWNER, tag: 0, lun: l, field: `srp.luns[${li}]` });
     const keyOf = (r: ResolvedLun) => `${r.iqn}\u0000${r.tpgTag}\u0000${r.lun.lun}`;
-    const iscsiLuns = this.resolved.filter((r) => r.iqn !== SRP_LUN_OWNER);
+    const iscsiLuns = this.resolved;
     const removing = iscsiLuns.filter((r) => {
       const w = want.get(keyOf(r));
       return !w || !isDeepStrictEqual(w.lun, r.lun);
@@ -751,6 +770,8 @@ export class Daemon {
     const changedTpgs: Array<{ iqn: string; g: Config['targets'][0]['tpgs'][0] }> = [];
     for (const t of next.targets)
       for (const g of t.tpgs) if (!isDeepStrictEqual(strip(g), strip(tpgOf(cur, t.iqn, g.tag)))) changedTpgs.push({ iqn: t.iqn, g });
+    const srpSettings = (c: Config['srp']) => (c ? { ...c, luns: undefined } : undefined);
+    const srpChanged = !isDeepStrictEqual(srpSettings(next.srp), srpSettings(cur.srp));
     const wanted = this.wantedPortals(next);
     const closing = this.listenerKeys.filter((k) => !wanted.has(k));
     const opening = [...wanted.keys()].filter((k) => !this.listenerKeys.includes(k));
@@ -762,6 +783,7 @@ export class Daemon {
     if (adding.length) need(served.addLun, 'add LUNs');
     if (changedTpgs.length) need(served.setTpg, 'change TPGs');
     if (removedTpgs.length) need(served.removeTpg, 'remove TPGs');
+    if (srpChanged) need(served.setSrp, 'change the SRP section');
     if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) need(served.setDiscoveryAuth, 'change discovery authentication');
     if (!opts.force) {
       for (const r of removing) {
@@ -770,7 +792,7 @@ export class Daemon {
         if (n > 0)
           throw new ParamError(
             this.lunField(r),
-            `${r.iqn} tpg ${r.tpgTag} LUN ${r.lun.lun} is in use by ${n} session${n === 1 ? '' : 's'}; ${w ? 'changing' : 'removing'} it needs force`,
+            `${lunName(r)} is in use by ${n} session${n === 1 ? '' : 's'}; ${w ? 'changing' : 'removing'} it needs force`,
             -32002,
           );
       }
@@ -784,7 +806,7 @@ export class Daemon {
       for (const [, w] of adding) {
         const store = resolveBackstore(next, w.lun);
         const named = typeof w.lun.backstore === 'string';
-        const storeName = named ? (w.lun.backstore as string) : `${w.iqn}/tpg${w.tag}/lun${w.lun.lun}`;
+        const storeName = named ? (w.lun.backstore as string) : w.iqn === SRP_LUN_OWNER ? `srp/lun${w.lun.lun}` : `${w.iqn}/tpg${w.tag}/lun${w.lun.lun}`;
         let backstore = named ? this.opened.find((o) => o.name === storeName)?.backstore : undefined;
         if (!backstore) {
           const bi = next.backstores.findIndex((b) => b.name === storeName);
@@ -824,8 +846,8 @@ export class Daemon {
         const o = this.opened.find((x) => x.backstore === r.backstore);
         if (o) await this.closeOpened(o);
       }
-      removed.push({ target: r.iqn, tpg: r.tpgTag, lun: r.lun.lun, backstore: r.storeName });
-      this.log.info(`removed LUN ${r.lun.lun} (${r.storeName}) from ${r.iqn} tpg ${r.tpgTag}`);
+      removed.push({ target: r.iqn, ...(r.iqn === SRP_LUN_OWNER ? {} : { tpg: r.tpgTag }), lun: r.lun.lun, backstore: r.storeName });
+      this.log.info(`removed LUN ${r.lun.lun} (${r.storeName}) from ${r.iqn === SRP_LUN_OWNER ? 'srp' : `${r.iqn} tpg ${r.tpgTag}`}`);
     };
     for (const r of removing) await retire(r);
     for (const t of removedTpgs) {
@@ -833,13 +855,23 @@ export class Daemon {
       this.log.info(`removed ${t.iqn} tpg ${t.tag}`);
     }
     for (const c of changedTpgs) endedSessions += served.setTpg!(c.iqn, c.g, tpgOf(cur, c.iqn, c.g.tag));
+    if (srpChanged) {
+      endedSessions += served.setSrp!(next.srp, cur.srp);
+      this.log.info(`srp: settings changed${next.srp?.enable ? '' : next.srp ? ' (disabled)' : ' (section removed)'}`);
+    }
     const added: unknown[] = [];
     for (const f of fresh) {
       const r: ResolvedLun = { iqn: f.iqn, tpgTag: f.tag, lun: f.lun, store: f.store, storeName: f.storeName, backstore: f.backstore };
       await served.addLun!(r);
       this.resolved.push(r);
-      added.push({ target: f.iqn, tpg: f.tag, lun: f.lun.lun, backstore: f.storeName, sizeBytes: f.backstore.blockCount * f.backstore.blockSize });
-      this.log.info(`added LUN ${f.lun.lun} (${f.storeName}) to ${f.iqn} tpg ${f.tag}`);
+      added.push({
+        target: f.iqn,
+        ...(f.iqn === SRP_LUN_OWNER ? {} : { tpg: f.tag }),
+        lun: f.lun.lun,
+        backstore: f.storeName,
+        sizeBytes: f.backstore.blockCount * f.backstore.blockSize,
+      });
+      this.log.info(`added LUN ${f.lun.lun} (${f.storeName}) to ${f.iqn === SRP_LUN_OWNER ? 'srp' : `${f.iqn} tpg ${f.tag}`}`);
     }
     if (!isDeepStrictEqual(next.discoveryAuth, cur.discoveryAuth)) served.setDiscoveryAuth!(next.discoveryAuth);
     if (!isDeepStrictEqual(next.rdma, cur.rdma)) served.setRdma?.(next.rdma);
@@ -867,11 +899,17 @@ export class Daemon {
         for (const p of g.enable ? g.portals : [])
           if (!this.opts.engine.transports.has(p.transport) && !tpgOf(cur, t.iqn, g.tag)?.portals.some((q) => isDeepStrictEqual(q, p)))
             portalsSkipped.push(`${p.transport} ${fmtAddr(p.address, p.port)}: no ${p.transport} transport here (RDMA unavailable); saved, not served`);
+    if (next.srp?.enable && !this.opts.engine.transports.has('srp'))
+      for (const p of next.srp.portals)
+        if (!(cur.srp?.enable && cur.srp.portals.some((q) => isDeepStrictEqual(q, p))))
+          portalsSkipped.push(`srp ${fmtAddr(p.address, p.port)}: no srp transport here (RDMA unavailable); saved, not served`);
     Object.assign(this.config as Config, { targets: next.targets, backstores: next.backstores, discoveryAuth: next.discoveryAuth });
+    if (next.srp) (this.config as Config).srp = next.srp;
+    else delete (this.config as Config).srp;
     return {
       added,
       removed,
-      changedTpgs: changedTpgs.map((c) => `${c.iqn} tpg ${c.g.tag}`),
+      changedTpgs: [...changedTpgs.map((c) => `${c.iqn} tpg ${c.g.tag}`), ...(srpChanged ? ['srp'] : [])],
       endedSessions,
       portalsOpened,
       portalsClosed,
@@ -881,6 +919,7 @@ export class Daemon {
 
   /** Where a served LUN is in the running configuration. */
   private lunField(r: ResolvedLun): string {
+    if (r.iqn === SRP_LUN_OWNER) return `srp.luns[${this.config.srp?.luns.findIndex((l) => l.lun === r.lun.lun) ?? -1}]`;
     const ti = this.config.targets.findIndex((t) => t.iqn === r.iqn);
     const gi = this.config.targets[ti]?.tpgs.findIndex((g) => g.tag === r.tpgTag) ?? -1;
     const li = this.config.targets[ti]?.tpgs[gi]?.luns.findIndex((l) => l.lun === r.lun.lun) ?? -1;

@@ -5,7 +5,7 @@
 
 import type { Backstore } from '../backstore/types.js';
 import type { IoStats } from '../scsi/stats.js';
-import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, RdmaConfig, TpgConfig } from './config.js';
+import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, RdmaConfig, SrpConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
 export interface ResolvedLun {
@@ -60,7 +60,10 @@ export interface ServedTargets {
   status(): EngineStatus;
   /** The command counters of a LUN's logical unit and the tasks it holds now; absent if unsupported. */
   luStats?(lun: ResolvedLun): { stats: IoStats | undefined; queued: number } | undefined;
-  /** Export one more LUN in a served TPG (control socket `add-lun`); absent if unsupported. */
+  /**
+   * Export one more LUN in a served TPG, or over SRP (iqn SRP_LUN_OWNER); the sessions whose
+   * view holds it get REPORTED LUNS DATA HAS CHANGED. Absent if unsupported.
+   */
   addLun?(lun: ResolvedLun): Promise<void>;
   /**
    * Grows a LUN's backstore to `bytes` (undefined: the size its file or device has now) and
@@ -68,8 +71,8 @@ export interface ServedTargets {
    */
   resizeLun?(lun: ResolvedLun, bytes: number | undefined): Promise<void>;
   /**
-   * Stops exporting a LUN: the views lose it (the other LUNs' nexuses get REPORTED LUNS DATA
-   * HAS CHANGED); with `lastUse` (no other LUN exports its backstore) its in-flight commands
+   * Stops exporting a LUN: the views lose it (the sessions that saw it get REPORTED LUNS DATA
+   * HAS CHANGED on their other LUNs); with `lastUse` (no other LUN exports its backstore) its in-flight commands
    * are aborted (TASK ABORTED) and waited for, so the backstore can be closed.
    */
   removeLun?(lun: ResolvedLun, opts: { lastUse: boolean }): Promise<void>;
@@ -84,6 +87,16 @@ export interface ServedTargets {
   setTpg?(iqn: string, tpg: TpgConfig, prev: TpgConfig | undefined): number;
   /** Removes a TPG and ends its sessions (its LUNs are removed first with removeLun). */
   removeTpg?(iqn: string, tag: number): number;
+  /**
+   * The SRP section's settings (ACLs and their mapped LUNs, attributes, target port id) for
+   * logins from now on; `next` undefined or disabled ends every SRP session. Ends only the
+   * sessions of removed ACLs (and demo-mode sessions when generateNodeAcls turns off); SRP
+   * LUNs are added and removed separately (addLun, removeLun with iqn SRP_LUN_OWNER).
+   * Returns how many sessions it ended.
+   */
+  setSrp?(next: SrpConfig | undefined, prev: SrpConfig | undefined): number;
+  /** The SRP target port object, when one was built (tests attach sessions to it). */
+  srpTarget?(): unknown;
   /** Discovery-session CHAP for logins from now on. */
   setDiscoveryAuth?(d: DiscoveryAuthConfig): void;
   /** Applies the RDMA tuning (config `rdma`; undefined: the defaults) from now on. */

@@ -313,10 +313,122 @@ export const EDIT_METHODS: Record<string, MethodSpec> = {
       doc.discoveryAuth = { enable: p.enable ?? true, ...chapOf(p) };
     },
   },
+  'srp.set': {
+    summary: 'create or change the SRP section: enable, portals, targetPortId (null: the default), attributes (for new logins)',
+    params: '{enable?, portals?: [{address, port?}], targetPortId?: {idExt, iocGuid} | null, attributes?: {name: value}, force?}',
+    force: true,
+    edit(doc, p) {
+      only(p, ['enable', 'portals', 'targetPortId', 'attributes', 'force']);
+      const srp = srpSection(doc, true);
+      if (p.enable !== undefined) srp.enable = p.enable;
+      if (p.portals !== undefined) srp.portals = p.portals;
+      if (p.targetPortId === null) delete srp.targetPortId;
+      else if (p.targetPortId !== undefined) srp.targetPortId = p.targetPortId;
+      const a = obj(p, 'attributes');
+      if (a) srp.attributes = { ...((srp.attributes as Obj | undefined) ?? {}), ...a };
+      return { appliesTo: 'new logins; existing SRP sessions keep what they logged in with' };
+    },
+  },
+  'srp.delete': {
+    summary: 'remove the SRP section: its LUNs, listeners and sessions (force when a LUN is in use)',
+    params: '{force?}',
+    force: true,
+    edit(doc, p) {
+      only(p, ['force']);
+      srpSection(doc);
+      delete doc.srp;
+    },
+  },
+  'srp.lun.create': {
+    summary: 'export a LUN over SRP; SRP sessions that see it get REPORTED LUNS DATA HAS CHANGED',
+    params: '{lun, backstore: name | {type, size?, path?, ...}}',
+    edit(doc, p) {
+      only(p, ['lun', 'backstore']);
+      const srp = srpSection(doc);
+      if (p.backstore === undefined) throw new ParamError('backstore', 'is required (a backstore name or definition)');
+      srp.luns.push({ lun: p.lun, backstore: p.backstore });
+    },
+  },
+  'srp.lun.delete': {
+    summary: 'stop exporting an SRP LUN; refused while an SRP session sees it unless force (in-flight commands are then aborted)',
+    params: '{lun, force?}',
+    force: true,
+    edit(doc, p) {
+      only(p, ['lun', 'force']);
+      const srp = srpSection(doc);
+      const n = int(p, 'lun');
+      const i = srp.luns.findIndex((l) => l.lun === n);
+      if (i < 0) throw new ParamError('lun', `srp has no LUN ${n}`);
+      srp.luns.splice(i, 1);
+      for (const a of srp.acls) if (Array.isArray(a.mappedLuns)) a.mappedLuns = (a.mappedLuns as Obj[]).filter((m) => m.srpLun !== n);
+    },
+  },
+  'srp.acl.create': {
+    summary: 'allow an SRP initiator (port id "0x" + 32 hex digits, or its IP address), with optional mapped LUNs (absent: every SRP LUN)',
+    params: '{initiator, mappedLuns?: [{lun, srpLun, readOnly?}]}',
+    edit(doc, p) {
+      only(p, ['initiator', 'mappedLuns']);
+      const srp = srpSection(doc);
+      srp.acls.push({ initiator: str(p, 'initiator'), ...(p.mappedLuns !== undefined ? { mappedLuns: p.mappedLuns } : {}) });
+    },
+  },
+  'srp.acl.delete': {
+    summary: "remove an SRP initiator's ACL and end that initiator's SRP sessions only",
+    params: '{initiator}',
+    edit(doc, p) {
+      only(p, ['initiator']);
+      const srp = srpSection(doc);
+      srp.acls.splice(srp.acls.indexOf(srpAcl(srp, p)), 1);
+    },
+  },
+  'srp.mappedlun.create': {
+    summary: "map an SRP LUN into an SRP ACL under a LUN number (that initiator's sessions get REPORTED LUNS DATA HAS CHANGED)",
+    params: '{initiator, lun, srpLun, readOnly?}',
+    edit(doc, p) {
+      only(p, ['initiator', 'lun', 'srpLun', 'readOnly']);
+      const srp = srpSection(doc);
+      const a = srpAcl(srp, p);
+      const list = Array.isArray(a.mappedLuns) ? (a.mappedLuns as Obj[]) : srp.luns.map((l) => ({ lun: l.lun, srpLun: l.lun, readOnly: false }));
+      a.mappedLuns = [...list, { lun: p.lun, srpLun: p.srpLun, ...(p.readOnly !== undefined ? { readOnly: p.readOnly } : {}) }];
+    },
+  },
+  'srp.mappedlun.delete': {
+    summary: 'unmap a LUN number from an SRP ACL',
+    params: '{initiator, lun}',
+    edit(doc, p) {
+      only(p, ['initiator', 'lun']);
+      const srp = srpSection(doc);
+      const a = srpAcl(srp, p);
+      const n = int(p, 'lun');
+      const list = Array.isArray(a.mappedLuns) ? (a.mappedLuns as Obj[]) : srp.luns.map((l) => ({ lun: l.lun, srpLun: l.lun, readOnly: false }));
+      if (!list.some((m) => m.lun === n)) throw new ParamError('lun', `${String(a.initiator)} has no mapped LUN ${n}`);
+      a.mappedLuns = list.filter((m) => m.lun !== n);
+    },
+  },
 };
 
+/** The SRP section of the document; `create` makes an empty one (enabled, default portal) when absent. */
+function srpSection(doc: Doc, create = false): Obj & { luns: Obj[]; acls: Obj[] } {
+  let srp = doc.srp as (Obj & { luns?: Obj[]; acls?: Obj[] }) | undefined;
+  if (!srp) {
+    if (!create) throw new ParamError('srp', 'there is no srp section (create it with srp.set)');
+    srp = {};
+    doc.srp = srp;
+  }
+  srp.luns ??= [];
+  srp.acls ??= [];
+  return srp as Obj & { luns: Obj[]; acls: Obj[] };
+}
+
+function srpAcl(srp: { acls: Obj[] }, p: Params): Obj {
+  const initiator = str(p, 'initiator')!;
+  const a = srp.acls.find((x) => x.initiator === initiator);
+  if (!a) throw new ParamError('initiator', `srp has no ACL for ${JSON.stringify(initiator)}`);
+  return a;
+}
+
 /** A tree of the model in the spirit of targetcli's `ls`. */
-export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; target: string; tpgTag?: number }> = []): string {
+export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; target: string; tpgTag?: number; transport?: unknown }> = []): string {
   const out: string[] = ['o- /'];
   const size = (b: Obj) => (b.size === undefined ? '' : ` ${typeof b.size === 'number' ? human(b.size) : String(b.size)}`);
   out.push(`  o- backstores [${doc.backstores.length}]`);
@@ -348,7 +460,26 @@ export function lsTree(doc: Doc, sessions: ReadonlyArray<{ initiator: string; ta
     }
   }
   const srp = doc.srp as Obj | undefined;
-  if (srp) out.push(`  o- srpt [${srp.enable ? 'enabled' : 'disabled'}, LUNs: ${(srp.luns as unknown[]).length}, ACLs: ${(srp.acls as unknown[]).length}]`);
+  if (srp) {
+    const live = sessions.filter((x) => x.transport === 'srp').length;
+    const luns = (srp.luns as Obj[] | undefined) ?? [];
+    const acls = (srp.acls as Obj[] | undefined) ?? [];
+    out.push(`  o- srpt [${srp.enable === false ? 'disabled' : 'enabled'}, LUNs: ${luns.length}, ACLs: ${acls.length}, sessions: ${live}]`);
+    out.push(`    o- acls [ACLs: ${acls.length}]`);
+    for (const a of acls) {
+      const m = a.mappedLuns as Obj[] | undefined;
+      out.push(`    | o- ${String(a.initiator)} [Mapped LUNs: ${m ? m.length : 'all'}]`);
+      for (const x of m ?? []) out.push(`    |   o- mapped_lun${String(x.lun)} [lun${String(x.srpLun)} ${x.readOnly ? '(ro)' : '(rw)'}]`);
+    }
+    out.push(`    o- luns [LUNs: ${luns.length}]`);
+    for (const l of luns) {
+      const b = l.backstore;
+      out.push(`    | o- lun${String(l.lun)} [${typeof b === 'string' ? b : `inline ${String((b as Obj).type)}${size(b as Obj)}`}]`);
+    }
+    const portals = (srp.portals as Obj[] | undefined) ?? [];
+    out.push(`    o- portals [Portals: ${portals.length}]`);
+    for (const p of portals) out.push(`      o- ${String(p.address)}:${String(p.port)} [rdma_cm]`);
+  }
   return out.join('\n');
 }
 

@@ -9,7 +9,8 @@ import { BufferPool } from '../scsi/bufpool.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
 import type { IoStats } from '../scsi/stats.js';
-import type { ScsiCore } from '../scsi/types.js';
+import type { Nexus, ScsiCore } from '../scsi/types.js';
+import { nexusKey } from '../scsi/task.js';
 import { LunView } from '../scsi/view.js';
 import type { BackstoreConfig } from './config.js';
 import type { ResolvedLun } from './engine.js';
@@ -24,8 +25,11 @@ export interface ScsiLayer {
   openBackstore(store: BackstoreConfig): Promise<Backstore>;
   createLogicalUnit(r: ResolvedLun, stateDir: string): Promise<unknown>;
   createView(luns: ReadonlyArray<{ lun: number; lu: unknown; readOnly: boolean }>): ScsiCore;
-  /** The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED for their nexuses (SPC-4 6.37). */
-  lunsChanged?(lus: unknown[]): void;
+  /**
+   * The LUN inventory of these LUs' TPG changed: REPORTED LUNS DATA HAS CHANGED (SPC-4 6.37)
+   * for `nexuses` (the sessions whose view changed), or for every nexus of the LUs when absent.
+   */
+  lunsChanged?(lus: unknown[], nexuses?: readonly Nexus[]): void;
   /** The LU's backstore grew: READ CAPACITY answers the new size, CAPACITY DATA HAS CHANGED for its nexuses (SBC-3 4.10). */
   capacityChanged?(lu: unknown): void;
   /** Runs `fn` (synchronously) at the first moment no command of the LU is in flight; rejects after `timeoutMs`. */
@@ -71,8 +75,13 @@ export function createScsiLayer(
     createView(luns) {
       return new LunView(luns.map((l) => ({ lun: l.lun, lu: l.lu as LogicalUnit, readOnly: l.readOnly })));
     },
-    lunsChanged(changed) {
-      for (const lu of new Set(changed)) (lu as LogicalUnit).unitAttentionOthers(Asc.ReportedLunsDataChanged);
+    lunsChanged(changed, nexuses) {
+      const keys = nexuses && new Set(nexuses.map(nexusKey));
+      for (const lu of new Set(changed)) {
+        if (!lu) continue;
+        if (keys) (lu as LogicalUnit).ua.establishWhere((n) => keys.has(nexusKey(n)), Asc.ReportedLunsDataChanged);
+        else (lu as LogicalUnit).unitAttentionOthers(Asc.ReportedLunsDataChanged);
+      }
     },
     capacityChanged(lu) {
       (lu as LogicalUnit).capacityChanged();

@@ -18,9 +18,17 @@ import { growBackstore } from '../backstore/open.js';
 import { cqPollStats, MemoryRegistry, native, nativeAvailable, setCqPollBudget } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
-import { SrpTarget } from '../srp/target.js';
+import { SrpTarget, type SrpSession } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
-import { RDMA_POLL_US_DEFAULT, SRP_LUN_OWNER, type Config, type DiscoveryAuthConfig, type TpgConfig } from './config.js';
+import {
+  RDMA_POLL_US_DEFAULT,
+  SRP_ATTRIBUTE_DEFAULTS,
+  SRP_LUN_OWNER,
+  type Config,
+  type DiscoveryAuthConfig,
+  type SrpConfig,
+  type TpgConfig,
+} from './config.js';
 import type { Engine, EngineStatus, Listener, ResolvedLun, ServedTargets } from './engine.js';
 import type { Logger } from '../common/log.js';
 import { createScsiLayer, type ScsiLayer } from './scsi-layer.js';
@@ -37,6 +45,22 @@ class SwappableCore implements ScsiCore {
   nexusLost(nexus: Nexus): void {
     this.current.nexusLost(nexus);
   }
+}
+
+/** The SRP port while the section is absent or disabled: no ACL, no demo mode, so no login. */
+const CLOSED_SRP: SrpConfig = {
+  enable: false,
+  portals: [],
+  luns: [],
+  acls: [],
+  attributes: { ...SRP_ATTRIBUTE_DEFAULTS, generateNodeAcls: false },
+};
+
+interface SrpViews {
+  cfg: SrpConfig;
+  luns: ResolvedLun[];
+  demo: SwappableCore;
+  aclCores: Map<string, SwappableCore>;
 }
 
 interface TpgViews {
@@ -152,30 +176,51 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           tpgs.push(tpgOptions(t.iqn, g, views));
         }
       }
-      // The SRP target port: its LUN view (demo mode) and one view per ACL, over the same LUs.
+      // The SRP target port: its LUN view (demo mode) and one view per ACL, over the same LUs;
+      // sessions hold these cores, so a changed LUN list or mapping reaches them underneath.
       let srp: SrpTarget | undefined;
-      const sc = config.srp;
-      if (sc?.enable) {
-        const srpLuns = luns.filter((r) => r.iqn === SRP_LUN_OWNER);
-        const byNumber = new Map(srpLuns.map((r) => [r.lun.lun, r]));
-        const demo = scsi.createView(srpLuns.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: false })));
-        const acls = sc.acls.map((a) => {
-          const mapped = a.mappedLuns ?? srpLuns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
-          const core = scsi.createView(mapped.map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })));
+      let srpViews: SrpViews | undefined;
+      const srpViewsOf = (v: SrpViews) => {
+        const byNumber = new Map(v.luns.map((r) => [r.lun.lun, r]));
+        v.demo.current = scsi.createView(v.luns.map((r) => ({ lun: r.lun.lun, lu: lus.get(r.backstore), readOnly: false })));
+        for (const a of v.cfg.acls) {
+          const mapped = a.mappedLuns ?? v.luns.map((r) => ({ lun: r.lun.lun, tpgLun: r.lun.lun, readOnly: false }));
+          v.aclCores.get(a.initiator)!.current = scsi.createView(
+            mapped.filter((m) => byNumber.has(m.tpgLun)).map((m) => ({ lun: m.lun, lu: lus.get(byNumber.get(m.tpgLun)!.backstore), readOnly: m.readOnly })),
+          );
+        }
+      };
+      const srpOptions = (sc: SrpConfig, v: SrpViews) => ({
+        core: v.demo,
+        generateNodeAcls: sc.attributes.generateNodeAcls,
+        acls: sc.acls.map((a) => {
+          const core = v.aclCores.get(a.initiator)!;
           return a.initiator.startsWith('0x') ? { initiatorPortId: a.initiator, core } : { address: a.initiator, core };
-        });
-        const tpid = sc.targetPortId ? srpTargetPortId(sc.targetPortId.idExt, sc.targetPortId.iocGuid) : undefined;
-        srp = new SrpTarget({
-          core: demo,
-          generateNodeAcls: sc.attributes.generateNodeAcls,
-          acls,
-          credits: sc.attributes.credits,
-          immediateData: sc.attributes.immediateData,
-          maxItIuLen: sc.attributes.maxItIuLength,
-          ...(tpid ? { targetPortId: tpid } : {}),
-          log,
-        });
-      }
+        }),
+        credits: sc.attributes.credits,
+        immediateData: sc.attributes.immediateData,
+        maxItIuLen: sc.attributes.maxItIuLength,
+        targetPortId: sc.targetPortId ? srpTargetPortId(sc.targetPortId.idExt, sc.targetPortId.iocGuid) : undefined,
+      });
+      const enableSrp = (sc: SrpConfig, srpLuns: ResolvedLun[]) => {
+        srpViews = { cfg: sc, luns: srpLuns, demo: new SwappableCore(), aclCores: new Map(sc.acls.map((a) => [a.initiator, new SwappableCore()])) };
+        srpViewsOf(srpViews);
+        const { targetPortId, ...o } = srpOptions(sc, srpViews);
+        srp = new SrpTarget({ ...o, ...(targetPortId ? { targetPortId } : {}), log });
+      };
+      /** Whether an SRP session's view holds SRP LUN `n` (demo mode: every LUN; an ACL: its mapping). */
+      const srpSees = (v: SrpViews, s: SrpSession, n: number): boolean => {
+        if (s.core === v.demo) return true;
+        for (const a of v.cfg.acls) if (v.aclCores.get(a.initiator) === s.core) return !a.mappedLuns || a.mappedLuns.some((m) => m.tpgLun === n);
+        return false;
+      };
+      const srpNexuses = (which: (s: SrpSession) => boolean): Nexus[] => (srp ? [...srp.sessions.values()].filter(which).map((s) => s.nexus) : []);
+      // Built even when the section is absent or disabled (then closed: it accepts no login),
+      // so enabling it at run time only reconfigures it and its listeners can open first.
+      enableSrp(
+        config.srp?.enable ? config.srp : CLOSED_SRP,
+        luns.filter((r) => r.iqn === SRP_LUN_OWNER),
+      );
 
       const discoveryAuth = (d: DiscoveryAuthConfig) =>
         d.enable && d.userid && d.password
@@ -197,10 +242,20 @@ export function createEngine(opts: WiringOptions = {}): Engine {
         log,
       });
 
+      /** Whether an initiator's view of a TPG holds TPG LUN `n` (its ACL's mapping, or demo mode without an ACL). */
+      const iscsiSees = (g: TpgConfig, initiator: string, n: number): boolean => {
+        const acl = g.acls.find((a) => a.initiator === initiator);
+        return acl ? !acl.mappedLuns || acl.mappedLuns.some((m) => m.tpgLun === n) : g.attributes.generateNodeAcls;
+      };
+      const iscsiNexuses = (g: TpgViews, iqn: string, sees: (initiator: string) => boolean): Nexus[] => {
+        const e = target.tpgs.find((x) => x.iqn === iqn && x.tpgt === g.tpg.tag);
+        return e ? target.nexusesOf((s) => s.tpg === e && sees(s.initiator)) : [];
+      };
+
       return {
         async listen(portal): Promise<Listener> {
           if (portal.transport === 'srp') {
-            if (!srp) throw new Error('srp portal without an enabled srp section');
+            if (!srp) throw new Error('srp portal without an srp target port');
             if (!srpFabric) {
               const { SrpFabric } = await import('../srp/listener.js');
               srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
@@ -279,40 +334,92 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           return lu === undefined ? undefined : scsi.statsOf?.(lu);
         },
         async addLun(r) {
+          if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
+          if (r.iqn === SRP_LUN_OWNER) {
+            const v = srpViews;
+            if (!v) throw new Error('srp is not enabled');
+            v.luns.push(r);
+            srpViewsOf(v);
+            // SRP sessions that see it learn of it, as srpt's through the target core.
+            scsi.lunsChanged?.(
+              v.luns.map((x) => lus.get(x.backstore)),
+              srpNexuses((s) => srpSees(v, s, r.lun.lun)),
+            );
+            return;
+          }
           const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
           if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
-          if (!lus.has(r.backstore)) lus.set(r.backstore, await scsi.createLogicalUnit(r, config.stateDir));
           g.luns.push(r);
           viewsOf(g);
-          const changed = g.luns.map((x) => lus.get(x.backstore));
-          scsi.lunsChanged?.(changed);
+          // Only the sessions whose view holds the new LUN (SPC-4 6.37: their inventory changed).
+          scsi.lunsChanged?.(
+            g.luns.map((x) => lus.get(x.backstore)),
+            iscsiNexuses(g, r.iqn, (i) => iscsiSees(g.tpg, i, r.lun.lun)),
+          );
         },
         async removeLun(r, { lastUse }) {
           const lu = lus.get(r.backstore);
-          if (r.iqn === SRP_LUN_OWNER) throw new Error('SRP LUNs change with a restart');
-          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
-          if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
-          g.luns = g.luns.filter((x) => x.lun.lun !== r.lun.lun);
-          viewsOf(g);
-          // The LUNs left in the TPG: their nexuses learn the inventory changed.
-          scsi.lunsChanged?.(g.luns.map((x) => lus.get(x.backstore)));
+          if (r.iqn === SRP_LUN_OWNER) {
+            const v = srpViews;
+            if (!v) throw new Error('srp is not enabled');
+            const saw = srpNexuses((s) => srpSees(v, s, r.lun.lun));
+            v.luns = v.luns.filter((x) => x.lun.lun !== r.lun.lun);
+            srpViewsOf(v);
+            scsi.lunsChanged?.(
+              v.luns.map((x) => lus.get(x.backstore)),
+              saw,
+            );
+          } else {
+            const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
+            if (!g) throw new Error(`no TPG ${r.tpgTag} in ${r.iqn}`);
+            const saw = iscsiNexuses(g, r.iqn, (i) => iscsiSees(g.tpg, i, r.lun.lun));
+            g.luns = g.luns.filter((x) => x.lun.lun !== r.lun.lun);
+            viewsOf(g);
+            // The LUNs left in the TPG: the nexuses that saw it learn the inventory changed.
+            scsi.lunsChanged?.(
+              g.luns.map((x) => lus.get(x.backstore)),
+              saw,
+            );
+          }
           if (lastUse && lu) {
             lus.delete(r.backstore);
             await scsi.retire?.(lu);
           }
         },
         sessionsSeeing(r) {
-          if (r.iqn === SRP_LUN_OWNER) return srp?.status().length ?? 0;
-          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
-          if (!g) return 0;
-          let n = 0;
-          for (const s of target.status().sessions) {
-            if (s.target !== r.iqn || s.tpgTag !== r.tpgTag) continue;
-            const acl = g.tpg.acls.find((a) => a.initiator === s.initiator);
-            if (!acl ? g.tpg.attributes.generateNodeAcls : !acl.mappedLuns || acl.mappedLuns.some((m) => m.tpgLun === r.lun.lun)) n++;
+          if (r.iqn === SRP_LUN_OWNER) {
+            const v = srpViews;
+            return v ? srpNexuses((s) => srpSees(v, s, r.lun.lun)).length : 0;
           }
-          return n;
+          const g = groups.get(`${r.iqn}\u0000${r.tpgTag}`);
+          return g ? iscsiNexuses(g, r.iqn, (i) => iscsiSees(g.tpg, i, r.lun.lun)).length : 0;
         },
+        setSrp(next, prev) {
+          const v = srpViews;
+          if (!srp || !v) return 0;
+          const on = next?.enable ? next : CLOSED_SRP;
+          const old = prev?.enable ? prev : v.cfg;
+          const ending = new Set<ScsiCore>();
+          for (const a of old.acls) if (!on.acls.some((x) => x.initiator === a.initiator)) ending.add(v.aclCores.get(a.initiator)!);
+          if (old.attributes.generateNodeAcls && !on.attributes.generateNodeAcls) ending.add(v.demo);
+          const remapped = on.acls
+            .filter((a) => old.acls.some((x) => x.initiator === a.initiator && !isDeepStrictEqual(x.mappedLuns, a.mappedLuns)))
+            .map((a): ScsiCore => v.aclCores.get(a.initiator)!);
+          v.cfg = on;
+          for (const a of on.acls) if (!v.aclCores.has(a.initiator)) v.aclCores.set(a.initiator, new SwappableCore());
+          for (const k of [...v.aclCores.keys()]) if (!on.acls.some((a) => a.initiator === k)) v.aclCores.delete(k);
+          srpViewsOf(v);
+          srp.configure(srpOptions(on, v));
+          if (remapped.length)
+            scsi.lunsChanged?.(
+              v.luns.map((x) => lus.get(x.backstore)),
+              srpNexuses((s) => remapped.includes(s.core)),
+            );
+          // Disabled or removed: no login is accepted and every session ends (its LUNs went first).
+          if (on === CLOSED_SRP) return srp.endSessions(() => true, next ? 'SRP disabled' : 'SRP section removed');
+          return ending.size ? srp.endSessions((s) => ending.has(s.core), 'SRP ACL removed or demo mode turned off') : 0;
+        },
+        srpTarget: () => srp,
         setTpg(iqn, tpg, prev) {
           const key = `${iqn}\u0000${tpg.tag}`;
           let v = groups.get(key);
@@ -333,9 +440,15 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           }
           target.updateTpg(e, opts);
           const old = prev ?? before;
-          // Mapped LUNs changed: the sessions of those LUs re-read REPORT LUNS.
-          const mapsChanged = tpg.acls.some((a) => !isDeepStrictEqual(a.mappedLuns, old.acls.find((x) => x.initiator === a.initiator)?.mappedLuns));
-          if (mapsChanged) scsi.lunsChanged?.(v.luns.map((x) => lus.get(x.backstore)));
+          // Mapped LUNs changed: only those initiators' sessions re-read REPORT LUNS.
+          const remapped = new Set(
+            tpg.acls.filter((a) => old.acls.some((x) => x.initiator === a.initiator && !isDeepStrictEqual(a.mappedLuns, x.mappedLuns))).map((a) => a.initiator),
+          );
+          if (remapped.size)
+            scsi.lunsChanged?.(
+              v.luns.map((x) => lus.get(x.backstore)),
+              target.nexusesOf((s) => s.tpg === e && remapped.has(s.initiator)),
+            );
           const ending = new Set<string>();
           for (const a of old.acls) {
             const n = tpg.acls.find((x) => x.initiator === a.initiator);

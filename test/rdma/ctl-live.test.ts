@@ -3,9 +3,13 @@
 // the control API; fio finishes verified and the kernel's session never logged in again
 // (counted). A second initiator (libiscsi's iscsi-perf over TCP, another initiator name)
 // loses its session when its ACL is deleted, and only it does.
+// The srp section the same way with the kernel ib_srp initiator: fio --verify on SRP LUN 0
+// while an SRP LUN is added (the initiator sees it after a rescan) and removed (forced);
+// the SRP channel is the one it had (no new SRP login).
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rpcCall } from '../../lib/target/control.js';
-import { KernelRig, bg, fioVerify as fio, inVm, sleep, stopIscsid } from './kernel-helpers.js';
+import { IbSrp, KernelRig, bg, disks, fioVerify as fio, inVm, sleep, stopIscsid } from './kernel-helpers.js';
 
 const IQN = 'iqn.2025-01.org.rdma-target:ctl-live';
 const INITIATOR = 'iqn.2025-01.org.rdma-target:vm-ctl-initiator';
@@ -98,5 +102,79 @@ describe('control API changes during fio --verify over iSER', () => {
     expect(after.counters.logins).toBe(before.counters.logins + 1);
     // The kernel saw the new LUNs announced, not an error on LUN 0.
     expect(sh('dmesg')).not.toContain(`I/O error, dev ${disk.replace('/dev/', '')},`);
+  }, 900_000);
+});
+
+const SRP_ID_EXT = '5250544152474554';
+const SRP_IOC_GUID = '0011223344556677';
+const srpRig = new KernelRig({ name: 'rt-ctl-srp-', diagnose: 'dmesg | tail -n 30' });
+const ibSrp = new IbSrp(srpRig, { idExt: SRP_ID_EXT, iocGuid: SRP_IOC_GUID, dest: '10.77.0.1:5555' });
+const srpCall = (method: string, params: Record<string, unknown> = {}) => rpcCall(srpRig.socket, method, params, 60_000);
+
+describe('srp section changes during fio --verify over ib_srp', () => {
+  beforeAll(async () => {
+    if (!inVm) throw new Error('the kernel SRP tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
+    srpRig.sh('modprobe ib_srp && modprobe sd_mod');
+    if (!existsSync(IbSrp.add)) throw new Error(`${IbSrp.add} is missing: ib_srp did not bind rxe0\n${srpRig.diagnostics()}`);
+    await srpRig.start(
+      {
+        control: { socket: srpRig.socket },
+        stateDir: `${srpRig.work}/state`,
+        targets: [],
+        srp: {
+          portals: [{ address: '10.77.0.1', port: 5555 }],
+          targetPortId: { idExt: SRP_ID_EXT, iocGuid: SRP_IOC_GUID },
+          luns: [{ lun: 0, backstore: { type: 'ram', size: '64M' } }],
+          // RDMA/CM logins are named by source address; the initiator reaches 10.77.0.1 over rxe0's loopback.
+          acls: [{ initiator: '10.77.0.1' }],
+        },
+      },
+      { srp: 1, control: true },
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    try {
+      await ibSrp.removeTargetsOnly();
+    } catch {
+      /* reported by the test */
+    }
+    srpRig.target?.kill('SIGKILL');
+  });
+
+  test('an SRP LUN added and removed live: fio verifies, the session is the one it had, the new LUN appears after a rescan', async () => {
+    await ibSrp.addTarget('ch_count=1,queue_size=32');
+    const d = await ibSrp.waitForDisks(1);
+    const before = await srpRig.status();
+    const channels = before.sessions.filter((s) => s.transport === 'srp');
+    expect(channels).toHaveLength(1);
+    const run = bg(fio(d.get(0)!, 'srplive', '--rw=randwrite --bsrange=4k-128k --iodepth=16 --size=48M --loops=3', { timeoutS: 600 }));
+    const fioRunning = () => run.child.exitCode === null && run.child.signalCode === null;
+    await sleep(2000);
+    expect(fioRunning()).toBe(true);
+
+    const added = (await srpCall('srp.lun.create', { lun: 1, backstore: { type: 'ram', size: '8M' } })) as { added: unknown[]; endedSessions: number };
+    expect(added).toMatchObject({ added: [{ target: 'srp', lun: 1 }], endedSessions: 0 });
+    // ib_srp does not rescan on REPORTED LUNS DATA HAS CHANGED by itself: ask the SCSI host.
+    srpRig.sh('for h in /sys/class/scsi_host/host*; do echo "- - -" > $h/scan 2>/dev/null || true; done', 60_000);
+    const both = await ibSrp.waitForDisks(2);
+    expect([...both.keys()].sort()).toEqual([0, 1]);
+    expect(srpRig.sh(`sg_readcap ${both.get(1)!}`)).toMatch(/Device size: 8388608 bytes/);
+
+    // In use (the session sees it): refused without force; forced, the session stays.
+    await expect(srpCall('srp.lun.delete', { lun: 1 })).rejects.toThrow(/srp LUN 1 is in use by 1 session; removing it needs force/);
+    expect(await srpCall('srp.lun.delete', { lun: 1, force: true })).toMatchObject({ removed: [{ target: 'srp', lun: 1 }], endedSessions: 0 });
+    // Every change above happened while fio was writing and verifying LUN 0.
+    expect(fioRunning(), 'fio finished before the changes were made: make its run longer').toBe(true);
+
+    const r = await run.done;
+    expect(r.code, `${r.out}${srpRig.context()}`).toBe(0);
+    expect(r.out).not.toMatch(/verify: bad|err=/i);
+    const after = await srpRig.status();
+    expect(after.sessions.filter((s) => s.transport === 'srp').map((s) => s.connections.map((c) => c.remote))).toEqual(
+      channels.map((s) => s.connections.map((c) => c.remote)),
+    );
+    expect(after.counters.srpLogins).toBe(before.counters.srpLogins);
+    expect(disks().some((x) => x.lun === 0)).toBe(true);
   }, 900_000);
 });

@@ -56,8 +56,10 @@ export function overrideListen<T extends object>(doc: T, address: string, port: 
 }
 
 /**
- * Puts back into `doc` (a configuration about to be saved) the portals `file` gives each of
- * its TPGs: --listen replaced them only for this run, so the file keeps its own.
+ * Puts back into `doc` (a configuration about to be saved) the TCP portals `file` gives each
+ * of its TPGs: --listen replaced them only for this run, so the file keeps its own. The other
+ * portals (iser) are what runs: --listen leaves them alone, so run-time changes to them are
+ * saved. (The daemon refuses TCP portal changes under --listen: they could not be saved.)
  */
 export function filePortals<T extends object>(doc: T, file: unknown): T {
   const fileTpgs = new Map<string, unknown>();
@@ -67,14 +69,17 @@ export function filePortals<T extends object>(doc: T, file: unknown): T {
     for (const g of Array.isArray(to?.tpgs) ? (to.tpgs as Obj[]) : [])
       if (g && typeof g === 'object') fileTpgs.set(`${String(to.iqn)}\u0000${String(g.tag ?? 1)}`, g.portals);
   }
+  const tcp = (p: unknown) => !!p && typeof p === 'object' && ((p as Obj).transport ?? 'tcp') === 'tcp';
   const copy = structuredClone(doc) as Obj;
   for (const t of targets(copy)) {
     const to = t as Obj;
     for (const g of to.tpgs as Obj[]) {
       const key = `${String(to.iqn)}\u0000${String(g.tag)}`;
       if (!fileTpgs.has(key)) continue;
-      const portals = fileTpgs.get(key);
-      if (portals === undefined) delete g.portals;
+      const own = fileTpgs.get(key);
+      const running = Array.isArray(g.portals) ? (g.portals as unknown[]).filter((p) => !tcp(p)) : [];
+      const portals = [...(Array.isArray(own) ? own.filter(tcp) : []), ...running];
+      if (own === undefined && portals.length === 0) delete g.portals;
       else g.portals = portals;
     }
   }

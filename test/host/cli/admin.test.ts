@@ -98,6 +98,64 @@ describe('rdma-target OBJECT VERB (administration)', () => {
     expect(JSON.parse((await cli('target', 'list')).out).map((t: { iqn: string }) => t.iqn)).toEqual([IQN]);
   });
 
+  it('srp subcommands: show, set, lun, acl and mappedlun create/delete, delete', async () => {
+    const A = '0x0000000000000000000000000000000a';
+    let r = await cli('srp', 'show');
+    expect(r).toMatchObject({ code: 0, out: 'null' });
+    r = await cli('srp', 'set', '--portal', '127.0.0.1:5556', '--id-ext', '5250544152474554', '--ioc-guid', '0011223344556677', 'credits=64');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('applies to new logins');
+    r = await cli('srp', 'lun', 'create', '0', 'ram:1M');
+    expect(r.out).toContain('added LUN 0 (srp/lun0, 1048576 bytes) to srp');
+    for (const argv of [
+      ['srp', 'acl', 'create', A],
+      ['srp', 'mappedlun', 'create', A, '3', '0', '--read-only'],
+    ]) {
+      const x = await cli(...argv);
+      expect(x.code, `${argv.join(' ')}: ${x.err}`).toBe(0);
+    }
+    expect(JSON.parse((await cli('srp', 'show')).out)).toMatchObject({
+      portals: [{ address: '127.0.0.1', port: 5556 }],
+      targetPortId: { idExt: '5250544152474554', iocGuid: '0011223344556677' },
+      luns: [{ lun: 0, backstore: { type: 'ram', size: 1 << 20 } }],
+      acls: [
+        {
+          initiator: A,
+          mappedLuns: [
+            { lun: 0, srpLun: 0 },
+            { lun: 3, srpLun: 0, readOnly: true },
+          ],
+        },
+      ],
+      attributes: { credits: 64 },
+    });
+    expect(JSON.parse(readFileSync(file, 'utf8')).srp.acls).toHaveLength(1);
+    const tree = (await cli('ls')).out;
+    expect(tree).toContain('o- srpt [enabled, LUNs: 1, ACLs: 1, sessions: 0]');
+    expect(tree).toContain(`o- ${A} [Mapped LUNs: 2]`);
+    expect(tree).toContain('o- mapped_lun3 [lun0 (ro)]');
+    expect(tree).toContain('o- lun0 [inline ram 1MiB]');
+    expect(tree).toContain('o- 127.0.0.1:5556 [rdma_cm]');
+    r = await cli('srp', 'lun', 'frob');
+    expect(r.code).toBe(ADMIN_EXIT.usage);
+    r = await cli('srp', 'set', 'credits=1');
+    expect([r.code, r.err]).toEqual([ADMIN_EXIT.refused, expect.stringContaining('srp set: srp.attributes.credits: ')]);
+    r = await cli('srp', 'set', '--default-port-id', '--disable');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse((await cli('srp', 'show')).out).targetPortId).toBeUndefined();
+    for (const argv of [
+      ['srp', 'mappedlun', 'delete', A, '3'],
+      ['srp', 'acl', 'delete', A],
+      ['srp', 'set', '--enable'],
+      ['srp', 'lun', 'delete', '0'],
+      ['srp', 'delete'],
+    ]) {
+      const x = await cli(...argv);
+      expect(x.code, `${argv.join(' ')}: ${x.err}`).toBe(0);
+    }
+    expect(JSON.parse(readFileSync(file, 'utf8')).srp).toBeUndefined();
+  });
+
   // argv, exit code, what stderr must say.
   const BAD: Array<[string[], number, string]> = [
     [['lun', 'create', IQN, 'one', 'r0'], ADMIN_EXIT.usage, 'LUN: must be a non-negative integer, got "one"'],
