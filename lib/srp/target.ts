@@ -198,9 +198,9 @@ export class SrpTarget {
     return { ...d, core };
   }
 
-  /** Whether an ACL names this initiator port (its login failures get a row of their own). */
-  namedByAcl(initiatorPort: string): boolean {
-    return this.acls.some((a) => a.portId === initiatorPort);
+  /** Whether an ACL names this initiator port or the address it logs in from (its login failures get a row of their own). */
+  namedByAcl(initiatorPort: string, address: string): boolean {
+    return this.acls.some((a) => a.portId === initiatorPort || (a.address !== undefined && a.address === address));
   }
 
   private authorize(initiatorPort: string, address: string): ScsiCore | undefined {
