@@ -375,7 +375,7 @@ export class Daemon {
       if (why === undefined) serving.push(name);
       else {
         waiting.push(`${name} waiting for an RDMA device with address ${p.address} (${why})`);
-        if (l?.listening) pending.push(l.listening);
+        if (l?.whenListening) pending.push(l.whenListening());
       }
     }
     const text = [serving.length ? `serving ${serving.join(', ')}` : waiting.length ? 'serving no portal yet' : 'serving no portal', ...waiting].join('; ');

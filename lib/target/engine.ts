@@ -30,8 +30,8 @@ export interface Listener {
    * absent for TCP, which listens as soon as the listener exists.
    */
   waiting?(): string | undefined;
-  /** Resolves once a waiting portal listens (absent: it listens already). */
-  listening?: Promise<void>;
+  /** Resolves once the portal listens: at once when it does now (absent: it always does). */
+  whenListening?(): Promise<void>;
   /**
    * Stops accepting at once; resolves when the connections it accepted are gone. With
    * `force`, destroys those that remain (the backstop after the engine's graceful shutdown).

@@ -205,7 +205,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
               srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await srpFabric.listen(srp, { address: portal.address, port: portal.port });
-            return { address: l.address, port: l.port, waiting: () => l.waiting(), listening: l.listening, close: (force) => l.close(force) };
+            return { address: l.address, port: l.port, waiting: () => l.waiting(), whenListening: () => l.whenListening(), close: (force) => l.close(force) };
           }
           if (portal.transport === 'iser') {
             if (!fabric) {
@@ -213,7 +213,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
               fabric = new IserFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await fabric.listen(target, { address: portal.address, port: portal.port });
-            return { address: l.address, port: l.port, waiting: () => l.waiting(), listening: l.listening, close: (force) => l.close(force) };
+            return { address: l.address, port: l.port, waiting: () => l.waiting(), whenListening: () => l.whenListening(), close: (force) => l.close(force) };
           }
           const l = await listenTcp(target, { address: portal.address, port: portal.port });
           // An ephemeral port (--listen ADDR:0) is known only now; SendTargets must advertise it.

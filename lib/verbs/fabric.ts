@@ -22,8 +22,8 @@ export interface CmListener {
   readonly port: number;
   /** Why the portal accepts no connection yet (it waits for an RDMA device), or undefined once it listens. */
   waiting(): string | undefined;
-  /** Resolves once the portal listens (at once when it did from the start); never, if it is closed first. */
-  readonly listening: Promise<void>;
+  /** Resolves once the portal listens: at once when it does now; never, if it is closed first. */
+  whenListening(): Promise<void>;
   /** Stop listening; with `destroyConnections`, also drop the connections it accepted. */
   close(destroyConnections?: boolean): Promise<void>;
 }
@@ -51,7 +51,8 @@ interface Portal<C> {
   closed: boolean;
   /** Why the last bind failed, while the portal waits for a device. */
   waitReason: string | undefined;
-  /** Resolves `listening` (the first bind). */
+  /** Resolves when the portal is next bound (a new one after each unbind). */
+  listening: Promise<void>;
   bound: () => void;
 }
 
@@ -130,9 +131,19 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
   }
 
   protected listenOn(address: string, port: number, onRequest: (ev: CmEvent, mine: Accepted<C>) => void): Promise<CmListener> {
-    let bound!: () => void;
-    const listening = new Promise<void>((r) => (bound = r));
-    const portal: Portal<C> = { address, port, onRequest, mine: new Set(), id: undefined, device: undefined, closed: false, waitReason: undefined, bound };
+    const portal: Portal<C> = {
+      address,
+      port,
+      onRequest,
+      mine: new Set(),
+      id: undefined,
+      device: undefined,
+      closed: false,
+      waitReason: undefined,
+      listening: Promise.resolve(),
+      bound: () => {},
+    };
+    this.expectBind(portal);
     try {
       this.bindPortal(portal);
     } catch (e) {
@@ -147,7 +158,7 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
       address,
       port: portal.id?.localPort ?? port,
       waiting: () => (portal.id || portal.closed ? undefined : (portal.waitReason ?? 'waiting for its RDMA device')),
-      listening,
+      whenListening: () => (portal.id ? Promise.resolve() : portal.listening),
       close: async (destroyConnections = false) => {
         portal.closed = true;
         this.portals.delete(portal);
@@ -167,8 +178,14 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
     p.bound();
   }
 
+  /** A fresh promise for the next bind of `p`. */
+  private expectBind(p: Portal<C>): void {
+    p.listening = new Promise<void>((r) => (p.bound = r));
+  }
+
   private unbindPortal(p: Portal<C>): void {
     if (!p.id) return;
+    this.expectBind(p);
     try {
       this.cmChannel?.destroy(p.id);
     } catch {

@@ -65,7 +65,7 @@ export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException; rdmaWaiting
               address: p.address,
               port: p.port,
               waiting: () => (arrived ? undefined : 'no RDMA device yet (fake)'),
-              listening: arrival,
+              whenListening: () => arrival,
               close: async () => {},
             };
           const s = createServer((c) => {
