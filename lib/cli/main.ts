@@ -34,7 +34,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  rdma-target [--config FILE] [--listen ADDR:PORT] [--metrics ADDR:PORT] [--debug] [--log-format human|json]
+  rdma-target [--config FILE] [--listen ADDR:PORT] [--metrics ADDR:PORT] [--rdma auto|on|off] [--debug] [--log-format human|json]
   rdma-target check-config FILE
   rdma-target status [--socket PATH]
   rdma-target top [--socket PATH] [--interval S] [--sort COLUMN]
@@ -59,6 +59,10 @@ Options:
                            IPv6; port 0 picks a free port and prints it)
       --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics (the
                            config's metrics.listen; off unless one of them is given)
+      --rdma auto|on|off   iSER and SRP portals: auto (default) where the native addon loads
+                           and RDMA/CM exists; on also before any RDMA device or rdma_ucm
+                           exists (the portals wait for a device: a unit started early in
+                           boot); off never
       --debug              verbose log, stack traces on errors
       --log-format F       human (info on stdout, warnings on stderr) or json (one JSON
                            object per line on stdout); default: human on a terminal, else json
@@ -176,6 +180,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         'shutdown-timeout': { type: 'string' },
         'log-format': { type: 'string' },
         metrics: { type: 'string' },
+        rdma: { type: 'string' },
         interval: { type: 'string' },
         sort: { type: 'string' },
         once: { type: 'boolean' },
@@ -300,6 +305,7 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     doc = defaultConfigJson();
   }
 
+  if (o.rdma !== undefined && !['auto', 'on', 'off'].includes(o.rdma)) return usage(`--rdma must be auto, on or off, got ${JSON.stringify(o.rdma)}`);
   let listen: { address: string; port: number } | undefined;
   if (o.listen !== undefined) {
     const l = parseListen(o.listen);
@@ -325,7 +331,16 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
   let engine = ro.engine;
   if (!engine) {
     const { createEngine } = await import('../target/wiring.js');
-    engine = createEngine({ log });
+    let rdma: boolean | undefined;
+    if (o.rdma === 'on') {
+      const { nativeAvailable } = await import('../verbs/index.js');
+      if (!nativeAvailable()) {
+        io.err('rdma-target: --rdma on: the native addon or rdma-core (libibverbs, librdmacm) is missing');
+        return EXIT_FAILURE;
+      }
+      rdma = true;
+    } else if (o.rdma === 'off') rdma = false;
+    engine = createEngine({ log, ...(rdma !== undefined ? { rdma } : {}) });
   }
 
   // The default target also listens for iSER where RDMA devices exist, once the build has
@@ -400,6 +415,19 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
         },
       );
     };
+    // A waiting RDMA portal that starts listening: STATUS= says so (followed until none waits).
+    let following = false;
+    const followWaiting = () => {
+      if (!sd || following) return;
+      const { listening } = daemon.servingStatus();
+      if (!listening) return;
+      following = true;
+      void listening.then(() => {
+        following = false;
+        void sd.status(daemon.servingStatus().text);
+        followWaiting();
+      });
+    };
     // SIGHUP: re-read the file and add what can be added live (see Daemon.reload).
     const onHup = () => {
       void sd?.reloading();
@@ -409,7 +437,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
           (r) => log.info(`rdma-target: SIGHUP: reloaded ${JSON.stringify(r)}`),
           (e: unknown) => log.error(`SIGHUP: ${(e as Error).message}`),
         )
-        .finally(() => void sd?.ready('serving (reloaded)'));
+        .finally(() => {
+          if (!sd) return;
+          void sd.ready(`${daemon.servingStatus().text} (reloaded)`);
+          followWaiting();
+        });
     };
     if (ro.signals !== false) {
       process.on('SIGINT', onSignal);
@@ -420,8 +452,12 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
     // synchronous on Linux, so printing first let a quick SIGHUP find the default action: exit).
     log.info(`rdma-target ${version()} serving ${source} (pid ${process.pid})`);
     for (const line of daemon.connectionHints()) log.info(line);
-    // Type=notify: ready only now that every portal listens (Daemon.start bound them all).
-    void sd?.ready(`serving ${daemon.portals.map((p) => `${p.transport} ${fmtAddr(p.address, p.port)}`).join(', ') || 'no portal'}`);
+    // Type=notify: ready only now that every TCP portal listens and every RDMA portal listens or
+    // waits for its device (Daemon.servingStatus; STATUS= names the waiting ones).
+    if (sd) {
+      void sd.ready(daemon.servingStatus().text);
+      followWaiting();
+    }
     ro.onStarted?.(daemon);
     // Tests without signals stop the daemon themselves; resolve once it has stopped.
     if (ro.signals === false) {

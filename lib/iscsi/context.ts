@@ -4,6 +4,7 @@
 // and not connection.ts, so they can be driven without a transport or a socket (LIO's
 // iscsit_conn plays the part; tgt's iscsi_connection). Types only.
 
+import type { InitiatorCounters } from '../common/initiators.js';
 import type { ChapCredentials } from './chap.js';
 import type { Logger } from '../common/log.js';
 import type { OperationalParams, TargetPreferences } from './params.js';
@@ -47,6 +48,8 @@ export interface TargetContext {
     readonly discoveryAuth?: { chap?: ChapCredentials; required?: boolean };
   };
   readonly counters: TargetCounters;
+  /** Logins, logouts and failures per initiator (lib/common/initiators.ts). */
+  readonly initiators: InitiatorCounters;
   readonly tpgs: readonly TpgEntry[];
   readonly discoveryPrefs: TargetPreferences;
   /** The enabled TPG of `iqn` that serves the portal a connection arrived on. */

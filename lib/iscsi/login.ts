@@ -6,6 +6,7 @@
 
 import { randomInt } from 'node:crypto';
 import type { Nexus } from '../scsi/types.js';
+import { transportIndex } from '../common/transports.js';
 import { IoStats } from '../scsi/stats.js';
 import { ChapServer, type ChapCredentials } from './chap.js';
 import type { ConnectionContext } from './context.js';
@@ -299,6 +300,7 @@ export class LoginHandler {
       const r = this.chap.step(chapKeys);
       if (r.failure) {
         this.conn.target.counters.chapFailures = (this.conn.target.counters.chapFailures ?? 0) + 1;
+        this.conn.target.initiators.count('chapFailures', this.initiatorName, this.acl !== undefined);
         throw new LoginFailure(
           LoginStatus.AuthenticationFailure,
           `CHAP authentication failed: ${r.failure} (check the initiator's CHAP user name and secret against the ACL's or TPG's)`,
@@ -343,6 +345,7 @@ export class LoginHandler {
           targetPort: `${tpg.iqn},t,0x${tpg.tpgt.toString(16).padStart(4, '0')}`,
           relativePortId: tpg.relativePortId,
           transportId: iscsiTransportId(this.initiatorName, isidHex),
+          transport: transportIndex(conn.transport.kind),
           stats: new IoStats(),
         };
       }
@@ -363,6 +366,7 @@ export class LoginHandler {
     conn.transport.loginComplete();
     this.respond(reply, true, Stage.FullFeature, session);
     target.counters.logins++;
+    target.initiators.count('logins', this.initiatorName, true);
     conn.log = conn.log.child({ tsih: session.tsih, ...(this.sessionType === 'Normal' ? { target: this.targetName } : {}) });
     conn.log.info(
       { event: 'login', sessionType: this.sessionType, cid: this.cid, ...(session === this.joining ? { joined: true } : {}) },
@@ -413,6 +417,7 @@ export class LoginHandler {
     const conn = this.conn;
     this.done = true;
     conn.target.counters.loginFailures++;
+    conn.target.initiators.count('loginFailures', this.initiatorName, this.acl !== undefined);
     // One line with all an operator needs: who, where from, on which portal, and why.
     const hex = `0x${status.toString(16).padStart(4, '0')}`;
     conn.log.warn(

@@ -46,6 +46,7 @@ export function handleLogout(conn: ConnectionContext, pdu: LogoutRequestPdu): vo
         for (const c of [...s.connections]) if (c !== conn) c.drop('session logged out');
       }
       conn.target.counters.logouts++;
+      conn.target.initiators.count('logouts', s.key.initiatorName, true);
       conn.log.info(
         { event: 'logout', scope: closeWhat, cid: conn.cid },
         `logout: ${closeWhat === 'session' ? 'session' : `connection ${conn.cid}`} closed at the initiator's request`,

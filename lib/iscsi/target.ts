@@ -2,6 +2,7 @@
 // session table (ISID/TSIH, reinstatement), and shutdown. Transports hand it accepted
 // connections with `accept`; `lib/transport/tcp.ts` does so for TCP portals.
 
+import { InitiatorCounters, type InitiatorRow } from '../common/initiators.js';
 import type { Nexus, ScsiCore } from '../scsi/types.js';
 import type { ChapCredentials } from './chap.js';
 import { IscsiConnection } from './connection.js';
@@ -77,6 +78,7 @@ export class IscsiTarget implements TargetContext {
   };
   readonly discoveryPrefs: TargetPreferences;
   readonly counters: TargetCounters = { connections: 0, logins: 0, loginFailures: 0, logouts: 0, commands: 0, chapFailures: 0 };
+  readonly initiators = new InitiatorCounters();
   private readonly sessions = new Map<number, IscsiSession>();
   private readonly connections = new Set<IscsiConnection>();
   private nextTsih = 1;
@@ -259,7 +261,11 @@ export class IscsiTarget implements TargetContext {
     return this.stopping;
   }
 
-  status(): { sessions: Array<Record<string, unknown> & { initiator: string; target: string }>; counters: Record<string, number> } {
+  status(): {
+    sessions: Array<Record<string, unknown> & { initiator: string; target: string }>;
+    counters: Record<string, number>;
+    initiators: Record<string, InitiatorRow>;
+  } {
     const sessions = [...this.sessions.values()].map((s) => ({
       initiator: s.key.initiatorName,
       target: s.type === 'Discovery' ? '(discovery)' : s.key.targetName,
@@ -280,6 +286,10 @@ export class IscsiTarget implements TargetContext {
         dataDigest: c.params.dataDigest,
       })),
     }));
-    return { sessions, counters: { ...this.counters, sessions: this.sessions.size, openConnections: this.connections.size } };
+    return {
+      sessions,
+      counters: { ...this.counters, sessions: this.sessions.size, openConnections: this.connections.size },
+      initiators: this.initiators.toJSON(),
+    };
   }
 }

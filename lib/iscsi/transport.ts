@@ -10,6 +10,7 @@
 // Immediate and unsolicited data always arrive as PDUs on both transports.
 
 import type { IoDone } from '../scsi/types.js';
+import type { TransportKind } from '../common/transports.js';
 import type { OperationalParams } from './params.js';
 import type { RxPdu } from './pdu.js';
 
@@ -30,8 +31,8 @@ export interface TaskRef {
 }
 
 export interface IscsiTransport {
-  /** "tcp" or "iser": for status output and TargetAddress lists. */
-  readonly kind: string;
+  /** "tcp" or "iser" (lib/common/transports.ts): for status output, metrics and TargetAddress lists. */
+  readonly kind: TransportKind;
   /** True for iSER: the engine may answer RDMAExtensions=Yes (RFC 7145 §6.2); TCP: false. */
   readonly rdma: boolean;
   /**

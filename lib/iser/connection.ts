@@ -22,6 +22,7 @@ import {
   MemoryRegistry,
   RcChannel,
   UNSIGNALED_WR_ID,
+  channelTotals,
   native,
   type CmEvent,
   type DeviceLimits,
@@ -502,6 +503,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   private reserveSq(n: number): void {
     if (this.sqPosted - this.sqDone + n > this.sqDepth) {
+      channelTotals.sendQueueFull++;
       throw new IserDataError(`send queue full (${this.sqDepth} work requests outstanding)`);
     }
   }

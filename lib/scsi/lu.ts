@@ -13,7 +13,7 @@ import { Asc, buildSense, reservationConflict, ScsiError, SenseKey } from './sen
 import { lookup, Lookup, type Handler } from './table.js';
 import { nexusKey, Task } from './task.js';
 import { TaskSet } from './taskset.js';
-import { IoStats, recordAnswered, recordEnd } from './stats.js';
+import { LuStats, recordAnswered, recordEnd } from './stats.js';
 import { taskManagement } from './tmr.js';
 import { UnitAttentions } from './ua.js';
 import type { Backstore } from '../backstore/types.js';
@@ -81,7 +81,7 @@ export class LogicalUnit {
   readonly copyResults = new Map<string, { segments: number; bytes: number }>();
   mode: ModeState;
   /** Command counters and latencies, unless turned off (stats.ts). */
-  readonly stats: IoStats | undefined;
+  readonly stats: LuStats | undefined;
 
   /** The I_T nexus holding an SPC-2 RESERVE, if any. */
   private reservedBy: string | undefined;
@@ -114,7 +114,7 @@ export class LogicalUnit {
     this.mode = { wce: this.defaultWce, dsense: false, swp: false };
     this.pr = new PersistentReservations(prFile(opts.stateDir, this.serial));
     this.tasks = new TaskSet(opts.queueDepth ?? 1024, opts.tmfWaitMs ?? 5000);
-    this.stats = opts.stats === false ? undefined : new IoStats(opts.latencySampleEvery);
+    this.stats = opts.stats === false ? undefined : new LuStats(opts.latencySampleEvery);
   }
 
   /** Loads APTPL persistent reservations from the state directory. */
@@ -137,7 +137,7 @@ export class LogicalUnit {
     }
     // Answered by the checks without running a handler.
     if (c) {
-      if (this.stats) recordAnswered(this.stats, nexus.stats, cmd.cdb[0]!, c.status, c.sense);
+      if (this.stats) recordAnswered(this.stats.of(nexus.transport), nexus.stats, cmd.cdb[0]!, c.status, c.sense);
       done(c.status, c.transferred, c.sense, undefined);
     }
   }
@@ -240,7 +240,8 @@ export class LogicalUnit {
       } else done(0, 0, undefined, e instanceof Error ? e : new Error(String(e)));
     } finally {
       // Counted once the fabric has the status (stats.ts: latency up to the response handed over).
-      if (this.stats) recordEnd(this.stats, t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
+      if (this.stats)
+        recordEnd(this.stats.of(t.nexus.transport), t.nexus.stats, t.cdb[0]!, Math.min(transferred, t.inLength + t.outLength), t.t0, t.aborted, e);
       this.recycle(t);
     }
   }

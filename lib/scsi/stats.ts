@@ -4,6 +4,7 @@
 // arithmetic on preallocated typed arrays: nothing is allocated per command, and nothing
 // here knows Prometheus.
 
+import { TRANSPORTS } from '../common/transports.js';
 import { ScsiError } from './sense.js';
 import { ScsiStatus } from './types.js';
 
@@ -148,6 +149,17 @@ export class IoStats {
     else this.otherStatus++;
   }
 
+  /** Adds these counters into `into` (a total over several IoStats; read time only). */
+  addTo(into: IoStats): void {
+    for (const k of ['commands', 'timed', 'bytes', 'latencySum', 'buckets', 'senseKeys'] as const) {
+      const a = into[k];
+      const b = this[k];
+      for (let i = 0; i < b.length; i++) a[i]! += b[i]!;
+    }
+    into.otherStatus += this.otherStatus;
+    into.failures += this.failures;
+  }
+
   toJSON(): IoStatsJson {
     return {
       commands: [...this.commands],
@@ -159,6 +171,37 @@ export class IoStats {
       otherStatus: this.otherStatus,
       failures: this.failures,
     };
+  }
+}
+
+/**
+ * A logical unit's counters, one IoStats per transport (index = the nexus's `transport`, an
+ * index into lib/common/transports.ts's TRANSPORTS), all made when the LU is: a command picks
+ * its row by that small integer, so splitting by transport allocates nothing and adds no
+ * arithmetic per command. The LU's total is summed when read.
+ */
+export class LuStats {
+  readonly byTransport: IoStats[];
+
+  constructor(readonly sampleEvery = 16) {
+    this.byTransport = TRANSPORTS.map(() => new IoStats(sampleEvery));
+  }
+
+  /** Whether to measure the next command's latency (IoStats.sample). */
+  sample(): boolean {
+    return this.byTransport[0]!.sample();
+  }
+
+  /** The row of a nexus's transport. */
+  of(transport: number): IoStats {
+    return this.byTransport[transport]!;
+  }
+
+  /** All transports together. */
+  total(): IoStats {
+    const t = new IoStats(this.sampleEvery);
+    for (const s of this.byTransport) s.addTo(t);
+    return t;
   }
 }
 

@@ -113,7 +113,7 @@ function noData(_b: Uint8Array, _o: number, cb: IoDone): void {
   cb(new Error('task not in use'));
 }
 const NO_IO: FabricIO = { dataIn: noData, dataOut: noData };
-const NO_NEXUS = {} as Nexus;
+const NO_NEXUS = { transport: 0 } as Nexus;
 const NO_COMMAND = { cdb: EMPTY, expectedLength: 0, direction: DataDirection.None } as unknown as ScsiCommand;
 
 /** How much data each way a command's fabric direction allows (SAM-5 5.4; RFC 7143 11.3.1 R and W bits). */

@@ -42,6 +42,12 @@ export interface Nexus {
   relativePortId: number;
   /** TransportID for PERSISTENT RESERVE (SPC-4 7.6.4), built by the fabric. */
   transportId: Uint8Array;
+  /**
+   * The transport that carries the nexus, as its index in lib/common/transports.ts's TRANSPORTS
+   * (set by the fabric when the session is bound): the core only uses it to pick the row of
+   * the LU's per-transport counters (stats.ts LuStats), never to behave differently.
+   */
+  transport: number;
   /** The nexus's command counters, when the fabric keeps them (stats.ts; lu.ts updates them). */
   stats?: IoStats;
 }

@@ -23,6 +23,7 @@ import {
   MemoryRegistry,
   RcChannel,
   UNSIGNALED_WR_ID,
+  channelTotals,
   native,
   type CmEvent,
   type DeviceLimits,
@@ -72,6 +73,8 @@ export interface SrpSessionLink {
   readonly core: import('../scsi/types.js').ScsiCore;
   /** Runs a task management function for the nexus; resolves with the SRP_RSP RSP_CODE. */
   taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number>;
+  /** The initiator sent SRP_I_LOGOUT on this channel (counted per initiator). */
+  loggedOut?(): void;
 }
 
 export interface SrpChannelHooks {
@@ -306,6 +309,7 @@ export class SrpChannel extends RcChannel {
         } catch (e) {
           return this.protocolError(TLogoutReason.InvalidIuLength, (e as Error).message);
         }
+        this.session?.loggedOut?.();
         this.close();
         return;
       case SrpOpcode.CredRsp:
@@ -672,6 +676,7 @@ export class SrpChannel extends RcChannel {
 
   private sqRoom(n: number): Promise<void> | undefined {
     if (this.sqPosted - this.sqDone + n <= this.sqDepth - 4 && this.sqWaiters.length === 0) return undefined;
+    channelTotals.sendQueueFull++;
     return new Promise<void>((go) => this.sqWaiters.push({ n, go }));
   }
 

@@ -46,6 +46,7 @@ export class SrpFabric extends CmFabric<SrpChannel> {
     let log = target.log.child({ transport: 'srp', local, remote: from });
     const refuse = (pd: Buffer | undefined, why: string, initiatorPort?: string) => {
       target.counters.srpLoginRejects++;
+      target.initiators.count('loginFailures', initiatorPort, initiatorPort !== undefined && target.namedByAcl(initiatorPort, ev.remoteAddress ?? ''));
       log.warn(
         { event: 'login-failed', reason: why, ...(initiatorPort ? { initiatorPort } : { initiatorPort: null }) },
         `srp: login from ${from} on portal ${local} (initiator port ${initiatorPort ?? 'unknown'}) rejected: ${why}`,

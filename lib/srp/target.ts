@@ -12,7 +12,9 @@
 // logins, the initiator's source address (what LIO names its RDMA/CM ACLs by); without ACLs
 // and with generateNodeAcls any initiator sees the demo LUN view.
 
+import { InitiatorCounters } from '../common/initiators.js';
 import { TmfFunction, TmfResponse, type Nexus, type ScsiCore } from '../scsi/types.js';
+import { transportIndex } from '../common/transports.js';
 import { IoStats } from '../scsi/stats.js';
 import { SrpTmf, SrpRspCode, TLogoutReason, isKnownTmf, parsePortId, portIdHex, tagNumber, type TskMgmt } from './iu.js';
 import { defaultTargetPortId, evaluateLogin, type LoginAccepted, type LoginDecision, type LoginPolicy } from './login.js';
@@ -71,7 +73,13 @@ export class SrpSession implements SrpSessionLink {
     readonly nexus: Nexus,
     readonly core: ScsiCore,
     private readonly log: Logger,
+    private readonly initiators: InitiatorCounters,
   ) {}
+
+  /** The initiator sent SRP_I_LOGOUT on one of the nexus's channels. */
+  loggedOut(): void {
+    this.initiators.count('logouts', this.nexus.initiatorPort, true);
+  }
 
   async taskManagement(from: SrpChannel, iu: TskMgmt): Promise<number> {
     if (!isKnownTmf(iu.function)) return SrpRspCode.NotSupported;
@@ -132,6 +140,8 @@ export class SrpTarget {
   readonly channels = new Set<SrpChannel>();
   readonly log: Logger;
   readonly counters = { srpLogins: 0, srpLoginRejects: 0, srpCommands: 0, srpMalformed: 0, srpExternalTables: 0 };
+  /** Logins, logouts and login rejects per initiator port (lib/common/initiators.ts). */
+  readonly initiators = new InitiatorCounters();
   private acls: Array<{ portId?: string; address?: string; core: ScsiCore }> = [];
   private shuttingDown = false;
 
@@ -218,6 +228,11 @@ export class SrpTarget {
     return { ...d, core };
   }
 
+  /** Whether an ACL names this initiator port or the address it logs in from (its login failures get a row of their own). */
+  namedByAcl(initiatorPort: string, address: string): boolean {
+    return this.acls.some((a) => a.portId === initiatorPort || (a.address !== undefined && a.address === address));
+  }
+
   private authorize(initiatorPort: string, address: string): ScsiCore | undefined {
     for (const a of this.acls) if (a.portId === initiatorPort) return a.core;
     for (const a of this.acls) if (a.address !== undefined && a.address === address) return a.core;
@@ -251,15 +266,17 @@ export class SrpTarget {
         targetPort: d.targetPort,
         relativePortId: this.opts.relativePortId ?? 1,
         transportId: srpTransportId(d.req.initiatorPortId),
+        transport: transportIndex('srp'),
         stats: new IoStats(),
       };
-      s = new SrpSession(key, nexus, core, this.log);
+      s = new SrpSession(key, nexus, core, this.log, this.initiators);
       this.sessions.set(key, s);
     }
     s.channels.add(ch);
     this.channels.add(ch);
     ch.session = s;
     this.counters.srpLogins++;
+    this.initiators.count('logins', d.initiatorPort, true);
     return { session: s, existing };
   }
 

@@ -21,6 +21,7 @@ import { MetricsServer, parseMetricsListen } from './metrics.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { Backstore } from '../backstore/types.js';
 import { silentLogger, type Logger } from '../common/log.js';
+import { TRANSPORTS, type TransportKind } from '../common/transports.js';
 import { IO_KINDS, LATENCY_BOUNDS, type IoStats, type IoStatsJson } from '../scsi/stats.js';
 
 /** A start-up failure attributable to one config field (or to the command line). */
@@ -98,9 +99,23 @@ export interface DaemonStats {
   latencyBounds: number[];
   /** Row names of the per-kind arrays in `io`. */
   kinds: string[];
-  luns: Array<{ backstore: string; type: string; luns: string[]; queued: number; io: IoStatsJson | undefined }>;
+  /**
+   * Per logical unit: `io` all transports together, `transports` the same counters split by
+   * the transport of the nexus that sent each command (one row per transport this daemon
+   * serves, lib/common/transports.ts).
+   */
+  luns: Array<{
+    backstore: string;
+    type: string;
+    luns: string[];
+    queued: number;
+    io: IoStatsJson | undefined;
+    transports: Array<{ transport: TransportKind; io: IoStatsJson }>;
+  }>;
   sessions: Array<{ initiator: string; target: string; transport: string; isid?: string; queued: number; io: IoStatsJson | undefined }>;
   counters: Record<string, number>;
+  /** Logins, logouts, login and CHAP failures per initiator (unknown initiators' failures share one row: lib/common/initiators.ts). */
+  initiators: NonNullable<EngineStatus['initiators']>;
   portals: Array<{ transport: string; address: string; port: number }>;
   /** Connections of logged-in sessions by "transport|local address:port". */
   portalConnections: Record<string, number>;
@@ -346,6 +361,32 @@ export class Daemon {
     this.portals.push({ ...bound, address: l.address, port: l.port });
   }
 
+  /**
+   * What the daemon serves, for systemd's STATUS= (lib/target/systemd.ts). The service is
+   * ready (READY=1) once start() has returned: every TCP portal listens, and every RDMA portal
+   * either listens or waits for an RDMA device that carries its address (a portal started
+   * before its device: docs/architecture.md, device lifecycle). The waiting ones are named in
+   * the text; `listening` resolves when one of them starts listening, so the status can be
+   * told again.
+   */
+  servingStatus(): { text: string; waiting: number; listening: Promise<void> | undefined } {
+    const serving: string[] = [];
+    const waiting: string[] = [];
+    const pending: Promise<void>[] = [];
+    for (const [i, p] of this.portals.entries()) {
+      const l = this.listeners[i];
+      const why = l?.waiting?.();
+      const name = `${p.transport} ${fmtAddr(p.address, p.port)}`;
+      if (why === undefined) serving.push(name);
+      else {
+        waiting.push(`${name} waiting for an RDMA device with address ${p.address} (${why})`);
+        if (l?.whenListening) pending.push(l.whenListening());
+      }
+    }
+    const text = [serving.length ? `serving ${serving.join(', ')}` : waiting.length ? 'serving no portal yet' : 'serving no portal', ...waiting].join('; ');
+    return { text, waiting: waiting.length, listening: pending.length ? Promise.race(pending) : undefined };
+  }
+
   /** Lines telling a user how to reach what is served (printed at start). */
   connectionHints(): string[] {
     const lines: string[] = [];
@@ -362,6 +403,8 @@ export class Daemon {
         continue;
       }
       lines.push(`listening on ${p.transport} ${fmtAddr(p.address, p.port)} for ${p.targets.join(', ')}`);
+      const why = this.listeners[this.portals.indexOf(p)]?.waiting?.();
+      if (why !== undefined) lines.push(`  waiting:   for an RDMA device with address ${p.address}: ${why}`);
       if (p.transport !== 'tcp') continue;
       lines.push(`  discover:  iscsiadm -m discovery -t st -p ${hp}`);
       for (const iqn of p.targets) {
@@ -429,7 +472,15 @@ export class Daemon {
         continue;
       }
       const s = this.served?.luStats?.(r);
-      const row = { backstore: r.storeName, type: r.store.type, luns: [mapping], queued: s?.queued ?? 0, io: s?.stats?.toJSON() };
+      const st = s?.stats;
+      const row = {
+        backstore: r.storeName,
+        type: r.store.type,
+        luns: [mapping],
+        queued: s?.queued ?? 0,
+        io: st?.total().toJSON(),
+        transports: st ? TRANSPORTS.flatMap((t, i) => (this.opts.engine.transports.has(t) ? [{ transport: t, io: st.of(i).toJSON() }] : [])) : [],
+      };
       byStore.set(r.storeName, row);
       luns.push(row);
     }
@@ -453,6 +504,7 @@ export class Daemon {
         io: (s.io as IoStats | undefined)?.toJSON(),
       })),
       counters: engine.counters,
+      initiators: engine.initiators ?? [],
       portals: this.portals.map(({ transport, address, port }) => ({ transport, address, port })),
       portalConnections,
     };

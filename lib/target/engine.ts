@@ -3,8 +3,9 @@
 // it needs from the backstores, the SCSI core, the iSCSI engine and its transports is this
 // small surface. `wiring.ts` implements it with the real modules; tests substitute fakes.
 
+import type { InitiatorRow } from '../common/initiators.js';
 import type { Backstore } from '../backstore/types.js';
-import type { IoStats } from '../scsi/stats.js';
+import type { LuStats } from '../scsi/stats.js';
 import type { BackstoreConfig, Config, DiscoveryAuthConfig, LunConfig, PortalConfig, RdmaConfig, SrpConfig, TpgConfig } from './config.js';
 
 /** A LUN as the daemon resolved it: where it is in the config and the open backstore behind it. */
@@ -23,6 +24,14 @@ export interface Listener {
   /** Address and port actually bound (port differs from the config's when it asked for 0). */
   address: string;
   port: number;
+  /**
+   * Why the portal accepts no connection yet: an RDMA portal started before any RDMA device
+   * exists waits for one (docs/architecture.md, device lifecycle). Undefined once it listens;
+   * absent for TCP, which listens as soon as the listener exists.
+   */
+  waiting?(): string | undefined;
+  /** Resolves once the portal listens: at once when it does now (absent: it always does). */
+  whenListening?(): Promise<void>;
   /**
    * Stops accepting at once; resolves when the connections it accepted are gone. With
    * `force`, destroys those that remain (the backstop after the engine's graceful shutdown).
@@ -44,6 +53,8 @@ export interface EngineStatus {
   sessions: SessionStatus[];
   /** Monotonic counters the engine keeps (commands, bytes, errors, logins...). */
   counters: Record<string, number>;
+  /** Logins, logouts, login and CHAP failures per initiator and fabric (lib/common/initiators.ts bounds the names). */
+  initiators?: Array<{ fabric: 'iscsi' | 'srp'; initiator: string } & InitiatorRow>;
   /** RDMA devices the fabrics hold or are letting go of (docs/architecture.md, device lifecycle). */
   rdmaDevices?: Array<{ fabric: string; name: string; state: string; connections: number; registeredMrs: number; ports: Record<string, string> }>;
 }
@@ -59,7 +70,7 @@ export interface ServedTargets {
   shutdown(graceMs: number): Promise<void>;
   status(): EngineStatus;
   /** The command counters of a LUN's logical unit and the tasks it holds now; absent if unsupported. */
-  luStats?(lun: ResolvedLun): { stats: IoStats | undefined; queued: number } | undefined;
+  luStats?(lun: ResolvedLun): { stats: LuStats | undefined; queued: number } | undefined;
   /**
    * Export one more LUN in a served TPG, or over SRP (iqn SRP_LUN_OWNER); the sessions whose
    * view holds it get REPORTED LUNS DATA HAS CHANGED. Absent if unsupported.

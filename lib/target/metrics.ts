@@ -5,6 +5,7 @@
 
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { INITIATOR_EVENTS, MAX_INITIATORS, UNKNOWN_INITIATOR } from '../common/initiators.js';
 import type { Logger } from '../common/log.js';
 import type { DaemonStats } from './daemon.js';
 
@@ -91,15 +92,20 @@ export function createRegistry(stats: () => DaemonStats): Registry {
     if (!cached || now - cached.at > 100) cached = { at: now, s: stats() };
     return cached.s;
   };
-  const luRows = (s: DaemonStats) => s.luns.map((l) => ({ ...l, labels: { backstore: l.backstore, type: l.type } }));
+  // A logical unit's command series are split by the transport of the nexus that sent each
+  // command (DaemonStats.luns[].transports); its queue depth is the LU's own.
+  const luRows = (s: DaemonStats) =>
+    s.luns.flatMap((l) => l.transports.map((t) => ({ io: t.io, queued: l.queued, labels: { backstore: l.backstore, type: l.type, transport: t.transport } })));
+  const luQueueRows = (s: DaemonStats) => s.luns.map((l) => ({ io: l.io, queued: l.queued, labels: { backstore: l.backstore, type: l.type } }));
   const sessRows = (s: DaemonStats) =>
     s.sessions.filter((x) => x.io).map((x) => ({ ...x, labels: { initiator: x.initiator, target: x.target, transport: x.transport, isid: x.isid ?? '' } }));
-  const groups: Array<[string, string, (s: DaemonStats) => Array<IoRow & { labels: Labels }>]> = [
-    ['lu', 'logical unit (one per backstore, whichever LUNs export it)', luRows],
-    ['session', 'session (I_T nexus)', sessRows],
+  type Rows = (s: DaemonStats) => Array<IoRow & { labels: Labels }>;
+  const groups: Array<[string, string, Rows, Rows]> = [
+    ['lu', 'logical unit (one per backstore, whichever LUNs export it) and transport', luRows, luQueueRows],
+    ['session', 'session (I_T nexus)', sessRows, sessRows],
   ];
   const add = (m: Computed) => registry.registerMetric(m as never);
-  for (const [g, what, rows] of groups) {
+  for (const [g, what, rows, queueRows] of groups) {
     add(
       new Computed(
         `rdma_target_${g}_commands_total`,
@@ -157,21 +163,21 @@ export function createRegistry(stats: () => DaemonStats): Registry {
     add(
       new Computed(
         `rdma_target_${g}_queue_depth`,
-        `Commands in flight per ${what}`,
+        `Commands in flight per ${what.replace(/ and transport$/, '')}`,
         'gauge',
-        (s) => rows(s).map((r) => ({ labels: r.labels, value: r.queued })),
+        (s) => queueRows(s).map((r) => ({ labels: r.labels, value: r.queued })),
         snap,
       ),
     );
   }
   // The engine's own counters (the daemon `status` counters): logins, logouts, login and CHAP
   // failures, connections, and the RDMA objects (QPs, CQs, MRs, registered and bounce bytes).
-  const engineCounter = /^(connections|logins|loginFailures|chapFailures|logouts|commands|rdmaDeviceRemovals|rdmaDeviceArrivals)$/;
+  const engineCounter = /^(connections|logins|loginFailures|chapFailures|logouts|commands|rdmaDeviceRemovals|rdmaDeviceArrivals|rdmaSendQueueFull)$/;
   const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   add(
     new Computed(
       'rdma_target_engine_counter_total',
-      'Monotonic engine counters (the daemon status counters): connections, logins, loginFailures, chapFailures, logouts, commands, RDMA device events',
+      'Monotonic engine counters (the daemon status counters): connections, logins, loginFailures, chapFailures, logouts, commands, RDMA device events, RDMA send-queue-full events',
       'counter',
       (s) => Object.entries(s.counters).flatMap(([k, v]) => (engineCounter.test(k) ? [{ labels: { counter: snake(k) }, value: v }] : [])),
       snap,
@@ -180,9 +186,18 @@ export function createRegistry(stats: () => DaemonStats): Registry {
   add(
     new Computed(
       'rdma_target_engine_gauge',
-      'Engine levels (the daemon status counters): sessions, open connections, RDMA QPs, CQs, MRs, PDs, registered and bounce bytes, iSER connections',
+      'Engine levels (the daemon status counters): sessions, open connections, RDMA QPs, CQs, MRs, PDs, registered bytes (rdma_channel_bytes: the part the live channels hold), bounce bytes, iSER connections',
       'gauge',
       (s) => Object.entries(s.counters).flatMap(([k, v]) => (engineCounter.test(k) ? [] : [{ labels: { gauge: snake(k) }, value: v }])),
+      snap,
+    ),
+  );
+  add(
+    new Computed(
+      'rdma_target_initiator_events_total',
+      `Logins, logouts, login failures and CHAP failures per initiator (iSCSI initiator name or SRP initiator port id) and fabric; failures of initiators no ACL names and that never logged in count under initiator="${UNKNOWN_INITIATOR}", as do names past the first ${MAX_INITIATORS}`,
+      'counter',
+      (s) => s.initiators.flatMap((r) => INITIATOR_EVENTS.map((e) => ({ labels: { fabric: r.fabric, initiator: r.initiator, event: snake(e) }, value: r[e] }))),
       snap,
     ),
   );

@@ -8,7 +8,7 @@ import type { Backstore } from '../backstore/types.js';
 import { BufferPool } from '../scsi/bufpool.js';
 import { LogicalUnit } from '../scsi/lu.js';
 import { Asc } from '../scsi/sense.js';
-import type { IoStats } from '../scsi/stats.js';
+import type { LuStats } from '../scsi/stats.js';
 import type { Nexus, ScsiCore } from '../scsi/types.js';
 import { nexusKey } from '../scsi/task.js';
 import { LunView } from '../scsi/view.js';
@@ -37,7 +37,7 @@ export interface ScsiLayer {
   /** The LU is no longer exported: its in-flight commands are aborted (TASK ABORTED) and waited for. */
   retire?(lu: unknown): Promise<void>;
   /** The LU's command counters (lib/scsi/stats.ts) and the tasks in its task set. */
-  statsOf?(lu: unknown): { stats: IoStats | undefined; queued: number };
+  statsOf?(lu: unknown): { stats: LuStats | undefined; queued: number };
   close?(): Promise<void>;
 }
 

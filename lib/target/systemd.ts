@@ -1,6 +1,8 @@
 // systemd's service notification protocol (sd_notify(3)) for Type=notify units: READY=1 once
-// every portal listens, RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 at SIGTERM,
-// and WATCHDOG=1 at half the WatchdogSec interval the manager passes in $WATCHDOG_USEC.
+// every TCP portal listens and every RDMA portal listens or waits for its device (then
+// STATUS= names what it waits for, and is sent again once it listens: Daemon.servingStatus),
+// RELOADING=1/READY=1 around a SIGHUP reload, STOPPING=1 at SIGTERM, and WATCHDOG=1 at half
+// the WatchdogSec interval the manager passes in $WATCHDOG_USEC.
 //
 // Node has no AF_UNIX datagram sockets, so each message is sent by systemd's own
 // `systemd-notify`, present wherever systemd is. It runs as a child of the daemon, so the unit
@@ -101,6 +103,12 @@ export class SystemdNotifier {
       }
     }
     return p;
+  }
+
+  /** STATUS= alone (what is served changed, e.g. a waiting RDMA portal now listens); nothing once stopping. */
+  status(text: string): Promise<void> {
+    if (this.stopped) return this.chain;
+    return this.notify({ STATUS: text });
   }
 
   /** RELOADING=1 (with the CLOCK_MONOTONIC time systemd 253+ wants beside it). */

@@ -15,7 +15,7 @@ import { IscsiTarget, type AclOptions, type TpgOptions } from '../iscsi/target.j
 import { listenTcp } from '../transport/tcp.js';
 import { RamBackstore } from '../backstore/ram.js';
 import { growBackstore } from '../backstore/open.js';
-import { cqPollStats, MemoryRegistry, native, nativeAvailable, setCqPollBudget } from '../verbs/index.js';
+import { channelTotals, cqPollStats, MemoryRegistry, native, nativeAvailable, setCqPollBudget } from '../verbs/index.js';
 import type { IserFabric } from '../iser/listener.js';
 import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget, type SrpSession } from '../srp/target.js';
@@ -261,7 +261,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
               srpFabric = new SrpFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await srpFabric.listen(srp, { address: portal.address, port: portal.port });
-            return { address: l.address, port: l.port, close: (force) => l.close(force) };
+            return { address: l.address, port: l.port, waiting: () => l.waiting(), whenListening: () => l.whenListening(), close: (force) => l.close(force) };
           }
           if (portal.transport === 'iser') {
             if (!fabric) {
@@ -269,7 +269,7 @@ export function createEngine(opts: WiringOptions = {}): Engine {
               fabric = new IserFabric(registry ?? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE), log);
             }
             const l = await fabric.listen(target, { address: portal.address, port: portal.port });
-            return { address: l.address, port: l.port, close: (force) => l.close(force) };
+            return { address: l.address, port: l.port, waiting: () => l.waiting(), whenListening: () => l.whenListening(), close: (force) => l.close(force) };
           }
           const l = await listenTcp(target, { address: portal.address, port: portal.port });
           // An ephemeral port (--listen ADDR:0) is known only now; SendTargets must advertise it.
@@ -286,8 +286,13 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           await scsi.close?.();
         },
         status: () => {
-          const st = target.status();
-          if (!fabric && !srpFabric) return st;
+          const { initiators: iscsiInitiators, ...st } = target.status();
+          const initiators: NonNullable<EngineStatus['initiators']> = Object.entries(iscsiInitiators).map(([initiator, r]) => ({
+            fabric: 'iscsi',
+            initiator,
+            ...r,
+          }));
+          if (!fabric && !srpFabric) return { ...st, initiators };
           // Live native objects: what the RDMA side holds now (QPs and CQs are per connection).
           const live = native().liveObjects();
           const counters: Record<string, number> = {
@@ -304,10 +309,11 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             counters.rdmaPollSpins = poll.spins;
             counters.rdmaPollHits = poll.hits;
           }
-          if (registry) {
-            counters.rdmaBounceBytes = registry.bounceBytes;
-            counters.rdmaRegisteredBytes = registry.registeredBytes();
-          }
+          // Registered bytes: LUN memory and the bounce slab (the registry) plus the live channels' slot pools.
+          counters.rdmaChannelBytes = channelTotals.registeredBytes;
+          counters.rdmaSendQueueFull = channelTotals.sendQueueFull;
+          counters.rdmaRegisteredBytes = (registry?.registeredBytes() ?? 0) + channelTotals.registeredBytes;
+          if (registry) counters.rdmaBounceBytes = registry.bounceBytes;
           if (fabric) counters.iserConnections = fabric.connectionCount;
           const fabrics = [
             ['iser', fabric],
@@ -326,8 +332,9 @@ export function createEngine(opts: WiringOptions = {}): Engine {
           if (srp && srpFabric) {
             Object.assign(counters, srp.liveCounters());
             sessions = [...sessions, ...srp.status().map((x) => ({ ...x, transport: 'srp' }))];
+            for (const [initiator, r] of Object.entries(srp.initiators.toJSON())) initiators.push({ fabric: 'srp', initiator, ...r });
           }
-          return { ...st, sessions, counters, rdmaDevices };
+          return { ...st, sessions, counters, rdmaDevices, initiators };
         },
         luStats(r) {
           const lu = lus.get(r.backstore);

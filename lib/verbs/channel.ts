@@ -41,6 +41,14 @@ export const enum CookieKind {
  */
 const SEND_BATCH = 128;
 
+/**
+ * What every RC channel of the process adds up to, for the daemon's status counters and the
+ * Prometheus endpoint (process-wide, as the binding's liveObjects() counts): bytes the live
+ * channels hold registered in their slot pools, and how often a channel found its send queue
+ * full (iSER refuses the data transfer, SRP waits for room).
+ */
+export const channelTotals = { registeredBytes: 0, sendQueueFull: 0 };
+
 /** What an owner may tune on every RC channel (the fabrics' connection options extend it). */
 export interface RcChannelOptions {
   /** Registered bounce slots for data that is not in registered memory (count and bytes each). */
@@ -90,6 +98,8 @@ export abstract class RcChannel implements CompletionHandler {
   protected readonly sendBatch: SendBatch;
   protected readonly maxRdma: number;
   protected readonly sqDepth: number;
+  /** Bytes of the rx, tx and data slot pools (counted in channelTotals while the channel lives). */
+  private readonly poolBytes: number = 0;
   /** Send queue accounting: WRs posted, and the position of the last completed signalled one. */
   protected sqPosted = 0;
   protected sqDone = 0;
@@ -144,6 +154,7 @@ export abstract class RcChannel implements CompletionHandler {
       pools.push(this.tx);
       this.data = new BufferPool(dev.pd, sizes.dataSlotSize, sizes.dataSlots, c.ACCESS_LOCAL_WRITE);
       pools.push(this.data);
+      this.poolBytes = this.rx.mr.length + this.tx.mr.length + this.data.mr.length;
       this.qp = new (native().QueuePair)(id, dev.pd, this.disp.cq, this.disp.cq, null, {
         maxSendWr: this.sqDepth,
         maxRecvWr: sizes.ring,
@@ -155,6 +166,7 @@ export abstract class RcChannel implements CompletionHandler {
       this.disp.close();
       throw e;
     }
+    channelTotals.registeredBytes += this.poolBytes;
     this.recvBatch = new RecvBatch(sizes.ring);
     this.sendBatch = new SendBatch(SEND_BATCH);
     this.txSeq = new Float64Array(sizes.sendSlots);
@@ -387,6 +399,7 @@ export abstract class RcChannel implements CompletionHandler {
     this.rx.close();
     this.tx.close();
     this.data.close();
+    channelTotals.registeredBytes -= this.poolBytes;
     // Waiters see Closed and give up.
     for (const w of wake)
       try {

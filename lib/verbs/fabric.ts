@@ -20,6 +20,10 @@ import { silentLogger, type Logger } from '../common/log.js';
 export interface CmListener {
   readonly address: string;
   readonly port: number;
+  /** Why the portal accepts no connection yet (it waits for an RDMA device), or undefined once it listens. */
+  waiting(): string | undefined;
+  /** Resolves once the portal listens: at once when it does now; never, if it is closed first. */
+  whenListening(): Promise<void>;
   /** Stop listening; with `destroyConnections`, also drop the connections it accepted. */
   close(destroyConnections?: boolean): Promise<void>;
 }
@@ -45,6 +49,11 @@ interface Portal<C> {
   /** Device the bound id is on (none for a wildcard address). */
   device: string | undefined;
   closed: boolean;
+  /** Why the last bind failed, while the portal waits for a device. */
+  waitReason: string | undefined;
+  /** Resolves when the portal is next bound (a new one after each unbind). */
+  listening: Promise<void>;
+  bound: () => void;
 }
 
 /** One device as `status` shows it. */
@@ -122,19 +131,34 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
   }
 
   protected listenOn(address: string, port: number, onRequest: (ev: CmEvent, mine: Accepted<C>) => void): Promise<CmListener> {
-    const portal: Portal<C> = { address, port, onRequest, mine: new Set(), id: undefined, device: undefined, closed: false };
+    const portal: Portal<C> = {
+      address,
+      port,
+      onRequest,
+      mine: new Set(),
+      id: undefined,
+      device: undefined,
+      closed: false,
+      waitReason: undefined,
+      listening: Promise.resolve(),
+      bound: () => {},
+    };
+    this.expectBind(portal);
     try {
       this.bindPortal(portal);
     } catch (e) {
       // With no device at all, the portal waits for one; with devices, a bad address is the
       // operator's to fix now.
       if (this.monitor.devices.size > 0 && this.cmChannel) throw e;
-      this.log.warn(`RDMA portal ${address}:${port}: no RDMA device yet (${(e as Error).message}); listening once one appears`);
+      portal.waitReason = `no RDMA device yet (${(e as Error).message})`;
+      this.log.warn(`RDMA portal ${address}:${port}: ${portal.waitReason}; listening once one appears`);
     }
     this.portals.add(portal);
     return Promise.resolve({
       address,
       port: portal.id?.localPort ?? port,
+      waiting: () => (portal.id || portal.closed ? undefined : (portal.waitReason ?? 'waiting for its RDMA device')),
+      whenListening: () => (portal.id ? Promise.resolve() : portal.listening),
       close: async (destroyConnections = false) => {
         portal.closed = true;
         this.portals.delete(portal);
@@ -150,10 +174,18 @@ export abstract class CmFabric<C extends FabricConnection> implements Disposable
     });
     p.id = id;
     p.device = id.deviceName ?? undefined;
+    p.waitReason = undefined;
+    p.bound();
+  }
+
+  /** A fresh promise for the next bind of `p`. */
+  private expectBind(p: Portal<C>): void {
+    p.listening = new Promise<void>((r) => (p.bound = r));
   }
 
   private unbindPortal(p: Portal<C>): void {
     if (!p.id) return;
+    this.expectBind(p);
     try {
       this.cmChannel?.destroy(p.id);
     } catch {

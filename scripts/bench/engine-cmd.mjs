@@ -6,6 +6,7 @@
 //   node scripts/bench/engine-cmd.mjs 50000 --only iser-read-qd1 --alloc-prof /tmp/a.heapprofile
 //     (allocation sampling of the measured run, collected objects included: where the bytes go)
 //   RT_BENCH_STATS=off node --expose-gc scripts/bench/engine-cmd.mjs   (LU command counters off: their cost by A/B)
+//   RT_BENCH_SAMPLE=1 node --expose-gc scripts/bench/engine-cmd.mjs    (latency measured for every command, not 1 in 16)
 // Cases: iser-{read,write,write-imm} (RDMA WRITE / RDMA READ / 4 KiB immediate data) and
 // tcp-{read,write-imm} (Data-In PDUs with the status collapsed; immediate data), each at
 // queue depth 1 and 32. Reported: ns/command (wall time over N commands after a warm-up)
@@ -190,10 +191,12 @@ function login(t) {
 
 function setup(rdma) {
   // RT_BENCH_STATS=off: the LU keeps no command counters (lib/scsi/stats.ts), for an A/B of their cost.
+  // RT_BENCH_SAMPLE=N: measure the latency of 1 in N commands (default 16; 1: every command).
   const lu = new LogicalUnit({
     backstore: new RamBackstore({ blockSize: 512, blockCount: LUN_BLOCKS }),
     name: 'bench',
     stats: process.env.RT_BENCH_STATS !== 'off',
+    latencySampleEvery: Number(process.env.RT_BENCH_SAMPLE ?? 16),
   });
   const core = new LunView([{ lun: 0, lu, readOnly: false }]);
   const target = new IscsiTarget({

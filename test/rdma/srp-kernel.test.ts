@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { controlRequest } from '../../lib/target/control.js';
 import { IbSrp, KernelRig, bg, disks, fioVerify, inVm, sleep } from './kernel-helpers.js';
 
 const ID_EXT = '5250544152474554'; // "RPTARGET"
@@ -187,6 +188,19 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     expect(st.counters.rdmaQps).toBe(0);
     expect(st.counters.rdmaCqs).toBe(0);
     expect(st.counters.srpLoginRejects).toBeGreaterThanOrEqual(1);
+    // Per initiator (the Prometheus rdma_target_initiator_events_total): ib_srp's initiator port id has its logins
+    // and, its address being in the ACL, the refused login of the first test under its own name, not "unknown".
+    const stats = (await controlRequest(socket, { id: 2, cmd: 'stats' }, 10_000)) as {
+      initiators: Array<{ fabric: string; initiator: string; logins: number; loginFailures: number }>;
+    };
+    const srpRows = stats.initiators.filter((r) => r.fabric === 'srp');
+    expect(
+      srpRows.map((r) => r.initiator),
+      JSON.stringify(stats.initiators),
+    ).not.toContain('unknown');
+    expect(srpRows.reduce((n, r) => n + r.logins, 0)).toBeGreaterThanOrEqual(2);
+    expect(srpRows.reduce((n, r) => n + r.loginFailures, 0)).toBeGreaterThanOrEqual(1);
+    for (const r of srpRows) expect(r.initiator).toMatch(/^0x[0-9a-fA-F]{32}$/);
   }, 120_000);
 
   test('the default target (no --config) with --listen 0.0.0.0:3260 serves SRP on 5555 under the device node GUID (LIO srpt_service_guid)', async () => {

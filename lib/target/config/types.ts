@@ -6,7 +6,8 @@ import type { BackstoreSpec } from '../../backstore/open.js';
 export type { BackstoreType } from '../../backstore/open.js';
 
 /** 'srp' portals come only from the top-level `srp` section (a TPG serves iSCSI). */
-export type TransportKind = 'tcp' | 'iser' | 'srp';
+import type { TransportKind } from '../../common/transports.js';
+export type { TransportKind };
 
 /** A backstore (type, size, path, block size, read-only, thin: lib/backstore's BackstoreSpec) and the LU's identity. */
 export interface BackstoreConfig extends BackstoreSpec {

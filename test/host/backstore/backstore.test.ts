@@ -131,7 +131,7 @@ describe('RAM backstore options', () => {
       submitAsync(
         h.view,
         { lun: 0n, cdb: Uint8Array.from(cdb), tag: 1, attribute: 0, expectedLength: 1024, direction },
-        { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transportId: new Uint8Array([5]) },
+        { initiatorPort: 'i', targetPort: 't', relativePortId: 1, transport: 0, transportId: new Uint8Array([5]) },
         io,
       );
     await cmd([0, 0, 0, 0, 0, 0], 0);

@@ -30,7 +30,7 @@ describe('rdma-target usage', () => {
   it('--help and --version exit 0', async () => {
     const h = await cli(['--help']);
     expect(h.code).toBe(EXIT_OK);
-    expect(h.out).toMatch(/^Usage:\n {2}rdma-target \[--config FILE\] \[--listen ADDR:PORT\] \[--metrics ADDR:PORT\] \[--debug\]/);
+    expect(h.out).toMatch(/^Usage:\n {2}rdma-target \[--config FILE\] \[--listen ADDR:PORT\] \[--metrics ADDR:PORT\] \[--rdma auto\|on\|off\] \[--debug\]/);
     expect(h.out).toContain('rdma-target check-config FILE');
     const v = await cli(['--version']);
     expect(v.code).toBe(EXIT_OK);

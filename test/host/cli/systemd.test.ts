@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cliBundle } from '../cli-bundle.js';
+import { nativeAvailable } from '../../../lib/verbs/index.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const bundle = cliBundle('sd-test');
@@ -23,6 +24,11 @@ const dir = mkdtempSync(join(tmpdir(), 'rt-sd-'));
 const have = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const haveNotify = have('systemd-notify') && have('python3');
 if (!haveNotify) console.error('systemd.test: SKIPPED the notify tests: systemd-notify or python3 is missing (scripts/deps.sh installs systemd and python3)');
+const haveNative = nativeAvailable();
+if (!haveNative)
+  console.error(
+    'systemd.test: SKIPPED the waiting-RDMA-portal test: the native addon does not load (node scripts/bootstrap.mjs builds it; rdma-core is needed)',
+  );
 const haveAnalyze = have('systemd-analyze');
 if (!haveAnalyze) console.error('systemd.test: SKIPPED `systemd-analyze verify`: systemd-analyze is not installed (package systemd)');
 
@@ -145,6 +151,54 @@ describe('systemd: sd_notify over a real notify socket', () => {
         .map((l) => JSON.parse(l) as { msg: string; level: string });
       expect(lines.some((l) => l.level === 'info' && l.msg.startsWith('listening on tcp 127.0.0.1:'))).toBe(true);
       expect(lines.some((l) => l.msg.includes('SIGHUP: reloaded'))).toBe(true);
+    } finally {
+      d.child.kill('SIGKILL');
+      ns.close();
+    }
+  });
+
+  // An iSER portal whose RDMA device does not exist yet (on this host there is none at all; --rdma on serves the
+  // RDMA transports anyway): the service is ready once the TCP portal listens, and STATUS= names what waits.
+  it.skipIf(!haveNotify || !haveNative)('READY=1 with an RDMA portal waiting for its device: TCP listens, STATUS= names the waiting iSER portal', async () => {
+    const sockPath = join(dir, 'notify-rdma.sock');
+    const ns = await notifySocket(sockPath);
+    const cfg = join(dir, 'sd-rdma.json');
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        control: false,
+        backstores: [{ name: 'r', type: 'ram', size: '1M' }],
+        targets: [
+          {
+            iqn: 'iqn.2025-01.com.example:sd-rdma',
+            tpgs: [
+              {
+                portals: [
+                  { address: '127.0.0.1', port: 3260, transport: 'tcp' },
+                  { address: '192.0.2.7', port: 3260, transport: 'iser' },
+                ],
+                luns: [{ lun: 0, backstore: 'r' }],
+                attributes: { generateNodeAcls: true },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const d = daemon(['--config', cfg, '--listen', '127.0.0.1:0', '--rdma', 'on'], { NOTIFY_SOCKET: sockPath });
+    try {
+      const ready = await ns.next((m) => m.READY === '1', 'READY=1');
+      const status = ready.STATUS ?? '';
+      // Serving: the TCP portal, which accepts connections already; the iSER one is not claimed as served.
+      const m = /^serving tcp 127\.0\.0\.1:(\d+); /.exec(status);
+      expect(m, status).not.toBeNull();
+      expect(await accepts(Number(m![1]))).toBe(true);
+      expect(status).toMatch(/; iser 192\.0\.2\.7:3260 waiting for an RDMA device with address 192\.0\.2\.7 \(no RDMA device yet/);
+      expect(status.split(';')[0]).not.toContain('iser');
+      expect(d.out()).toMatch(/waiting: +for an RDMA device with address 192\.0\.2\.7/);
+      d.child.kill('SIGTERM');
+      expect(await ns.next((x) => x.STOPPING === '1', 'STOPPING=1')).toMatchObject({ STOPPING: '1' });
+      expect(await d.exit, d.out()).toBe(0);
     } finally {
       d.child.kill('SIGKILL');
       ns.close();

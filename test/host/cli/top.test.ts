@@ -40,9 +40,10 @@ function sample(time: number, reads: number, latencyS: number, queued: number): 
     time,
     latencyBounds: [...LATENCY_BOUNDS],
     kinds: ['read', 'write', 'other'],
-    luns: [{ backstore: 'ram0', type: 'ram', luns: ['iqn.x/tpg1/lun0'], queued, io: io.toJSON() }],
+    luns: [{ backstore: 'ram0', type: 'ram', luns: ['iqn.x/tpg1/lun0'], queued, io: io.toJSON(), transports: [{ transport: 'tcp', io: io.toJSON() }] }],
     sessions: [],
     counters: {},
+    initiators: [],
     portals: [],
     portalConnections: {},
   };

@@ -520,3 +520,56 @@ describe('login from PDU tables (no transport)', () => {
     expect(ctx.events).toEqual(['send', 'close']);
   });
 });
+
+describe('logins, logouts and failures per initiator (lib/common/initiators.ts)', () => {
+  const FULL: Req = { t: true, csg: 1, nsg: 3, keys: [] };
+  const chapFail = (initiator: string): Req[] => [
+    {
+      t: false,
+      csg: 0,
+      nsg: 1,
+      keys: [
+        ['InitiatorName', initiator],
+        ['TargetName', CHAP],
+        ['SessionType', 'Normal'],
+        ['AuthMethod', 'CHAP'],
+      ],
+    },
+    { t: false, csg: 0, nsg: 1, keys: [['CHAP_A', '5']] },
+    {
+      t: true,
+      csg: 0,
+      nsg: 1,
+      keys: [
+        ['CHAP_N', 'user1'],
+        ['CHAP_R', `0x${'00'.repeat(16)}`],
+      ],
+    },
+  ];
+
+  it('a login and a CHAP failure of an ACL-named initiator count under its name; strangers under "unknown"', () => {
+    const target = newTarget();
+    run([{ t: true, csg: 0, nsg: 1, keys: SEC }, FULL], target);
+    const { rsp } = run(chapFail(GOOD), target);
+    expect(rsp.at(-1)!.status).toBe(0x0201); // authentication failure
+    // An initiator no ACL of the CHAP target names, and one without an InitiatorName: their own names are not kept.
+    for (let i = 0; i < 300; i++) run(chapFail(`iqn.2024-01.test:stranger-${i}`), target);
+    run([{ t: true, csg: 0, nsg: 1, keys: [['TargetName', OPEN]] }], target);
+    const rows = target.status().initiators;
+    expect(rows[GOOD]).toEqual({ logins: 1, logouts: 0, loginFailures: 1, chapFailures: 1 });
+    expect(rows.unknown!.loginFailures).toBe(301);
+    expect(Object.keys(rows).sort()).toEqual([GOOD, 'unknown']);
+    // The engine's totals are the sums of the rows.
+    expect(target.counters.loginFailures).toBe(302);
+    expect(target.counters.logins).toBe(1);
+  });
+
+  it('an initiator that logged in keeps its row when it later fails', () => {
+    const target = newTarget();
+    const stranger = 'iqn.2024-01.test:demo-mode-initiator';
+    run([{ t: true, csg: 0, nsg: 1, keys: [['InitiatorName', stranger], ...SEC.slice(1)] }, FULL], target);
+    run(chapFail(stranger), target); // not in the CHAP target's ACL: refused, but known from its login
+    expect(target.status().initiators[stranger]).toMatchObject({ logins: 1, loginFailures: 1 });
+    expect(target.status().initiators.unknown).toBeUndefined();
+  });
+});

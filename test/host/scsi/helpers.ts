@@ -11,12 +11,14 @@ export const nexusA: Nexus = {
   initiatorPort: 'iqn.2025-01.test:a,i,0x1',
   targetPort: 'iqn.2025-01.test:t,t,0x1',
   relativePortId: 1,
+  transport: 0,
   transportId: new Uint8Array([0x05]),
 };
 export const nexusB: Nexus = {
   initiatorPort: 'iqn.2025-01.test:b,i,0x1',
   targetPort: 'iqn.2025-01.test:t,t,0x1',
   relativePortId: 1,
+  transport: 0,
   transportId: new Uint8Array([0x05]),
 };
 

@@ -107,6 +107,7 @@ const nexusC: Nexus = {
   initiatorPort: 'iqn.2025-01.test:c,i,0x2',
   targetPort: 'iqn.2025-01.test:t,t,0x1',
   relativePortId: 1,
+  transport: 0,
   transportId: new Uint8Array([0x05]),
 };
 /** Nexus A through a second target port (relative port 2). */

@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { IoStats, LATENCY_BOUNDS, LATENCY_BUCKETS, ioKindOf, IoKind, recordAnswered, recordEnd, senseKeyOf, stamp } from '../../../lib/scsi/stats.js';
 import { ScsiError, SenseKey, Asc, buildSense } from '../../../lib/scsi/sense.js';
+import { TRANSPORTS, transportIndex } from '../../../lib/common/transports.js';
+import { cdb10, Harness, nexusA, nexusB } from './helpers.js';
 
 describe('IoStats', () => {
   it('classifies operation codes', () => {
@@ -69,5 +71,42 @@ describe('IoStats', () => {
     expect(j.buckets).toHaveLength(3 * LATENCY_BUCKETS);
     expect(j.senseKeys).toHaveLength(16);
     expect(j.commands).toEqual([0, 0, 0]);
+  });
+});
+
+describe('LuStats: a logical unit counts per transport', () => {
+  it("puts each command in the row of its nexus's transport; total() sums the rows", async () => {
+    const h = Harness.ram();
+    const iser = { ...nexusB, transport: transportIndex('iser') };
+    const tcp = { ...nexusA, transport: transportIndex('tcp') };
+    await h.ready(tcp); // TEST UNIT READY (unit attention): other, on tcp
+    await h.ready(iser);
+    expect((await h.cmd(cdb10(0x28, 0, 2), { nexus: tcp })).status).toBe(0); // READ(10) 2 blocks
+    for (let i = 0; i < 3; i++) expect((await h.cmd(cdb10(0x2a, 8, 1), { nexus: iser, out: new Uint8Array(512) })).status).toBe(0);
+    expect((await h.cmd(cdb10(0x28, 4096, 1), { nexus: iser })).status).toBe(2); // LBA out of range: CHECK CONDITION
+    const st = h.lu.stats!;
+    expect(st.byTransport).toHaveLength(TRANSPORTS.length);
+    const t = st.of(transportIndex('tcp'));
+    const i = st.of(transportIndex('iser'));
+    const s = st.of(transportIndex('srp'));
+    expect([...t.commands]).toEqual([1, 0, 1]);
+    expect([...t.bytes]).toEqual([1024, 0, 0]);
+    expect([...i.commands]).toEqual([1, 3, 1]);
+    expect([...i.bytes]).toEqual([0, 1536, 0]);
+    expect(i.senseKeys[SenseKey.IllegalRequest]).toBe(1);
+    expect(t.senseKeys[SenseKey.IllegalRequest]).toBe(0);
+    expect([...s.commands]).toEqual([0, 0, 0]);
+    const total = st.total();
+    expect([...total.commands]).toEqual([2, 3, 2]);
+    expect([...total.bytes]).toEqual([1024, 1536, 0]);
+    expect(total.senseKeys[SenseKey.UnitAttention]).toBe(2);
+    expect(total.senseKeys[SenseKey.IllegalRequest]).toBe(1);
+    // Reading the total leaves the rows as they were.
+    expect([...t.commands]).toEqual([1, 0, 1]);
+  });
+
+  it('names the transports once, in the order nexuses index them', () => {
+    expect(TRANSPORTS).toEqual(['tcp', 'iser', 'srp']);
+    expect(TRANSPORTS.map((k) => transportIndex(k))).toEqual([0, 1, 2]);
   });
 });

@@ -24,6 +24,25 @@ function config(doc: Record<string, unknown> = overrideListen(defaultConfigJson(
 }
 
 describe('daemon lifecycle (fake engine)', () => {
+  it('servingStatus: an iSER portal waiting for its RDMA device is named as waiting, then as served once it listens', async () => {
+    const engine = fakeEngine({ rdmaWaiting: true });
+    const doc = overrideListen(defaultConfigJson(), '127.0.0.1', 0) as { targets: Array<{ tpgs: Array<{ portals: object[] }> }> };
+    doc.targets[0]!.tpgs[0]!.portals.push({ address: '192.0.2.9', port: 3260, transport: 'iser' });
+    const d = await Daemon.start(config(doc as Record<string, unknown>), { engine, version: '9.9.9' });
+    cleanups.push(() => d.stop());
+    const tcp = d.portals.find((p) => p.transport === 'tcp')!;
+    const before = d.servingStatus();
+    expect(before.waiting).toBe(1);
+    expect(before.text).toBe(
+      `serving tcp 127.0.0.1:${tcp.port}; iser 192.0.2.9:3260 waiting for an RDMA device with address 192.0.2.9 (no RDMA device yet (fake))`,
+    );
+    expect(d.connectionHints().join('\n')).toContain('  waiting:   for an RDMA device with address 192.0.2.9: no RDMA device yet (fake)');
+    engine.rdmaArrives();
+    await before.listening;
+    const after = d.servingStatus();
+    expect(after).toMatchObject({ text: `serving tcp 127.0.0.1:${tcp.port}, iser 192.0.2.9:3260`, waiting: 0, listening: undefined });
+  });
+
   it('starts on an ephemeral port, reports how to connect, answers status, stops cleanly', async () => {
     const engine = fakeEngine();
     const cfg = config();

@@ -32,13 +32,23 @@ export interface FakeEngine extends Engine {
   built?: { config: Config; luns: ResolvedLun[] };
   shutdownGrace?: number;
   connections: Socket[];
+  /** With `rdmaWaiting`: the RDMA device appears, and the waiting iSER portals listen. */
+  rdmaArrives(): void;
 }
 
-export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException } = {}): FakeEngine {
+/** `rdmaWaiting`: the engine serves iSER too, but its portals wait for a device until rdmaArrives() (no socket is opened for them). */
+export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException; rdmaWaiting?: boolean } = {}): FakeEngine {
+  let arrived = false;
+  let arrive!: () => void;
+  const arrival = new Promise<void>((r) => (arrive = r));
   const e: FakeEngine = {
     stores: [],
     connections: [],
-    transports: new Set(['tcp']),
+    transports: new Set(opts.rdmaWaiting ? ['tcp', 'iser'] : ['tcp']),
+    rdmaArrives() {
+      arrived = true;
+      arrive();
+    },
     async openBackstore(store: BackstoreConfig) {
       if (opts.failOpen) throw opts.failOpen;
       const b = new FakeBackstore(store.blockSize, store.size ?? 1 << 20, store.readOnly);
@@ -50,6 +60,14 @@ export function fakeEngine(opts: { failOpen?: NodeJS.ErrnoException } = {}): Fak
       const servers: Server[] = [];
       return {
         async listen(p): Promise<Listener> {
+          if (p.transport === 'iser')
+            return {
+              address: p.address,
+              port: p.port,
+              waiting: () => (arrived ? undefined : 'no RDMA device yet (fake)'),
+              whenListening: () => arrival,
+              close: async () => {},
+            };
           const s = createServer((c) => {
             e.connections.push(c);
             c.on('error', () => {});

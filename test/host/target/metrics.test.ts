@@ -132,7 +132,8 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
   }, 30_000);
 
   it('counts, bytes and latency histograms in Prometheus match what iscsi-test-cu and iscsi-perf did', async () => {
-    const lu = 'backstore="ram0",job="rdma-target"';
+    // The LU's command series are split by transport (lib/common/transports.ts): libiscsi here is iSCSI over TCP.
+    const lu = 'backstore="ram0",transport="tcp",job="rdma-target"';
     for (const t of ['SCSI.Read10.Simple', 'SCSI.Write10.Simple']) {
       const r = spawnSync('iscsi-test-cu', ['-d', '-t', t, url], { encoding: 'utf8', timeout: 60_000 });
       expect(r.stdout, r.stdout + r.stderr).toMatch(/Test: Simple \.\.\.passed/);
@@ -165,6 +166,28 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
     const mean = await scalar(`rdma_target_lu_latency_seconds_sum{${lu},op="read"} / rdma_target_lu_latency_seconds_count{${lu},op="read"}`);
     expect(mean).toBeGreaterThan(0);
     expect(await scalar('rdma_target_engine_counter_total{counter="logins"}')).toBe(4);
+    // Per initiator: libiscsi's one initiator name has the four logins and logouts; a login to a target that does not
+    // exist, under a name nobody configured, counts under initiator="unknown" (lib/common/initiators.ts).
+    const logins = await query('rdma_target_initiator_events_total{event="logins"}');
+    expect(logins).toHaveLength(1);
+    expect(logins[0]![0]).toMatchObject({ fabric: 'iscsi' });
+    expect(logins[0]![0].initiator).not.toBe('unknown');
+    expect(logins[0]![1]).toBe(4);
+    expect(await scalar(`rdma_target_initiator_events_total{event="logouts",initiator="${logins[0]![0].initiator}"}`)).toBe(4);
+    const bogus = spawnSync('iscsi-inq', ['-i', 'iqn.2025-01.com.example:made-up', url.replace(IQN, `${IQN}-no-such-target`)], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(bogus.status, bogus.stdout + bogus.stderr).not.toBe(0);
+    await until('the failed login in Prometheus', async () =>
+      (await scalar('rdma_target_initiator_events_total{event="login_failures",initiator="unknown"}')) === 1 ? true : undefined,
+    );
+    expect(await query('rdma_target_initiator_events_total{initiator="iqn.2025-01.com.example:made-up"}')).toHaveLength(0);
+    // Every command came over TCP: the other transports' rows (present when this host has RDMA) stay at zero,
+    // and the LU's commands summed over transports equal the tcp row.
+    const others = await query('rdma_target_lu_commands_total{backstore="ram0",transport!="tcp"}');
+    for (const [labels, v] of others) expect(v, JSON.stringify(labels)).toBe(0);
+    expect(await scalar('sum(rdma_target_lu_commands_total{backstore="ram0",op="read"})')).toBe(512);
     expect(await scalar(`sum(rdma_target_lu_sense_errors_total{${lu},sense_key="illegal_request"})`)).toBe(0);
 
     // A stream of reads: while it runs Prometheus sees a session, a portal connection and a nonzero read rate on
@@ -213,7 +236,7 @@ describe.skipIf(missing.length > 0)('Prometheus scraping the metrics endpoint du
       for (const t of p.targets) {
         for (const [name] of t.expr.matchAll(/rdma_target_\w+/g)) expect(served, `${p.title}: ${name}`).toContain(name.replace(/_(bucket|sum|count)$/, ''));
         // Prometheus parses and runs it (an error answers status "error", which query() throws on).
-        await query(t.expr.replaceAll('$__rate_interval', '5s').replaceAll('$backstore', '.*'));
+        await query(t.expr.replaceAll('$__rate_interval', '5s').replaceAll('$backstore', '.*').replaceAll('$transport', '.*'));
       }
   });
 });
