@@ -24,7 +24,7 @@ export const DEFAULT_BLOCK_SIZE = 512;
  * `rdma.pollUs`: how long a wake-up may spin over the CQs for the next completion before
  * sleeping (lib/verbs/dispatch.ts). Chosen by measurement: docs/benchmarks/polling.md.
  */
-export const RDMA_POLL_US_DEFAULT = 500;
+export const RDMA_POLL_US_DEFAULT = 0;
 export const RDMA_POLL_US_MAX = 100000;
 export const DEFAULT_TPG_TAG = 1;
 
