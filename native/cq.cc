@@ -54,7 +54,8 @@ struct PollGroup {
   double expectedGap = 0;  // ticks from the end of a wake-up's work to the next completion
   uint64_t lastIdle = 0;   // Ticks() when the last wake-up went back to the loop
   bool spinning = false;
-  // Counters for tuning and tests: spins, spins that caught a completion, ticks spun.
+  // Counters for tuning and tests: spins, completion batches they caught, ticks spun (the
+  // JS work done for those batches included).
   double spins = 0, hits = 0, spunTicks = 0;
 
   void NoteGap(uint64_t gap) {
