@@ -96,6 +96,15 @@ describe('control API changes during fio --verify over iSER', () => {
     const r = await run.done;
     expect(r.code, `${r.out}${rig.context()}`).toBe(0);
     const after = await status();
+    // The evidence an operator reads in the test log (the assertions below decide).
+    console.log(
+      `[ctl-live iser] changes: lun.create 1-3, portal.create/delete 3261, acl.create/delete, lun.delete 3 (force), tpg.set, acl.delete ${SECOND}; ` +
+        `kernel TSIH ${kernel.map((s) => s.tsih).join(',')} → ${after.sessions
+          .filter((s) => s.initiator === INITIATOR)
+          .map((s) => s.tsih)
+          .join(',')}; ` +
+        `logins ${before.counters.logins} → ${after.counters.logins} (the second initiator's); second initiator's sessions ended: ${ended.endedSessions}; fio --verify rc ${r.code}`,
+    );
     // The kernel's session is the one it had: same TSIH, and the only logins since are the second initiator's.
     expect(after.sessions.filter((s) => s.initiator === INITIATOR).map((s) => s.tsih)).toEqual(kernel.map((s) => s.tsih));
     expect(after.sessions.some((s) => s.initiator === SECOND)).toBe(false);
@@ -171,6 +180,10 @@ describe('srp section changes during fio --verify over ib_srp', () => {
     expect(r.code, `${r.out}${srpRig.context()}`).toBe(0);
     expect(r.out).not.toMatch(/verify: bad|err=/i);
     const after = await srpRig.status();
+    console.log(
+      `[ctl-live srp] changes: srp.lun.create 1, rescan, srp.lun.delete 1 (refused, then forced); ` +
+        `SRP logins ${before.counters.srpLogins} → ${after.counters.srpLogins}; channels ${channels.length} → ${after.sessions.filter((s) => s.transport === 'srp').length}; fio --verify rc ${r.code}`,
+    );
     expect(after.sessions.filter((s) => s.transport === 'srp').map((s) => s.connections.map((c) => c.remote))).toEqual(
       channels.map((s) => s.connections.map((c) => c.remote)),
     );

@@ -121,9 +121,9 @@ const holdsExactly = (iqns: string[]) => (st: Status) =>
 
 const sessionOf = (st: Status, iqn: string) => st.sessions.find((s) => s.target === iqn);
 
-const node = (iqn: keyof typeof IQN, args: string, timeout?: number) =>
-  rig.iscsiNode({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeout);
-const login = (iqn: keyof typeof IQN) => node(iqn, '--login', 60_000);
+const node = (iqn: keyof typeof IQN, args: string, timeoutS?: number) =>
+  rig.iscsiNodeAsync({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeoutS);
+const login = (iqn: keyof typeof IQN) => node(iqn, '--login', 60);
 
 /** Bytes written to a disk so far (the block layer's own count). */
 const written = (disk: string) =>
@@ -174,9 +174,9 @@ describe('iSER faults with the Linux initiator', () => {
     rig.startIscsid(INITIATOR);
     await rig.start(config(), { iser: 2, control: true });
     for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) {
-      node(k, '-o new');
+      await node(k, '-o new');
       // Long enough that I/O waits out the fault instead of failing (the default is 120 s).
-      node(k, '-o update -n node.session.timeo.replacement_timeout -v 300');
+      await node(k, '-o update -n node.session.timeo.replacement_timeout -v 300');
     }
   }, 120_000);
 
@@ -195,8 +195,8 @@ describe('iSER faults with the Linux initiator', () => {
   });
 
   test('an initiator that vanishes mid-I/O is detected and freed; another session verifies meanwhile; it comes back and verifies', async () => {
-    login('victim');
-    login('survivor');
+    await login('victim');
+    await login('survivor');
     const vdisk = await waitForDisk(IQN.victim);
     const sdisk = await waitForDisk(IQN.survivor);
     const before = await until('both sessions up', holdsExactly([IQN.victim, IQN.survivor]), 30_000);
@@ -243,7 +243,7 @@ describe('iSER faults with the Linux initiator', () => {
   }, 600_000);
 
   test("the initiator's link down for 15 s and up during fio: ib_iser recovers, data verifies, only live connections remain", async () => {
-    login('flap');
+    await login('flap');
     const disk = await waitForDisk(IQN.flap);
     const three = [IQN.victim, IQN.survivor, IQN.flap];
     const before = await until('three sessions up', holdsExactly(three), 30_000);
@@ -277,7 +277,7 @@ describe('iSER faults with the Linux initiator', () => {
   }, 600_000);
 
   test('after logout no connection and no per-connection RDMA object is left', async () => {
-    for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) node(k, '--logout');
+    for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) await node(k, '--logout');
     const st = await until('everything freed', holdsExactly([]), 30_000);
     expect(st.sessions).toHaveLength(0);
     expect(st.counters.rdmaQps).toBe(0);

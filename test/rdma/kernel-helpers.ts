@@ -205,6 +205,13 @@ export class KernelRig {
   readonly iscsiNode = (n: IscsiNode, args: string, timeout?: number): string =>
     this.sh(`iscsiadm -m node -T ${n.iqn} -p ${n.portal}${n.iface ? ` -I ${n.iface}` : ''} ${args}`, timeout);
 
+  /**
+   * iscsiNode without blocking the event loop: a login or logout can take tens of seconds
+   * while a path recovers, and vitest's worker must keep answering its RPCs meanwhile.
+   */
+  readonly iscsiNodeAsync = (n: IscsiNode, args: string, timeoutS = 120): Promise<string> =>
+    this.shAsync(`timeout ${timeoutS} iscsiadm -m node -T ${n.iqn} -p ${n.portal}${n.iface ? ` -I ${n.iface}` : ''} ${args}`);
+
   /** The session to `iqn` as `iscsiadm -m session -P3` prints it. */
   readonly sessionBlock = (iqn: string): string => {
     const out = this.sh('iscsiadm -m session -P3');
