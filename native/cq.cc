@@ -14,6 +14,9 @@
 namespace rt {
 
 static constexpr unsigned kAckBatch = 64;
+// A wake-up that found more completions than this is throughput-bound: its wake-up is
+// already shared by many I/Os, and a spin would only hold a CPU the initiator may need.
+static constexpr int kSpinMaxBatch = 2;
 
 namespace {
 
@@ -63,17 +66,18 @@ struct PollGroup {
     double g = static_cast<double>(std::min<uint64_t>(gap, 4 * budget));
     expectedGap += (g - expectedGap) / 8;
   }
-  uint64_t Spin(uint64_t idleSince);
+  uint64_t Spin(uint64_t idleSince, int found);
 };
 
 thread_local PollGroup group;
 
 // Polls every CQ of the env and hands what it finds to JS, until no completion came for
-// `limit` ticks or the wake-up has spun its cap (then the loop runs its timers, sockets
-// and CM events, and the next completion wakes it). `idleSince` is when the caller's work
-// ended; returns when the last work ended.
-uint64_t PollGroup::Spin(uint64_t idleSince) {
-  if (budget == 0 || spinning || expectedGap > static_cast<double>(budget)) return idleSince;
+// `limit` ticks, the wake-up has spun its cap (then the loop runs its timers, sockets
+// and CM events, and the next completion wakes it), or a batch came that shows the load is
+// throughput-bound. `idleSince` is when the caller's work ended, `found` the completions
+// the wake-up handled; returns when the last work ended.
+uint64_t PollGroup::Spin(uint64_t idleSince, int found) {
+  if (budget == 0 || spinning || found > kSpinMaxBatch || expectedGap > static_cast<double>(budget)) return idleSince;
   uint64_t limit = std::min<uint64_t>(budget, static_cast<uint64_t>(2 * expectedGap) + budget / 8);
   uint64_t start = Ticks(), now = start;
   uint64_t cap = std::max<uint64_t>(8 * budget, static_cast<uint64_t>(1000 * ticksPerUs));
@@ -81,14 +85,18 @@ uint64_t PollGroup::Spin(uint64_t idleSince) {
   spins++;
   while (now - idleSince <= limit && now - start <= cap) {
     // By index, re-reading the size: JS called from Drain may close (remove) CQs.
+    int most = 0;
     for (size_t i = 0; i < cqs.size(); i++) {
-      uint64_t found = Ticks();
-      if (cqs[i]->Drain() == 0) continue;
+      uint64_t at = Ticks();
+      int n = cqs[i]->Drain();
+      if (n == 0) continue;
       hits++;
-      NoteGap(found - idleSince);
+      most = std::max(most, n);
+      NoteGap(at - idleSince);
       idleSince = Ticks();
     }
     now = Ticks();
+    if (most > kSpinMaxBatch) break;
   }
   spunTicks += static_cast<double>(now - start);
   spinning = false;
@@ -202,9 +210,9 @@ void Cq::OnReadable() {
     ibv_ack_cq_events(cq_, unacked_);
     unacked_ = 0;
   }
-  Drain();
+  int found = Drain();
   if (closed()) return;
-  uint64_t idle = group.Spin(Ticks());
+  uint64_t idle = group.Spin(Ticks(), found);
   if (closed()) return;
   ibv_req_notify_cq(cq_, 0);
   if (Drain() > 0) idle = Ticks();
