@@ -23,8 +23,8 @@ const call = (method: string, params: Record<string, unknown> = {}) => rpcCall(s
 describe('control API changes during fio --verify over iSER', () => {
   beforeAll(async () => {
     if (!inVm) throw new Error('the kernel iSER tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe ib_iser && modprobe sd_mod');
-    rig.startIscsid(INITIATOR);
+    await sh('modprobe ib_iser && modprobe sd_mod');
+    await rig.startIscsid(INITIATOR);
     await rig.start(
       {
         control: { socket },
@@ -47,19 +47,19 @@ describe('control API changes during fio --verify over iSER', () => {
       },
       { iser: 1, tcp: 1, control: true },
     );
-    sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
-    node('--login');
+    await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
+    await node('--login');
     await waitForDisk(IQN, 0);
   }, 180_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     try {
-      node('--logout');
+      await node('--logout');
     } catch {
       /* not logged in */
     }
     try {
-      sh('iscsiadm -m node -o delete');
+      await sh('iscsiadm -m node -o delete');
     } catch {
       /* none left */
     }
@@ -110,7 +110,7 @@ describe('control API changes during fio --verify over iSER', () => {
     expect(after.sessions.some((s) => s.initiator === SECOND)).toBe(false);
     expect(after.counters.logins).toBe(before.counters.logins + 1);
     // The kernel saw the new LUNs announced, not an error on LUN 0.
-    expect(sh('dmesg')).not.toContain(`I/O error, dev ${disk.replace('/dev/', '')},`);
+    expect(await sh('dmesg')).not.toContain(`I/O error, dev ${disk.replace('/dev/', '')},`);
   }, 900_000);
 });
 
@@ -123,7 +123,7 @@ const srpCall = (method: string, params: Record<string, unknown> = {}) => rpcCal
 describe('srp section changes during fio --verify over ib_srp', () => {
   beforeAll(async () => {
     if (!inVm) throw new Error('the kernel SRP tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    srpRig.sh('modprobe ib_srp && modprobe sd_mod');
+    await srpRig.sh('modprobe ib_srp && modprobe sd_mod');
     if (!existsSync(IbSrp.add)) throw new Error(`${IbSrp.add} is missing: ib_srp did not bind rxe0\n${srpRig.diagnostics()}`);
     await srpRig.start(
       {
@@ -165,10 +165,10 @@ describe('srp section changes during fio --verify over ib_srp', () => {
     const added = (await srpCall('srp.lun.create', { lun: 1, backstore: { type: 'ram', size: '8M' } })) as { added: unknown[]; endedSessions: number };
     expect(added).toMatchObject({ added: [{ target: 'srp', lun: 1 }], endedSessions: 0 });
     // ib_srp does not rescan on REPORTED LUNS DATA HAS CHANGED by itself: ask the SCSI host.
-    srpRig.sh('for h in /sys/class/scsi_host/host*; do echo "- - -" > $h/scan 2>/dev/null || true; done', 60_000);
+    await srpRig.sh('for h in /sys/class/scsi_host/host*; do echo "- - -" > $h/scan 2>/dev/null || true; done', 60_000);
     const both = await ibSrp.waitForDisks(2);
     expect([...both.keys()].sort()).toEqual([0, 1]);
-    expect(srpRig.sh(`sg_readcap ${both.get(1)!}`)).toMatch(/Device size: 8388608 bytes/);
+    expect(await srpRig.sh(`sg_readcap ${both.get(1)!}`)).toMatch(/Device size: 8388608 bytes/);
 
     // In use (the session sees it): refused without force; forced, the session stays.
     await expect(srpCall('srp.lun.delete', { lun: 1 })).rejects.toThrow(/srp LUN 1 is in use by 1 session; removing it needs force/);

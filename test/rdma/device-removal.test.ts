@@ -98,7 +98,7 @@ async function srpLogin(dev: string, dest: string): Promise<string> {
   const cmd = `echo "id_ext=${ID_EXT},ioc_guid=${IOC_GUID},dest=${dest}:${SRP_PORT},ch_count=1,queue_size=32" > ${SRP_ADD(dev)}`;
   for (let i = 0; ; i++) {
     try {
-      sh(cmd, 60_000);
+      await sh(cmd, 60_000);
       break;
     } catch (e) {
       if (i >= 20) throw e;
@@ -131,7 +131,7 @@ function verifyLoop(disk: string, name: string): { stop: () => Promise<{ code: n
   );
   return {
     stop: async () => {
-      sh(`touch ${flag}`);
+      await sh(`touch ${flag}`);
       return run.done;
     },
   };
@@ -159,26 +159,26 @@ async function timed(cmd: string): Promise<number> {
 describe('RDMA devices removed and returned under the kernel initiators', () => {
   beforeAll(async () => {
     if (!inVm) throw new Error('the device removal tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe ib_iser && modprobe ib_srp && modprobe sd_mod');
-    for (const c of rxe2On(VICTIM_ADDR)) sh(c);
-    rig.startIscsid(INITIATOR);
+    await sh('modprobe ib_iser && modprobe ib_srp && modprobe sd_mod');
+    for (const c of rxe2On(VICTIM_ADDR)) await sh(c);
+    await rig.startIscsid(INITIATOR);
     await rig.start(config(work, socket), { iser: 2, srp: 1, tcp: 1, control: true });
     for (const k of ['victim', 'survivor'] as const) {
-      node(k, '-o new');
-      node(k, '-o update -n node.session.timeo.replacement_timeout -v 300');
+      await node(k, '-o new');
+      await node(k, '-o update -n node.session.timeo.replacement_timeout -v 300');
     }
   }, 120_000);
 
   afterAll(async () => {
     if (!inVm) return;
     const ports = '/sys/class/srp_remote_ports';
-    for (const p of existsSync(ports) ? readdirSync(ports) : []) trySh(`echo 1 > ${ports}/${p}/delete`);
-    trySh('iscsiadm -m node --logoutall=all');
-    trySh('iscsiadm -m node -o delete');
+    for (const p of existsSync(ports) ? readdirSync(ports) : []) await trySh(`echo 1 > ${ports}/${p}/delete`);
+    await trySh('iscsiadm -m node --logoutall=all');
+    await trySh('iscsiadm -m node -o delete');
     rig.target?.kill('SIGKILL');
     cold.target?.kill('SIGKILL');
     stopIscsid();
-    trySh('sleep 1');
+    await trySh('sleep 1');
     // Back to what guest-init.sh set up, for the files that follow.
     const links = (() => {
       try {
@@ -187,15 +187,15 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
         return '';
       }
     })();
-    if (!/rxe0/.test(links)) trySh('rdma link add rxe0 type rxe netdev veth0');
-    if (!/rxe1/.test(links)) trySh('rdma link add rxe1 type rxe netdev veth1');
-    if (/rxe2/.test(links)) trySh('rdma link delete rxe2', 60_000);
-    trySh('ip link del veth2');
-  });
+    if (!/rxe0/.test(links)) await trySh('rdma link add rxe0 type rxe netdev veth0');
+    if (!/rxe1/.test(links)) await trySh('rdma link add rxe1 type rxe netdev veth1');
+    if (/rxe2/.test(links)) await trySh('rdma link delete rxe2', 60_000);
+    await trySh('ip link del veth2');
+  }, 300_000);
 
   test(`${CYCLES} cycles of rdma link del/add of the victims' device: bounded removal, survivors verify throughout, victims come back, resources flat`, async () => {
-    node('survivor', '--login', 60_000);
-    node('victim', '--login', 60_000);
+    await node('survivor', '--login', 60_000);
+    await node('victim', '--login', 60_000);
     const iserSurvivor = await waitForDisk(IQN.survivor);
     const iserVictim = await waitForDisk(IQN.victim);
     const srpSurvivor = await srpLogin('rxe0', SURVIVOR_ADDR);
@@ -227,7 +227,7 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
       );
       expect(gone.counters.rdmaDeviceRemovals).toBeGreaterThanOrEqual(cycle);
 
-      sh('rdma link add rxe2 type rxe netdev veth2');
+      await sh('rdma link add rxe2 type rxe netdev veth2');
       // iscsid reconnects the victim's session by itself; ib_srp forgot the port with the device.
       srpVictim = await srpLogin('rxe2', VICTIM_ADDR);
       await until(`cycle ${cycle}: victims back`, (st) => st.counters.iserConnections === 2 && srpChannels(st) === 2 && iserOf(st, IQN.victim) === 1, 120_000);
@@ -261,10 +261,10 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
 
   test('every RDMA device removed while a TCP session runs fio: TCP carries on; nothing RDMA is left', async () => {
     const ports = '/sys/class/srp_remote_ports';
-    for (const p of existsSync(ports) ? readdirSync(ports) : []) trySh(`echo 1 > ${ports}/${p}/delete`);
-    trySh('iscsiadm -m node --logoutall=all');
-    rig.iscsiNode({ iqn: IQN.tcp, portal: `${SURVIVOR_ADDR}:3260` }, '-o new');
-    rig.iscsiNode({ iqn: IQN.tcp, portal: `${SURVIVOR_ADDR}:3260` }, '--login', 60_000);
+    for (const p of existsSync(ports) ? readdirSync(ports) : []) await trySh(`echo 1 > ${ports}/${p}/delete`);
+    await trySh('iscsiadm -m node --logoutall=all');
+    await rig.iscsiNode({ iqn: IQN.tcp, portal: `${SURVIVOR_ADDR}:3260` }, '-o new');
+    await rig.iscsiNode({ iqn: IQN.tcp, portal: `${SURVIVOR_ADDR}:3260` }, '--login', 60_000);
     const disk = await waitForDisk(IQN.tcp);
     const run = bg(fioVerify(disk, 'tcp', '--rw=randwrite --bsrange=4k-64k --iodepth=8 --size=24M'));
     const times: string[] = [];
@@ -274,36 +274,36 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
       expect(ms, `rdma link del ${dev}`).toBeLessThan(REMOVAL_BOUND_MS);
     }
     say(`removing every device with TCP running: ${times.join(', ')}`);
-    expect(sh('rdma link')).not.toMatch(/rxe/);
+    expect(await sh('rdma link')).not.toMatch(/rxe/);
     const st = await until('no RDMA object left', (s) => devicesOf(s).length === 0 && s.counters.rdmaContexts === 0 && s.counters.rdmaQps === 0, 30_000);
     expect(st.counters.rdmaPds).toBe(0);
     expect(st.counters.rdmaMrs).toBe(0);
     await verified(run, 'TCP fio across the removal of every RDMA device', 240_000);
     expect(st.sessions.some((s) => s.target === IQN.tcp)).toBe(true);
-    expect(diskOf(IQN.tcp)).toBe(disk);
+    expect(await diskOf(IQN.tcp)).toBe(disk);
   }, 600_000);
 
   test('a target started with no RDMA device serves iSER and SRP once one is added', async () => {
     rig.target?.kill('SIGKILL');
-    expect(sh('rdma link')).not.toMatch(/rxe/);
+    expect(await sh('rdma link')).not.toMatch(/rxe/);
     // Ports of its own: the first daemon's kernel-side listeners may linger a moment.
     const ports = { iser: 3261, srp: 5556, tcp: 3262 };
     await cold.start(config(cold.work, cold.socket, ports), { iser: 2, srp: 1, tcp: 1, control: true });
     expect(cold.log).toMatch(/no RDMA device yet/);
-    sh('rdma link add rxe0 type rxe netdev veth0');
-    sh('rdma link add rxe1 type rxe netdev veth1');
+    await sh('rdma link add rxe0 type rxe netdev veth0');
+    await sh('rdma link add rxe1 type rxe netdev veth1');
     for (let i = 0; i < 100 && (cold.log.match(/listening again/g)?.length ?? 0) < 2; i++) await sleep(200);
     expect(cold.log).toMatch(/RDMA portal 10\.77\.0\.1:3261 listening again/);
     expect(cold.log).toMatch(/RDMA portal 0\.0\.0\.0:5556 listening again/);
     // A real login over each transport.
     const n = { iqn: IQN.survivor, portal: `${SURVIVOR_ADDR}:3261`, iface: 'iser' as const };
-    rig.iscsiNode(n, '-o new');
-    rig.iscsiNode(n, '--login', 60_000);
+    await rig.iscsiNode(n, '-o new');
+    await rig.iscsiNode(n, '--login', 60_000);
     const disk = await waitForDisk(IQN.survivor);
     await verified(bg(fioVerify(disk, 'cold-iser', '--rw=randwrite --bs=16k --iodepth=8 --size=2M')), 'iSER after the device arrived', 120_000);
     for (let i = 0; i < 100 && !existsSync(SRP_ADD('rxe0')); i++) await sleep(100);
     const before = new Set(disks().map((d) => d.dev));
-    sh(`echo "id_ext=${ID_EXT},ioc_guid=${IOC_GUID},dest=${SURVIVOR_ADDR}:${ports.srp},ch_count=1,queue_size=32" > ${SRP_ADD('rxe0')}`, 60_000);
+    await sh(`echo "id_ext=${ID_EXT},ioc_guid=${IOC_GUID},dest=${SURVIVOR_ADDR}:${ports.srp},ch_count=1,queue_size=32" > ${SRP_ADD('rxe0')}`, 60_000);
     let srpDisk: string | undefined;
     for (let i = 0; i < 150 && !srpDisk; i++) {
       srpDisk = disks().find((x) => !before.has(x.dev) && existsSync(x.dev))?.dev;
@@ -311,8 +311,8 @@ describe('RDMA devices removed and returned under the kernel initiators', () => 
     }
     expect(srpDisk, `no SRP disk${cold.context()}`).toBeDefined();
     await verified(bg(fioVerify(srpDisk!, 'cold-srp', '--rw=randwrite --bs=16k --iodepth=8 --size=2M')), 'SRP after the device arrived', 120_000);
-    rig.iscsiNode(n, '--logout', 60_000);
-    rig.iscsiNode(n, '-o delete');
+    await rig.iscsiNode(n, '--logout', 60_000);
+    await rig.iscsiNode(n, '-o delete');
     expect(cold.log).not.toMatch(/unhandled|uncaught|TypeError|RangeError/i);
   }, 300_000);
 });

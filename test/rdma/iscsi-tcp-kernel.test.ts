@@ -39,7 +39,7 @@ function config(): object {
 }
 
 const startTarget = () => rig.start(config(), { tcp: 1 }, []);
-const diskOf = (lun: number): string => rig.diskOf(IQN, lun);
+const diskOf = (lun: number): Promise<string> => rig.diskOf(IQN, lun);
 
 async function waitForDisks(): Promise<void> {
   await rig.waitForDisk(IQN, 0);
@@ -54,14 +54,14 @@ describe('open-iscsi kernel initiator over TCP', () => {
   beforeAll(async () => {
     // Loud, never skipped: the VM tier (npm run test:rdma) runs this file inside the guest.
     if (!inVm) throw new Error('the kernel-initiator tests need the VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe iscsi_tcp && modprobe sd_mod');
-    rig.startIscsid(INITIATOR);
+    await sh('modprobe iscsi_tcp && modprobe sd_mod');
+    await rig.startIscsid(INITIATOR);
     await startTarget();
   }, 60_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     try {
-      logout();
+      await logout();
     } catch {
       /* already out */
     }
@@ -70,56 +70,56 @@ describe('open-iscsi kernel initiator over TCP', () => {
   });
 
   test('discovery, CHAP login, mkfs.ext4, mount, checksums across logout/login', async () => {
-    const found = sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`);
+    const found = await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`);
     expect(found).toContain(IQN);
-    node(`-o update -n node.session.auth.authmethod -v CHAP`);
-    node(`-o update -n node.session.auth.username -v vm-initiator`);
+    await node(`-o update -n node.session.auth.authmethod -v CHAP`);
+    await node(`-o update -n node.session.auth.username -v vm-initiator`);
     // A wrong secret is refused (authentication failure), then the right one works.
-    node(`-o update -n node.session.auth.password -v wrong-secret-9`);
-    expect(() => login()).toThrow(/authorization failure|Login failed|24/i);
-    node(`-o update -n node.session.auth.password -v kernel-secret-1`);
-    login();
+    await node(`-o update -n node.session.auth.password -v wrong-secret-9`);
+    await expect(login()).rejects.toThrow(/authorization failure|Login failed|24/i);
+    await node(`-o update -n node.session.auth.password -v kernel-secret-1`);
+    await login();
     await waitForDisks();
-    const disk = diskOf(0);
-    sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
+    const disk = await diskOf(0);
+    await sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
     mkdirSync('/mnt/lun0', { recursive: true });
-    sh(`mount ${disk} /mnt/lun0`);
-    sh('for i in $(seq 1 20); do head -c $((i * 37 * 1024)) /dev/urandom > /mnt/lun0/f$i; done');
-    const before = sh('cd /mnt/lun0 && sha256sum f* | sort');
-    sh('umount /mnt/lun0');
-    logout();
-    login();
+    await sh(`mount ${disk} /mnt/lun0`);
+    await sh('for i in $(seq 1 20); do head -c $((i * 37 * 1024)) /dev/urandom > /mnt/lun0/f$i; done');
+    const before = await sh('cd /mnt/lun0 && sha256sum f* | sort');
+    await sh('umount /mnt/lun0');
+    await logout();
+    await login();
     await waitForDisks();
-    sh(`mount ${diskOf(0)} /mnt/lun0`);
-    const after = sh('cd /mnt/lun0 && sha256sum f* | sort');
+    await sh(`mount ${await diskOf(0)} /mnt/lun0`);
+    const after = await sh('cd /mnt/lun0 && sha256sum f* | sort');
     expect(after).toBe(before);
     expect(after.split('\n').filter(Boolean)).toHaveLength(20);
-    sh('umount /mnt/lun0');
+    await sh('umount /mnt/lun0');
   }, 600_000);
 
-  test('fio writes then verifies with crc32c', () => {
-    const disk = diskOf(0);
-    const out = sh(fioVerify(disk, 'verify', '--rw=randwrite --bs=4k:64k --bsrange=4k-64k --iodepth=16 --size=32M'), 600_000);
+  test('fio writes then verifies with crc32c', async () => {
+    const disk = await diskOf(0);
+    const out = await sh(fioVerify(disk, 'verify', '--rw=randwrite --bs=4k:64k --bsrange=4k-64k --iodepth=16 --size=32M'), 600_000);
     expect(out).not.toMatch(/verify: bad/i);
   }, 600_000);
 
   test('a file LUN keeps writes acknowledged after SYNCHRONIZE CACHE across kill -9 of the target', async () => {
-    const disk = diskOf(1);
-    sh(`head -c 4194304 /dev/urandom > ${work}/pattern && dd if=${work}/pattern of=${disk} bs=1M oflag=direct status=none && sg_sync ${disk}`);
-    const want = sh(`sha256sum < ${work}/pattern`);
+    const disk = await diskOf(1);
+    await sh(`head -c 4194304 /dev/urandom > ${work}/pattern && dd if=${work}/pattern of=${disk} bs=1M oflag=direct status=none && sg_sync ${disk}`);
+    const want = await sh(`sha256sum < ${work}/pattern`);
     await rig.stop('SIGKILL');
     // What the target acknowledged is in the file itself, whatever the initiator does next.
-    expect(sh(`head -c 4194304 ${fileLun} | sha256sum`)).toBe(want);
+    expect(await sh(`head -c 4194304 ${fileLun} | sha256sum`)).toBe(want);
     await startTarget();
     // The initiator reconnects on its own; read through it again.
     for (let i = 0; i < 100; i++) {
       try {
-        if (sh(`dd if=${diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`, 30_000) === want) return;
+        if ((await sh(`dd if=${await diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`, 30_000)) === want) return;
       } catch {
         /* still reconnecting */
       }
       await new Promise((r) => setTimeout(r, 500));
     }
-    expect(sh(`dd if=${diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`)).toBe(want);
+    expect(await sh(`dd if=${await diskOf(1)} bs=1M count=4 iflag=direct status=none | sha256sum`)).toBe(want);
   }, 600_000);
 });

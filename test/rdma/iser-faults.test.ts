@@ -60,8 +60,8 @@ const UNDO = [
   'rdma link delete rxe2',
   'ip link del veth2',
 ];
-const blackhole = (on: boolean) => {
-  for (const dev of ['veth1', 'veth0']) sh(on ? `tc qdisc add dev ${dev} root netem loss 100%` : `tc qdisc del dev ${dev} root`);
+const blackhole = async (on: boolean): Promise<void> => {
+  for (const dev of ['veth1', 'veth0']) await sh(on ? `tc qdisc add dev ${dev} root netem loss 100%` : `tc qdisc del dev ${dev} root`);
 };
 
 function tpg(luns: object[], attributes: object = {}): object {
@@ -122,7 +122,7 @@ const holdsExactly = (iqns: string[]) => (st: Status) =>
 const sessionOf = (st: Status, iqn: string) => st.sessions.find((s) => s.target === iqn);
 
 const node = (iqn: keyof typeof IQN, args: string, timeoutS?: number) =>
-  rig.iscsiNodeAsync({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeoutS);
+  rig.iscsiNode({ iqn: IQN[iqn], portal: `${PORTAL[iqn]}:3260`, iface: 'iser' }, args, timeoutS && timeoutS * 1000);
 const login = (iqn: keyof typeof IQN) => node(iqn, '--login', 60);
 
 /** Bytes written to a disk so far (the block layer's own count). */
@@ -166,12 +166,12 @@ describe('iSER faults with the Linux initiator', () => {
   beforeAll(async () => {
     // Loud, never skipped: the VM tier (npm run test:rdma) runs this file inside the guest.
     if (!inVm) throw new Error('the iSER fault tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe ib_iser && modprobe sd_mod && modprobe sch_netem');
-    for (const c of ROUTING) sh(c);
+    await sh('modprobe ib_iser && modprobe sd_mod && modprobe sch_netem');
+    for (const c of ROUTING) await sh(c);
     // The faulted sessions must really cross the wire, the survivor must not.
-    expect(sh(`ip route get ${WIRE}`)).toMatch(/dev veth1/);
-    expect(sh(`ip route get ${LOCAL}`)).toMatch(/^local /);
-    rig.startIscsid(INITIATOR);
+    expect(await sh(`ip route get ${WIRE}`)).toMatch(/dev veth1/);
+    expect(await sh(`ip route get ${LOCAL}`)).toMatch(/^local /);
+    await rig.startIscsid(INITIATOR);
     await rig.start(config(), { iser: 2, control: true });
     for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) {
       await node(k, '-o new');
@@ -180,19 +180,19 @@ describe('iSER faults with the Linux initiator', () => {
     }
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     if (!inVm) return;
-    for (const dev of ['veth1', 'veth0']) trySh(`tc qdisc del dev ${dev} root`);
-    trySh('ip link set veth1 up');
-    for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) trySh(`iscsiadm -m node -T ${IQN[k]} -p ${PORTAL[k]}:3260 -I iser --logout`);
-    trySh('iscsiadm -m node -o delete');
+    for (const dev of ['veth1', 'veth0']) await trySh(`tc qdisc del dev ${dev} root`);
+    await trySh('ip link set veth1 up');
+    for (const k of Object.keys(IQN) as Array<keyof typeof IQN>) await trySh(`iscsiadm -m node -T ${IQN[k]} -p ${PORTAL[k]}:3260 -I iser --logout`);
+    await trySh('iscsiadm -m node -o delete');
     rig.target?.kill('SIGKILL');
-    trySh('sleep 1');
-    for (const c of UNDO) trySh(c);
+    await trySh('sleep 1');
+    for (const c of UNDO) await trySh(c);
     // Neighbour entries left FAILED by the black hole would only slow the next resolution.
-    for (const dev of ['veth0', 'veth1']) trySh(`ip neigh flush dev ${dev}`);
+    for (const dev of ['veth0', 'veth1']) await trySh(`ip neigh flush dev ${dev}`);
     stopIscsid();
-  });
+  }, 300_000);
 
   test('an initiator that vanishes mid-I/O is detected and freed; another session verifies meanwhile; it comes back and verifies', async () => {
     await login('victim');
@@ -208,7 +208,7 @@ describe('iSER faults with the Linux initiator', () => {
 
     const victim = bg(fioVerify(vdisk, 'victim', '--rw=write --bs=64k --iodepth=16 --size=48M'));
     await whenWritten(vdisk, 4 << 20, victim);
-    blackhole(true);
+    await blackhole(true);
     const cut = Date.now();
     say(`victim's path cut (netem loss 100% on veth0 and veth1) with fio running: ${summary(await status())}`);
     // Meanwhile the survivor writes and verifies over the loopback path.
@@ -231,7 +231,7 @@ describe('iSER faults with the Linux initiator', () => {
 
     // The initiator comes back: iscsid reconnects, logs in again, the SCSI layer retries
     // what was in flight, and fio's read-back verifies every block it wrote.
-    blackhole(false);
+    await blackhole(false);
     const back = Date.now();
     await finished(victim, 'victim fio after the initiator came back', 240_000, 48 << 10);
     say(`victim fio completed and verified ${((Date.now() - back) / 1000).toFixed(1)} s after the path returned`);
@@ -252,12 +252,12 @@ describe('iSER faults with the Linux initiator', () => {
 
     const run = bg(fioVerify(disk, 'flap', '--rw=write --bs=64k --iodepth=16 --size=48M'));
     await whenWritten(disk, 4 << 20, run);
-    sh('ip link set veth1 down');
+    await sh('ip link set veth1 down');
     say(`veth1 down with fio running: ${summary(await status())}`);
     await sleep(15_000);
-    sh('ip link set veth1 up');
+    await sh('ip link set veth1 up');
     // Taking a link down drops its routes; a host's network configuration puts them back.
-    sh(`ip route replace ${WIRE}/32 dev veth1 src 10.77.0.2 table 100`);
+    await sh(`ip route replace ${WIRE}/32 dev veth1 src 10.77.0.2 table 100`);
     const up = Date.now();
     say(`veth1 up again: ${summary(await status())}`);
 
@@ -273,7 +273,12 @@ describe('iSER faults with the Linux initiator', () => {
     expect(sessionOf(after, IQN.survivor)!.tsih).toBe(tsih[IQN.survivor]);
     // Every session moves verified data afterwards.
     for (const iqn of three)
-      await finished(bg(fioVerify(diskOf(iqn), 'after', '--rw=randwrite --bs=32k --iodepth=8 --size=4M')), `fio on ${iqn} after the flap`, 120_000, 4 << 10);
+      await finished(
+        bg(fioVerify(await diskOf(iqn), 'after', '--rw=randwrite --bs=32k --iodepth=8 --size=4M')),
+        `fio on ${iqn} after the flap`,
+        120_000,
+        4 << 10,
+      );
   }, 600_000);
 
   test('after logout no connection and no per-connection RDMA object is left', async () => {

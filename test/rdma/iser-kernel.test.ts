@@ -14,7 +14,7 @@ const IQN = { chap: `${BASE}-chap`, noimm: `${BASE}-noimm`, unsol: `${BASE}-unso
 const INITIATOR = 'iqn.2025-01.org.rdma-target:vm-iser-initiator';
 const PORTAL = '10.77.0.1:3260';
 const rig = new KernelRig({ name: 'rt-iser-' });
-const { work, socket, sh, shAsync, status, diskOf, sessionBlock, waitForDisk } = rig;
+const { work, socket, sh, status, diskOf, sessionBlock, waitForDisk } = rig;
 
 function tpg(luns: object[], extra: object = {}): object {
   return {
@@ -59,22 +59,22 @@ describe('Linux ib_iser initiator against rdma-target', () => {
   beforeAll(async () => {
     // Loud, never skipped: the VM tier (npm run test:rdma) runs this file inside the guest.
     if (!inVm) throw new Error('the kernel iSER tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe ib_iser && modprobe sd_mod');
-    rig.startIscsid(INITIATOR);
+    await sh('modprobe ib_iser && modprobe sd_mod');
+    await rig.startIscsid(INITIATOR);
     await rig.start(config(), { iser: 1, control: true });
-    for (const iqn of Object.values(IQN)) node(iqn, '-o new');
+    for (const iqn of Object.values(IQN)) await node(iqn, '-o new');
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const iqn of Object.values(IQN)) {
       try {
-        logout(iqn);
+        await logout(iqn);
       } catch {
         /* not logged in */
       }
     }
     try {
-      sh('iscsiadm -m node -o delete');
+      await sh('iscsiadm -m node -o delete');
     } catch {
       /* none left */
     }
@@ -85,77 +85,77 @@ describe('Linux ib_iser initiator against rdma-target', () => {
   test('SendTargets discovery over TCP and over iSER on the one portal (LIO fails the iSER one)', async () => {
     // TCP first: a SendTargets discovery replaces the portal's node records with records for
     // its own iface, and the tests below use the iser ones.
-    const tcp = sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`, 90_000);
+    const tcp = await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`, 90_000);
     for (const iqn of Object.values(IQN)) expect(tcp).toContain(`${PORTAL},1 ${iqn}`);
     let out = '';
     // iscsiadm retries a first SendTargets that it could not send (seen once in a few runs).
     for (let i = 0; i < 3 && !out.includes(IQN.plain); i++) {
       try {
-        out = sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
+        out = await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
       } catch (e) {
         out = String(e);
       }
     }
     for (const iqn of Object.values(IQN)) expect(out).toContain(`${PORTAL},1 ${iqn}`);
-    for (const iqn of Object.values(IQN)) expect(node(iqn, '')).toContain('iface.transport_name = iser');
+    for (const iqn of Object.values(IQN)) expect(await node(iqn, '')).toContain('iface.transport_name = iser');
   }, 300_000);
 
   test('CHAP login over iSER (wrong secret refused), mkfs.ext4, mount, checksums across logout/login', async () => {
-    node(IQN.chap, '-o update -n node.session.auth.authmethod -v CHAP');
-    node(IQN.chap, '-o update -n node.session.auth.username -v vm-iser');
-    node(IQN.chap, '-o update -n node.session.auth.password -v wrong-secret-99');
-    expect(() => login(IQN.chap)).toThrow(/authorization failure|Login failed|24/i);
-    node(IQN.chap, '-o update -n node.session.auth.password -v iser-secret-12');
-    login(IQN.chap);
-    const block = sessionBlock(IQN.chap);
+    await node(IQN.chap, '-o update -n node.session.auth.authmethod -v CHAP');
+    await node(IQN.chap, '-o update -n node.session.auth.username -v vm-iser');
+    await node(IQN.chap, '-o update -n node.session.auth.password -v wrong-secret-99');
+    await expect(login(IQN.chap)).rejects.toThrow(/authorization failure|Login failed|24/i);
+    await node(IQN.chap, '-o update -n node.session.auth.password -v iser-secret-12');
+    await login(IQN.chap);
+    const block = await sessionBlock(IQN.chap);
     expect(block).toMatch(/Iface Transport: iser/);
     expect(block).toMatch(/ImmediateData: Yes/);
     const st = await status();
     expect(st.sessions.find((s) => s.target === IQN.chap)?.connections[0]?.transport).toBe('iser');
     const disk = await waitForDisk(IQN.chap);
-    await shAsync(`mkfs.ext4 -q -F ${disk}`);
+    await sh(`mkfs.ext4 -q -F ${disk}`);
     mkdirSync('/mnt/iser0', { recursive: true });
-    sh(`mount ${disk} /mnt/iser0`);
+    await sh(`mount ${disk} /mnt/iser0`);
     // Sizes that are not multiples of the block size, up to a few MiB (several RDMA ops).
-    sh('for i in $(seq 1 20); do head -c $((i * 171 * 1024 + i)) /dev/urandom > /mnt/iser0/f$i; done');
-    const before = sh('cd /mnt/iser0 && sha256sum f* | sort');
-    sh('umount /mnt/iser0');
-    logout(IQN.chap);
-    login(IQN.chap);
-    sh(`mount ${await waitForDisk(IQN.chap)} /mnt/iser0`);
-    const after = sh('cd /mnt/iser0 && sha256sum f* | sort');
+    await sh('for i in $(seq 1 20); do head -c $((i * 171 * 1024 + i)) /dev/urandom > /mnt/iser0/f$i; done');
+    const before = await sh('cd /mnt/iser0 && sha256sum f* | sort');
+    await sh('umount /mnt/iser0');
+    await logout(IQN.chap);
+    await login(IQN.chap);
+    await sh(`mount ${await waitForDisk(IQN.chap)} /mnt/iser0`);
+    const after = await sh('cd /mnt/iser0 && sha256sum f* | sort');
     expect(after).toBe(before);
     expect(after.split('\n').filter(Boolean)).toHaveLength(20);
-    sh('umount /mnt/iser0');
+    await sh('umount /mnt/iser0');
   }, 600_000);
 
   test('fio crc32c verify, 4 KiB – 1 MiB blocks at queue depth 128, RAM and file LUNs', async () => {
-    const ram = diskOf(IQN.chap, 0);
-    const out = await shAsync(fio(ram, 'big', '--rw=randwrite --bsrange=4k-1m --iodepth=128 --size=48M'));
+    const ram = await diskOf(IQN.chap, 0);
+    const out = await sh(fio(ram, 'big', '--rw=randwrite --bsrange=4k-1m --iodepth=128 --size=48M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The file LUN's bounce buffers are carved from registered memory: the fd reads into and
     // writes from what the RDMA WRITE/READ uses, with no copy through the fabric's slots.
     const file = await waitForDisk(IQN.chap, 1);
     const bounced = (await status()).counters.rdmaBounceBytes!;
-    const out2 = await shAsync(fio(file, 'file', '--rw=randwrite --bsrange=4k-512k --iodepth=32 --size=32M'));
+    const out2 = await sh(fio(file, 'file', '--rw=randwrite --bsrange=4k-512k --iodepth=32 --size=32M'));
     expect(out2).not.toMatch(/verify: bad|err=/i);
     // 32 MiB written and read back; a few parameter-data pages may still bounce.
     expect((await status()).counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
   }, 600_000);
 
   test('ImmediateData=No and InitialR2T=No sessions negotiate as configured and verify', async () => {
-    login(IQN.noimm);
-    login(IQN.unsol);
-    expect(sessionBlock(IQN.noimm)).toMatch(/ImmediateData: No/);
-    expect(sessionBlock(IQN.unsol)).toMatch(/InitialR2T: No/);
+    await login(IQN.noimm);
+    await login(IQN.unsol);
+    expect(await sessionBlock(IQN.noimm)).toMatch(/ImmediateData: No/);
+    expect(await sessionBlock(IQN.unsol)).toMatch(/InitialR2T: No/);
     for (const iqn of [IQN.noimm, IQN.unsol]) {
-      const out = await shAsync(fio(await waitForDisk(iqn), 'neg', '--rw=randwrite --bsrange=512-256k --iodepth=16 --size=32M'));
+      const out = await sh(fio(await waitForDisk(iqn), 'neg', '--rw=randwrite --bsrange=512-256k --iodepth=16 --size=32M'));
       expect(out).not.toMatch(/verify: bad|err=/i);
     }
   }, 600_000);
 
   test('four concurrent sessions, each verifying its own LUN', async () => {
-    login(IQN.plain);
+    await login(IQN.plain);
     const disks = await Promise.all([IQN.chap, IQN.noimm, IQN.unsol, IQN.plain].map((iqn) => waitForDisk(iqn)));
     expect((await status()).sessions.filter((s) => s.connections[0]?.transport === 'iser')).toHaveLength(4);
     const runs = disks.map((d, i) => bg(fio(d, `c${i}`, `--rw=randrw --bsrange=4k-128k --iodepth=32 --size=24M`)));
@@ -167,22 +167,22 @@ describe('Linux ib_iser initiator against rdma-target', () => {
   }, 600_000);
 
   test('a LUN reset (sg_reset -d) during fio leaves the data verifying', async () => {
-    const disk = diskOf(IQN.plain, 0);
+    const disk = await diskOf(IQN.plain, 0);
     const run = bg(fio(disk, 'reset', '--rw=randwrite --bsrange=4k-64k --iodepth=32 --size=32M'));
     await new Promise((r) => setTimeout(r, 3000));
-    sh(`sg_reset -d ${disk}`, 60_000);
+    await sh(`sg_reset -d ${disk}`, 60_000);
     const r = await run.done;
     expect(r.code, r.out).toBe(0);
     expect(r.out).not.toMatch(/verify: bad/i);
   }, 600_000);
 
   test('a session torn down mid-I/O frees its connection; the others keep serving', async () => {
-    const disk = diskOf(IQN.unsol, 0);
+    const disk = await diskOf(IQN.unsol, 0);
     const before = await status();
     const run = bg(`fio --name=cut --filename=${disk} --direct=1 --ioengine=libaio --rw=randwrite --bs=64k --iodepth=32 --size=48M --time_based --runtime=60`);
     await new Promise((r) => setTimeout(r, 3000));
     // The initiator drops the session under load (logout aborts what is in flight).
-    logout(IQN.unsol);
+    await logout(IQN.unsol);
     run.child.kill('SIGKILL');
     await run.done;
     let after = await status();
@@ -197,18 +197,18 @@ describe('Linux ib_iser initiator against rdma-target', () => {
         .sort(),
     );
     // The other sessions still move data.
-    const out = await shAsync(fio(diskOf(IQN.noimm, 0), 'alive', '--rw=randwrite --bs=16k --iodepth=8 --size=8M'));
+    const out = await sh(fio(await diskOf(IQN.noimm, 0), 'alive', '--rw=randwrite --bs=16k --iodepth=8 --size=8M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The initiator logs in again and the LUN serves verified I/O.
-    login(IQN.unsol);
-    const out2 = await shAsync(fio(await waitForDisk(IQN.unsol), 'again', '--rw=randwrite --bs=32k --iodepth=8 --size=8M'));
+    await login(IQN.unsol);
+    const out2 = await sh(fio(await waitForDisk(IQN.unsol), 'again', '--rw=randwrite --bs=32k --iodepth=8 --size=8M'));
     expect(out2).not.toMatch(/verify: bad|err=/i);
   }, 600_000);
 
   test('after every logout no connection and no per-connection RDMA object is left', async () => {
     for (const iqn of Object.values(IQN)) {
       try {
-        logout(iqn);
+        await logout(iqn);
       } catch {
         /* not logged in */
       }

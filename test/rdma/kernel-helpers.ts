@@ -50,20 +50,38 @@ export interface Bg {
 
 /** Runs a shell command in the background; resolves with its exit code and output. */
 export function bg(cmd: string): Bg {
-  const child = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, out }))) };
 }
 
+/**
+ * Runs a shell command in the background; at `timeout` ms its whole process group is killed
+ * (bg starts bash as a group leader). Never synchronous: vitest's worker must keep answering
+ * its RPCs, and a call that blocks it for 60 s fails the whole run ("Timeout calling
+ * onTaskUpdate").
+ */
+export async function run(cmd: string, timeout: number): Promise<{ code: number | null; out: string; timedOut: boolean }> {
+  const { child, done } = bg(cmd);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      process.kill(-child.pid!, 'SIGKILL');
+    } catch {
+      child.kill('SIGKILL');
+    }
+  }, timeout);
+  const r = await done;
+  clearTimeout(timer);
+  return { ...r, timedOut };
+}
+
 /** Runs a command, ignoring its failure (clean-up that may find nothing to undo). */
-export function trySh(cmd: string, timeout = 30_000): void {
-  try {
-    execSync(cmd, { stdio: 'ignore', timeout });
-  } catch {
-    /* best effort */
-  }
+export async function trySh(cmd: string, timeout = 30_000): Promise<void> {
+  await run(cmd, timeout);
 }
 
 /** A third soft-RoCE port of its own: rxe2 on veth2 (peer veth3) with `address`/24, away from rxe0/rxe1. */
@@ -111,7 +129,7 @@ export class KernelRig {
   readonly diagnostics = (): string => {
     if (!this.opts.diagnose) return '';
     try {
-      return execSync(this.opts.diagnose, { encoding: 'utf8' });
+      return execSync(this.opts.diagnose, { encoding: 'utf8', timeout: 10_000 });
     } catch {
       return '';
     }
@@ -121,20 +139,10 @@ export class KernelRig {
   readonly context = (logChars = 4000): string =>
     `${this.opts.diagnose ? `\n--- dmesg ---\n${this.diagnostics()}` : ''}\n--- target log ---\n${this.log.slice(-logChars)}`;
 
-  /** Runs a command; a failure throws with its output and the context. */
-  readonly sh = (cmd: string, timeout = 120_000): string => {
-    try {
-      return execSync(cmd, { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
-    } catch (e) {
-      const err = e as { stdout?: string; stderr?: string; message: string };
-      throw new Error(`${cmd}\n${err.stdout ?? ''}${err.stderr ?? ''}\n${err.message}${this.context()}`);
-    }
-  };
-
-  /** A long command without blocking the event loop (vitest's worker must keep answering). */
-  readonly shAsync = async (cmd: string): Promise<string> => {
-    const r = await bg(cmd).done;
-    if (r.code !== 0) throw new Error(`${cmd}: exit ${r.code}\n${r.out}${this.context()}`);
+  /** Runs a command (see run); a failure, or the timeout killing it, throws with its output and the context. */
+  readonly sh = async (cmd: string, timeout = 120_000): Promise<string> => {
+    const r = await run(cmd, timeout);
+    if (r.code !== 0 || r.timedOut) throw new Error(`${cmd}: ${r.timedOut ? `killed after ${timeout} ms` : `exit ${r.code}`}\n${r.out}${this.context()}`);
     return r.out;
   };
 
@@ -190,39 +198,32 @@ export class KernelRig {
    * iscsid with `initiator` as its InitiatorName. One iscsid per VM: another kernel-initiator
    * file may have started it already (each stops it in afterAll with stopIscsid).
    */
-  readonly startIscsid = (initiator: string): void => {
+  readonly startIscsid = async (initiator: string): Promise<void> => {
     mkdirSync('/etc/iscsi', { recursive: true });
     writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${initiator}\n`);
     if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
     try {
-      this.sh('pgrep -x iscsid');
+      await this.sh('pgrep -x iscsid');
     } catch {
-      this.sh('iscsid');
+      await this.sh('iscsid');
     }
   };
 
   /** `iscsiadm -m node` on one node record (iface iser, or the default tcp one). */
-  readonly iscsiNode = (n: IscsiNode, args: string, timeout?: number): string =>
+  readonly iscsiNode = (n: IscsiNode, args: string, timeout?: number): Promise<string> =>
     this.sh(`iscsiadm -m node -T ${n.iqn} -p ${n.portal}${n.iface ? ` -I ${n.iface}` : ''} ${args}`, timeout);
 
-  /**
-   * iscsiNode without blocking the event loop: a login or logout can take tens of seconds
-   * while a path recovers, and vitest's worker must keep answering its RPCs meanwhile.
-   */
-  readonly iscsiNodeAsync = (n: IscsiNode, args: string, timeoutS = 120): Promise<string> =>
-    this.shAsync(`timeout ${timeoutS} iscsiadm -m node -T ${n.iqn} -p ${n.portal}${n.iface ? ` -I ${n.iface}` : ''} ${args}`);
-
   /** The session to `iqn` as `iscsiadm -m session -P3` prints it. */
-  readonly sessionBlock = (iqn: string): string => {
-    const out = this.sh('iscsiadm -m session -P3');
+  readonly sessionBlock = async (iqn: string): Promise<string> => {
+    const out = await this.sh('iscsiadm -m session -P3');
     const block = sessionBlocks(out, iqn)[0];
     if (!block) throw new Error(`no session to ${iqn}:\n${out}`);
     return block;
   };
 
   /** The /dev/sdX of `lun` in the session to `iqn`. */
-  readonly diskOf = (iqn: string, lun = 0): string => {
-    const out = this.sh('iscsiadm -m session -P3');
+  readonly diskOf = async (iqn: string, lun = 0): Promise<string> => {
+    const out = await this.sh('iscsiadm -m session -P3');
     for (const block of sessionBlocks(out, iqn)) {
       const m = new RegExp(`Lun: ${lun}\\s+Attached scsi disk (sd\\w+)`).exec(block);
       if (m) return `/dev/${m[1]}`;
@@ -234,7 +235,7 @@ export class KernelRig {
   readonly waitForDisk = async (iqn: string, lun = 0): Promise<string> => {
     for (let i = 0; i < 150; i++) {
       try {
-        const d = this.diskOf(iqn, lun);
+        const d = await this.diskOf(iqn, lun);
         if (existsSync(d)) return d;
       } catch {
         /* not yet */
@@ -293,7 +294,7 @@ export class IbSrp {
     // add_target fails with "Already connected".
     for (let i = 0; ; i++) {
       try {
-        this.rig.sh(cmd, 90_000);
+        await this.rig.sh(cmd, 90_000);
         return;
       } catch (e) {
         if (i >= 20 || !/Already connected/.test(this.rig.diagnostics())) throw e;

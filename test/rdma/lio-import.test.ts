@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { KernelRig, inVm } from './kernel-helpers.js';
 
 const rig = new KernelRig({ name: 'rt-lio-import-' });
-const { work, sh, shAsync } = rig;
+const { work, sh } = rig;
 const haveTargetcli = (() => {
   try {
     execSync('command -v targetcli', { stdio: 'ignore' });
@@ -28,7 +28,7 @@ const INIT2 = 'iqn.2004-10.com.example:init2';
 const SRP_INIT = '0x0000000000000000aabbccddeeff0011';
 
 /** One targetcli command (a fresh Python process each: seconds under TCG, so run without blocking vitest's worker). */
-const tcli = (cmd: string) => shAsync(`targetcli ${cmd}`);
+const tcli = (cmd: string) => sh(`targetcli ${cmd}`);
 
 /** The file targetcli saves, printed for fixture capture, parsed. */
 async function saveconfig(name: string): Promise<unknown> {
@@ -44,25 +44,25 @@ async function saveconfig(name: string): Promise<unknown> {
 async function importLio(name: string): Promise<{ config: Record<string, any>; stderr: string }> {
   const out = join(work, `${name}.rdma-target.json`);
   const errFile = join(work, `${name}.stderr`);
-  await shAsync(`node dist/cli/main.js import-lio ${join(work, `${name}.json`)} -o ${out} 2>${errFile}`);
-  expect(await shAsync(`node dist/cli/main.js check-config ${out}`)).toContain('OK');
+  await sh(`node dist/cli/main.js import-lio ${join(work, `${name}.json`)} -o ${out} 2>${errFile}`);
+  expect(await sh(`node dist/cli/main.js check-config ${out}`)).toContain('OK');
   return { config: JSON.parse(readFileSync(out, 'utf8')), stderr: readFileSync(errFile, 'utf8') };
 }
 
 describe.skipIf(!haveTargetcli)('import-lio on saveconfig.json written by targetcli', () => {
   let loop = '';
   let dbusPid = '';
-  beforeAll(() => {
+  beforeAll(async () => {
     if (!inVm) throw new Error('LIO needs the VM (RDMA_TARGET_VM=1): run npm run test:rdma');
     // targetcli asks the system D-Bus for tcmu-runner's backstores and fails outright when
     // there is no bus (the VM runs no init): a private bus stands in for it.
-    const [address, pid] = sh('dbus-daemon --session --fork --nopidfile --print-address=1 --print-pid=1').trim().split('\n');
+    const [address, pid] = (await sh('dbus-daemon --session --fork --nopidfile --print-address=1 --print-pid=1')).trim().split('\n');
     process.env.DBUS_SYSTEM_BUS_ADDRESS = address;
     dbusPid = pid ?? '';
-    sh('modprobe -a target_core_mod iscsi_target_mod target_core_file target_core_iblock ib_isert ib_srpt loop');
-    sh(`truncate -s 16M ${join(work, 'blk.img')}`);
-    loop = sh(`losetup -f --show ${join(work, 'blk.img')}`).trim();
-    sh('mkdir -p /etc/target');
+    await sh('modprobe -a target_core_mod iscsi_target_mod target_core_file target_core_iblock ib_isert ib_srpt loop');
+    await sh(`truncate -s 16M ${join(work, 'blk.img')}`);
+    loop = (await sh(`losetup -f --show ${join(work, 'blk.img')}`)).trim();
+    await sh('mkdir -p /etc/target');
     writeFileSync(join(work, 'empty'), '');
   }, 120_000);
 

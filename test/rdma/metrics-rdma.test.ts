@@ -71,8 +71,8 @@ const resources = (s: Map<string, number>) => ({
 describe('RDMA resource metrics over a kernel iSER session', () => {
   beforeAll(async () => {
     if (!inVm) throw new Error('the kernel iSER tests need the soft-RoCE VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe ib_iser && modprobe sd_mod');
-    rig.startIscsid(INITIATOR);
+    await sh('modprobe ib_iser && modprobe sd_mod');
+    await rig.startIscsid(INITIATOR);
     await rig.start(
       {
         control: { socket },
@@ -96,14 +96,14 @@ describe('RDMA resource metrics over a kernel iSER session', () => {
     );
   }, 180_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     try {
-      node('--logout');
+      await node('--logout');
     } catch {
       /* not logged in */
     }
     try {
-      sh('iscsiadm -m node -o delete');
+      await sh('iscsiadm -m node -o delete');
     } catch {
       /* none left */
     }
@@ -120,8 +120,8 @@ describe('RDMA resource metrics over a kernel iSER session', () => {
     expect(base.channel).toBe(0);
     expect(base.qps).toBe(0);
 
-    sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
-    node('--login');
+    await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL} -I iser`, 90_000);
+    await node('--login');
     const disk = await waitForDisk(IQN, 0);
     const fio = bg(
       `timeout 120 fio --name=m --filename=${disk} --rw=randrw --bs=4k-64k --iodepth=16 --ioengine=libaio --direct=1 --time_based --runtime=10 --output-format=terse`,
@@ -158,7 +158,7 @@ describe('RDMA resource metrics over a kernel iSER session', () => {
       `metrics-rdma: idle ${JSON.stringify(base)}, during I/O ${JSON.stringify(busy)}, bounce bytes ${bounce}, sq full ${counter(during2, 'rdma_send_queue_full')}`,
     );
 
-    node('--logout');
+    await node('--logout');
     let after = await scrape();
     for (let i = 0; i < 50 && resources(after).qps !== base.qps; i++) {
       await sleep(200);

@@ -47,11 +47,11 @@ function config(): object {
 const node = (args: string) => rig.iscsiNode({ iqn: IQN, portal: PORTAL }, args);
 /** The CLI, as an administrator types it. */
 const cli = (args: string) => sh(`node dist/cli/main.js ${args} --socket ${socket}`);
-const blockdevBytes = (disk: string) => Number(sh(`blockdev --getsize64 ${disk}`).trim());
+const blockdevBytes = async (disk: string) => Number((await sh(`blockdev --getsize64 ${disk}`)).trim());
 
-async function waitFor(what: string, cond: () => boolean): Promise<void> {
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    if (cond()) return;
+    if (await cond()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}${rig.context()}`);
@@ -60,19 +60,19 @@ async function waitFor(what: string, cond: () => boolean): Promise<void> {
 describe('online LUN resize with the kernel initiator', () => {
   beforeAll(async () => {
     if (!inVm) throw new Error('the kernel-initiator tests need the VM (RDMA_TARGET_VM=1): run npm run test:rdma');
-    sh('modprobe iscsi_tcp && modprobe sd_mod');
-    rig.startIscsid(INITIATOR);
-    sh(`modprobe loop; truncate -s 64M ${blockImg}`);
-    loopDev = sh(`losetup -f --show ${blockImg}`).trim();
+    await sh('modprobe iscsi_tcp && modprobe sd_mod');
+    await rig.startIscsid(INITIATOR);
+    await sh(`modprobe loop; truncate -s 64M ${blockImg}`);
+    loopDev = (await sh(`losetup -f --show ${blockImg}`)).trim();
     await rig.start(config(), { tcp: 1, control: true });
-    sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`);
-    node('--login');
+    await sh(`iscsiadm -m discovery -t sendtargets -p ${PORTAL}`);
+    await node('--login');
     await rig.waitForDisk(IQN, 0);
     await rig.waitForDisk(IQN, 1);
     await rig.waitForDisk(IQN, 2);
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const m of ['/mnt/resize0', '/mnt/resize1', '/mnt/resize2']) {
       try {
         execSync(`umount ${m}`, { stdio: 'ignore' });
@@ -81,7 +81,7 @@ describe('online LUN resize with the kernel initiator', () => {
       }
     }
     try {
-      node('--logout');
+      await node('--logout');
     } catch {
       /* already out */
     }
@@ -96,35 +96,35 @@ describe('online LUN resize with the kernel initiator', () => {
     [2, 'block', 96],
   ] as const) {
     test(`LUN ${lun} (${kind}): mkfs, files, grow to ${grown} MiB while mounted, rescan, resize2fs, checksums intact`, async () => {
-      const disk = rig.diskOf(IQN, lun);
+      const disk = await rig.diskOf(IQN, lun);
       const mnt = `/mnt/resize${lun}`;
-      expect(blockdevBytes(disk)).toBe(64 * MiB);
-      sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
+      expect(await blockdevBytes(disk)).toBe(64 * MiB);
+      await sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
       mkdirSync(mnt, { recursive: true });
-      sh(`mount ${disk} ${mnt}`);
-      sh(`for i in $(seq 1 12); do head -c $((i * 53 * 1024)) /dev/urandom > ${mnt}/f$i; done; sync`);
-      const before = sh(`cd ${mnt} && sha256sum f* | sort`);
+      await sh(`mount ${disk} ${mnt}`);
+      await sh(`for i in $(seq 1 12); do head -c $((i * 53 * 1024)) /dev/urandom > ${mnt}/f$i; done; sync`);
+      const before = await sh(`cd ${mnt} && sha256sum f* | sort`);
 
       // RAM and file LUNs grow to a size; a block LUN takes its device's new size.
-      if (kind === 'block') sh(`truncate -s ${grown}M ${blockImg} && losetup -c ${loopDev}`);
-      const out = JSON.parse(cli(kind === 'block' ? `lun resize ${IQN} ${lun}` : `lun resize ${IQN} ${lun} ${grown}M`));
+      if (kind === 'block') await sh(`truncate -s ${grown}M ${blockImg} && losetup -c ${loopDev}`);
+      const out = JSON.parse(await cli(kind === 'block' ? `lun resize ${IQN} ${lun}` : `lun resize ${IQN} ${lun} ${grown}M`));
       expect(out).toMatchObject({ lun, previousBytes: 64 * MiB, sizeBytes: grown * MiB });
       // The unit attention tells the kernel on its next command; a rescan makes it re-read the capacity.
-      sh('iscsiadm -m session --rescan');
-      sh(`echo 1 > /sys/block/${disk.replace('/dev/', '')}/device/rescan`);
-      await waitFor(`${disk} at ${grown} MiB`, () => blockdevBytes(disk) === grown * MiB);
-      const dmesg = sh('dmesg');
+      await sh('iscsiadm -m session --rescan');
+      await sh(`echo 1 > /sys/block/${disk.replace('/dev/', '')}/device/rescan`);
+      await waitFor(`${disk} at ${grown} MiB`, async () => (await blockdevBytes(disk)) === grown * MiB);
+      const dmesg = await sh('dmesg');
       expect(dmesg).toMatch(/Capacity data has changed|detected capacity change/i);
 
-      sh(`resize2fs ${disk}`, 300_000);
-      const blocks = Number(sh(`df -B1 --output=size ${mnt} | tail -1`).trim());
+      await sh(`resize2fs ${disk}`, 300_000);
+      const blocks = Number((await sh(`df -B1 --output=size ${mnt} | tail -1`)).trim());
       expect(blocks).toBeGreaterThan((grown - 16) * MiB);
-      sh(`head -c 8388608 /dev/urandom > ${mnt}/after; sync`);
-      expect(sh(`cd ${mnt} && sha256sum f* | sort`)).toBe(before);
-      sh(`umount ${mnt}`);
-      sh(`e2fsck -fn ${disk}`, 300_000);
-      sh(`mount ${disk} ${mnt}`);
-      expect(sh(`cd ${mnt} && sha256sum f* | sort`)).toBe(before);
+      await sh(`head -c 8388608 /dev/urandom > ${mnt}/after; sync`);
+      expect(await sh(`cd ${mnt} && sha256sum f* | sort`)).toBe(before);
+      await sh(`umount ${mnt}`);
+      await sh(`e2fsck -fn ${disk}`, 300_000);
+      await sh(`mount ${disk} ${mnt}`);
+      expect(await sh(`cd ${mnt} && sha256sum f* | sort`)).toBe(before);
 
       // Saved: the configuration file now says the new size (a block device's is the device's own).
       const saved = JSON.parse(readFileSync(join(work, 'config.json'), 'utf8'));
@@ -133,14 +133,14 @@ describe('online LUN resize with the kernel initiator', () => {
     }, 900_000);
   }
 
-  test('shrinking is refused, naming the field, and changes nothing', () => {
+  test('shrinking is refused, naming the field, and changes nothing', async () => {
     let err = '';
     try {
-      cli(`lun resize ${IQN} 0 64M`);
+      await cli(`lun resize ${IQN} 0 64M`);
     } catch (e) {
       err = (e as Error).message;
     }
     expect(err).toContain(`size: must be at least the current ${160 * MiB} bytes`);
-    expect(blockdevBytes(rig.diskOf(IQN, 0))).toBe(160 * MiB);
+    expect(await blockdevBytes(await rig.diskOf(IQN, 0))).toBe(160 * MiB);
   });
 });

@@ -17,7 +17,7 @@ const ID_EXT = '5250544152474554'; // "RPTARGET"
 const IOC_GUID = '0011223344556677';
 const DEST = '10.77.0.1:5555';
 const rig = new KernelRig({ name: 'rt-srp-', diagnose: 'dmesg | tail -25' });
-const { work, socket, sh, shAsync, status } = rig;
+const { work, socket, sh, status } = rig;
 const dmesgTail = rig.diagnostics;
 const srp = new IbSrp(rig, { idExt: ID_EXT, iocGuid: IOC_GUID, dest: DEST });
 const ADD = IbSrp.add;
@@ -54,7 +54,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
       throw new Error(
         'the kernel SRP tests need the soft-RoCE VM (RDMA_TARGET_VM=1): bash scripts/vm/run.sh --timeout 900 -- npx vitest run --config vitest.rdma.config.ts test/rdma/srp-kernel.test.ts',
       );
-    sh('modprobe ib_srp && modprobe sd_mod');
+    await sh('modprobe ib_srp && modprobe sd_mod');
     if (!existsSync(ADD)) throw new Error(`${ADD} is missing: ib_srp did not bind rxe0\n${dmesgTail()}`);
     await rig.start(config(), { srp: 1, control: true });
   }, 120_000);
@@ -69,7 +69,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
   });
 
   test('a login naming another target port is refused with SRP_LOGIN_REJ', async () => {
-    expect(() => sh(`echo "id_ext=0000000000000001,ioc_guid=${IOC_GUID},dest=${DEST}" > ${ADD}`, 60_000)).toThrow();
+    await expect(sh(`echo "id_ext=0000000000000001,ioc_guid=${IOC_GUID},dest=${DEST}" > ${ADD}`, 60_000)).rejects.toThrow();
     for (let i = 0; i < 50 && !/rejected: TARGET PORT/.test(rig.log); i++) await sleep(100);
     expect(rig.log).toMatch(/login from .* rejected: TARGET PORT IDENTIFIER .* \(SRP_LOGIN_REJ reason 0x10003\)/);
     expect(disks()).toHaveLength(0);
@@ -84,15 +84,15 @@ describe('Linux ib_srp initiator against rdma-target', () => {
       const wwid = readFileSync(`${x.sys}/device/wwid`, 'utf8').trim();
       expect(wwid).toMatch(/^naa\.6001405[0-9a-f]{25}$/);
       expect(`3${wwid.slice(4)}`).toMatch(/^36001405/);
-      expect(sh(`sg_inq -p 0x83 ${x.dev}`)).toMatch(/0x6001405/);
+      expect(await sh(`sg_inq -p 0x83 ${x.dev}`)).toMatch(/0x6001405/);
     }
     // One descriptor per command: ib_srp maps each I/O into one memory region (up to 512
     // pages), so stay within 1 MiB; it fails larger ones itself ("Failed to map data").
-    const out = await shAsync(fio(d.get(0)!, 'sg1', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'sg1', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=48M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The file LUN's buffers are carved from registered memory: nothing goes through the bounce slots.
     const bounced = (await status()).counters.rdmaBounceBytes!;
-    const out2 = await shAsync(fio(d.get(1)!, 'file', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=24M'));
+    const out2 = await sh(fio(d.get(1)!, 'file', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=24M'));
     expect(out2).not.toMatch(/verify: bad|err=/i);
     expect((await status()).counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
     await srp.removeTargets();
@@ -102,7 +102,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     await srp.removeTargets();
     await srp.addTarget('ch_count=1,queue_size=32,cmd_sg_entries=1,allow_ext_sg=1,max_sect=16384');
     const d = await srp.waitForDisks();
-    const out = await shAsync(fio(d.get(0)!, 'ext', '--rw=randrw --bsrange=2m-8m --iodepth=4 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'ext', '--rw=randrw --bsrange=2m-8m --iodepth=4 --size=48M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
     expect(dmesgTail()).not.toMatch(/Failed to map data/);
     // The initiator sent external tables: more descriptors than the one the IU holds.
@@ -117,24 +117,24 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     expect(await srp.channels()).toBe(4);
     const sys = disks().find((x) => x.lun === 0)!.sys;
     expect(Number(readFileSync(`${sys}/queue/max_sectors_kb`, 'utf8'))).toBeGreaterThanOrEqual(8192);
-    const big = await shAsync(fio(d.get(0)!, 'big', '--rw=randwrite --bsrange=4m-8m --iodepth=4 --size=64M'));
+    const big = await sh(fio(d.get(0)!, 'big', '--rw=randwrite --bsrange=4m-8m --iodepth=4 --size=64M'));
     expect(big).not.toMatch(/verify: bad|err=/i);
     const disk = d.get(0)!;
-    await shAsync(`mkfs.ext4 -q -F ${disk}`);
+    await sh(`mkfs.ext4 -q -F ${disk}`);
     mkdirSync('/mnt/srp0', { recursive: true });
-    sh(`mount ${disk} /mnt/srp0`);
-    sh('for i in $(seq 1 12); do head -c $((i * 377 * 1024 + i)) /dev/urandom > /mnt/srp0/f$i; done');
-    const before = sh('cd /mnt/srp0 && sha256sum f* | sort');
-    sh('umount /mnt/srp0');
+    await sh(`mount ${disk} /mnt/srp0`);
+    await sh('for i in $(seq 1 12); do head -c $((i * 377 * 1024 + i)) /dev/urandom > /mnt/srp0/f$i; done');
+    const before = await sh('cd /mnt/srp0 && sha256sum f* | sort');
+    await sh('umount /mnt/srp0');
     await srp.removeTargets();
     await srp.addTarget('ch_count=2,queue_size=64,max_sect=16384');
     d = await srp.waitForDisks();
     expect(await srp.channels()).toBe(2);
-    sh(`mount ${d.get(0)!} /mnt/srp0`);
-    const after = sh('cd /mnt/srp0 && sha256sum f* | sort');
+    await sh(`mount ${d.get(0)!} /mnt/srp0`);
+    const after = await sh('cd /mnt/srp0 && sha256sum f* | sort');
     expect(after).toBe(before);
     expect(after.split('\n').filter(Boolean)).toHaveLength(12);
-    sh('umount /mnt/srp0');
+    await sh('umount /mnt/srp0');
     await srp.removeTargets();
     await srp.addTarget('ch_count=4,queue_size=128,cmd_sg_entries=255,max_sect=16384');
   }, 400_000);
@@ -149,15 +149,15 @@ describe('Linux ib_srp initiator against rdma-target', () => {
   test('fio md5 at queue depth 128 on four channels; data written before each logout verifies after the next login', async () => {
     await ensureLogin('ch_count=4,queue_size=128,cmd_sg_entries=255,max_sect=16384');
     let d = await srp.waitForDisks();
-    const out = await shAsync(fio(d.get(0)!, 'qd128', '--rw=randrw --bsrange=4k-512k --iodepth=128 --numjobs=1 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'qd128', '--rw=randrw --bsrange=4k-512k --iodepth=128 --numjobs=1 --size=48M'));
     expect(out).not.toMatch(/verify: bad|err=/i);
     for (let round = 0; round < 2; round++) {
       const area = `--offset=${96 + round * 32}M --size=24M`;
-      await shAsync(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --do_verify=0`));
+      await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --do_verify=0`));
       await srp.removeTargets();
       await srp.addTarget(round === 0 ? 'ch_count=2,queue_size=64,cmd_sg_entries=255' : 'ch_count=4,queue_size=128,cmd_sg_entries=255');
       d = await srp.waitForDisks();
-      const v = await shAsync(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --verify_only`));
+      const v = await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --verify_only`));
       expect(v).not.toMatch(/verify: bad|err=/i);
     }
   }, 400_000);
@@ -168,7 +168,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
       const disk = (await srp.waitForDisks()).get(0)!;
       const run = bg(fio(disk, `reset${how}`, '--rw=randwrite --bsrange=4k-128k --iodepth=32 --size=32M'));
       await sleep(2500);
-      sh(`timeout 90 sg_reset ${how} ${disk}`, 120_000);
+      await sh(`timeout 90 sg_reset ${how} ${disk}`, 120_000);
       const r = await run.done;
       expect(r.code, `${r.out}\n${dmesgTail()}\n${rig.log.slice(-3000)}`).toBe(0);
       expect(r.out).not.toMatch(/verify: bad/i);
@@ -211,10 +211,10 @@ describe('Linux ib_srp initiator against rdma-target', () => {
       await rig.start(undefined, { srp: 1 }, ['--listen', '0.0.0.0:3260', '--debug'], env);
       expect(rig.log).toMatch(/serving iSER beside TCP, and SRP on port 5555/);
       const guid = readFileSync('/sys/class/infiniband/rxe0/node_guid', 'utf8').trim().replace(/:/g, '');
-      sh(`echo "id_ext=${guid},ioc_guid=${guid},dest=${DEST}" > ${ADD}`, 90_000);
+      await sh(`echo "id_ext=${guid},ioc_guid=${guid},dest=${DEST}" > ${ADD}`, 90_000);
       const d = await srp.waitForDisks(1);
       expect(Number(readFileSync(`${disks()[0]!.sys}/size`, 'utf8')) * 512).toBe(1024 ** 3);
-      const out = await shAsync(fio(d.get(0)!, 'dflt', '--rw=randwrite --bs=64k --iodepth=8 --size=16M'));
+      const out = await sh(fio(d.get(0)!, 'dflt', '--rw=randwrite --bs=64k --iodepth=8 --size=16M'));
       expect(out).not.toMatch(/verify: bad|err=/i);
       await srp.removeTargetsOnly();
     } finally {
