@@ -24,6 +24,7 @@ import {
   UNSIGNALED_WR_ID,
   channelTotals,
   native,
+  settle,
   type CmEvent,
   type DeviceLimits,
   type DeviceResources,
@@ -31,6 +32,7 @@ import {
   type NativeMr,
   type RcChannelOptions,
   type RdmaCm,
+  type RdmaOp,
   type WorkCompletion,
 } from '../verbs/index.js';
 import { BHS_LENGTH, Opcode } from '../iscsi/opcodes.js';
@@ -101,31 +103,8 @@ export class IserDataError extends Error {
   readonly code = 'ISER_DATA';
 }
 
-interface Op {
-  remaining: number;
-  /** Called once: with the first error, or when the last piece completed. */
-  done: IoDone | undefined;
-  /** Send-queue position of its signalled WR (direct READs), for the accounting. */
-  seq?: number;
-}
-
-/** Ends an operation once: an error settles it at once, success when no piece remains. */
-function settle(op: Op, e: Error | undefined): void {
-  const done = op.done;
-  if (!done) return;
-  if (e) {
-    op.done = undefined;
-    return done(e);
-  }
-  if (--op.remaining === 0) {
-    op.done = undefined;
-    done(undefined);
-  }
-}
-
-/** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits, the rest an index). */
+/** Completion kinds beyond the base's (the cookie's low 2 bits, the rest an index). */
 const enum Kind {
-  Data = 2,
   Op = 3,
 }
 
@@ -139,11 +118,8 @@ export class IserConnection extends RcChannel implements IscsiTransport {
   readonly sendWithInv: boolean;
 
   private sink: TransportSink | undefined;
-  private readonly dataSeq: Float64Array;
-  /** Data slots held by an RDMA WRITE (freed on its completion) or READ (copied out, then freed). */
-  private readonly dataOp: (Op | undefined)[];
-  private readonly dataCopy: (Uint8Array | undefined)[];
-  private readonly ops = new Map<number, Op>();
+  /** Signalled direct WRs (READs into registered memory, WRITEs from a transient buffer) by id (Kind.Op). */
+  private readonly ops = new Map<number, RdmaOp>();
   private nextOp = 0;
   /** Sends waiting for a free slot (rare: more PDUs in flight than slots). */
   private txQueue: Array<{ bytes: Uint8Array; inv: number; done: () => void }> = [];
@@ -192,9 +168,6 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     this.sendWithInv = !parseCmHeader(request.privateData).sendWithInvNotSupported;
     this.recvDataSegmentLimit = recvLimit;
     this.sendDataSegmentLimit = sendLimit;
-    this.dataSeq = new Float64Array(this.data.slotCount);
-    this.dataOp = new Array(this.data.slotCount).fill(undefined);
-    this.dataCopy = new Array(this.data.slotCount).fill(undefined);
     this.rxQueueSlot = new Int32Array(ring);
     this.rxQueueLen = new Int32Array(ring);
   }
@@ -332,7 +305,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     }
     const size = this.data.slotSize;
     const chunks = Math.ceil(into.length / size);
-    const op: Op = { remaining: chunks, done };
+    const op: RdmaOp = { remaining: chunks, done };
     (async () => {
       for (let i = 0; i < chunks; i++) {
         const slot = await this.allocData();
@@ -357,21 +330,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       if (this.sendCompleted(wc, index)) this.kickTxQueue();
       return;
     }
-    if (kind === Kind.Data) {
-      this.advance(this.dataSeq[index]);
-      const op = this.dataOp[index];
-      const copy = this.dataCopy[index];
-      this.dataOp[index] = undefined;
-      this.dataCopy[index] = undefined;
-      if (wc.ok && copy) copy.set(this.data.view(index).subarray(0, copy.length));
-      this.freeData(index);
-      if (!wc.ok) {
-        if (op) settle(op, new IserDataError(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`));
-        return this.fail(`RDMA completion ${wc.statusName}`, wc.status);
-      }
-      if (op) settle(op, undefined);
-      return;
-    }
+    if (kind === CookieKind.Data) return this.dataSlotCompleted(wc, index, IserDataError);
     // Kind.Op: a direct RDMA READ into registered memory, or WRITE from a transient buffer.
     const op = this.ops.get(index);
     this.ops.delete(index);
@@ -515,7 +474,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
 
   /** RDMA WRITE/READ between registered memory and the initiator, in pieces of maxRdma. */
   /** `remoteLo` may exceed 32 bits (low half + offset): the carry goes into the high half. */
-  private postDirect(opcode: number, mr: NativeMr, view: Uint8Array, rkey: number, remoteHi: number, remoteLo: number, op: Op | undefined): void {
+  private postDirect(opcode: number, mr: NativeMr, view: Uint8Array, rkey: number, remoteHi: number, remoteLo: number, op: RdmaOp | undefined): void {
     const c = native().constants;
     const pieces = Math.max(1, Math.ceil(view.length / this.maxRdma));
     this.reserveSq(pieces);
@@ -538,7 +497,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (op) op.seq = this.sqPosted;
   }
 
-  /** One RDMA op on a data slot: signalled, the slot freed (after copying out for READ) on completion. */
+  /** One RDMA op on a data slot (postDataSlot), once the send queue has room for it. */
   private postData(
     opcode: number,
     slot: number,
@@ -546,22 +505,16 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     rkey: number,
     remoteHi: number,
     remoteLo: number,
-    op: Op | undefined,
+    op: RdmaOp | undefined,
     copyTo: Uint8Array | undefined,
   ): void {
-    const c = native().constants;
     try {
       this.reserveSq(1);
     } catch (e) {
       this.freeData(slot);
       throw e;
     }
-    this.dataOp[slot] = op;
-    this.dataCopy[slot] = copyTo;
-    const b = this.room(1);
-    b.add(this.disp.register(this, (slot << 2) | Kind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
-    b.setRemote(b.count - 1, remoteHi, remoteLo);
-    this.dataSeq[slot] = ++this.sqPosted;
+    this.postDataSlot(opcode, slot, n, rkey, remoteHi, remoteLo, op, copyTo);
   }
 
   /** The STag a SCSI Response may invalidate (one of read/write, never both: ib_iser checks it). */
@@ -597,11 +550,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const e = new TransportClosedError('connection closed');
     for (const op of this.ops.values()) settle(op, e);
     this.ops.clear();
-    for (let i = 0; i < this.dataOp.length; i++) {
-      const op = this.dataOp[i];
-      if (op) settle(op, e);
-      this.dataOp[i] = undefined;
-    }
+    this.failDataSlots(e);
     for (const q of this.txQueue) q.done();
     this.txQueue = [];
     return [];

@@ -25,12 +25,15 @@ import {
   UNSIGNALED_WR_ID,
   channelTotals,
   native,
+  settle,
   type CmEvent,
   type DeviceLimits,
   type DeviceResources,
   type NativeCmId,
+  type NativeMr,
   type RcChannelOptions,
   type RdmaCm,
+  type RdmaOp,
   type WorkCompletion,
 } from '../verbs/index.js';
 import { internalTargetFailureSense, invalidIuSense } from '../scsi/sense.js';
@@ -91,23 +94,10 @@ export class SrpDataError extends Error {
   readonly code = 'SRP_DATA';
 }
 
-/** Completion kinds beyond the base's Recv and Send (the cookie's low 2 bits). */
+/** Completion kinds beyond the base's (the cookie's low 2 bits, the rest an index). */
 const enum Kind {
-  Op = 2,
-}
-
-/** A signalled RDMA work request: its place in the send queue and what its completion does. */
-interface RdmaOp {
-  seq: number;
-  slot: number; // data slot, -1 for direct
-  copyTo: Uint8Array | undefined;
-  group: OpGroup | undefined;
-}
-interface OpGroup {
-  remaining: number;
-  failed: boolean;
-  resolve: () => void;
-  reject: (e: Error) => void;
+  /** A signalled WR from registered memory: the index is an id in `ops`. */
+  Op = 3,
 }
 
 function mapAttr(a: number): TaskAttribute {
@@ -129,7 +119,6 @@ export class SrpTask implements FabricIO {
   readonly command: ScsiCommand;
   /** Aborted by this nexus' task management: data movement stops, no response is sent. */
   aborted = false;
-  dataInBytes = 0;
   /** The core's completion callback for this command. */
   readonly done: ScsiDone;
 
@@ -158,7 +147,7 @@ export class SrpTask implements FabricIO {
       into.set(this.immediate.subarray(offset, offset + into.length));
       return done(undefined);
     }
-    this.channel.transfer(this, false, into, offset).then(() => done(undefined), done);
+    this.channel.transfer(this, false, into, offset, done);
   }
 
   dataIn(from: Uint8Array, offset: number, done: IoDone): void {
@@ -166,10 +155,7 @@ export class SrpTask implements FabricIO {
     // Never beyond what the initiator described (the residual reports the rest).
     const len = Math.min(from.length, Math.max(0, (this.layout.direction === DataDir.In ? this.layout.length : 0) - offset));
     if (len <= 0) return done(undefined);
-    this.channel.transfer(this, true, from.subarray(0, len), offset).then(() => {
-      this.dataInBytes = Math.max(this.dataInBytes, offset + len);
-      done(undefined);
-    }, done);
+    this.channel.transfer(this, true, from.subarray(0, len), offset, done);
   }
 }
 
@@ -183,6 +169,7 @@ export class SrpChannel extends RcChannel {
   malformed = 0;
   externalTables = 0;
 
+  /** Signalled WRs from registered memory by id (Kind.Op). */
   private readonly ops = new Map<number, RdmaOp>();
   private nextOp = 0;
   private sqWaiters: Array<{ n: number; go: () => void }> = [];
@@ -248,27 +235,22 @@ export class SrpChannel extends RcChannel {
 
   override onCompletion(wc: WorkCompletion, cookie: number): void {
     const kind = cookie & 3;
-    const index = Math.floor(cookie / 4);
+    const index = cookie >>> 2;
     if (kind === CookieKind.Recv) return this.onRecv(wc, index);
     if (kind === CookieKind.Send) {
       if (this.sendCompleted(wc, index)) this.txWaiters.shift()?.();
       return;
     }
+    if (kind === CookieKind.Data) return this.dataSlotCompleted(wc, index, SrpDataError);
     const op = this.ops.get(index);
     this.ops.delete(index);
     if (!op) return;
-    this.advance(op.seq);
-    if (wc.ok && op.copyTo) op.copyTo.set(this.data.view(op.slot).subarray(0, op.copyTo.length));
-    if (op.slot >= 0) this.freeData(op.slot);
-    const g = op.group;
+    if (op.seq !== undefined) this.advance(op.seq);
     if (!wc.ok) {
-      if (g && !g.failed) {
-        g.failed = true;
-        g.reject(new SrpDataError(`RDMA ${op.copyTo ? 'READ' : 'WRITE'} ${wc.statusName}`));
-      }
+      settle(op, new SrpDataError(`RDMA ${wc.statusName}`));
       return this.fail(`RDMA completion ${wc.statusName}`, wc.status);
     }
-    if (g && --g.remaining === 0 && !g.failed) g.resolve();
+    settle(op, undefined);
   }
 
   private onRecv(wc: WorkCompletion, slot: number): void {
@@ -388,7 +370,7 @@ export class SrpChannel extends RcChannel {
       return false;
     }
     const into = new Uint8Array(bytes);
-    await this.transfer(task, false, into, 0, [{ ...table, len: bytes }]);
+    await new Promise<void>((landed, failed) => this.transfer(task, false, into, 0, (e) => (e ? failed(e) : landed()), [{ ...table, len: bytes }]));
     try {
       task.layout.buffers = decodeDescriptorTable(into, entries, task.layout.length);
     } catch (e) {
@@ -578,96 +560,134 @@ export class SrpChannel extends RcChannel {
 
   /**
    * Moves `view` (command data at byte `offset`) to (`write`) or from the initiator's buffers,
-   * piece by piece over the descriptors; resolves when READs have landed (WRITEs: once posted,
-   * the response SEND that follows is ordered after them).
+   * piece by piece over the descriptors. `done` once READs have landed; WRITEs from LUN memory
+   * once posted (the SRP_RSP SEND after them on the RC QP completes after them), from a
+   * transient bounce buffer, which the core reuses at once (lib/verbs/registry.ts), once
+   * completed. From registered memory with room in the send queue every piece is posted in
+   * this call; bounce slots and a full send queue take the queued path.
    */
-  async transfer(task: SrpTask, write: boolean, view: Uint8Array, offset: number, buffers: readonly DirectDesc[] = task.layout.buffers): Promise<void> {
-    if (this.state !== State.Established) throw new SrpDataError('channel closing');
-    const c = native().constants;
-    const opcode = write ? c.WR_RDMA_WRITE : c.WR_RDMA_READ;
+  transfer(task: SrpTask, write: boolean, view: Uint8Array, offset: number, done: IoDone, buffers: readonly DirectDesc[] = task.layout.buffers): void {
+    if (this.state !== State.Established) return done(new SrpDataError('channel closing'));
     const mr = this.registry.lookup(this.dev.pd, view);
-    const pieces: Array<{ d: DirectDesc; remote: number; local: number; n: number }> = [];
+    const wait = !write || (mr !== undefined && this.registry.isTransient(view));
+    // Counted from 1, so it cannot settle before every piece is posted.
+    const op: RdmaOp | undefined = wait ? { remaining: 1, done } : undefined;
+    const pieces = mr ? this.pieceCount(view.length, offset, buffers) : 0;
+    if (mr && this.sqWaiters.length === 0 && this.sqPosted - this.sqDone + pieces <= this.sqDepth - 4) {
+      this.postDirect(write, mr, view, offset, buffers, pieces, op);
+      return op ? settle(op, undefined) : done(undefined);
+    }
+    this.transferQueued(task, write, view, offset, buffers, mr, pieces, op).then(
+      () => (op ? settle(op, undefined) : done(undefined)),
+      (e: Error) => (op ? settle(op, e) : done(e)),
+    );
+  }
+
+  /** RDMA WRs that `length` bytes at `offset` take over the descriptors, at most maxRdma each. */
+  private pieceCount(length: number, offset: number, buffers: readonly DirectDesc[]): number {
+    const end = offset + length;
+    let count = 0;
     let base = 0;
-    const end = offset + view.length;
     for (const d of buffers) {
       const dEnd = base + d.len;
-      if (dEnd > offset && base < end) {
-        const from = Math.max(base, offset);
-        const to = Math.min(dEnd, end);
-        pieces.push({ d, remote: from - base, local: from - offset, n: to - from });
+      if (dEnd > offset && base < end) count += Math.ceil((Math.min(dEnd, end) - Math.max(base, offset)) / this.maxRdma);
+      base = dEnd;
+      if (base >= end) break;
+    }
+    return count;
+  }
+
+  /** Every piece from registered memory, now (the caller checked the send queue's room); `op` on the last. */
+  private postDirect(
+    write: boolean,
+    mr: NativeMr,
+    view: Uint8Array,
+    offset: number,
+    buffers: readonly DirectDesc[],
+    pieces: number,
+    op: RdmaOp | undefined,
+  ): void {
+    const opcode = write ? native().constants.WR_RDMA_WRITE : native().constants.WR_RDMA_READ;
+    const local = MemoryRegistry.address(mr, view) - offset;
+    const end = offset + view.length;
+    let left = pieces;
+    let base = 0;
+    for (const d of buffers) {
+      const dEnd = base + d.len;
+      for (let pos = Math.max(base, offset), to = Math.min(dEnd, end); pos < to; pos += this.maxRdma) {
+        const n = Math.min(this.maxRdma, to - pos);
+        this.postWr(opcode, local + pos, n, mr.lkey, d, pos - base, --left === 0 ? op : undefined);
       }
       base = dEnd;
       if (base >= end) break;
     }
-    // READs must land before we resolve; so must WRITEs from a transient bounce buffer,
-    // which the core reuses at once (lib/verbs/registry.ts).
-    const wait = !write || (mr !== undefined && this.registry.isTransient(view));
-    const group: OpGroup | undefined = !wait ? undefined : { remaining: 0, failed: false, resolve: () => {}, reject: () => {} };
-    const landed = group
-      ? new Promise<void>((res, rej) => {
-          group.resolve = res;
-          group.reject = rej;
-        })
-      : undefined;
-    // Count first so the group cannot resolve before every piece is posted.
-    if (group) group.remaining = 1;
-    for (const p of pieces) {
-      for (let pos = 0; pos < p.n; ) {
+  }
+
+  /** The pieces as room comes: bounce slots to allocate, or a send queue to wait for. */
+  private async transferQueued(
+    task: SrpTask,
+    write: boolean,
+    view: Uint8Array,
+    offset: number,
+    buffers: readonly DirectDesc[],
+    mr: NativeMr | undefined,
+    pieces: number,
+    op: RdmaOp | undefined,
+  ): Promise<void> {
+    const opcode = write ? native().constants.WR_RDMA_WRITE : native().constants.WR_RDMA_READ;
+    const end = offset + view.length;
+    let left = pieces;
+    let base = 0;
+    for (const d of buffers) {
+      const dEnd = base + d.len;
+      for (let pos = Math.max(base, offset), to = Math.min(dEnd, end); pos < to; ) {
         if (mr) {
-          const n = Math.min(this.maxRdma, p.n - pos);
+          const n = Math.min(this.maxRdma, to - pos);
           const w = this.sqRoom(1);
           if (w) await w;
           if (this.state !== State.Established || task.aborted) throw new SrpDataError('channel closing or task aborted');
-          const local = MemoryRegistry.address(mr, view) + p.local + pos;
-          this.post(opcode, local, n, mr.lkey, p.d, p.remote + pos, -1, undefined, group);
+          this.postWr(opcode, MemoryRegistry.address(mr, view) + pos - offset, n, mr.lkey, d, pos - base, --left === 0 ? op : undefined);
           pos += n;
-        } else {
-          const n = Math.min(this.data.slotSize, p.n - pos);
-          const slot = await this.allocData();
-          if (slot < 0 || this.state !== State.Established || task.aborted) {
-            if (slot >= 0) this.freeData(slot);
-            throw new SrpDataError('channel closing or task aborted');
-          }
-          const w = this.sqRoom(1);
-          if (w) await w;
-          if (this.state !== State.Established) {
-            this.freeData(slot);
-            throw new SrpDataError('channel closing');
-          }
-          const chunk = view.subarray(p.local + pos, p.local + pos + n);
-          if (write) this.data.view(slot).set(chunk);
-          this.post(opcode, this.data.address(slot), n, this.data.lkey, p.d, p.remote + pos, slot, write ? undefined : chunk, group);
-          pos += n;
+          continue;
         }
+        const n = Math.min(this.data.slotSize, to - pos);
+        const slot = await this.allocData();
+        if (slot < 0 || this.state !== State.Established || task.aborted) {
+          if (slot >= 0) this.freeData(slot);
+          throw new SrpDataError('channel closing or task aborted');
+        }
+        const w = this.sqRoom(1);
+        if (w) await w;
+        if (this.state !== State.Established) {
+          this.freeData(slot);
+          throw new SrpDataError('channel closing');
+        }
+        const chunk = view.subarray(pos - offset, pos - offset + n);
+        if (write) this.data.view(slot).set(chunk);
+        this.postDataSlot(opcode, slot, n, d.key, d.vaHi, d.vaLo + pos - base, op, write ? undefined : chunk);
+        pos += n;
       }
-    }
-    if (group && landed) {
-      if (--group.remaining === 0 && !group.failed) group.resolve();
-      await landed;
+      base = dEnd;
+      if (base >= end) break;
     }
   }
 
-  /** One RDMA WR; signalled when it holds a slot, belongs to a READ group, or the SQ fills up. */
-  private post(
-    opcode: number,
-    local: number,
-    n: number,
-    lkey: number,
-    d: DirectDesc,
-    remoteOffset: number,
-    slot: number,
-    copyTo: Uint8Array | undefined,
-    group: OpGroup | undefined,
-  ): void {
+  /**
+   * One RDMA WR from registered memory. Signalled for `op` (the last piece of a transfer that
+   * waits: completions come in order, so the last means all) or, for the accounting, when the
+   * send queue is half full.
+   */
+  private postWr(opcode: number, local: number, n: number, lkey: number, d: DirectDesc, remoteOffset: number, op: RdmaOp | undefined): void {
     const c = native().constants;
     const b = this.room(1);
-    const signal = slot >= 0 || group !== undefined || this.sqPosted - this.sqDone > this.sqDepth / 2;
     this.sqPosted++;
-    if (signal) {
-      const id = this.nextOp++ & 0x3fffffff;
-      this.ops.set(id, { seq: this.sqPosted, slot, copyTo, group });
-      if (group) group.remaining++;
-      b.add(this.disp.register(this, id * 4 + Kind.Op), opcode, c.SEND_SIGNALED, local, n, lkey, 0, d.key);
+    const signalled = op ?? (this.sqPosted - this.sqDone > this.sqDepth / 2 ? { remaining: 0, done: undefined } : undefined);
+    if (signalled) {
+      const id = this.nextOp++ & 0x3fffff;
+      if (op) op.remaining++;
+      signalled.seq = this.sqPosted;
+      this.ops.set(id, signalled);
+      b.add(this.disp.register(this, (id << 2) | Kind.Op), opcode, c.SEND_SIGNALED, local, n, lkey, 0, d.key);
     } else {
       b.add(UNSIGNALED_WR_ID, opcode, 0, local, n, lkey, 0, d.key);
     }
@@ -700,12 +720,9 @@ export class SrpChannel extends RcChannel {
   protected override releasePending(): Array<() => void> {
     this.abortAll();
     const e = new SrpDataError('channel closed');
-    for (const op of this.ops.values())
-      if (op.group && !op.group.failed) {
-        op.group.failed = true;
-        op.group.reject(e);
-      }
+    for (const op of this.ops.values()) settle(op, e);
     this.ops.clear();
+    this.failDataSlots(e);
     const waiters = [...this.sqWaiters.map((w) => w.go), ...this.txWaiters];
     this.sqWaiters = [];
     this.txWaiters = [];

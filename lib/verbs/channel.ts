@@ -26,12 +26,14 @@ export const enum ChannelState {
 }
 
 /**
- * Completion kinds in the low 2 bits of a dispatcher cookie, the rest an index. Recv and Send
- * are the base's slots; the subclass numbers its own kinds from 2.
+ * Completion kinds in the low 2 bits of a dispatcher cookie, the rest an index. Recv, Send and
+ * Data are the base's slots; the subclass numbers its own kinds from 3.
  */
 export const enum CookieKind {
   Recv = 0,
   Send = 1,
+  /** An RDMA WRITE/READ on a bounce-data slot (postDataSlot). */
+  Data = 2,
 }
 
 /**
@@ -48,6 +50,31 @@ const SEND_BATCH = 128;
  * full (iSER refuses the data transfer, SRP waits for room).
  */
 export const channelTotals = { registeredBytes: 0, sendQueueFull: 0 };
+
+/**
+ * One data movement of one or more RDMA work requests, found again by its completion: `done`
+ * is called once, with the first error, or when the last counted piece completed.
+ */
+export interface RdmaOp {
+  remaining: number;
+  done: ((error: Error | undefined) => void) | undefined;
+  /** Send-queue position of its signalled WR, for the accounting. */
+  seq?: number;
+}
+
+/** Ends an operation once: an error settles it at once, success when no piece remains. */
+export function settle(op: RdmaOp, e: Error | undefined): void {
+  const done = op.done;
+  if (!done) return;
+  if (e) {
+    op.done = undefined;
+    return done(e);
+  }
+  if (--op.remaining === 0) {
+    op.done = undefined;
+    done(undefined);
+  }
+}
 
 /** What an owner may tune on every RC channel (the fabrics' connection options extend it). */
 export interface RcChannelOptions {
@@ -105,6 +132,10 @@ export abstract class RcChannel implements CompletionHandler {
   protected sqDone = 0;
   /** Send-queue position of each send slot's SEND. */
   private readonly txSeq: Float64Array;
+  /** Per bounce-data slot: its WR's send-queue position, its operation, where a READ's bytes go. */
+  private readonly dataSeq: Float64Array;
+  private readonly dataOp: (RdmaOp | undefined)[];
+  private readonly dataCopy: (Uint8Array | undefined)[];
   private dataWaiters: Array<() => void> = [];
   protected closeError: Error | undefined;
   private closeTimer: NodeJS.Timeout | undefined;
@@ -170,6 +201,9 @@ export abstract class RcChannel implements CompletionHandler {
     this.recvBatch = new RecvBatch(sizes.ring);
     this.sendBatch = new SendBatch(SEND_BATCH);
     this.txSeq = new Float64Array(sizes.sendSlots);
+    this.dataSeq = new Float64Array(sizes.dataSlots);
+    this.dataOp = new Array(sizes.dataSlots).fill(undefined);
+    this.dataCopy = new Array(sizes.dataSlots).fill(undefined);
     cm.setHandler(id, (ev) => this.onCmEvent(ev));
   }
 
@@ -263,6 +297,57 @@ export abstract class RcChannel implements CompletionHandler {
       this.disconnect();
     }
     return true;
+  }
+
+  /**
+   * One RDMA WRITE/READ of `n` bytes on bounce-data slot `slot`, signalled and counted in `op`:
+   * its completion copies a READ's bytes to `copyTo`, frees the slot and settles `op`.
+   */
+  protected postDataSlot(
+    opcode: number,
+    slot: number,
+    n: number,
+    rkey: number,
+    remoteHi: number,
+    remoteLo: number,
+    op: RdmaOp | undefined,
+    copyTo: Uint8Array | undefined,
+  ): void {
+    const c = native().constants;
+    if (op) op.remaining++;
+    this.dataOp[slot] = op;
+    this.dataCopy[slot] = copyTo;
+    const b = this.room(1);
+    b.add(this.disp.register(this, slot * 4 + CookieKind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
+    b.setRemote(b.count - 1, remoteHi, remoteLo);
+    this.dataSeq[slot] = ++this.sqPosted;
+  }
+
+  /** A bounce-slot WR completed; a failure settles its operation with an `error` and ends the connection. */
+  protected dataSlotCompleted(wc: WorkCompletion, slot: number, error: new (what: string) => Error): void {
+    this.advance(this.dataSeq[slot]!);
+    const op = this.dataOp[slot];
+    const copy = this.dataCopy[slot];
+    this.dataOp[slot] = undefined;
+    this.dataCopy[slot] = undefined;
+    if (wc.ok && copy) copy.set(this.data.view(slot).subarray(0, copy.length));
+    this.freeData(slot);
+    if (wc.ok) {
+      if (op) settle(op, undefined);
+      return;
+    }
+    if (op) settle(op, new error(`RDMA ${copy ? 'READ' : 'WRITE'} ${wc.statusName}`));
+    this.fail(`RDMA completion ${wc.statusName}`, wc.status);
+  }
+
+  /** For releasePending: every operation waiting on a bounce slot fails with `e`. */
+  protected failDataSlots(e: Error): void {
+    for (let i = 0; i < this.dataOp.length; i++) {
+      const op = this.dataOp[i];
+      if (op) settle(op, e);
+      this.dataOp[i] = undefined;
+      this.dataCopy[i] = undefined;
+    }
   }
 
   /** A signalled WR at send-queue position `seq` completed (every WR before it too). */
