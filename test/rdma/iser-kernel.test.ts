@@ -113,7 +113,7 @@ describe('Linux ib_iser initiator against rdma-target', () => {
     const st = await status();
     expect(st.sessions.find((s) => s.target === IQN.chap)?.connections[0]?.transport).toBe('iser');
     const disk = await waitForDisk(IQN.chap);
-    await sh(`mkfs.ext4 -q -F ${disk}`);
+    await sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
     mkdirSync('/mnt/iser0', { recursive: true });
     await sh(`mount ${disk} /mnt/iser0`);
     // Sizes that are not multiples of the block size, up to a few MiB (several RDMA ops).
@@ -131,13 +131,13 @@ describe('Linux ib_iser initiator against rdma-target', () => {
 
   test('fio crc32c verify, 4 KiB – 1 MiB blocks at queue depth 128, RAM and file LUNs', async () => {
     const ram = await diskOf(IQN.chap, 0);
-    const out = await sh(fio(ram, 'big', '--rw=randwrite --bsrange=4k-1m --iodepth=128 --size=48M'));
+    const out = await sh(fio(ram, 'big', '--rw=randwrite --bsrange=4k-1m --iodepth=128 --size=48M'), 600_000);
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The file LUN's bounce buffers are carved from registered memory: the fd reads into and
     // writes from what the RDMA WRITE/READ uses, with no copy through the fabric's slots.
     const file = await waitForDisk(IQN.chap, 1);
     const bounced = (await status()).counters.rdmaBounceBytes!;
-    const out2 = await sh(fio(file, 'file', '--rw=randwrite --bsrange=4k-512k --iodepth=32 --size=32M'));
+    const out2 = await sh(fio(file, 'file', '--rw=randwrite --bsrange=4k-512k --iodepth=32 --size=32M'), 600_000);
     expect(out2).not.toMatch(/verify: bad|err=/i);
     // 32 MiB written and read back; a few parameter-data pages may still bounce.
     expect((await status()).counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
@@ -149,7 +149,7 @@ describe('Linux ib_iser initiator against rdma-target', () => {
     expect(await sessionBlock(IQN.noimm)).toMatch(/ImmediateData: No/);
     expect(await sessionBlock(IQN.unsol)).toMatch(/InitialR2T: No/);
     for (const iqn of [IQN.noimm, IQN.unsol]) {
-      const out = await sh(fio(await waitForDisk(iqn), 'neg', '--rw=randwrite --bsrange=512-256k --iodepth=16 --size=32M'));
+      const out = await sh(fio(await waitForDisk(iqn), 'neg', '--rw=randwrite --bsrange=512-256k --iodepth=16 --size=32M'), 600_000);
       expect(out).not.toMatch(/verify: bad|err=/i);
     }
   }, 600_000);
@@ -197,11 +197,11 @@ describe('Linux ib_iser initiator against rdma-target', () => {
         .sort(),
     );
     // The other sessions still move data.
-    const out = await sh(fio(await diskOf(IQN.noimm, 0), 'alive', '--rw=randwrite --bs=16k --iodepth=8 --size=8M'));
+    const out = await sh(fio(await diskOf(IQN.noimm, 0), 'alive', '--rw=randwrite --bs=16k --iodepth=8 --size=8M'), 600_000);
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The initiator logs in again and the LUN serves verified I/O.
     await login(IQN.unsol);
-    const out2 = await sh(fio(await waitForDisk(IQN.unsol), 'again', '--rw=randwrite --bs=32k --iodepth=8 --size=8M'));
+    const out2 = await sh(fio(await waitForDisk(IQN.unsol), 'again', '--rw=randwrite --bs=32k --iodepth=8 --size=8M'), 600_000);
     expect(out2).not.toMatch(/verify: bad|err=/i);
   }, 600_000);
 

@@ -28,7 +28,7 @@ const INIT2 = 'iqn.2004-10.com.example:init2';
 const SRP_INIT = '0x0000000000000000aabbccddeeff0011';
 
 /** One targetcli command (a fresh Python process each: seconds under TCG, so run without blocking vitest's worker). */
-const tcli = (cmd: string) => sh(`targetcli ${cmd}`);
+const tcli = (cmd: string) => sh(`targetcli ${cmd}`, 300_000);
 
 /** The file targetcli saves, printed for fixture capture, parsed. */
 async function saveconfig(name: string): Promise<unknown> {

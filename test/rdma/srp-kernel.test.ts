@@ -88,11 +88,11 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     }
     // One descriptor per command: ib_srp maps each I/O into one memory region (up to 512
     // pages), so stay within 1 MiB; it fails larger ones itself ("Failed to map data").
-    const out = await sh(fio(d.get(0)!, 'sg1', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'sg1', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=48M'), 600_000);
     expect(out).not.toMatch(/verify: bad|err=/i);
     // The file LUN's buffers are carved from registered memory: nothing goes through the bounce slots.
     const bounced = (await status()).counters.rdmaBounceBytes!;
-    const out2 = await sh(fio(d.get(1)!, 'file', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=24M'));
+    const out2 = await sh(fio(d.get(1)!, 'file', '--rw=randwrite --bsrange=512-1m --iodepth=16 --size=24M'), 600_000);
     expect(out2).not.toMatch(/verify: bad|err=/i);
     expect((await status()).counters.rdmaBounceBytes! - bounced).toBeLessThan(1 << 20);
     await srp.removeTargets();
@@ -102,7 +102,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     await srp.removeTargets();
     await srp.addTarget('ch_count=1,queue_size=32,cmd_sg_entries=1,allow_ext_sg=1,max_sect=16384');
     const d = await srp.waitForDisks();
-    const out = await sh(fio(d.get(0)!, 'ext', '--rw=randrw --bsrange=2m-8m --iodepth=4 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'ext', '--rw=randrw --bsrange=2m-8m --iodepth=4 --size=48M'), 600_000);
     expect(out).not.toMatch(/verify: bad|err=/i);
     expect(dmesgTail()).not.toMatch(/Failed to map data/);
     // The initiator sent external tables: more descriptors than the one the IU holds.
@@ -117,10 +117,10 @@ describe('Linux ib_srp initiator against rdma-target', () => {
     expect(await srp.channels()).toBe(4);
     const sys = disks().find((x) => x.lun === 0)!.sys;
     expect(Number(readFileSync(`${sys}/queue/max_sectors_kb`, 'utf8'))).toBeGreaterThanOrEqual(8192);
-    const big = await sh(fio(d.get(0)!, 'big', '--rw=randwrite --bsrange=4m-8m --iodepth=4 --size=64M'));
+    const big = await sh(fio(d.get(0)!, 'big', '--rw=randwrite --bsrange=4m-8m --iodepth=4 --size=64M'), 600_000);
     expect(big).not.toMatch(/verify: bad|err=/i);
     const disk = d.get(0)!;
-    await sh(`mkfs.ext4 -q -F ${disk}`);
+    await sh(`mkfs.ext4 -q -F ${disk}`, 300_000);
     mkdirSync('/mnt/srp0', { recursive: true });
     await sh(`mount ${disk} /mnt/srp0`);
     await sh('for i in $(seq 1 12); do head -c $((i * 377 * 1024 + i)) /dev/urandom > /mnt/srp0/f$i; done');
@@ -149,15 +149,15 @@ describe('Linux ib_srp initiator against rdma-target', () => {
   test('fio md5 at queue depth 128 on four channels; data written before each logout verifies after the next login', async () => {
     await ensureLogin('ch_count=4,queue_size=128,cmd_sg_entries=255,max_sect=16384');
     let d = await srp.waitForDisks();
-    const out = await sh(fio(d.get(0)!, 'qd128', '--rw=randrw --bsrange=4k-512k --iodepth=128 --numjobs=1 --size=48M'));
+    const out = await sh(fio(d.get(0)!, 'qd128', '--rw=randrw --bsrange=4k-512k --iodepth=128 --numjobs=1 --size=48M'), 600_000);
     expect(out).not.toMatch(/verify: bad|err=/i);
     for (let round = 0; round < 2; round++) {
       const area = `--offset=${96 + round * 32}M --size=24M`;
-      await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --do_verify=0`));
+      await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --do_verify=0`), 600_000);
       await srp.removeTargets();
       await srp.addTarget(round === 0 ? 'ch_count=2,queue_size=64,cmd_sg_entries=255' : 'ch_count=4,queue_size=128,cmd_sg_entries=255');
       d = await srp.waitForDisks();
-      const v = await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --verify_only`));
+      const v = await sh(fio(d.get(0)!, `w${round}`, `--rw=write --bs=256k --iodepth=16 ${area} --verify_only`), 600_000);
       expect(v).not.toMatch(/verify: bad|err=/i);
     }
   }, 400_000);
@@ -214,7 +214,7 @@ describe('Linux ib_srp initiator against rdma-target', () => {
       await sh(`echo "id_ext=${guid},ioc_guid=${guid},dest=${DEST}" > ${ADD}`, 90_000);
       const d = await srp.waitForDisks(1);
       expect(Number(readFileSync(`${disks()[0]!.sys}/size`, 'utf8')) * 512).toBe(1024 ** 3);
-      const out = await sh(fio(d.get(0)!, 'dflt', '--rw=randwrite --bs=64k --iodepth=8 --size=16M'));
+      const out = await sh(fio(d.get(0)!, 'dflt', '--rw=randwrite --bs=64k --iodepth=8 --size=16M'), 600_000);
       expect(out).not.toMatch(/verify: bad|err=/i);
       await srp.removeTargetsOnly();
     } finally {
