@@ -305,7 +305,8 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     }
     const size = this.data.slotSize;
     const chunks = Math.ceil(into.length / size);
-    const op: RdmaOp = { remaining: chunks, done };
+    // Counted from 1 (each posted piece adds one), so it cannot settle before all are posted.
+    const op: RdmaOp = { remaining: 1, done };
     (async () => {
       for (let i = 0; i < chunks; i++) {
         const slot = await this.allocData();
@@ -317,6 +318,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         const n = Math.min(size, into.length - pos);
         this.postData(r, slot, n, c.writeStag, c.writeVaHi, remoteLo + pos, op, into.subarray(pos, pos + n));
       }
+      settle(op, undefined);
     })().catch((e: Error) => settle(op, e)); // a full send queue fails this command, never the process
   }
 
