@@ -340,7 +340,11 @@ export async function run(argv: string[], ro: RunOptions = {}): Promise<number> 
       }
       rdma = true;
     } else if (o.rdma === 'off') rdma = false;
-    engine = createEngine({ log, ...(rdma !== undefined ? { rdma } : {}) });
+    engine = createEngine({
+      log,
+      ...(rdma !== undefined ? { rdma } : {}),
+      ...(result.config.rdma?.bufferMiB !== undefined ? { bufferMiB: result.config.rdma.bufferMiB } : {}),
+    });
   }
 
   // The default target also listens for iSER where RDMA devices exist, once the build has

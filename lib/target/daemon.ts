@@ -4,6 +4,7 @@
 // an edit to that field (or freeing a port), never reading a stack trace.
 
 import {
+  RDMA_BUFFER_MIB_DEFAULT,
   SRP_LUN_OWNER,
   configDocument,
   fmtAddr,
@@ -786,6 +787,8 @@ export class Daemon {
     const restart: string[] = [];
     if (next.stateDir !== cur.stateDir) restart.push('stateDir: changes with a restart');
     if (!isDeepStrictEqual(next.control, cur.control)) restart.push('control: changes with a restart');
+    const bufferMiB = (c: Config) => c.rdma?.bufferMiB ?? RDMA_BUFFER_MIB_DEFAULT;
+    if (bufferMiB(next) !== bufferMiB(cur)) restart.push('rdma.bufferMiB: changes with a restart');
     for (const [i, b] of cur.backstores.entries()) {
       const nb = next.backstores.find((x) => x.name === b.name);
       if (nb && !isDeepStrictEqual(nb, b) && this.opened.some((o) => o.name === b.name))

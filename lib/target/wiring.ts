@@ -21,6 +21,7 @@ import type { SrpFabric } from '../srp/listener.js';
 import { SrpTarget, type SrpSession } from '../srp/target.js';
 import { targetPortId as srpTargetPortId } from '../srp/iu.js';
 import {
+  RDMA_BUFFER_MIB_DEFAULT,
   RDMA_POLL_US_DEFAULT,
   SRP_ATTRIBUTE_DEFAULTS,
   SRP_LUN_OWNER,
@@ -75,12 +76,11 @@ export interface WiringOptions {
   scsi?: ScsiLayer;
   /** Serve iSER portals: default when the addon loads and this host has RDMA devices. */
   rdma?: boolean;
+  /** Registered memory for file and block LUN buffers (config `rdma.bufferMiB`); 0: none, every transfer of theirs copies through the bounce slots. */
+  bufferMiB?: number;
 }
 
 /** The addon loads and at least one RDMA device is present. */
-/** Registered bounce memory shared by file and block LUNs: 1 MiB chunks for 64 commands in flight; beyond it, heap buffers and one copy. */
-const DATA_SLAB_BYTES = 64 << 20;
-
 export function rdmaUsable(): boolean {
   try {
     // The RDMA/CM character device exists while rdma_ucm is loaded, device or not: a target
@@ -97,7 +97,9 @@ export function createEngine(opts: WiringOptions = {}): Engine {
   const registry = rdma && !opts.scsi ? new MemoryRegistry(native().constants.ACCESS_LOCAL_WRITE) : undefined;
   // File and block LUNs bounce through registered memory, so the fabrics RDMA straight from
   // and into the buffers the fd reads and writes.
-  const scsi: ScsiLayer = opts.scsi ?? createScsiLayer(registry ? { dataMemory: () => registry.allocate(DATA_SLAB_BYTES, { transient: true }) } : {});
+  const bufferBytes = (opts.bufferMiB ?? RDMA_BUFFER_MIB_DEFAULT) * 2 ** 20;
+  const scsi: ScsiLayer =
+    opts.scsi ?? createScsiLayer(registry && bufferBytes > 0 ? { dataMemory: () => registry.allocate(bufferBytes, { transient: true }) } : {});
   let fabric: IserFabric | undefined;
   let srpFabric: SrpFabric | undefined;
   return {

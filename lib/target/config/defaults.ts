@@ -26,6 +26,13 @@ export const DEFAULT_BLOCK_SIZE = 512;
  */
 export const RDMA_POLL_US_DEFAULT = 0;
 export const RDMA_POLL_US_MAX = 100000;
+/**
+ * `rdma.bufferMiB`: registered memory for the I/O buffers of file and block LUNs, so RDMA
+ * moves their data with no copy; what does not fit goes through the connections' bounce
+ * slots (one copy). 64 MiB holds 1 MiB for each of 64 commands in flight.
+ */
+export const RDMA_BUFFER_MIB_DEFAULT = 64;
+export const RDMA_BUFFER_MIB_MAX = 65536;
 export const DEFAULT_TPG_TAG = 1;
 
 export const TPG_ATTRIBUTE_DEFAULTS: Readonly<TpgAttributes> = {

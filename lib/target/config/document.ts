@@ -55,7 +55,7 @@ export function configDocument(config: Config): ConfigDocument {
     stateDir: config.stateDir,
     control: config.control === false ? false : { socket: config.control.socket },
     ...(config.metrics ? { metrics: { listen: config.metrics.listen } } : {}),
-    ...(config.rdma ? { rdma: { pollUs: config.rdma.pollUs } } : {}),
+    ...(config.rdma ? { rdma: { pollUs: config.rdma.pollUs, ...(config.rdma.bufferMiB !== undefined ? { bufferMiB: config.rdma.bufferMiB } : {}) } } : {}),
   };
   return doc as ConfigDocument;
 }

@@ -21,7 +21,7 @@ import type {
   TpgAttributes,
   TpgConfig,
 } from './types.js';
-import { RDMA_POLL_US_DEFAULT, RDMA_POLL_US_MAX } from './defaults.js';
+import { RDMA_BUFFER_MIB_DEFAULT, RDMA_BUFFER_MIB_MAX, RDMA_POLL_US_DEFAULT, RDMA_POLL_US_MAX } from './defaults.js';
 import { srpSchema } from './srp.js';
 
 export type { SchemaOptions };
@@ -83,6 +83,16 @@ export function configSchema(o: SchemaOptions = {}) {
                 description:
                   'how long (µs) a wake-up may spin over the completion queues for the next completion before sleeping; it spins only while completions have recently come that fast; 0 never spins',
                 errorMessage: `must be an integer 0–${RDMA_POLL_US_MAX} (µs)`,
+              }),
+            ),
+            bufferMiB: Type.Optional(
+              Type.Integer({
+                minimum: 0,
+                maximum: RDMA_BUFFER_MIB_MAX,
+                default: RDMA_BUFFER_MIB_DEFAULT,
+                description:
+                  "registered memory (MiB) for the I/O buffers of file and block LUNs, which RDMA then moves with no copy; beyond it, and with 0, their data is copied through the connections' bounce slots; changes with a restart",
+                errorMessage: `must be an integer 0–${RDMA_BUFFER_MIB_MAX} (MiB)`,
               }),
             ),
           },

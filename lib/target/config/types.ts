@@ -137,6 +137,8 @@ export interface MetricsConfig {
 export interface RdmaConfig {
   /** The most a wake-up spins over the CQs before sleeping, µs; 0 never. */
   pollUs: number;
+  /** Registered memory for file and block LUN buffers, MiB (absent: RDMA_BUFFER_MIB_DEFAULT); read at start. */
+  bufferMiB?: number;
 }
 
 export interface Config {

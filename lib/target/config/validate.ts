@@ -5,7 +5,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Checker, isObj, join } from './checker.js';
 import { resolveBackstoreList, resolveChap, type SchemaOptions } from './common.js';
-import { defaultControlSocket, defaultStateDir } from './defaults.js';
+import { RDMA_POLL_US_DEFAULT, defaultControlSocket, defaultStateDir } from './defaults.js';
 import { resolveTargets } from './iscsi.js';
 import { configSchema } from './schema.js';
 import { resolveSrp } from './srp.js';
@@ -148,7 +148,10 @@ export function validateConfig(doc: unknown, opts: ValidateOptions = {}): Valida
   const config: Config = { targets, backstores, discoveryAuth, stateDir, control };
   if (srp) config.srp = srp;
   if (isObj(doc.metrics) && typeof doc.metrics.listen === 'string') config.metrics = { listen: doc.metrics.listen };
-  if (isObj(doc.rdma) && typeof doc.rdma.pollUs === 'number') config.rdma = { pollUs: doc.rdma.pollUs };
+  if (isObj(doc.rdma)) {
+    config.rdma = { pollUs: typeof doc.rdma.pollUs === 'number' ? doc.rdma.pollUs : RDMA_POLL_US_DEFAULT };
+    if (typeof doc.rdma.bufferMiB === 'number') config.rdma.bufferMiB = doc.rdma.bufferMiB;
+  }
   return { config, errors: [], warnings: c.warnings };
 }
 

@@ -406,7 +406,9 @@ const bad: Array<[string, (d: any) => void, string[]]> = [
   ['rdma pollUs negative', (d) => (d.rdma = { pollUs: -1 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got -1']],
   ['rdma pollUs too big', (d) => (d.rdma = { pollUs: 200000 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got 200000']],
   ['rdma pollUs fraction', (d) => (d.rdma = { pollUs: 1.5 }), ['rdma.pollUs: must be an integer 0–100000 (µs), got 1.5']],
-  ['rdma unknown key', (d) => (d.rdma = { poll: 1 }), ['rdma.poll: unknown field (did you mean "pollUs"?); allowed: pollUs']],
+  ['rdma unknown key', (d) => (d.rdma = { poll: 1 }), ['rdma.poll: unknown field (did you mean "pollUs"?); allowed: pollUs, bufferMiB']],
+  ['rdma bufferMiB negative', (d) => (d.rdma = { bufferMiB: -1 }), ['rdma.bufferMiB: must be an integer 0–65536 (MiB), got -1']],
+  ['rdma bufferMiB a string', (d) => (d.rdma = { bufferMiB: '64M' }), ['rdma.bufferMiB: must be an integer 0–65536 (MiB), got "64M"']],
   ['metrics unknown key', (d) => (d.metrics = { listen: '127.0.0.1:9469', port: 1 }), ['metrics.port: unknown field; allowed: listen']],
   [
     'top level not an object',

@@ -146,7 +146,7 @@ function everything(): Record<string, unknown> {
     stateDir: '/var/lib/rt-everything',
     control: { socket: '/run/rt-everything.sock' },
     metrics: { listen: '127.0.0.1:9469' },
-    rdma: { pollUs: 250 },
+    rdma: { pollUs: 250, bufferMiB: 128 },
   };
 }
 
