@@ -1,6 +1,7 @@
 // One RC connection accepted over RDMA/CM, as both fabrics (lib/iser, lib/srp) use it: a
-// CQ with its dispatcher, a QP, registered receive, send and bounce-data slots, batched
-// posting, send-queue accounting, and one lifecycle:
+// CQ with its dispatcher, a QP, registered receive, send and bounce-data slots (with the
+// RDMA WRITE/READ on a slot and its completion), batched posting, send-queue accounting,
+// and one lifecycle:
 //
 //   Accepting ──ESTABLISHED──▶ Established ──close()/fault/DISCONNECTED──▶ Closing ──▶ Closed
 //
