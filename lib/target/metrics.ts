@@ -172,12 +172,13 @@ export function createRegistry(stats: () => DaemonStats): Registry {
   }
   // The engine's own counters (the daemon `status` counters): logins, logouts, login and CHAP
   // failures, connections, and the RDMA objects (QPs, CQs, MRs, registered and bounce bytes).
-  const engineCounter = /^(connections|logins|loginFailures|chapFailures|logouts|commands|rdmaDeviceRemovals|rdmaDeviceArrivals|rdmaSendQueueFull)$/;
+  const engineCounter =
+    /^(connections|logins|loginFailures|chapFailures|logouts|commands|rdmaDeviceRemovals|rdmaDeviceArrivals|rdmaSendQueueFull|rdmaPollSpins|rdmaPollHits|rdmaCqWakes|rdmaCompletions)$/;
   const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   add(
     new Computed(
       'rdma_target_engine_counter_total',
-      'Monotonic engine counters (the daemon status counters): connections, logins, loginFailures, chapFailures, logouts, commands, RDMA device events, RDMA send-queue-full events',
+      'Monotonic engine counters (the daemon status counters): connections, logins, loginFailures, chapFailures, logouts, commands, RDMA device events, RDMA send-queue-full events, CQ wake-ups, completions and spin polls',
       'counter',
       (s) => Object.entries(s.counters).flatMap(([k, v]) => (engineCounter.test(k) ? [{ labels: { counter: snake(k) }, value: v }] : [])),
       snap,

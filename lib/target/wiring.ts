@@ -307,10 +307,10 @@ export function createEngine(opts: WiringOptions = {}): Engine {
             rdmaCmIds: live.cmIds,
           };
           const poll = cqPollStats();
-          if (poll) {
-            counters.rdmaPollSpins = poll.spins;
-            counters.rdmaPollHits = poll.hits;
-          }
+          counters.rdmaPollSpins = poll.spins;
+          counters.rdmaPollHits = poll.hits;
+          counters.rdmaCqWakes = poll.wakes;
+          counters.rdmaCompletions = poll.completions;
           // Registered bytes: LUN memory and the bounce slab (the registry) plus the live channels' slot pools.
           counters.rdmaChannelBytes = channelTotals.registeredBytes;
           counters.rdmaSendQueueFull = channelTotals.sendQueueFull;

@@ -56,6 +56,10 @@ export interface CqPollStats {
   hits: number;
   spunUs: number;
   expectedGapUs: number;
+  /** Wake-ups of this thread by a completion event, over all its CQs. */
+  wakes: number;
+  /** Completions handed to JS, over all CQs of this thread. */
+  completions: number;
 }
 export interface NativeSrq extends Disposable {
   /** Posts `count` receive records from `words` (at word `offset`) as one chain. */

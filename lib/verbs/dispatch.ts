@@ -60,9 +60,9 @@ export function setCqPollBudget(us: number): void {
   if (budgetApplied) native().CompletionQueue.setPollBudget(us);
 }
 
-/** The spin's counters, once a CQ exists on this thread. */
-export function cqPollStats(): CqPollStats | undefined {
-  return budgetApplied ? native().CompletionQueue.pollStats() : undefined;
+/** This thread's CQ counters (wake-ups, completions, the spin's): zero before its first CQ. */
+export function cqPollStats(): CqPollStats {
+  return native().CompletionQueue.pollStats();
 }
 
 export class CompletionDispatcher implements Disposable {

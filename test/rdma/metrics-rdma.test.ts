@@ -158,6 +158,22 @@ describe('RDMA resource metrics over a kernel iSER session', () => {
       `metrics-rdma: idle ${JSON.stringify(base)}, during I/O ${JSON.stringify(busy)}, bounce bytes ${bounce}, sq full ${counter(during2, 'rdma_send_queue_full')}`,
     );
 
+    // Completions per I/O at queue depth 1: one for the command's receive; the RDMA WRITE of a
+    // READ is unsignalled, and so are 15 of every 16 responses (lib/verbs/channel.ts). With every
+    // response signalled this is 2, and each is a wake-up of the loop more per I/O.
+    expect(counter(idle, 'rdma_completions')).toBeDefined();
+    const c0 = await scrape();
+    const n = 2000;
+    await sh(`fio --name=qd1 --filename=${disk} --rw=randread --bs=4k --iodepth=1 --ioengine=libaio --direct=1 --number_ios=${n} --size=32M`, 300_000);
+    const c1 = await scrape();
+    const ios = luCommands(c1, 'iser') - luCommands(c0, 'iser');
+    const completions = counter(c1, 'rdma_completions')! - counter(c0, 'rdma_completions')!;
+    const wakes = counter(c1, 'rdma_cq_wakes')! - counter(c0, 'rdma_cq_wakes')!;
+    console.log(`metrics-rdma: qd1 randread: ${ios} commands, ${completions} completions, ${wakes} CQ wake-ups`);
+    expect(ios).toBeGreaterThanOrEqual(n);
+    expect(completions / ios).toBeLessThan(1.25);
+    expect(wakes).toBeLessThanOrEqual(completions);
+
     await node('--logout');
     let after = await scrape();
     for (let i = 0; i < 50 && resources(after).qps !== base.qps; i++) {
