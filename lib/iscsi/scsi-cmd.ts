@@ -233,7 +233,8 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     if (immediate.length === 0 && !expectMore) return;
     this.unsolLimit = Math.min(firstBurst, this.expectedLength);
     if (adopt && immediate.byteOffset === 0 && immediate.buffer.byteLength >= Math.max(this.unsolLimit, immediate.length)) {
-      this.unsolBuf = new Uint8Array(immediate.buffer, 0, Math.max(this.unsolLimit, immediate.length));
+      // All the unsolicited data came with the command (the usual case): its view serves.
+      this.unsolBuf = immediate.length >= this.unsolLimit ? immediate : new Uint8Array(immediate.buffer, 0, this.unsolLimit);
     } else {
       this.unsolBuf = new Uint8Array(expectMore ? this.unsolLimit : immediate.length);
       this.unsolBuf.set(immediate);
@@ -299,7 +300,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
       }
       if (pos < this.unsolReceived) {
         const n = Math.min(end, this.unsolReceived) - pos;
-        into.set(this.unsolBuf.subarray(pos, pos + n), 0);
+        into.set(n === this.unsolBuf.length ? this.unsolBuf : this.unsolBuf.subarray(pos, pos + n), 0);
         pos += n;
       }
     }

@@ -4,9 +4,7 @@
 //                 one posted before the accept, the rest just before the final Login Response
 //                 (LIO's isert does the same: a login is one request at a time);
 //   send slots    the same layout for every PDU we send (SEND; the SCSI Response as
-//                 SEND_WITH_INV of the task's STag when the initiator allows it). SCSI
-//                 Responses are signalled one in 16 (lib/verbs/channel.ts): at queue depth 1
-//                 each signalled SEND is one more wake-up of the loop;
+//                 SEND_WITH_INV of the task's STag when the initiator allows it);
 //   Data-In       RDMA WRITE to the read STag at read VA + offset, unsignalled: the response
 //                 SEND that follows on the same QP completes after it (RC ordering);
 //   Data-Out      RDMA READ from the write STag at write VA + (offset − unsolicited bytes),
@@ -223,8 +221,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     if (len > this.sendDataSegmentLimit || ahsLen > AHS_ROOM) {
       throw new RangeError(`iSER: PDU data segment ${len} (AHS ${ahsLen}) exceeds the send buffer (${this.sendDataSegmentLimit})`);
     }
-    const response = bhsOpcode(bhs) === Opcode.ScsiResponse;
-    const inv = response ? this.invalidateKey(bhs) : 0;
+    const inv = bhsOpcode(bhs) === Opcode.ScsiResponse ? this.invalidateKey(bhs) : 0;
     const slot = this.tx.alloc();
     const buf = slot >= 0 ? this.tx.view(slot) : new Uint8Array(HEADERS + ahsLen + len);
     encodeIserHeader({ opcode: IserOpcode.Control }, buf, 0);
@@ -240,7 +237,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
         at += p.length;
       }
     if (slot >= 0) {
-      this.postSend(slot, at, inv, response);
+      this.postSend(slot, at, inv);
       return undefined;
     }
     return new Promise<void>((done) => this.txQueue.push({ bytes: buf.subarray(0, at), inv, done }));
@@ -332,7 +329,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const index = cookie >>> 2;
     if (kind === CookieKind.Recv) return this.onRecv(wc, index);
     if (kind === CookieKind.Send) {
-      this.sendCompleted(wc, index);
+      if (this.sendCompleted(wc, index)) this.kickTxQueue();
       return;
     }
     if (kind === CookieKind.Data) return this.dataSlotCompleted(wc, index, IserDataError);
@@ -472,9 +469,9 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     }
   }
 
-  private postSend(slot: number, length: number, inv: number, response = false): void {
+  private postSend(slot: number, length: number, inv: number): void {
     this.reserveSq(1);
-    this.postSendSlot(slot, length, inv, response);
+    this.postSendSlot(slot, length, inv);
   }
 
   /** RDMA WRITE/READ between registered memory and the initiator, in pieces of maxRdma. */
@@ -499,7 +496,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       b.setRemote(b.count - 1, remoteHi, remoteLo + pos);
       this.sqPosted++;
     }
-    if (op) op.seq = this.signalledAt();
+    if (op) op.seq = this.sqPosted;
   }
 
   /** One RDMA op on a data slot (postDataSlot), once the send queue has room for it. */
@@ -531,10 +528,6 @@ export class IserConnection extends RcChannel implements IscsiTransport {
     const key = !this.sendWithInv || c.rsv === c.wsv ? 0 : c.rsv ? c.readStag : c.writeStag;
     if (this.freeCommands.length < MAX_FREE_COMMANDS) this.freeCommands.push(c);
     return key;
-  }
-
-  protected override sendSlotsFreed(): void {
-    this.kickTxQueue();
   }
 
   private kickTxQueue(): void {

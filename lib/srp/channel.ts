@@ -238,7 +238,7 @@ export class SrpChannel extends RcChannel {
     const index = cookie >>> 2;
     if (kind === CookieKind.Recv) return this.onRecv(wc, index);
     if (kind === CookieKind.Send) {
-      this.sendCompleted(wc, index);
+      if (this.sendCompleted(wc, index)) this.txWaiters.shift()?.();
       return;
     }
     if (kind === CookieKind.Data) return this.dataSlotCompleted(wc, index, SrpDataError);
@@ -524,14 +524,14 @@ export class SrpChannel extends RcChannel {
         into,
       ).length;
     if (slot >= 0) {
-      this.postSendSlot(slot, build(this.tx.view(slot)), 0, true);
+      this.postSendSlot(slot, build(this.tx.view(slot)));
       return;
     }
     // More responses than send slots in flight (rare): wait for one.
     this.txWaiters.push(() => {
       if (this.state !== State.Established) return;
       const sl = this.tx.alloc();
-      if (sl >= 0) this.postSendSlot(sl, build(this.tx.view(sl)), 0, true);
+      if (sl >= 0) this.postSendSlot(sl, build(this.tx.view(sl)));
     });
   }
 
@@ -685,7 +685,7 @@ export class SrpChannel extends RcChannel {
     if (signalled) {
       const id = this.nextOp++ & 0x3fffff;
       if (op) op.remaining++;
-      signalled.seq = this.signalledAt();
+      signalled.seq = this.sqPosted;
       this.ops.set(id, signalled);
       b.add(this.disp.register(this, (id << 2) | Kind.Op), opcode, c.SEND_SIGNALED, local, n, lkey, 0, d.key);
     } else {
@@ -698,11 +698,6 @@ export class SrpChannel extends RcChannel {
     if (this.sqPosted - this.sqDone + n <= this.sqDepth - 4 && this.sqWaiters.length === 0) return undefined;
     channelTotals.sendQueueFull++;
     return new Promise<void>((go) => this.sqWaiters.push({ n, go }));
-  }
-
-  /** Each waiter takes one slot (or gives up when the channel is ending). */
-  protected override sendSlotsFreed(): void {
-    while (this.txWaiters.length && this.tx.available > 0) this.txWaiters.shift()!();
   }
 
   protected override advance(seq: number): void {

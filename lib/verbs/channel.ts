@@ -5,8 +5,8 @@
 //
 //   Accepting ──ESTABLISHED──▶ Established ──close()/fault/DISCONNECTED──▶ Closing ──▶ Closed
 //
-// close() waits (bounded) for the last signalled WR (every PDU but a command's response is
-// signalled) to complete, so a last response reaches the peer; then rdma_disconnect, and DISCONNECTED or a timeout finishes. finish() frees
+// close() waits (bounded) for posted sends to complete, so a last response reaches the
+// peer; then rdma_disconnect, and DISCONNECTED or a timeout finishes. finish() frees
 // everything exactly once, children first: pending work fails, the CM id with its QP, the
 // CQ, the MRs. A fault of the peer (a bad key: a remote access error) moves the QP to
 // error and ends only this connection. Protocol work (what a receive means, what an RDMA
@@ -17,7 +17,7 @@ import type { DeviceResources } from './device.js';
 import { CompletionDispatcher, type CompletionHandler, type WorkCompletion } from './dispatch.js';
 import { BufferPool } from './pool.js';
 import type { MemoryRegistry } from './registry.js';
-import { RecvBatch, SendBatch, UNSIGNALED_WR_ID } from './wr.js';
+import { RecvBatch, SendBatch } from './wr.js';
 
 export const enum ChannelState {
   Accepting,
@@ -43,13 +43,6 @@ export const enum CookieKind {
  * system call in which the kernel also moves the data (the profile's largest item).
  */
 const SEND_BATCH = 128;
-
-/**
- * At most this many SENDs of responses in a row go unsignalled. A signalled completion means
- * every WR posted before it is done too, so it gives their send slots back. At queue depth 1 a
- * signalled response is one more CQ event, a wake-up of the loop, per I/O.
- */
-const SIGNAL_EVERY = 16;
 
 /**
  * What every RC channel of the process adds up to, for the daemon's status counters and the
@@ -138,16 +131,8 @@ export abstract class RcChannel implements CompletionHandler {
   /** Send queue accounting: WRs posted, and the position of the last completed signalled one. */
   protected sqPosted = 0;
   protected sqDone = 0;
-  /** Send-queue position of the last signalled WR posted: what a graceful close waits for. */
-  private lastSignalled = 0;
-  /** SENDs posted unsignalled since the last signalled one. */
-  private unsignalledSends = 0;
   /** Send-queue position of each send slot's SEND. */
   private readonly txSeq: Float64Array;
-  /** Send slots in flight, in posting order (a ring): freed once sqDone passes their SEND. */
-  private readonly txRing: Int32Array;
-  private txHead = 0;
-  private txCount = 0;
   /** Per bounce-data slot: its WR's send-queue position, its operation, where a READ's bytes go. */
   private readonly dataSeq: Float64Array;
   private readonly dataOp: (RdmaOp | undefined)[];
@@ -217,7 +202,6 @@ export abstract class RcChannel implements CompletionHandler {
     this.recvBatch = new RecvBatch(sizes.ring);
     this.sendBatch = new SendBatch(SEND_BATCH);
     this.txSeq = new Float64Array(sizes.sendSlots);
-    this.txRing = new Int32Array(sizes.sendSlots);
     this.dataSeq = new Float64Array(sizes.dataSlots);
     this.dataOp = new Array(sizes.dataSlots).fill(undefined);
     this.dataCopy = new Array(sizes.dataSlots).fill(undefined);
@@ -255,7 +239,7 @@ export abstract class RcChannel implements CompletionHandler {
       return;
     }
     // Graceful: let posted sends (a Logout Response, an SRP_T_LOGOUT) reach the peer first.
-    if (!abort && this.lastSignalled > this.sqDone) {
+    if (!abort && this.sqPosted > this.sqDone) {
       this.closeWaitSends = true;
       this.armCloseTimer(() => this.disconnect());
       return;
@@ -283,21 +267,14 @@ export abstract class RcChannel implements CompletionHandler {
     }
   }
 
-  /**
-   * A SEND (with invalidate of `inv` when non-zero) of send slot `slot`. Signalled unless
-   * `response` (a command's response, the one SEND per I/O) and none of these holds: SIGNAL_EVERY
-   * responses went unsignalled, a quarter or less of the send slots is free (so an exhausted
-   * pool always waits on a signalled SEND), or the connection is no longer established.
-   */
-  protected postSendSlot(slot: number, length: number, inv = 0, response = false): void {
+  /** A signalled SEND (with invalidate of `inv` when non-zero) of send slot `slot`. */
+  protected postSendSlot(slot: number, length: number, inv = 0): void {
     const c = native().constants;
     const b = this.room(1);
-    const signal =
-      !response || ++this.unsignalledSends >= SIGNAL_EVERY || this.tx.available <= this.tx.slotCount >> 2 || this.state !== ChannelState.Established;
     b.add(
-      signal ? this.disp.register(this, slot * 4 + CookieKind.Send) : UNSIGNALED_WR_ID,
+      this.disp.register(this, slot * 4 + CookieKind.Send),
       inv ? c.WR_SEND_WITH_INV : c.WR_SEND,
-      signal ? c.SEND_SIGNALED : 0,
+      c.SEND_SIGNALED,
       this.tx.address(slot),
       length,
       this.tx.lkey,
@@ -306,27 +283,21 @@ export abstract class RcChannel implements CompletionHandler {
       inv,
     );
     this.txSeq[slot] = ++this.sqPosted;
-    this.txRing[(this.txHead + this.txCount++) % this.txRing.length] = slot;
-    if (signal) {
-      this.unsignalledSends = 0;
-      this.lastSignalled = this.sqPosted;
-    }
   }
 
-  /** A signalled SEND completed (its slot and those of the SENDs before it go back); false when it failed. */
+  /** A send completion: frees its slot; false when it failed (the connection is ending). */
   protected sendCompleted(wc: WorkCompletion, slot: number): boolean {
-    if (!wc.ok) this.fail(`SEND completion ${wc.statusName}`, wc.status);
     this.advance(this.txSeq[slot]);
-    return wc.ok;
-  }
-
-  /** Send slots came back while established: the subclass posts what waited for one. */
-  protected sendSlotsFreed(): void {}
-
-  /** The position of the signalled WR just posted (the last): completions up to it free the queue. */
-  protected signalledAt(): number {
-    this.lastSignalled = this.sqPosted;
-    return this.sqPosted;
+    this.tx.free(slot);
+    if (!wc.ok) {
+      this.fail(`SEND completion ${wc.statusName}`, wc.status);
+      return false;
+    }
+    if (this.closeWaitSends && this.sqPosted === this.sqDone) {
+      this.closeWaitSends = false;
+      this.disconnect();
+    }
+    return true;
   }
 
   /**
@@ -350,8 +321,7 @@ export abstract class RcChannel implements CompletionHandler {
     const b = this.room(1);
     b.add(this.disp.register(this, slot * 4 + CookieKind.Data), opcode, c.SEND_SIGNALED, this.data.address(slot), n, this.data.lkey, 0, rkey);
     b.setRemote(b.count - 1, remoteHi, remoteLo);
-    this.sqPosted++;
-    this.dataSeq[slot] = this.signalledAt();
+    this.dataSeq[slot] = ++this.sqPosted;
   }
 
   /** A bounce-slot WR completed; a failure settles its operation with an `error` and ends the connection. */
@@ -383,20 +353,7 @@ export abstract class RcChannel implements CompletionHandler {
 
   /** A signalled WR at send-queue position `seq` completed (every WR before it too). */
   protected advance(seq: number): void {
-    if (seq <= this.sqDone) return;
-    this.sqDone = seq;
-    let freed = 0;
-    while (this.txCount > 0 && this.txSeq[this.txRing[this.txHead]] <= seq) {
-      this.tx.free(this.txRing[this.txHead]);
-      this.txHead = (this.txHead + 1) % this.txRing.length;
-      this.txCount--;
-      freed++;
-    }
-    if (this.closeWaitSends && this.sqDone >= this.lastSignalled) {
-      this.closeWaitSends = false;
-      this.disconnect();
-    }
-    if (freed && this.state === ChannelState.Established) this.sendSlotsFreed();
+    if (seq > this.sqDone) this.sqDone = seq;
   }
 
   /**
