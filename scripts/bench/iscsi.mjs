@@ -20,6 +20,7 @@
 //   BENCH_TARGETS   space-separated subset, e.g. "rdma-target-iser lio-iser" (default: all eight)
 //   BENCH_JOBS      space-separated subset of the job names below (default: all six)
 //   BENCH_PREFILL   1 (default): write the whole LUN once (1 MiB sequential) before the jobs
+//   BENCH_WARMUP    seconds of unmeasured mixed I/O on each target before its first job (default 20)
 //   BENCH_ROUNDS    rounds (default 3; --rounds N wins)
 //   BENCH_LOCK      a lock file to hold (flock) while the VM runs, e.g. /work/vm.lock where
 //                   several people share one machine; the builds before it run unlocked
@@ -156,14 +157,20 @@ function options() {
   }
   if (profile) rounds = 1;
   const prefill = (env.BENCH_PREFILL ?? '1') !== '0';
+  // Unmeasured mixed I/O on each target before its first job (iscsi-guest.sh --warmup): a new
+  // Node daemon runs its first seconds unoptimised.
+  const warmup = Number(env.BENCH_WARMUP ?? 20);
+  if (!(Number.isInteger(warmup) && warmup >= 0)) fail(`BENCH_WARMUP must be a whole number of seconds, got ${env.BENCH_WARMUP}`);
   // The guest's own estimate: per round and target set-up and login (~30 s), prefill (~30 s),
   // per job ramp + runtime + fio's start and end; plus boot and raw RDMA (~3 min).
   // A profile sets a target up per job, and adds perf script and the summary (~90 s) to each.
-  const perTarget = profile ? jobs.length * (30 + (prefill ? 30 : 0) + runtime + 2 + 8 + 90) : 30 + (prefill ? 30 : 0) + jobs.length * (runtime + 2 + 8);
+  const perTarget = profile
+    ? jobs.length * (30 + (prefill ? 30 : 0) + warmup + runtime + 2 + 8 + 90)
+    : 30 + (prefill ? 30 : 0) + warmup + jobs.length * (runtime + 2 + 8);
   const nTargets = targets.length * (ab ? 2 : 1);
   const vmTimeout = Number(env.BENCH_VM_TIMEOUT || Math.max(1200, Math.round(1.5 * (180 + rounds * nTargets * perTarget))));
   const defaultOut = ab ? join(cacheDir, 'ab') : outDir;
-  return { runtime, ramp: 2, targets, jobs, prefill, vmTimeout, fromLog, render, only, rounds, ab, profile, out: out ? resolve(out) : defaultOut };
+  return { runtime, ramp: 2, targets, jobs, prefill, warmup, vmTimeout, fromLog, render, only, rounds, ab, profile, out: out ? resolve(out) : defaultOut };
 }
 
 function fail(msg) {
@@ -312,6 +319,8 @@ function guestArgs(o) {
     o.jobs.join(' '),
     '--prefill',
     o.prefill ? '1' : '0',
+    '--warmup',
+    String(o.warmup),
     '--rounds',
     String(o.rounds),
   ];
@@ -560,6 +569,7 @@ export function buildResults(o, text, vm, notes) {
     ramp_s: o.ramp,
     rounds: o.rounds,
     prefill: o.prefill,
+    warmup_s: o.warmup,
     host: { kernel: release(), cpus: cpus().length, cpu_model: cpus()[0]?.model ?? '', node: process.version },
     rdma_target_source: o.source ?? null,
     guest: env,
@@ -579,6 +589,7 @@ function commandLine(o) {
   if (process.env.BENCH_TARGETS) env.push(`BENCH_TARGETS='${o.targets.join(' ')}'`);
   if (process.env.BENCH_JOBS) env.push(`BENCH_JOBS='${o.jobs.join(' ')}'`);
   if (!o.prefill) env.push('BENCH_PREFILL=0');
+  if (process.env.BENCH_WARMUP) env.push(`BENCH_WARMUP=${o.warmup}`);
   const args = [];
   if (o.ab) args.push(`--ab ${o.ab.join(' ')}`);
   if (o.profile) args.push('--profile');
@@ -703,7 +714,10 @@ export function renderMarkdown(res) {
     `- **Jobs:** ${g?.fio ?? 'fio'}, \`--ioengine=libaio --direct=1 --time_based --runtime=${res.runtime_s} --ramp_time=${res.ramp_s} --numjobs=1\` on the raw disk` +
       (res.prefill
         ? '; before the jobs each LUN is written once end to end (1 MiB sequential, qd8), so no target reads never-written memory.'
-        : '; no prefill.'),
+        : '; no prefill.') +
+      (res.warmup_s
+        ? ` Then ${res.warmup_s} s of unmeasured mixed I/O (randrw, 4–128 KiB, qd8) on each target before its first job: a new Node daemon runs its first seconds unoptimised.`
+        : ''),
   );
   const rounds = res.rounds ?? 1;
   L.push(
@@ -1191,6 +1205,7 @@ export function buildAb(o, text, vm, notes) {
     ramp_s: o.ramp,
     rounds: o.rounds,
     prefill: o.prefill,
+    warmup_s: o.warmup,
     builds,
     guest: env,
     vm: { exit_code: vm.code, wall_s: vm.wall_s, guest_elapsed_s: done?.elapsed_s ?? null },
@@ -1208,7 +1223,7 @@ export function renderAb(res) {
   L.push(`- **Date:** ${res.date.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}; **command:** \`${res.command}\``);
   L.push(`- **A:** ${desc(A)}; **B:** ${desc(B)}`);
   L.push(
-    `- **Rounds:** ${res.rounds}, A and B alternating (A first in odd rounds, B first in even ones), a fresh daemon for each; ${res.runtime_s} s per job after a ${res.ramp_s} s ramp${res.prefill ? ', LUN prefilled' : ', no prefill'}.`,
+    `- **Rounds:** ${res.rounds}, A and B alternating (A first in odd rounds, B first in even ones), a fresh daemon for each; ${res.runtime_s} s per job after a ${res.ramp_s} s ramp${res.prefill ? ', LUN prefilled' : ', no prefill'}${res.warmup_s ? `, ${res.warmup_s} s warm-up before the first job` : ', no warm-up'}.`,
   );
   L.push(...loadLines(res.concurrency));
   L.push('');
