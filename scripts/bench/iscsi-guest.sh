@@ -754,7 +754,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, rdma-target-iser@A ...)
     timeout -k 10 $((WARMUP + 60)) fio --name=warmup --filename="/dev/$DISK" --ioengine=libaio --direct=1 --rw=randrw --bsrange=4k-128k \
       --iodepth=8 --size=64M --time_based --runtime="$WARMUP" >/dev/null 2>"$W/fio.err" || say "$CUR: warm-up fio failed: $(tail -n 2 "$W/fio.err" | tr '\n' ' ')"
   fi
-  say "$CUR: up in ${setup_s}s on /dev/$DISK$([[ $PREFILL == 1 ]] && echo "; prefill ${PREFILL_MIB} MiB in ${PREFILL_S}s (${PREFILL_MIBPS} MiB/s)")$((( WARMUP > 0 )) && echo "; warmed up ${WARMUP}s")"
+  say "$CUR: up in ${setup_s}s on /dev/$DISK$([[ $PREFILL == 1 ]] && echo "; prefill ${PREFILL_MIB} MiB in ${PREFILL_S}s (${PREFILL_MIBPS} MiB/s)")$( ((WARMUP > 0)) && echo "; warmed up ${WARMUP}s")"
   emit "$(jq -nc --arg t "$CUR" --arg iqn "$IQN" --arg iface "$IFACE" --argjson setup "$setup_s" --argjson params "$params" \
     --argjson disk "$dinfo" --argjson ps "$PREFILL_S" --argjson pm "$PREFILL_MIBPS" --argjson pb "$PREFILL_MIB" \
     '{type:"target",target:$t,status:"ok",iqn:$iqn,iface:$iface,setup_s:$setup,negotiated:$params,disk:$disk,prefill_s:$ps,prefill_MiBps:$pm,prefill_MiB:$pb}')"

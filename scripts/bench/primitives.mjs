@@ -2,24 +2,23 @@
 // addon, a clock read, a typed-array view, an allocation, a microtask, a turn of the event
 // loop. Run it on the host and inside the soft-RoCE VM (qemu TCG) to see how much more each
 // costs there than the command path's own JS; the figures steer where per-I/O work goes.
-//   node scripts/bench/primitives.mjs [N]
+//   npm run build && node scripts/bench/primitives.mjs [N]
 //   bash scripts/vm/run.sh --timeout 300 -- node scripts/bench/primitives.mjs
 // Wall time per operation, best of three passes of N (default 20000) after a warm-up. Not a
 // test: nothing is asserted.
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { native } from '../../dist/verbs/binding.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const addon = createRequire(import.meta.url)('node-gyp-build')(root);
+const addon = native();
 const N = Number(process.argv[2] ?? 20000);
 const u8 = new Uint8Array(4096);
 let sink = 0;
 
-function best(run) {
+/** Best of three timed passes of `run` (N operations each); `run` may be async. */
+async function best(run) {
   let min = Infinity;
   for (let pass = 0; pass < 3; pass++) {
     const t0 = process.hrtime.bigint();
-    run();
+    await run();
     min = Math.min(min, Number(process.hrtime.bigint() - t0) / N);
   }
   return min;
@@ -51,29 +50,21 @@ const cases = {
   'copy 2 KiB (set)': () => {
     for (let i = 0; i < N; i++) u8.set(u8.subarray(0, 2048), 2048);
   },
+  'await (a microtask)': async () => {
+    for (let i = 0; i < N; i++) await null;
+  },
+  'event-loop turn (setImmediate)': () =>
+    new Promise((done) => {
+      let n = 0;
+      const step = () => (++n < N ? setImmediate(step) : done());
+      setImmediate(step);
+    }),
 };
 const rows = [];
 for (const [name, run] of Object.entries(cases)) {
-  run(); // warm-up
-  rows.push([name, best(run)]);
+  await run(); // warm-up
+  rows.push([name, await best(run)]);
 }
-async function turns(kind) {
-  let min = Infinity;
-  for (let pass = 0; pass < 3; pass++) {
-    const t0 = process.hrtime.bigint();
-    if (kind === 'microtask') for (let i = 0; i < N; i++) await null;
-    else
-      await new Promise((done) => {
-        let n = 0;
-        const step = () => (++n < N ? setImmediate(step) : done());
-        setImmediate(step);
-      });
-    min = Math.min(min, Number(process.hrtime.bigint() - t0) / N);
-  }
-  return min;
-}
-rows.push(['await (a microtask)', await turns('microtask')]);
-rows.push(['event-loop turn (setImmediate)', await turns('immediate')]);
 console.log(`node ${process.version}, N=${N}, best of 3 passes`);
 for (const [name, ns] of rows) console.log(`${name.padEnd(32)} ${ns.toFixed(0).padStart(8)} ns`);
 if (sink === 0.5) console.log(sink);
