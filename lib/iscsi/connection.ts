@@ -69,6 +69,14 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   private readonly commandPdu: ScsiCommandPdu = { ...(decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu), cdb: new Uint8Array(16) };
   /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
   private readonly immediateFree: Uint8Array[] = [];
+  /**
+   * Beside each free buffer, the view of its head that its last task received into (or
+   * undefined): the next command with as much immediate data gets that view again, so a
+   * steady stream of same-sized writes makes no view per command.
+   */
+  private readonly immediateHeads: Array<Uint8Array | undefined> = [];
+  /** The head view kept with the buffer takeImmediateBuffer just returned. */
+  private takenHead: Uint8Array | undefined;
   private loginTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -176,7 +184,8 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
         const buf = this.takeImmediateBuffer(size);
         this.cmdBuffer = buf;
-        return buf.subarray(0, dataLength);
+        const head = this.takenHead;
+        return head !== undefined && head.length === dataLength ? head : buf.subarray(0, dataLength);
       }
     } catch (e) {
       this.log.warn(`${this.describe}: dataDestination: ${(e as Error).message}`);
@@ -191,18 +200,27 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    */
   private takeImmediateBuffer(size: number): Uint8Array {
     const fb = this.params.firstBurstLength;
+    this.takenHead = undefined;
     if (size > fb || fb > IMMEDIATE_POOL_MAX_BYTES) return new Uint8Array(size);
     const free = this.immediateFree;
     while (free.length) {
       const b = free.pop()!;
-      if (b.length === fb) return b;
+      const head = this.immediateHeads.pop();
+      if (b.length === fb) {
+        // Only ever a view of this very buffer: anything else would land data in another's.
+        if (head !== undefined && head.buffer === b.buffer && head.byteOffset === 0) this.takenHead = head;
+        return b;
+      }
     }
     return new Uint8Array(fb);
   }
 
-  /** A task is done with the buffer takeImmediateBuffer gave it. */
-  releaseImmediateBuffer(buf: Uint8Array): void {
-    if (buf.length === this.params.firstBurstLength && this.immediateFree.length < IMMEDIATE_POOL_SLOTS) this.immediateFree.push(buf);
+  /** A task is done with the buffer takeImmediateBuffer gave it, and `head`, the view of it it received into. */
+  releaseImmediateBuffer(buf: Uint8Array, head?: Uint8Array): void {
+    if (buf.length === this.params.firstBurstLength && this.immediateFree.length < IMMEDIATE_POOL_SLOTS) {
+      this.immediateFree.push(buf);
+      this.immediateHeads.push(head);
+    }
   }
 
   receive(rx: RxPdu, context?: unknown): void {
@@ -429,7 +447,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     this.removeTask(task);
     if (listed && this.phase === 'full-feature' && this.freeTasks.length < MAX_FREE_TASKS) this.freeTasks.push(task);
     if (this.receivePaused) this.updateReceive();
-    if (this.tasks.length === 0) {
+    if (this.tasks.length === 0 && this.idleWaiters.length > 0) {
       const w = this.idleWaiters;
       this.idleWaiters = [];
       for (const f of w) f();

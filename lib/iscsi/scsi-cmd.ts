@@ -32,6 +32,8 @@ import { type IscsiTransport, type TaskRef, TransportClosedError } from './trans
 /** Bytes of read data held back so the status can ride on the last Data-In (small; copied only when the command does not end at once). */
 const COLLAPSE_WHOLE = 16384;
 const COLLAPSE_TAIL = 4096;
+/** sendDataIn without a status: ScsiStatus values are 0..0xff. */
+const NO_STATUS = -1;
 
 export class TaskAbortedError extends Error {
   readonly code = 'ISCSI_TASK_ABORTED';
@@ -75,8 +77,8 @@ export interface TaskConnection {
   updateReceive(): void;
   /** The task sent its status (or was aborted) and leaves the connection. */
   taskFinished(task: IscsiTask): void;
-  /** The task adopted this immediate-data buffer (dataDestination) and is done with it. */
-  releaseImmediateBuffer(buf: Uint8Array): void;
+  /** The task adopted this immediate-data buffer (dataDestination) and is done with it; `head`: the view it received into. */
+  releaseImmediateBuffer(buf: Uint8Array, head?: Uint8Array): void;
   /** Abortive close: a response could not be built or sent. */
   drop(reason: string): void;
 }
@@ -410,9 +412,11 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     const end = offset + len;
     let tail = 0;
     if (end === limit) tail = len <= COLLAPSE_WHOLE ? len : COLLAPSE_TAIL;
-    const wait = this.sendDataIn(from.subarray(0, len - tail), offset, tail === 0);
+    // Views only where a PDU covers part of `from`: a 4 KiB READ is one PDU with its status.
+    const head = len - tail;
+    const wait = head > 0 ? this.sendDataIn(head === from.length ? from : from.subarray(0, head), offset, tail === 0) : undefined;
     if (tail) {
-      this.heldData = from.subarray(len - tail, len);
+      this.heldData = head === 0 && len === from.length ? from : from.subarray(head, len);
       this.heldOffset = end - tail;
       this.heldOwned = false;
     }
@@ -431,40 +435,39 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     }
   }
 
-  /** Data-In PDUs for `data` at `offset`, the last one with F when `endSequence`. */
-  private sendDataIn(
-    data: Uint8Array,
-    offset: number,
-    endSequence: boolean,
-    status?: { status: number; over: number; under: number },
-  ): Promise<void> | undefined {
+  /**
+   * Data-In PDUs for `data` at `offset`, the last one with F when `endSequence`; with the
+   * SCSI status `status` (and its residual `over` or `under`) when it is not NO_STATUS.
+   */
+  private sendDataIn(data: Uint8Array, offset: number, endSequence: boolean, status = NO_STATUS, over = 0, under = 0): Promise<void> | undefined {
     const conn = this.conn;
     const p = conn.params;
     const s = conn.session!;
     const mrdsl = p.initiatorMaxRecvDataSegmentLength;
     let pos = 0;
     let wait: Promise<void> | undefined;
-    if (data.length === 0 && !status) return undefined;
+    const hasStatus = status !== NO_STATUS;
+    if (data.length === 0 && !hasStatus) return undefined;
     do {
       const seqLeft = p.maxBurstLength - ((offset + pos) % p.maxBurstLength);
       const n = Math.min(mrdsl, data.length - pos, seqLeft);
       const last = pos + n >= data.length;
-      const final = (last && (endSequence || !!status)) || n === seqLeft;
-      const withStatus = last && !!status;
-      const flags = (final ? 0x80 : 0) | (withStatus ? 0x01 | (status!.over > 0 ? 0x04 : 0) | (status!.under > 0 ? 0x02 : 0) : 0);
+      const final = (last && (endSequence || hasStatus)) || n === seqLeft;
+      const withStatus = last && hasStatus;
+      const flags = (final ? 0x80 : 0) | (withStatus ? 0x01 | (over > 0 ? 0x04 : 0) | (under > 0 ? 0x02 : 0) : 0);
       const bhs = encodeDataIn(
         this.itt,
         flags,
-        withStatus ? status!.status : 0,
+        withStatus ? status : 0,
         n,
         withStatus ? conn.nextStatSN() : 0,
         s.expCmdSN,
         s.maxCmdSN,
         this.dataSN++,
         offset + pos,
-        withStatus ? status!.over || status!.under : 0,
+        withStatus ? over || under : 0,
       );
-      wait = conn.sendPdu(bhs, n ? data.subarray(pos, pos + n) : undefined) ?? wait;
+      wait = conn.sendPdu(bhs, n === 0 ? undefined : n === data.length ? data : data.subarray(pos, pos + n)) ?? wait;
       pos += n;
     } while (pos < data.length);
     return wait;
@@ -577,7 +580,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     if (this.heldData && good && !isBidi) {
       const data = this.heldData;
       this.heldData = undefined;
-      const w = this.sendDataIn(data, this.heldOffset, true, { status, over, under });
+      const w = this.sendDataIn(data, this.heldOffset, true, status, over, under);
       this.finish();
       return w;
     }
@@ -612,7 +615,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     if (this.finished) return;
     this.finished = true;
     if (this.immediateBuffer) {
-      this.conn.releaseImmediateBuffer(this.immediateBuffer);
+      this.conn.releaseImmediateBuffer(this.immediateBuffer, this.unsolBuf);
       this.immediateBuffer = undefined;
       this.unsolBuf = undefined;
     }

@@ -6,14 +6,22 @@
 // or closure); a holder's promise exists only once a writer waits for it.
 
 export class Held {
-  private released = false;
+  lba = 0;
+  end = 0;
+  private released = true;
   private donePromise: Promise<void> | undefined;
   private resolveDone: (() => void) | undefined;
 
-  constructor(
-    readonly lba: number,
-    readonly end: number,
-  ) {}
+  /** Makes a released holder (a new one, or one a task keeps for its writes) the holder of [lba, end). */
+  arm(lba: number, end: number): this {
+    if (!this.released) throw new Error(`range lock [${this.lba}, ${this.end}) armed again while held`);
+    this.lba = lba;
+    this.end = end;
+    this.released = false;
+    this.donePromise = undefined;
+    this.resolveDone = undefined;
+    return this;
+  }
 
   /** Resolves when the holder releases the range. */
   get done(): Promise<void> {
@@ -30,12 +38,15 @@ export class Held {
 export class RangeLocks {
   private held: Held[] = [];
 
-  /** Takes the range if no holder overlaps it; undefined if one does. Release with unlock(). */
-  tryLock(lba: number, blocks: number): Held | undefined {
+  /**
+   * Takes the range if no holder overlaps it; undefined if one does. Release with unlock().
+   * `into`: a released holder to reuse (a task's own), so an uncontended WRITE allocates none.
+   */
+  tryLock(lba: number, blocks: number, into?: Held): Held | undefined {
     const end = lba + blocks;
     const held = this.held;
     for (let i = 0; i < held.length; i++) if (held[i].lba < end && lba < held[i].end) return undefined;
-    const h = new Held(lba, end);
+    const h = (into ?? new Held()).arm(lba, end);
     held.push(h);
     return h;
   }

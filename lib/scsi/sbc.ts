@@ -120,7 +120,7 @@ export function write(t: Task): void {
   if (moved === 0) return t.end(undefined, total);
   const nb = Math.ceil(moved / bs);
   const v = lu.backstore.view?.(lba, nb);
-  const held = v ? lu.locks.tryLock(lba, nb) : undefined;
+  const held = v ? lu.locks.tryLock(lba, nb, t.rangeLock) : undefined;
   if (v && held) {
     // Zero copy (RAM), no other writer on the range: Data-Out straight into the LU's memory.
     t.next = IoNext.WriteView;

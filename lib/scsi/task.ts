@@ -6,7 +6,7 @@
 import { DataDirection, type FabricIO, type IoDone, type Nexus, type ScsiCommand, type ScsiDone } from './types.js';
 import type { LogicalUnit } from './lu.js';
 import { ioContinue } from './sbc.js';
-import type { Held } from './rangelock.js';
+import { Held } from './rangelock.js';
 import { newEntry, type TaskEntry } from './taskset.js';
 import { stamp } from './stats.js';
 
@@ -56,6 +56,8 @@ export class Task {
   total = 0;
   fua = false;
   held: Held | undefined;
+  /** The range lock this task's WRITEs hold (sbc.ts), reused from command to command. */
+  readonly rangeLock = new Held();
   /** stamp() at submission when the LU keeps stats and samples this command's latency (stats.ts); else -1. */
   t0 = -1;
 
