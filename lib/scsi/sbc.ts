@@ -65,21 +65,21 @@ export function ioContinue(t: Task, e: Error | undefined): void {
   if (next !== IoNext.WriteView) return t.end(e ?? new Error('data moved for a task that waited for none'), 0);
   const lu = t.lu;
   if (e) {
-    lu.locks.unlock(t.held!);
+    lu.locks.unlock(t.rangeLock);
     return t.end(e, 0);
   }
   lu.backstore.written?.(t.lba, t.blocks);
   if (!t.fua) {
-    lu.locks.unlock(t.held!);
+    lu.locks.unlock(t.rangeLock);
     return t.end(undefined, t.total);
   }
   lu.backstore.flush().then(
     () => {
-      lu.locks.unlock(t.held!);
+      lu.locks.unlock(t.rangeLock);
       t.end(undefined, t.total);
     },
     (err: unknown) => {
-      lu.locks.unlock(t.held!);
+      lu.locks.unlock(t.rangeLock);
       t.end(err, 0);
     },
   );
@@ -120,15 +120,13 @@ export function write(t: Task): void {
   if (moved === 0) return t.end(undefined, total);
   const nb = Math.ceil(moved / bs);
   const v = lu.backstore.view?.(lba, nb);
-  const held = v ? lu.locks.tryLock(lba, nb, t.rangeLock) : undefined;
-  if (v && held) {
+  if (v && lu.locks.tryLock(lba, nb, t.rangeLock)) {
     // Zero copy (RAM), no other writer on the range: Data-Out straight into the LU's memory.
     t.next = IoNext.WriteView;
     t.lba = lba;
     t.blocks = nb;
     t.total = total;
     t.fua = fua;
-    t.held = held;
     t.io.dataOut(moved === v.length ? v : v.subarray(0, moved), 0, t.ioDone);
     return;
   }

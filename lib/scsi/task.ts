@@ -55,8 +55,7 @@ export class Task {
   blocks = 0;
   total = 0;
   fua = false;
-  held: Held | undefined;
-  /** The range lock this task's WRITEs hold (sbc.ts), reused from command to command. */
+  /** The range lock a WRITE holds between posting its Data-Out and ioDone (sbc.ts), reused from command to command. */
   readonly rangeLock = new Held();
   /** stamp() at submission when the LU keeps stats and samples this command's latency (stats.ts); else -1. */
   t0 = -1;
@@ -95,7 +94,6 @@ export class Task {
     this.io = NO_IO;
     this.luns = [];
     this.done = noDone;
-    this.held = undefined;
   }
 
   /**
