@@ -7,6 +7,10 @@
 //     (allocation sampling of the measured run, collected objects included: where the bytes go)
 //   RT_BENCH_STATS=off node --expose-gc scripts/bench/engine-cmd.mjs   (LU command counters off: their cost by A/B)
 //   RT_BENCH_SAMPLE=1 node --expose-gc scripts/bench/engine-cmd.mjs    (latency measured for every command, not 1 in 16)
+//   RT_BENCH_EVICT_KB=8192 node --expose-gc scripts/bench/engine-cmd.mjs 2000 --only iser-read-qd1
+//     (before each command, untimed, write that many KiB of other memory, as the kernel and the
+//     initiator do between two commands of a real target; the time reported is the engine's
+//     calls only, each with cold caches: what the tight loop hides)
 // Cases: iser-{read,write,write-imm} (RDMA WRITE / RDMA READ / 4 KiB immediate data) and
 // tcp-{read,write-imm} (Data-In PDUs with the status collapsed; immediate data), each at
 // queue depth 1 and 32. Reported: ns/command (wall time over N commands after a warm-up)
@@ -54,6 +58,13 @@ const silent = {
   },
 };
 const DONE = Promise.resolve();
+const EVICT = Number(process.env.RT_BENCH_EVICT_KB ?? 0) * 1024;
+const evictBuf = new Uint8Array(EVICT);
+let evictN = 0;
+function evict() {
+  evictN++;
+  for (let i = 0; i < EVICT; i += 64) evictBuf[i] = evictN;
+}
 
 class FakeTransport {
   kind;
@@ -274,6 +285,33 @@ function makeRunner(t, qd, write, imm) {
     done++;
     ready[readyN++] = ittv >>> 24;
   };
+  if (EVICT) {
+    return async (count) => {
+      const target = issued + count;
+      let ns = 0n;
+      readyN = 0;
+      for (let i = 0; i < qd && issued < target; i++) {
+        evict();
+        const a = process.hrtime.bigint();
+        issue(i);
+        ns += process.hrtime.bigint() - a;
+      }
+      while (done < target) {
+        const a = process.hrtime.bigint();
+        let slot = -1;
+        if (t.nReads > 0) t.completeReads();
+        else if (readyN > 0) slot = ready[--readyN];
+        ns += process.hrtime.bigint() - a;
+        if (slot >= 0 && issued < target) {
+          evict();
+          const b = process.hrtime.bigint();
+          issue(slot);
+          ns += process.hrtime.bigint() - b;
+        } else if (slot < 0 && t.nReads === 0 && readyN === 0 && done < target) await DONE;
+      }
+      return Number(ns);
+    };
+  }
   return async (count) => {
     const target = issued + count;
     readyN = 0; // every slot is idle between runs
