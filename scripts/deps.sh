@@ -12,10 +12,13 @@
 #   metrics:   prometheus (a real server scraping the metrics endpoint, test/host/target/metrics.test.ts),
 #              tmux (drives `rdma-target top` on a terminal, test/host/cli/top.test.ts)
 #   lint:      clang-format (native/ against .clang-format; Biome, for the TypeScript, is an npm devDependency)
+# Extra package names as arguments are installed the same way, e.g. `bash scripts/deps.sh tgt`
+# (npm run bench:profile: tgt's tgtd and tgtadm in the VM, which the tests do not use).
 set -euo pipefail
 pkgs=(libibverbs-dev librdmacm-dev rdma-core ibverbs-utils rdmacm-utils perftest
   qemu-system-x86 busybox-static cpio kmod iproute2
-  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format systemd python3 prometheus tmux)
+  open-iscsi libiscsi-bin fio sg3-utils srptools targetcli-fb dbus-daemon clang-format systemd python3 prometheus tmux
+  "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,7 +12,8 @@
 #   kernel, read after the window), split by scripts/bench/ftrace-account.mjs into user time,
 #   each system call and interrupts, per I/O. With CPUPROF=1 rdma-target runs under
 #   node --cpu-prof (every 5 ms) and its main thread's user time is split by JS function over
-#   the traced window.
+#   the traced window. KPROBES="rxe_requester rxe_icrc_generate ..." also times those kernel
+#   functions (kprobe and kretprobe events; their time is taken out of the place they ran in).
 # Every target first gets WARM s (default 20) of the job unmeasured: a new daemon's JIT.
 # Run in the soft-RoCE VM:  bash scripts/vm/run.sh --timeout 900 -- bash scripts/bench/cpu-split-guest.sh
 # A/B:  VARIANTS="/path/to/built/tree-A /path/to/built/tree-B" (each with dist/ and build/).
@@ -54,28 +55,53 @@ threads() {
 # instance of its own, filtered by pid in the kernel; the dump is analysed after the daemon has
 # exited (when node has written its .cpuprofile), by trace_report.
 task_ns() { local f s=0 v; for f in /proc/$1/task/*/schedstat; do read -r v _ <"$f" 2>/dev/null && s=$((s + v)); done; echo "$s"; }
+# The events are enabled once, before any I/O, with filters that match nothing, and stay
+# enabled: a window only sets the filters to the target's threads and switches the instance's
+# recording on and off. Enabling or disabling a tracepoint patches kernel text on every CPU;
+# doing that per window, under I/O, soft-locked the guest once (a shell writing to tracefs
+# stuck on one vCPU, a kworker of the initiator's on the other). The events' cost outside the
+# traced windows is then a filter test per system call and context switch of the guest.
+T=/sys/kernel/tracing I=$T/instances/acct NOBODY=999999
+trace_events() { (cd $I/events && ls -d raw_syscalls/sys_enter raw_syscalls/sys_exit irq/irq_handler_entry irq/irq_handler_exit \
+  irq/softirq_entry irq/softirq_exit exceptions/page_fault_user exceptions/page_fault_kernel irq_vectors/*_entry irq_vectors/*_exit rtk/*_in rtk/*_out 2>/dev/null); }
+trace_filters() { # TID... (none: match nothing)
+  local f1 f2 e t
+  f1=$(for t in ${@:-$NOBODY}; do echo -n "common_pid == $t || "; done); f1=${f1% || }
+  f2=$(for t in ${@:-$NOBODY}; do echo -n "prev_pid == $t || next_pid == $t || "; done); f2=${f2% || }
+  for e in $(trace_events); do echo "$f1" >$I/events/$e/filter; done
+  echo "$f2" >$I/events/sched/sched_switch/filter
+}
+trace_setup() {
+  [[ -d $T/events ]] || mount -t tracefs nodev $T
+  mkdir -p $I
+  echo 0 >$I/tracing_on; echo 32768 >$I/buffer_size_kb
+  # KPROBES="fn ...": kernel functions timed from entry to return (kprobe + kretprobe), e.g.
+  # rxe's send task and its ICRC inside the doorbell write.
+  local fn e
+  for fn in ${KPROBES:-}; do
+    [[ -d $T/events/rtk/${fn}_in ]] && continue
+    { echo "p:rtk/${fn}_in $fn" >>$T/kprobe_events && echo "r:rtk/${fn}_out $fn" >>$T/kprobe_events; } || echo "   (no kprobe on $fn)"
+  done
+  trace_filters
+  for e in $(trace_events) sched/sched_switch; do echo 1 >$I/events/$e/enable; done
+}
+trace_teardown() { # after the last I/O
+  local e
+  for e in $(trace_events) sched/sched_switch; do echo 0 >$I/events/$e/enable; done
+}
 NTRACE=0
 trace_window() { # LABEL PID
-  local label=$1 pid=$2 T=/sys/kernel/tracing I tids f1 f2 e
-  [[ -d $T/events ]] || mount -t tracefs nodev $T
-  I=$T/instances/acct; mkdir -p $I
-  echo 0 >$I/tracing_on; : >$I/trace; echo 32768 >$I/buffer_size_kb
+  local label=$1 pid=$2 tids
   tids=$(ls /proc/$pid/task)
-  f1=$(for t in $tids; do echo -n "common_pid == $t || "; done); f1=${f1% || }
-  f2=$(for t in $tids; do echo -n "prev_pid == $t || next_pid == $t || "; done); f2=${f2% || }
-  for e in raw_syscalls/sys_enter raw_syscalls/sys_exit irq/irq_handler_entry irq/irq_handler_exit irq/softirq_entry irq/softirq_exit \
-    exceptions/page_fault_user exceptions/page_fault_kernel $(cd $I/events && ls -d irq_vectors/*_entry irq_vectors/*_exit 2>/dev/null); do
-    [[ -d $I/events/$e ]] || continue
-    echo "$f1" >$I/events/$e/filter; echo 1 >$I/events/$e/enable
-  done
-  echo "$f2" >$I/events/sched/sched_switch/filter; echo 1 >$I/events/sched/sched_switch/enable
+  : >$I/trace
+  trace_filters $tids
   local io0 io1 u0 u1 n0 n1
   io0=$(awk '{print $1}' /sys/block/$DISK/stat); u0=$(cut -d' ' -f1 /proc/uptime); n0=$(task_ns $pid)
   echo 1 >$I/tracing_on
   sleep $TRACE_S
   echo 0 >$I/tracing_on
   io1=$(awk '{print $1}' /sys/block/$DISK/stat); u1=$(cut -d' ' -f1 /proc/uptime); n1=$(task_ns $pid)
-  for e in $I/events/*/*/enable; do echo 0 >$e 2>/dev/null; done
+  trace_filters
   NTRACE=$((NTRACE + 1))
   local d=$W/trace$NTRACE; rm -rf $d; mkdir -p $d
   cat $I/trace >$d/trace.txt
@@ -137,6 +163,7 @@ measure() { # NAME PID
       grep -v '^#' $W/pstat.txt | awk -F, -v n=$((io3 - io2)) '$1+0>0 {printf "   %-45s %8.2f /IO\n", $3, $1/n}' | sort -k2 -nr | head -14
   done
 }
+[[ ${TRACE:-0} == 1 ]] && trace_setup
 # --- rdma-target
 cat >$W/rt.json <<J
 {"targets":[{"iqn":"iqn.2025-01.org.rdma-target:exp","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":3260,"transport":"iser"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"64M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rt.sock"}}
@@ -172,3 +199,4 @@ tgtadm --lld iser --op delete --mode target --tid 1 --force; tgtadm --op delete 
 [[ ${TRACE:-0} == 1 ]] && trace_report
 cat $W/tgt.log | tail -5
 fi
+if [[ ${TRACE:-0} == 1 ]]; then trace_teardown; fi

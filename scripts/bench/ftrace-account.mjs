@@ -19,13 +19,10 @@ import { readFileSync, existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cpuprofileSelf } from './profile-summary.mjs';
 
-// rdma-core's rxe provider talks to the kernel by write() on the uverbs fd, one command per call,
-// told apart by size: the doorbell after WQEs are queued (struct ibv_post_send, 32 bytes) and the
-// CQ's re-arm (struct ibv_req_notify_cq, 16 bytes).
-const UVERBS_WRITES = new Map([
-  [32n, 'POST_SEND doorbell: rxe transmits'],
-  [16n, 'REQ_NOTIFY_CQ: re-arm'],
-]);
+// rdma-core's rxe provider rings the send doorbell with a raw write() of struct ibv_post_send
+// (32 bytes) on the uverbs fd; the other commands (the CQ's re-arm among them) go through
+// rdma-core's ioctl interface, so they show as ioctl on uverbs.
+const UVERBS_WRITES = new Map([[32n, 'POST_SEND doorbell: rxe transmits']]);
 const FD_SYSCALLS = new Set([
   'read',
   'write',
@@ -65,6 +62,12 @@ export function fdKinds(text) {
     m.set(Number(r[1]), k);
   }
   return m;
+}
+
+/** Ends the innermost open `place` and whatever opened inside it without an end seen. */
+function popTo(s, place) {
+  const i = s.irq.lastIndexOf(place);
+  if (i >= 0) s.irq.length = i;
 }
 
 const LINE = /^\s*(.*)-(\d+)\s+\[(\d+)\]\s+\S+\s+(\d+\.\d+):\s+(\w+):\s?(.*)$/;
@@ -191,9 +194,13 @@ export function account(text, tids, names = new Map(), fds = new Map()) {
       } else if (s.cur != null) add(s.calls, s.cur, 1);
       s.base = 'user';
       s.cur = null;
+      // A function probed inside the call whose return was missed must not outlive it.
+      s.irq = s.irq.filter((p) => !p.startsWith('kernel '));
     } else if (ev === 'irq_handler_entry') s.irq.push('hardirq');
     else if (ev === 'softirq_entry') s.irq.push(`softirq ${/action=(\w+)/.exec(body)?.[1] ?? body}`);
     else if (ev.startsWith('page_fault_')) add(s.faults, ev.slice(11), 1);
+    else if (ev.endsWith('_in')) s.irq.push(`kernel ${ev.slice(0, -3)}()`); // kprobe (cpu-split-guest.sh KPROBES)
+    else if (ev.endsWith('_out')) popTo(s, `kernel ${ev.slice(0, -4)}()`);
     else if (ev.endsWith('_entry'))
       s.irq.push(`APIC ${ev.slice(0, -6)}`); // irq_vectors: timer, IPIs
     else if (ev.endsWith('_exit')) s.irq.pop();
@@ -234,14 +241,16 @@ export function summarise(acc, ios) {
   threads.sort((a, b) => b.cpu_us_per_io - a.cpu_us_per_io);
   let sys = 0;
   let irq = 0;
+  let probed = 0;
   const places = [];
   for (const [k, v] of total) {
     if (k.startsWith('sys:')) sys += v;
+    else if (k.startsWith('kernel ')) probed += v;
     else if (k !== 'user') irq += v;
     const name = k.startsWith('sys:') ? k.slice(4) : k;
     const c = calls.get(name);
     places.push({
-      place: k === 'user' ? 'user space' : k.startsWith('sys:') ? name : `interrupt: ${k}`,
+      place: k === 'user' ? 'user space' : k.startsWith('sys:') || k.startsWith('kernel ') ? name : `interrupt: ${k}`,
       us_per_io: per(v),
       calls_per_io: c == null ? null : +(c / ios).toFixed(2),
       us_per_call: c ? +(v / c).toFixed(1) : null,
@@ -257,6 +266,8 @@ export function summarise(acc, ios) {
     user_us_per_io: per(total.get('user') ?? 0),
     syscall_us_per_io: per(sys),
     interrupt_us_per_io: per(irq),
+    // Probed kernel functions (KPROBES), taken out of the system call or interrupt they ran in.
+    probed_us_per_io: per(probed),
     syscalls_per_io: +(allCalls / ios).toFixed(2),
     places,
     user_before: [...before].sort((a, b) => b[1] - a[1]).map(([call, us]) => ({ call, us_per_io: per(us) })),
@@ -322,7 +333,7 @@ function main() {
   }
   const L = [];
   L.push(
-    `== ${rec.name}: ${ios} I/Os in the traced ${rec.window_s} s; on-CPU ${rec.cpu_us_per_io} µs/IO = user ${rec.user_us_per_io} + system calls ${rec.syscall_us_per_io} + interrupts ${rec.interrupt_us_per_io}; ${rec.syscalls_per_io} system calls/IO`,
+    `== ${rec.name}: ${ios} I/Os in the traced ${rec.window_s} s; on-CPU ${rec.cpu_us_per_io} µs/IO = user ${rec.user_us_per_io} + system calls ${rec.syscall_us_per_io} + interrupts ${rec.interrupt_us_per_io}${rec.probed_us_per_io ? ` + probed kernel functions ${rec.probed_us_per_io}` : ''}; ${rec.syscalls_per_io} system calls/IO`,
   );
   for (const p of rec.places) {
     if (p.us_per_io < 0.5 && !(p.calls_per_io >= 0.05)) continue;

@@ -5,16 +5,13 @@
 #
 #   bash scripts/bench/iscsi-guest.sh [--runtime S] [--ramp S] [--targets "NAME ..."]
 #                                     [--jobs "NAME ..."] [--prefill 0|1] [--rounds N]
-#                                     [--rt-dir VARIANT=DIR ...] [--profile 0|1]
+#                                     [--rt-dir VARIANT=DIR ...]
 #
 # Rounds: every selected job against every selected target, --rounds times (default 1), the
 # order of the targets rotated by one each round, so that a slow phase of the host (or of the
 # VM) falls on different targets in different rounds; every record carries its "round".
 # A/B: a target name may carry a variant, rdma-target-iser@A, whose daemon is DIR/dist/cli/main.js
 # of --rt-dir A=DIR (a worktree of another commit) instead of this repository's.
-# --profile 1: during each job, `perf record -F 999 -g -a -e cpu-clock` over the measured window
-# (after the ramp), rdma-target under `node --cpu-prof`; the guest summarises both
-# (scripts/bench/profile-summary.mjs) into one "profile" record per target and job.
 #
 # Eight targets, one at a time, each on a 512 MiB RAM LUN; iSCSI at 10.77.0.1:3260, SRP over
 # RDMA/CM at 10.77.0.1:5555:
@@ -46,7 +43,6 @@ TARGETS="rdma-target-iser lio-iser tgt-iser rdma-target-tcp lio-tcp tgt-tcp rdma
 ALL_JOBS="randread-4k-qd32 randwrite-4k-qd32 randread-4k-qd1 read-128k-qd8 write-128k-qd8 read-1m-qd4"
 JOBS=$ALL_JOBS
 ROUNDS=1
-PROFILE=0
 declare -A RT_DIRS=()
 while (($#)); do
   case "$1" in
@@ -57,7 +53,6 @@ while (($#)); do
     --prefill) PREFILL=$2; shift 2 ;;
     --warmup) WARMUP=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
-    --profile) PROFILE=$2; shift 2 ;;
     --rt-dir) RT_DIRS[${2%%=*}]=${2#*=}; shift 2 ;;
     *) echo "iscsi-guest: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -121,10 +116,9 @@ emit "$(jq -nc --arg kernel "$(uname -r)" --arg cpus "$(nproc)" --arg fio "$(fio
   --arg mem_kib "$(awk '/MemTotal/ {print $2}' /proc/meminfo)" \
   --arg rdma "$(ls /sys/class/infiniband 2>/dev/null | tr '\n' ' ')" \
   --argjson runtime "$RUNTIME" --argjson ramp "$RAMP" --arg targets "$TARGETS" --arg jobs "$JOBS" --argjson rounds "$ROUNDS" --argjson prefill "$PREFILL" --argjson warmup "$WARMUP" \
-  --argjson profile "$PROFILE" --arg perf "$(perf --version 2>&1 | head -1)" \
   '{type:"env",kernel:$kernel,cpus:($cpus|tonumber),mem_kib:($mem_kib|tonumber),fio:$fio,node:$node,tgt:$tgt,
-    iscsiadm:$iscsiadm,rdma_devices:$rdma,runtime_s:$runtime,ramp_s:$ramp,rounds:$rounds,profile:($profile == 1),prefill:($prefill == 1),warmup_s:$warmup,
-    perf:(if $profile == 1 then $perf else null end),targets:($targets|split(" ")),jobs:($jobs|split(" "))}')"
+    iscsiadm:$iscsiadm,rdma_devices:$rdma,runtime_s:$runtime,ramp_s:$ramp,rounds:$rounds,prefill:($prefill == 1),warmup_s:$warmup,
+    targets:($targets|split(" ")),jobs:($jobs|split(" "))}')"
 
 # ------------------------------------------------------------------ raw RDMA WRITE
 
@@ -216,20 +210,12 @@ EOF
 EOF
   fi
   TARGET_LOG=$W/rdma-target-$tr${VARIANT:+-$VARIANT}.log
-  local dir=$root prof=()
+  local dir=$root
   if [[ -n $VARIANT ]]; then
     dir=${RT_DIRS[$VARIANT]:-}
     [[ -n $dir && -f $dir/dist/cli/main.js ]] || { REASON="no built rdma-target for variant $VARIANT (--rt-dir $VARIANT=${dir:-?})"; return 1; }
   fi
-  local debug=(--debug)
-  if [[ $PROFILE == 1 ]]; then
-    # V8's sampler every 10 ms (its SIGPROF costs a system call per sample: 1 ms would be a
-    # large part of what is measured under TCG); every GC pause logged; no debug log writes.
-    rm -rf "$W/cpuprof"
-    prof=(--cpu-prof --cpu-prof-dir="$W/cpuprof" --cpu-prof-interval 10000 --trace-gc)
-    debug=()
-  fi
-  node "${prof[@]}" "$dir/dist/cli/main.js" --log-format human --config "$W/rdma-target.json" "${debug[@]}" >"$TARGET_LOG" 2>&1 &
+  node "$dir/dist/cli/main.js" --log-format human --config "$W/rdma-target.json" --debug >"$TARGET_LOG" 2>&1 &
   RT_PID=$!
   TARGET_PID=$RT_PID
   for i in $(seq 1 600); do
@@ -547,62 +533,6 @@ disk_info() {
     '{disk:$d,max_sectors_kb:$mx,max_hw_sectors_kb:$hw,queue_depth:$qd,scheduler:$sch}'
 }
 
-# ------------------------------------------------------------------ profile (--profile 1)
-
-# perf in the guest: the host's own /usr/bin/perf (Debian linux-perf for the 6.1 kernel, as
-# the guest's), software clock events (cpu-clock: TCG has no hardware counters), whole system
-# (-a), call graphs (-g), kernel symbols from /proc/kallsyms (kptr_restrict 0). Sample times on
-# CLOCK_MONOTONIC, the clock of V8's --cpu-prof timestamps, so both cover the same window.
-# Beside the samples, exact accounting over the same seconds: the process's CPU time from the
-# scheduler (/proc/PID/task/*/schedstat, ns), the time of each system call from the syscall
-# tracepoints (perf trace -s), and V8's GC pauses (node --trace-gc lines logged meanwhile).
-PERF_PID="" TRACE_PID="" PROF_END_PID="" PROF_JOB="" PROF_PID="" PROF_IOPS="" PROF_T0="" PROF_NS0="" PROF_LOG0=""
-task_ns() { local pid=$1 f s=0 v; for f in /proc/"$pid"/task/*/schedstat; do read -r v _ <"$f" 2>/dev/null && s=$((s + v)); done; echo "$s"; }
-profile_start() { # SECONDS
-  rm -f "$W/perf.data" "$W/perf-script.txt" "$W/trace.txt"
-  perf record -F 999 -g -a -e cpu-clock -k CLOCK_MONOTONIC -o "$W/perf.data" -- sleep "$1" >"$W/perf-record.log" 2>&1 &
-  PERF_PID=$!
-  timeout -s INT "$1" perf trace -s -p "$TARGET_PID" -o "$W/trace.txt" >"$W/perf-trace.log" 2>&1 &
-  TRACE_PID=$!
-  PROF_T0=$(now) PROF_NS0=$(task_ns "$TARGET_PID") PROF_LOG0=$(wc -l <"$TARGET_LOG")
-  # The end of the window is taken when perf trace's ends, not when the slower perf record has
-  # written its file.
-  (sleep "$1"; task_ns "$TARGET_PID" >"$W/prof-ns1"; now >"$W/prof-t1"; wc -l <"$TARGET_LOG" >"$W/prof-log1") &
-  PROF_END_PID=$!
-}
-profile_finish() { # JOB SECONDS IOPS
-  wait "$PERF_PID" "$TRACE_PID" "$PROF_END_PID"
-  PROF_WINDOW=$(awk -v a="$PROF_T0" -v b="$(cat "$W/prof-t1")" 'BEGIN { printf "%.3f", b - a }')
-  PROF_CPU_NS=$(($(cat "$W/prof-ns1") - PROF_NS0))
-  sed -n "$((PROF_LOG0 + 1)),$(cat "$W/prof-log1")p" "$TARGET_LOG" | grep -E '(Scavenge|Mark-Compact|Mark-sweep|Minor Mark)' >"$W/gc.txt"
-  PROF_JOB=$1 PROF_IOPS=$3 PROF_PID=$TARGET_PID
-  # While the target still runs (node's /tmp/perf-PID.map, if any, and its mappings are there).
-  perf script -i "$W/perf.data" -F comm,pid,tid,time,period,ip,sym,dso >"$W/perf-script.txt" 2>"$W/perf-script.err" ||
-    say "perf script failed: $(tail -n 3 "$W/perf-script.err" | tr '\n' ' ')"
-}
-profile_summarize() { # after the teardown, when node has written its .cpuprofile
-  [[ -n $PROF_JOB ]] || return 0
-  local args=(--perf-script "$W/perf-script.txt" --pid "$PROF_PID" --iops "$PROF_IOPS" --target "$CUR" --job "$PROF_JOB"
-    --trace-summary "$W/trace.txt" --cpu-ns "$PROF_CPU_NS" --window "$PROF_WINDOW" --gc-log "$W/gc.txt") cp rec
-  cp=$(ls "$W"/cpuprof/*.cpuprofile 2>/dev/null | head -1)
-  [[ -n $cp ]] && args+=(--cpuprofile "$cp")
-  grep -q 'syscall' "$W/trace.txt" 2>/dev/null || {
-    say "perf trace gave no summary: $(tail -n 5 "$W/perf-trace.log" "$W/trace.txt" 2>/dev/null | tr '\n' ' ' | cut -c1-400)"
-    emit "$(jq -nc --arg t "$CUR" --arg j "$PROF_JOB" --arg log "$(tail -n 10 "$W/perf-trace.log" 2>/dev/null)" \
-      '{type:"note",target:$t,text:("perf trace -s gave no system call table for " + $j),log:$log}')"
-  }
-  if rec=$(node scripts/bench/profile-summary.mjs "${args[@]}" 2>"$W/profile-summary.err"); then
-    emit "$rec"
-    cat "$W/profile-summary.err"
-  else
-    say "profile summary failed: $(tail -n 5 "$W/profile-summary.err" | tr '\n' ' ')"
-    emit "$(jq -nc --arg t "$CUR" --arg j "$PROF_JOB" --argjson tail "$(tail_json "$W/profile-summary.err" 20)" \
-      '{type:"note",target:$t,text:("profile summary failed for " + $j),log:$tail}')"
-  fi
-  PROF_JOB=""
-  rm -rf "$W/cpuprof" # (the next target's summary must not find this one)
-}
-
 # ------------------------------------------------------------------ fio
 
 job_args() { # JOB -> "rw bs iodepth dir"
@@ -622,7 +552,7 @@ proc_ticks() { [[ -n $1 ]] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null 
 # The measured window of a job is fio's after its ramp: CPU is sampled when the ramp ends and
 # when fio exits, so CPU per I/O divides the CPU of that window by the I/Os fio counted in it.
 run_job() { # JOB
-  local job=$1 rw bs qd dir b0 t0 b1 t1 p0 p1 rc res busy tcpu hz fpid w0 w1 win pw=0
+  local job=$1 rw bs qd dir b0 t0 b1 t1 p0 p1 rc res busy tcpu hz fpid w0 w1 win
   read -r rw bs qd dir <<<"$(job_args "$job")" || { REASON="unknown job $job"; return 1; }
   hz=$(getconf CLK_TCK)
   local ce0 ce1
@@ -635,11 +565,6 @@ run_job() { # JOB
   read -r b0 t0 <<<"$(cpu_ticks)"
   p0=$(proc_ticks "$TARGET_PID")
   w0=$(now)
-  if [[ $PROFILE == 1 ]]; then
-    # The profile covers all but the last second of the window, so it ends before fio does.
-    pw=$((RUNTIME > 2 ? RUNTIME - 1 : 1))
-    profile_start "$pw"
-  fi
   wait "$fpid"
   rc=$?
   read -r b1 t1 <<<"$(cpu_ticks)"
@@ -676,7 +601,6 @@ run_job() { # JOB
       guest_cpu_us_per_io:(if $d.total_ios > 0 then ($gcpu * 1e6 / $d.total_ios) else null end),
       conn_errors:$ce}' "$W/fio.json")
   emit "$res"
-  [[ $PROFILE == 1 ]] && profile_finish "$job" "$pw" "$(jq -r .iops <<<"$res")"
   say "$CUR $job: $(jq -r '"\(.iops|floor) IOPS, \(.bw_kib/1024*10|floor/10) MiB/s, mean \(.lat_mean_ns/1000|floor) us, p99 \(.lat_p99_ns/1000|floor) us" + (if .conn_errors > 0 then ", \(.conn_errors) connection error(s)" else "" end)' <<<"$res")"
   [[ $(jq -r .status <<<"$res") == ok ]] || { REASON=$(jq -r .reason <<<"$res"); return 2; }
   return 0
@@ -709,7 +633,7 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, rdma-target-iser@A ...)
   VARIANT=${1#"$base"}
   VARIANT=${VARIANT#@}
   local impl=${base%-*} tr=${base##*-} t0 holders job failed_jobs=0 params dinfo
-  IQN="" TARGET_LOG="" TARGET_PID="" REASON="" DISK="" SRP_ID="" PROF_JOB=""
+  IQN="" TARGET_LOG="" TARGET_PID="" REASON="" DISK="" SRP_ID=""
   CUR_TR=$tr
   case $tr in iser) IFACE=iser ;; srp) IFACE=ib_srp ;; *) IFACE=default ;; esac
   case $impl-$tr in rdma-target-iser|rdma-target-tcp|rdma-target-srp|lio-iser|lio-tcp|lio-srp|tgt-iser|tgt-tcp) ;;
@@ -791,7 +715,6 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, rdma-target-iser@A ...)
     '{type:"kernel_events",target:$t,conn_errors:$ce,target_logins:$logins,dmesg:$lines}')"
   logout
   "teardown_$impl"
-  [[ $PROFILE == 1 ]] && profile_summarize
   return 0
 }
 
@@ -799,28 +722,16 @@ bench_target() { # NAME (rdma-target-iser, lio-tcp, rdma-target-iser@A ...)
 
 T_START=$(now)
 read -ra TLIST <<<"$TARGETS"
-if [[ $PROFILE == 1 ]]; then
-  # One daemon per job, so each node --cpu-prof file holds one job; targets alternate per job.
-  sysctl -qw kernel.kptr_restrict=0 kernel.perf_event_paranoid=-1
-  # perf trace reads the syscall tracepoints' formats from tracefs.
-  mountpoint -q /sys/kernel/debug || mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
-  mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
-  ROUND=1
-  for job in $JOBS; do
-    for t in "${TLIST[@]}"; do JOBS=$job bench_target "$t"; done
+raw_rdma before
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  # Round r starts at the r-th target: each target runs early in one round and late in another.
+  n=${#TLIST[@]}
+  for ((i = 0; i < n; i++)); do
+    bench_target "${TLIST[$(((i + ROUND - 1) % n))]}"
   done
-else
-  raw_rdma before
-  for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-    # Round r starts at the r-th target: each target runs early in one round and late in another.
-    n=${#TLIST[@]}
-    for ((i = 0; i < n; i++)); do
-      bench_target "${TLIST[$(((i + ROUND - 1) % n))]}"
-    done
-  done
-  ROUND=0
-  raw_rdma after
-fi
+done
+ROUND=0
+raw_rdma after
 if h=$(port_holders) && [[ -n $h ]]; then say "left over at the end: $h"; fi
 emit "$(jq -nc --argjson s "$(since "$T_START")" '{type:"done",elapsed_s:$s}')"
 

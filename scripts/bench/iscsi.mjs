@@ -32,18 +32,13 @@
 //            docs/benchmarks (development runs that must not replace the recorded numbers)
 //          --from-log FILE  render the docs from a saved console log (no VM run).
 //          --render  re-render iscsi.md and iscsi.svg from the iscsi.json already in the output
-//            folder (no VM run; the recorded numbers, date and command stay as they are);
-//            with --profile, profile.md from profile.json.
+//            folder (no VM run; the recorded numbers, date and command stay as they are).
 //          --ab REV_A REV_B  A/B of two builds of rdma-target alone (git revisions, or WORKTREE
 //            for this checkout as it is): each revision is built in a worktree under
 //            .cache/bench/ab-<commit> (node scripts/bootstrap.mjs there), then both daemons
 //            run in alternation in one VM boot, --rounds rounds (default 3), over iSER unless
 //            --only says otherwise; writes ab.{json,md} to --out (default .cache/bench/ab):
 //            per job the median B/A ratio and its spread.
-//          --profile  whole-system perf profile of rdma-target and tgt over iSER during the
-//            4k randread qd32 and qd1 jobs (BENCH_TARGETS / BENCH_JOBS change that), rdma-target
-//            also under node --cpu-prof; writes profile.{json,md} (docs/benchmarks, or --out):
-//            CPU per I/O split into kernel work inside system calls, N-API, JS, GC, ...
 // A quick SRP-only check: BENCH_RUNTIME=3 BENCH_PREFILL=0 node scripts/bench/iscsi.mjs --only srp --rounds 1 --out .cache/bench/dev
 // A quick A/B of the working tree against HEAD: BENCH_RUNTIME=3 BENCH_PREFILL=0 BENCH_JOBS='randread-4k-qd32 randread-4k-qd1' node scripts/bench/iscsi.mjs --ab HEAD WORKTREE
 // Plain Node ESM, no dependencies. Not a test: failures of a target are results.
@@ -52,7 +47,6 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, wr
 import { cpus, release } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { renderProfile } from './profile-page.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const outDir = join(root, 'docs', 'benchmarks');
@@ -108,12 +102,10 @@ function options() {
   let out;
   let rounds = env.BENCH_ROUNDS ? Number(env.BENCH_ROUNDS) : 3;
   let ab;
-  let profile = false;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--from-log') fromLog = argv[++i];
     else if (argv[i] === '--render') render = true;
     else if (argv[i] === '--rounds') rounds = Number(argv[++i]);
-    else if (argv[i] === '--profile') profile = true;
     else if (argv[i] === '--ab') {
       ab = [argv[++i], argv[++i]];
       if (!ab[0] || !ab[1] || ab.some((r) => r.startsWith('--'))) fail('--ab needs two revisions (a git revision, or WORKTREE for this checkout)');
@@ -141,11 +133,8 @@ function options() {
     } else fail(`unknown argument ${argv[i]} (see the header of scripts/bench/iscsi.mjs)`);
   }
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) fail(`--rounds / BENCH_ROUNDS must be an integer 1–50, got ${rounds}`);
-  if (ab && profile) fail('--ab and --profile do not go together');
-  // The profile compares rdma-target with tgt over iSER on the small-block reads; A/B is rdma-target alone.
-  const defaultTargets = profile ? ['rdma-target-iser', 'tgt-iser'] : TARGETS.map((t) => t.key);
-  let targets = env.BENCH_TARGETS?.trim() ? pick('BENCH_TARGETS', TARGETS) : defaultTargets;
-  const jobs = !env.BENCH_JOBS?.trim() && profile ? ['randread-4k-qd32', 'randread-4k-qd1'] : pick('BENCH_JOBS', JOBS);
+  let targets = pick('BENCH_TARGETS', TARGETS);
+  const jobs = pick('BENCH_JOBS', JOBS);
   if (ab) {
     // rdma-target alone: over iSER unless --only or BENCH_TARGETS name its other transports.
     targets = targets.filter((k) => k.startsWith('rdma-target-'));
@@ -155,7 +144,6 @@ function options() {
     targets = targets.filter((k) => only.includes(TARGETS.find((t) => t.key === k).transport));
     if (!targets.length) fail(`--only ${only.join(',')} leaves no target of BENCH_TARGETS`);
   }
-  if (profile) rounds = 1;
   const prefill = (env.BENCH_PREFILL ?? '1') !== '0';
   // Unmeasured mixed I/O on each target before its first job (iscsi-guest.sh --warmup): a new
   // Node daemon runs its first seconds unoptimised.
@@ -163,14 +151,11 @@ function options() {
   if (!(Number.isInteger(warmup) && warmup >= 0)) fail(`BENCH_WARMUP must be a whole number of seconds, got ${env.BENCH_WARMUP}`);
   // The guest's own estimate: per round and target set-up and login (~30 s), prefill (~30 s),
   // per job ramp + runtime + fio's start and end; plus boot and raw RDMA (~3 min).
-  // A profile sets a target up per job, and adds perf script and the summary (~90 s) to each.
-  const perTarget = profile
-    ? jobs.length * (30 + (prefill ? 30 : 0) + warmup + runtime + 2 + 8 + 90)
-    : 30 + (prefill ? 30 : 0) + warmup + jobs.length * (runtime + 2 + 8);
+  const perTarget = 30 + (prefill ? 30 : 0) + warmup + jobs.length * (runtime + 2 + 8);
   const nTargets = targets.length * (ab ? 2 : 1);
   const vmTimeout = Number(env.BENCH_VM_TIMEOUT || Math.max(1200, Math.round(1.5 * (180 + rounds * nTargets * perTarget))));
   const defaultOut = ab ? join(cacheDir, 'ab') : outDir;
-  return { runtime, ramp: 2, targets, jobs, prefill, warmup, vmTimeout, fromLog, render, only, rounds, ab, profile, out: out ? resolve(out) : defaultOut };
+  return { runtime, ramp: 2, targets, jobs, prefill, warmup, vmTimeout, fromLog, render, only, rounds, ab, out: out ? resolve(out) : defaultOut };
 }
 
 function fail(msg) {
@@ -183,7 +168,7 @@ function fail(msg) {
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 
 /** The guest runs the host's own binaries (the root is shared): make sure they are here. */
-function prerequisites(notes, o) {
+function prerequisites(notes) {
   const need = {
     fio: 'fio',
     jq: 'jq',
@@ -195,8 +180,6 @@ function prerequisites(notes, o) {
     ss: 'iproute2',
     rdma: 'iproute2',
   };
-  // Debian's linux-perf is built for its own kernel, the one the VM boots (scripts/vm/setup.sh).
-  if (o.profile) need.perf = 'linux-perf';
   const missing = [
     ...new Set(
       Object.entries(need)
@@ -330,7 +313,6 @@ function guestArgs(o) {
       ['B', o.abBuilds[1]],
     ])
       args.push('--rt-dir', `${v}=${b.dir}`);
-  if (o.profile) args.push('--profile', '1');
   return args;
 }
 
@@ -338,7 +320,7 @@ function runVm(o) {
   // The recorded run's console log stays in .cache/bench; a run with --out keeps its own.
   const logDir = o.out === outDir ? cacheDir : o.out;
   mkdirSync(logDir, { recursive: true });
-  const logPath = join(logDir, `${o.ab ? 'ab' : o.profile ? 'profile' : 'iscsi'}-console.log`);
+  const logPath = join(logDir, `${o.ab ? 'ab' : 'iscsi'}-console.log`);
   const log = createWriteStream(logPath);
   // What A and B are, in the log itself, so that --from-log can name them.
   if (o.ab) log.write(`BENCH ${JSON.stringify({ type: 'ab_builds', builds: o.abBuilds })}\n`);
@@ -592,12 +574,10 @@ function commandLine(o) {
   if (process.env.BENCH_WARMUP) env.push(`BENCH_WARMUP=${o.warmup}`);
   const args = [];
   if (o.ab) args.push(`--ab ${o.ab.join(' ')}`);
-  if (o.profile) args.push('--profile');
-  else if (o.rounds !== 3) args.push(`--rounds ${o.rounds}`);
+  if (o.rounds !== 3) args.push(`--rounds ${o.rounds}`);
   if (o.only) args.push(`--only ${o.only.join(',')}`);
   const defaultOut = o.ab ? join(cacheDir, 'ab') : outDir;
   if (o.out !== defaultOut) args.push(`--out ${relative(root, o.out) || '.'}`);
-  if (o.profile && args.length === 1) return [...env, 'npm run bench:profile'].join(' ');
   return [...env, args.length ? `node scripts/bench/iscsi.mjs ${args.join(' ')}` : 'npm run bench'].join(' ');
 }
 
@@ -742,7 +722,7 @@ export function renderMarkdown(res) {
   L.push(
     '- A/B of two builds of rdma-target alone, for development: `node scripts/bench/iscsi.mjs --ab REV_A REV_B` (a git revision, or `WORKTREE` for the checkout as it is; each revision is built in `.cache/bench/ab-<commit>`), both daemons in alternation in one VM boot, per job the median B/A ratio with its spread, in `.cache/bench/ab/ab.md`.',
   );
-  L.push('- Where the CPU goes: `npm run bench:profile` ([profile.md](profile.md)).');
+  L.push('- Where the CPU goes: [profile.md](profile.md) (`npm run bench:profile`).');
   L.push(
     "- Columns: one per target that ran — `rdma-target iSER`, `LIO iSER`, `tgt iSER`, `rdma-target TCP`, `LIO TCP`, `tgt TCP` (open-iscsi with ib_iser or iscsi_tcp to 10.77.0.1:3260), `rdma-target SRP` and `LIO srpt` (the kernel's ib_srp, `add_target` with `dest=10.77.0.1:5555` over RDMA/CM) — then one ratio per transport: rdma-target against the best peer on it (iSER, TCP: LIO or tgt; SRP: LIO srpt, tgt has no SRP). " +
       'A target that could not be set up shows `failed:` with the reason in every cell; the full reason and its logs are under "Failures and notes".',
@@ -1257,12 +1237,6 @@ export function renderAb(res) {
 
 async function main() {
   const o = options();
-  if (o.render && o.profile) {
-    const res = JSON.parse(readFileSync(join(o.out, 'profile.json'), 'utf8'));
-    writeFileSync(join(o.out, 'profile.md'), renderProfile(res));
-    console.log(`bench: re-rendered ${relative(root, o.out)}/profile.md from its profile.json (${res.date})`);
-    return;
-  }
   if (o.render) {
     const res = loadResults(join(o.out, 'iscsi.json'));
     writeFileSync(join(o.out, 'iscsi.md'), renderMarkdown(res));
@@ -1286,7 +1260,6 @@ async function main() {
         runtime: env.runtime_s,
         ramp: env.ramp_s,
         rounds: env.rounds ?? 1,
-        profile: !!env.profile,
         ...(env.prefill != null ? { prefill: env.prefill } : {}),
       });
       if (abRun) {
@@ -1298,7 +1271,7 @@ async function main() {
       }
     }
   } else {
-    prerequisites(notes, o);
+    prerequisites(notes);
     console.log('bench: node scripts/bootstrap.mjs');
     const b = spawnSync(process.execPath, [join(root, 'scripts', 'bootstrap.mjs')], { cwd: root, stdio: 'inherit' });
     if (b.status !== 0) {
@@ -1342,22 +1315,6 @@ async function main() {
       ),
     ]),
   );
-  if (o.profile) {
-    res.benchmark = 'profile';
-    res.profiles = parseRecords(vm.text).records.filter((r) => r.type === 'profile');
-    writeFileSync(join(o.out, 'profile.json'), `${JSON.stringify(res, null, 2)}\n`);
-    const md = renderProfile(res);
-    writeFileSync(join(o.out, 'profile.md'), md);
-    console.log(`\nbench: wrote ${relative(root, o.out)}/profile.{json,md}\n`);
-    console.log(
-      md
-        .split('\n')
-        .filter((l) => l.startsWith('|'))
-        .slice(0, 40)
-        .join('\n'),
-    );
-    process.exit(res.profiles.length && (vm.code === 0 || o.fromLog) ? 0 : 1);
-  }
   writeFileSync(join(o.out, 'iscsi.json'), `${JSON.stringify(res, null, 2)}\n`);
   const md = renderMarkdown(res);
   writeFileSync(join(o.out, 'iscsi.md'), md);

@@ -52,6 +52,24 @@ describe('ftrace accounting', () => {
     expect(acc.threads.has(200)).toBe(false);
     expect([s.sleeps, s.preempted, s.switchIn]).toEqual([1, 1, 1]);
   });
+  it('takes a probed kernel function out of the call it ran in, and closes it at the call end if its return was missed', () => {
+    const t = [
+      ev('node-100', '20.000000', 'sys_exit', 'NR 0 = 0'),
+      ev('node-100', '20.000010', 'sys_enter', 'NR 1 (5, 7ffd, 20, 0, 0, 0)'),
+      ev('node-100', '20.000015', 'rxe_requester_in', '(rxe_requester+0x0/0x900 [rdma_rxe])'),
+      ev('node-100', '20.000020', 'rxe_icrc_generate_in', '(rxe_icrc_generate+0x0/0x80 [rdma_rxe])'),
+      ev('node-100', '20.000027', 'rxe_icrc_generate_out', '(rxe_requester+0x5d0/0x900 [rdma_rxe] <- rxe_icrc_generate)'),
+      ev('node-100', '20.000040', 'sys_exit', 'NR 1 = 32'),
+      ev('node-100', '20.000050', 'sys_enter', 'NR 0 (7, 7ffd, 10, 0, 0, 0)'),
+      ev('node-100', '20.000055', 'sys_exit', 'NR 0 = 16'),
+    ].join('\n');
+    const p = account(t, [100], names, fds).threads.get(100).byPlace;
+    const at = (k: string) => Math.round(p.get(k) ?? 0);
+    expect(at('kernel rxe_icrc_generate()')).toBe(7);
+    expect(at('kernel rxe_requester()')).toBe(25 - 7); // 20.000015 → .000040 (its return missed), less the ICRC
+    expect(at('sys:write uverbs (POST_SEND doorbell: rxe transmits)')).toBe(5);
+    expect(at('sys:read CQ event channel')).toBe(5);
+  });
   it('sums per I/O', () => {
     const r = summarise(acc, 5);
     expect(r.cpu_us_per_io).toBe(17);
