@@ -199,7 +199,8 @@ export function account(text, tids, names = new Map(), fds = new Map()) {
     } else if (ev === 'irq_handler_entry') s.irq.push('hardirq');
     else if (ev === 'softirq_entry') s.irq.push(`softirq ${/action=(\w+)/.exec(body)?.[1] ?? body}`);
     else if (ev.startsWith('page_fault_')) add(s.faults, ev.slice(11), 1);
-    else if (ev.endsWith('_in')) s.irq.push(`kernel ${ev.slice(0, -3)}()`); // kprobe (cpu-split-guest.sh KPROBES)
+    else if (ev.endsWith('_in'))
+      s.irq.push(`kernel ${ev.slice(0, -3)}()`); // kprobe (cpu-split-guest.sh KPROBES)
     else if (ev.endsWith('_out')) popTo(s, `kernel ${ev.slice(0, -4)}()`);
     else if (ev.endsWith('_entry'))
       s.irq.push(`APIC ${ev.slice(0, -6)}`); // irq_vectors: timer, IPIs
