@@ -14,7 +14,8 @@
 #   node --cpu-prof (every 5 ms) and its main thread's user time is split by JS function over
 #   the traced window. KPROBES="rxe_requester rxe_icrc_generate ..." also times those kernel
 #   functions (kprobe and kretprobe events; their time is taken out of the place they ran in).
-# Every target first gets WARM s (default 20) of the job unmeasured: a new daemon's JIT.
+# TRANSPORT=tcp: the same over iSCSI/TCP (open-iscsi's tcp interface; tgt's iscsi driver).
+# Every window first gets WARM s (default 20) of its job unmeasured: a new daemon's JIT.
 # Run in the soft-RoCE VM:  bash scripts/vm/run.sh --timeout 900 -- bash scripts/bench/cpu-split-guest.sh
 # A/B:  VARIANTS="/path/to/built/tree-A /path/to/built/tree-B" (each with dist/ and build/).
 # CQ spin budgets (config rdma.pollUs), interleaved in one boot: POLLS="0 500 0 500" (- : the default).
@@ -23,7 +24,7 @@ set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-modprobe -a ib_iser sd_mod
+modprobe -a ib_iser iscsi_tcp sd_mod
 mkdir -p /etc/iscsi /run/lock/iscsi /var/lib/iscsi
 echo "InitiatorName=iqn.2025-01.org.rdma-target:vm" >/etc/iscsi/initiatorname.iscsi
 touch /etc/iscsi/iscsid.conf
@@ -32,18 +33,24 @@ W=/run/exp; mkdir -p $W/state
 IP=10.77.0.1
 HZ=$(getconf CLK_TCK)
 RUN=${RUN:-10}
+TRANSPORT=${TRANSPORT:-iser}
+case $TRANSPORT in
+  iser) IFACE=iser TGT_LLD=iser TAG="" ;;
+  tcp) IFACE=default TGT_LLD=iscsi TAG=" tcp" ;;
+  *) echo "TRANSPORT is iser or tcp, not $TRANSPORT" >&2; exit 2 ;;
+esac
 WARM=${WARM:-20}
 TRACE_S=${TRACE_S:-5}
 login() { # IQN
-  iscsiadm -m node -o new -T "$1" -p $IP:3260 -I iser >/dev/null
-  iscsiadm -m node -T "$1" -p $IP:3260 -I iser --login >/dev/null || { echo "login failed"; return 1; }
+  iscsiadm -m node -o new -T "$1" -p $IP:3260 -I $IFACE >/dev/null
+  iscsiadm -m node -T "$1" -p $IP:3260 -I $IFACE --login >/dev/null || { echo "login failed"; return 1; }
   for i in $(seq 1 100); do
     DISK=$(iscsiadm -m session -P3 2>/dev/null | sed -n 's/.*Attached scsi disk \(sd[a-z]*\).*/\1/p' | head -1)
     [[ -n $DISK && -b /dev/$DISK ]] && break; sleep 0.2
   done
   dd if=/dev/zero of=/dev/$DISK bs=1M count=64 oflag=direct status=none
 }
-logout() { iscsiadm -m node -T "$1" -p $IP:3260 -I iser --logout >/dev/null; iscsiadm -m node -o delete >/dev/null 2>&1; }
+logout() { iscsiadm -m node -T "$1" -p $IP:3260 -I $IFACE --logout >/dev/null; iscsiadm -m node -o delete >/dev/null 2>&1; }
 # One line per thread of PID: tid, name, utime, stime (ticks), voluntary and involuntary switches.
 threads() {
   local t
@@ -61,6 +68,8 @@ task_ns() { local f s=0 v; for f in /proc/$1/task/*/schedstat; do read -r v _ <"
 # doing that per window, under I/O, soft-locked the guest once (a shell writing to tracefs
 # stuck on one vCPU, a kworker of the initiator's on the other). The events' cost outside the
 # traced windows is then a filter test per system call and context switch of the guest.
+# They stay enabled when the script ends (disabling them after tgt's teardown soft-locked the
+# guest once more, with rxe's cleanup under way): a later run in the same boot finds them on.
 T=/sys/kernel/tracing I=$T/instances/acct NOBODY=999999
 trace_events() { (cd $I/events && ls -d raw_syscalls/sys_enter raw_syscalls/sys_exit irq/irq_handler_entry irq/irq_handler_exit \
   irq/softirq_entry irq/softirq_exit exceptions/page_fault_user exceptions/page_fault_kernel irq_vectors/*_entry irq_vectors/*_exit rtk/*_in rtk/*_out 2>/dev/null); }
@@ -83,11 +92,7 @@ trace_setup() {
     { echo "p:rtk/${fn}_in $fn" >>$T/kprobe_events && echo "r:rtk/${fn}_out $fn" >>$T/kprobe_events; } || echo "   (no kprobe on $fn)"
   done
   trace_filters
-  for e in $(trace_events) sched/sched_switch; do echo 1 >$I/events/$e/enable; done
-}
-trace_teardown() { # after the last I/O
-  local e
-  for e in $(trace_events) sched/sched_switch; do echo 0 >$I/events/$e/enable; done
+  for e in $(trace_events) sched/sched_switch; do grep -q 1 $I/events/$e/enable || echo 1 >$I/events/$e/enable; done
 }
 NTRACE=0
 trace_window() { # LABEL PID
@@ -166,7 +171,7 @@ measure() { # NAME PID
 [[ ${TRACE:-0} == 1 ]] && trace_setup
 # --- rdma-target
 cat >$W/rt.json <<J
-{"targets":[{"iqn":"iqn.2025-01.org.rdma-target:exp","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":3260,"transport":"iser"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"64M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rt.sock"}}
+{"targets":[{"iqn":"iqn.2025-01.org.rdma-target:exp","tpgs":[{"tag":1,"portals":[{"address":"$IP","port":3260,"transport":"$TRANSPORT"}],"luns":[{"lun":0,"backstore":{"type":"ram","size":"64M"}}],"attributes":{"generateNodeAcls":true}}]}],"stateDir":"$W/state","control":{"socket":"$W/rt.sock"}}
 J
 for v in ${VARIANTS:-$root}; do
 for pu in ${POLLS:--}; do
@@ -174,8 +179,8 @@ for pu in ${POLLS:--}; do
   rm -rf $W/cpuprof
   node ${NODE_FLAGS:-} ${CPUPROF:+--cpu-prof --cpu-prof-dir=$W/cpuprof --cpu-prof-interval 5000} $v/dist/cli/main.js --log-format human --config $W/rt-v.json >$W/rt.log 2>&1 &
   RT=$!
-  for i in $(seq 1 300); do grep -q "listening on iser" $W/rt.log && break; sleep 0.1; done
-  login iqn.2025-01.org.rdma-target:exp && measure "rdma-target($(basename $v) poll=$pu)" $RT
+  for i in $(seq 1 300); do grep -q "listening on $TRANSPORT" $W/rt.log && break; sleep 0.1; done
+  login iqn.2025-01.org.rdma-target:exp && measure "rdma-target($(basename $v) poll=$pu)$TAG" $RT
   node $v/dist/cli/main.js status --socket $W/rt.sock 2>/dev/null | grep -o '"rdmaPoll[A-Za-z]*": *[0-9]*' | tr '\n' ' '; echo
   logout iqn.2025-01.org.rdma-target:exp
   kill $RT; wait $RT
@@ -188,15 +193,14 @@ mkdir -p $W/tgt; mount -t tmpfs -o size=100m tmpfs $W/tgt; dd if=/dev/zero of=$W
 tgtd -f >$W/tgt.log 2>&1 &
 TG=$!
 for i in $(seq 1 100); do tgtadm --op show --mode sys >/dev/null 2>&1 && break; sleep 0.2; done
-tgtadm --lld iser --op new --mode target --tid 1 -T iqn.2025-01.org.rdma-target:tgt
-tgtadm --lld iser --op new --mode logicalunit --tid 1 --lun 1 -b $W/tgt/lun.img
-tgtadm --lld iser --op bind --mode target --tid 1 -I ALL
-tgtadm --lld iser --op bind --mode target --tid 1 -Q iqn.2025-01.org.rdma-target:vm
-tgtadm --lld iser --op show --mode target | head -20
-login iqn.2025-01.org.rdma-target:tgt && measure tgt $TG
+tgtadm --lld $TGT_LLD --op new --mode target --tid 1 -T iqn.2025-01.org.rdma-target:tgt
+tgtadm --lld $TGT_LLD --op new --mode logicalunit --tid 1 --lun 1 -b $W/tgt/lun.img
+tgtadm --lld $TGT_LLD --op bind --mode target --tid 1 -I ALL
+tgtadm --lld $TGT_LLD --op bind --mode target --tid 1 -Q iqn.2025-01.org.rdma-target:vm
+tgtadm --lld $TGT_LLD --op show --mode target | head -20
+login iqn.2025-01.org.rdma-target:tgt && measure "tgt$TAG" $TG
 logout iqn.2025-01.org.rdma-target:tgt
-tgtadm --lld iser --op delete --mode target --tid 1 --force; tgtadm --op delete --mode system; sleep 2; kill -9 $TG 2>/dev/null; wait $TG
+tgtadm --lld $TGT_LLD --op delete --mode target --tid 1 --force; tgtadm --op delete --mode system; sleep 2; kill -9 $TG 2>/dev/null; wait $TG
 [[ ${TRACE:-0} == 1 ]] && trace_report
 cat $W/tgt.log | tail -5
 fi
-if [[ ${TRACE:-0} == 1 ]]; then trace_teardown; fi

@@ -2,13 +2,15 @@
 // Exact CPU accounting of one process from an ftrace text dump, per I/O: for each of its
 // threads, the time it was on a CPU (sched_switch), split by where it was at the time: in user
 // space, inside each system call (raw_syscalls sys_enter/sys_exit; read, write and ioctl named
-// by the file they act on), or in interrupts taken in its context (irq_handler_*,
-// softirq_*: rxe's receive path runs there). A wait inside a system call (epoll_wait asleep) is
-// off-CPU and not counted; the CPU an epoll_wait spends is. No sampling: under qemu TCG the
-// cpu-clock samples land late and mostly in the idle loop (profile.md), the tracepoints do not.
+// by the file they act on), in interrupts taken in its context (irq_handler_*, softirq_*,
+// irq_vectors: the timer tick and IPIs), or in kernel functions probed by kprobe/kretprobe
+// events named FN_in/FN_out (taken out of the call they ran in). A wait inside a system call
+// (epoll_wait asleep) is off-CPU and not counted; the CPU an epoll_wait spends is. No sampling:
+// under qemu TCG the cpu-clock samples land late and mostly in the idle loop (profile.md), the
+// tracepoints do not.
 //
-// Optionally the main thread's user time split by V8's --cpu-prof samples over the same window
-// (JS by function, the binding's native methods, GC), as shares of that thread's user time.
+// Optionally the main thread by V8's --cpu-prof samples over the same window (JS by function,
+// the binding's native methods, GC), as shares of its busy samples.
 //
 // Run by scripts/bench/cpu-split-guest.sh (TRACE=1) in the soft-RoCE VM:
 //   node scripts/bench/ftrace-account.mjs --trace FILE --tids 1,2,3 --ios N [--fds FILE]
