@@ -13,7 +13,7 @@ const BASE = 'iqn.2025-01.org.rdma-target:iser';
 const IQN = { chap: `${BASE}-chap`, noimm: `${BASE}-noimm`, unsol: `${BASE}-unsol`, plain: `${BASE}-plain` };
 const INITIATOR = 'iqn.2025-01.org.rdma-target:vm-iser-initiator';
 const PORTAL = '10.77.0.1:3260';
-const rig = new KernelRig({ name: 'rt-iser-' });
+const rig = new KernelRig({ name: 'rt-iser-', diagnose: 'dmesg | tail -n 25' });
 const { work, socket, sh, status, diskOf, sessionBlock, waitForDisk } = rig;
 
 function tpg(luns: object[], extra: object = {}): object {

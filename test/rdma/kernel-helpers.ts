@@ -3,7 +3,7 @@
 // socket, shell commands whose failures carry the target's log (and the kernel's), open-iscsi
 // and ib_srp login/logout, and fio write-then-verify.
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../../lib/target/control.js';
 
@@ -119,6 +119,8 @@ export class KernelRig {
   /** Everything the current daemon printed, stdout and stderr. */
   log = '';
   target: ChildProcess | undefined;
+  /** startIscsid was called: failures quote iscsid's log. */
+  private usesIscsid = false;
 
   constructor(private readonly opts: KernelRigOptions) {
     this.work = inVm ? mkdtempSync(`/run/${opts.name}`) : '';
@@ -135,9 +137,15 @@ export class KernelRig {
     }
   };
 
-  /** What a failure message ends with: the diagnostics and the tail of the target's log. */
-  readonly context = (logChars = 4000): string =>
-    `${this.opts.diagnose ? `\n--- dmesg ---\n${this.diagnostics()}` : ''}\n--- target log ---\n${this.log.slice(-logChars)}`;
+  /**
+   * What a failure message ends with: the diagnostics, iscsid's last errors when this file
+   * uses it, and the tail of the target's log with runs of one repeated line folded (so a
+   * login retried for minutes leaves room for what came before it).
+   */
+  readonly context = (logChars = 4000): string => {
+    const iscsid = this.usesIscsid ? `\n--- iscsid ---\n${tailOf(ISCSID_LOG, 30)}` : '';
+    return `${this.opts.diagnose ? `\n--- dmesg ---\n${this.diagnostics()}` : ''}${iscsid}\n--- target log ---\n${foldRepeats(this.log).slice(-logChars)}`;
+  };
 
   /** Runs a command (see run); a failure, or the timeout killing it, throws with its output and the context. */
   readonly sh = async (cmd: string, timeout = 120_000): Promise<string> => {
@@ -202,11 +210,13 @@ export class KernelRig {
     mkdirSync('/etc/iscsi', { recursive: true });
     writeFileSync('/etc/iscsi/initiatorname.iscsi', `InitiatorName=${initiator}\n`);
     if (!existsSync('/etc/iscsi/iscsid.conf')) writeFileSync('/etc/iscsi/iscsid.conf', '');
-    try {
-      await this.sh('pgrep -x iscsid');
-    } catch {
-      await this.sh('iscsid');
-    }
+    this.usesIscsid = true;
+    if ((await run('pgrep -x iscsid', 10_000)).code === 0) return;
+    // In the foreground (no syslog in the VM) so its errors land in ISCSID_LOG for failures
+    // to quote; setsid because on exit it signals its own process group.
+    await this.sh(`setsid iscsid -f >${ISCSID_LOG} 2>&1 </dev/null &`);
+    // iscsiadm exits 20 (ISCSI_ERR_ISCSID_NOTCONN) until iscsid listens.
+    for (let i = 0; i < 100 && (await run('iscsiadm -m session', 10_000)).code === 20; i++) await sleep(100);
   };
 
   /** `iscsiadm -m node` on one node record (iface iser, or the default tcp one). */
@@ -250,6 +260,47 @@ export interface IscsiNode {
   iqn: string;
   portal: string;
   iface?: 'iser';
+}
+
+/** Where iscsid, run in the foreground by startIscsid, writes its messages. */
+const ISCSID_LOG = '/run/rt-iscsid.log';
+
+/** The last `n` lines of a file ('' when it cannot be read). */
+function tailOf(path: string, n: number): string {
+  try {
+    return readFileSync(path, 'utf8')
+      .split('\n')
+      .slice(-n - 1)
+      .join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Log lines that differ only in their numbers (ports, ids, times) counted as one: the first
+ * kept, then "[… N more like it]".
+ */
+export function foldRepeats(log: string): string {
+  const out: string[] = [];
+  let shape = '';
+  let more = 0;
+  const flush = () => {
+    if (more) out.push(`[… ${more} more like it]`);
+    more = 0;
+  };
+  for (const line of log.split('\n')) {
+    const s = line.replace(/\d+/g, '#');
+    if (s === shape && line !== '') {
+      more++;
+      continue;
+    }
+    flush();
+    shape = s;
+    out.push(line);
+  }
+  flush();
+  return out.join('\n');
 }
 
 /** iscsiadm -P3 lists sessions in blocks, each opening with "Target: <iqn> ...". */
