@@ -547,7 +547,16 @@ job_args() { # JOB -> "rw bs iodepth dir"
   esac
 }
 cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
-proc_ticks() { [[ -n $1 ]] && awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# A user-space target's CPU: the scheduler's run time of all its threads, in ns
+# (/proc/PID/task/*/schedstat). Not utime + stime from /proc/PID/stat: those are whole ticks
+# charged to whichever thread runs when one fires, which counted tgt's many short wake-ups
+# about twice over (docs/benchmarks/profile.md, the TCP section).
+proc_cpu_ns() {
+  local f v s=0
+  [[ -n $1 ]] || { echo 0; return; }
+  for f in /proc/$1/task/*/schedstat; do read -r v _ <"$f" 2>/dev/null && s=$((s + v)); done
+  echo "$s"
+}
 
 # The measured window of a job is fio's after its ramp: CPU is sampled when the ramp ends and
 # when fio exits, so CPU per I/O divides the CPU of that window by the I/Os fio counted in it.
@@ -563,17 +572,17 @@ run_job() { # JOB
   fpid=$!
   sleep "$RAMP"
   read -r b0 t0 <<<"$(cpu_ticks)"
-  p0=$(proc_ticks "$TARGET_PID")
+  p0=$(proc_cpu_ns "$TARGET_PID")
   w0=$(now)
   wait "$fpid"
   rc=$?
   read -r b1 t1 <<<"$(cpu_ticks)"
-  p1=$(proc_ticks "$TARGET_PID")
+  p1=$(proc_cpu_ns "$TARGET_PID")
   w1=$(now)
   ce1=$(conn_errors)
   win=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", b - a }')
   busy=$(awk -v a=$((b1 - b0)) -v b=$((t1 - t0)) 'BEGIN { printf "%.1f", (b > 0 ? 100 * a / b : 0) }')
-  tcpu=$(awk -v a=$((p1 - p0)) -v hz="$hz" 'BEGIN { printf "%.2f", a / hz }')
+  tcpu=$(awk -v a=$((p1 - p0)) 'BEGIN { printf "%.4f", a / 1e9 }')
   # Guest-wide busy CPU seconds over the window (both vCPUs; LIO's work shows only here).
   local gcpu
   gcpu=$(awk -v a=$((b1 - b0)) -v hz="$hz" 'BEGIN { printf "%.2f", a / hz }')
@@ -596,7 +605,7 @@ run_job() { # JOB
       lat_p50_ns:$d.lat_ns.percentile["50.000000"],lat_p99_ns:$d.lat_ns.percentile["99.000000"],
       lat_p999_ns:$d.lat_ns.percentile["99.900000"],clat_mean_ns:$d.clat_ns.mean,
       fio_usr_cpu:$x.usr_cpu,fio_sys_cpu:$x.sys_cpu,guest_cpu_busy_pct:$busy,cpu_window_s:$win,
-      target_proc_cpu_s:(if $tp then $tcpu else null end),guest_cpu_s:$gcpu,
+      target_proc_cpu_s:(if $tp then $tcpu else null end),target_cpu_source:"schedstat",guest_cpu_s:$gcpu,
       target_cpu_us_per_io:(if $tp and $d.total_ios > 0 then ($tcpu * 1e6 / $d.total_ios) else null end),
       guest_cpu_us_per_io:(if $d.total_ios > 0 then ($gcpu * 1e6 / $d.total_ios) else null end),
       conn_errors:$ce}' "$W/fio.json")

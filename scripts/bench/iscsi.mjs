@@ -442,9 +442,18 @@ function runResult(jr, impl) {
     // LIO runs in the kernel: its CPU shows only in the guest-wide figure.
     target_process_cpu_s: impl === 'lio' ? null : (jr.target_proc_cpu_s ?? null),
     target_cpu_us_per_io: impl === 'lio' ? null : (jr.target_cpu_us_per_io ?? null),
+    // Recordings before 2026-12-07 counted scheduler ticks (utime + stime), not run time.
+    target_cpu_source: jr.target_cpu_source ?? 'ticks',
     guest_cpu_us_per_io: jr.guest_cpu_us_per_io ?? null,
     conn_errors: jr.conn_errors ?? null,
   };
+}
+
+/** How a recording counted the targets' CPU: 'schedstat' (run time) or 'ticks' (before 2026-12-07). */
+function cpuSource(res) {
+  for (const t of Object.values(res.targets ?? {}))
+    for (const j of Object.values(t.jobs ?? {})) for (const r of j.runs ?? [j]) if (r.target_cpu_source) return r.target_cpu_source;
+  return 'ticks';
 }
 
 /** A job over the rounds: every round's run, and the median (min, max) of the ok ones. */
@@ -733,7 +742,11 @@ export function renderMarkdown(res) {
   L.push(
     'Cells: IOPS for the 4k qd32 jobs, MiB/s for the large-block jobs, mean latency (and IOPS) for qd1' +
       (rounds > 1 ? ', each the median over the rounds, with the lowest and highest round beneath' : '') +
-      '; then, for the user-space targets (rdma-target, tgtd), **CPU-µs/IO**: the target process\'s CPU time (user + system, all threads) over the measured part of the job (after the ramp) ÷ the I/Os fio completed in it. LIO works in the kernel; its CPU shows only in the guest-wide figure under "All numbers". ' +
+      "; then, for the user-space targets (rdma-target, tgtd), **CPU-µs/IO**: the target process's CPU time " +
+      (cpuSource(res) === 'schedstat'
+        ? "(the scheduler's run time of all its threads, `/proc/PID/task/*/schedstat`)"
+        : '(user + system of all its threads in scheduler ticks, `/proc/PID/stat`: whole ticks charged to the thread running when one fires, which overstates a target of many short wake-ups such as tgt about twofold; see profile.md)') +
+      ' over the measured part of the job (after the ramp) ÷ the I/Os fio completed in it. LIO works in the kernel; its CPU shows only in the guest-wide figure under "All numbers". ' +
       'Ratios compare the throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport (SRP: with LIO srpt; tgt has no SRP)' +
       (rounds > 1 ? ', per round; the cell is their median, the spread beneath' : '') +
       ': **> 1 means rdma-target is faster**.' +
