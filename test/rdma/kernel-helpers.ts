@@ -281,7 +281,7 @@ function tailOf(path: string, n: number): string {
  * Log lines that differ only in their numbers (ports, ids, times) counted as one: the first
  * kept, then "[… N more like it]".
  */
-export function foldRepeats(log: string): string {
+function foldRepeats(log: string): string {
   const out: string[] = [];
   let shape = '';
   let more = 0;
