@@ -133,6 +133,7 @@ measure() { # NAME PID
     local fp=$!
     sleep $((WARM + 3))
     read -r u0 s0 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    local r0; r0=$(task_ns $pid)
     threads $pid >$W/thr0.txt
     local cx0; cx0=$(awk '/^ctxt / {print $2}' /proc/stat)
     local io0; io0=$(awk '{print $1}' /sys/block/$DISK/stat)
@@ -143,6 +144,7 @@ measure() { # NAME PID
     local t1; t1=$(date +%s.%N)
     local io1; io1=$(awk '{print $1}' /sys/block/$DISK/stat)
     read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
+    local r1; r1=$(task_ns $pid)
     threads $pid >$W/thr1.txt
     local cx1; cx1=$(awk '/^ctxt / {print $2}' /proc/stat)
     local io2; io2=$(awk '{print $1}' /sys/block/$DISK/stat)
@@ -155,10 +157,10 @@ measure() { # NAME PID
     kill -INT $fp 2>/dev/null; wait $fp
     local n=$((io1 - io0))
     echo "== $name randread 4k qd$qd: $n I/Os in $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.1f", b-a}') s ($(awk -v n=$n -v a=$t0 -v b=$t1 'BEGIN{printf "%d", n/(b-a)}') IOPS)"
-    awk -v u=$((u1-u0)) -v s=$((s1-s0)) -v n=$n -v hz=$HZ 'BEGIN{printf "   CPU us/IO: user %.1f  kernel %.1f  total %.1f\n", u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n}'
+    awk -v u=$((u1-u0)) -v s=$((s1-s0)) -v r=$((r1-r0)) -v n=$n -v hz=$HZ 'BEGIN{printf "   CPU us/IO: user %.1f  kernel %.1f  total %.1f (schedstat of the live threads: %.1f)\n", u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n, r/1e3/n}'
     # One machine-readable line per window, for the page (RECORD lines; see also ftrace-account --record).
-    awk -v name="$name qd$qd" -v u=$((u1-u0)) -v s=$((s1-s0)) -v g=$((g1-g0)) -v n=$n -v hz=$HZ -v a=$t0 -v b=$t1 \
-      'BEGIN{printf "RECORD {\"kind\":\"window\",\"name\":\"%s\",\"ios\":%d,\"iops\":%.0f,\"cpu_us_per_io\":%.1f,\"user_us_per_io\":%.1f,\"kernel_us_per_io\":%.1f,\"guest_busy_us_per_io\":%.1f}\n", name, n, n/(b-a), (u+s)/hz*1e6/n, u/hz*1e6/n, s/hz*1e6/n, g/hz*1e6/n}'
+    awk -v name="$name qd$qd" -v u=$((u1-u0)) -v s=$((s1-s0)) -v r=$((r1-r0)) -v g=$((g1-g0)) -v n=$n -v hz=$HZ -v a=$t0 -v b=$t1 \
+      'BEGIN{printf "RECORD {\"kind\":\"window\",\"name\":\"%s\",\"ios\":%d,\"iops\":%.0f,\"cpu_us_per_io\":%.1f,\"user_us_per_io\":%.1f,\"kernel_us_per_io\":%.1f,\"sched_us_per_io\":%.1f,\"guest_busy_us_per_io\":%.1f}\n", name, n, n/(b-a), (u+s)/hz*1e6/n, u/hz*1e6/n, s/hz*1e6/n, r/1e3/n, g/hz*1e6/n}'
     awk -v g=$((g1-g0)) -v n=$n -v hz=$HZ 'BEGIN{printf "   guest busy (all processes, both vCPUs) us/IO: %.1f\n", g/hz*1e6/n}'
     awk -v c=$((cx1-cx0)) -v n=$n 'BEGIN{printf "   context switches, whole guest: %.2f /IO\n", c/n}'
     # Per thread of the target: CPU and context switches per I/O over the window.

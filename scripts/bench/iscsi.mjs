@@ -442,14 +442,14 @@ function runResult(jr, impl) {
     // LIO runs in the kernel: its CPU shows only in the guest-wide figure.
     target_process_cpu_s: impl === 'lio' ? null : (jr.target_proc_cpu_s ?? null),
     target_cpu_us_per_io: impl === 'lio' ? null : (jr.target_cpu_us_per_io ?? null),
-    // Recordings before 2026-12-07 counted scheduler ticks (utime + stime), not run time.
+    // Recordings before 2026-12-07 read utime + stime (/proc/PID/stat, 10 ms units).
     target_cpu_source: jr.target_cpu_source ?? 'ticks',
     guest_cpu_us_per_io: jr.guest_cpu_us_per_io ?? null,
     conn_errors: jr.conn_errors ?? null,
   };
 }
 
-/** How a recording counted the targets' CPU: 'schedstat' (run time) or 'ticks' (before 2026-12-07). */
+/** How a recording read the targets' CPU: 'schedstat' (ns) or 'ticks' (/proc/PID/stat, before 2026-12-07). */
 function cpuSource(res) {
   for (const t of Object.values(res.targets ?? {}))
     for (const j of Object.values(t.jobs ?? {})) for (const r of j.runs ?? [j]) if (r.target_cpu_source) return r.target_cpu_source;
@@ -745,7 +745,7 @@ export function renderMarkdown(res) {
       "; then, for the user-space targets (rdma-target, tgtd), **CPU-µs/IO**: the target process's CPU time " +
       (cpuSource(res) === 'schedstat'
         ? "(the scheduler's run time of all its threads, `/proc/PID/task/*/schedstat`)"
-        : '(user + system of all its threads in scheduler ticks, `/proc/PID/stat`: whole ticks charged to the thread running when one fires, which overstates a target of many short wake-ups such as tgt about twofold; see profile.md)') +
+        : '(user + system of all its threads, `/proc/PID/stat`, in 10 ms units)') +
       ' over the measured part of the job (after the ramp) ÷ the I/Os fio completed in it. LIO works in the kernel; its CPU shows only in the guest-wide figure under "All numbers". ' +
       'Ratios compare the throughput (for qd1: IOPS, the inverse of mean latency) with the better of LIO and tgt on the same transport (SRP: with LIO srpt; tgt has no SRP)' +
       (rounds > 1 ? ', per round; the cell is their median, the spread beneath' : '') +
