@@ -115,29 +115,16 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     return t;
   }
 
-  /** Queue a PDU; when the transport pushes back, stop reading until it drains. */
+  /** Queue a PDU; the promise, if any, settles once the transport is done with `data`'s views. */
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
     if (this.phase === 'closed') return undefined;
     this.counters.pdusOut++;
-    let w: Promise<void> | undefined;
     try {
-      w = this.transport.sendPdu(bhs, data, ahs);
+      return this.transport.sendPdu(bhs, data, ahs);
     } catch (e) {
       this.drop(`send failed: ${(e as Error).message}`);
       return undefined;
     }
-    if (w && !this.sendBlocked) {
-      this.sendBlocked = true;
-      this.updateReceive();
-      w.then(
-        () => {
-          this.sendBlocked = false;
-          this.updateReceive();
-        },
-        () => undefined,
-      );
-    }
-    return w;
   }
 
   /**
@@ -165,6 +152,12 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   }
 
   // ---- TransportSink --------------------------------------------------------------------
+
+  sendQueueFull(full: boolean): void {
+    if (full === this.sendBlocked) return;
+    this.sendBlocked = full;
+    this.updateReceive();
+  }
 
   dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined {
     try {

@@ -62,10 +62,12 @@ export interface IscsiTransport {
 
   /**
    * Queue one PDU: `bhs` (48 bytes, already filled), optional AHS, and the data segment as
-   * one or more views which the transport pads (and digests where negotiated). Views must
-   * stay unchanged until the returned promise (if any) settles. Returns undefined when the
-   * PDU was accepted without backpressure, or a promise that resolves when the transport
-   * can take more (TCP: 'drain').
+   * one or more views which the transport pads (and digests where negotiated). Returns
+   * undefined when the transport no longer needs the views (iSER copied them into a send
+   * slot; TCP's kernel took them), or a promise that settles once it does (TCP keeps them
+   * while it batches the responses of one received chunk, or while the kernel's buffer is
+   * full; iSER when its send ring is full). Views must stay unchanged until then. This is
+   * not flow control: that is `TransportSink.sendQueueFull`.
    */
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
 
@@ -123,6 +125,12 @@ export interface TransportSink {
   dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined;
   /** A complete PDU (digests checked). `context` is transport-private (iSER header). Must not throw. */
   receive(pdu: RxPdu, context?: unknown): void;
+  /**
+   * Flow control: the transport's send queue went over its limit (`full`), or back under it.
+   * While it is full the engine stops reading (pauseReceive), so a reader that does not
+   * read its responses cannot make us queue without bound. Must not throw.
+   */
+  sendQueueFull(full: boolean): void;
   /** Header digest mismatch: at ERL 0 the connection is dropped (RFC 7143 §7.8). */
   headerDigestError(): void;
   /** Data digest mismatch on the PDU with this BHS (RFC 7143 §7.8). */

@@ -240,6 +240,8 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       this.postSend(slot, at, inv);
       return undefined;
     }
+    // The ring is full: the copy waits for a slot, and the engine stops reading until then.
+    if (this.txQueue.length === 0) this.sink?.sendQueueFull(true);
     return new Promise<void>((done) => this.txQueue.push({ bytes: buf.subarray(0, at), inv, done }));
   }
 
@@ -538,6 +540,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       this.tx.view(slot).set(q.bytes);
       this.postSend(slot, q.bytes.length, q.inv);
       q.done();
+      if (this.txQueue.length === 0) this.sink?.sendQueueFull(false);
     }
   }
 

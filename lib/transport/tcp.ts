@@ -6,8 +6,9 @@
 // Headers are viewed in place when a chunk holds them whole; a data segment goes straight
 // into the buffer the engine names (Data-Out → the task's buffer, which may be LUN memory),
 // or is viewed in place, or copied once into a fresh buffer. Digests are CRC32C computed
-// while copying. Sending corks the socket and writes BHS, data views, padding and digests
-// as one writev; `write` returning false pauses reading until 'drain'.
+// while copying. Sending writes BHS, data views, padding and digests corked: the PDUs
+// one received chunk produces leave in one writev. Past the socket's high-water mark the
+// engine is told to stop reading until 'drain'.
 
 import net from 'node:net';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate, readDigest, writeDigest } from '../iscsi/digest.js';
@@ -53,8 +54,14 @@ export class TcpTransport implements IscsiTransport {
   private dataDigest = false;
   private frameLimit = LOGIN_FRAME_LIMIT;
   private closedSent = false;
-  private drainWait: Promise<void> | undefined;
-  private drainResolve: (() => void) | undefined;
+  /** Inside onChunk: the socket is corked until the chunk's PDUs are all handled. */
+  private inTurn = false;
+  /** The views queued since the last seal, settled together once written (heldUntilWritten). */
+  private held: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Held promises of a socket that stopped being writable: settled when it closes. */
+  private unsealed: Array<() => void> = [];
+  /** We told the engine the send queue is full; 'drain' tells it otherwise. */
+  private queueFull = false;
   private pausedByEngine = false;
   /** The unframed rest of a chunk, kept while the engine has paused receiving. */
   private stash: Buffer | undefined;
@@ -87,7 +94,7 @@ export class TcpTransport implements IscsiTransport {
     const ka = opts.keepAliveMs ?? 30000;
     if (ka > 0) socket.setKeepAlive(true, ka);
     socket.pause();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     socket.on('drain', () => this.onDrain());
     socket.on('error', (e) => this.finish(e));
     socket.on('close', () => this.finish());
@@ -125,7 +132,7 @@ export class TcpTransport implements IscsiTransport {
       // Bytes read before the pause: frame them first (not re-entrantly), then read on.
       this.stash = undefined;
       setImmediate(() => {
-        this.onData(rest);
+        this.onChunk(rest);
         if (!this.pausedByEngine && !this.stash) this.socket.resume();
       });
       return;
@@ -140,10 +147,12 @@ export class TcpTransport implements IscsiTransport {
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined {
     const s = this.socket;
     if (s.destroyed || !s.writable) return undefined;
-    const parts = data === undefined ? [] : data instanceof Uint8Array ? [data] : data;
+    const parts = data === undefined ? undefined : data instanceof Uint8Array ? [data] : data;
     let len = 0;
-    for (const p of parts) len += p.length;
-    s.cork();
+    if (parts) for (const p of parts) len += p.length;
+    // Within a turn the socket is corked already (onChunk); alone, this PDU is one writev.
+    const alone = !this.inTurn;
+    if (alone) s.cork();
     s.write(bhs);
     if (ahs?.length) s.write(ahs);
     if (this.headerDigest) {
@@ -153,60 +162,92 @@ export class TcpTransport implements IscsiTransport {
       writeDigest(d, 0, crc32cFinal(c));
       s.write(d);
     }
-    let ok = true;
-    // The data parts are the caller's memory (a pooled buffer, the LUN itself), which it
-    // may reuse as soon as our promise settles: Node keeps a reference, not a copy, for
-    // whatever the kernel did not take at once. So when bytes stay queued, settle only
-    // once the last of them reached the kernel (the write callback), not at 'drain'.
-    let flushed = false;
-    let onFlushed: (() => void) | undefined;
-    const written = () => {
-      flushed = true;
-      onFlushed?.();
-    };
     if (len > 0) {
       let c = CRC32C_INIT;
-      const pad = padLength(len);
-      let lastPart = parts.length - 1;
-      while (lastPart > 0 && !parts[lastPart].length) lastPart--;
-      for (let i = 0; i < parts.length; i++) {
-        const p = parts[i];
+      for (const p of parts!) {
         if (!p.length) continue;
-        ok = i === lastPart && !pad && !this.dataDigest ? s.write(p, written) : s.write(p);
+        s.write(p);
         if (this.dataDigest) c = crc32cUpdate(c, p);
       }
+      const pad = padLength(len);
       if (pad) {
-        ok = this.dataDigest ? s.write(ZERO_PAD.subarray(0, pad)) : s.write(ZERO_PAD.subarray(0, pad), written);
+        s.write(ZERO_PAD.subarray(0, pad));
         if (this.dataDigest) c = crc32cUpdate(c, ZERO_PAD, 0, pad);
       }
       if (this.dataDigest) {
         const d = Buffer.allocUnsafe(4);
         writeDigest(d, 0, crc32cFinal(c));
-        ok = s.write(d, written);
+        s.write(d);
       }
-    } else {
-      ok = s.writableLength < s.writableHighWaterMark;
     }
-    s.uncork();
-    if (len > 0 && s.writableLength > 0 && !flushed) {
-      return new Promise<void>((resolve) => {
-        if (flushed) resolve();
-        else onFlushed = resolve;
-      });
+    // The data parts are the caller's memory (a pooled buffer, the LUN itself), which it
+    // may reuse once our promise settles. Node keeps a reference, not a copy, for whatever
+    // the kernel did not take yet, so while bytes stay queued the promise settles only
+    // once they reached the kernel: one promise for all the PDUs queued so far.
+    if (alone) {
+      s.uncork();
+      let w: Promise<void> | undefined;
+      if (len > 0 && s.writableLength > 0) {
+        w = this.heldUntilWritten();
+        this.sealHeld();
+      }
+      this.checkQueue();
+      return w;
     }
-    if (ok && s.writableLength < s.writableHighWaterMark) return undefined;
-    if (!this.drainWait)
-      this.drainWait = new Promise<void>((r) => {
-        this.drainResolve = r;
-      });
-    return this.drainWait;
+    return len > 0 ? this.heldUntilWritten() : undefined;
+  }
+
+  /** The promise that settles once every byte queued so far has reached the kernel. */
+  private heldUntilWritten(): Promise<void> {
+    if (!this.held) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.held = { promise, resolve };
+    }
+    return this.held.promise;
+  }
+
+  /** Ties the open `held` promise to the write callback of an empty write after its bytes. */
+  private sealHeld(): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    const s = this.socket;
+    if (s.writable) s.write(EMPTY, () => h.resolve());
+    else this.unsealed.push(h.resolve); // ending or destroyed: settled by finish()
+  }
+
+  /** Tell the engine when the queue crosses the high-water mark, either way ('drain'). */
+  private checkQueue(): void {
+    const s = this.socket;
+    if (this.queueFull || s.writableLength < s.writableHighWaterMark) return;
+    this.queueFull = true;
+    this.sink?.sendQueueFull(true);
   }
 
   private onDrain(): void {
-    const r = this.drainResolve;
-    this.drainWait = undefined;
-    this.drainResolve = undefined;
-    r?.();
+    if (!this.queueFull) return;
+    this.queueFull = false;
+    this.sink?.sendQueueFull(false);
+  }
+
+  /**
+   * One received chunk is one turn: the PDUs it brings are delivered synchronously, and
+   * the responses they produce at once (a RAM LUN's reads and writes) stay corked until the
+   * chunk is done, so they leave in one writev instead of one each.
+   */
+  private onChunk(chunk: Buffer): void {
+    const s = this.socket;
+    this.inTurn = true;
+    s.cork();
+    try {
+      this.onData(chunk);
+    } finally {
+      this.inTurn = false;
+      this.sealHeld();
+      s.uncork();
+      this.checkQueue();
+    }
   }
 
   close(abort = false): void {
@@ -224,7 +265,12 @@ export class TcpTransport implements IscsiTransport {
 
   private finish(err?: Error): void {
     this.state = RxState.Stopped;
-    this.onDrain();
+    this.queueFull = false;
+    const w = this.unsealed;
+    this.unsealed = [];
+    for (const r of w) r();
+    this.held?.resolve();
+    this.held = undefined;
     if (this.closedSent) return;
     this.closedSent = true;
     if (!this.socket.destroyed) this.socket.destroy();

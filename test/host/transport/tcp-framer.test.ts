@@ -63,6 +63,7 @@ class RecordingSink implements TransportSink {
   framingError(r: string): void {
     this.errors.push(`framing: ${r}`);
   }
+  sendQueueFull(): void {}
   closed(): void {
     this.closedCalled = true;
   }
