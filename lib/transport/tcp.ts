@@ -56,6 +56,8 @@ export class TcpTransport implements IscsiTransport {
   private closedSent = false;
   /** Inside onChunk: the socket is corked until the chunk's PDUs are all handled. */
   private inTurn = false;
+  /** The PDU being delivered is the last one the chunk completes. */
+  private lastOfChunk = false;
   /** The views queued since the last seal, settled together once written (heldUntilWritten). */
   private held: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Held promises of a socket that stopped being writable: settled when it closes. */
@@ -184,17 +186,18 @@ export class TcpTransport implements IscsiTransport {
     // may reuse once our promise settles. Node keeps a reference, not a copy, for whatever
     // the kernel did not take yet, so while bytes stay queued the promise settles only
     // once they reached the kernel: one promise for all the PDUs queued so far.
-    if (alone) {
-      s.uncork();
-      let w: Promise<void> | undefined;
-      if (len > 0 && s.writableLength > 0) {
-        w = this.heldUntilWritten();
-        this.sealHeld();
-      }
-      this.checkQueue();
-      return w;
+    if (!alone) {
+      // More PDUs of this chunk to come: keep batching.
+      if (!this.lastOfChunk) return len > 0 ? this.heldUntilWritten() : undefined;
+      // The chunk's last PDU: the batch leaves with its first response, now, rather than
+      // after the rest of the engine's work on it (at qd1, all a response would wait for).
+      this.inTurn = false;
     }
-    return len > 0 ? this.heldUntilWritten() : undefined;
+    s.uncork();
+    const w = len > 0 && s.writableLength > 0 ? this.heldUntilWritten() : undefined;
+    this.sealHeld();
+    this.checkQueue();
+    return w;
   }
 
   /** The promise that settles once every byte queued so far has reached the kernel. */
@@ -207,13 +210,17 @@ export class TcpTransport implements IscsiTransport {
     return this.held.promise;
   }
 
-  /** Ties the open `held` promise to the write callback of an empty write after its bytes. */
+  /**
+   * Closes the open `held` promise (after an uncork): settled now if the kernel took every
+   * byte, else by the write callback of an empty write queued after them.
+   */
   private sealHeld(): void {
     const h = this.held;
     if (!h) return;
     this.held = undefined;
     const s = this.socket;
-    if (s.writable) s.write(EMPTY, () => h.resolve());
+    if (s.writableLength === 0) h.resolve();
+    else if (s.writable) s.write(EMPTY, () => h.resolve());
     else this.unsealed.push(h.resolve); // ending or destroyed: settled by finish()
   }
 
@@ -234,7 +241,8 @@ export class TcpTransport implements IscsiTransport {
   /**
    * One received chunk is one turn: the PDUs it brings are delivered synchronously, and
    * the responses they produce at once (a RAM LUN's reads and writes) stay corked until the
-   * chunk is done, so they leave in one writev instead of one each.
+   * first response to the chunk's last PDU (or the chunk's end), so they leave in one
+   * writev instead of one each.
    */
   private onChunk(chunk: Buffer): void {
     const s = this.socket;
@@ -243,10 +251,13 @@ export class TcpTransport implements IscsiTransport {
     try {
       this.onData(chunk);
     } finally {
-      this.inTurn = false;
-      this.sealHeld();
-      s.uncork();
-      this.checkQueue();
+      // Still corked unless the chunk's last PDU had a response (sendPdu ended the turn).
+      if (this.inTurn) {
+        this.inTurn = false;
+        s.uncork();
+        this.sealHeld();
+        this.checkQueue();
+      }
     }
   }
 
@@ -324,7 +335,7 @@ export class TcpTransport implements IscsiTransport {
           this.ahsFill = 0;
           if (ahsLen) this.state = RxState.Ahs;
           else if (this.headerDigest) this.state = RxState.HeaderDigest;
-          else this.headerDone();
+          else this.headerDone(off === n);
           break;
         }
         case RxState.Ahs: {
@@ -334,7 +345,7 @@ export class TcpTransport implements IscsiTransport {
           off += k;
           if (this.ahsFill < this.ahs.length) return;
           if (this.headerDigest) this.state = RxState.HeaderDigest;
-          else this.headerDone();
+          else this.headerDone(off === n);
           break;
         }
         case RxState.HeaderDigest: {
@@ -351,7 +362,7 @@ export class TcpTransport implements IscsiTransport {
             sink.headerDigestError();
             return;
           }
-          this.headerDone();
+          this.headerDone(off === n);
           break;
         }
         case RxState.Data: {
@@ -377,7 +388,7 @@ export class TcpTransport implements IscsiTransport {
           this.padLeft = padLength(this.dataLen);
           if (this.padLeft) this.state = RxState.Pad;
           else if (this.dataDigest) this.state = RxState.DataDigest;
-          else this.deliver();
+          else this.deliver(off === n);
           break;
         }
         case RxState.Pad: {
@@ -387,7 +398,7 @@ export class TcpTransport implements IscsiTransport {
           off += k;
           if (this.padLeft) return;
           if (this.dataDigest) this.state = RxState.DataDigest;
-          else this.deliver();
+          else this.deliver(off === n);
           break;
         }
         case RxState.DataDigest: {
@@ -402,7 +413,7 @@ export class TcpTransport implements IscsiTransport {
             sink.dataDigestError(this.bhs);
             return;
           }
-          this.deliver();
+          this.deliver(off === n);
           break;
         }
       }
@@ -410,12 +421,12 @@ export class TcpTransport implements IscsiTransport {
   }
 
   /** Header (and its digest) complete: ask the engine where the data goes, or deliver now. */
-  private headerDone(): void {
+  private headerDone(endsChunk: boolean): void {
     this.dataFill = 0;
     this.crc = CRC32C_INIT;
     this.data = EMPTY;
     if (this.dataLen === 0) {
-      this.deliver();
+      this.deliver(endsChunk);
       return;
     } // no data segment, no data digest (§11.2)
     const dst = this.sink!.dataDestination(this.bhs, this.dataLen);
@@ -423,8 +434,12 @@ export class TcpTransport implements IscsiTransport {
     this.state = RxState.Data;
   }
 
-  /** Hand a complete PDU to the engine; the engine may stop us (close) while in it. */
-  private deliver(): void {
+  /**
+   * Hand a complete PDU to the engine; the engine may stop us (close) while in it.
+   * `endsChunk`: nothing follows it in this chunk, so its first response ends the turn.
+   */
+  private deliver(endsChunk: boolean): void {
+    this.lastOfChunk = endsChunk;
     const pdu = { bhs: this.bhs, ahs: this.ahs, data: this.data };
     this.data = EMPTY;
     this.dataLen = 0;

@@ -64,12 +64,23 @@ test('sendPdu settles only after queued data left, even below the high-water mar
   expect(wire.subarray(48).every((b) => b === 0x11)).toBe(true);
 });
 
-/** A sink that answers every PDU it receives with a 48-byte response carrying `reply` as data. */
-function echoSink(t: TcpTransport, reply: Uint8Array, waits: Array<Promise<void> | undefined>, full: boolean[]): TransportSink {
+/**
+ * A sink that answers every PDU it receives with a 48-byte response carrying `reply` as
+ * data, and notes how many writes had reached the socket just after each answer.
+ */
+function echoSink(
+  t: TcpTransport,
+  sock: SlowSocket,
+  reply: Uint8Array,
+  waits: Array<Promise<void> | undefined>,
+  full: boolean[],
+  writesAfter: number[] = [],
+): TransportSink {
   return {
     dataDestination: () => undefined,
     receive: (pdu: RxPdu) => {
       waits.push(t.sendPdu(new Uint8Array(pdu.bhs), reply));
+      writesAfter.push(sock.writevs.length);
     },
     sendQueueFull: (f: boolean) => full.push(f),
     headerDigestError: () => undefined,
@@ -95,10 +106,14 @@ test('the responses to one received chunk leave in one writev, held until writte
   const reply = new Uint8Array(4096).fill(0x33);
   const waits: Array<Promise<void> | undefined> = [];
   const full: boolean[] = [];
-  t.attach(echoSink(t, reply, waits, full));
+  const writesAfter: number[] = [];
+  t.attach(echoSink(t, sock, reply, waits, full, writesAfter));
   sock.push(nopChunk(3));
   await new Promise((r) => setImmediate(r));
   expect(waits).toHaveLength(3);
+  // Held while more PDUs of the chunk follow; the last one's response takes them all along
+  // at once, not after the engine's work on it.
+  expect(writesAfter).toEqual([0, 0, 1]);
   // One promise for the turn: the views are the kernel's only once the writev is done.
   expect(waits[0]).toBeInstanceOf(Promise);
   expect(new Set(waits).size).toBe(1);
@@ -126,7 +141,7 @@ test('past the high-water mark the engine is told to stop reading, and to go on 
   const t = new TcpTransport(sock as unknown as net.Socket, { keepAliveMs: 0 });
   const waits: Array<Promise<void> | undefined> = [];
   const full: boolean[] = [];
-  t.attach(echoSink(t, new Uint8Array(8192), waits, full));
+  t.attach(echoSink(t, sock, new Uint8Array(8192), waits, full));
   sock.push(nopChunk(3)); // 24 KiB of responses
   await new Promise((r) => setImmediate(r));
   expect(full).toEqual([true]);
