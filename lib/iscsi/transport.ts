@@ -63,11 +63,12 @@ export interface IscsiTransport {
   /**
    * Queue one PDU: `bhs` (48 bytes, already filled), optional AHS, and the data segment as
    * one or more views which the transport pads (and digests where negotiated). Returns
-   * undefined when the transport no longer needs the views (iSER copied them into a send
-   * slot; TCP's kernel took them), or a promise that settles once it does (TCP keeps them
-   * while it batches the responses of one received chunk, or while the kernel's buffer is
-   * full; iSER when its send ring is full). Views must stay unchanged until then. This is
-   * not flow control: that is `TransportSink.sendQueueFull`.
+   * undefined when the transport no longer needs the views, or a promise that settles no
+   * earlier than that; views must stay unchanged until then. TCP keeps them while it
+   * batches the responses to one received chunk, or while the kernel's buffer is full.
+   * iSER copies them at once (into a send slot, or a buffer of its own while its ring is
+   * full; such a PDU's promise settles when it is posted). This is not flow control: that
+   * is `TransportSink.sendQueueFull`.
    */
   sendPdu(bhs: Uint8Array, data?: Uint8Array | readonly Uint8Array[], ahs?: Uint8Array): Promise<void> | undefined;
 

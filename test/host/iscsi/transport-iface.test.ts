@@ -47,8 +47,14 @@ class FakeIser implements IscsiTransport {
   enterFullFeature(p: OperationalParams): void {
     this.params = p;
   }
-  pauseReceive(): void {}
-  resumeReceive(): void {}
+  /** pauseReceive / resumeReceive calls, in order. */
+  flow: string[] = [];
+  pauseReceive(): void {
+    this.flow.push('pause');
+  }
+  resumeReceive(): void {
+    this.flow.push('resume');
+  }
   close(): void {
     if (!this.closed) {
       this.closed = true;
@@ -62,6 +68,18 @@ class FakeIser implements IscsiTransport {
 }
 
 describe('transport interface (iSER-style)', () => {
+  it('stops reading while the transport says its send queue is full, once per change', () => {
+    const target = new IscsiTarget({ core: new FakeCore(), nopInterval: 0, tpgs: [{ iqn: 'iqn.2024-01.test:iser', generateNodeAcls: true }] });
+    const t = new FakeIser();
+    target.accept(t);
+    t.sink.sendQueueFull(true);
+    t.sink.sendQueueFull(true);
+    expect(t.flow).toEqual(['pause']);
+    t.sink.sendQueueFull(false);
+    t.sink.sendQueueFull(false);
+    expect(t.flow).toEqual(['pause', 'resume']);
+  });
+
   it('negotiates RDMAExtensions=Yes and moves data by deliverDataIn / obtainDataOut', async () => {
     const core = new FakeCore();
     const target = new IscsiTarget({ core, nopInterval: 0, tpgs: [{ iqn: 'iqn.2024-01.test:iser', generateNodeAcls: true }] });
