@@ -15,6 +15,8 @@
 #   the traced window. KPROBES="rxe_requester rxe_icrc_generate ..." also times those kernel
 #   functions (kprobe and kretprobe events; their time is taken out of the place they ran in).
 # TRANSPORT=tcp: the same over iSCSI/TCP (open-iscsi's tcp interface; tgt's iscsi driver).
+# Another job: RW=write BS=128k QDS=8 (fio's --rw and --bs; default randread 4k, qd1 and qd32).
+# I/Os are the disk's reads and writes completed (/sys/block/DISK/stat).
 # Every window first gets WARM s (default 20) of its job unmeasured: a new daemon's JIT.
 # Run in the soft-RoCE VM:  bash scripts/vm/run.sh --timeout 900 -- bash scripts/bench/cpu-split-guest.sh
 # A/B:  VARIANTS="/path/to/built/tree-A /path/to/built/tree-B" (each with dist/ and build/).
@@ -33,6 +35,7 @@ W=/run/exp; mkdir -p $W/state
 IP=10.77.0.1
 HZ=$(getconf CLK_TCK)
 RUN=${RUN:-10}
+RW=${RW:-randread} BS=${BS:-4k}
 TRANSPORT=${TRANSPORT:-iser}
 case $TRANSPORT in
   iser) IFACE=iser TGT_LLD=iser TAG="" ;;
@@ -101,11 +104,11 @@ trace_window() { # LABEL PID
   : >$I/trace
   trace_filters $tids
   local io0 io1 u0 u1 n0 n1
-  io0=$(awk '{print $1}' /sys/block/$DISK/stat); u0=$(cut -d' ' -f1 /proc/uptime); n0=$(task_ns $pid)
+  io0=$(awk '{print $1 + $5}' /sys/block/$DISK/stat); u0=$(cut -d' ' -f1 /proc/uptime); n0=$(task_ns $pid)
   echo 1 >$I/tracing_on
   sleep $TRACE_S
   echo 0 >$I/tracing_on
-  io1=$(awk '{print $1}' /sys/block/$DISK/stat); u1=$(cut -d' ' -f1 /proc/uptime); n1=$(task_ns $pid)
+  io1=$(awk '{print $1 + $5}' /sys/block/$DISK/stat); u1=$(cut -d' ' -f1 /proc/uptime); n1=$(task_ns $pid)
   trace_filters
   NTRACE=$((NTRACE + 1))
   local d=$W/trace$NTRACE; rm -rf $d; mkdir -p $d
@@ -128,7 +131,7 @@ trace_report() { # [CPUPROFILE]: analyse the windows traced since the last call
 measure() { # NAME PID
   local name=$1 pid=$2 qd
   for qd in ${QDS:-1 32}; do
-    fio --name=w --filename=/dev/$DISK --ioengine=libaio --direct=1 --rw=randread --bs=4k --size=64M --iodepth=$qd \
+    fio --name=w --filename=/dev/$DISK --ioengine=libaio --direct=1 --rw=$RW --bs=$BS --size=64M --iodepth=$qd \
       --time_based --runtime=$((WARM + RUN + TRACE_S + 60)) --output-format=json --output=$W/fio.json >/dev/null 2>&1 &
     local fp=$!
     sleep $((WARM + 3))
@@ -136,27 +139,27 @@ measure() { # NAME PID
     local r0; r0=$(task_ns $pid)
     threads $pid >$W/thr0.txt
     local cx0; cx0=$(awk '/^ctxt / {print $2}' /proc/stat)
-    local io0; io0=$(awk '{print $1}' /sys/block/$DISK/stat)
+    local io0; io0=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
     local g0; g0=$(awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat)
     local t0; t0=$(date +%s.%N)
     sleep $RUN
     local g1; g1=$(awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat)
     local t1; t1=$(date +%s.%N)
-    local io1; io1=$(awk '{print $1}' /sys/block/$DISK/stat)
+    local io1; io1=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
     read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
     local r1; r1=$(task_ns $pid)
     threads $pid >$W/thr1.txt
     local cx1; cx1=$(awk '/^ctxt / {print $2}' /proc/stat)
-    local io2; io2=$(awk '{print $1}' /sys/block/$DISK/stat)
+    local io2; io2=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
     if [[ ${TRACE:-0} == 1 ]]; then
       trace_window "$name qd$qd" $pid
     else
       perf stat -x, -o $W/pstat.txt -e raw_syscalls:sys_enter $(for c in read write ioctl epoll_pwait epoll_wait clock_gettime gettimeofday futex io_submit io_getevents pread64 pwrite64 sendmsg recvfrom; do echo -e syscalls:sys_enter_$c; done) -p $pid -- sleep 4 >/dev/null 2>&1
     fi
-    local io3; io3=$(awk '{print $1}' /sys/block/$DISK/stat)
+    local io3; io3=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
     kill -INT $fp 2>/dev/null; wait $fp
     local n=$((io1 - io0))
-    echo "== $name randread 4k qd$qd: $n I/Os in $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.1f", b-a}') s ($(awk -v n=$n -v a=$t0 -v b=$t1 'BEGIN{printf "%d", n/(b-a)}') IOPS)"
+    echo "== $name $RW $BS qd$qd: $n I/Os in $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.1f", b-a}') s ($(awk -v n=$n -v a=$t0 -v b=$t1 'BEGIN{printf "%d", n/(b-a)}') IOPS)"
     awk -v u=$((u1-u0)) -v s=$((s1-s0)) -v r=$((r1-r0)) -v n=$n -v hz=$HZ 'BEGIN{printf "   CPU us/IO: user %.1f  kernel %.1f  total %.1f (schedstat of the live threads: %.1f)\n", u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n, r/1e3/n}'
     # One machine-readable line per window, for the page (RECORD lines; see also ftrace-account --record).
     awk -v name="$name qd$qd" -v u=$((u1-u0)) -v s=$((s1-s0)) -v r=$((r1-r0)) -v g=$((g1-g0)) -v n=$n -v hz=$HZ -v a=$t0 -v b=$t1 \
