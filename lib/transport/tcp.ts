@@ -3,10 +3,15 @@
 //
 //   BHS(48) → AHS(TotalAHSLength·4) → [HeaderDigest(4)] → data + padding → [DataDigest(4)]
 //
-// Headers are viewed in place when a chunk holds them whole; a data segment goes straight
-// into the buffer the engine names (Data-Out → the task's buffer, which may be LUN memory),
-// or is viewed in place, or copied once into a fresh buffer. Digests are CRC32C computed
-// while copying. Sending writes BHS, data views, padding and digests corked: the PDUs
+// A connection accepted by listenTcp reads into one buffer of its own (READ_BUFFER_BYTES)
+// rather than a fresh 64 KiB buffer per read: under large writes those buffers' external
+// bytes made V8 scavenge every ~32 MB and, often, run back-to-back full collections
+// (docs/benchmarks/profile.md, "TCP write 128k qd8"). So nothing the framer hands the engine
+// outlives the call: headers are copied into the transport's own BHS buffer, a data segment
+// goes straight into the buffer the engine names (Data-Out → the task's buffer, which may be
+// LUN memory), or is viewed in place when the chunk holds it whole (the engine copies what
+// it keeps, as over iSER), or is copied once into a fresh buffer. Digests are CRC32C
+// computed while copying. Sending writes BHS, data views, padding and digests corked: the PDUs
 // one received chunk produces leave in one writev. Past the socket's high-water mark the
 // engine is told to stop reading until 'drain'.
 
@@ -22,6 +27,8 @@ const ZERO_PAD = new Uint8Array(4);
 const EMPTY = new Uint8Array(0);
 /** Largest data segment framed during login (§13.12 allows 8192; the engine answers bigger ones). */
 const LOGIN_FRAME_LIMIT = 65536;
+/** A connection's receive buffer: a 128 KiB write's PDU arrives in one read. */
+export const READ_BUFFER_BYTES = 256 * 1024;
 
 const enum RxState {
   Bhs,
@@ -70,7 +77,8 @@ export class TcpTransport implements IscsiTransport {
 
   // Receive state machine.
   private state = RxState.Bhs;
-  private bhs: Uint8Array = new Uint8Array(BHS_LENGTH);
+  /** The PDU's header, always copied here: the chunk it came in is reused by the next read. */
+  private readonly bhs = new Uint8Array(BHS_LENGTH);
   private bhsFill = 0;
   private ahs: Uint8Array = EMPTY;
   private ahsFill = 0;
@@ -84,9 +92,14 @@ export class TcpTransport implements IscsiTransport {
   private dd = new Uint8Array(4);
   private ddFill = 0;
 
+  /**
+   * `readBuffer`: the buffer `socket` reads into (net.Socket's `onread`, see listenTcp),
+   * whose bytes arrive by `onRead`; without it, chunks arrive as 'data' events.
+   */
   constructor(
     readonly socket: net.Socket,
     private readonly opts: TcpTransportOptions = {},
+    private readonly readBuffer?: Buffer,
   ) {
     this.localAddress = socket.localAddress ?? '';
     this.localPort = socket.localPort ?? 0;
@@ -238,6 +251,16 @@ export class TcpTransport implements IscsiTransport {
     this.sink?.sendQueueFull(false);
   }
 
+  /** `n` bytes were read into readBuffer. */
+  onRead(n: number): void {
+    this.onChunk(this.readBuffer!.subarray(0, n));
+  }
+
+  /** Whether this connection reads into a buffer of its own (listenTcp could adopt its socket). */
+  get ownsReadBuffer(): boolean {
+    return this.readBuffer !== undefined;
+  }
+
   /**
    * One received chunk is one turn: the PDUs it brings are delivered synchronously, and
    * the responses they produce at once (a RAM LUN's reads and writes) stay corked until the
@@ -312,17 +335,11 @@ export class TcpTransport implements IscsiTransport {
         case RxState.Stopped:
           return;
         case RxState.Bhs: {
-          if (this.bhsFill === 0 && n - off >= BHS_LENGTH) {
-            this.bhs = chunk.subarray(off, off + BHS_LENGTH); // whole header in this chunk: view it
-            off += BHS_LENGTH;
-          } else {
-            if (this.bhsFill === 0) this.bhs = new Uint8Array(BHS_LENGTH);
-            const k = Math.min(BHS_LENGTH - this.bhsFill, n - off);
-            this.bhs.set(chunk.subarray(off, off + k), this.bhsFill);
-            this.bhsFill += k;
-            off += k;
-            if (this.bhsFill < BHS_LENGTH) return;
-          }
+          const k = Math.min(BHS_LENGTH - this.bhsFill, n - off);
+          this.bhs.set(chunk.subarray(off, off + k), this.bhsFill);
+          this.bhsFill += k;
+          off += k;
+          if (this.bhsFill < BHS_LENGTH) return;
           this.bhsFill = 0;
           const ahsLen = bhsAhsLength(this.bhs);
           this.dataLen = bhsDataLength(this.bhs);
@@ -367,8 +384,9 @@ export class TcpTransport implements IscsiTransport {
         }
         case RxState.Data: {
           if (this.dataFill === 0 && this.data.length === 0) {
-            // No destination given. Whole segment in this chunk: view it; else one buffer.
-            if (n - off >= this.dataLen) {
+            // No destination given. The rest of the PDU in this chunk: view the segment (the
+            // PDU is delivered before the next read reuses the chunk); else one buffer.
+            if (n - off >= this.dataLen + padLength(this.dataLen) + (this.dataDigest ? 4 : 0)) {
               this.data = chunk.subarray(off, off + this.dataLen);
               if (this.dataDigest) this.crc = crc32cUpdate(this.crc, this.data);
               off += this.dataLen;
@@ -465,11 +483,15 @@ export interface TcpListener {
 /** Listen on one TCP portal (default 127.0.0.1:3260) and feed connections to `target`. */
 export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Promise<TcpListener> {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => {
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (accepted) => {
+    let transport: TcpTransport | undefined;
+    const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const socket = readingInto(accepted, readBuffer, (n) => transport?.onRead(n));
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     try {
-      target.accept(new TcpTransport(socket, opts.transport));
+      transport = new TcpTransport(socket, opts.transport, socket === accepted ? undefined : readBuffer);
+      target.accept(transport);
     } catch (e) {
       target.log.warn(`accept failed: ${(e as Error).message}`);
       socket.destroy();
@@ -492,4 +514,35 @@ export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Pro
       });
     });
   });
+}
+
+/**
+ * The accepted connection as a socket that reads into `buffer` (net.Socket's documented
+ * `onread` option) and reports each read by `onRead`. Node offers `onread` only to sockets
+ * it creates, not to a server's accepted ones, so the accepted socket's handle moves into a
+ * new one: `handle` is an undocumented constructor option (Node's own tls and http2 wrap
+ * handles with it) and `_handle` the socket's field for it. The accepted socket, left
+ * without a handle, is destroyed, which only releases the server's count of it. Where the
+ * handle cannot be taken (another Node), the accepted socket is returned as it is and reads
+ * Node's buffers; a host test asserts that this Node takes the fast way.
+ */
+function readingInto(accepted: net.Socket, buffer: Buffer, onRead: (n: number) => void): net.Socket {
+  const field = accepted as unknown as { _handle?: object | null };
+  const handle = field._handle;
+  if (!handle) return accepted;
+  let socket: net.Socket;
+  try {
+    socket = new net.Socket({
+      handle,
+      readable: true,
+      writable: true,
+      onread: { buffer, callback: (n: number) => void onRead(n) },
+    } as net.SocketConstructorOpts);
+  } catch {
+    return accepted;
+  }
+  socket.pause(); // as the accepted socket was (pauseOnConnect): TcpTransport.attach resumes
+  field._handle = null;
+  accepted.destroy();
+  return socket;
 }

@@ -1,7 +1,7 @@
 // The TCP PDU framer as a state machine: any split of a valid PDU stream delivers exactly
 // those PDUs; digests are checked; garbage never throws; the send side pads and digests.
 import { EventEmitter } from 'node:events';
-import type net from 'node:net';
+import net from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc32c, readDigest, writeDigest } from '../../../lib/iscsi/digest.js';
@@ -9,7 +9,8 @@ import { KEYS, Negotiator, preferencesFrom } from '../../../lib/iscsi/params.js'
 import { decodeBhs, encodeBhs, padLength, type RxPdu } from '../../../lib/iscsi/pdu.js';
 import type { OperationalParams } from '../../../lib/iscsi/params.js';
 import type { TransportSink } from '../../../lib/iscsi/transport.js';
-import { TcpTransport } from '../../../lib/transport/tcp.js';
+import type { IscsiTarget } from '../../../lib/iscsi/target.js';
+import { listenTcp, READ_BUFFER_BYTES, TcpTransport } from '../../../lib/transport/tcp.js';
 
 class MockSocket extends EventEmitter {
   destroyed = false;
@@ -243,6 +244,83 @@ describe('TCP framer', () => {
     expect(readDigest(out, 48)).toBe(crc32c(out.subarray(0, 48)));
     expect(out.subarray(52, 60).toString('latin1')).toBe('abcdefg\0');
     expect(readDigest(out, 60)).toBe(crc32c(out.subarray(52, 60)));
+  });
+});
+
+describe('TCP framer reading into one buffer of its own (listenTcp)', () => {
+  it('any chunking delivers the same PDUs although every read overwrites the buffer', () => {
+    fc.assert(
+      fc.property(fc.array(pduArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 30 }), fc.boolean(), (pdus, cuts, hd) => {
+        const sock = new MockSocket();
+        const readBuffer = Buffer.alloc(4096);
+        const t = new TcpTransport(sock as unknown as net.Socket, {}, readBuffer);
+        const sink = new RecordingSink();
+        t.attach(sink);
+        if (hd) t.enterFullFeature(params(hd, false));
+        const stream = Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, false)));
+        const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
+        let prev = 0;
+        for (const p of [...points, stream.length]) {
+          // What the kernel does with a reused buffer: each read lands at its start, and
+          // whatever a stale view still pointed at is gone (scribbled over here).
+          for (let at = prev; at < p; at += readBuffer.length) {
+            const n = Math.min(readBuffer.length, p - at);
+            readBuffer.fill(0xee);
+            stream.copy(readBuffer, 0, at, at + n);
+            t.onRead(n);
+          }
+          prev = p;
+        }
+        expect(sink.errors).toEqual([]);
+        expect(sink.got.length).toBe(pdus.length);
+        pdus.forEach((p, k) => {
+          expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
+          expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
+          expect(sink.got[k].data.equals(p.data)).toBe(true);
+        });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('listenTcp gives each accepted connection its own receive buffer, and PDUs arrive whole over a real socket', async () => {
+    const accepted: TcpTransport[] = [];
+    const stub = { accept: (t: TcpTransport) => accepted.push(t), log: { warn: () => undefined } } as unknown as IscsiTarget;
+    const l = await listenTcp(stub, { port: 0, transport: { keepAliveMs: 0 } });
+    const client = net.connect(l.port, '127.0.0.1');
+    try {
+      await new Promise<void>((r) => client.once('connect', () => r()));
+      for (let i = 0; i < 100 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      const t = accepted[0];
+      // Fails loudly if a Node release stops letting listenTcp move the accepted handle.
+      expect(t.ownsReadBuffer).toBe(true);
+      const sink = new RecordingSink();
+      t.attach(sink);
+      // More than the buffer holds, written in pieces that split headers and data segments.
+      const pdus = [100, 65000, 65001, 3, 64999, 65535, 7, 40000].map((len, k) => {
+        const bhs = Buffer.alloc(48, k + 1);
+        bhs[4] = 0;
+        bhs.writeUIntBE(len, 5, 3);
+        const data = Buffer.alloc(len);
+        for (let i = 0; i < len; i++) data[i] = (i * 7 + k) & 0xff;
+        return { bhs, data };
+      });
+      const stream = Buffer.concat(pdus.map((p) => frame(p.bhs, Buffer.alloc(0), p.data, false, false)));
+      expect(stream.length).toBeGreaterThan(READ_BUFFER_BYTES);
+      for (let at = 0; at < stream.length; at += 70001) {
+        client.write(stream.subarray(at, Math.min(stream.length, at + 70001)));
+        await new Promise((r) => setImmediate(r));
+      }
+      for (let i = 0; i < 300 && sink.got.length < pdus.length; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(sink.got.length).toBe(pdus.length);
+      pdus.forEach((p, k) => {
+        expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
+        expect(sink.got[k].data.equals(p.data)).toBe(true);
+      });
+    } finally {
+      client.destroy();
+      await l.close(true);
+    }
   });
 });
 
