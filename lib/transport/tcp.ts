@@ -482,13 +482,19 @@ export interface TcpListener {
 
 /** Listen on one TCP portal (default 127.0.0.1:3260) and feed connections to `target`. */
 export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Promise<TcpListener> {
+  // The connections, tracked here: the server does not count a socket readingInto made.
   const sockets = new Set<net.Socket>();
+  const whenEmpty: Array<() => void> = [];
   const server = net.createServer({ pauseOnConnect: true, noDelay: true }, (accepted) => {
     let transport: TcpTransport | undefined;
     const readBuffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     const socket = readingInto(accepted, readBuffer, (n) => transport?.onRead(n));
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      if (sockets.size > 0) return;
+      for (const r of whenEmpty.splice(0)) r();
+    });
     try {
       transport = new TcpTransport(socket, opts.transport, socket === accepted ? undefined : readBuffer);
       target.accept(transport);
@@ -506,11 +512,16 @@ export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Pro
       resolve({
         address: a.address,
         port: a.port,
+        // Settles once the server stopped and its connections are gone (as net.Server.close).
         close: (destroyConnections = false) =>
-          new Promise<void>((r) => {
-            server.close(() => r());
-            if (destroyConnections) for (const s of sockets) s.destroy();
-          }),
+          Promise.all([
+            new Promise<void>((r) => server.close(() => r())),
+            new Promise<void>((r) => {
+              if (destroyConnections) for (const s of sockets) s.destroy();
+              if (sockets.size === 0) r();
+              else whenEmpty.push(r);
+            }),
+          ]).then(() => undefined),
       });
     });
   });
@@ -520,7 +531,7 @@ export function listenTcp(target: IscsiTarget, opts: TcpListenOptions = {}): Pro
  * The accepted connection as a socket that reads into `buffer` (net.Socket's documented
  * `onread` option) and reports each read by `onRead`. Node offers `onread` only to sockets
  * it creates, not to a server's accepted ones, so the accepted socket's handle moves into a
- * new one: `handle` is an undocumented constructor option (Node's own tls and http2 wrap
+ * new one: `handle` is an undocumented constructor option (Node's own tls and child_process wrap
  * handles with it) and `_handle` the socket's field for it. The accepted socket, left
  * without a handle, is destroyed, which only releases the server's count of it. Where the
  * handle cannot be taken (another Node), the accepted socket is returned as it is and reads

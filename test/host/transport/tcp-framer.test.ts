@@ -283,7 +283,7 @@ describe('TCP framer reading into one buffer of its own (listenTcp)', () => {
     );
   });
 
-  it('listenTcp gives each accepted connection its own receive buffer, and PDUs arrive whole over a real socket', async () => {
+  it('listenTcp gives each accepted connection its own receive buffer; PDUs arrive whole over a real socket; close waits for the connection', async () => {
     const accepted: TcpTransport[] = [];
     const stub = { accept: (t: TcpTransport) => accepted.push(t), log: { warn: () => undefined } } as unknown as IscsiTarget;
     const l = await listenTcp(stub, { port: 0, transport: { keepAliveMs: 0 } });
@@ -317,6 +317,14 @@ describe('TCP framer reading into one buffer of its own (listenTcp)', () => {
         expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
         expect(sink.got[k].data.equals(p.data)).toBe(true);
       });
+      // The listener's close settles once its connections are gone, though the server no
+      // longer counts them (the daemon's shutdown waits on it before forcing them closed).
+      let closed = false;
+      const closing = l.close().then(() => (closed = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closed).toBe(false);
+      client.destroy();
+      await closing;
     } finally {
       client.destroy();
       await l.close(true);
