@@ -123,6 +123,17 @@ const pduArb = fc
     return { bhs, ahs, data: Buffer.from(data) };
   });
 
+/** The sink got exactly these PDUs, in order, and no error. */
+function expectDelivered(sink: RecordingSink, pdus: Array<{ bhs: Buffer; ahs: Buffer; data: Buffer }>): void {
+  expect(sink.errors).toEqual([]);
+  expect(sink.got.length).toBe(pdus.length);
+  pdus.forEach((p, k) => {
+    expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
+    expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
+    expect(sink.got[k].data.equals(p.data)).toBe(true);
+  });
+}
+
 function feed(t: TcpTransport, sock: MockSocket, stream: Buffer, cuts: number[]): void {
   const points = [...new Set(cuts.map((c) => c % (stream.length + 1)))].sort((a, b) => a - b);
   let prev = 0;
@@ -143,13 +154,7 @@ describe('TCP framer', () => {
         t.attach(sink);
         if (hd || dd) t.enterFullFeature(params(hd, dd));
         feed(t, sock, Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, dd))), cuts);
-        expect(sink.errors).toEqual([]);
-        expect(sink.got.length).toBe(pdus.length);
-        pdus.forEach((p, k) => {
-          expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
-          expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
-          expect(sink.got[k].data.equals(p.data)).toBe(true);
-        });
+        expectDelivered(sink, pdus);
       }),
       { numRuns: 300 },
     );
@@ -271,13 +276,7 @@ describe('TCP framer reading into one buffer of its own (listenTcp)', () => {
           }
           prev = p;
         }
-        expect(sink.errors).toEqual([]);
-        expect(sink.got.length).toBe(pdus.length);
-        pdus.forEach((p, k) => {
-          expect(sink.got[k].bhs.equals(p.bhs)).toBe(true);
-          expect(sink.got[k].ahs.equals(p.ahs)).toBe(true);
-          expect(sink.got[k].data.equals(p.data)).toBe(true);
-        });
+        expectDelivered(sink, pdus);
       }),
       { numRuns: 300 },
     );
