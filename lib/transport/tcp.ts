@@ -9,8 +9,8 @@
 // (docs/benchmarks/profile.md, "TCP write 128k qd8"). So nothing the framer hands the engine
 // outlives the call: headers are copied into the transport's own BHS buffer, a data segment
 // goes straight into the buffer the engine names (Data-Out → the task's buffer, which may be
-// LUN memory), or is viewed in place when the chunk holds it whole (the engine copies what
-// it keeps, as over iSER), or is copied once into a fresh buffer. Digests are CRC32C
+// LUN memory), or is viewed in place when the chunk holds the rest of its PDU (the engine
+// copies what it keeps, as over iSER), or is copied once into a fresh buffer. Digests are CRC32C
 // computed while copying. Sending writes BHS, data views, padding and digests corked: the PDUs
 // one received chunk produces leave in one writev. Past the socket's high-water mark the
 // engine is told to stop reading until 'drain'.

@@ -64,6 +64,8 @@ threads() {
 # The traced window: the target's threads' system calls, switches and interrupts into a tracefs
 # instance of its own, filtered by pid in the kernel; the dump is analysed after the daemon has
 # exited (when node has written its .cpuprofile), by trace_report.
+# I/Os the disk completed so far, reads and writes.
+disk_ios() { awk '{print $1 + $5}' /sys/block/$DISK/stat; }
 task_ns() { local f s=0 v; for f in /proc/$1/task/*/schedstat; do read -r v _ <"$f" 2>/dev/null && s=$((s + v)); done; echo "$s"; }
 # The events are enabled once, before any I/O, with filters that match nothing, and stay
 # enabled: a window only sets the filters to the target's threads and switches the instance's
@@ -104,11 +106,11 @@ trace_window() { # LABEL PID
   : >$I/trace
   trace_filters $tids
   local io0 io1 u0 u1 n0 n1
-  io0=$(awk '{print $1 + $5}' /sys/block/$DISK/stat); u0=$(cut -d' ' -f1 /proc/uptime); n0=$(task_ns $pid)
+  io0=$(disk_ios); u0=$(cut -d' ' -f1 /proc/uptime); n0=$(task_ns $pid)
   echo 1 >$I/tracing_on
   sleep $TRACE_S
   echo 0 >$I/tracing_on
-  io1=$(awk '{print $1 + $5}' /sys/block/$DISK/stat); u1=$(cut -d' ' -f1 /proc/uptime); n1=$(task_ns $pid)
+  io1=$(disk_ios); u1=$(cut -d' ' -f1 /proc/uptime); n1=$(task_ns $pid)
   trace_filters
   NTRACE=$((NTRACE + 1))
   local d=$W/trace$NTRACE; rm -rf $d; mkdir -p $d
@@ -139,24 +141,24 @@ measure() { # NAME PID
     local r0; r0=$(task_ns $pid)
     threads $pid >$W/thr0.txt
     local cx0; cx0=$(awk '/^ctxt / {print $2}' /proc/stat)
-    local io0; io0=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
+    local io0; io0=$(disk_ios)
     local g0; g0=$(awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat)
     local t0; t0=$(date +%s.%N)
     sleep $RUN
     local g1; g1=$(awk '/^cpu / {print $2+$3+$4+$7+$8}' /proc/stat)
     local t1; t1=$(date +%s.%N)
-    local io1; io1=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
+    local io1; io1=$(disk_ios)
     read -r u1 s1 < <(awk '{print $14, $15}' /proc/$pid/stat)
     local r1; r1=$(task_ns $pid)
     threads $pid >$W/thr1.txt
     local cx1; cx1=$(awk '/^ctxt / {print $2}' /proc/stat)
-    local io2; io2=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
+    local io2; io2=$(disk_ios)
     if [[ ${TRACE:-0} == 1 ]]; then
       trace_window "$name qd$qd" $pid
     else
       perf stat -x, -o $W/pstat.txt -e raw_syscalls:sys_enter $(for c in read write ioctl epoll_pwait epoll_wait clock_gettime gettimeofday futex io_submit io_getevents pread64 pwrite64 sendmsg recvfrom; do echo -e syscalls:sys_enter_$c; done) -p $pid -- sleep 4 >/dev/null 2>&1
     fi
-    local io3; io3=$(awk '{print $1 + $5}' /sys/block/$DISK/stat)
+    local io3; io3=$(disk_ios)
     kill -INT $fp 2>/dev/null; wait $fp
     local n=$((io1 - io0))
     echo "== $name $RW $BS qd$qd: $n I/Os in $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.1f", b-a}') s ($(awk -v n=$n -v a=$t0 -v b=$t1 'BEGIN{printf "%d", n/(b-a)}') IOPS)"
