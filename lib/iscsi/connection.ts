@@ -65,6 +65,8 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
   private idleWaiters: Array<() => void> = [];
   /** Buffer handed out for a SCSI Command's immediate data, adopted as the task's unsolicited buffer. */
   private cmdBuffer: Uint8Array | undefined;
+  /** The task whose immediate data is a view of the transport's memory during this receive(). */
+  private lentTo: IscsiTask | undefined;
   /** The SCSI Command being received, decoded in place (read synchronously, never kept). */
   private readonly commandPdu: ScsiCommandPdu = { ...(decodeBhs(EMPTY_COMMAND) as ScsiCommandPdu), cdb: new Uint8Array(16) };
   /** Immediate-data buffers of FirstBurstLength bytes free for reuse. */
@@ -159,7 +161,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     this.updateReceive();
   }
 
-  dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined {
+  dataDestination(bhs: Uint8Array, dataLength: number, arrived: boolean): Uint8Array | undefined {
     try {
       if (this.phase !== 'full-feature' || dataLength === 0 || !this.session) return undefined;
       const op = bhsOpcode(bhs);
@@ -172,10 +174,10 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         const at = pdu.bufferOffset - rec.intoOffset;
         return rec.into.subarray(at, at + dataLength);
       }
-      if (op === Opcode.ScsiCommand && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
-        const edtl = u32(bhs, 20);
-        const size = Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
-        const buf = this.takeImmediateBuffer(size);
+      // Immediate data that has arrived is lent (receive, keepLent): a command the core runs
+      // at once (a RAM LUN's write) copies it once, into the LUN, and never into a buffer.
+      if (op === Opcode.ScsiCommand && !arrived && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
+        const buf = this.takeImmediateBuffer(this.immediateBufferSize(dataLength, u32(bhs, 20)));
         this.cmdBuffer = buf;
         const head = this.takenHead;
         return head !== undefined && head.length === dataLength ? head : buf.subarray(0, dataLength);
@@ -184,6 +186,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       this.log.warn(`${this.describe}: dataDestination: ${(e as Error).message}`);
     }
     return undefined;
+  }
+
+  /** The buffer a command's unsolicited data needs: its immediate data, or the first burst it may grow to. */
+  private immediateBufferSize(dataLength: number, edtl: number): number {
+    return Math.max(dataLength, Math.min(this.params.firstBurstLength, edtl));
   }
 
   /**
@@ -245,7 +252,20 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         this.releaseImmediateBuffer(this.cmdBuffer);
         this.cmdBuffer = undefined;
       }
+      if (this.lentTo) this.keepLent(this.lentTo);
     }
+  }
+
+  /**
+   * receive() returns and the transport reuses its memory: a command still running (the
+   * core waits on a lock, the CmdSN order, a backstore) moves its lent immediate data into
+   * a buffer of the pool.
+   */
+  private keepLent(task: IscsiTask): void {
+    this.lentTo = undefined;
+    if (task.finished || task.connSlot < 0 || !task.unsolLent) return;
+    const buf = this.takeImmediateBuffer(this.immediateBufferSize(task.unsolReceived, task.expectedLength));
+    task.keepUnsolicited(buf, this.takenHead);
   }
 
   headerDigestError(): void {
@@ -348,6 +368,7 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
       task.immediateBuffer = this.cmdBuffer;
       this.cmdBuffer = undefined;
     }
+    if (task.unsolLent) this.lentTo = task;
     s.tasks.set(pdu.itt, task);
     task.connSlot = this.tasks.push(task) - 1;
     this.counters.commands++;

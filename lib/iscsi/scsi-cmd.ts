@@ -132,6 +132,8 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
   unsolReceived = 0;
   unsolDone = true;
   unsolDataSN = 0;
+  /** unsolBuf is a view of the transport's memory, valid only during receive() (keepUnsolicited). */
+  unsolLent = false;
   /** Created by the first wait: most commands never wait for unsolicited data. */
   private unsolWaiters: Waiter[] | undefined;
 
@@ -197,6 +199,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     this.unsolReceived = 0;
     this.unsolDone = true;
     this.unsolDataSN = 0;
+    this.unsolLent = false;
     this.unsolWaiters = undefined;
     this.dataSN = 0;
     this.dataInBytes = 0;
@@ -228,7 +231,11 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
 
   // ---- unsolicited data ---------------------------------------------------------------
 
-  /** Set up the unsolicited buffer from the command PDU's immediate data. */
+  /**
+   * Set up the unsolicited buffer from the command PDU's immediate data: `adopt`, a buffer
+   * the connection handed out (dataDestination); else a view of the transport's memory,
+   * lent while the PDU is received when no unsolicited Data-Out follows (keepUnsolicited).
+   */
   initUnsolicited(pdu: ScsiCommandPdu, immediate: Uint8Array, firstBurst: number, adopt: boolean): void {
     if (!pdu.write) return;
     const expectMore = !pdu.final;
@@ -237,6 +244,9 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     if (adopt && immediate.byteOffset === 0 && immediate.buffer.byteLength >= Math.max(this.unsolLimit, immediate.length)) {
       // All the unsolicited data came with the command (the usual case): its view serves.
       this.unsolBuf = immediate.length >= this.unsolLimit ? immediate : new Uint8Array(immediate.buffer, 0, this.unsolLimit);
+    } else if (!adopt && !expectMore) {
+      this.unsolBuf = immediate;
+      this.unsolLent = true;
     } else {
       this.unsolBuf = new Uint8Array(expectMore ? this.unsolLimit : immediate.length);
       this.unsolBuf.set(immediate);
@@ -270,6 +280,16 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     this.unsolDataSN++;
     if (pdu.final) this.finishUnsolicited();
     return undefined;
+  }
+
+  /** The immediate data outlives the receive() that lent it: copy it into `buf` (adopted, as by dataDestination; `head`, a view of it to reuse). */
+  keepUnsolicited(buf: Uint8Array, head: Uint8Array | undefined): void {
+    const lent = this.unsolBuf!;
+    const kept = head !== undefined && head.length === lent.length ? head : buf.subarray(0, lent.length);
+    kept.set(lent);
+    this.unsolBuf = kept;
+    this.unsolLent = false;
+    this.immediateBuffer = buf;
   }
 
   private finishUnsolicited(): void {
@@ -617,8 +637,10 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
     if (this.immediateBuffer) {
       this.conn.releaseImmediateBuffer(this.immediateBuffer, this.unsolBuf);
       this.immediateBuffer = undefined;
-      this.unsolBuf = undefined;
     }
+    // Nothing keeps the transport's memory, nor a pooled buffer another task now owns.
+    this.unsolBuf = undefined;
+    this.unsolLent = false;
     const s = this.conn.session;
     if (s && s.tasks.get(this.itt) === this) s.tasks.delete(this.itt);
     this.conn.taskFinished(this);

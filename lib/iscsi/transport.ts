@@ -120,10 +120,12 @@ export interface TransportSink {
   /**
    * The header (BHS + AHS) of a PDU has arrived (and its digest checked). Returns where
    * its data segment should land, so Data-Out goes straight into the task's buffer (which
-   * may be the LUN's memory), or undefined for "give me a fresh buffer".
-   * Must not throw.
+   * may be the LUN's memory), or undefined for "hand me the segment as it comes".
+   * `arrived`: the whole segment is already in the transport's memory, which stays put
+   * until receive() returns; undefined then means "lend me a view of it" (the engine
+   * copies what it keeps past receive()), else "give me a fresh buffer". Must not throw.
    */
-  dataDestination(bhs: Uint8Array, dataLength: number): Uint8Array | undefined;
+  dataDestination(bhs: Uint8Array, dataLength: number, arrived: boolean): Uint8Array | undefined;
   /** A complete PDU (digests checked). `context` is transport-private (iSER header). Must not throw. */
   receive(pdu: RxPdu, context?: unknown): void;
   /**

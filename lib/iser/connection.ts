@@ -430,7 +430,7 @@ export class IserConnection extends RcChannel implements IscsiTransport {
       return;
     }
     if (dataLen) {
-      const dst = sink.dataDestination(bhs, dataLen);
+      const dst = sink.dataDestination(bhs, dataLen, true);
       if (dst && dst.length === dataLen) {
         dst.set(data);
         data = dst;

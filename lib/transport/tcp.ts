@@ -352,7 +352,7 @@ export class TcpTransport implements IscsiTransport {
           this.ahsFill = 0;
           if (ahsLen) this.state = RxState.Ahs;
           else if (this.headerDigest) this.state = RxState.HeaderDigest;
-          else this.headerDone(off === n);
+          else this.headerDone(n - off);
           break;
         }
         case RxState.Ahs: {
@@ -362,7 +362,7 @@ export class TcpTransport implements IscsiTransport {
           off += k;
           if (this.ahsFill < this.ahs.length) return;
           if (this.headerDigest) this.state = RxState.HeaderDigest;
-          else this.headerDone(off === n);
+          else this.headerDone(n - off);
           break;
         }
         case RxState.HeaderDigest: {
@@ -379,14 +379,14 @@ export class TcpTransport implements IscsiTransport {
             sink.headerDigestError();
             return;
           }
-          this.headerDone(off === n);
+          this.headerDone(n - off);
           break;
         }
         case RxState.Data: {
           if (this.dataFill === 0 && this.data.length === 0) {
             // No destination given. The rest of the PDU in this chunk: view the segment (the
             // PDU is delivered before the next read reuses the chunk); else one buffer.
-            if (n - off >= this.dataLen + padLength(this.dataLen) + (this.dataDigest ? 4 : 0)) {
+            if (n - off >= this.segmentBytes()) {
               this.data = chunk.subarray(off, off + this.dataLen);
               if (this.dataDigest) this.crc = crc32cUpdate(this.crc, this.data);
               off += this.dataLen;
@@ -438,18 +438,26 @@ export class TcpTransport implements IscsiTransport {
     }
   }
 
-  /** Header (and its digest) complete: ask the engine where the data goes, or deliver now. */
-  private headerDone(endsChunk: boolean): void {
+  /**
+   * Header (and its digest) complete, `left` bytes of the chunk after it: ask the engine
+   * where the data goes, or deliver now.
+   */
+  private headerDone(left: number): void {
     this.dataFill = 0;
     this.crc = CRC32C_INIT;
     this.data = EMPTY;
     if (this.dataLen === 0) {
-      this.deliver(endsChunk);
+      this.deliver(left === 0);
       return;
     } // no data segment, no data digest (§11.2)
-    const dst = this.sink!.dataDestination(this.bhs, this.dataLen);
+    const dst = this.sink!.dataDestination(this.bhs, this.dataLen, left >= this.segmentBytes());
     if (dst && dst.length === this.dataLen) this.data = dst;
     this.state = RxState.Data;
+  }
+
+  /** The data segment's bytes on the wire: data, padding and data digest. */
+  private segmentBytes(): number {
+    return this.dataLen + padLength(this.dataLen) + (this.dataDigest ? 4 : 0);
   }
 
   /**

@@ -273,7 +273,7 @@ function makeRunner(t, qd, write, imm) {
     issued++;
     if (imm) {
       // As a transport does: ask where the data segment goes, receive it there.
-      const dst = t.sink.dataDestination(s.bhs, BS);
+      const dst = t.sink.dataDestination(s.bhs, BS, true);
       if (dst) {
         dst.set(s.data);
         s.rx.data = dst;

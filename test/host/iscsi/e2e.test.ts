@@ -94,6 +94,27 @@ describe('iSCSI/TCP end to end with a fake core', () => {
     await i.logout();
   });
 
+  it('immediate data a command cannot use at once (a CmdSN gap) is kept before the next read reuses the transport buffer', async () => {
+    // The framer lends immediate data as a view of the connection's read buffer; a command
+    // that waits for its CmdSN must copy it before receive() returns, or the next read
+    // (here a second write of the same size) lands other bytes under it.
+    const i = await session({ keys: { ImmediateData: 'Yes', InitialR2T: 'Yes' } });
+    const x = i.cmdSN;
+    const a = pattern(4096, 61);
+    const b = pattern(4096, 62);
+    const wa = i.scsi(write10(3000, 8), { write: a, cmdSN: x + 1 });
+    await new Promise((r) => setTimeout(r, 50));
+    const wb = i.scsi(write10(3008, 8), { write: b, cmdSN: x + 2 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(core.disk.subarray(3000 * 512, 3016 * 512).every((v) => v === 0)).toBe(true); // both still wait
+    const t = await i.scsi(tur(), { cmdSN: x });
+    i.cmdSN = x + 3;
+    expect([t.status, (await wa).status, (await wb).status]).toEqual([0, 0, 0]);
+    expect(core.disk.subarray(3000 * 512, 3008 * 512).equals(a)).toBe(true);
+    expect(core.disk.subarray(3008 * 512, 3016 * 512).equals(b)).toBe(true);
+    await i.logout();
+  });
+
   it('digests: CRC32C header and data digests end to end', async () => {
     const i = await session({ headerDigest: true, dataDigest: true });
     expect(i.headerDigest).toBe(true);

@@ -44,16 +44,19 @@ class MockSocket extends EventEmitter {
 }
 
 class RecordingSink implements TransportSink {
-  got: Array<{ bhs: Buffer; ahs: Buffer; data: Buffer; dataView: Uint8Array }> = [];
+  got: Array<{ bhs: Buffer; ahs: Buffer; data: Buffer; dataView: Uint8Array; arrived: boolean }> = [];
   errors: string[] = [];
   destinations = new Map<number, Uint8Array>();
   closedCalled = false;
-  dataDestination(_bhs: Uint8Array, len: number): Uint8Array | undefined {
+  private arrived = false;
+  dataDestination(_bhs: Uint8Array, len: number, arrived: boolean): Uint8Array | undefined {
+    this.arrived = arrived;
     const d = this.destinations.get(this.got.length);
     return d && d.length === len ? d : undefined;
   }
   receive(p: RxPdu): void {
-    this.got.push({ bhs: Buffer.from(p.bhs), ahs: Buffer.from(p.ahs), data: Buffer.from(p.data), dataView: p.data });
+    this.got.push({ bhs: Buffer.from(p.bhs), ahs: Buffer.from(p.ahs), data: Buffer.from(p.data), dataView: p.data, arrived: this.arrived });
+    this.arrived = false;
   }
   headerDigestError(): void {
     this.errors.push('header');
@@ -153,8 +156,13 @@ describe('TCP framer', () => {
         const sink = new RecordingSink();
         t.attach(sink);
         if (hd || dd) t.enterFullFeature(params(hd, dd));
-        feed(t, sock, Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, dd))), cuts);
+        const stream = Buffer.concat(pdus.map((p) => frame(p.bhs, p.ahs, p.data, hd, dd)));
+        feed(t, sock, stream, cuts);
         expectDelivered(sink, pdus);
+        // A segment the engine was told had `arrived` came as a view of the chunk (lent to it).
+        const inStream = (v: Uint8Array) => v.buffer === stream.buffer && v.byteOffset >= stream.byteOffset && v.byteOffset < stream.byteOffset + stream.length;
+        for (const g of sink.got) if (g.arrived) expect(inStream(g.dataView)).toBe(true);
+        if (cuts.length === 0) for (const g of sink.got) expect(g.arrived).toBe(g.data.length > 0);
       }),
       { numRuns: 300 },
     );
