@@ -126,7 +126,8 @@ export class SrpTask implements FabricIO {
     readonly channel: SrpChannel,
     readonly iu: SrpCmd,
     readonly layout: DataLayout,
-    readonly immediate: Uint8Array | undefined,
+    /** The IU's immediate data: a view of its receive slot while onCmd runs (keepImmediate). */
+    private immediate: Uint8Array | undefined,
   ) {
     this.done = (status, transferred, sense, failure) => channel.completed(this, status, transferred, sense, failure);
     this.tag = tagNumber(iu.tagLo, iu.tagHi);
@@ -136,6 +137,11 @@ export class SrpTask implements FabricIO {
 
   get lun(): bigint {
     return this.iu.lun;
+  }
+
+  /** The receive slot goes back to the ring once onCmd returns: a command still running copies its immediate data. */
+  keepImmediate(): void {
+    if (this.immediate) this.immediate = Uint8Array.from(this.immediate);
   }
 
   dataOut(into: Uint8Array, offset: number, done: IoDone): void {
@@ -343,7 +349,8 @@ export class SrpChannel extends RcChannel {
       this.hooks.warn(`${this.describe}: ${(e as Error).message}`);
       return this.respondRaw(tagLo, tagHi, ScsiStatus.CheckCondition, 0, 0, 0, invalidIuSense(), undefined, true);
     }
-    const task = new SrpTask(this, iu, layout, layout.immediate ? Uint8Array.from(layout.immediate) : undefined);
+    // Immediate data is lent (a RAM LUN's write copies it once, into the LUN) and kept below if need be.
+    const task = new SrpTask(this, iu, layout, layout.immediate);
     const s = this.session;
     if (!s) return this.respondRaw(tagLo, tagHi, ScsiStatus.Busy, 0, 0, 0, undefined, undefined, true);
     this.tasks.set(task.tag, task);
@@ -359,6 +366,7 @@ export class SrpChannel extends RcChannel {
       return;
     }
     this.submit(task);
+    if (layout.immediate && this.tasks.get(task.tag) === task) task.keepImmediate();
   }
 
   /** RDMA READs an external descriptor table into a bounce slot; false when it was answered already. */
