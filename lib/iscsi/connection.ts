@@ -174,9 +174,11 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
         const at = pdu.bufferOffset - rec.intoOffset;
         return rec.into.subarray(at, at + dataLength);
       }
-      // Immediate data that has arrived is lent (receive, keepLent): a command the core runs
-      // at once (a RAM LUN's write) copies it once, into the LUN, and never into a buffer.
-      if (op === Opcode.ScsiCommand && !arrived && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
+      // Immediate data that has arrived, with no unsolicited Data-Out to follow (F), is lent
+      // (receive, keepLent): a command the core runs at once (a RAM LUN's write) copies it
+      // once, into the LUN, and never into a buffer.
+      const lent = arrived && (bhs[1] & 0x80) !== 0;
+      if (op === Opcode.ScsiCommand && !lent && (bhs[1] & 0x20) !== 0 && dataLength <= this.params.targetMaxRecvDataSegmentLength) {
         const buf = this.takeImmediateBuffer(this.immediateBufferSize(dataLength, u32(bhs, 20)));
         this.cmdBuffer = buf;
         const head = this.takenHead;
@@ -263,7 +265,13 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
    */
   private keepLent(task: IscsiTask): void {
     this.lentTo = undefined;
-    if (task.finished || task.connSlot < 0 || !task.unsolLent) return;
+    if (!task.unsolLent || task.finished) return;
+    if (task.connSlot < 0) {
+      // Dropped by the connection's cleanup, which aborted it: nothing may read the view.
+      task.unsolBuf = undefined;
+      task.unsolLent = false;
+      return;
+    }
     const buf = this.takeImmediateBuffer(this.immediateBufferSize(task.unsolReceived, task.expectedLength));
     task.keepUnsolicited(buf, this.takenHead);
   }
@@ -357,6 +365,12 @@ export class IscsiConnection implements ConnectionContext, TaskConnection, Trans
     if (!pdu.immediate && !s.inWindow(pdu.cmdSN)) {
       // §4.2.2.1: outside [ExpCmdSN, MaxCmdSN] is silently ignored.
       if (this.log.isLevelEnabled('debug')) this.log.debug(`CmdSN ${pdu.cmdSN} outside window [${s.expCmdSN}, ${s.maxCmdSN}], ignored`);
+      return;
+    }
+    if (!pdu.immediate && s.discard.has(pdu.cmdSN)) {
+      // Aborted before it arrived (ABORT TASK naming its RefCmdSN, §11.5.1): the CmdSN is
+      // used up in order, and no task is made, so nothing waits for a core that never sees it.
+      s.order(pdu.cmdSN, false, () => undefined);
       return;
     }
     if (s.tasks.has(pdu.itt)) return this.rejectCommand(pdu, rx.bhs, RejectReason.TaskInProgress);

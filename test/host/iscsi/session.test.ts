@@ -61,6 +61,38 @@ describe('task management (RFC 7143 §11.5)', () => {
     expect((await i.scsi(tur())).status).toBe(0);
     await t.done();
   });
+  it('ABORT TASK before its command arrived (RefCmdSN in the window): the command never runs, gets no answer, and leaves no task behind', async () => {
+    const t = await setup();
+    const i = await t.login();
+    const itt = i.itt; // the ITT the next command will carry
+    const base = i.cmdSN;
+    const tmfItt = 0x7001;
+    i.send({
+      opcode: Opcode.TaskMgmtRequest,
+      immediate: true,
+      itt: tmfItt,
+      fn: 1,
+      lun: 0n,
+      rtt: itt,
+      cmdSN: base,
+      expStatSN: i.expStatSN,
+      refCmdSN: base,
+      expDataSN: 0,
+    });
+    const r = await i.next((x) => x.pdu.itt === tmfItt);
+    expect((r.pdu as { response: number }).response).toBe(0); // Function complete (§11.5.1)
+    const aborted = await i.scsi(read10(0, 1), { read: 512, timeoutMs: 300 }).then(
+      () => 'answered',
+      () => 'no answer',
+    );
+    expect(aborted).toBe('no answer');
+    expect(t.core.submitted.length).toBe(0);
+    // Its CmdSN was consumed, and its ITT is free: a new command with it runs (no Reject "task in progress").
+    i.itt = itt;
+    expect((await i.scsi(tur())).status).toBe(0);
+    expect(t.core.submitted.length).toBe(1);
+    await t.done();
+  });
   it('ABORT TASK of an unknown task → Task does not exist; TASK REASSIGN → not supported at ERL 0; LUN RESET → core', async () => {
     const t = await setup();
     const i = await t.login();
