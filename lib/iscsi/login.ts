@@ -86,6 +86,13 @@ export class LoginHandler {
 
   handle(pdu: LoginRequestPdu, data: Uint8Array): void {
     if (this.done) return;
+    // Each login PDU at debug level, with its ITT: what a hung login on the initiator's side
+    // (its login task never completed) is told apart by.
+    const log = this.conn.log;
+    if (log.isLevelEnabled('debug'))
+      log.debug(
+        `login request: ITT 0x${pdu.itt.toString(16)} CID ${pdu.cid} TSIH ${pdu.tsih} CSG ${pdu.csg}${pdu.transit ? `→NSG ${pdu.nsg}` : ''}${pdu.cont ? ' C' : ''}, ${data.length} data bytes`,
+      );
     try {
       this.step(pdu, data);
     } catch (e) {
@@ -387,6 +394,9 @@ export class LoginHandler {
 
   private respond(reply: KeyValue[], transit: boolean, nsg: number, session?: IscsiSession): void {
     const data = reply.length ? encodeText(reply) : undefined;
+    const log = this.conn.log;
+    if (log.isLevelEnabled('debug'))
+      log.debug(`login response: ITT 0x${this.itt.toString(16)} CSG ${this.stage}${transit ? `→NSG ${nsg}` : ''}, status 0x0000`);
     const expCmdSN = session?.expCmdSN ?? this.joining?.expCmdSN ?? this.initialCmdSN;
     const maxCmdSN = session?.maxCmdSN ?? this.joining?.maxCmdSN ?? this.initialCmdSN;
     this.conn.sendPdu(
@@ -431,6 +441,7 @@ export class LoginHandler {
       },
       `login failed: ${this.initiatorName || '(no InitiatorName)'} from ${conn.transport.kind} ${hostPort(conn.transport.remoteAddress, conn.transport.remotePort)} on portal ${hostPort(conn.transport.localAddress, conn.transport.localPort)}${this.targetName ? ` to ${this.targetName}` : ''}: ${why} [${LOGIN_STATUS_NAMES[status] ?? hex}]`,
     );
+    if (conn.log.isLevelEnabled('debug')) conn.log.debug(`login response: ITT 0x${(pdu?.itt ?? this.itt).toString(16)} CSG ${this.stage}, status ${hex}`);
     conn.sendPdu(
       encodeBhs<LoginResponsePdu>({
         opcode: Opcode.LoginResponse,

@@ -33,6 +33,7 @@ export class IserFabric extends CmFabric<IserConnection> {
   private onRequest(ev: CmEvent, target: IscsiTarget, mine: Accepted<IserConnection>, opts: IserConnectionOptions | undefined): void {
     const id = ev.id;
     if (!id) return;
+    if (this.log.isLevelEnabled('debug')) this.log.debug(`iser: connect request from ${ev.remoteAddress ?? '?'}:${ev.remotePort ?? '?'}`);
     let conn: IserConnection | undefined;
     try {
       if (this.closed) throw new Error('shutting down');
