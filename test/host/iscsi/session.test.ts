@@ -28,6 +28,23 @@ async function setup(o: Partial<ConstructorParameters<typeof IscsiTarget>[0]> = 
   };
 }
 
+/** Sends an immediate ABORT TASK for `rtt` naming `refCmdSN` and resolves with its response. */
+function abortTask(i: TestInitiator, tmfItt: number, rtt: number, refCmdSN: number) {
+  i.send({
+    opcode: Opcode.TaskMgmtRequest,
+    immediate: true,
+    itt: tmfItt,
+    fn: 1,
+    lun: 0n,
+    rtt,
+    cmdSN: i.cmdSN,
+    expStatSN: i.expStatSN,
+    refCmdSN,
+    expDataSN: 0,
+  });
+  return i.next((x) => x.pdu.itt === tmfItt);
+}
+
 describe('task management (RFC 7143 §11.5)', () => {
   it('ABORT TASK: the aborted command gets no response; TMF response Function complete', async () => {
     const t = await setup();
@@ -39,20 +56,7 @@ describe('task management (RFC 7143 §11.5)', () => {
       () => 'no answer',
     );
     await new Promise((r) => setTimeout(r, 50));
-    const tmfItt = 0x7000;
-    i.send({
-      opcode: Opcode.TaskMgmtRequest,
-      immediate: true,
-      itt: tmfItt,
-      fn: 1,
-      lun: 0n,
-      rtt: itt,
-      cmdSN: i.cmdSN,
-      expStatSN: i.expStatSN,
-      refCmdSN: i.cmdSN - 1,
-      expDataSN: 0,
-    });
-    const r = await i.next((x) => x.pdu.itt === tmfItt);
+    const r = await abortTask(i, 0x7000, itt, i.cmdSN - 1);
     expect(r.pdu.opcode).toBe(Opcode.TaskMgmtResponse);
     expect((r.pdu as { response: number }).response).toBe(0);
     expect(t.core.tmfs[0]).toMatchObject({ fn: 1, tag: itt });
@@ -65,21 +69,7 @@ describe('task management (RFC 7143 §11.5)', () => {
     const t = await setup();
     const i = await t.login();
     const itt = i.itt; // the ITT the next command will carry
-    const base = i.cmdSN;
-    const tmfItt = 0x7001;
-    i.send({
-      opcode: Opcode.TaskMgmtRequest,
-      immediate: true,
-      itt: tmfItt,
-      fn: 1,
-      lun: 0n,
-      rtt: itt,
-      cmdSN: base,
-      expStatSN: i.expStatSN,
-      refCmdSN: base,
-      expDataSN: 0,
-    });
-    const r = await i.next((x) => x.pdu.itt === tmfItt);
+    const r = await abortTask(i, 0x7001, itt, i.cmdSN);
     expect((r.pdu as { response: number }).response).toBe(0); // Function complete (§11.5.1)
     const aborted = await i.scsi(read10(0, 1), { read: 512, timeoutMs: 300 }).then(
       () => 'answered',
