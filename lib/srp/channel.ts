@@ -397,7 +397,11 @@ export class SrpChannel extends RcChannel {
 
   private submit(task: SrpTask): void {
     const s = this.session!;
-    if (task.aborted) return this.creditWithoutResponse();
+    if (task.aborted) {
+      // Aborted while its descriptor table was read: it never reached the core, which would have ended it.
+      this.dropTask(task);
+      return this.creditWithoutResponse();
+    }
     try {
       s.core.submit(task.command, s.nexus, task, task.done);
     } catch (e) {

@@ -335,6 +335,53 @@ describe('a hostile SRP initiator on the project binding', () => {
     h.close();
   }, 60_000);
 
+  test('ABORT TASK while the external descriptor table is read: no response, its credit back, no task left behind', async () => {
+    const before = new Set(target.channels);
+    const h = new Client();
+    await h.connect();
+    const ch = [...target.channels].find((c) => !before.has(c))!;
+    // Hold the table READ's completion until the abort is answered: the abort then lands
+    // while the READ is in flight, whatever the timing of the two IUs' arrival.
+    let release: (() => void) | undefined;
+    const transfer = ch.transfer.bind(ch);
+    ch.transfer = (task, write, view, offset, done, buffers) => transfer(task, write, view, offset, (e) => (release = () => done(e)), buffers);
+    // A READ whose table (two entries, in the initiator's memory at 8 KiB) is only partly in the IU.
+    const list = [h.desc(0, 2048), h.desc(2048, 2048)];
+    const table = new Uint8Array(32);
+    list.forEach((d, i) => encodeDirect(d, table, 16 * i));
+    h.data.buffer.set(table, 8192);
+    h.sendRaw(
+      encodeCmd({
+        tagLo: 0x519,
+        tagHi: 0,
+        lun: 0n,
+        cdb: read10(0, 8),
+        dataInFormat: DescFormat.Indirect,
+        dataInCount: 1,
+        descriptors: encodeIndirect(h.desc(8192, 32), 4096, [list[0]!]),
+      }),
+    );
+    await h.until(() => (release ? true : undefined), 'the descriptor table read');
+    h.sendRaw(encodeTskMgmt({ tagLo: 0x80000002, tagHi: 0, solNot: 0, lun: 0n, function: 0x01, taskTagLo: 0x519, taskTagHi: 0 }));
+    const tmf = await h.rsp(0x80000002);
+    expect(tmf.rspCode).toBe(0);
+    release!();
+    let pushed = 0;
+    if (tmf.reqLimDelta < 2) {
+      const cred = await h.until(() => {
+        const g = h.got.find((x) => x.type === SrpOpcode.CredReq);
+        return g && decodeCredReq(g.bytes);
+      }, 'SRP_CRED_REQ');
+      pushed = cred.reqLimDelta;
+    }
+    expect(tmf.reqLimDelta + pushed).toBe(2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(h.got.some((x) => x.type === SrpOpcode.Rsp && x.bytes.readUInt32LE(8) === 0x519)).toBe(false);
+    expect(core.submitted.some((c) => c.tag === 0x519)).toBe(false);
+    expect([...ch.tasks.keys()]).toEqual([]);
+    h.close();
+  }, 60_000);
+
   test('an unknown IU type ends the channel with SRP_T_LOGOUT (invalid IU type); a wrong rkey ends only its channel', async () => {
     const h = new Client();
     await h.connect();
