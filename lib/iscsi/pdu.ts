@@ -628,8 +628,10 @@ export function encodeDataIn(
   dataSN: number,
   bufferOffset: number,
   residual: number,
+  /** Memory to build it in (zeroed first) instead of a new buffer. */
+  into?: Uint8Array,
 ): Uint8Array {
-  const b = newBhs();
+  const b = into ? into.fill(0) : newBhs();
   b[0] = Opcode.DataIn;
   b[1] = flags;
   b[3] = flags & 0x01 ? status : 0;

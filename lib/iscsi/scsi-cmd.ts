@@ -486,6 +486,7 @@ export class IscsiTask implements TaskRef, FabricIO, ScsiCommand {
         this.dataSN++,
         offset + pos,
         withStatus ? over || under : 0,
+        conn.scratchBhs,
       );
       wait = conn.sendPdu(bhs, n === 0 ? undefined : n === data.length ? data : data.subarray(pos, pos + n)) ?? wait;
       pos += n;

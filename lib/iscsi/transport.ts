@@ -36,8 +36,8 @@ export interface IscsiTransport {
   /** True for iSER: the engine may answer RDMAExtensions=Yes (RFC 7145 §6.2); TCP: false. */
   readonly rdma: boolean;
   /**
-   * sendPdu copies the BHS before it returns (iSER, into a registered send slot): the
-   * caller may build the next one in the same memory. TCP keeps a reference instead.
+   * sendPdu copies the BHS before it returns (iSER into a registered send slot, TCP into
+   * its staging buffer): the caller may build the next one in the same memory.
    */
   readonly copiesBhs?: boolean;
   /** Whether CRC32C header/data digests can be used (iSER: never, RFC 7145 §6.2). */

@@ -11,9 +11,12 @@
 // goes straight into the buffer the engine names (Data-Out → the task's buffer, which may be
 // LUN memory), or is viewed in place when the chunk holds the rest of its PDU (the engine
 // copies what it keeps, as over iSER), or is copied once into a fresh buffer. Digests are CRC32C
-// computed while copying. Sending writes BHS, data views, padding and digests corked: the PDUs
-// one received chunk produces leave in one writev. Past the socket's high-water mark the
-// engine is told to stop reading until 'drain'.
+// computed while copying. Sending copies each PDU's header, padding and digests into the
+// connection's staging buffer (so the engine builds every header in one scratch BHS, as over
+// iSER) and hands the socket the staged bytes and the data views, corked: the PDUs one
+// received chunk produces leave in one writev, and a run of responses without data is one
+// write, not one per header. Past the socket's high-water mark the engine is told to stop
+// reading until 'drain'.
 
 import net from 'node:net';
 import { CRC32C_INIT, crc32cFinal, crc32cUpdate, readDigest, writeDigest } from '../iscsi/digest.js';
@@ -23,12 +26,15 @@ import { bhsAhsLength, bhsDataLength, padLength } from '../iscsi/pdu.js';
 import type { IscsiTarget } from '../iscsi/target.js';
 import type { IscsiTransport, TransportSink } from '../iscsi/transport.js';
 
-const ZERO_PAD = new Uint8Array(4);
 const EMPTY = new Uint8Array(0);
 /** Largest data segment framed during login (§13.12 allows 8192; the engine answers bigger ones). */
 const LOGIN_FRAME_LIMIT = 65536;
 /** A connection's receive buffer: a 128 KiB write's PDU arrives in one read. */
 export const READ_BUFFER_BYTES = 256 * 1024;
+/** A connection's staging buffer for headers, padding and digests: ~340 responses' headers. */
+const STAGING_BYTES = 16 * 1024;
+/** What one PDU stages around its AHS: BHS, header digest, padding, data digest. */
+const STAGED_FIXED = BHS_LENGTH + 4 + 3 + 4;
 
 const enum RxState {
   Bhs,
@@ -51,6 +57,8 @@ export class TcpTransport implements IscsiTransport {
   readonly kind = 'tcp';
   readonly rdma = false;
   readonly digests = true;
+  /** sendPdu copies the header into `staging`. */
+  readonly copiesBhs = true;
   readonly localAddress: string;
   readonly localPort: number;
   readonly remoteAddress: string;
@@ -74,6 +82,14 @@ export class TcpTransport implements IscsiTransport {
   private pausedByEngine = false;
   /** The unframed rest of a chunk, kept while the engine has paused receiving. */
   private stash: Buffer | undefined;
+  /**
+   * Headers, padding and digests of the PDUs being sent: [stagedFrom, stagedTo) is not yet
+   * handed to the socket; what is before it may still be queued in the socket (Node keeps a
+   * reference, not a copy), so it is written over only once the socket's queue is empty.
+   */
+  private staging = Buffer.allocUnsafeSlow(STAGING_BYTES);
+  private stagedFrom = 0;
+  private stagedTo = 0;
 
   // Receive state machine.
   private state = RxState.Bhs;
@@ -168,32 +184,38 @@ export class TcpTransport implements IscsiTransport {
     // Within a turn the socket is corked already (onChunk); alone, this PDU is one writev.
     const alone = !this.inTurn;
     if (alone) s.cork();
-    s.write(bhs);
-    if (ahs?.length) s.write(ahs);
+    const ahsLength = ahs?.length ?? 0;
+    this.reserve(STAGED_FIXED + ahsLength);
+    const o = this.staging;
+    const start = this.stagedTo;
+    o.set(bhs, start);
+    if (ahsLength) o.set(ahs!, start + BHS_LENGTH);
+    let at = start + BHS_LENGTH + ahsLength;
     if (this.headerDigest) {
-      let c = crc32cUpdate(CRC32C_INIT, bhs);
-      if (ahs?.length) c = crc32cUpdate(c, ahs);
-      const d = Buffer.allocUnsafe(4);
-      writeDigest(d, 0, crc32cFinal(c));
-      s.write(d);
+      writeDigest(o, at, crc32cFinal(crc32cUpdate(CRC32C_INIT, o, start, at)));
+      at += 4;
     }
+    this.stagedTo = at;
     if (len > 0) {
+      this.flushStaged();
       let c = CRC32C_INIT;
       for (const p of parts!) {
         if (!p.length) continue;
         s.write(p);
         if (this.dataDigest) c = crc32cUpdate(c, p);
       }
+      // Padding and data digest follow the data: staged, they leave with the next header.
       const pad = padLength(len);
       if (pad) {
-        s.write(ZERO_PAD.subarray(0, pad));
-        if (this.dataDigest) c = crc32cUpdate(c, ZERO_PAD, 0, pad);
+        o.fill(0, at, at + pad);
+        if (this.dataDigest) c = crc32cUpdate(c, o, at, at + pad);
+        at += pad;
       }
       if (this.dataDigest) {
-        const d = Buffer.allocUnsafe(4);
-        writeDigest(d, 0, crc32cFinal(c));
-        s.write(d);
+        writeDigest(o, at, crc32cFinal(c));
+        at += 4;
       }
+      this.stagedTo = at;
     }
     // The data parts are the caller's memory (a pooled buffer, the LUN itself), which it
     // may reuse once our promise settles. Node keeps a reference, not a copy, for whatever
@@ -206,11 +228,34 @@ export class TcpTransport implements IscsiTransport {
       // after the rest of the engine's work on it (at qd1, all a response would wait for).
       this.inTurn = false;
     }
-    s.uncork();
+    this.uncork();
     const w = len > 0 && s.writableLength > 0 ? this.heldUntilWritten() : undefined;
     this.sealHeld();
     this.checkQueue();
     return w;
+  }
+
+  /** Room for `n` more staged bytes: a new buffer when the socket may still hold the old one's. */
+  private reserve(n: number): void {
+    if (this.staging.length - this.stagedTo >= n) return;
+    this.flushStaged();
+    if (this.socket.writableLength > 0 || n > this.staging.length) this.staging = Buffer.allocUnsafeSlow(Math.max(STAGING_BYTES, n));
+    this.stagedFrom = this.stagedTo = 0;
+  }
+
+  /** Hands the staged bytes to the socket (in order: before any data view written after them). */
+  private flushStaged(): void {
+    if (this.stagedTo === this.stagedFrom) return;
+    this.socket.write(this.staging.subarray(this.stagedFrom, this.stagedTo));
+    this.stagedFrom = this.stagedTo;
+  }
+
+  /** Ends a corked batch; the staging buffer starts over once the kernel took every byte. */
+  private uncork(): void {
+    const s = this.socket;
+    this.flushStaged();
+    s.uncork();
+    if (s.writableLength === 0) this.stagedFrom = this.stagedTo = 0;
   }
 
   /** The promise that settles once every byte queued so far has reached the kernel. */
@@ -277,7 +322,7 @@ export class TcpTransport implements IscsiTransport {
       // Still corked unless the chunk's last PDU had a response (sendPdu ended the turn).
       if (this.inTurn) {
         this.inTurn = false;
-        s.uncork();
+        this.uncork();
         this.sealHeld();
         this.checkQueue();
       }

@@ -84,8 +84,9 @@ class FakeTransport {
   constructor(rdma) {
     this.kind = rdma ? 'iser' : 'tcp';
     this.rdma = rdma;
-    // As iSER: the BHS is copied (into a send slot) before sendPdu returns.
-    this.copiesBhs = rdma;
+    // As both real transports: the BHS is copied (iSER into a send slot, TCP into its
+    // staging buffer) before sendPdu returns.
+    this.copiesBhs = true;
     if (rdma) {
       this.recvDataSegmentLimit = 8192;
       this.sendDataSegmentLimit = 8192;

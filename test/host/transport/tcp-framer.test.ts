@@ -126,6 +126,10 @@ const pduArb = fc
     return { bhs, ahs, data: Buffer.from(data) };
   });
 
+const smallPduArb = fc
+  .record({ head: fc.uint8Array({ minLength: 48, maxLength: 48 }), ahsWords: fc.integer({ min: 0, max: 3 }), data: fc.uint8Array({ maxLength: 64 }) })
+  .map(({ head, ahsWords, data }) => ({ bhs: Buffer.from(head), ahs: Buffer.alloc(ahsWords * 4, 0xa5), data: Buffer.from(data) }));
+
 /** The sink got exactly these PDUs, in order, and no error. */
 function expectDelivered(sink: RecordingSink, pdus: Array<{ bhs: Buffer; ahs: Buffer; data: Buffer }>): void {
   expect(sink.errors).toEqual([]);
@@ -258,7 +262,72 @@ describe('TCP framer', () => {
     expect(out.subarray(52, 60).toString('latin1')).toBe('abcdefg\0');
     expect(readDigest(out, 60)).toBe(crc32c(out.subarray(52, 60)));
   });
+
+  it('send side: staged headers are never written over while the socket still holds them', () => {
+    let replaced = 0;
+    fc.assert(
+      fc.property(
+        // More headers than the staging buffer holds (16 KiB: ~340 BHSs).
+        fc.array(fc.record({ pdu: smallPduArb, hold: fc.integer({ min: 0, max: 9 }) }), { minLength: 350, maxLength: 500 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.boolean(),
+        fc.boolean(),
+        (steps, holdBelow, releaseEvery, hd, dd) => {
+          const sock = new QueueingSocket();
+          const t = new TcpTransport(sock as unknown as net.Socket);
+          t.attach(new RecordingSink());
+          t.enterFullFeature(params(hd, dd));
+          const staging = () => (t as unknown as { staging: Buffer }).staging;
+          const first = staging();
+          steps.forEach(({ pdu, hold }, i) => {
+            sock.hold = hold < holdBelow;
+            t.sendPdu(pdu.bhs, pdu.data.length ? pdu.data : undefined, pdu.ahs.length ? pdu.ahs : undefined);
+            if (i % releaseEvery === releaseEvery - 1) sock.take();
+          });
+          sock.take();
+          if (staging() !== first) replaced++;
+          const want = Buffer.concat(steps.map(({ pdu }) => frame(pdu.bhs, pdu.ahs, pdu.data, hd, dd)));
+          expect(Buffer.concat(sock.wire).equals(want)).toBe(true);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    // The runs went past the staging buffer's end while the socket held its bytes.
+    expect(replaced).toBeGreaterThan(0);
+  });
 });
+
+/**
+ * As net.Socket: what is written stays referenced, not copied, until the kernel takes it
+ * (`take`); corked writes wait for uncork; `hold` plays a full kernel buffer.
+ */
+class QueueingSocket extends MockSocket {
+  wire: Buffer[] = [];
+  hold = false;
+  private queued: Uint8Array[] = [];
+  private callbacks: Array<() => void> = [];
+  private corks = 0;
+  override cork(): void {
+    this.corks++;
+  }
+  override uncork(): void {
+    if (this.corks > 0 && --this.corks === 0 && !this.hold) this.take();
+  }
+  override write(b: Uint8Array, cb?: () => void): boolean {
+    this.queued.push(b);
+    this.writableLength += b.length;
+    if (cb) this.callbacks.push(cb);
+    if (this.corks === 0 && !this.hold) this.take();
+    return true;
+  }
+  take(): void {
+    for (const b of this.queued) this.wire.push(Buffer.from(b));
+    this.queued = [];
+    this.writableLength = 0;
+    for (const cb of this.callbacks.splice(0)) cb();
+  }
+}
 
 describe('TCP framer reading into one buffer of its own (listenTcp)', () => {
   it('any chunking delivers the same PDUs although every read overwrites the buffer', () => {
