@@ -22,9 +22,9 @@ export const DEFAULT_BLOCK_SIZE = 512;
 
 /**
  * `rdma.pollUs`: how long a wake-up may spin over the CQs for the next completion before
- * sleeping (lib/verbs/dispatch.ts). Chosen by measurement: docs/benchmarks/polling.md.
+ * sleeping (native/cq.cc). Chosen by measurement: docs/benchmarks/polling.md.
  */
-export const RDMA_POLL_US_DEFAULT = 0;
+export const RDMA_POLL_US_DEFAULT = 500;
 export const RDMA_POLL_US_MAX = 100000;
 /**
  * `rdma.bufferMiB`: registered memory for the I/O buffers of file and block LUNs, so RDMA
