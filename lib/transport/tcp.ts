@@ -246,7 +246,8 @@ export class TcpTransport implements IscsiTransport {
   /** Hands the staged bytes to the socket (in order: before any data view written after them). */
   private flushStaged(): void {
     if (this.stagedTo === this.stagedFrom) return;
-    this.socket.write(this.staging.subarray(this.stagedFrom, this.stagedTo));
+    // Ended or destroyed (a drop inside a turn): the bytes go nowhere, as a write would.
+    if (this.socket.writable) this.socket.write(this.staging.subarray(this.stagedFrom, this.stagedTo));
     this.stagedFrom = this.stagedTo;
   }
 
@@ -337,6 +338,9 @@ export class TcpTransport implements IscsiTransport {
       s.destroy();
       return;
     }
+    // end() sends what the socket holds; what this turn staged (a Reject's data digest, a
+    // Login Response) must join it first, or it would be written after the end.
+    this.flushStaged();
     s.end();
     const t = setTimeout(() => s.destroy(), this.opts.closeTimeoutMs ?? 5000);
     t.unref();

@@ -263,6 +263,34 @@ describe('TCP framer', () => {
     expect(readDigest(out, 60)).toBe(crc32c(out.subarray(52, 60)));
   });
 
+  it('send side: a close inside a turn sends what the turn staged before the end (a Reject and its data digest)', () => {
+    const sock = new QueueingSocket();
+    const t = new TcpTransport(sock as unknown as net.Socket);
+    const reject = Buffer.alloc(48);
+    reject[0] = 0x3f;
+    reject.writeUIntBE(48, 5, 3);
+    const bad = Buffer.alloc(48, 7);
+    // As the engine answers a PDU it cannot take: a Reject carrying its header, then the close.
+    const sink = new (class extends RecordingSink {
+      override receive(p: RxPdu): void {
+        super.receive(p);
+        t.sendPdu(reject, bad);
+        t.close();
+      }
+    })();
+    t.attach(sink);
+    t.enterFullFeature(params(true, true));
+    const nop = Buffer.alloc(48);
+    nop[0] = 0x00;
+    const first = frame(nop, Buffer.alloc(0), Buffer.alloc(0), true, true);
+    // The chunk ends inside a second PDU: the first is not the chunk's last, so the turn
+    // stays corked when the close comes.
+    sock.emit('data', Buffer.concat([first, first.subarray(0, 10)]));
+    expect(sink.got.length).toBe(1);
+    expect(sock.writesAfterEnd).toBe(0);
+    expect(Buffer.concat(sock.wire).equals(frame(reject, Buffer.alloc(0), bad, true, true))).toBe(true);
+  });
+
   it('send side: staged headers are never written over while the socket still holds them', () => {
     let replaced = 0;
     fc.assert(
@@ -291,7 +319,19 @@ describe('TCP framer', () => {
           expect(Buffer.concat(sock.wire).equals(want)).toBe(true);
         },
       ),
-      { numRuns: 60 },
+      {
+        numRuns: 60,
+        // Besides the random runs: 400 headers the socket holds throughout (none taken).
+        examples: [
+          [
+            Array.from({ length: 400 }, (_, i) => ({ pdu: { bhs: Buffer.alloc(48, i), ahs: Buffer.alloc(0), data: Buffer.alloc(0) }, hold: 0 })),
+            10,
+            1000,
+            true,
+            true,
+          ],
+        ],
+      },
     );
     // The runs went past the staging buffer's end while the socket held its bytes.
     expect(replaced).toBeGreaterThan(0);
@@ -305,6 +345,7 @@ describe('TCP framer', () => {
 class QueueingSocket extends MockSocket {
   wire: Buffer[] = [];
   hold = false;
+  writesAfterEnd = 0;
   private queued: Uint8Array[] = [];
   private callbacks: Array<() => void> = [];
   private corks = 0;
@@ -315,11 +356,22 @@ class QueueingSocket extends MockSocket {
     if (this.corks > 0 && --this.corks === 0 && !this.hold) this.take();
   }
   override write(b: Uint8Array, cb?: () => void): boolean {
+    if (!this.writable) {
+      // Node: ERR_STREAM_WRITE_AFTER_END, and the socket is destroyed.
+      this.writesAfterEnd++;
+      return false;
+    }
     this.queued.push(b);
     this.writableLength += b.length;
     if (cb) this.callbacks.push(cb);
     if (this.corks === 0 && !this.hold) this.take();
     return true;
+  }
+  /** As Writable.end(): uncorks fully, sends what is queued, then takes no more writes. */
+  override end(): void {
+    this.corks = 0;
+    this.take();
+    this.writable = false;
   }
   take(): void {
     for (const b of this.queued) this.wire.push(Buffer.from(b));
